@@ -1,0 +1,51 @@
+# The README's two commands are `make dev` (run the whole system on this machine) and `make test` (every check).
+# Each installs what it needs on a fresh machine and is quick when already set up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAGE ?= dev
+CDK := npx --no-install cdk
+PY_SOURCES := infra lambdas shared scripts app.py
+
+.PHONY: dev test lint typecheck unit synth bench deploy browser-deps clean
+
+$(VENV)/.stamp: requirements/runtime.txt requirements/dev.txt requirements/constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt -c requirements/constraints.txt
+	touch $@
+
+node_modules/.stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## Headless Chromium from Debian for the web page's browser test (no browser download at install time).
+browser-deps:
+	@command -v chromium >/dev/null || bash scripts/install_chromium.sh
+
+dev: $(VENV)/.stamp node_modules/.stamp
+	$(PY) -m scripts.local_stack
+
+lint: $(VENV)/.stamp
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.stamp
+	$(VENV)/bin/mypy $(PY_SOURCES)
+
+unit: $(VENV)/.stamp node_modules/.stamp
+	$(VENV)/bin/pytest
+
+test: $(VENV)/.stamp node_modules/.stamp browser-deps lint typecheck unit
+
+synth: $(VENV)/.stamp node_modules/.stamp
+	$(CDK) synth --context stage=$(STAGE) --quiet
+
+deploy: $(VENV)/.stamp node_modules/.stamp
+	$(CDK) deploy --context stage=$(STAGE) --outputs-file .local/outputs-$(STAGE).json
+
+bench: $(VENV)/.stamp node_modules/.stamp
+	$(PY) -m scripts.bench
+
+clean:
+	rm -rf cdk.out .build .local .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The package the Lambda handlers share: model client, tools, stores, push, auth."""

@@ -1,0 +1,81 @@
+"""Typed errors. Each carries the protocol's error ``code`` and a message safe to show a user.
+
+Handlers turn an :class:`AssistantError` into an ``error`` frame; anything else is a bug and becomes ``internal``
+(with the details in the log under the correlation id, never in the frame).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class ErrorCode(str, Enum):
+    BAD_REQUEST = "bad_request"
+    UNKNOWN_ACTION = "unknown_action"
+    TOO_LARGE = "too_large"
+    NOT_FOUND = "not_found"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    MODEL_UNAVAILABLE = "model_unavailable"
+    INTERNAL = "internal"
+
+
+class AssistantError(Exception):
+    """Base of every error the system expects. ``public_message`` may be sent to the user."""
+
+    code: ErrorCode = ErrorCode.INTERNAL
+    #: Whether trying the same work again later may succeed (the worker lets SQS redeliver these).
+    retryable: bool = False
+
+    def __init__(self, public_message: str) -> None:
+        super().__init__(public_message)
+        self.public_message = public_message
+
+
+class BadRequest(AssistantError):
+    code = ErrorCode.BAD_REQUEST
+
+
+class UnknownAction(AssistantError):
+    code = ErrorCode.UNKNOWN_ACTION
+
+
+class TooLarge(AssistantError):
+    code = ErrorCode.TOO_LARGE
+
+
+class NotFound(AssistantError):
+    """Also used for things that exist but belong to someone else: never a hint that they exist."""
+
+    code = ErrorCode.NOT_FOUND
+
+
+class QuotaExceeded(AssistantError):
+    code = ErrorCode.QUOTA_EXCEEDED
+
+
+class ModelError(AssistantError):
+    """The model could not produce a reply."""
+
+    code = ErrorCode.MODEL_UNAVAILABLE
+
+
+class ModelUnavailable(ModelError):
+    """Transient: rate limits, 5xx, timeouts, dropped connections, after the client's own retries."""
+
+    retryable = True
+
+
+class ModelFailed(ModelError):
+    """The model reported a failure (``error`` event, ``response.failed``); retrying the same input won't help."""
+
+
+class ModelIncomplete(ModelError):
+    """The response ended early (``response.incomplete``), e.g. the output-token limit or a content filter."""
+
+    def __init__(self, public_message: str, *, reason: str | None = None) -> None:
+        super().__init__(public_message)
+        self.reason = reason
+
+
+class ReplyInterrupted(ModelError):
+    """A reply stopped after text reached the user and cannot be resumed without a duplicate turn."""

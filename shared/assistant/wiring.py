@@ -1,0 +1,241 @@
+"""The one declaration of how the system is wired.
+
+The CDK stacks (``infra/``) and the local stack (``scripts/local_stack``) both read this module, so a route, a
+handler, a key or an environment variable is named exactly once. Nothing here touches AWS or imports a heavy
+dependency: the CDK app imports it at synth time and the Lambda handlers at cold start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Final
+
+# --- Limits that are part of the protocol -----------------------------------------------------------------------
+
+#: API Gateway WebSocket frame limit. Every payload the worker posts stays below it.
+MAX_FRAME_BYTES: Final = 32 * 1024
+#: API Gateway WebSocket message limit (a message may span several frames).
+MAX_MESSAGE_BYTES: Final = 128 * 1024
+#: Default limit on the characters of one user message (a stage may change it).
+DEFAULT_MAX_MESSAGE_CHARS: Final = 16_000
+#: API Gateway closes a connection after 2 hours, so connection records live a little longer than that.
+CONNECTION_TTL_SECONDS: Final = 3 * 60 * 60
+#: How long a message record is kept for deduplication and cancel (far beyond SQS's 5-minute dedup window).
+MESSAGE_TTL_SECONDS: Final = 7 * 24 * 60 * 60
+#: How long a per-user daily usage counter is kept after its day.
+USAGE_TTL_SECONDS: Final = 3 * 24 * 60 * 60
+
+
+# --- Environment variables --------------------------------------------------------------------------------------
+
+
+class Env(str, Enum):
+    """Names of the environment variables the functions read. Values are never secrets."""
+
+    TABLE_NAME = "TABLE_NAME"
+    QUEUE_URL = "QUEUE_URL"
+    CALLBACK_URL = "CALLBACK_URL"
+    USER_POOL_ID = "USER_POOL_ID"
+    USER_POOL_CLIENT_ID = "USER_POOL_CLIENT_ID"
+    #: Overrides where the authorizer reads the JWKS and which issuer it expects (local stack and tests).
+    COGNITO_ISSUER = "COGNITO_ISSUER"
+    COGNITO_JWKS_URL = "COGNITO_JWKS_URL"
+    OPENAI_SECRET_NAME = "OPENAI_SECRET_NAME"
+    #: Any Responses-compatible server (local stack: the offline model). Not a secret.
+    OPENAI_BASE_URL = "OPENAI_BASE_URL"
+    MAX_MESSAGE_CHARS = "MAX_MESSAGE_CHARS"
+    DAILY_MESSAGE_QUOTA = "DAILY_MESSAGE_QUOTA"
+    DAILY_OUTPUT_TOKEN_QUOTA = "DAILY_OUTPUT_TOKEN_QUOTA"
+    FLUSH_INTERVAL_MS = "FLUSH_INTERVAL_MS"
+    FLUSH_CHARS = "FLUSH_CHARS"
+    MAX_RECEIVE_COUNT = "MAX_RECEIVE_COUNT"
+    MODEL_OVERRIDE = "MODEL_OVERRIDE"
+    # Powertools reads these itself.
+    SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
+    METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
+    LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
+
+
+# --- Table ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One DynamoDB table holds every record; see ``docs/architecture.md`` for the item types."""
+
+    partition_key: str = "pk"
+    sort_key: str = "sk"
+    ttl_attribute: str = "expiresAt"
+
+
+TABLE: Final = TableSpec()
+
+
+# --- Queue ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """The FIFO queue between ``sendMessage`` and the worker."""
+
+    #: Attempts before a message goes to the dead-letter queue; the worker sends the user an ``error`` frame on
+    #: the last one.
+    max_receive_count: int = 3
+    #: Records per worker invocation. Within a group they arrive in order; a failure fails the rest of its group.
+    batch_size: int = 5
+    #: SQS FIFO wants the visibility timeout well above the consumer's timeout (6x is the usual rule).
+    visibility_timeout_factor: int = 6
+    retention_days: int = 4
+    dlq_retention_days: int = 14
+
+
+QUEUE: Final = QueueSpec()
+
+
+# --- Functions and routes ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """A Lambda function: where its handler lives and what it needs."""
+
+    name: str
+    #: ``module.function`` relative to ``lambdas/``.
+    handler: str
+    description: str
+    timeout_seconds: int
+    memory_mb: int = 512
+    env: tuple[Env, ...] = ()
+    reads_openai_secret: bool = False
+    posts_to_connections: bool = False
+    sends_to_queue: bool = False
+    #: "read" or "write" access to the table; ``None`` for no access.
+    table_access: str | None = None
+
+
+_COMMON_ENV = (Env.TABLE_NAME, Env.SERVICE_NAME, Env.METRICS_NAMESPACE, Env.LOG_LEVEL)
+
+AUTHORIZER: Final = FunctionSpec(
+    name="authorizer",
+    handler="authorizer.handler",
+    description="$connect REQUEST authorizer: verifies the Cognito access token in ?Auth=",
+    timeout_seconds=10,
+    memory_mb=256,
+    env=(
+        Env.USER_POOL_ID,
+        Env.USER_POOL_CLIENT_ID,
+        Env.COGNITO_ISSUER,
+        Env.COGNITO_JWKS_URL,
+        Env.SERVICE_NAME,
+        Env.LOG_LEVEL,
+    ),
+)
+CONNECT: Final = FunctionSpec(
+    name="connect",
+    handler="connect.handler",
+    description="$connect: records the connection under its user",
+    timeout_seconds=10,
+    env=_COMMON_ENV,
+    table_access="write",
+)
+DISCONNECT: Final = FunctionSpec(
+    name="disconnect",
+    handler="disconnect.handler",
+    description="$disconnect: deletes the connection record",
+    timeout_seconds=10,
+    env=_COMMON_ENV,
+    table_access="write",
+)
+SEND_MESSAGE: Final = FunctionSpec(
+    name="send_message",
+    handler="send_message.handler",
+    description="sendMessage: validates, records and enqueues a message; answers `accepted`",
+    timeout_seconds=10,
+    env=(*_COMMON_ENV, Env.QUEUE_URL, Env.MAX_MESSAGE_CHARS),
+    sends_to_queue=True,
+    table_access="write",
+)
+COMMANDS: Final = FunctionSpec(
+    name="commands",
+    handler="commands.handler",
+    description="cancel, newConversation, listConversations, getHistory, ping",
+    timeout_seconds=20,
+    env=(*_COMMON_ENV, Env.OPENAI_SECRET_NAME, Env.OPENAI_BASE_URL),
+    # getHistory reads the conversation's items from the Conversations API.
+    reads_openai_secret=True,
+    table_access="write",
+)
+DEFAULT: Final = FunctionSpec(
+    name="default",
+    handler="default.handler",
+    description="$default: answers everything unroutable with an error frame",
+    timeout_seconds=5,
+    memory_mb=256,
+    env=(Env.SERVICE_NAME, Env.LOG_LEVEL),
+)
+WORKER: Final = FunctionSpec(
+    name="worker",
+    handler="worker.handler",
+    description="FIFO consumer: streams the model's reply to every connection of the user",
+    # The model's worst case: retries before the first token plus a long reply with tool rounds.
+    timeout_seconds=300,
+    memory_mb=1024,
+    env=(
+        *_COMMON_ENV,
+        Env.CALLBACK_URL,
+        Env.OPENAI_SECRET_NAME,
+        Env.OPENAI_BASE_URL,
+        Env.DAILY_MESSAGE_QUOTA,
+        Env.DAILY_OUTPUT_TOKEN_QUOTA,
+        Env.FLUSH_INTERVAL_MS,
+        Env.FLUSH_CHARS,
+        Env.MAX_RECEIVE_COUNT,
+        Env.MODEL_OVERRIDE,
+    ),
+    reads_openai_secret=True,
+    posts_to_connections=True,
+    table_access="write",
+)
+
+FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (AUTHORIZER, CONNECT, DISCONNECT, SEND_MESSAGE, COMMANDS, DEFAULT, WORKER)
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """A WebSocket route. ``returns_response`` routes answer the sender through a ``$default`` route response."""
+
+    route_key: str
+    function: FunctionSpec
+    returns_response: bool = True
+
+
+#: The query-string parameter that carries the Cognito access token (the original's contract).
+AUTH_QUERY_PARAMETER: Final = "Auth"
+#: API Gateway selects the route from this expression.
+ROUTE_SELECTION_EXPRESSION: Final = "$request.body.action"
+
+ROUTES: Final[tuple[RouteSpec, ...]] = (
+    RouteSpec("$connect", CONNECT, returns_response=False),
+    RouteSpec("$disconnect", DISCONNECT, returns_response=False),
+    RouteSpec("$default", DEFAULT),
+    RouteSpec("sendMessage", SEND_MESSAGE),
+    RouteSpec("cancel", COMMANDS),
+    RouteSpec("newConversation", COMMANDS),
+    RouteSpec("listConversations", COMMANDS),
+    RouteSpec("getHistory", COMMANDS),
+    RouteSpec("ping", COMMANDS),
+)
+
+
+@dataclass(frozen=True)
+class StageDefaults:
+    """Values both the stack's stage config and the local stack start from."""
+
+    daily_message_quota: int = 200
+    daily_output_token_quota: int = 200_000
+    flush_interval_ms: int = 80
+    flush_chars: int = 2_000
+
+
+STAGE_DEFAULTS: Final = StageDefaults()
