@@ -6,10 +6,10 @@ Handlers turn an :class:`AssistantError` into an ``error`` frame; anything else 
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class ErrorCode(str, Enum):
+class ErrorCode(StrEnum):
     BAD_REQUEST = "bad_request"
     UNKNOWN_ACTION = "unknown_action"
     TOO_LARGE = "too_large"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
@@ -140,7 +140,7 @@ class Delta(_ServerFrame):
     text: str
 
 
-class ToolStatus(str, Enum):
+class ToolStatus(StrEnum):
     STARTED = "started"
     DONE = "done"
     FAILED = "failed"
@@ -163,6 +163,8 @@ class Done(_ServerFrame):
     message_id: str = Field(alias="messageId")
     conversation_id: str = Field(alias="conversationId")
     usage: Usage
+    #: The model that wrote the reply; "offline-demo" marks the local stack's built-in model (not a language model).
+    model: str | None = None
 
 
 class Cancelled(_ServerFrame):
@@ -178,7 +180,7 @@ class ErrorFrame(_ServerFrame):
 
     @classmethod
     def from_error(cls, error: AssistantError, *, message_id: str | None = None) -> ErrorFrame:
-        return cls(messageId=message_id, code=error.code, message=error.public_message)
+        return cls(message_id=message_id, code=error.code, message=error.public_message)
 
 
 class ConversationFrame(_ServerFrame):
@@ -214,16 +216,7 @@ class Pong(_ServerFrame):
 
 
 ServerFrame = (
-    Accepted
-    | Delta
-    | ToolActivity
-    | Done
-    | Cancelled
-    | ErrorFrame
-    | ConversationFrame
-    | Conversations
-    | History
-    | Pong
+    Accepted | Delta | ToolActivity | Done | Cancelled | ErrorFrame | ConversationFrame | Conversations | History | Pong
 )
 
 

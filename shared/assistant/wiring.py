@@ -8,7 +8,7 @@ dependency: the CDK app imports it at synth time and the Lambda handlers at cold
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Final
 
 # --- Limits that are part of the protocol -----------------------------------------------------------------------
@@ -30,7 +30,7 @@ USAGE_TTL_SECONDS: Final = 3 * 24 * 60 * 60
 # --- Environment variables --------------------------------------------------------------------------------------
 
 
-class Env(str, Enum):
+class Env(StrEnum):
     """Names of the environment variables the functions read. Values are never secrets."""
 
     TABLE_NAME = "TABLE_NAME"
@@ -82,8 +82,11 @@ class QueueSpec:
     #: Attempts before a message goes to the dead-letter queue; the worker sends the user an ``error`` frame on
     #: the last one.
     max_receive_count: int = 3
-    #: Records per worker invocation. Within a group they arrive in order; a failure fails the rest of its group.
-    batch_size: int = 5
+    #: Records per worker invocation. A reply streams for seconds, and records in one batch are answered one after
+    #: another, so a batch of several users would make each wait behind the others: one record per invocation lets
+    #: Lambda answer every user's group in parallel. The worker still handles larger batches correctly (a failed
+    #: record fails the rest of its group, and only its group).
+    batch_size: int = 1
     #: SQS FIFO wants the visibility timeout well above the consumer's timeout (6x is the usual rule).
     visibility_timeout_factor: int = 6
     retention_days: int = 4

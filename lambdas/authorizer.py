@@ -1,0 +1,43 @@
+"""$connect REQUEST authorizer: the Cognito access token comes in the ``Auth`` query parameter.
+
+Allow puts the user in the policy's context, which API Gateway hands to every later event of the connection.
+The token itself is never logged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
+    APIGatewayAuthorizerRequestEvent,
+    APIGatewayAuthorizerResponseWebSocket,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from assistant import runtime
+from assistant.auth import InvalidToken
+from assistant.observability import Metric, logger, metrics
+from assistant.wiring import AUTH_QUERY_PARAMETER
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = APIGatewayAuthorizerRequestEvent(event)
+    token = (request.query_string_parameters or {}).get(AUTH_QUERY_PARAMETER, "")
+    try:
+        principal = runtime.token_verifier().verify(token)
+    except InvalidToken as denied:
+        logger.info("Connection denied", extra={"reason": str(denied)})
+        metrics.add_metric(name=Metric.AUTH_DENIED.value, unit=MetricUnit.Count, value=1)
+        policy = APIGatewayAuthorizerResponseWebSocket.from_route_arn(request.method_arn, principal_id="anonymous")
+        policy.deny_all_routes()
+        return policy.asdict()
+    policy = APIGatewayAuthorizerResponseWebSocket.from_route_arn(
+        request.method_arn,
+        principal_id=principal.user_id,
+        context={"userId": principal.user_id, "username": principal.username},
+    )
+    policy.allow_route("$connect")
+    return policy.asdict()

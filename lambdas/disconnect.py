@@ -1,0 +1,22 @@
+"""$disconnect: forget the connection. Other tabs of the same user keep theirs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from assistant import runtime
+from assistant.events import DisconnectEvent
+from assistant.observability import WEBSOCKET_CORRELATION_PATH, logger, metrics
+
+
+@logger.inject_lambda_context(correlation_id_path=WEBSOCKET_CORRELATION_PATH)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    parsed = parse(event=event, model=DisconnectEvent)
+    context_ = parsed.request_context
+    runtime.connections().remove(context_.authorizer.user_id, context_.connection_id)
+    logger.info("Disconnected", extra={"status": context_.disconnect_status_code, "reason": context_.disconnect_reason})
+    return {"statusCode": 200}

@@ -1,0 +1,63 @@
+"""The FIFO consumer: answers each queued message by streaming the model's reply to every tab of its user.
+
+Powertools' ``SqsFifoPartialProcessor`` reports failed records back to SQS; with ``skip_group_on_error`` a failed
+record fails the records after it in its own message group (that user's later messages wait, keeping their order)
+while other users' records in the batch go on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from assistant import runtime
+from assistant.observability import Metric, logger, metrics
+from assistant.queue import QueuedMessage
+from assistant.reply import ReplyOutcome, ReplyResult
+
+processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+
+_RESULT_METRICS = {
+    ReplyResult.DONE: Metric.REPLIES_COMPLETED,
+    ReplyResult.CANCELLED: Metric.REPLIES_CANCELLED,
+    ReplyResult.FAILED: Metric.REPLIES_FAILED,
+    ReplyResult.DUPLICATE: Metric.DUPLICATE_DELIVERIES,
+}
+
+
+def answer(record: SQSRecord) -> None:
+    queued = QueuedMessage.model_validate_json(record.body)
+    logger.set_correlation_id(queued.message_id)
+    logger.append_keys(userId=queued.user_id, conversationId=queued.conversation_id)
+    attempt = int(record.attributes.approximate_receive_count)
+    outcome = runtime.reply_service().handle(queued, attempt=attempt)
+    _record_metrics(outcome)
+    logger.info(
+        "Message handled",
+        extra={"result": outcome.result.value, "frames": outcome.frames, "outputTokens": outcome.output_tokens},
+    )
+
+
+def _record_metrics(outcome: ReplyOutcome) -> None:
+    metrics.add_metric(name=_RESULT_METRICS[outcome.result].value, unit=MetricUnit.Count, value=1)
+    if outcome.result is not ReplyResult.DONE:
+        return
+    metrics.add_metric(name=Metric.OUTPUT_TOKENS.value, unit=MetricUnit.Count, value=outcome.output_tokens)
+    metrics.add_metric(name=Metric.INPUT_TOKENS.value, unit=MetricUnit.Count, value=outcome.input_tokens)
+    metrics.add_metric(name=Metric.FRAMES_POSTED.value, unit=MetricUnit.Count, value=outcome.frames)
+    if outcome.first_text_after_s is not None:
+        metrics.add_metric(
+            name=Metric.TIME_TO_FIRST_TEXT.value,
+            unit=MetricUnit.Milliseconds,
+            value=round(outcome.first_text_after_s * 1000, 1),
+        )
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=answer, processor=processor, context=context)

@@ -1,0 +1,91 @@
+"""The small routes: cancel, newConversation, listConversations, getHistory, ping. Each answers the sender."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from assistant.errors import NotFound
+from assistant.model import ModelClient
+from assistant.protocol import (
+    Cancel,
+    Cancelled,
+    ClientFrame,
+    ConversationFrame,
+    Conversations,
+    ConversationSummary,
+    GetHistory,
+    History,
+    HistoryMessage,
+    ListConversations,
+    NewConversation,
+    Ping,
+    Pong,
+    ServerFrame,
+)
+from assistant.stores.conversations import ConversationStore
+from assistant.stores.messages import MessageStatus, MessageStore
+from assistant.wiring import MAX_MESSAGE_BYTES
+
+#: Route responses travel as one WebSocket message; leave room under API Gateway's 128 KB for the envelope.
+HISTORY_BUDGET_BYTES = MAX_MESSAGE_BYTES - 8 * 1024
+LIST_LIMIT = 50
+
+
+class CommandService:
+    def __init__(
+        self,
+        *,
+        conversations: ConversationStore,
+        messages: MessageStore,
+        model: Callable[[], ModelClient],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._conversations = conversations
+        self._messages = messages
+        self._model = model
+        self._clock = clock
+
+    def handle(self, user_id: str, frame: ClientFrame) -> ServerFrame | None:
+        if isinstance(frame, Cancel):
+            return self._cancel(user_id, frame.message_id)
+        if isinstance(frame, NewConversation):
+            created = self._conversations.create(user_id, now=self._clock(), make_current=True)
+            return ConversationFrame(conversation_id=created.conversation_id)
+        if isinstance(frame, ListConversations):
+            return Conversations(
+                items=[
+                    ConversationSummary(conversation_id=c.conversation_id, title=c.title, updated_at=c.updated_at)
+                    for c in self._conversations.list_recent(user_id, limit=LIST_LIMIT)
+                ]
+            )
+        if isinstance(frame, GetHistory):
+            return self._history(user_id, frame.conversation_id)
+        if isinstance(frame, Ping):
+            return Pong()
+        raise TypeError(f"{type(frame).__name__} is not a command")  # sendMessage has its own route
+
+    def _cancel(self, user_id: str, message_id: str) -> ServerFrame | None:
+        record = self._messages.request_cancel(user_id, message_id)
+        if record is None:
+            raise NotFound("No such message.")
+        if record.status is MessageStatus.CANCELLED:
+            # Cancelled before the worker got to it: nobody else will say so.
+            return Cancelled(message_id=message_id)
+        # Streaming: the worker stops at its next frame and tells every tab. Already finished: nothing to stop.
+        return None
+
+    def _history(self, user_id: str, conversation_id: str) -> History:
+        conversation = self._conversations.get(user_id, conversation_id)
+        if conversation is None:
+            raise NotFound("No such conversation.")
+        if conversation.openai_conversation_id is None:
+            return History(conversation_id=conversation_id, messages=[])
+        turns = self._model().history(conversation.openai_conversation_id)
+        messages = [HistoryMessage(role=role, text=text) for role, text in turns]
+        history = History(conversation_id=conversation_id, messages=messages)
+        # Keep the newest turns that fit one WebSocket message.
+        while messages and len(history.to_json().encode()) > HISTORY_BUDGET_BYTES:
+            messages = messages[max(1, len(messages) // 10) :]
+            history = History(conversation_id=conversation_id, messages=messages)
+        return history

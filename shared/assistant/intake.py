@@ -1,0 +1,66 @@
+"""Accepting a user's message: validate, record, enqueue. The route answers at once; the worker streams later."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from assistant.errors import NotFound
+from assistant.protocol import Accepted, SendMessage, new_id
+from assistant.queue import QueuedMessage, enqueue
+from assistant.stores.conversations import ConversationStore
+from assistant.stores.messages import MessageStatus, MessageStore
+
+logger = Logger(child=True)
+
+
+class MessageIntake:
+    def __init__(
+        self,
+        *,
+        conversations: ConversationStore,
+        messages: MessageStore,
+        sqs_client: Any,
+        queue_url: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._conversations = conversations
+        self._messages = messages
+        self._sqs = sqs_client
+        self._queue_url = queue_url
+        self._clock = clock
+
+    def accept(self, *, user_id: str, connection_id: str, frame: SendMessage) -> Accepted:
+        now = self._clock()
+        if frame.conversation_id is None:
+            conversation_id = self._conversations.current(user_id, now=now).conversation_id
+        elif self._conversations.get(user_id, frame.conversation_id) is None:
+            # Someone else's conversation gets the same answer as one that never existed.
+            raise NotFound("No such conversation.")
+        else:
+            conversation_id = frame.conversation_id
+
+        message_id = frame.message_id or new_id("m")
+        record, created = self._messages.create(user_id, message_id, conversation_id, now=now)
+        if not created and record.status is not MessageStatus.QUEUED:
+            # A client retry of a message already being answered (or answered): the reply is not repeated.
+            logger.info("Repeated messageId; not enqueued again", extra={"status": record.status.value})
+            return Accepted(message_id=message_id, conversation_id=record.conversation_id)
+        # Enqueue even when the record existed but is still queued: the first enqueue may have failed after the
+        # record was written. SQS drops a duplicate within 5 minutes and the worker's record check after that.
+        enqueue(
+            self._sqs,
+            self._queue_url,
+            QueuedMessage(
+                user_id=user_id,
+                message_id=message_id,
+                conversation_id=record.conversation_id,
+                text=frame.message,
+                connection_id=connection_id,
+                received_at=now,
+            ),
+        )
+        return Accepted(message_id=message_id, conversation_id=record.conversation_id)

@@ -1,0 +1,299 @@
+"""Answering one queued message: claim it, stream the model's reply to every tab of the user, finish it.
+
+Exactly-once is the point of this module. SQS may deliver a message twice and a worker may die half-way through a
+reply; the message record (:mod:`assistant.stores.messages`) tells each delivery what already happened:
+
+* final (done, cancelled, failed) -> nothing to do: no second answer;
+* queued -> claim it (and count it against the quota) and ask the model;
+* streaming -> a previous delivery died. If a model response had started, resume from the checkpoint: fetch that
+  response instead of asking again (no second turn in the conversation), re-post the one frame that may not have
+  arrived (clients ignore a ``seq`` they already have) and continue.
+
+Frames are checkpointed before they are posted, and the checkpoint write fails when the user has asked to cancel,
+which is how a cancel reaches a running reply within one flush interval.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from aws_lambda_powertools import Logger
+
+from assistant.errors import AssistantError, ErrorCode, ModelError, NotFound, QuotaExceeded
+from assistant.model import ModelClient, ModelEvent, ReplyCompleted, ResponseStarted, TextDelta, ToolEvent
+from assistant.protocol import Cancelled, Delta, Done, ErrorFrame, ServerFrame, ToolActivity, ToolStatus, Usage
+from assistant.push import Broadcaster, DeltaCoalescer
+from assistant.queue import QueuedMessage
+from assistant.stores.conversations import ConversationStore
+from assistant.stores.messages import ClaimOutcome, MessageRecord, MessageStatus, MessageStore
+from assistant.tools.registry import ToolContext
+
+logger = Logger(child=True)
+
+#: Conversation titles are the start of the first message.
+TITLE_CHARS = 60
+
+
+class ReplyResult(StrEnum):
+    DONE = "done"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    #: A redelivery of a message that had already been answered, cancelled or failed.
+    DUPLICATE = "duplicate"
+
+
+@dataclass
+class ReplyOutcome:
+    result: ReplyResult
+    #: Seconds from the message's arrival at the API to its first frame of text being posted.
+    first_text_after_s: float | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    frames: int = 0
+    error_code: ErrorCode | None = None
+
+
+@dataclass(frozen=True)
+class ReplyLimits:
+    quota_messages: int
+    quota_output_tokens: int
+    flush_interval_s: float
+    flush_chars: int
+    max_receive_count: int
+
+
+class _CancelRequested(Exception):
+    """The checkpoint write found the user's cancel request: stop generating."""
+
+
+@dataclass
+class _Progress:
+    """Where this delivery stands in the reply (continuing a dead delivery's checkpoint, if any)."""
+
+    next_seq: int = 0
+    sent_chars: int = 0
+    round_start: int = 0
+    frames: int = 0
+    first_text_at: float | None = None
+    #: On resume, the round text fetched from the model must be trimmed to what the user has not seen.
+    resume: MessageRecord | None = None
+    completed: list[ReplyCompleted] = field(default_factory=list)
+
+
+class ReplyService:
+    def __init__(
+        self,
+        *,
+        messages: MessageStore,
+        conversations: ConversationStore,
+        broadcaster: Broadcaster,
+        model: Callable[[], ModelClient],
+        limits: ReplyLimits,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._messages = messages
+        self._conversations = conversations
+        self._broadcaster = broadcaster
+        # A factory, so a duplicate delivery never pays for reading the API key or importing the SDK.
+        self._model = model
+        self._limits = limits
+        self._clock = clock
+
+    def handle(self, queued: QueuedMessage, *, attempt: int) -> ReplyOutcome:
+        """Answer one delivery. Raises (so SQS redelivers) only for failures worth another attempt."""
+        record = self._messages.get(queued.user_id, queued.message_id)
+        if record is None:
+            # sendMessage writes the record before it enqueues, so this is a bug or an expired (7-day-old) record.
+            raise LookupError(f"No record for message {queued.message_id}; refusing to answer it twice or blind.")
+        if record.status is MessageStatus.QUEUED:
+            claimed = self._messages.claim(
+                record,
+                now=self._clock(),
+                message_quota=self._limits.quota_messages,
+                token_quota=self._limits.quota_output_tokens,
+            )
+            if claimed is ClaimOutcome.QUOTA_EXCEEDED:
+                return self._reject_over_quota(record)
+            # Claimed, or changed under us (cancelled while queued, or another delivery claimed it): re-read.
+            record = self._reload(record)
+        if record.status.is_final:
+            logger.info("Duplicate delivery ignored", extra={"status": record.status.value})
+            return ReplyOutcome(ReplyResult.DUPLICATE)
+        try:
+            return self._stream(queued, record)
+        except _CancelRequested:
+            return self._cancel(record)
+        except AssistantError as error:
+            if error.retryable and attempt < self._limits.max_receive_count:
+                logger.warning("Reply failed, SQS will retry", extra={"attempt": attempt, "code": error.code.value})
+                raise
+            self._fail(record, error)
+            if error.retryable:
+                raise  # out of attempts: the user has their error frame, the message goes to the dead-letter queue
+            return ReplyOutcome(ReplyResult.FAILED, error_code=error.code)
+        except Exception:
+            if attempt >= self._limits.max_receive_count:
+                logger.exception("Reply failed on the last attempt; the message goes to the dead-letter queue")
+                self._fail(record, AssistantError("Something went wrong while answering. Please try again."))
+            raise
+
+    # --- states -------------------------------------------------------------------------------------------------
+
+    def _reject_over_quota(self, record: MessageRecord) -> ReplyOutcome:
+        # Checked (atomically with the claim) before the model is called: an over-quota message costs nothing.
+        self._messages.finish(
+            record,
+            status=MessageStatus.FAILED,
+            now=self._clock(),
+            error_code=ErrorCode.QUOTA_EXCEEDED.value,
+            expected=MessageStatus.QUEUED,
+        )
+        error = QuotaExceeded("You have reached today's message limit. It resets at midnight UTC.")
+        self._send(record, ErrorFrame.from_error(error, message_id=record.message_id))
+        return ReplyOutcome(ReplyResult.FAILED, error_code=error.code)
+
+    def _stream(self, queued: QueuedMessage, record: MessageRecord) -> ReplyOutcome:
+        conversation = self._conversations.get(queued.user_id, queued.conversation_id)
+        if conversation is None:
+            raise NotFound("The conversation no longer exists.")
+        model = self._model()
+        provider_id = conversation.openai_conversation_id or self._conversations.attach_openai_conversation(
+            queued.user_id,
+            conversation.conversation_id,
+            model.create_conversation(metadata={"conversationId": conversation.conversation_id}),
+        )
+        context = ToolContext(user_id=queued.user_id)
+        checkpoint = record.checkpoint
+        progress = _Progress()
+        events: Iterator[ModelEvent]
+        if checkpoint.response_id:
+            logger.info("Resuming an interrupted reply", extra={"seq": checkpoint.seq})
+            progress.next_seq = checkpoint.seq + 1
+            progress.sent_chars = checkpoint.frame_end if checkpoint.seq >= 0 else checkpoint.round_start
+            progress.round_start = checkpoint.round_start
+            progress.resume = record
+            events = model.resume_reply(
+                response_id=checkpoint.response_id, conversation_id=provider_id, context=context
+            )
+        else:
+            events = model.stream_reply(conversation_id=provider_id, text=queued.text, context=context)
+
+        coalescer = DeltaCoalescer(interval_seconds=self._limits.flush_interval_s, max_chars=self._limits.flush_chars)
+        try:
+            for event in events:
+                if isinstance(event, TextDelta):
+                    if progress.resume is not None:
+                        self._resend_after_checkpoint(record, progress, event.text)
+                    else:
+                        self._post_chunks(record, progress, coalescer.add(event.text))
+                    continue
+                # Any other event ends a run of text: what is buffered goes out first, in order.
+                self._post_chunks(record, progress, coalescer.drain())
+                if isinstance(event, ResponseStarted):
+                    self._start_round(record, progress, event.response_id)
+                elif isinstance(event, ToolEvent):
+                    self._send(
+                        record,
+                        ToolActivity(message_id=record.message_id, name=event.name, status=ToolStatus(event.status)),
+                    )
+                elif isinstance(event, ReplyCompleted):
+                    progress.completed.append(event)
+            self._post_chunks(record, progress, coalescer.drain())
+        finally:
+            # Closing the generator closes the HTTP stream, which is what stops generation on cancel.
+            close = getattr(events, "close", None)
+            if close is not None:
+                close()
+        if not progress.completed:
+            raise ModelError("The model stopped without finishing the reply.")
+        return self._complete(queued, record, progress)
+
+    def _start_round(self, record: MessageRecord, progress: _Progress, response_id: str) -> None:
+        if progress.resume is not None and response_id == progress.resume.checkpoint.response_id:
+            return  # the round being resumed is already on record
+        progress.resume = None
+        progress.round_start = progress.sent_chars
+        if not self._messages.start_round(record, response_id=response_id, round_start=progress.round_start):
+            raise _CancelRequested
+
+    def _resend_after_checkpoint(self, record: MessageRecord, progress: _Progress, round_text: str) -> None:
+        """Post what the user may not have of a resumed round, given its full text."""
+        assert progress.resume is not None
+        checkpoint = progress.resume.checkpoint
+        progress.resume = None
+        offset = checkpoint.round_start
+        if checkpoint.seq >= 0 and checkpoint.frame_start >= offset:
+            # The last checkpointed frame may not have been posted before the crash; clients drop a seq they have.
+            again = round_text[checkpoint.frame_start - offset : checkpoint.frame_end - offset]
+            self._send(record, Delta(message_id=record.message_id, seq=checkpoint.seq, text=again))
+            progress.frames += 1
+        rest = round_text[max(checkpoint.frame_end - offset, 0) :] if checkpoint.seq >= 0 else round_text
+        coalescer = DeltaCoalescer(interval_seconds=0, max_chars=self._limits.flush_chars)
+        self._post_chunks(record, progress, [*coalescer.add(rest), *coalescer.drain()])
+
+    def _post_chunks(self, record: MessageRecord, progress: _Progress, chunks: list[str]) -> None:
+        for chunk in chunks:
+            if not chunk:
+                continue
+            start, end = progress.sent_chars, progress.sent_chars + len(chunk)
+            if not self._messages.checkpoint_frame(record, seq=progress.next_seq, frame_start=start, frame_end=end):
+                raise _CancelRequested
+            self._send(record, Delta(message_id=record.message_id, seq=progress.next_seq, text=chunk))
+            if progress.first_text_at is None:
+                progress.first_text_at = self._clock()
+            progress.next_seq += 1
+            progress.sent_chars = end
+            progress.frames += 1
+
+    def _complete(self, queued: QueuedMessage, record: MessageRecord, progress: _Progress) -> ReplyOutcome:
+        input_tokens = sum(c.input_tokens for c in progress.completed)
+        output_tokens = sum(c.output_tokens for c in progress.completed)
+        self._send(
+            record,
+            Done(
+                message_id=record.message_id,
+                conversation_id=record.conversation_id,
+                usage=Usage(input_tokens=input_tokens, output_tokens=output_tokens),
+                model=progress.completed[-1].model,
+            ),
+        )
+        # After the frame: if we die in between, the redelivery resumes and sends `done` again rather than never.
+        self._messages.finish(record, status=MessageStatus.DONE, now=self._clock(), output_tokens=output_tokens)
+        self._conversations.touch(queued.user_id, record.conversation_id, now=self._clock(), title=_title(queued.text))
+        return ReplyOutcome(
+            ReplyResult.DONE,
+            first_text_after_s=None if progress.first_text_at is None else progress.first_text_at - queued.received_at,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            frames=progress.frames,
+        )
+
+    def _cancel(self, record: MessageRecord) -> ReplyOutcome:
+        self._messages.finish(record, status=MessageStatus.CANCELLED, now=self._clock())
+        self._send(record, Cancelled(message_id=record.message_id))
+        logger.info("Reply cancelled by the user")
+        return ReplyOutcome(ReplyResult.CANCELLED)
+
+    def _fail(self, record: MessageRecord, error: AssistantError) -> None:
+        logger.error("Reply failed", extra={"code": error.code.value, "error_type": type(error).__name__})
+        self._messages.finish(record, status=MessageStatus.FAILED, now=self._clock(), error_code=error.code.value)
+        self._send(record, ErrorFrame.from_error(error, message_id=record.message_id))
+
+    # --- helpers ------------------------------------------------------------------------------------------------
+
+    def _send(self, record: MessageRecord, frame: ServerFrame) -> None:
+        self._broadcaster.send(record.user_id, frame)
+
+    def _reload(self, record: MessageRecord) -> MessageRecord:
+        fresh = self._messages.get(record.user_id, record.message_id)
+        if fresh is None:
+            raise LookupError(f"Message {record.message_id} vanished while being claimed.")
+        return fresh
+
+
+def _title(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1].rstrip() + "…"

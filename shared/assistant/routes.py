@@ -1,0 +1,50 @@
+"""What every WebSocket route handler does around its one line of logic.
+
+Parse the event (Powertools model plus the authorizer context), run the route, and turn the outcome into the
+route response: the route's frame, an ``error`` frame with the protocol's code for an :class:`AssistantError`, or an
+``internal`` error frame for anything unexpected. The unexpected case is logged with its traceback and counted; the
+user sees only a generic message and the request id to quote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from assistant.errors import AssistantError, ErrorCode
+from assistant.events import MessageEvent
+from assistant.observability import WEBSOCKET_CORRELATION_PATH, Metric, logger, metrics
+from assistant.protocol import ErrorFrame, ServerFrame, route_response
+
+RouteAction = Callable[[MessageEvent], ServerFrame | None]
+LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
+
+def websocket_route(action: RouteAction) -> LambdaHandler:
+    @logger.inject_lambda_context(correlation_id_path=WEBSOCKET_CORRELATION_PATH)
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        parsed = parse(event=event, model=MessageEvent)
+        logger.append_keys(
+            userId=parsed.request_context.authorizer.user_id,
+            connectionId=parsed.request_context.connection_id,
+            routeKey=parsed.request_context.route_key,
+        )
+        try:
+            return route_response(action(parsed))
+        except AssistantError as error:
+            metrics.add_metric(name=Metric.BAD_REQUESTS.value, unit=MetricUnit.Count, value=1)
+            logger.info("Request refused", extra={"code": error.code.value})
+            return route_response(ErrorFrame.from_error(error))
+        except Exception:
+            logger.exception("Route failed")
+            request_id = parsed.request_context.request_id
+            return route_response(
+                ErrorFrame(code=ErrorCode.INTERNAL, message=f"Something went wrong (request {request_id}).")
+            )
+
+    return handler

@@ -1,0 +1,157 @@
+"""Per-container dependencies, built on first use and reused by every invocation of a warm Lambda.
+
+Handlers ask for what they need (a store, the queue client, the model client) instead of building it at import,
+so a cold start pays only for what that function uses; ``openai`` in particular is imported only by the functions
+that talk to the model. Tests and the local stack call :func:`reset` after changing the environment.
+"""
+
+from __future__ import annotations
+
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+from assistant.settings import Settings
+
+if TYPE_CHECKING:
+    from assistant.auth import TokenVerifier
+    from assistant.model import ModelClient
+    from assistant.push import Broadcaster
+    from assistant.reply import ReplyService
+    from assistant.stores.connections import ConnectionStore
+    from assistant.stores.conversations import ConversationStore
+    from assistant.stores.messages import MessageStore
+
+#: Route handlers must answer within API Gateway's 29 s; AWS calls get short timeouts and botocore's standard retries.
+_AWS_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
+#: How long a fetched OpenAI key is reused before Secrets Manager is asked again (rotation takes effect by then).
+SECRET_MAX_AGE_SECONDS = 300
+
+
+@cache
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+@cache
+def table() -> Any:
+    return boto3.resource("dynamodb", region_name=settings().region, config=_AWS_CONFIG).Table(
+        settings().require("table_name")
+    )
+
+
+@cache
+def sqs() -> Any:
+    return boto3.client("sqs", region_name=settings().region, config=_AWS_CONFIG)
+
+
+@cache
+def connections() -> ConnectionStore:
+    from assistant.stores.connections import ConnectionStore
+
+    return ConnectionStore(table())
+
+
+@cache
+def conversations() -> ConversationStore:
+    from assistant.stores.conversations import ConversationStore
+
+    return ConversationStore(table())
+
+
+@cache
+def messages() -> MessageStore:
+    from assistant.stores.messages import MessageStore
+
+    return MessageStore(table())
+
+
+@cache
+def broadcaster() -> Broadcaster:
+    from assistant.push import Broadcaster
+
+    return Broadcaster.from_callback_url(settings().require("callback_url"), connections())
+
+
+@cache
+def token_verifier() -> TokenVerifier:
+    from assistant.auth import TokenVerifier
+
+    config = settings()
+    return TokenVerifier.for_user_pool(
+        region=config.region,
+        user_pool_id=config.require("user_pool_id"),
+        client_id=config.require("user_pool_client_id"),
+        issuer=config.cognito_issuer,
+        jwks_url=config.cognito_jwks_url,
+    )
+
+
+def openai_api_key() -> str:
+    """The OpenAI key from Secrets Manager, cached by Powertools for :data:`SECRET_MAX_AGE_SECONDS`."""
+    from aws_lambda_powertools.utilities import parameters
+
+    value = parameters.get_secret(settings().require("openai_secret_name"), max_age=SECRET_MAX_AGE_SECONDS)
+    if not isinstance(value, str) or not value.strip():
+        raise RuntimeError("The OpenAI key secret is empty; set it with scripts/set_openai_key.py.")
+    return value.strip()
+
+
+def model_client() -> ModelClient:
+    """The model client for the current key: a rotated key gets a new client within the secret's max age."""
+    return _model_client_for(openai_api_key())
+
+
+@lru_cache(maxsize=1)
+def _model_client_for(api_key: str) -> ModelClient:
+    from assistant.definition import load_definition
+    from assistant.model import ModelClient
+    from assistant.tools.builtin import default_registry
+
+    config = settings()
+    return ModelClient.create(
+        api_key=api_key,
+        base_url=config.openai_base_url,
+        definition=load_definition(),
+        tools=default_registry(),
+        model_override=config.model_override,
+    )
+
+
+@cache
+def reply_service() -> ReplyService:
+    from assistant.reply import ReplyLimits, ReplyService
+
+    config = settings()
+    return ReplyService(
+        messages=messages(),
+        conversations=conversations(),
+        broadcaster=broadcaster(),
+        model=model_client,
+        limits=ReplyLimits(
+            quota_messages=config.daily_message_quota,
+            quota_output_tokens=config.daily_output_token_quota,
+            flush_interval_s=config.flush_interval_ms / 1000,
+            flush_chars=config.flush_chars,
+            max_receive_count=config.max_receive_count,
+        ),
+    )
+
+
+def reset() -> None:
+    """Forget every cached dependency (tests and the local stack change the environment between runs)."""
+    for cached in (
+        settings,
+        table,
+        sqs,
+        connections,
+        conversations,
+        messages,
+        broadcaster,
+        token_verifier,
+        _model_client_for,
+        reply_service,
+    ):
+        cached.cache_clear()

@@ -1,0 +1,77 @@
+"""Typed access to the environment each function gets (names declared in :mod:`assistant.wiring`).
+
+Every value is validated once per container; a missing required variable fails with the variable's name instead
+of a ``KeyError`` deep inside a handler. Nothing here is a secret: the OpenAI key is read from Secrets Manager.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+
+from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS, QUEUE, STAGE_DEFAULTS, Env
+
+
+class MissingSetting(RuntimeError):
+    """A function was deployed without an environment variable it needs: a wiring bug, not bad input."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    table_name: str | None = None
+    queue_url: str | None = None
+    callback_url: str | None = None
+    user_pool_id: str | None = None
+    user_pool_client_id: str | None = None
+    cognito_issuer: str | None = None
+    cognito_jwks_url: str | None = None
+    openai_secret_name: str | None = None
+    openai_base_url: str | None = None
+    model_override: str | None = None
+    region: str = "us-east-1"
+    max_message_chars: PositiveInt = DEFAULT_MAX_MESSAGE_CHARS
+    daily_message_quota: PositiveInt = STAGE_DEFAULTS.daily_message_quota
+    daily_output_token_quota: PositiveInt = STAGE_DEFAULTS.daily_output_token_quota
+    flush_interval_ms: int = Field(default=STAGE_DEFAULTS.flush_interval_ms, ge=0, le=2_000)
+    flush_chars: int = Field(default=STAGE_DEFAULTS.flush_chars, ge=1, le=16_000)
+    max_receive_count: PositiveInt = QUEUE.max_receive_count
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        names = {
+            "table_name": Env.TABLE_NAME,
+            "queue_url": Env.QUEUE_URL,
+            "callback_url": Env.CALLBACK_URL,
+            "user_pool_id": Env.USER_POOL_ID,
+            "user_pool_client_id": Env.USER_POOL_CLIENT_ID,
+            "cognito_issuer": Env.COGNITO_ISSUER,
+            "cognito_jwks_url": Env.COGNITO_JWKS_URL,
+            "openai_secret_name": Env.OPENAI_SECRET_NAME,
+            "openai_base_url": Env.OPENAI_BASE_URL,
+            "model_override": Env.MODEL_OVERRIDE,
+            "max_message_chars": Env.MAX_MESSAGE_CHARS,
+            "daily_message_quota": Env.DAILY_MESSAGE_QUOTA,
+            "daily_output_token_quota": Env.DAILY_OUTPUT_TOKEN_QUOTA,
+            "flush_interval_ms": Env.FLUSH_INTERVAL_MS,
+            "flush_chars": Env.FLUSH_CHARS,
+            "max_receive_count": Env.MAX_RECEIVE_COUNT,
+        }
+        values: dict[str, str] = {field: env[var.value] for field, var in names.items() if env.get(var.value)}
+        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+        if region:
+            values["region"] = region
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise MissingSetting(f"Invalid function environment: {exc}") from exc
+
+    def require(self, field: str) -> str:
+        """The value of a setting this function cannot work without."""
+        value = getattr(self, field)
+        if not value:
+            raise MissingSetting(f"Environment variable {Env[field.upper()].value} is not set for this function.")
+        return str(value)

@@ -1,0 +1,322 @@
+"""One record per user message: the state machine that makes replies exactly-once and cancellable.
+
+SQS delivers at least once, and a worker can die mid-reply. The record tells every delivery what already happened:
+
+``queued`` --claim (+1 message on today's usage, in one transaction)--> ``streaming`` --> ``done``
+                                                                                   \\-> ``cancelled`` / ``failed``
+
+While streaming, the worker checkpoints each frame *before* posting it (sequence number, the frame's character
+span and the model response it came from). The checkpoint write is conditional on nobody having asked to cancel,
+so the same write doubles as the cancel check. A redelivered message that finds ``streaming`` resumes from the
+checkpoint instead of asking the model again, so the conversation never gets a second turn.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from boto3.dynamodb.types import TypeSerializer
+from botocore.exceptions import ClientError
+
+from assistant.stores.keys import PK, SK, TTL, key, message_sk, usage_sk, user_pk
+from assistant.wiring import MESSAGE_TTL_SECONDS, USAGE_TTL_SECONDS
+
+
+class MessageStatus(StrEnum):
+    QUEUED = "queued"
+    STREAMING = "streaming"
+    DONE = "done"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (MessageStatus.DONE, MessageStatus.CANCELLED, MessageStatus.FAILED)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where a streaming reply stands. Character offsets count from the start of the whole reply."""
+
+    #: The model response of the current round (a tool call starts a new round and a new response).
+    response_id: str | None
+    #: Offset at which the current round's text starts.
+    round_start: int
+    #: Sequence number of the last frame written (it may or may not have reached the client), -1 for none.
+    seq: int
+    frame_start: int
+    frame_end: int
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    user_id: str
+    message_id: str
+    conversation_id: str
+    status: MessageStatus
+    cancel_requested: bool
+    checkpoint: Checkpoint
+    created_at: str
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> MessageRecord:
+        return cls(
+            user_id=str(item["userId"]),
+            message_id=str(item["messageId"]),
+            conversation_id=str(item["conversationId"]),
+            status=MessageStatus(item["status"]),
+            cancel_requested=bool(item.get("cancelRequested", False)),
+            checkpoint=Checkpoint(
+                response_id=item.get("responseId"),
+                round_start=int(item.get("roundStart", 0)),
+                seq=int(item.get("seq", -1)),
+                frame_start=int(item.get("frameStart", 0)),
+                frame_end=int(item.get("frameEnd", 0)),
+            ),
+            created_at=str(item["createdAt"]),
+        )
+
+
+class ClaimOutcome(StrEnum):
+    CLAIMED = "claimed"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    #: The record changed under us (cancelled while queued, or another delivery got there first): re-read it.
+    CONFLICT = "conflict"
+
+
+def _utc_iso(now: float) -> str:
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def utc_day(now: float) -> str:
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
+
+
+def _is_condition_failure(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+class MessageStore:
+    def __init__(self, table: Any) -> None:
+        self._table = table
+        self._client = table.meta.client
+        self._serialize = TypeSerializer().serialize
+
+    # --- the API side -------------------------------------------------------------------------------------------
+
+    def create(self, user_id: str, message_id: str, conversation_id: str, *, now: float) -> tuple[MessageRecord, bool]:
+        """Record a new message; returns ``(record, created)``. A client re-sending the same id gets the original."""
+        item = {
+            **key(user_id, message_sk(message_id)),
+            "userId": user_id,
+            "messageId": message_id,
+            "conversationId": conversation_id,
+            "status": MessageStatus.QUEUED.value,
+            "createdAt": _utc_iso(now),
+            TTL: int(now) + MESSAGE_TTL_SECONDS,
+        }
+        try:
+            self._table.put_item(
+                Item=item, ConditionExpression="attribute_not_exists(#pk)", ExpressionAttributeNames={"#pk": PK}
+            )
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise
+            existing = self.get(user_id, message_id)
+            if existing is None:  # expired between the two calls: practically impossible, but never guess
+                raise
+            return existing, False
+        return MessageRecord.from_item(item), True
+
+    def get(self, user_id: str, message_id: str) -> MessageRecord | None:
+        item = self._table.get_item(Key=key(user_id, message_sk(message_id)), ConsistentRead=True).get("Item")
+        return MessageRecord.from_item(item) if item else None
+
+    def request_cancel(self, user_id: str, message_id: str) -> MessageRecord | None:
+        """Cancel a queued message at once, or flag a streaming one for its worker. ``None``: no such message."""
+        try:
+            attributes = self._table.update_item(
+                Key=key(user_id, message_sk(message_id)),
+                UpdateExpression="SET #status = :cancelled",
+                ConditionExpression="#status = :queued",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":cancelled": MessageStatus.CANCELLED.value, ":queued": "queued"},
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+            return MessageRecord.from_item(attributes)
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise
+        try:
+            attributes = self._table.update_item(
+                Key=key(user_id, message_sk(message_id)),
+                UpdateExpression="SET cancelRequested = :true",
+                ConditionExpression="#status = :streaming",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":true": True, ":streaming": MessageStatus.STREAMING.value},
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+            return MessageRecord.from_item(attributes)
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise
+        # Unknown, or already finished: the caller tells them apart by the status.
+        return self.get(user_id, message_id)
+
+    # --- the worker side ----------------------------------------------------------------------------------------
+
+    def claim(self, record: MessageRecord, *, now: float, message_quota: int, token_quota: int) -> ClaimOutcome:
+        """``queued`` -> ``streaming`` and count the message on today's usage, atomically.
+
+        Doing both in one transaction means a redelivery can never count a message twice, and a message over quota
+        is never claimed.
+        """
+        usage_key = key(record.user_id, usage_sk(utc_day(now)))
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self._table.name,
+                            "Key": self._low_level(key(record.user_id, message_sk(record.message_id))),
+                            "UpdateExpression": "SET #status = :streaming, claimedAt = :now",
+                            "ConditionExpression": "#status = :queued",
+                            "ExpressionAttributeNames": {"#status": "status"},
+                            "ExpressionAttributeValues": self._low_level(
+                                {":streaming": "streaming", ":queued": "queued", ":now": _utc_iso(now)}
+                            ),
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self._table.name,
+                            "Key": self._low_level(usage_key),
+                            "UpdateExpression": "ADD messages :one SET #ttl = if_not_exists(#ttl, :ttl)",
+                            "ConditionExpression": "(attribute_not_exists(messages) OR messages < :max_messages) "
+                            "AND (attribute_not_exists(outputTokens) OR outputTokens < :max_tokens)",
+                            "ExpressionAttributeNames": {"#ttl": TTL},
+                            "ExpressionAttributeValues": self._low_level(
+                                {
+                                    ":one": 1,
+                                    ":max_messages": message_quota,
+                                    ":max_tokens": token_quota,
+                                    ":ttl": int(now) + USAGE_TTL_SECONDS,
+                                }
+                            ),
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed" and reasons[0] in (None, "None"):
+                return ClaimOutcome.QUOTA_EXCEEDED
+            return ClaimOutcome.CONFLICT
+        return ClaimOutcome.CLAIMED
+
+    def start_round(self, record: MessageRecord, *, response_id: str, round_start: int) -> bool:
+        """Remember the model response now streaming. ``False``: the user asked to cancel."""
+        return self._update_streaming(
+            record,
+            "SET responseId = :response_id, roundStart = :round_start",
+            {":response_id": response_id, ":round_start": round_start},
+        )
+
+    def checkpoint_frame(self, record: MessageRecord, *, seq: int, frame_start: int, frame_end: int) -> bool:
+        """Write a frame's place before posting it. ``False``: the user asked to cancel, so don't post it."""
+        return self._update_streaming(
+            record,
+            "SET seq = :seq, frameStart = :frame_start, frameEnd = :frame_end",
+            {":seq": seq, ":frame_start": frame_start, ":frame_end": frame_end},
+        )
+
+    def finish(
+        self,
+        record: MessageRecord,
+        *,
+        status: MessageStatus,
+        now: float,
+        output_tokens: int = 0,
+        error_code: str | None = None,
+        expected: MessageStatus = MessageStatus.STREAMING,
+    ) -> bool:
+        """Move a message to a final status and add its output tokens to today's usage.
+
+        ``False`` when the message was no longer ``expected`` (another delivery or a cancel got there first).
+        """
+        updates = ["#status = :final", "finishedAt = :now"]
+        values: dict[str, Any] = {":final": status.value, ":now": _utc_iso(now), ":expected": expected.value}
+        if error_code:
+            updates.append("errorCode = :error_code")
+            values[":error_code"] = error_code
+        items: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self._table.name,
+                    "Key": self._low_level(key(record.user_id, message_sk(record.message_id))),
+                    "UpdateExpression": "SET " + ", ".join(updates),
+                    "ConditionExpression": "#status = :expected",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": self._low_level(values),
+                }
+            }
+        ]
+        if output_tokens > 0:
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self._table.name,
+                        "Key": self._low_level(key(record.user_id, usage_sk(utc_day(now)))),
+                        "UpdateExpression": "ADD outputTokens :tokens SET #ttl = if_not_exists(#ttl, :ttl)",
+                        "ExpressionAttributeNames": {"#ttl": TTL},
+                        "ExpressionAttributeValues": self._low_level(
+                            {":tokens": output_tokens, ":ttl": int(now) + USAGE_TTL_SECONDS}
+                        ),
+                    }
+                }
+            )
+        try:
+            self._client.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
+                return False
+            raise
+        return True
+
+    def _update_streaming(self, record: MessageRecord, expression: str, values: dict[str, Any]) -> bool:
+        try:
+            self._table.update_item(
+                Key=key(record.user_id, message_sk(record.message_id)),
+                UpdateExpression=expression,
+                ConditionExpression="#status = :streaming AND (attribute_not_exists(cancelRequested) "
+                "OR cancelRequested = :false)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={**values, ":streaming": "streaming", ":false": False},
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def _low_level(self, values: dict[str, Any]) -> dict[str, Any]:
+        return {name: self._serialize(value) for name, value in values.items()}
+
+
+@dataclass(frozen=True)
+class DailyUsage:
+    messages: int
+    output_tokens: int
+
+
+def read_usage(table: Any, user_id: str, *, now: float | None = None) -> DailyUsage:
+    """Today's (UTC) usage of a user."""
+    day = utc_day(time.time() if now is None else now)
+    item = table.get_item(Key={PK: user_pk(user_id), SK: usage_sk(day)}, ConsistentRead=True).get("Item") or {}
+    return DailyUsage(messages=int(item.get("messages", 0)), output_tokens=int(item.get("outputTokens", 0)))
