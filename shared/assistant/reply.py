@@ -119,6 +119,8 @@ class ReplyService:
                 return self._reject_over_quota(record)
             # Claimed, or changed under us (cancelled while queued, or another delivery claimed it): re-read.
             record = self._reload(record)
+            if record.status is MessageStatus.QUEUED:
+                raise RuntimeError(f"Claiming message {record.message_id} failed without a reason.")
         if record.status.is_final:
             logger.info("Duplicate delivery ignored", extra={"status": record.status.value})
             return ReplyOutcome(ReplyResult.DUPLICATE)
@@ -272,7 +274,10 @@ class ReplyService:
         )
 
     def _cancel(self, record: MessageRecord) -> ReplyOutcome:
-        self._messages.finish(record, status=MessageStatus.CANCELLED, now=self._clock())
+        if not self._messages.finish(record, status=MessageStatus.CANCELLED, now=self._clock()):
+            # The conditional write failed because the message is no longer streaming, not because of a cancel.
+            logger.warning("Message finished by another delivery while streaming")
+            return ReplyOutcome(ReplyResult.DUPLICATE)
         self._send(record, Cancelled(message_id=record.message_id))
         logger.info("Reply cancelled by the user")
         return ReplyOutcome(ReplyResult.CANCELLED)

@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
 
 from assistant.stores.keys import PK, SK, TTL, key, message_sk, usage_sk, user_pk
@@ -103,8 +102,8 @@ def _is_condition_failure(exc: ClientError) -> bool:
 class MessageStore:
     def __init__(self, table: Any) -> None:
         self._table = table
+        # The resource's client takes plain Python values (boto3 serializes them), in transactions too.
         self._client = table.meta.client
-        self._serialize = TypeSerializer().serialize
 
     # --- the API side -------------------------------------------------------------------------------------------
 
@@ -182,31 +181,31 @@ class MessageStore:
                     {
                         "Update": {
                             "TableName": self._table.name,
-                            "Key": self._low_level(key(record.user_id, message_sk(record.message_id))),
+                            "Key": key(record.user_id, message_sk(record.message_id)),
                             "UpdateExpression": "SET #status = :streaming, claimedAt = :now",
                             "ConditionExpression": "#status = :queued",
                             "ExpressionAttributeNames": {"#status": "status"},
-                            "ExpressionAttributeValues": self._low_level(
-                                {":streaming": "streaming", ":queued": "queued", ":now": _utc_iso(now)}
-                            ),
+                            "ExpressionAttributeValues": {
+                                ":streaming": "streaming",
+                                ":queued": "queued",
+                                ":now": _utc_iso(now),
+                            },
                         }
                     },
                     {
                         "Update": {
                             "TableName": self._table.name,
-                            "Key": self._low_level(usage_key),
+                            "Key": usage_key,
                             "UpdateExpression": "ADD messages :one SET #ttl = if_not_exists(#ttl, :ttl)",
                             "ConditionExpression": "(attribute_not_exists(messages) OR messages < :max_messages) "
                             "AND (attribute_not_exists(outputTokens) OR outputTokens < :max_tokens)",
                             "ExpressionAttributeNames": {"#ttl": TTL},
-                            "ExpressionAttributeValues": self._low_level(
-                                {
-                                    ":one": 1,
-                                    ":max_messages": message_quota,
-                                    ":max_tokens": token_quota,
-                                    ":ttl": int(now) + USAGE_TTL_SECONDS,
-                                }
-                            ),
+                            "ExpressionAttributeValues": {
+                                ":one": 1,
+                                ":max_messages": message_quota,
+                                ":max_tokens": token_quota,
+                                ":ttl": int(now) + USAGE_TTL_SECONDS,
+                            },
                         }
                     },
                 ]
@@ -259,11 +258,11 @@ class MessageStore:
             {
                 "Update": {
                     "TableName": self._table.name,
-                    "Key": self._low_level(key(record.user_id, message_sk(record.message_id))),
+                    "Key": key(record.user_id, message_sk(record.message_id)),
                     "UpdateExpression": "SET " + ", ".join(updates),
                     "ConditionExpression": "#status = :expected",
                     "ExpressionAttributeNames": {"#status": "status"},
-                    "ExpressionAttributeValues": self._low_level(values),
+                    "ExpressionAttributeValues": values,
                 }
             }
         ]
@@ -272,12 +271,10 @@ class MessageStore:
                 {
                     "Update": {
                         "TableName": self._table.name,
-                        "Key": self._low_level(key(record.user_id, usage_sk(utc_day(now)))),
+                        "Key": key(record.user_id, usage_sk(utc_day(now))),
                         "UpdateExpression": "ADD outputTokens :tokens SET #ttl = if_not_exists(#ttl, :ttl)",
                         "ExpressionAttributeNames": {"#ttl": TTL},
-                        "ExpressionAttributeValues": self._low_level(
-                            {":tokens": output_tokens, ":ttl": int(now) + USAGE_TTL_SECONDS}
-                        ),
+                        "ExpressionAttributeValues": {":tokens": output_tokens, ":ttl": int(now) + USAGE_TTL_SECONDS},
                     }
                 }
             )
@@ -304,9 +301,6 @@ class MessageStore:
                 return False
             raise
         return True
-
-    def _low_level(self, values: dict[str, Any]) -> dict[str, Any]:
-        return {name: self._serialize(value) for name, value in values.items()}
 
 
 @dataclass(frozen=True)

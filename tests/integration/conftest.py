@@ -1,0 +1,195 @@
+"""The deployed shape in one process: handlers invoked with API Gateway/SQS-shaped events, boto3 against moto,
+the real ``openai`` SDK against the offline Responses server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
+
+from assistant import runtime
+from assistant.wiring import QUEUE, Env
+from scripts.local_stack.offline_model import OfflineModelServer, Pace
+from tests.conftest import REGION
+
+# Powertools reads these when the handlers' module-level Logger and Metrics are created, as Lambda would have them.
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "assistant-test")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "AssistantTest")
+
+ACCOUNT = "123456789012"
+API_ID = "abc123defg"
+STAGE = "test"
+CALLBACK_URL = f"https://{API_ID}.execute-api.{REGION}.amazonaws.com/{STAGE}"
+SECRET_NAME = "assistant-test/openai-api-key"
+
+
+@pytest.fixture(scope="session")
+def offline_model() -> Iterator[OfflineModelServer]:
+    with OfflineModelServer(pace=Pace.instant()) as server:
+        yield server
+
+
+@pytest.fixture
+def model(offline_model: OfflineModelServer) -> Iterator[OfflineModelServer]:
+    offline_model.faults.clear()
+    offline_model.requests.clear()
+    yield offline_model
+    offline_model.faults.clear()
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "test-function"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:test-function"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+@dataclass
+class Deployment:
+    """Handles on the moto resources and helpers that play API Gateway and the SQS event source."""
+
+    table: Any
+    sqs: Any
+    queue_url: str
+    dlq_url: str
+    model: OfflineModelServer
+
+    def ws_event(self, route_key: str, body: Any = None, *, user: str = "alice", connection: str = "conn-a1") -> dict:
+        """A WebSocket event as API Gateway sends it after `$connect` was authorized."""
+        event_type = {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}.get(route_key, "MESSAGE")
+        context: dict[str, Any] = {
+            "routeKey": route_key,
+            "eventType": event_type,
+            "extendedRequestId": "ext-" + uuid.uuid4().hex[:8],
+            "requestTime": "24/Nov/2026:21:04:05 +0000",
+            "messageDirection": "IN",
+            "stage": STAGE,
+            "connectedAt": 1_764_000_000_000,
+            "requestTimeEpoch": 1_764_000_000_500,
+            "identity": {"sourceIp": "203.0.113.7", "userAgent": "pytest"},
+            "requestId": "req-" + uuid.uuid4().hex[:8],
+            "domainName": f"{API_ID}.execute-api.{REGION}.amazonaws.com",
+            "connectionId": connection,
+            "apiId": API_ID,
+            "authorizer": {"principalId": user, "userId": user, "username": user, "integrationLatency": 12},
+        }
+        event: dict[str, Any] = {"requestContext": context, "isBase64Encoded": False}
+        if event_type == "MESSAGE":
+            context["messageId"] = "msg-" + uuid.uuid4().hex[:8]
+            event["body"] = body if isinstance(body, str) or body is None else json.dumps(body)
+        else:
+            event["headers"] = {"Host": context["domainName"]}
+            event["multiValueHeaders"] = {"Host": [context["domainName"]]}
+        if event_type == "DISCONNECT":
+            context["disconnectStatusCode"] = 1001
+            context["disconnectReason"] = "Going away"
+        return event
+
+    def call(self, handler: Callable[[dict, Any], dict], event: dict) -> dict:
+        return handler(event, LambdaContext())
+
+    def route(self, handler: Callable[[dict, Any], dict], body: Any, **who: str) -> dict | None:
+        """Invoke a message route; return the frame it answers the sender with (its route response body)."""
+        from assistant.wiring import ROUTES
+
+        # Route selection as API Gateway does it on `$request.body.action`.
+        action = body.get("action") if isinstance(body, dict) else None
+        route_key = action if any(r.route_key == action for r in ROUTES) else "$default"
+        response = self.call(handler, self.ws_event(route_key, body, **who))
+        return json.loads(response["body"]) if "body" in response else None
+
+    def receive(self, max_messages: int = 10) -> list[dict]:
+        """Receive like Lambda's event source mapping and shape the records as Lambda does."""
+        got = self.sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=max_messages,
+            AttributeNames=["All"],
+            MessageSystemAttributeNames=["All"],
+            WaitTimeSeconds=0,
+        ).get("Messages", [])
+        arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{self.queue_url.rsplit('/', 1)[-1]}"
+        return [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m["Attributes"],
+                "messageAttributes": {},
+                "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": arn,
+                "awsRegion": REGION,
+            }
+            for m in got
+        ]
+
+    def deliver(self, records: list[dict]) -> list[str]:
+        """Run the worker on a batch; delete what succeeded (as the event source does) and return the failed ids."""
+        from worker import handler
+
+        from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+        try:
+            response = handler({"Records": records}, LambdaContext())
+            failed = [f["itemIdentifier"] for f in response.get("batchItemFailures", [])]
+        except BatchProcessingError:
+            # Every record failed: Powertools raises, and Lambda returns the whole batch to the queue.
+            failed = [r["messageId"] for r in records]
+        for record in records:
+            if record["messageId"] not in failed:
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=record["receiptHandle"])
+        return failed
+
+    def frames(self, connection_id: str) -> list[dict]:
+        """Every frame posted to a connection through the management API (moto concatenates the payloads)."""
+        data = apigatewaymanagementapi_backends[ACCOUNT][REGION].connections[connection_id].data.decode()
+        decoder, frames, index = json.JSONDecoder(), [], 0
+        while index < len(data):
+            frame, index = decoder.raw_decode(data, index)
+            frames.append(frame)
+        return frames
+
+
+@pytest.fixture
+def deployment(ddb_table: Any, model: OfflineModelServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployment]:
+    sqs = boto3.client("sqs", region_name=REGION)
+    dlq_url = sqs.create_queue(QueueName="assistant-test-dlq.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_url = sqs.create_queue(
+        QueueName="assistant-test.fifo",
+        Attributes={
+            "FifoQueue": "true",
+            "DeduplicationScope": "messageGroup",
+            "FifoThroughputLimit": "perMessageGroupId",
+            "VisibilityTimeout": "0",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": QUEUE.max_receive_count}),
+        },
+    )["QueueUrl"]
+    boto3.client("secretsmanager", region_name=REGION).create_secret(Name=SECRET_NAME, SecretString="sk-test-offline")
+    for name, value in {
+        Env.TABLE_NAME: ddb_table.name,
+        Env.QUEUE_URL: queue_url,
+        Env.CALLBACK_URL: CALLBACK_URL,
+        Env.OPENAI_SECRET_NAME: SECRET_NAME,
+        Env.OPENAI_BASE_URL: model.base_url,
+        Env.FLUSH_INTERVAL_MS: "0",
+        Env.SERVICE_NAME: "assistant-test",
+        Env.METRICS_NAMESPACE: "AssistantTest",
+    }.items():
+        monkeypatch.setenv(name.value, value)
+    runtime.reset()
+    yield Deployment(table=ddb_table, sqs=sqs, queue_url=queue_url, dlq_url=dlq_url, model=model)
+    monkeypatch.undo()  # tests replace runtime factories; put the cached originals back before clearing them
+    runtime.reset()
+    apigatewaymanagementapi_backends[ACCOUNT][REGION].connections.clear()

@@ -1,0 +1,418 @@
+"""A message from `sendMessage` through the FIFO queue and the worker to every tab of its user."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+import commands
+import connect
+import default
+import disconnect
+import send_message
+from assistant import runtime
+from assistant.push import Broadcaster
+from assistant.stores.messages import MessageStatus, read_usage
+from scripts.local_stack.offline_model import Fault
+from tests.integration.conftest import Deployment
+
+
+def _connect(deployment: Deployment, user: str, *connections: str) -> None:
+    for connection in connections:
+        response = deployment.call(connect.handler, deployment.ws_event("$connect", user=user, connection=connection))
+        assert response["statusCode"] == 200
+
+
+def _reply_text(frames: list[dict], message_id: str) -> str:
+    deltas = {f["seq"]: f["text"] for f in frames if f["type"] == "delta" and f["messageId"] == message_id}
+    assert sorted(deltas) == list(range(len(deltas))), "seq must count from 0 without gaps"
+    return "".join(deltas[seq] for seq in sorted(deltas))
+
+
+def _responses_posted(deployment: Deployment) -> int:
+    return sum(1 for r in deployment.model.requests if r.method == "POST" and r.path.endswith("/responses"))
+
+
+def test_reply_streams_to_every_tab_of_the_user_and_to_nobody_else(deployment: Deployment) -> None:
+    _connect(deployment, "alice", "conn-a1", "conn-a2")
+    _connect(deployment, "bob", "conn-b1")
+
+    accepted = deployment.route(send_message.handler, {"action": "sendMessage", "message": "Hello there"})
+    assert accepted is not None and accepted["type"] == "accepted"
+    message_id = accepted["messageId"]
+
+    records = deployment.receive()
+    assert [r["attributes"]["MessageGroupId"] for r in records] == ["alice"]
+    assert records[0]["attributes"]["MessageDeduplicationId"] == message_id
+    assert deployment.deliver(records) == []
+
+    first, second = deployment.frames("conn-a1"), deployment.frames("conn-a2")
+    assert first == second
+    assert first[-1]["type"] == "done"
+    assert first[-1]["conversationId"] == accepted["conversationId"]
+    assert first[-1]["usage"]["outputTokens"] > 0
+    assert first[-1]["model"] == "offline-demo"
+    text = _reply_text(first, message_id)
+    assert text.strip()
+    assert deployment.frames("conn-b1") == []
+
+    history = deployment.route(commands.handler, {"action": "getHistory", "conversationId": accepted["conversationId"]})
+    assert history is not None
+    assert [(m["role"], m["text"]) for m in history["messages"]] == [("user", "Hello there"), ("assistant", text)]
+    usage = read_usage(deployment.table, "alice")
+    assert usage.messages == 1
+    assert usage.output_tokens == first[-1]["usage"]["outputTokens"]
+
+
+def test_a_redelivered_message_is_not_answered_twice(deployment: Deployment) -> None:
+    _connect(deployment, "alice", "conn-a1")
+    accepted = deployment.route(send_message.handler, {"action": "sendMessage", "message": "Only once, please"})
+    assert accepted is not None
+    records = deployment.receive()
+    assert deployment.deliver(records) == []
+    frames_after_first = deployment.frames("conn-a1")
+
+    # SQS may deliver the same message again (at-least-once), e.g. after a lost delete.
+    assert deployment.deliver(records) == []
+    assert deployment.frames("conn-a1") == frames_after_first
+    assert _responses_posted(deployment) == 1
+    assert read_usage(deployment.table, "alice").messages == 1
+
+
+def test_a_client_retrying_the_same_message_id_gets_one_answer(deployment: Deployment) -> None:
+    _connect(deployment, "alice", "conn-a1")
+    frame = {"action": "sendMessage", "message": "Are you there?", "messageId": "client-id-1"}
+    first = deployment.route(send_message.handler, frame)
+    second = deployment.route(send_message.handler, frame)
+    assert first == second
+    records = deployment.receive()
+    assert len(records) == 1  # the FIFO queue dropped the duplicate (dedup id = message id)
+    deployment.deliver(records)
+    assert sum(1 for f in deployment.frames("conn-a1") if f["type"] == "done") == 1
+
+
+class _CrashAfter:
+    """A management API client that dies (like a killed worker) after posting some frames."""
+
+    def __init__(self, client: Any, frames_before_crash: int) -> None:
+        self._client = client
+        self._left = frames_before_crash
+        self.exceptions = client.exceptions
+
+    def post_to_connection(self, **kwargs: Any) -> Any:
+        if self._left == 0:
+            raise RuntimeError("worker killed")
+        self._left -= 1
+        return self._client.post_to_connection(**kwargs)
+
+
+def test_a_worker_dying_mid_reply_is_resumed_without_a_second_turn(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _connect(deployment, "alice", "conn-a1")
+    accepted = deployment.route(
+        send_message.handler, {"action": "sendMessage", "message": "Tell me a long story about a lighthouse"}
+    )
+    assert accepted is not None
+    message_id = accepted["messageId"]
+    healthy = runtime.broadcaster()
+    crashing = Broadcaster(_CrashAfter(healthy._client, frames_before_crash=3), runtime.connections())
+    monkeypatch.setattr(runtime, "reply_service", _service_with(crashing))
+
+    records = deployment.receive()
+    assert deployment.deliver(records) == [records[0]["messageId"]]  # failed: SQS will redeliver
+    assert runtime.messages().get("alice", message_id).status is MessageStatus.STREAMING  # type: ignore[union-attr]
+
+    monkeypatch.setattr(runtime, "reply_service", _service_with(healthy))
+    redelivered = deployment.receive()
+    assert redelivered[0]["attributes"]["ApproximateReceiveCount"] == "2"
+    assert deployment.deliver(redelivered) == []
+
+    frames = deployment.frames("conn-a1")
+    deltas = [f for f in frames if f["type"] == "delta"]
+    # The client keeps the first copy of each seq; the reply must be whole and in order.
+    seen: dict[int, str] = {}
+    for frame in deltas:
+        seen.setdefault(frame["seq"], frame["text"])
+    text = "".join(seen[i] for i in range(len(seen)))
+    assert sorted(seen) == list(range(len(seen)))
+    assert len(deltas) - len(seen) <= 1  # at most the one frame that may not have arrived is sent again
+    assert [f["type"] for f in frames].count("done") == 1
+    assert _responses_posted(deployment) == 1  # the model was not asked again: no second turn
+    history = deployment.route(commands.handler, {"action": "getHistory", "conversationId": accepted["conversationId"]})
+    assert history is not None
+    assert [m["role"] for m in history["messages"]] == ["user", "assistant"]
+    assert history["messages"][1]["text"] == text
+
+
+def _service_with(broadcaster: Broadcaster) -> Any:
+    from assistant.reply import ReplyService
+
+    original = runtime.reply_service()
+    service = ReplyService(
+        messages=runtime.messages(),
+        conversations=runtime.conversations(),
+        broadcaster=broadcaster,
+        model=runtime.model_client,
+        limits=original._limits,
+    )
+    return lambda: service
+
+
+class _GoneFor:
+    def __init__(self, client: Any, gone: set[str]) -> None:
+        self._client = client
+        self._gone = gone
+        self.exceptions = client.exceptions
+
+    def post_to_connection(self, **kwargs: Any) -> Any:
+        if kwargs["ConnectionId"] in self._gone:
+            raise self._client.exceptions.GoneException(
+                {"Error": {"Code": "GoneException", "Message": "Gone"}, "ResponseMetadata": {"HTTPStatusCode": 410}},
+                "PostToConnection",
+            )
+        return self._client.post_to_connection(**kwargs)
+
+
+def test_a_gone_connection_is_dropped_and_the_other_tab_gets_the_whole_reply(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _connect(deployment, "alice", "conn-stale", "conn-live")
+    healthy = runtime.broadcaster()
+    monkeypatch.setattr(
+        runtime,
+        "reply_service",
+        _service_with(Broadcaster(_GoneFor(healthy._client, {"conn-stale"}), runtime.connections())),
+    )
+    accepted = deployment.route(send_message.handler, {"action": "sendMessage", "message": "Hi"})
+    assert accepted is not None
+    assert deployment.deliver(deployment.receive()) == []
+    frames = deployment.frames("conn-live")
+    assert frames[-1]["type"] == "done"
+    assert _reply_text(frames, accepted["messageId"])
+    assert runtime.connections().list_ids("alice") == ["conn-live"]
+
+
+def test_cancel_stops_a_streaming_reply(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
+    _connect(deployment, "alice", "conn-a1")
+    accepted = deployment.route(
+        send_message.handler, {"action": "sendMessage", "message": "Write a long essay on tides"}
+    )
+    assert accepted is not None
+    message_id = accepted["messageId"]
+    healthy = runtime.broadcaster()
+
+    class _CancelOnFirstDelta:
+        exceptions = healthy._client.exceptions
+
+        def post_to_connection(self, **kwargs: Any) -> Any:
+            if json.loads(kwargs["Data"])["type"] == "delta":
+                # The user presses Stop in another tab while the reply streams.
+                answer = deployment.route(commands.handler, {"action": "cancel", "messageId": message_id})
+                assert answer is None  # the worker announces it
+            return healthy._client.post_to_connection(**kwargs)
+
+    monkeypatch.setattr(
+        runtime, "reply_service", _service_with(Broadcaster(_CancelOnFirstDelta(), runtime.connections()))
+    )
+    assert deployment.deliver(deployment.receive()) == []
+    types = [f["type"] for f in deployment.frames("conn-a1")]
+    assert types[-1] == "cancelled"
+    assert "done" not in types
+    assert types.count("delta") == 1
+    assert runtime.messages().get("alice", message_id).status is MessageStatus.CANCELLED  # type: ignore[union-attr]
+
+
+def test_cancel_before_the_worker_starts_answers_at_once_and_the_model_is_never_called(
+    deployment: Deployment,
+) -> None:
+    _connect(deployment, "alice", "conn-a1")
+    accepted = deployment.route(send_message.handler, {"action": "sendMessage", "message": "Never mind"})
+    assert accepted is not None
+    answer = deployment.route(commands.handler, {"action": "cancel", "messageId": accepted["messageId"]})
+    assert answer == {"type": "cancelled", "messageId": accepted["messageId"]}
+    assert deployment.deliver(deployment.receive()) == []
+    assert deployment.frames("conn-a1") == []
+    assert _responses_posted(deployment) == 0
+
+
+def test_the_daily_quota_is_checked_before_the_model_is_called(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DAILY_MESSAGE_QUOTA", "1")
+    runtime.reset()
+    _connect(deployment, "alice", "conn-a1")
+    for text in ("first", "second"):
+        assert deployment.route(send_message.handler, {"action": "sendMessage", "message": text}) is not None
+        assert deployment.deliver(deployment.receive()) == []
+    frames = deployment.frames("conn-a1")
+    assert frames[-1]["type"] == "error"
+    assert frames[-1]["code"] == "quota_exceeded"
+    assert _responses_posted(deployment) == 1
+    assert read_usage(deployment.table, "alice").messages == 1
+
+
+def test_a_model_that_keeps_failing_ends_in_an_error_frame_and_the_dead_letter_queue(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from assistant.definition import load_definition
+    from assistant.model import ModelClient, RetryPolicy
+    from assistant.tools.builtin import default_registry
+
+    fast = ModelClient.create(
+        api_key="sk-test-offline",
+        base_url=deployment.model.base_url,
+        definition=load_definition(),
+        tools=default_registry(),
+        retry=RetryPolicy(max_attempts=2, base_delay_s=0.01, max_delay_s=0.02),
+    )
+    monkeypatch.setattr(runtime, "model_client", lambda: fast)
+    runtime.reply_service.cache_clear()
+    _connect(deployment, "alice", "conn-a1")
+    accepted = deployment.route(send_message.handler, {"action": "sendMessage", "message": "Hello?"})
+    assert accepted is not None
+    for _ in range(10):
+        deployment.model.faults.push(Fault.status(500))
+
+    attempts = 0
+    while records := deployment.receive():
+        attempts += 1
+        assert deployment.deliver(records) == [records[0]["messageId"]]
+        if attempts < 3:
+            assert deployment.frames("conn-a1") == []  # retries are silent
+    assert attempts == 3
+    frames = deployment.frames("conn-a1")
+    assert [f["type"] for f in frames] == ["error"]
+    assert frames[0]["code"] == "model_unavailable"
+    assert frames[0]["messageId"] == accepted["messageId"]
+    dead = deployment.sqs.receive_message(QueueUrl=deployment.dlq_url, MaxNumberOfMessages=10).get("Messages", [])
+    assert [json.loads(m["Body"])["messageId"] for m in dead] == [accepted["messageId"]]
+
+
+def test_a_failed_record_fails_the_rest_of_its_group_only(deployment: Deployment) -> None:
+    from assistant.queue import QueuedMessage, enqueue
+
+    _connect(deployment, "alice", "conn-a1")
+    _connect(deployment, "bob", "conn-b1")
+    # A message without its record can't be answered (the worker refuses to answer blind): it fails.
+    enqueue(
+        deployment.sqs,
+        deployment.queue_url,
+        QueuedMessage(
+            user_id="alice", message_id="orphan", conversation_id="c_x", text="?", connection_id="c", received_at=0
+        ),
+    )
+    alice_next = deployment.route(send_message.handler, {"action": "sendMessage", "message": "after the orphan"})
+    bob = deployment.route(
+        send_message.handler, {"action": "sendMessage", "message": "hi"}, user="bob", connection="conn-b1"
+    )
+    assert alice_next is not None and bob is not None
+    records = deployment.receive()
+    assert [json.loads(r["body"])["userId"] for r in records][:2] == ["alice", "alice"]
+    failed = deployment.deliver(records)
+    failed_bodies = [json.loads(r["body"]) for r in records if r["messageId"] in failed]
+    assert [b["messageId"] for b in failed_bodies] == ["orphan", alice_next["messageId"]]
+    assert deployment.frames("conn-a1") == []  # alice's second message waits behind the failed one
+    assert deployment.frames("conn-b1")[-1]["type"] == "done"  # bob is not held up
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ("not json", "bad_request"),
+        ("[1, 2]", "bad_request"),
+        ({"message": "no action"}, "unknown_action"),
+        ({"action": "fly"}, "unknown_action"),
+    ],
+)
+def test_unroutable_frames_get_a_precise_error(deployment: Deployment, body: Any, code: str) -> None:
+    answer = deployment.route(default.handler, body)
+    assert answer is not None
+    assert answer["type"] == "error"
+    assert answer["code"] == code
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ({"action": "sendMessage"}, "bad_request"),
+        ({"action": "sendMessage", "message": 42}, "bad_request"),
+        ({"action": "sendMessage", "message": "   \n"}, "bad_request"),
+        ({"action": "sendMessage", "message": "x" * 16_001}, "too_large"),
+        ({"action": "sendMessage", "message": "hi", "messageId": "has spaces"}, "bad_request"),
+        ({"action": "sendMessage", "message": "hi", "conversationId": "c_doesnotexist"}, "not_found"),
+    ],
+)
+def test_bad_messages_are_refused_and_nothing_is_enqueued(deployment: Deployment, frame: Any, code: str) -> None:
+    answer = deployment.route(send_message.handler, frame)
+    assert answer is not None
+    assert (answer["type"], answer["code"]) == ("error", code)
+    assert deployment.receive() == []
+
+
+def test_someone_elses_conversation_and_message_are_not_found(deployment: Deployment) -> None:
+    _connect(deployment, "alice", "conn-a1")
+    accepted = deployment.route(send_message.handler, {"action": "sendMessage", "message": "mine"})
+    assert accepted is not None
+    as_bob = {"user": "bob", "connection": "conn-b1"}
+    for frame in (
+        {"action": "sendMessage", "message": "hijack", "conversationId": accepted["conversationId"]},
+        {"action": "getHistory", "conversationId": accepted["conversationId"]},
+        {"action": "cancel", "messageId": accepted["messageId"]},
+        {"action": "cancel", "messageId": "never-sent"},
+    ):
+        handler = send_message.handler if frame["action"] == "sendMessage" else commands.handler
+        answer = deployment.route(handler, frame, **as_bob)
+        assert answer is not None
+        assert (answer["type"], answer["code"]) == ("error", "not_found"), frame
+    # and alice's message is untouched
+    assert runtime.messages().get("alice", accepted["messageId"]).status is MessageStatus.QUEUED  # type: ignore[union-attr]
+
+
+def test_conversations_are_created_listed_and_kept_apart(deployment: Deployment) -> None:
+    _connect(deployment, "alice", "conn-a1")
+    first = deployment.route(send_message.handler, {"action": "sendMessage", "message": "First topic"})
+    assert first is not None
+    deployment.deliver(deployment.receive())
+    created = deployment.route(commands.handler, {"action": "newConversation"})
+    assert created is not None and created["type"] == "conversation"
+    second = deployment.route(send_message.handler, {"action": "sendMessage", "message": "Second topic"})
+    assert second is not None
+    assert second["conversationId"] == created["conversationId"] != first["conversationId"]
+    deployment.deliver(deployment.receive())
+
+    listed = deployment.route(commands.handler, {"action": "listConversations"})
+    assert listed is not None
+    assert [(c["conversationId"], c["title"]) for c in listed["items"]] == [
+        (second["conversationId"], "Second topic"),
+        (first["conversationId"], "First topic"),
+    ]
+    for conversation, text in ((first, "First topic"), (second, "Second topic")):
+        history = deployment.route(
+            commands.handler, {"action": "getHistory", "conversationId": conversation["conversationId"]}
+        )
+        assert history is not None
+        assert history["messages"][0] == {"role": "user", "text": text}
+    assert deployment.route(commands.handler, {"action": "ping"}) == {"type": "pong"}
+
+
+def test_disconnect_forgets_only_that_connection(deployment: Deployment) -> None:
+    _connect(deployment, "alice", "conn-a1", "conn-a2")
+    deployment.call(disconnect.handler, deployment.ws_event("$disconnect", connection="conn-a1"))
+    assert runtime.connections().list_ids("alice") == ["conn-a2"]
+
+
+def test_an_unexpected_failure_answers_internal_without_details(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken() -> Any:
+        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "secret detail"}}, "Query")
+
+    monkeypatch.setattr(runtime, "conversations", broken)
+    answer = deployment.route(commands.handler, {"action": "listConversations"})
+    assert answer is not None
+    assert answer["code"] == "internal"
+    assert "secret detail" not in answer["message"]
