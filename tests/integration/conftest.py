@@ -136,9 +136,8 @@ class Deployment:
 
     def deliver(self, records: list[dict]) -> list[str]:
         """Run the worker on a batch; delete what succeeded (as the event source does) and return the failed ids."""
-        from worker import handler
-
         from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+        from worker import handler
 
         try:
             response = handler({"Records": records}, LambdaContext())

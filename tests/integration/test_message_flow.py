@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
-from botocore.exceptions import ClientError
-
 import commands
 import connect
 import default
 import disconnect
+import pytest
 import send_message
+from botocore.exceptions import ClientError
+
 from assistant import runtime
 from assistant.push import Broadcaster
 from assistant.stores.messages import MessageStatus, read_usage
@@ -41,7 +41,8 @@ def test_reply_streams_to_every_tab_of_the_user_and_to_nobody_else(deployment: D
     _connect(deployment, "bob", "conn-b1")
 
     accepted = deployment.route(send_message.handler, {"action": "sendMessage", "message": "Hello there"})
-    assert accepted is not None and accepted["type"] == "accepted"
+    assert accepted is not None
+    assert accepted["type"] == "accepted"
     message_id = accepted["messageId"]
 
     records = deployment.receive()
@@ -309,7 +310,8 @@ def test_a_failed_record_fails_the_rest_of_its_group_only(deployment: Deployment
     bob = deployment.route(
         send_message.handler, {"action": "sendMessage", "message": "hi"}, user="bob", connection="conn-b1"
     )
-    assert alice_next is not None and bob is not None
+    assert alice_next is not None
+    assert bob is not None
     records = deployment.receive()
     assert [json.loads(r["body"])["userId"] for r in records][:2] == ["alice", "alice"]
     failed = deployment.deliver(records)
@@ -378,7 +380,8 @@ def test_conversations_are_created_listed_and_kept_apart(deployment: Deployment)
     assert first is not None
     deployment.deliver(deployment.receive())
     created = deployment.route(commands.handler, {"action": "newConversation"})
-    assert created is not None and created["type"] == "conversation"
+    assert created is not None
+    assert created["type"] == "conversation"
     second = deployment.route(send_message.handler, {"action": "sendMessage", "message": "Second topic"})
     assert second is not None
     assert second["conversationId"] == created["conversationId"] != first["conversationId"]
