@@ -1,0 +1,331 @@
+"""The offline model's HTTP surface: an aiohttp app speaking enough of the Responses and Conversations APIs.
+
+``/v1/...`` is what the ``openai`` SDK calls (any bearer token is accepted, a missing one is refused as OpenAI
+would). ``/_control/...`` lets a test in another process script faults, change the pace and read the recorded
+requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from scripts.local_stack.offline_model_faults import (
+    CutFault,
+    ErrorEventFault,
+    FailedFault,
+    Fault,
+    IncompleteFault,
+    PaceUpdate,
+    StallFault,
+    StatusFault,
+)
+from scripts.local_stack.offline_model_generation import count_input_tokens, generate, is_delta, new_response
+from scripts.local_stack.offline_model_replies import plan_reply
+from scripts.local_stack.offline_model_schema import (
+    ApiError,
+    CreateConversation,
+    CreateResponse,
+    parse_body,
+    stored_items,
+)
+from scripts.local_stack.offline_model_store import Conversation, OfflineModelState, RecordedRequest, ResponseRun
+
+logger = logging.getLogger(__name__)
+
+STATE_KEY = web.AppKey("offline_model_state", OfflineModelState)
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: OpenAI's ``error.type`` for the statuses a status fault may script.
+_ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error"}
+_ERROR_CODES = {401: "invalid_api_key", 429: "rate_limit_exceeded"}
+_LIST_LIMIT_MAX = 100
+
+
+def create_app(state: OfflineModelState | None = None) -> web.Application:
+    """The app; pass ``state`` to keep a handle on it (faults, pace, recorded requests, stored responses)."""
+    app = web.Application(middlewares=[_api_middleware])
+    app[STATE_KEY] = state or OfflineModelState()
+    app.router.add_post("/v1/responses", _create_response)
+    app.router.add_get("/v1/responses/{response_id}", _get_response)
+    app.router.add_post("/v1/conversations", _create_conversation)
+    app.router.add_get("/v1/conversations/{conversation_id}", _get_conversation)
+    app.router.add_get("/v1/conversations/{conversation_id}/items", _list_items)
+    app.router.add_get("/_control/faults", _get_faults)
+    app.router.add_post("/_control/faults", _push_faults)
+    app.router.add_delete("/_control/faults", _clear_faults)
+    app.router.add_get("/_control/pace", _get_pace)
+    app.router.add_post("/_control/pace", _set_pace)
+    app.router.add_get("/_control/requests", _get_requests)
+    app.router.add_delete("/_control/requests", _clear_requests)
+    app.on_shutdown.append(_stop_generations)
+    return app
+
+
+async def _stop_generations(app: web.Application) -> None:
+    await app[STATE_KEY].cancel_tasks()
+
+
+@web.middleware
+async def _api_middleware(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    """Records ``/v1`` calls, checks for a bearer token and renders :class:`ApiError` as OpenAI does."""
+    try:
+        if request.path.startswith("/v1/"):
+            body = await _json_body(request)
+            request.app[STATE_KEY].requests.append(RecordedRequest(request.method, request.path_qs, body))
+            if not request.headers.get("Authorization", "").startswith("Bearer "):
+                raise ApiError(401, "You didn't provide an API key.", code="invalid_api_key")
+        return await handler(request)
+    except ApiError as exc:
+        return web.json_response(exc.body(), status=exc.status, headers=exc.headers)
+
+
+async def _json_body(request: web.Request) -> Any:
+    if not request.body_exists:
+        return None
+    text = await request.text()  # aiohttp keeps the bytes, so the middleware and the handler may both read
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise ApiError(400, "We could not parse the JSON body of your request.") from None
+
+
+def _state(request: web.Request) -> OfflineModelState:
+    return request.app[STATE_KEY]
+
+
+# --- Responses --------------------------------------------------------------------------------------------------
+
+
+async def _create_response(request: web.Request) -> web.StreamResponse:
+    state = _state(request)
+    fault = state.faults.pop()
+    if isinstance(fault, StatusFault):
+        raise _status_error(fault)
+    if isinstance(fault, StallFault):
+        await asyncio.sleep(fault.seconds)
+        if _client_gone(request):
+            # The client gave up before anything was created, as if the request never reached the model.
+            logger.info("stalled request abandoned by its client; no response created")
+            return web.Response(status=499)
+
+    create = parse_body(CreateResponse, await _json_body(request))
+    if create.previous_response_id is not None:
+        raise ApiError(
+            400,
+            "The offline model does not support previous_response_id; use conversation.",
+            param="previous_response_id",
+        )
+    conversation = _conversation(state, create.conversation_id, param="conversation") if create.conversation else None
+    input_items = stored_items(create.input)
+    context = [*(conversation.items if conversation else []), *input_items]
+    _check_tool_outputs(context)
+
+    run = ResponseRun(new_response(create, conversation.id if conversation else None))
+    state.responses[run.id] = run
+    ending = fault if isinstance(fault, ErrorEventFault | FailedFault | IncompleteFault) else None
+    state.spawn(
+        generate(
+            run,
+            reply=plan_reply(context, {tool.name for tool in create.tools}),
+            state=state,
+            input_tokens=count_input_tokens(create.instructions, context),
+            max_output_tokens=create.max_output_tokens,
+            ending=ending,
+            conversation=conversation,
+            input_items=input_items,
+        ),
+        name=f"generate {run.id}",
+    )
+    cut_after = fault.after_deltas if isinstance(fault, CutFault) else None
+    if create.stream:
+        return await _stream(request, run, cut_after)
+    if cut_after is not None:
+        _drop_connection(request)
+        return web.Response(status=499)
+    await run.wait_finished()
+    if isinstance(ending, ErrorEventFault):
+        raise ApiError(500, ending.message, type_="server_error", code=ending.code)
+    return web.json_response(run.response)
+
+
+async def _stream(
+    request: web.Request, run: ResponseRun, cut_after: int | None, *, starting_after: int = -1
+) -> web.StreamResponse:
+    """Relay the run's events as SSE; stop relaying (never generating) if the client leaves or a cut is scripted."""
+    stream = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
+    )
+    deltas = 0
+    try:
+        await stream.prepare(request)
+        async for event in run.follow():
+            if event["sequence_number"] <= starting_after:
+                continue
+            if is_delta(event):
+                if deltas == cut_after:
+                    _drop_connection(request)
+                    return stream
+                deltas += 1
+            await stream.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
+        await stream.write_eof()
+    except ConnectionResetError:
+        # The client went away mid-stream. That is its business: the response keeps generating and is stored.
+        logger.info("client left the stream of %s; generation continues", run.id)
+    return stream
+
+
+def _drop_connection(request: web.Request) -> None:
+    # close(), not abort(): what was already written reaches the client, then the body ends mid-way.
+    if request.transport is not None:
+        request.transport.close()
+
+
+def _client_gone(request: web.Request) -> bool:
+    return request.transport is None or request.transport.is_closing()
+
+
+def _status_error(fault: StatusFault) -> ApiError:
+    headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+    error_type = _ERROR_TYPES.get(fault.code, "requests" if fault.code == 429 else "server_error")
+    return ApiError(
+        fault.code,
+        fault.message or f"The offline model answered {fault.code} as scripted.",
+        type_=error_type,
+        code=_ERROR_CODES.get(fault.code),
+        headers=headers,
+    )
+
+
+def _check_tool_outputs(context: list[dict[str, Any]]) -> None:
+    """Refuse a tool result that answers no tool call, as the real API does (it catches a client that loses state)."""
+    seen_calls: set[str] = set()
+    for item in context:
+        if item["type"] == "function_call":
+            seen_calls.add(item["call_id"])
+        elif item["type"] == "function_call_output" and item["call_id"] not in seen_calls:
+            raise ApiError(
+                400, f"No tool call found for function call output with call_id {item['call_id']}.", param="input"
+            )
+
+
+async def _get_response(request: web.Request) -> web.StreamResponse:
+    """The stored Response; with ``stream=true`` its events again (after ``starting_after``), live if unfinished."""
+    response_id = request.match_info["response_id"]
+    run = _state(request).responses.get(response_id)
+    if run is None:
+        raise ApiError(404, f"Response with id '{response_id}' not found.", param="response_id")
+    if request.query.get("stream") != "true":
+        return web.json_response(run.response)
+    try:
+        starting_after = int(request.query.get("starting_after", "-1"))
+    except ValueError:
+        raise ApiError(400, "starting_after must be an integer.", param="starting_after") from None
+    return await _stream(request, run, None, starting_after=starting_after)
+
+
+# --- Conversations ----------------------------------------------------------------------------------------------
+
+
+def _conversation(state: OfflineModelState, conversation_id: str | None, *, param: str) -> Conversation:
+    conversation = state.conversations.get(conversation_id or "")
+    if conversation is None:
+        raise ApiError(404, f"Conversation with id '{conversation_id}' not found.", param=param)
+    return conversation
+
+
+async def _create_conversation(request: web.Request) -> web.StreamResponse:
+    create = parse_body(CreateConversation, await _json_body(request))
+    items = stored_items(create.items)
+    _check_tool_outputs(items)
+    conversation = Conversation.new(create.metadata, items)
+    _state(request).conversations[conversation.id] = conversation
+    return web.json_response(conversation.to_json())
+
+
+async def _get_conversation(request: web.Request) -> web.StreamResponse:
+    conversation = _conversation(_state(request), request.match_info["conversation_id"], param="conversation_id")
+    return web.json_response(conversation.to_json())
+
+
+async def _list_items(request: web.Request) -> web.StreamResponse:
+    conversation = _conversation(_state(request), request.match_info["conversation_id"], param="conversation_id")
+    query = request.query
+    order = query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise ApiError(400, "order must be 'asc' or 'desc'.", param="order")
+    try:
+        limit = int(query.get("limit", "20"))
+    except ValueError:
+        raise ApiError(400, "limit must be an integer.", param="limit") from None
+    if not 1 <= limit <= _LIST_LIMIT_MAX:
+        raise ApiError(400, f"limit must be between 1 and {_LIST_LIMIT_MAX}.", param="limit")
+    ordered = conversation.items if order == "asc" else conversation.items[::-1]
+    start = 0
+    if "after" in query:
+        ids = [item["id"] for item in ordered]
+        if query["after"] not in ids:
+            raise ApiError(400, f"No item with id '{query['after']}' in this conversation.", param="after")
+        start = ids.index(query["after"]) + 1
+    page = ordered[start : start + limit]
+    return web.json_response(
+        {
+            "object": "list",
+            "data": page,
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None,
+            "has_more": start + limit < len(ordered),
+        }
+    )
+
+
+# --- Control ----------------------------------------------------------------------------------------------------
+
+
+async def _get_faults(request: web.Request) -> web.StreamResponse:
+    return web.json_response([fault.model_dump() for fault in _state(request).faults.pending()])
+
+
+async def _push_faults(request: web.Request) -> web.StreamResponse:
+    try:
+        faults = Fault.parse_list(await _json_body(request))
+    except ValidationError as exc:
+        raise ApiError(400, f"Invalid faults: {exc.errors()[0]['msg']}") from None
+    plan = _state(request).faults
+    plan.extend(faults)
+    return web.json_response({"pending": len(plan)})
+
+
+async def _clear_faults(request: web.Request) -> web.StreamResponse:
+    _state(request).faults.clear()
+    return web.json_response({"pending": 0})
+
+
+async def _get_pace(request: web.Request) -> web.StreamResponse:
+    pace = _state(request).pace
+    tokens_per_s = None if pace.token_interval_s == 0 else pace.tokens_per_s
+    return web.json_response({"first_token_s": pace.first_token_s, "tokens_per_s": tokens_per_s})
+
+
+async def _set_pace(request: web.Request) -> web.StreamResponse:
+    update = parse_body(PaceUpdate, await _json_body(request))
+    _state(request).pace = update.to_pace()
+    return await _get_pace(request)
+
+
+async def _get_requests(request: web.Request) -> web.StreamResponse:
+    return web.json_response([recorded.to_json() for recorded in _state(request).requests])
+
+
+async def _clear_requests(request: web.Request) -> web.StreamResponse:
+    _state(request).requests.clear()
+    return web.json_response([])

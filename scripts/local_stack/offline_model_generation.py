@@ -1,0 +1,182 @@
+"""Turning a planned reply into the Responses API's event sequence, at the configured pace.
+
+The sequence mirrors OpenAI's: ``response.created``, ``response.in_progress``, ``response.output_item.added``,
+(``response.content_part.added``), one delta per token, the matching ``.done`` events, then exactly one of
+``response.completed`` / ``response.incomplete`` / ``response.failed`` / ``error``. Only a completed or incomplete
+response is added to its conversation, and only here, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from scripts.local_stack.offline_model_faults import EndingFault, ErrorEventFault, FailedFault
+from scripts.local_stack.offline_model_replies import TextReply, ToolCallReply, count_tokens, item_text, split_tokens
+from scripts.local_stack.offline_model_schema import (
+    OFFLINE_MODEL_NAME,
+    CreateResponse,
+    function_call_item,
+    message_item,
+    new_id,
+    output_text_part,
+)
+from scripts.local_stack.offline_model_store import Conversation, OfflineModelState, ResponseRun
+
+#: Metadata values are limited to 512 characters by the API.
+_METADATA_VALUE_LIMIT = 512
+
+
+def count_input_tokens(instructions: str | None, context: Sequence[dict[str, Any]]) -> int:
+    return count_tokens(instructions or "") + sum(count_tokens(item_text(item)) for item in context)
+
+
+def new_response(request: CreateResponse, conversation_id: str | None) -> dict[str, Any]:
+    """A Response object in its ``in_progress`` state, labelled as offline in ``model`` and ``metadata``."""
+    metadata = {
+        **(request.metadata or {}),
+        "offline": "true",
+        "requested_model": request.model[:_METADATA_VALUE_LIMIT],
+    }
+    return {
+        "id": new_id("resp"),
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": "in_progress",
+        "background": False,
+        "completed_at": None,
+        "conversation": {"id": conversation_id} if conversation_id else None,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": request.instructions,
+        "max_output_tokens": request.max_output_tokens,
+        "max_tool_calls": None,
+        "metadata": metadata,
+        "model": OFFLINE_MODEL_NAME,
+        "output": [],
+        "parallel_tool_calls": True,
+        "previous_response_id": None,
+        "reasoning": {"effort": None, "summary": None},
+        "service_tier": "default",
+        "store": True,
+        "temperature": 1.0,
+        "text": {"format": {"type": "text"}, "verbosity": "medium"},
+        "tool_choice": "auto",
+        "tools": [tool.to_json() for tool in request.tools],
+        "top_p": 1.0,
+        "truncation": "disabled",
+        "usage": None,
+        "user": None,
+    }
+
+
+def is_delta(event: dict[str, Any]) -> bool:
+    return event["type"] in ("response.output_text.delta", "response.function_call_arguments.delta")
+
+
+async def generate(
+    run: ResponseRun,
+    *,
+    reply: TextReply | ToolCallReply,
+    state: OfflineModelState,
+    input_tokens: int,
+    max_output_tokens: int | None,
+    ending: EndingFault | None,
+    conversation: Conversation | None,
+    input_items: list[dict[str, Any]],
+) -> None:
+    """Produce the whole response into ``run``; runs as its own task, whatever happens to the HTTP request."""
+    try:
+        await _generate(run, reply, state, input_tokens, max_output_tokens, ending, conversation, input_items)
+    finally:
+        run.finish()
+
+
+async def _generate(
+    run: ResponseRun,
+    reply: TextReply | ToolCallReply,
+    state: OfflineModelState,
+    input_tokens: int,
+    max_output_tokens: int | None,
+    ending: EndingFault | None,
+    conversation: Conversation | None,
+    input_items: list[dict[str, Any]],
+) -> None:
+    response = run.response
+    run.emit("response.created", response=run.snapshot())
+    run.emit("response.in_progress", response=run.snapshot())
+
+    if isinstance(reply, TextReply):
+        item = message_item("assistant", "", status="in_progress")
+        item["content"] = []
+        tokens = split_tokens(reply.text)
+    else:
+        item = function_call_item(new_id("call"), reply.name, "", status="in_progress")
+        tokens = split_tokens(reply.arguments)
+    response["output"].append(item)
+    where = {"item_id": item["id"], "output_index": 0}
+    run.emit("response.output_item.added", output_index=0, item=item)
+    if isinstance(reply, TextReply):
+        part = output_text_part("")
+        item["content"].append(part)
+        run.emit("response.content_part.added", **where, content_index=0, part=part)
+
+    stop_after = ending.after_deltas if ending is not None else None
+    emitted = 0
+    truncated = False
+    await asyncio.sleep(state.pace.first_token_s)
+    for token in tokens:
+        if stop_after is not None and emitted >= stop_after:
+            break
+        if max_output_tokens is not None and emitted >= max_output_tokens:
+            truncated = True
+            break
+        if emitted:
+            await asyncio.sleep(state.pace.token_interval_s)
+        if isinstance(reply, TextReply):
+            part["text"] += token
+            run.emit("response.output_text.delta", **where, content_index=0, delta=token, logprobs=[])
+        else:
+            item["arguments"] += token
+            run.emit("response.function_call_arguments.delta", **where, delta=token)
+        emitted += 1
+
+    if isinstance(ending, ErrorEventFault | FailedFault):
+        item["status"] = "incomplete"
+        response["status"] = "failed"
+        response["error"] = {"code": ending.code, "message": ending.message}
+        if isinstance(ending, ErrorEventFault):
+            run.emit("error", code=ending.code, message=ending.message, param=None)
+        else:
+            run.emit("response.failed", response=run.snapshot())
+        return
+
+    incomplete_reason = "max_output_tokens" if truncated else ending.reason if ending is not None else None
+    item["status"] = "completed" if incomplete_reason is None else "incomplete"
+    if isinstance(reply, TextReply):
+        run.emit("response.output_text.done", **where, content_index=0, text=part["text"], logprobs=[])
+        run.emit("response.content_part.done", **where, content_index=0, part=part)
+    else:
+        run.emit("response.function_call_arguments.done", **where, arguments=item["arguments"])
+    run.emit("response.output_item.done", output_index=0, item=item)
+
+    response["usage"] = {
+        "input_tokens": input_tokens,
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "output_tokens": emitted,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": input_tokens + emitted,
+    }
+    if conversation is not None:
+        conversation.items.extend([*input_items, copy.deepcopy(item)])
+    if incomplete_reason is None:
+        response["status"] = "completed"
+        response["completed_at"] = int(time.time())
+        run.emit("response.completed", response=run.snapshot())
+    else:
+        response["status"] = "incomplete"
+        response["incomplete_details"] = {"reason": incomplete_reason}
+        run.emit("response.incomplete", response=run.snapshot())

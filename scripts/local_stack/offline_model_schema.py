@@ -1,0 +1,212 @@
+"""What the offline model accepts, and the OpenAI-shaped errors it answers with.
+
+Requests are validated as strictly as the real API would for the parts we implement, so a client bug (a missing
+``call_id``, a non-function tool, a too-small ``max_output_tokens``) fails here the way it would against OpenAI
+instead of passing silently. Fields the offline model does not act on (``temperature``, ``store``...) are accepted.
+Input items are normalised into the stored shape of conversation items, the one ``conversations.items.list``
+returns.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
+
+#: The value of ``model`` on every response: this server is not a language model.
+OFFLINE_MODEL_NAME = "offline-demo"
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+class ApiError(Exception):
+    """An error answered with OpenAI's body shape ``{"error": {"message", "type", "param", "code"}}``."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type_: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type_
+        self.param = param
+        self.code = code
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+# --- Request models ---------------------------------------------------------------------------------------------
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class TextPart(_Model):
+    type: Literal["input_text", "output_text", "text"]
+    text: str
+
+
+class MessageIn(_Model):
+    type: Literal["message"] = "message"
+    role: Literal["user", "assistant", "system", "developer"]
+    content: str | list[TextPart]
+
+    def text(self) -> str:
+        return self.content if isinstance(self.content, str) else "".join(part.text for part in self.content)
+
+
+class FunctionCallIn(_Model):
+    type: Literal["function_call"]
+    call_id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    arguments: str
+
+
+class FunctionCallOutputIn(_Model):
+    type: Literal["function_call_output"]
+    call_id: str = Field(min_length=1)
+    output: str | list[TextPart]
+
+    def text(self) -> str:
+        return self.output if isinstance(self.output, str) else "".join(part.text for part in self.output)
+
+
+def _item_kind(raw: Any) -> str:
+    # Easy input messages (``{"role": ..., "content": ...}``) carry no ``type``.
+    if isinstance(raw, dict):
+        return str(raw.get("type", "message"))
+    return str(getattr(raw, "type", "message"))
+
+
+InputItem = Annotated[
+    Annotated[MessageIn, Tag("message")]
+    | Annotated[FunctionCallIn, Tag("function_call")]
+    | Annotated[FunctionCallOutputIn, Tag("function_call_output")],
+    Discriminator(_item_kind),
+]
+
+
+class FunctionToolIn(_Model):
+    type: Literal["function"]
+    name: str = Field(min_length=1, max_length=64)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": "function",
+            "name": self.name,
+            "description": self.description,
+            "parameters": self.parameters,
+            "strict": True if self.strict is None else self.strict,
+        }
+
+
+class ConversationRef(_Model):
+    id: str
+
+
+class CreateResponse(_Model):
+    model: str = Field(min_length=1)
+    input: str | list[InputItem]
+    instructions: str | None = None
+    tools: list[FunctionToolIn] = Field(default_factory=list)
+    # The real API's floor; a client that asks for less is broken against OpenAI too.
+    max_output_tokens: int | None = Field(default=None, ge=16)
+    metadata: dict[str, str] | None = None
+    conversation: str | ConversationRef | None = None
+    previous_response_id: str | None = None
+    stream: bool = False
+
+    @property
+    def conversation_id(self) -> str | None:
+        return self.conversation.id if isinstance(self.conversation, ConversationRef) else self.conversation
+
+
+class CreateConversation(_Model):
+    items: list[InputItem] = Field(default_factory=list, max_length=20)
+    metadata: dict[str, str] | None = None
+
+
+def parse_body(model: type[_M], raw: Any) -> _M:
+    """Validate a request body, turning pydantic's complaint into the 400 the real API would give."""
+    try:
+        return model.model_validate(raw if raw is not None else {})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(str(part) for part in first["loc"]) or None
+        raise ApiError(400, f"Invalid request: {param or 'body'}: {first['msg']}", param=param) from None
+
+
+# --- Stored item shapes -----------------------------------------------------------------------------------------
+
+
+def output_text_part(text: str) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def message_item(role: str, text: str, *, item_id: str | None = None, status: str = "completed") -> dict[str, Any]:
+    part = output_text_part(text) if role == "assistant" else {"type": "input_text", "text": text}
+    return {
+        "id": item_id or new_id("msg"),
+        "type": "message",
+        "role": role,
+        "status": status,
+        "content": [part],
+    }
+
+
+def function_call_item(
+    call_id: str, name: str, arguments: str, *, item_id: str | None = None, status: str = "completed"
+) -> dict[str, Any]:
+    return {
+        "id": item_id or new_id("fc"),
+        "type": "function_call",
+        "call_id": call_id,
+        "name": name,
+        "arguments": arguments,
+        "status": status,
+    }
+
+
+def function_call_output_item(call_id: str, output: str) -> dict[str, Any]:
+    return {
+        "id": new_id("fco"),
+        "type": "function_call_output",
+        "call_id": call_id,
+        "output": output,
+        "status": "completed",
+    }
+
+
+def stored_items(request_input: str | list[MessageIn | FunctionCallIn | FunctionCallOutputIn]) -> list[dict[str, Any]]:
+    """The request's input as the items a conversation stores."""
+    if isinstance(request_input, str):
+        return [message_item("user", request_input)]
+    items: list[dict[str, Any]] = []
+    for item in request_input:
+        if isinstance(item, MessageIn):
+            items.append(message_item(item.role, item.text()))
+        elif isinstance(item, FunctionCallIn):
+            items.append(function_call_item(item.call_id, item.name, item.arguments))
+        else:
+            items.append(function_call_output_item(item.call_id, item.text()))
+    return items

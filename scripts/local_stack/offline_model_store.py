@@ -1,0 +1,127 @@
+"""The offline model's memory: conversations, responses with their event logs, recorded requests, pace and faults.
+
+A response's events are kept in a log that the generating task appends to and any number of HTTP streams read
+from. That decoupling is the point: a stream that dies (client crash, scripted cut) stops reading, but generation
+carries on to the end and the finished response stays retrievable, as it does on OpenAI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from scripts.local_stack.offline_model_faults import FaultPlan, Pace
+from scripts.local_stack.offline_model_schema import new_id
+
+logger = logging.getLogger(__name__)
+
+
+class RecordedRequest(NamedTuple):
+    """One request to ``/v1``: for tests that assert on what a client sent (never its headers: they hold the key)."""
+
+    method: str
+    #: Path with its query string, e.g. ``/v1/conversations/conv_1/items?order=asc``.
+    path: str
+    body: Any
+
+    def to_json(self) -> dict[str, Any]:
+        return {"method": self.method, "path": self.path, "body": self.body}
+
+
+@dataclass
+class Conversation:
+    id: str
+    created_at: int
+    metadata: dict[str, str]
+    #: Stored items, oldest first.
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def new(cls, metadata: dict[str, str] | None, items: list[dict[str, Any]]) -> Conversation:
+        return cls(id=new_id("conv"), created_at=int(time.time()), metadata=dict(metadata or {}), items=items)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "object": "conversation", "created_at": self.created_at, "metadata": self.metadata}
+
+
+class ResponseRun:
+    """A response being (or having been) generated: the live Response object and the events that built it."""
+
+    def __init__(self, response: dict[str, Any]) -> None:
+        self.response = response
+        self.events: list[dict[str, Any]] = []
+        self.finished = False
+        self._changed = asyncio.Event()
+
+    @property
+    def id(self) -> str:
+        return str(self.response["id"])
+
+    def snapshot(self) -> dict[str, Any]:
+        """A copy of the Response as it is now; later progress must not rewrite an event already logged."""
+        return copy.deepcopy(self.response)
+
+    def emit(self, event_type: str, **fields: Any) -> dict[str, Any]:
+        event = {"type": event_type, "sequence_number": len(self.events), **copy.deepcopy(fields)}
+        self.events.append(event)
+        self._wake()
+        return event
+
+    def finish(self) -> None:
+        self.finished = True
+        self._wake()
+
+    def _wake(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def follow(self) -> AsyncIterator[dict[str, Any]]:
+        """Every event from the first, waiting for new ones, until the response is finished."""
+        index = 0
+        while True:
+            while index < len(self.events):
+                yield self.events[index]
+                index += 1
+            if self.finished:
+                return
+            await self._changed.wait()
+
+    async def wait_finished(self) -> None:
+        while not self.finished:
+            await self._changed.wait()
+
+
+@dataclass
+class OfflineModelState:
+    """Everything one offline model server knows. Faults and pace may be changed from another thread."""
+
+    pace: Pace = field(default_factory=Pace)
+    faults: FaultPlan = field(default_factory=FaultPlan)
+    requests: list[RecordedRequest] = field(default_factory=list)
+    conversations: dict[str, Conversation] = field(default_factory=dict)
+    responses: dict[str, ResponseRun] = field(default_factory=dict)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def spawn(self, work: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
+        """Run work that must outlive the request that started it, keeping a reference so it is not collected."""
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("offline model task %s crashed", task.get_name(), exc_info=task.exception())
+
+    async def cancel_tasks(self) -> None:
+        """Stop generations still running (server shutdown)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

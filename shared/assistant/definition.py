@@ -1,0 +1,94 @@
+"""The assistant's definition, read from ``assistant.toml``.
+
+The original created an assistant object through the API and had people copy its id into configuration. With the
+Responses API the definition is just data sent with every request, so it lives in a human-edited file deployed in
+the package layer and is validated at load time: a typo in a tool name fails the cold start (and CI), not a user's
+first message.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo, field_validator
+
+from assistant.tools.builtin import default_registry
+from assistant.tools.registry import ToolRegistry
+
+#: The definition packaged next to this module.
+PACKAGED_DEFINITION = "assistant.toml"
+
+_NonBlank = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class DefinitionError(ValueError):
+    """The definition file is missing or invalid. The message names the file and the field."""
+
+
+class AssistantDefinition(BaseModel):
+    """Who the assistant is and what the model is asked with. Validate with a ``{"registry": ...}`` context to check
+    tool names against a registry other than the built-in one."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    description: str = ""
+    model: _NonBlank
+    instructions: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100_000)]
+    tools: tuple[str, ...] = ()
+    #: Per response. Below ~256 a reasoning model can spend everything on reasoning and return no text at all.
+    max_output_tokens: int = Field(ge=256, le=128_000)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
+
+    @field_validator("tools")
+    @classmethod
+    def _known_unique_tools(cls, tools: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        registry = _registry_from(info.context)
+        unknown = [name for name in tools if name not in registry]
+        if unknown:
+            raise ValueError(f"unknown tool(s) {unknown}; registered tools are {sorted(registry.names)}")
+        if len(set(tools)) != len(tools):
+            raise ValueError("a tool is listed more than once")
+        return tools
+
+
+def _registry_from(context: Any) -> ToolRegistry:
+    if isinstance(context, dict) and isinstance(context.get("registry"), ToolRegistry):
+        registry: ToolRegistry = context["registry"]
+        return registry
+    return default_registry()
+
+
+def load_definition(path: Path | None = None, *, registry: ToolRegistry | None = None) -> AssistantDefinition:
+    """Load and validate the definition (default: the packaged ``assistant.toml``).
+
+    ``registry`` is what tool names are checked against; by default the built-in tools.
+    """
+    source: Traversable | Path
+    if path is None:
+        source = resources.files("assistant").joinpath(PACKAGED_DEFINITION)
+        where = f"packaged {PACKAGED_DEFINITION}"
+    else:
+        source = path
+        where = str(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DefinitionError(f"{where}: cannot read the assistant definition ({exc.strerror or exc}).") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise DefinitionError(f"{where}: not valid TOML: {exc}") from exc
+    try:
+        return AssistantDefinition.model_validate(data, context={"registry": registry or default_registry()})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"field `{'.'.join(str(p) for p in error['loc']) or '(top level)'}`: {error['msg']}"
+            for error in exc.errors(include_url=False)
+        )
+        raise DefinitionError(f"{where}: invalid assistant definition: {problems}") from exc

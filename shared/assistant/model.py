@@ -1,0 +1,470 @@
+"""The model client: one user message in, a stream of :data:`ModelEvent` out, tool rounds and failures handled.
+
+What it guarantees the worker:
+
+- No ``openai`` type escapes. Failures are :mod:`assistant.errors` types: ``ModelUnavailable`` (transient, after
+  retries), ``ModelFailed``, ``ModelIncomplete`` and ``ReplyInterrupted``.
+- A request is retried only while no response is known to exist for it (nothing of the round was yielded).
+  Once ``response.created`` arrived the response may already be part of the conversation and a retry could
+  double the turn, so a dropped stream is recovered by retrieving that response and yielding only the text the
+  caller has not had.
+- Closing the generator closes the HTTP stream, which is how the worker cancels a reply.
+
+``openai`` is imported inside functions only: importing it costs most of a second, and the handlers that merely
+import this module (for types) must not pay for it at cold start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, TypedDict, TypeVar, Unpack
+
+from assistant.definition import AssistantDefinition
+from assistant.errors import AssistantError, ModelFailed, ModelIncomplete, NotFound, ReplyInterrupted
+from assistant.model_events import ModelEvent, ReplyCompleted, ResponseStarted, TextDelta, ToolEvent
+from assistant.model_retry import FAILED_MESSAGE, RetryPolicy, StreamBroken, StreamErrorEvent, classify
+from assistant.tools.registry import ToolContext, ToolRegistry, ToolResult
+
+if TYPE_CHECKING:
+    import openai
+    from openai.types.responses import Response, ResponseInputItemParam, ToolParam
+
+__all__ = [
+    "ModelClient",
+    "ModelClientOptions",
+    "ModelEvent",
+    "ModelTimeouts",
+    "ReplyCompleted",
+    "ResponseStarted",
+    "RetryPolicy",
+    "TextDelta",
+    "ToolEvent",
+]
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+INTERRUPTED_MESSAGE = "The reply was interrupted and could not be completed."
+
+
+@dataclass(frozen=True)
+class ModelTimeouts:
+    """HTTP timeouts in seconds. ``read_s`` bounds the wait for the first byte and the gap between stream chunks,
+    so a stalled model fails fast enough to be retried inside the Lambda's budget (the SDK's default is 600 s)."""
+
+    connect_s: float = 5
+    read_s: float = 30
+    write_s: float = 10
+    pool_s: float = 5
+
+
+class ModelClientOptions(TypedDict, total=False):
+    retry: RetryPolicy
+    sleep: Callable[[float], None]
+    max_tool_rounds: int
+    model_override: str | None
+    recover_poll_interval_s: float
+    recover_max_wait_s: float
+
+
+@dataclass(frozen=True)
+class _Call:
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class _Round:
+    """A finished model response, reduced to what the tool loop needs."""
+
+    response_id: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    calls: tuple[_Call, ...]
+
+    @classmethod
+    def of(cls, response: Response, calls: tuple[_Call, ...] | None = None) -> _Round:
+        usage = response.usage
+        return cls(
+            response_id=response.id,
+            model=response.model,
+            input_tokens=usage.input_tokens if usage else 0,
+            output_tokens=usage.output_tokens if usage else 0,
+            calls=_calls_of(response) if calls is None else calls,
+        )
+
+
+@dataclass
+class _Progress:
+    """What one attempt at a round has shown the caller; decides between retrying and recovering."""
+
+    response_id: str | None = None
+    text: list[str] = field(default_factory=list)
+    calls: list[_Call] = field(default_factory=list)
+
+    @property
+    def visible(self) -> bool:
+        return self.response_id is not None or bool(self.text)
+
+
+class ModelClient:
+    """Streams replies from the Responses API within a Conversations API conversation.
+
+    Holds no per-reply state (each reply lives in its own generator), so one instance per process serves every
+    reply; create it once per Lambda container, outside the handler.
+    """
+
+    def __init__(
+        self,
+        openai_client: openai.OpenAI,
+        definition: AssistantDefinition,
+        tools: ToolRegistry,
+        *,
+        retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen dataclass, safe as a default
+        sleep: Callable[[float], None] = time.sleep,
+        max_tool_rounds: int = 5,
+        model_override: str | None = None,
+        recover_poll_interval_s: float = 0.5,
+        recover_max_wait_s: float = 20,
+    ) -> None:
+        if max_tool_rounds < 0:
+            raise ValueError("max_tool_rounds must not be negative")
+        # Whoever built the client, this class owns the retry policy (see assistant.model_retry).
+        self._client = openai_client.with_options(max_retries=0)
+        self._definition = definition
+        self._tools = tools
+        self._tool_specs = tools.specs(definition.tools)
+        self._retry = retry
+        self._sleep = sleep
+        self._max_tool_rounds = max_tool_rounds
+        self._model = model_override or definition.model
+        self._recover_poll_interval_s = recover_poll_interval_s
+        self._recover_max_wait_s = recover_max_wait_s
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        api_key: str,
+        base_url: str | None,
+        definition: AssistantDefinition,
+        tools: ToolRegistry,
+        timeouts: ModelTimeouts = ModelTimeouts(),
+        **options: Unpack[ModelClientOptions],
+    ) -> ModelClient:
+        """Build the SDK client with the SDK's retries off and Lambda-sized timeouts."""
+        import httpx2
+        import openai
+
+        client = openai.OpenAI(
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=0,
+            timeout=httpx2.Timeout(
+                connect=timeouts.connect_s, read=timeouts.read_s, write=timeouts.write_s, pool=timeouts.pool_s
+            ),
+        )
+        return cls(client, definition, tools, **options)
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    # --- Conversations ------------------------------------------------------------------------------------------
+
+    def create_conversation(self, *, metadata: dict[str, str] | None = None) -> str:
+        """A new server-side conversation; its id is what every later turn is sent with."""
+        from openai import omit
+
+        conversation = self._call(
+            "conversations.create", lambda: self._client.conversations.create(metadata=metadata or omit)
+        )
+        return conversation.id
+
+    def history(self, conversation_id: str, *, limit: int = 100) -> list[tuple[Literal["user", "assistant"], str]]:
+        """The latest ``limit`` items' user and assistant messages, oldest first, text only (tool items skipped)."""
+        if not 1 <= limit <= 100:
+            raise ValueError("limit must be between 1 and 100 (the API's page size)")
+        page = self._call(
+            "conversations.items.list",
+            lambda: self._client.conversations.items.list(conversation_id, limit=limit, order="desc"),
+            not_found=NotFound("That conversation does not exist."),
+        )
+        messages: list[tuple[Literal["user", "assistant"], str]] = []
+        for item in reversed(page.data):
+            if item.type != "message" or item.role not in ("user", "assistant"):
+                continue
+            text = "".join(part.text for part in item.content if part.type in ("input_text", "output_text"))
+            if text:
+                messages.append(("user" if item.role == "user" else "assistant", text))
+        return messages
+
+    # --- Replies ------------------------------------------------------------------------------------------------
+
+    def stream_reply(
+        self, *, conversation_id: str, text: str, context: ToolContext
+    ) -> Generator[ModelEvent, None, None]:
+        """Send one user message and stream the reply, running tool rounds until the model answers.
+
+        A generator rather than a plain iterator so the caller can ``close()`` it: that closes the HTTP stream.
+        """
+        first: list[ResponseInputItemParam] = [{"type": "message", "role": "user", "content": text}]
+        result = yield from self._stream_round(conversation_id, first, allow_tools=True)
+        yield from self._finish(conversation_id, context, result)
+
+    def resume_reply(
+        self,
+        *,
+        response_id: str,
+        conversation_id: str,
+        context: ToolContext,
+        poll_interval_s: float = 0.5,
+        max_wait_s: float = 20,
+    ) -> Generator[ModelEvent, None, None]:
+        """Pick up a reply whose stream was lost (e.g. a redelivered message) without sending the user text again.
+
+        Yields the response's whole text in one :class:`TextDelta`; the caller knows from its checkpoint how much
+        of it the user already has. If the response ended in tool calls, the tool loop continues from there.
+        """
+        response = self._await_final(response_id, poll_interval_s=poll_interval_s, max_wait_s=max_wait_s)
+        yield ResponseStarted(response.id)
+        if response.output_text:
+            yield TextDelta(response.output_text)
+        yield from self._finish(conversation_id, context, _Round.of(response))
+
+    def _finish(self, conversation_id: str, context: ToolContext, result: _Round) -> Generator[ModelEvent, None, None]:
+        """Run tool rounds until a response without tool calls, then report the summed usage."""
+        input_tokens, output_tokens = result.input_tokens, result.output_tokens
+        rounds = 0
+        while result.calls:
+            if rounds >= self._max_tool_rounds:
+                logger.error(
+                    "Model kept calling tools", extra={"tool_rounds": rounds, "response_id": result.response_id}
+                )
+                raise ModelFailed("The assistant kept calling tools without answering.")
+            rounds += 1
+            outputs = yield from self._run_tools(result.calls, context)
+            # The last permitted round forbids tools, so a model that would loop has to answer in text instead.
+            result = yield from self._stream_round(conversation_id, outputs, allow_tools=rounds < self._max_tool_rounds)
+            input_tokens += result.input_tokens
+            output_tokens += result.output_tokens
+        yield ReplyCompleted(
+            response_id=result.response_id, input_tokens=input_tokens, output_tokens=output_tokens, model=result.model
+        )
+
+    def _run_tools(
+        self, calls: tuple[_Call, ...], context: ToolContext
+    ) -> Generator[ModelEvent, None, list[ResponseInputItemParam]]:
+        outputs: list[ResponseInputItemParam] = []
+        for call in calls:
+            yield ToolEvent(call.name, "started")
+            if call.name in self._definition.tools:
+                result = self._tools.invoke(call.name, call.arguments, context)
+            else:
+                # Registered is not enough: the definition decides what this assistant may run.
+                logger.warning("Model called a tool it was not offered", extra={"tool": call.name})
+                result = ToolResult(ok=False, output=json.dumps({"error": f"There is no tool named {call.name!r}."}))
+            yield ToolEvent(call.name, "done" if result.ok else "failed")
+            outputs.append({"type": "function_call_output", "call_id": call.call_id, "output": result.output})
+        return outputs
+
+    def _stream_round(
+        self, conversation_id: str, input_items: list[ResponseInputItemParam], *, allow_tools: bool
+    ) -> Generator[ModelEvent, None, _Round]:
+        """One model response, streamed. Retries while nothing of it was yielded; recovers by id afterwards."""
+        import openai
+
+        retry = 0
+        while True:
+            progress = _Progress()
+            try:
+                return (yield from self._stream_once(conversation_id, input_items, allow_tools, progress))
+            except (openai.APIError, StreamBroken, StreamErrorEvent) as exc:
+                failure = classify(exc)
+                if failure is None:  # pragma: no cover - classify knows every type caught above
+                    raise
+                if not progress.visible:
+                    if failure.retryable and retry + 1 < self._retry.max_attempts:
+                        self._wait_before_retry(
+                            "responses.create", retry, failure.kind, failure.status, failure.retry_after
+                        )
+                        retry += 1
+                        continue
+                    logger.error(
+                        "Model request failed",
+                        extra={
+                            "kind": failure.kind,
+                            "status": failure.status,
+                            "code": failure.code,
+                            "attempts": retry + 1,
+                        },
+                    )
+                    raise failure.to_error() from exc
+                if failure.kind == "error_event":
+                    logger.error(
+                        "Model stream reported an error",
+                        extra={"code": failure.code, "response_id": progress.response_id},
+                    )
+                    raise ModelFailed(FAILED_MESSAGE) from exc
+                logger.warning(
+                    "Model stream dropped; recovering the response",
+                    extra={"kind": failure.kind, "response_id": progress.response_id},
+                )
+                return (yield from self._recover(progress, exc))
+
+    def _stream_once(
+        self,
+        conversation_id: str,
+        input_items: list[ResponseInputItemParam],
+        allow_tools: bool,
+        progress: _Progress,
+    ) -> Generator[ModelEvent, None, _Round]:
+        from openai import omit
+
+        definition = self._definition
+        # The registry's dicts have exactly the FunctionToolParam shape; the registry just doesn't import openai.
+        tools: list[ToolParam] = self._tool_specs  # type: ignore[assignment]
+        # `with` closes the HTTP response when the caller stops iterating (GeneratorExit), which stops generation.
+        with self._client.responses.create(
+            stream=True,
+            model=self._model,
+            instructions=definition.instructions,
+            input=input_items,
+            conversation=conversation_id,
+            tools=tools or omit,
+            tool_choice=omit if not tools or allow_tools else "none",
+            max_output_tokens=definition.max_output_tokens,
+            temperature=definition.temperature if definition.temperature is not None else omit,
+            reasoning={"effort": definition.reasoning_effort} if definition.reasoning_effort else omit,
+            store=True,
+        ) as stream:
+            for event in stream:
+                if event.type == "response.created":
+                    progress.response_id = event.response.id
+                    yield ResponseStarted(event.response.id)
+                elif event.type == "response.output_text.delta":
+                    progress.text.append(event.delta)
+                    yield TextDelta(event.delta)
+                elif event.type == "response.output_item.done" and event.item.type == "function_call":
+                    item = event.item
+                    progress.calls.append(_Call(call_id=item.call_id, name=item.name, arguments=item.arguments))
+                elif event.type == "response.completed":
+                    return _Round.of(event.response, calls=tuple(progress.calls))
+                elif event.type == "response.failed":
+                    error = event.response.error
+                    logger.error(
+                        "Model response failed",
+                        extra={"response_id": event.response.id, "code": error.code if error else None},
+                    )
+                    raise ModelFailed(FAILED_MESSAGE)
+                elif event.type == "response.incomplete":
+                    details = event.response.incomplete_details
+                    reason = details.reason if details else None
+                    logger.warning(
+                        "Model response incomplete", extra={"response_id": event.response.id, "reason": reason}
+                    )
+                    raise ModelIncomplete(_incomplete_message(reason), reason=reason)
+                elif event.type == "error":
+                    raise StreamErrorEvent(event.code)
+        raise StreamBroken()
+
+    def _recover(self, progress: _Progress, cause: Exception) -> Generator[ModelEvent, None, _Round]:
+        """Finish a round whose stream dropped after it became visible, from the stored response."""
+        if progress.response_id is None:
+            raise ReplyInterrupted(INTERRUPTED_MESSAGE) from cause
+        response = self._await_final(
+            progress.response_id, poll_interval_s=self._recover_poll_interval_s, max_wait_s=self._recover_max_wait_s
+        )
+        seen = "".join(progress.text)
+        full = response.output_text
+        if not full.startswith(seen):
+            # The stored text should extend what streamed; if not, the caller's copy cannot be patched reliably.
+            logger.error("Recovered response does not match the streamed text", extra={"response_id": response.id})
+            raise ReplyInterrupted(INTERRUPTED_MESSAGE) from cause
+        if len(full) > len(seen):
+            yield TextDelta(full[len(seen) :])
+        return _Round.of(response)
+
+    def _await_final(self, response_id: str, *, poll_interval_s: float, max_wait_s: float) -> Response:
+        """Retrieve a response, polling while it is still generating. Anything but ``completed`` is an interruption.
+
+        The wait is counted in poll intervals rather than wall time so an injected ``sleep`` keeps it deterministic.
+        """
+        waited = 0.0
+        while True:
+            try:
+                response = self._call("responses.retrieve", lambda: self._client.responses.retrieve(response_id))
+            except AssistantError as exc:
+                raise ReplyInterrupted(INTERRUPTED_MESSAGE) from exc
+            if response.status in ("queued", "in_progress"):
+                if waited >= max_wait_s:
+                    logger.error(
+                        "Gave up waiting for a response", extra={"response_id": response_id, "waited_s": waited}
+                    )
+                    raise ReplyInterrupted(INTERRUPTED_MESSAGE)
+                self._sleep(poll_interval_s)
+                waited += poll_interval_s
+                continue
+            if response.status == "completed":
+                return response
+            logger.error("Response did not complete", extra={"response_id": response_id, "status": response.status})
+            raise ReplyInterrupted(INTERRUPTED_MESSAGE)
+
+    # --- Plumbing -----------------------------------------------------------------------------------------------
+
+    def _call(self, what: str, call: Callable[[], _T], *, not_found: AssistantError | None = None) -> _T:
+        """A non-streaming API call under the retry policy, with failures mapped to assistant errors."""
+        import openai
+
+        retry = 0
+        while True:
+            try:
+                return call()
+            except openai.APIError as exc:
+                failure = classify(exc)
+                if failure is None:  # pragma: no cover - every APIError classifies
+                    raise
+                if failure.retryable and retry + 1 < self._retry.max_attempts:
+                    self._wait_before_retry(what, retry, failure.kind, failure.status, failure.retry_after)
+                    retry += 1
+                    continue
+                logger.error(
+                    "Model API call failed",
+                    extra={"call": what, "kind": failure.kind, "status": failure.status, "attempts": retry + 1},
+                )
+                if failure.status == 404 and not_found is not None:
+                    raise not_found from exc
+                raise failure.to_error() from exc
+
+    def _wait_before_retry(
+        self, what: str, retry: int, kind: str, status: int | None, retry_after: float | None
+    ) -> None:
+        delay = self._retry.delay(retry, retry_after=retry_after)
+        logger.warning(
+            "Model call failed; retrying",
+            extra={"call": what, "kind": kind, "status": status, "retry": retry + 1, "delay_s": round(delay, 3)},
+        )
+        self._sleep(delay)
+
+
+def _calls_of(response: Response) -> tuple[_Call, ...]:
+    return tuple(
+        _Call(call_id=item.call_id, name=item.name, arguments=item.arguments)
+        for item in response.output
+        if item.type == "function_call"
+    )
+
+
+def _incomplete_message(reason: str | None) -> str:
+    if reason == "max_output_tokens":
+        return "The reply was cut off because it reached its length limit."
+    if reason == "content_filter":
+        return "The reply was stopped by the content filter."
+    return "The reply ended before it was complete."

@@ -1,0 +1,40 @@
+"""What :class:`assistant.model.ModelClient` yields while a reply is produced.
+
+Plain dataclasses, so the worker can consume a reply without importing ``openai`` or knowing its event types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class ResponseStarted:
+    """A model response exists server-side (one per round); the id is what a redelivered message resumes from."""
+
+    response_id: str
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolEvent:
+    name: str
+    status: Literal["started", "done", "failed"]
+
+
+@dataclass(frozen=True)
+class ReplyCompleted:
+    """The reply is complete. Token counts are summed over every round of the reply (tool rounds included)."""
+
+    response_id: str
+    input_tokens: int
+    output_tokens: int
+    model: str
+
+
+ModelEvent = ResponseStarted | TextDelta | ToolEvent | ReplyCompleted

@@ -1,0 +1,130 @@
+"""The assistant definition file: the packaged one is valid, and mistakes are reported with file and field."""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from assistant.definition import AssistantDefinition, DefinitionError, load_definition
+from assistant.tools import ToolRegistry, default_registry
+
+VALID = """
+name = "Test assistant"
+model = "gpt-5-mini"
+max_output_tokens = 2000
+tools = ["calculate"]
+instructions = \"\"\"
+Be brief.
+\"\"\"
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "assistant.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_packaged_definition_is_valid_and_uses_registered_tools() -> None:
+    definition = load_definition()
+
+    assert definition.instructions.strip()
+    assert definition.model
+    assert definition.tools
+    assert set(definition.tools) <= default_registry().names
+    # The specs for its tools can be built, which is what every model request sends.
+    assert [spec["name"] for spec in default_registry().specs(definition.tools)] == list(definition.tools)
+
+
+def test_packaged_file_is_package_data() -> None:
+    # The Lambda layer ships the package directory; the definition must be inside it, not next to the repo.
+    packaged = resources.files("assistant").joinpath("assistant.toml")
+    assert tomllib.loads(packaged.read_text(encoding="utf-8"))["name"] == load_definition().name
+
+
+def test_load_from_a_path(tmp_path: Path) -> None:
+    definition = load_definition(_write(tmp_path, VALID))
+
+    assert definition == AssistantDefinition(
+        name="Test assistant",
+        model="gpt-5-mini",
+        max_output_tokens=2000,
+        tools=("calculate",),
+        instructions="Be brief.",
+    )
+    assert definition.temperature is None
+    assert definition.reasoning_effort is None
+
+
+def test_definition_is_frozen(tmp_path: Path) -> None:
+    definition = load_definition(_write(tmp_path, VALID))
+
+    with pytest.raises(ValidationError):
+        definition.model = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "detail"),
+    [
+        (('tools = ["calculate"]', 'tools = ["calculate", "send_email"]'), "tools", "send_email"),
+        (('tools = ["calculate"]', 'tools = ["calculate", "calculate"]'), "tools", "more than once"),
+        (('"""\nBe brief.\n"""', '"""\n   \n"""'), "instructions", "at least 1 character"),
+        (("max_output_tokens = 2000", "max_output_tokens = 10"), "max_output_tokens", "greater than or equal"),
+        (("max_output_tokens = 2000", "max_output_tokens = 10000000"), "max_output_tokens", "less than or equal"),
+        (('model = "gpt-5-mini"', 'model = ""'), "model", "at least 1 character"),
+        (('model = "gpt-5-mini"', 'model = "gpt-5-mini"\nreasoning_effort = "extreme"'), "reasoning_effort", ""),
+        (('model = "gpt-5-mini"', 'model = "gpt-5-mini"\ntemperature = 3.5'), "temperature", ""),
+        (('model = "gpt-5-mini"', 'model = "gpt-5-mini"\nassistant_id = "asst_123"'), "assistant_id", "Extra"),
+        (('name = "Test assistant"\n', ""), "name", "Field required"),
+    ],
+)
+def test_invalid_definition_names_file_and_field(
+    tmp_path: Path, change: tuple[str, str], field: str, detail: str
+) -> None:
+    old, new = change
+    assert old in VALID
+    path = _write(tmp_path, VALID.replace(old, new))
+
+    with pytest.raises(DefinitionError) as raised:
+        load_definition(path)
+
+    message = str(raised.value)
+    assert str(path) in message
+    assert f"field `{field}`" in message
+    assert detail in message
+
+
+def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
+    path = _write(tmp_path, 'name = "unterminated\n')
+
+    with pytest.raises(DefinitionError, match="not valid TOML") as raised:
+        load_definition(path)
+    assert str(path) in str(raised.value)
+
+
+def test_missing_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.toml"
+
+    with pytest.raises(DefinitionError, match="cannot read") as raised:
+        load_definition(path)
+    assert str(path) in str(raised.value)
+
+
+def test_tools_are_checked_against_the_given_registry(tmp_path: Path) -> None:
+    registry = ToolRegistry()
+
+    @registry.tool
+    def lookup_order(order_id: str) -> str:
+        """Look up an order."""
+        return order_id
+
+    path = _write(tmp_path, VALID.replace('tools = ["calculate"]', 'tools = ["lookup_order"]'))
+
+    assert load_definition(path, registry=registry).tools == ("lookup_order",)
+    # The built-in registry does not have it, so the default check refuses the same file.
+    with pytest.raises(DefinitionError, match="lookup_order"):
+        load_definition(path)

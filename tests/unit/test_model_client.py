@@ -1,0 +1,567 @@
+"""The model client, driven through the real ``openai`` SDK against the offline Responses API server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import openai
+import pytest
+
+from assistant.definition import AssistantDefinition
+from assistant.errors import ModelFailed, ModelIncomplete, ModelUnavailable, NotFound, ReplyInterrupted
+from assistant.model import (
+    ModelClient,
+    ModelEvent,
+    ModelTimeouts,
+    ReplyCompleted,
+    ResponseStarted,
+    RetryPolicy,
+    TextDelta,
+    ToolEvent,
+)
+from assistant.model_retry import retry_after_seconds
+from assistant.tools import ToolContext, ToolRegistry, default_registry
+from scripts.local_stack.offline_model import Fault, OfflineModelServer, Pace
+
+REPO = Path(__file__).resolve().parents[2]
+CONTEXT = ToolContext(user_id="user-1", conversation_id=None, message_id="msg-1")
+LONG_MESSAGE = "tell me a long story about lighthouses"
+
+DEFINITION = AssistantDefinition(
+    name="Test assistant",
+    model="gpt-5-mini",
+    instructions="Be brief.",
+    tools=("current_time", "calculate"),
+    max_output_tokens=4000,
+    reasoning_effort="low",
+)
+
+
+@pytest.fixture
+def server() -> Iterator[OfflineModelServer]:
+    with OfflineModelServer(pace=Pace.instant()) as running:
+        yield running
+
+
+@pytest.fixture
+def delays() -> list[float]:
+    return []
+
+
+MakeClient = Callable[..., ModelClient]
+
+
+@pytest.fixture
+def make_client(server: OfflineModelServer, delays: list[float]) -> MakeClient:
+    def make(**overrides: Any) -> ModelClient:
+        options: dict[str, Any] = {
+            "api_key": "test-key",
+            "base_url": server.base_url,
+            "definition": DEFINITION,
+            "tools": default_registry(),
+            "timeouts": ModelTimeouts(connect_s=2, read_s=2, write_s=2, pool_s=2),
+            "sleep": delays.append,
+            **overrides,
+        }
+        return ModelClient.create(**options)
+
+    return make
+
+
+def _posts(server: OfflineModelServer) -> list[dict[str, Any]]:
+    return [r.body for r in server.requests if r.method == "POST" and r.path == "/v1/responses"]
+
+
+def _text(events: list[ModelEvent]) -> str:
+    return "".join(e.text for e in events if isinstance(e, TextDelta))
+
+
+def _stored_text(server: OfflineModelServer, response_id: str) -> str:
+    response = server.state.responses[response_id].response
+    return "".join(part["text"] for item in response["output"] if item["type"] == "message" for part in item["content"])
+
+
+def _user_turns(server: OfflineModelServer, conversation_id: str) -> int:
+    items = server.state.conversations[conversation_id].items
+    return sum(1 for item in items if item["type"] == "message" and item["role"] == "user")
+
+
+# --- Happy paths ------------------------------------------------------------------------------------------------
+
+
+def test_streams_text_and_sends_the_definition(server: OfflineModelServer, make_client: MakeClient) -> None:
+    client = make_client()
+    conversation = client.create_conversation(metadata={"user": "user-1"})
+
+    events = list(client.stream_reply(conversation_id=conversation, text="hello there", context=CONTEXT))
+
+    started, *deltas, completed = events
+    assert isinstance(started, ResponseStarted)
+    assert len(deltas) > 1
+    assert all(isinstance(e, TextDelta) for e in deltas)
+    assert _text(events) == _stored_text(server, started.response_id)
+    assert isinstance(completed, ReplyCompleted)
+    usage = server.state.responses[started.response_id].response["usage"]
+    assert completed == ReplyCompleted(
+        response_id=started.response_id,
+        input_tokens=usage["input_tokens"],
+        output_tokens=usage["output_tokens"],
+        model="offline-demo",
+    )
+    [body] = _posts(server)
+    assert body["stream"] is True
+    assert body["store"] is True
+    assert body["model"] == "gpt-5-mini"
+    assert body["instructions"] == "Be brief."
+    assert body["conversation"] == conversation
+    assert body["max_output_tokens"] == 4000
+    assert body["reasoning"] == {"effort": "low"}
+    assert body["input"] == [{"type": "message", "role": "user", "content": "hello there"}]
+    assert [tool["name"] for tool in body["tools"]] == ["current_time", "calculate"]
+    assert all(tool["strict"] is True for tool in body["tools"])
+    assert "tool_choice" not in body
+
+
+def test_model_override_replaces_the_definition_model(server: OfflineModelServer, make_client: MakeClient) -> None:
+    client = make_client(model_override="gpt-5")
+    conversation = client.create_conversation()
+
+    list(client.stream_reply(conversation_id=conversation, text="hi", context=CONTEXT))
+
+    assert _posts(server)[0]["model"] == "gpt-5"
+
+
+def test_tool_round_trip_runs_the_tool_and_sums_usage(server: OfflineModelServer, make_client: MakeClient) -> None:
+    client = make_client()
+    conversation = client.create_conversation()
+
+    events = list(client.stream_reply(conversation_id=conversation, text="calculate 2+3*4", context=CONTEXT))
+
+    tool_events = [e for e in events if isinstance(e, ToolEvent)]
+    assert tool_events == [ToolEvent("calculate", "started"), ToolEvent("calculate", "done")]
+    started = [e.response_id for e in events if isinstance(e, ResponseStarted)]
+    assert len(started) == 2
+    first, second = _posts(server)
+    assert first["input"][0]["content"] == "calculate 2+3*4"
+    [call] = [i for i in server.state.responses[started[0]].response["output"] if i["type"] == "function_call"]
+    assert second["conversation"] == conversation
+    assert second["input"] == [{"type": "function_call_output", "call_id": call["call_id"], "output": "14"}]
+    assert "14" in _text(events)
+    completed = events[-1]
+    assert isinstance(completed, ReplyCompleted)
+    usages = [server.state.responses[rid].response["usage"] for rid in started]
+    assert completed.response_id == started[1]
+    assert completed.input_tokens == sum(u["input_tokens"] for u in usages)
+    assert completed.output_tokens == sum(u["output_tokens"] for u in usages)
+    assert _user_turns(server, conversation) == 1
+
+
+def test_tool_gets_the_server_context(server: OfflineModelServer, make_client: MakeClient) -> None:
+    registry = ToolRegistry()
+    seen: list[tuple[str, str]] = []
+
+    @registry.tool
+    def current_time(timezone: str, context: ToolContext) -> str:
+        """Current time (test double that records who asked)."""
+        seen.append((timezone, context.user_id))
+        return "12:00"
+
+    definition = DEFINITION.model_copy(update={"tools": ("current_time",)})
+    client = make_client(tools=registry, definition=definition)
+    conversation = client.create_conversation()
+
+    events = list(client.stream_reply(conversation_id=conversation, text="what time is it in Tokyo", context=CONTEXT))
+
+    assert seen == [("Asia/Tokyo", "user-1")]
+    assert [e for e in events if isinstance(e, ToolEvent)][-1] == ToolEvent("current_time", "done")
+    assert "12:00" in _text(events)
+
+
+def test_model_supplied_value_for_the_context_parameter_is_rejected(
+    server: OfflineModelServer, make_client: MakeClient
+) -> None:
+    # The offline model always sends {"timezone": ...}; here `timezone` is the server's own parameter, so the
+    # model is trying to set what the server sets (the original merged such arguments over its own).
+    registry = ToolRegistry()
+    calls: list[ToolContext] = []
+
+    @registry.tool
+    def current_time(timezone: ToolContext) -> str:
+        """Time for the server-chosen zone."""
+        calls.append(timezone)
+        return "never"
+
+    definition = DEFINITION.model_copy(update={"tools": ("current_time",)})
+    client = make_client(tools=registry, definition=definition)
+    conversation = client.create_conversation()
+
+    events = list(client.stream_reply(conversation_id=conversation, text="what time is it in Tokyo", context=CONTEXT))
+
+    assert calls == []
+    assert [e for e in events if isinstance(e, ToolEvent)] == [
+        ToolEvent("current_time", "started"),
+        ToolEvent("current_time", "failed"),
+    ]
+    output = _posts(server)[1]["input"][0]["output"]
+    assert "set by the server" in json.loads(output)["error"]
+    assert isinstance(events[-1], ReplyCompleted)
+
+
+def test_tool_rounds_are_bounded(server: OfflineModelServer, make_client: MakeClient) -> None:
+    client = make_client(max_tool_rounds=0)
+    conversation = client.create_conversation()
+
+    with pytest.raises(ModelFailed):
+        list(client.stream_reply(conversation_id=conversation, text="calculate 2+3*4", context=CONTEXT))
+    assert len(_posts(server)) == 1
+
+
+def test_last_permitted_tool_round_forbids_more_tools(server: OfflineModelServer, make_client: MakeClient) -> None:
+    client = make_client(max_tool_rounds=1)
+    conversation = client.create_conversation()
+
+    events = list(client.stream_reply(conversation_id=conversation, text="calculate 2+3*4", context=CONTEXT))
+
+    first, last = _posts(server)
+    assert "tool_choice" not in first
+    assert last["tool_choice"] == "none"
+    assert isinstance(events[-1], ReplyCompleted)
+
+
+def test_history_is_oldest_first_text_only(server: OfflineModelServer, make_client: MakeClient) -> None:
+    client = make_client()
+    conversation = client.create_conversation()
+    first = list(client.stream_reply(conversation_id=conversation, text="hello there", context=CONTEXT))
+    second = list(client.stream_reply(conversation_id=conversation, text="calculate 2+3*4", context=CONTEXT))
+
+    history = client.history(conversation)
+
+    assert history == [
+        ("user", "hello there"),
+        ("assistant", _text(first)),
+        ("user", "calculate 2+3*4"),
+        ("assistant", _text(second)),
+    ]
+    # The limit counts the latest items (tool calls and outputs too), not messages.
+    assert client.history(conversation, limit=2) == [("assistant", _text(second))]
+
+
+def test_history_of_unknown_conversation_is_not_found(make_client: MakeClient) -> None:
+    with pytest.raises(NotFound):
+        make_client().history("conv_missing")
+
+
+# --- Retries before a response exists ---------------------------------------------------------------------------
+
+
+def test_429_is_retried_with_jittered_exponential_backoff(
+    server: OfflineModelServer, make_client: MakeClient, delays: list[float]
+) -> None:
+    client = make_client(retry=RetryPolicy(max_attempts=4, base_delay_s=0.5, max_delay_s=8))
+    conversation = client.create_conversation()
+    server.faults.push(Fault.status(429), Fault.status(429), Fault.status(429))
+
+    events = list(client.stream_reply(conversation_id=conversation, text="hello there", context=CONTEXT))
+
+    assert isinstance(events[-1], ReplyCompleted)
+    assert len(delays) == 3
+    # Full jitter: each wait is somewhere in [0, base * 2**n].
+    for retry, delay in enumerate(delays):
+        assert 0 <= delay <= 0.5 * 2**retry
+    assert len(_posts(server)) == 4
+    assert _user_turns(server, conversation) == 1
+
+
+def test_retry_after_is_honoured_and_capped(
+    server: OfflineModelServer, make_client: MakeClient, delays: list[float]
+) -> None:
+    client = make_client(retry=RetryPolicy(max_attempts=3, base_delay_s=0.5, max_delay_s=8))
+    conversation = client.create_conversation()
+    server.faults.push(Fault.status(429, retry_after=2), Fault.status(429, retry_after=120))
+
+    list(client.stream_reply(conversation_id=conversation, text="hello there", context=CONTEXT))
+
+    assert delays == [2.0, 8.0]
+
+
+def test_5xx_until_retries_run_out_is_unavailable(
+    server: OfflineModelServer, make_client: MakeClient, delays: list[float]
+) -> None:
+    client = make_client(retry=RetryPolicy(max_attempts=3))
+    conversation = client.create_conversation()
+    server.faults.push(*[Fault.status(500)] * 3, Fault.status(503))
+    events: list[ModelEvent] = []
+
+    with pytest.raises(ModelUnavailable) as raised:
+        events.extend(client.stream_reply(conversation_id=conversation, text="hello there", context=CONTEXT))
+
+    assert raised.value.retryable
+    assert events == []
+    assert len(_posts(server)) == 3
+    assert len(delays) == 2
+    assert len(server.faults) == 1  # the fourth fault was never reached
+
+
+def test_client_errors_are_not_retried(
+    server: OfflineModelServer, make_client: MakeClient, delays: list[float]
+) -> None:
+    client = make_client()
+
+    with pytest.raises(ModelFailed) as raised:
+        list(client.stream_reply(conversation_id="conv_missing", text="hello there", context=CONTEXT))
+
+    assert not raised.value.retryable
+    assert len(_posts(server)) == 1
+    assert delays == []
+
+
+def test_slow_first_byte_times_out_and_is_retried(
+    server: OfflineModelServer, make_client: MakeClient, delays: list[float]
+) -> None:
+    client = make_client(timeouts=ModelTimeouts(read_s=0.1))
+    conversation = client.create_conversation()
+    server.faults.push(Fault.stall(0.5))
+
+    events = list(client.stream_reply(conversation_id=conversation, text="hello there", context=CONTEXT))
+
+    assert isinstance(events[-1], ReplyCompleted)
+    assert len(delays) == 1
+    assert _user_turns(server, conversation) == 1
+
+
+def test_stalling_every_time_is_unavailable(
+    server: OfflineModelServer, make_client: MakeClient, delays: list[float]
+) -> None:
+    client = make_client(timeouts=ModelTimeouts(read_s=0.1), retry=RetryPolicy(max_attempts=2))
+    conversation = client.create_conversation()
+    server.faults.push(Fault.stall(0.5), Fault.stall(0.5))
+
+    with pytest.raises(ModelUnavailable):
+        list(client.stream_reply(conversation_id=conversation, text="hello there", context=CONTEXT))
+    assert len(delays) == 1
+
+
+def test_sdk_retries_are_off_even_for_a_client_built_elsewhere(server: OfflineModelServer, delays: list[float]) -> None:
+    sdk = openai.OpenAI(api_key="test-key", base_url=server.base_url, max_retries=5)
+    client = ModelClient(sdk, DEFINITION, default_registry(), retry=RetryPolicy(max_attempts=1), sleep=delays.append)
+    conversation = client.create_conversation()
+    server.faults.push(Fault.status(500), Fault.status(500))
+
+    with pytest.raises(ModelUnavailable):
+        list(client.stream_reply(conversation_id=conversation, text="hello there", context=CONTEXT))
+    assert len(_posts(server)) == 1
+    assert delays == []
+
+
+def test_openai_exceptions_never_escape(make_client: MakeClient) -> None:
+    # Nothing listens on this port: a connection error, retried, then mapped.
+    client = make_client(base_url="http://127.0.0.1:9/v1", retry=RetryPolicy(max_attempts=2))
+
+    with pytest.raises(ModelUnavailable) as raised:
+        client.create_conversation()
+    assert not isinstance(raised.value, openai.OpenAIError)
+
+
+# --- Failures the model reports ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("after_deltas", [0, 3])
+def test_error_event_is_model_failed(server: OfflineModelServer, make_client: MakeClient, after_deltas: int) -> None:
+    client = make_client()
+    conversation = client.create_conversation()
+    server.faults.push(Fault.error_event("server_error", "boom", after_deltas=after_deltas))
+    events: list[ModelEvent] = []
+
+    with pytest.raises(ModelFailed):
+        events.extend(client.stream_reply(conversation_id=conversation, text=LONG_MESSAGE, context=CONTEXT))
+
+    # The response existed (response.created came first), so it is not retried: that could double the turn.
+    assert len(_posts(server)) == 1
+    assert sum(isinstance(e, TextDelta) for e in events) == after_deltas
+
+
+def test_response_failed_is_model_failed(server: OfflineModelServer, make_client: MakeClient) -> None:
+    client = make_client()
+    conversation = client.create_conversation()
+    server.faults.push(Fault.failed(after_deltas=2))
+
+    with pytest.raises(ModelFailed):
+        list(client.stream_reply(conversation_id=conversation, text=LONG_MESSAGE, context=CONTEXT))
+    assert len(_posts(server)) == 1
+
+
+def test_incomplete_is_model_incomplete_with_reason(server: OfflineModelServer, make_client: MakeClient) -> None:
+    client = make_client()
+    conversation = client.create_conversation()
+    server.faults.push(Fault.incomplete("content_filter", after_deltas=2))
+
+    with pytest.raises(ModelIncomplete) as raised:
+        list(client.stream_reply(conversation_id=conversation, text=LONG_MESSAGE, context=CONTEXT))
+    assert raised.value.reason == "content_filter"
+
+
+# --- Recovery and resume ----------------------------------------------------------------------------------------
+
+
+def test_stream_cut_mid_reply_is_recovered_with_the_full_text_exactly_once(
+    server: OfflineModelServer, make_client: MakeClient
+) -> None:
+    client = make_client()
+    conversation = client.create_conversation()
+    server.faults.push(Fault.cut_after_deltas(5))
+
+    events = list(client.stream_reply(conversation_id=conversation, text=LONG_MESSAGE, context=CONTEXT))
+
+    [started] = [e for e in events if isinstance(e, ResponseStarted)]
+    deltas = [e for e in events if isinstance(e, TextDelta)]
+    assert len(deltas) == 6  # five streamed, then the rest in one piece
+    assert _text(events) == _stored_text(server, started.response_id)
+    assert isinstance(events[-1], ReplyCompleted)
+    assert len(_posts(server)) == 1
+    assert any(r.method == "GET" and r.path == f"/v1/responses/{started.response_id}" for r in server.requests)
+    assert _user_turns(server, conversation) == 1
+
+
+def test_resume_of_a_completed_response_sends_no_new_turn(server: OfflineModelServer, make_client: MakeClient) -> None:
+    client = make_client()
+    conversation = client.create_conversation()
+    original = list(client.stream_reply(conversation_id=conversation, text=LONG_MESSAGE, context=CONTEXT))
+    completed = original[-1]
+    assert isinstance(completed, ReplyCompleted)
+
+    resumed = list(
+        client.resume_reply(response_id=completed.response_id, conversation_id=conversation, context=CONTEXT)
+    )
+
+    assert resumed == [ResponseStarted(completed.response_id), TextDelta(_text(original)), completed]
+    assert len(_posts(server)) == 1
+
+
+def test_resume_continues_a_tool_loop(server: OfflineModelServer, make_client: MakeClient) -> None:
+    client = make_client()
+    conversation = client.create_conversation()
+    # A worker that died right after the response started: the model finished it (a tool call) server-side.
+    reply = client.stream_reply(conversation_id=conversation, text="calculate 2+3*4", context=CONTEXT)
+    started = next(reply)
+    assert isinstance(started, ResponseStarted)
+    reply.close()
+    server_run = server.state.responses[started.response_id]
+
+    resumed = list(client.resume_reply(response_id=started.response_id, conversation_id=conversation, context=CONTEXT))
+
+    assert server_run.finished
+    assert [e for e in resumed if isinstance(e, ToolEvent)] == [
+        ToolEvent("calculate", "started"),
+        ToolEvent("calculate", "done"),
+    ]
+    assert "14" in _text(resumed)
+    assert isinstance(resumed[-1], ReplyCompleted)
+    assert _user_turns(server, conversation) == 1
+
+
+def test_resume_of_an_unknown_response_is_interrupted(server: OfflineModelServer, make_client: MakeClient) -> None:
+    client = make_client()
+
+    with pytest.raises(ReplyInterrupted):
+        list(client.resume_reply(response_id="resp_missing", conversation_id="conv_x", context=CONTEXT))
+    assert _posts(server) == []
+
+
+def test_resume_of_a_failed_response_is_interrupted(server: OfflineModelServer, make_client: MakeClient) -> None:
+    client = make_client()
+    conversation = client.create_conversation()
+    server.faults.push(Fault.failed())
+    reply = client.stream_reply(conversation_id=conversation, text="hello there", context=CONTEXT)
+    started = next(reply)
+    assert isinstance(started, ResponseStarted)
+    with pytest.raises(ModelFailed):
+        list(reply)
+
+    with pytest.raises(ReplyInterrupted):
+        list(client.resume_reply(response_id=started.response_id, conversation_id=conversation, context=CONTEXT))
+
+
+def test_resume_gives_up_on_a_response_that_never_finishes(
+    server: OfflineModelServer, make_client: MakeClient, delays: list[float]
+) -> None:
+    server.pace = Pace(first_token_s=30, tokens_per_s=1)
+    client = make_client()
+    conversation = client.create_conversation()
+    reply = client.stream_reply(conversation_id=conversation, text="hello there", context=CONTEXT)
+    started = next(reply)
+    assert isinstance(started, ResponseStarted)
+    reply.close()
+
+    with pytest.raises(ReplyInterrupted):
+        list(
+            client.resume_reply(
+                response_id=started.response_id,
+                conversation_id=conversation,
+                context=CONTEXT,
+                poll_interval_s=0.5,
+                max_wait_s=2,
+            )
+        )
+    assert delays == [0.5] * 4
+
+
+# --- Cancellation -----------------------------------------------------------------------------------------------
+
+
+def test_closing_the_iterator_closes_the_http_stream(server: OfflineModelServer, delays: list[float]) -> None:
+    server.pace = Pace(first_token_s=0, tokens_per_s=50)
+    responses: list[httpx2.Response] = []
+    http_client = httpx2.Client(event_hooks={"response": [responses.append]})
+    sdk = openai.OpenAI(api_key="test-key", base_url=server.base_url, http_client=http_client)
+    client = ModelClient(sdk, DEFINITION, default_registry(), sleep=delays.append)
+    conversation = client.create_conversation()
+
+    reply = client.stream_reply(conversation_id=conversation, text=LONG_MESSAGE, context=CONTEXT)
+    started = next(reply)
+    assert isinstance(started, ResponseStarted)
+    assert isinstance(next(reply), TextDelta)
+    stream_response = responses[-1]
+    assert stream_response.request.url.path == "/v1/responses"
+    assert not stream_response.is_closed
+
+    reply.close()
+
+    assert stream_response.is_closed
+    assert not server.state.responses[started.response_id].finished  # closed mid-reply, not after it
+    http_client.close()
+
+
+# --- Pieces -----------------------------------------------------------------------------------------------------
+
+
+def test_backoff_is_full_jitter_capped() -> None:
+    policy = RetryPolicy(max_attempts=10, base_delay_s=0.5, max_delay_s=8)
+
+    assert [policy.delay(n, rng=lambda: 1.0) for n in range(7)] == [0.5, 1, 2, 4, 8, 8, 8]
+    assert policy.delay(3, rng=lambda: 0.0) == 0
+    assert policy.delay(0, retry_after=3.5) == 3.5
+    assert policy.delay(0, retry_after=100) == 8
+
+
+def test_retry_after_headers() -> None:
+    assert retry_after_seconds({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
+    assert retry_after_seconds({"retry-after": "2"}) == 2
+    assert retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:10 GMT"}, now=lambda: 1445412480.0) == 10
+    assert retry_after_seconds({"retry-after": "soon"}) is None
+    assert retry_after_seconds({}) is None
+
+
+def test_importing_the_model_module_does_not_import_openai() -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "shared")}
+    code = "import sys; import assistant.model; assert 'openai' not in sys.modules; assert 'httpx2' not in sys.modules"
+
+    completed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+
+    assert completed.returncode == 0, completed.stderr

@@ -1,0 +1,630 @@
+"""The offline model against the real ``openai`` SDK: what the model client and the local stack rely on.
+
+Every event and object is also validated strictly against the SDK's pydantic types (the SDK itself builds them
+without validation, so a missing field would otherwise go unnoticed until a real consumer tripped over it).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from scripts.local_stack.offline_model import OFFLINE_MODEL_NAME, Fault, OfflineModelServer, Pace, start_async
+from scripts.local_stack.offline_model_replies import extract_expression, split_tokens, timezone_for
+
+TIME_TOOL = {
+    "type": "function",
+    "name": "current_time",
+    "description": "The current time in a time zone.",
+    "parameters": {
+        "type": "object",
+        "properties": {"timezone": {"type": "string"}},
+        "required": ["timezone"],
+        "additionalProperties": False,
+    },
+}
+CALC_TOOL = {
+    "type": "function",
+    "name": "calculate",
+    "parameters": {
+        "type": "object",
+        "properties": {"expression": {"type": "string"}},
+        "required": ["expression"],
+        "additionalProperties": False,
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def openai() -> ModuleType:
+    # Imported here, not at module level: `import openai` costs most of a second for every test run.
+    import openai
+
+    return openai
+
+
+@pytest.fixture
+def server() -> Iterator[OfflineModelServer]:
+    with OfflineModelServer(pace=Pace.instant()) as running:
+        yield running
+
+
+@pytest.fixture
+def client(openai: ModuleType, server: OfflineModelServer) -> Any:
+    return openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=0, timeout=10)
+
+
+@functools.cache
+def _event_adapter() -> Any:
+    from openai.types.responses import ResponseStreamEvent
+    from pydantic import TypeAdapter
+
+    # Building the adapter for the SDK's ~60-member event union is slow; build it once.
+    return TypeAdapter(ResponseStreamEvent)
+
+
+def strict_event(event: Any) -> Any:
+    return _event_adapter().validate_python(event.to_dict())
+
+
+def strict_response(response: Any) -> Any:
+    from openai.types.responses import Response
+
+    return Response.model_validate(response.to_dict())
+
+
+def control(server: OfflineModelServer, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        server.root_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)
+
+
+def stream_events(client: Any, **params: Any) -> list[Any]:
+    return list(client.responses.create(model="gpt-test", stream=True, **params))
+
+
+def deltas_of(events: list[Any]) -> list[str]:
+    return [e.delta for e in events if e.type == "response.output_text.delta"]
+
+
+# --- Streaming and stored responses -----------------------------------------------------------------------------
+
+
+def test_streamed_text_reassembles_to_the_stored_response(client: Any) -> None:
+    from openai.types.responses import (
+        ResponseCompletedEvent,
+        ResponseCreatedEvent,
+        ResponseInProgressEvent,
+        ResponseOutputItemAddedEvent,
+        ResponseTextDeltaEvent,
+    )
+
+    events = stream_events(client, input="Hello there", metadata={"trace": "t-1"})
+
+    for event in events:
+        strict_event(event)
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert isinstance(events[0], ResponseCreatedEvent)
+    assert events[0].response.status == "in_progress"
+    assert isinstance(events[1], ResponseInProgressEvent)
+    assert isinstance(events[2], ResponseOutputItemAddedEvent)
+    assert isinstance(events[-1], ResponseCompletedEvent)
+    deltas = [e for e in events if isinstance(e, ResponseTextDeltaEvent)]
+    assert len(deltas) > 5
+    text = "".join(d.delta for d in deltas)
+    assert "offline demo model" in text
+
+    completed = events[-1].response
+    assert completed.output_text == text
+    assert completed.usage.output_tokens == len(deltas)
+    assert completed.usage.total_tokens == completed.usage.input_tokens + len(deltas)
+    stored = strict_response(client.responses.retrieve(completed.id))
+    assert stored.status == "completed"
+    assert stored.output_text == text
+    assert stored.model == OFFLINE_MODEL_NAME
+    assert stored.metadata == {"trace": "t-1", "offline": "true", "requested_model": "gpt-test"}
+
+
+def test_non_streaming_create_returns_the_completed_response(client: Any) -> None:
+    response = strict_response(client.responses.create(model="gpt-test", input="Say something", instructions="Be kind"))
+
+    assert response.status == "completed"
+    assert response.model == OFFLINE_MODEL_NAME
+    assert response.instructions == "Be kind"
+    assert 'You said: "Say something"' in response.output_text
+    # Instructions count as input, one token per word.
+    assert response.usage.input_tokens == len(["Be", "kind"]) + len(["Say", "something"])
+
+
+def test_replies_are_deterministic_and_long_only_when_asked(client: Any) -> None:
+    short = client.responses.create(model="m", input="Hi!").output_text
+    again = client.responses.create(model="m", input="Hi!").output_text
+    story = client.responses.create(model="m", input="Tell me a long story about a brave dragon").output_text
+
+    assert short == again
+    assert len(short.split()) < 80
+    assert len(story.split()) >= 300
+    assert story.count("\n\n") >= 3
+    assert "a brave dragon" in story
+
+
+def test_streaming_can_be_replayed_from_a_sequence_number(client: Any) -> None:
+    events = stream_events(client, input="Hello")
+    response_id = events[0].response.id
+
+    replay = list(client.responses.retrieve(response_id, stream=True, starting_after=3))
+
+    assert [e.sequence_number for e in replay] == [e.sequence_number for e in events[4:]]
+    assert replay[-1].type == "response.completed"
+
+
+# --- Tools ------------------------------------------------------------------------------------------------------
+
+
+def test_time_question_calls_the_tool_and_uses_its_output(client: Any) -> None:
+    from openai.types.responses import ResponseFunctionToolCall, ResponseOutputItemDoneEvent
+
+    events = stream_events(client, input="What time is it in Tokyo?", tools=[TIME_TOOL])
+    for event in events:
+        strict_event(event)
+
+    done = [e for e in events if isinstance(e, ResponseOutputItemDoneEvent)]
+    assert len(done) == 1
+    call = done[0].item
+    assert isinstance(call, ResponseFunctionToolCall)
+    assert call.name == "current_time"
+    assert json.loads(call.arguments) == {"timezone": "Asia/Tokyo"}
+    arg_deltas = "".join(e.delta for e in events if e.type == "response.function_call_arguments.delta")
+    assert arg_deltas == call.arguments
+    assert events[-1].type == "response.completed"
+
+    # Stateless round trip: the client sends the call back with its output.
+    follow_up = client.responses.create(
+        model="m",
+        tools=[TIME_TOOL],
+        input=[
+            {"role": "user", "content": "What time is it in Tokyo?"},
+            {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments},
+            {"type": "function_call_output", "call_id": call.call_id, "output": "2026-05-01T09:30:00+09:00"},
+        ],
+    )
+    assert (
+        follow_up.output_text
+        == "According to the current_time tool, the time in Asia/Tokyo is 2026-05-01T09:30:00+09:00."
+    )
+
+
+def test_calculation_calls_the_calculate_tool_with_the_expression(client: Any) -> None:
+    response = client.responses.create(model="m", input="Please calculate 12 * (3 + 4) for me", tools=[CALC_TOOL])
+
+    [call] = response.output
+    assert call.type == "function_call"
+    assert json.loads(call.arguments) == {"expression": "12 * (3 + 4)"}
+
+
+def test_without_tools_the_model_answers_in_text(client: Any) -> None:
+    response = client.responses.create(model="m", input="What time is it in Tokyo?")
+
+    assert [item.type for item in response.output] == ["message"]
+    assert "current_time tool" in response.output_text
+
+
+def test_tool_output_without_its_call_is_refused(client: Any, openai: ModuleType) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.responses.create(
+            model="m", input=[{"type": "function_call_output", "call_id": "call_unknown", "output": "1"}]
+        )
+    assert raised.value.body["param"] == "input"
+
+
+@pytest.mark.parametrize(
+    ("message", "zone"),
+    [
+        ("what time is it in Tokyo", "Asia/Tokyo"),
+        ("What's the time in New York?", "America/New_York"),
+        ("current time in Europe/Lisbon please", "Europe/Lisbon"),
+        ("what time is it", "UTC"),
+    ],
+)
+def test_timezone_for_time_questions(message: str, zone: str) -> None:
+    assert timezone_for(message) == zone
+
+
+@pytest.mark.parametrize(
+    ("message", "expression"),
+    [
+        ("calculate 12 * (3 + 4)", "12 * (3 + 4)"),
+        ("what is 2+2?", "2+2"),
+        ("compute (17.5 - 2) / 3 please", "(17.5 - 2) / 3"),
+        ("how much is 3 \u00d7 7", "3 * 7"),
+        ("calculate my taxes for 2024", None),
+    ],
+)
+def test_extract_expression(message: str, expression: str | None) -> None:
+    assert extract_expression(message) == expression
+
+
+def test_tokens_reassemble_to_the_text() -> None:
+    text = "  Hello,  world!\n\nNew paragraph. "
+    tokens = split_tokens(text)
+    assert "".join(tokens) == text
+    assert len(tokens) == 5
+
+
+# --- Conversations ----------------------------------------------------------------------------------------------
+
+
+def test_conversation_items_accumulate_once_per_response(client: Any) -> None:
+    from openai.types.conversations import ConversationItem
+    from pydantic import TypeAdapter
+
+    conversation = client.conversations.create(metadata={"user": "u-1"})
+    assert client.conversations.retrieve(conversation.id).metadata == {"user": "u-1"}
+
+    first = stream_events(client, input="Hello", conversation=conversation.id)
+    second = client.responses.create(model="m", input="How are you?", conversation={"id": conversation.id})
+
+    assert first[-1].response.conversation.id == conversation.id
+    assert "2nd message in this conversation" in second.output_text
+    items = list(client.conversations.items.list(conversation.id, order="asc"))
+    for item in items:
+        TypeAdapter(ConversationItem).validate_python(item.to_dict())
+    assert [(i.type, i.role) for i in items] == [
+        ("message", "user"),
+        ("message", "assistant"),
+        ("message", "user"),
+        ("message", "assistant"),
+    ]
+    assert items[0].content[0].text == "Hello"
+    assert items[1].id == first[-1].response.output[0].id
+    assert items[1].content[0].text == first[-1].response.output_text
+    assert items[3].content[0].text == second.output_text
+    # Retrieving a response does not add it again.
+    client.responses.retrieve(second.id)
+    assert len(list(client.conversations.items.list(conversation.id))) == 4
+
+
+def test_conversation_items_page_by_limit_and_order(client: Any) -> None:
+    conversation = client.conversations.create(items=[{"role": "user", "content": "seed"}])
+    for text in ("one", "two"):
+        client.responses.create(model="m", input=text, conversation=conversation.id)
+
+    page = client.conversations.items.list(conversation.id, limit=2)
+    assert page.has_more is True
+    assert page.first_id == page.data[0].id
+    assert page.last_id == page.data[1].id
+    assert page.data[0].role == "assistant"  # newest first by default
+    every_desc = [item.id for item in client.conversations.items.list(conversation.id, limit=1)]
+    every_asc = [item.id for item in client.conversations.items.list(conversation.id, order="asc", limit=2)]
+    assert len(every_asc) == 5
+    assert every_desc == every_asc[::-1]
+
+
+def test_tool_round_trip_inside_a_conversation(client: Any) -> None:
+    conversation = client.conversations.create()
+    call = client.responses.create(
+        model="m", input="calculate 6*7", conversation=conversation.id, tools=[CALC_TOOL]
+    ).output[0]
+
+    answer = client.responses.create(
+        model="m",
+        conversation=conversation.id,
+        tools=[CALC_TOOL],
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "42"}],
+    )
+
+    assert answer.output_text.startswith("6*7 = 42.")
+    kinds = [item.type for item in client.conversations.items.list(conversation.id, order="asc")]
+    assert kinds == ["message", "function_call", "function_call_output", "message"]
+
+
+def test_unknown_conversation_is_not_found(client: Any, openai: ModuleType) -> None:
+    with pytest.raises(openai.NotFoundError) as raised:
+        client.responses.create(model="m", input="hi", conversation="conv_missing")
+    assert raised.value.body == {
+        "message": "Conversation with id 'conv_missing' not found.",
+        "type": "invalid_request_error",
+        "param": "conversation",
+        "code": None,
+    }
+    with pytest.raises(openai.NotFoundError):
+        client.conversations.retrieve("conv_missing")
+    with pytest.raises(openai.NotFoundError):
+        client.conversations.items.list("conv_missing")
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve("resp_missing")
+
+
+def test_a_request_without_a_bearer_token_is_refused(server: OfflineModelServer) -> None:
+    request = urllib.request.Request(server.base_url + "/conversations", data=b"{}", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(request, timeout=5)
+    assert raised.value.code == 401
+    assert json.loads(raised.value.read())["error"]["code"] == "invalid_api_key"
+
+
+# --- Limits -----------------------------------------------------------------------------------------------------
+
+
+def test_max_output_tokens_ends_incomplete(client: Any, server: OfflineModelServer) -> None:
+    conversation = client.conversations.create()
+    events = stream_events(client, input="Explain queues", max_output_tokens=16, conversation=conversation.id)
+
+    for event in events:
+        strict_event(event)
+    assert len(deltas_of(events)) == 16
+    final = events[-1]
+    assert final.type == "response.incomplete"
+    assert final.response.incomplete_details.reason == "max_output_tokens"
+    assert final.response.usage.output_tokens == 16
+    assert final.response.output[0].status == "incomplete"
+    items = list(client.conversations.items.list(conversation.id, order="asc"))
+    assert [i.role for i in items] == ["user", "assistant"]
+    assert items[1].content[0].text == "".join(deltas_of(events))
+
+
+def test_previous_response_id_is_refused_rather_than_ignored(client: Any, openai: ModuleType) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.responses.create(model="m", input="hi", previous_response_id="resp_1")
+    assert raised.value.body["param"] == "previous_response_id"
+
+
+def test_max_output_tokens_below_the_api_floor_is_refused(client: Any, openai: ModuleType) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.responses.create(model="m", input="hi", max_output_tokens=5)
+    assert raised.value.body["param"] == "max_output_tokens"
+
+
+# --- Faults -----------------------------------------------------------------------------------------------------
+
+
+def test_status_faults_become_sdk_errors_and_are_consumed_in_order(
+    client: Any, server: OfflineModelServer, openai: ModuleType
+) -> None:
+    server.faults.push(Fault.status(429, retry_after=2), Fault.status(500))
+
+    with pytest.raises(openai.RateLimitError) as limited:
+        client.responses.create(model="m", input="hi", stream=True)
+    assert limited.value.response.headers["retry-after"] == "2"
+    assert limited.value.code == "rate_limit_exceeded"
+    with pytest.raises(openai.InternalServerError):
+        client.responses.create(model="m", input="hi")
+    assert client.responses.create(model="m", input="hi").status == "completed"
+    assert len(server.state.responses) == 1
+
+
+def test_the_sdk_retries_a_status_fault(openai: ModuleType, server: OfflineModelServer) -> None:
+    retrying = openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=1, timeout=10)
+    server.faults.push(Fault.status(503, retry_after=0.01))
+
+    assert retrying.responses.create(model="m", input="hi").status == "completed"
+    assert [r.path for r in server.requests] == ["/v1/responses", "/v1/responses"]
+
+
+def test_stall_times_out_the_client_and_creates_nothing(
+    openai: ModuleType, server: OfflineModelServer, client: Any
+) -> None:
+    impatient = openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=0, timeout=0.1)
+    server.faults.push(Fault.stall(0.3))
+
+    with pytest.raises(openai.APITimeoutError):
+        impatient.responses.create(model="m", input="hi", stream=True)
+    time.sleep(0.6)  # well past the stall: the server has looked and found the client gone
+    assert server.state.responses == {}
+    assert client.responses.create(model="m", input="hi").status == "completed"
+
+
+def test_cut_stream_keeps_generating_server_side(client: Any, server: OfflineModelServer, openai: ModuleType) -> None:
+    server.pace = Pace(first_token_s=0.0, tokens_per_s=100)
+    server.faults.push(Fault.cut_after_deltas(3))
+    conversation = client.conversations.create()
+    received: list[Any] = []
+
+    stream = client.responses.create(
+        model="m", input="Hello there, how are you?", conversation=conversation.id, stream=True
+    )
+
+    with pytest.raises(openai.APIConnectionError):
+        received.extend(stream)
+
+    assert len(deltas_of(received)) == 3
+    response_id = received[0].response.id
+    assert client.responses.retrieve(response_id).status == "in_progress"
+    wait_for(lambda: client.responses.retrieve(response_id).status == "completed")
+    stored = client.responses.retrieve(response_id)
+    assert stored.output_text.startswith("".join(deltas_of(received)))
+    assert len(stored.output_text.split()) > 3
+    assert len(list(client.conversations.items.list(conversation.id))) == 2
+
+
+def test_cut_without_streaming_drops_the_connection_but_completes(
+    client: Any, server: OfflineModelServer, openai: ModuleType
+) -> None:
+    server.faults.push(Fault.cut_after_deltas(0))
+
+    with pytest.raises(openai.APIConnectionError):
+        client.responses.create(model="m", input="hi")
+
+    [run] = server.state.responses.values()
+    wait_for(lambda: run.finished)
+    assert run.response["status"] == "completed"
+
+
+def test_client_leaving_mid_stream_does_not_stop_generation(client: Any, server: OfflineModelServer) -> None:
+    server.pace = Pace(first_token_s=0.2, tokens_per_s=1000)
+    stream = client.responses.create(model="m", input="Tell me a story about queues", stream=True)
+    created = next(iter(stream))
+    stream.close()
+
+    assert client.responses.retrieve(created.response.id).status == "in_progress"
+    wait_for(lambda: client.responses.retrieve(created.response.id).status == "completed")
+    assert len(client.responses.retrieve(created.response.id).output_text.split()) >= 300
+
+
+def test_error_event_ends_the_stream_and_fails_the_response(client: Any, server: OfflineModelServer) -> None:
+    from openai.types.responses import ResponseErrorEvent
+
+    conversation = client.conversations.create()
+    server.faults.push(Fault.error_event(code="server_error", message="boom", after_deltas=2))
+
+    events = stream_events(client, input="Hello", conversation=conversation.id)
+
+    for event in events:
+        strict_event(event)
+    assert events[0].type == "response.created"
+    assert len(deltas_of(events)) == 2
+    assert isinstance(events[-1], ResponseErrorEvent)
+    assert (events[-1].code, events[-1].message) == ("server_error", "boom")
+    stored = client.responses.retrieve(events[0].response.id)
+    assert stored.status == "failed"
+    assert stored.error.message == "boom"
+    assert list(client.conversations.items.list(conversation.id)) == []
+
+
+def test_error_event_fault_without_streaming_is_a_server_error(
+    client: Any, server: OfflineModelServer, openai: ModuleType
+) -> None:
+    server.faults.push(Fault.error_event(message="boom"))
+    with pytest.raises(openai.InternalServerError):
+        client.responses.create(model="m", input="hi")
+
+
+def test_failed_fault_ends_with_response_failed(client: Any, server: OfflineModelServer) -> None:
+    from openai.types.responses import ResponseFailedEvent
+
+    server.faults.push(Fault.failed("rate_limit_exceeded", "slow down"))
+
+    events = stream_events(client, input="Hello")
+
+    for event in events:
+        strict_event(event)
+    assert deltas_of(events) == []
+    assert isinstance(events[-1], ResponseFailedEvent)
+    assert events[-1].response.status == "failed"
+    assert (events[-1].response.error.code, events[-1].response.error.message) == ("rate_limit_exceeded", "slow down")
+
+
+def test_incomplete_fault_ends_with_response_incomplete(client: Any, server: OfflineModelServer) -> None:
+    from openai.types.responses import ResponseIncompleteEvent
+
+    server.faults.push(Fault.incomplete("content_filter", after_deltas=4))
+
+    events = stream_events(client, input="Hello")
+
+    for event in events:
+        strict_event(event)
+    assert len(deltas_of(events)) == 4
+    assert isinstance(events[-1], ResponseIncompleteEvent)
+    assert events[-1].response.incomplete_details.reason == "content_filter"
+    assert client.responses.retrieve(events[0].response.id).status == "incomplete"
+
+
+# --- Control over HTTP ------------------------------------------------------------------------------------------
+
+
+def test_http_control_endpoints_steer_the_server(client: Any, server: OfflineModelServer, openai: ModuleType) -> None:
+    faults = [{"kind": "status", "code": 429}, {"kind": "stall", "seconds": 0}]
+    assert control(server, "POST", "/_control/faults", faults) == (200, {"pending": 2})
+    assert [f["kind"] for f in control(server, "GET", "/_control/faults")[1]] == ["status", "stall"]
+    with pytest.raises(openai.RateLimitError):
+        client.responses.create(model="m", input="hi")
+    assert control(server, "DELETE", "/_control/faults") == (200, {"pending": 0})
+    assert len(server.faults) == 0
+
+    status, body = control(server, "POST", "/_control/faults", [{"kind": "melt"}])
+    assert status == 400
+    assert "error" in body
+
+    assert control(server, "POST", "/_control/pace", {"first_token_s": 0, "tokens_per_s": 1000}) == (
+        200,
+        {"first_token_s": 0.0, "tokens_per_s": 1000.0},
+    )
+    assert server.pace == Pace(0.0, 1000.0)
+    unpaced = control(server, "POST", "/_control/pace", {"first_token_s": 0, "tokens_per_s": None})
+    assert unpaced == (200, {"first_token_s": 0.0, "tokens_per_s": None})
+    assert server.pace == Pace.instant()
+
+    client.responses.create(model="m", input="recorded")
+    recorded = control(server, "GET", "/_control/requests")[1]
+    assert recorded[-1]["method"] == "POST"
+    assert recorded[-1]["path"] == "/v1/responses"
+    assert recorded[-1]["body"]["input"] == "recorded"
+    assert server.requests[-1].body["input"] == "recorded"
+    assert control(server, "DELETE", "/_control/requests") == (200, [])
+    assert server.requests == []
+
+
+# --- Running ----------------------------------------------------------------------------------------------------
+
+
+async def test_start_async_serves_inside_the_callers_loop(openai: ModuleType) -> None:
+    running = await start_async(pace=Pace.instant())
+    try:
+        client = openai.AsyncOpenAI(base_url=running.base_url, api_key="test", max_retries=0, timeout=10)
+        stream = await client.responses.create(model="m", input="Hello", stream=True)
+        events = [event async for event in stream]
+        assert events[-1].type == "response.completed"
+        assert events[-1].response.output_text == "".join(deltas_of(events))
+        await client.close()
+    finally:
+        await running.close()
+
+
+def test_a_taken_port_fails_start(server: OfflineModelServer) -> None:
+    with pytest.raises(OSError, match="address already in use"):
+        OfflineModelServer(port=server.port).start()
+
+
+def test_command_line_server_is_steered_from_another_process(openai: ModuleType) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scripts.local_stack.offline_model", "--port", "0", "--tokens-per-s", "0"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        base_url = line.rsplit(" ", 1)[-1].strip()
+        assert base_url.startswith("http://127.0.0.1:")
+        root = base_url.removesuffix("/v1")
+        request = urllib.request.Request(
+            root + "/_control/faults", data=json.dumps([{"kind": "status", "code": 429}]).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            assert json.loads(answer.read()) == {"pending": 1}
+        client = openai.OpenAI(base_url=base_url, api_key="test", max_retries=0, timeout=10)
+
+        with pytest.raises(openai.RateLimitError):
+            client.responses.create(model="m", input="hi")
+        assert client.responses.create(model="m", input="hi").model == OFFLINE_MODEL_NAME
+    finally:
+        process.terminate()
+        process.wait(timeout=5)
