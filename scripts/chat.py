@@ -435,9 +435,9 @@ class CognitoSignIn:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if cognito is None:
-            import boto3  # type: ignore[import-untyped, unused-ignore]
-            from botocore import UNSIGNED  # type: ignore[import-untyped, unused-ignore]
-            from botocore.config import Config  # type: ignore[import-untyped, unused-ignore]
+            import boto3
+            from botocore import UNSIGNED
+            from botocore.config import Config
 
             # InitiateAuth is public: no AWS credentials needed (nor wanted) on a user's machine.
             cognito = boto3.client(
@@ -468,7 +468,7 @@ class CognitoSignIn:
         self._token = None
 
     def _authenticate(self, flow: str, parameters: dict[str, str]) -> str:
-        from botocore.exceptions import ClientError  # type: ignore[import-untyped, unused-ignore]
+        from botocore.exceptions import ClientError
 
         try:
             response = self._cognito.initiate_auth(AuthFlow=flow, ClientId=self._client_id, AuthParameters=parameters)

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from assistant.stores.keys import PK, SK, TTL, key, message_sk, usage_sk, user_pk
+from assistant.stores.timestamps import iso_utc, utc_day
 from assistant.wiring import MESSAGE_TTL_SECONDS, USAGE_TTL_SECONDS
 
 
@@ -87,14 +87,6 @@ class ClaimOutcome(StrEnum):
     CONFLICT = "conflict"
 
 
-def _utc_iso(now: float) -> str:
-    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def utc_day(now: float) -> str:
-    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
-
-
 def _is_condition_failure(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
@@ -115,7 +107,7 @@ class MessageStore:
             "messageId": message_id,
             "conversationId": conversation_id,
             "status": MessageStatus.QUEUED.value,
-            "createdAt": _utc_iso(now),
+            "createdAt": iso_utc(now),
             TTL: int(now) + MESSAGE_TTL_SECONDS,
         }
         try:
@@ -188,7 +180,7 @@ class MessageStore:
                             "ExpressionAttributeValues": {
                                 ":streaming": "streaming",
                                 ":queued": "queued",
-                                ":now": _utc_iso(now),
+                                ":now": iso_utc(now),
                             },
                         }
                     },
@@ -250,7 +242,7 @@ class MessageStore:
         ``False`` when the message was no longer ``expected`` (another delivery or a cancel got there first).
         """
         updates = ["#status = :final", "finishedAt = :now"]
-        values: dict[str, Any] = {":final": status.value, ":now": _utc_iso(now), ":expected": expected.value}
+        values: dict[str, Any] = {":final": status.value, ":now": iso_utc(now), ":expected": expected.value}
         if error_code:
             updates.append("errorCode = :error_code")
             values[":error_code"] = error_code

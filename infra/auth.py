@@ -1,0 +1,53 @@
+"""The Cognito user pool that owns the users and the public app client the chat clients sign in with."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_cognito as cognito
+from constructs import Construct
+
+from infra.retention import removal_policy
+from infra.stage import StageConfig
+
+
+class UserDirectory(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, stage: StageConfig) -> None:
+        super().__init__(scope, construct_id)
+        self.user_pool = cognito.UserPool(
+            self,
+            "UserPool",
+            user_pool_name=f"gpt-assistant-{stage.name}",
+            sign_in_aliases=cognito.SignInAliases(email=True, username=False),
+            sign_in_case_sensitive=False,
+            self_sign_up_enabled=stage.allow_self_sign_up,
+            auto_verify=cognito.AutoVerifiedAttrs(email=True),
+            standard_attributes=cognito.StandardAttributes(
+                email=cognito.StandardAttribute(required=True, mutable=True)
+            ),
+            password_policy=cognito.PasswordPolicy(
+                min_length=12,
+                require_lowercase=True,
+                require_uppercase=True,
+                require_digits=True,
+                require_symbols=True,
+                temp_password_validity=cdk.Duration.days(3),
+            ),
+            # Users may add a TOTP app; SMS would need an SNS origination setup per account.
+            mfa=cognito.Mfa.OPTIONAL,
+            mfa_second_factor=cognito.MfaSecondFactor(sms=False, otp=True),
+            account_recovery=cognito.AccountRecovery.EMAIL_ONLY,
+            deletion_protection=stage.retain_data,
+            removal_policy=removal_policy(stage),
+        )
+        self.client = self.user_pool.add_client(
+            "ChatClient",
+            user_pool_client_name=f"gpt-assistant-{stage.name}-chat",
+            # A public client: scripts and browsers cannot keep a client secret.
+            generate_secret=False,
+            auth_flows=cognito.AuthFlow(user_password=True, user_srp=True),
+            prevent_user_existence_errors=True,
+            access_token_validity=cdk.Duration.hours(1),
+            id_token_validity=cdk.Duration.hours(1),
+            refresh_token_validity=cdk.Duration.days(30),
+            enable_token_revocation=True,
+        )

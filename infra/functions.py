@@ -1,0 +1,143 @@
+"""One Lambda function per ``wiring.FUNCTIONS`` entry, each with its own role, log group and declared environment.
+
+Every function gets its own role so that a grant to one (the secret to the worker, say) never reaches another.
+Environment variables are set only if the function's ``FunctionSpec.env`` declares them, and the construct refuses
+to synthesize while a declared, required variable has no value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import aws_cdk as cdk
+import jsii
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct, IValidation
+
+from assistant.wiring import FUNCTIONS, Env, FunctionSpec
+from infra.layers import ARCHITECTURE, RUNTIME
+from infra.retention import log_retention, removal_policy
+from infra.stage import StageConfig
+
+#: Declared variables the deployed stack deliberately leaves unset; the code falls back to its AWS defaults:
+#: the authorizer derives the issuer and JWKS URL from the user pool, the model client uses OpenAI's endpoint and
+#: the package's default model. The local stack sets them.
+OPTIONAL_ENV = frozenset({Env.COGNITO_ISSUER, Env.COGNITO_JWKS_URL, Env.OPENAI_BASE_URL, Env.MODEL_OVERRIDE})
+
+
+def metrics_namespace(stage: StageConfig) -> str:
+    # Per stage, so dev traffic never shows up on prod's dashboards.
+    return f"GptAssistant/{stage.name}"
+
+
+class AssistantFunctions(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: StageConfig,
+        code: lambda_.Code,
+        layers: Sequence[lambda_.ILayerVersion],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._functions: dict[str, lambda_.Function] = {}
+        self._provided: dict[str, set[Env]] = {spec.name: set() for spec in FUNCTIONS}
+        for spec in FUNCTIONS:
+            self._functions[spec.name] = self._create(spec, stage, code, layers)
+            self._set(spec, Env.SERVICE_NAME, spec.name)
+        self.provide(Env.METRICS_NAMESPACE, metrics_namespace(stage))
+        self.provide(Env.LOG_LEVEL, stage.log_level)
+        self.node.add_validation(_RequiredEnvValidation(self))
+
+    def __getitem__(self, spec: FunctionSpec) -> lambda_.Function:
+        return self._functions[spec.name]
+
+    def items(self) -> list[tuple[FunctionSpec, lambda_.Function]]:
+        return [(spec, self._functions[spec.name]) for spec in FUNCTIONS]
+
+    def provide(self, name: Env, value: str) -> None:
+        """Give ``value`` to every function that declares ``name``, and to no other."""
+        for spec in FUNCTIONS:
+            if name in spec.env:
+                self._set(spec, name, value)
+
+    def provide_all(self, values: Mapping[Env, str]) -> None:
+        for name, value in values.items():
+            self.provide(name, value)
+
+    def missing_env(self) -> dict[str, list[str]]:
+        """Required variables (declared, not optional) that no value was provided for, per function."""
+        missing: dict[str, list[str]] = {}
+        for spec in FUNCTIONS:
+            absent = [
+                name.value for name in spec.env if name not in OPTIONAL_ENV and name not in self._provided[spec.name]
+            ]
+            if absent:
+                missing[spec.name] = absent
+        return missing
+
+    def _set(self, spec: FunctionSpec, name: Env, value: str) -> None:
+        self._functions[spec.name].add_environment(name.value, value)
+        self._provided[spec.name].add(name)
+
+    def _create(
+        self,
+        spec: FunctionSpec,
+        stage: StageConfig,
+        code: lambda_.Code,
+        layers: Sequence[lambda_.ILayerVersion],
+    ) -> lambda_.Function:
+        construct_id = f"{_pascal(spec.name)}Function"
+        log_group = logs.LogGroup(
+            self,
+            f"{_pascal(spec.name)}Logs",
+            retention=log_retention(stage),
+            removal_policy=removal_policy(stage),
+        )
+        role = iam.Role(
+            self,
+            f"{_pascal(spec.name)}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{stage.name} {spec.name}: only what this function uses",
+        )
+        # Instead of AWSLambdaBasicExecutionRole (any log group in the account): this function's log group only.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn],
+            )
+        )
+        return lambda_.Function(
+            self,
+            construct_id,
+            description=spec.description,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=spec.handler,
+            code=code,
+            layers=list(layers),
+            timeout=cdk.Duration.seconds(spec.timeout_seconds),
+            memory_size=spec.memory_mb,
+            role=role,
+            log_group=log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+        )
+
+
+def _pascal(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+@jsii.implements(IValidation)
+class _RequiredEnvValidation:
+    def __init__(self, functions: AssistantFunctions) -> None:
+        self._functions = functions
+
+    def validate(self) -> list[str]:
+        return [
+            f"function {name} declares {', '.join(names)} in wiring but the stack provides no value"
+            for name, names in self._functions.missing_env().items()
+        ]

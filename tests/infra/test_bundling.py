@@ -1,0 +1,173 @@
+"""The real app with real layer bundling: do the layers hold everything the handlers import?
+
+The deployed layers are arm64/CPython 3.13 and cannot be imported on this host, so the test checks them twice:
+statically (every import of every handler and of the assistant package resolves to the bundled layers, the stdlib
+or the runtime's boto3), and dynamically (the same bundlers build the layers for this host, and a fresh isolated
+interpreter imports every handler from those layers alone).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from assistant.wiring import FUNCTIONS, Env
+from infra.bundling import LAYER_PYTHON_DIR, PipLayerBundler, PythonTarget, SourceBundler
+from infra.layers import ASSISTANT_PACKAGE_DIR, CONSTRAINTS, HANDLERS_DIR, RUNTIME_REQUIREMENTS
+from tests.infra.conftest import synth_app
+
+pytestmark = pytest.mark.bundling
+
+#: Provided by the Lambda Python runtime, deliberately not bundled.
+RUNTIME_PROVIDED = {"boto3", "botocore"}
+
+
+def _handler_modules() -> list[str]:
+    modules = sorted({spec.handler.split(".")[0] for spec in FUNCTIONS})
+    missing = [m for m in modules if not (HANDLERS_DIR / f"{m}.py").exists()]
+    if missing:
+        pytest.skip(f"lambdas/{missing[0]}.py missing")
+    return modules
+
+
+def _runtime_imports(path: Path) -> set[str]:
+    """Top-level names of absolute imports that execute at runtime (not under ``if TYPE_CHECKING``)."""
+    tree = ast.parse(path.read_text(), str(path))
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skipped.update(id(child) for stmt in node.body for child in ast.walk(stmt))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def _importable_names(site: Path) -> set[str]:
+    names = set()
+    for entry in site.iterdir():
+        if entry.is_dir() and not entry.name.endswith((".dist-info", ".data")) and entry.name != "__pycache__":
+            names.add(entry.name)
+        elif entry.suffix in {".py", ".so"}:
+            names.add(entry.name.split(".")[0])
+    return names
+
+
+def _asset_dirs(outdir: Path, stack_template: str) -> dict[str, Path]:
+    template = json.loads((outdir / stack_template).read_text())
+    dirs: dict[str, Path] = {}
+    for logical_id, resource in template["Resources"].items():
+        asset = resource.get("Metadata", {}).get("aws:asset:path")
+        if asset and resource["Type"] in ("AWS::Lambda::LayerVersion", "AWS::Lambda::Function"):
+            dirs[logical_id] = outdir / asset
+    return dirs
+
+
+def test_bundled_layers_resolve_every_import_of_handlers_and_package(tmp_path: Path) -> None:
+    modules = _handler_modules()
+    _, stack = synth_app(tmp_path, "dev", bundling=True)
+    assets = _asset_dirs(tmp_path, stack.template_file)
+    layers = [d for logical_id, d in assets.items() if logical_id.startswith("LayersDependencies")]
+    package = [d for logical_id, d in assets.items() if logical_id.startswith("LayersAssistantPackage")]
+    code_dirs = {d for logical_id, d in assets.items() if logical_id.startswith("Functions")}
+    assert len(layers) == 1
+    assert len(package) == 1
+    assert len(code_dirs) == 1
+    deps_site, package_site, code = layers[0] / LAYER_PYTHON_DIR, package[0] / LAYER_PYTHON_DIR, code_dirs.pop()
+
+    # The deployed layer is built for the Lambda target, not for this host.
+    assert list(deps_site.glob("pydantic_core/*.cpython-313-aarch64-linux-gnu.so"))
+    assert not (deps_site / "boto3").exists()
+    assert (package_site / "assistant" / "wiring.py").exists()
+    assert {f"{m}.py" for m in modules} <= {p.name for p in code.glob("*.py")}
+
+    available = (
+        _importable_names(deps_site)
+        | _importable_names(package_site)
+        | {p.stem for p in code.glob("*.py")}
+        | set(sys.stdlib_module_names)
+        | RUNTIME_PROVIDED
+    )
+    sources = [*code.glob("*.py"), *(package_site / "assistant").rglob("*.py")]
+    unresolved = {
+        f"{source.relative_to(source.parents[1])}: {name}"
+        for source in sources
+        for name in _runtime_imports(source)
+        if name not in available
+    }
+    assert unresolved == set()
+
+
+def _runtime_provided_paths(tmp_path: Path) -> Path:
+    """A directory with only boto3, botocore and their dependencies, as the Lambda runtime provides them."""
+    provided = tmp_path / "runtime-provided"
+    provided.mkdir()
+    pending, seen = ["boto3"], set()
+    while pending:
+        dist = metadata.distribution(pending.pop())
+        if dist.metadata["Name"].lower() in seen:
+            continue
+        seen.add(dist.metadata["Name"].lower())
+        top_level = (dist.read_text("top_level.txt") or "").split()
+        files = dist.files or []
+        names = set(top_level) or {str(f).split("/")[0] for f in files if not str(f).split("/")[0].endswith("-info")}
+        for name in names:
+            for candidate in (Path(str(dist.locate_file(name))), Path(str(dist.locate_file(f"{name}.py")))):
+                if candidate.exists() and not (provided / candidate.name).exists():
+                    (provided / candidate.name).symlink_to(candidate)
+        for requirement in dist.requires or []:
+            if "extra ==" not in requirement:
+                pending.append(requirement.split(";")[0].split(" ")[0].split("<")[0].split(">")[0].split("=")[0])
+    return provided
+
+
+def test_handlers_import_from_the_layers_alone_on_this_host(tmp_path: Path) -> None:
+    modules = _handler_modules()
+    host = PythonTarget.for_host()
+    deps = PipLayerBundler(RUNTIME_REQUIREMENTS, CONSTRAINTS, host).build(tmp_path / "deps")
+    package = SourceBundler(ASSISTANT_PACKAGE_DIR, host, f"{LAYER_PYTHON_DIR}/assistant").build(tmp_path / "pkg")
+    code = SourceBundler(HANDLERS_DIR, host).build(tmp_path / "code")
+    # The host interpreter is the bundling interpreter, so this build must carry precompiled bytecode.
+    tag = f"cpython-{sys.version_info.major}{sys.version_info.minor}"
+    assert list((package / "__pycache__").glob(f"wiring.{tag}.pyc"))
+    assert list((code / "__pycache__").glob(f"worker.{tag}.pyc"))
+
+    path = [str(code), str(package.parent), str(deps), str(_runtime_provided_paths(tmp_path))]
+    script = (
+        f"import sys; sys.path[:0] = {path!r}\n"
+        + "".join(f"import {m}\n" for m in modules)
+        + f"assert all(getattr(sys.modules[m], 'handler', None) for m in {modules!r})\n"
+    )
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        **{name.value: "placeholder" for name in Env},
+        Env.CALLBACK_URL.value: "https://example.execute-api.us-east-1.amazonaws.com/dev",
+        Env.QUEUE_URL.value: "https://sqs.us-east-1.amazonaws.com/123456789012/q.fifo",
+    }
+    for numeric in (Env.MAX_MESSAGE_CHARS, Env.DAILY_MESSAGE_QUOTA, Env.DAILY_OUTPUT_TOKEN_QUOTA, Env.FLUSH_INTERVAL_MS,
+                    Env.FLUSH_CHARS, Env.MAX_RECEIVE_COUNT):  # fmt: skip
+        env[numeric.value] = "10"
+    for optional in (Env.COGNITO_ISSUER, Env.COGNITO_JWKS_URL, Env.OPENAI_BASE_URL, Env.MODEL_OVERRIDE):
+        env.pop(optional.value)
+    env[Env.LOG_LEVEL.value] = "INFO"
+    # -I ignores PYTHON* variables and the user site; -S drops site-packages, so only the layers are importable.
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", script], env=env, capture_output=True, text=True, check=False, timeout=120
+    )
+    assert result.returncode == 0, result.stderr

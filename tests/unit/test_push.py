@@ -1,0 +1,451 @@
+"""Posting frames to WebSocket connections, and coalescing model text into frames that fit."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.stub import Stubber
+from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
+from moto.core import DEFAULT_ACCOUNT_ID
+
+from assistant.protocol import Delta, Pong
+from assistant.push import DELTA_TEXT_BUDGET, Broadcaster, DeltaCoalescer, PushFailed, split_for_frame
+from assistant.stores.connections import ConnectionStore
+from assistant.stores.keys import key
+from assistant.wiring import MAX_FRAME_BYTES
+from tests.conftest import REGION, FakeClock
+
+CALLBACK_URL = "https://abc123defg.execute-api.us-east-1.amazonaws.com/dev"
+FRAME = Delta(message_id="m_1", seq=3, text='He said "hi" 👋')
+
+
+def client_error(code: str, status: int) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        "PostToConnection",
+    )
+
+
+class FakeManagementClient:
+    """Records posts; raises the configured error for a connection id (moto never raises GoneException)."""
+
+    def __init__(self, failures: dict[str, Exception] | None = None) -> None:
+        self.failures = failures or {}
+        self.posts: list[tuple[str, bytes]] = []
+
+    def post_to_connection(self, *, ConnectionId: str, Data: bytes) -> dict[str, Any]:
+        if ConnectionId in self.failures:
+            raise self.failures[ConnectionId]
+        self.posts.append((ConnectionId, Data))
+        return {}
+
+    def receivers(self) -> list[str]:
+        return sorted(connection_id for connection_id, _ in self.posts)
+
+
+class CountingStore(ConnectionStore):
+    def __init__(self, table: Any, clock: FakeClock) -> None:
+        super().__init__(table, clock=clock)
+        self.lists = 0
+
+    def list_ids(self, user_id: str) -> list[str]:
+        self.lists += 1
+        return super().list_ids(user_id)
+
+
+@pytest.fixture
+def store(ddb_table: Any, fake_clock: FakeClock) -> CountingStore:
+    return CountingStore(ddb_table, fake_clock)
+
+
+def connect(store: ConnectionStore, user_id: str, *connection_ids: str) -> None:
+    for connection_id in connection_ids:
+        store.add(user_id, connection_id, now=1_700_000_000.0)
+
+
+def live(table: Any, user_id: str) -> list[str]:
+    return sorted(ConnectionStore(table, clock=FakeClock()).list_ids(user_id))
+
+
+# --- Broadcaster ------------------------------------------------------------------------------------------------
+
+
+def test_send_reaches_every_tab_of_the_user_only(store: CountingStore, fake_clock: FakeClock) -> None:
+    connect(store, "alice", "a1", "a2", "a3")
+    connect(store, "bob", "b1")
+    client = FakeManagementClient()
+
+    delivered = Broadcaster(client, store, clock=fake_clock).send("alice", FRAME)
+
+    assert delivered == 3
+    assert client.receivers() == ["a1", "a2", "a3"]
+    assert {data for _, data in client.posts} == {FRAME.to_json().encode()}
+
+
+def test_user_without_connections_gets_nothing_and_no_error(store: CountingStore, fake_clock: FakeClock) -> None:
+    client = FakeManagementClient()
+
+    assert Broadcaster(client, store, clock=fake_clock).send("nobody", FRAME) == 0
+    assert client.posts == []
+
+
+def test_gone_connection_is_removed_and_the_others_still_receive(
+    store: CountingStore, ddb_table: Any, fake_clock: FakeClock
+) -> None:
+    connect(store, "alice", "a1", "closed", "a3")
+    client = FakeManagementClient({"closed": client_error("GoneException", 410)})
+    broadcaster = Broadcaster(client, store, clock=fake_clock)
+
+    assert broadcaster.send("alice", FRAME) == 2
+    assert client.receivers() == ["a1", "a3"]
+    assert live(ddb_table, "alice") == ["a1", "a3"]
+
+    # The cached list no longer has it either: no second post to a dead connection.
+    client.failures.clear()
+    client.posts.clear()
+    assert broadcaster.send("alice", FRAME) == 2
+    assert client.receivers() == ["a1", "a3"]
+    assert store.lists == 1
+
+
+def test_all_gone_is_not_a_failure(store: CountingStore, ddb_table: Any, fake_clock: FakeClock) -> None:
+    connect(store, "alice", "a1", "a2")
+    gone = client_error("GoneException", 410)
+    client = FakeManagementClient({"a1": gone, "a2": gone})
+
+    assert Broadcaster(client, store, clock=fake_clock).send("alice", FRAME) == 0
+    assert live(ddb_table, "alice") == []
+
+
+def test_one_failing_connection_does_not_fail_the_send(
+    store: CountingStore, ddb_table: Any, fake_clock: FakeClock
+) -> None:
+    connect(store, "alice", "a1", "a2")
+    client = FakeManagementClient({"a1": client_error("LimitExceededException", 429)})
+
+    assert Broadcaster(client, store, clock=fake_clock).send("alice", FRAME) == 1
+    assert client.receivers() == ["a2"]
+    # A throttled connection is still open; its record stays.
+    assert live(ddb_table, "alice") == ["a1", "a2"]
+
+
+@pytest.mark.parametrize(
+    "failures",
+    [
+        {"a1": client_error("LimitExceededException", 429), "a2": client_error("InternalServerError", 500)},
+        {"a1": client_error("ForbiddenException", 403), "a2": client_error("GoneException", 410)},
+        {"a1": EndpointConnectionError(endpoint_url=CALLBACK_URL), "a2": client_error("GoneException", 410)},
+    ],
+)
+def test_no_connection_reachable_raises_push_failed(
+    store: CountingStore, fake_clock: FakeClock, failures: dict[str, Exception]
+) -> None:
+    connect(store, "alice", "a1", "a2")
+
+    with pytest.raises(PushFailed):
+        Broadcaster(FakeManagementClient(failures), store, clock=fake_clock).send("alice", FRAME)
+
+
+def test_push_failure_logs_no_frame_text(
+    store: CountingStore, fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    connect(store, "alice", "a1")
+    secret_text = "my bank password is hunter2"
+    client = FakeManagementClient({"a1": client_error("InternalServerError", 500)})
+
+    with pytest.raises(PushFailed) as caught:
+        Broadcaster(client, store, clock=fake_clock).send("alice", Delta(message_id="m", seq=1, text=secret_text))
+
+    logged = [str(record.__dict__) for record in caplog.records]
+    assert any("InternalServerError" in entry and "a1" in entry for entry in logged)
+    assert not any(secret_text in entry for entry in logged)
+    assert secret_text not in str(caught.value)
+
+
+def test_connection_list_is_cached_briefly(store: CountingStore, fake_clock: FakeClock) -> None:
+    connect(store, "alice", "a1")
+    client = FakeManagementClient()
+    broadcaster = Broadcaster(client, store, cache_seconds=2.0, clock=fake_clock)
+
+    for _ in range(10):
+        broadcaster.send("alice", FRAME)
+        fake_clock.advance(0.125)
+    assert store.lists == 1
+
+    connect(store, "alice", "new-tab")
+    broadcaster.send("alice", FRAME)
+    assert ("new-tab", FRAME.to_json().encode()) not in client.posts
+
+    fake_clock.advance(0.75)  # 2.0 s since the list was read
+    broadcaster.send("alice", FRAME)
+    assert store.lists == 2
+    assert client.posts[-2:] == [(c, FRAME.to_json().encode()) for c in ("a1", "new-tab")]
+
+
+def test_invalidate_drops_the_cache(store: CountingStore, fake_clock: FakeClock) -> None:
+    connect(store, "alice", "a1")
+    client = FakeManagementClient()
+    broadcaster = Broadcaster(client, store, clock=fake_clock)
+    broadcaster.send("alice", FRAME)
+    connect(store, "alice", "a2")
+
+    broadcaster.invalidate("alice")
+    broadcaster.send("alice", FRAME)
+
+    assert store.lists == 2
+    assert client.receivers() == ["a1", "a1", "a2"]
+
+
+def test_send_to_a_single_connection(store: CountingStore, ddb_table: Any, fake_clock: FakeClock) -> None:
+    connect(store, "alice", "a1", "closed")
+    client = FakeManagementClient(
+        {"closed": client_error("GoneException", 410), "broken": client_error("InternalServerError", 500)}
+    )
+    broadcaster = Broadcaster(client, store, clock=fake_clock)
+
+    assert broadcaster.send_to("a1", Pong()) is True
+    assert client.posts == [("a1", b'{"type":"pong"}')]
+    assert broadcaster.send_to("closed", Pong(), user_id="alice") is False
+    assert live(ddb_table, "alice") == ["a1"]
+    with pytest.raises(PushFailed):
+        broadcaster.send_to("broken", Pong())
+    assert store.lists == 0
+
+
+def test_oversized_frame_is_refused_before_any_post(store: CountingStore, fake_clock: FakeClock) -> None:
+    connect(store, "alice", "a1")
+    client = FakeManagementClient()
+    broadcaster = Broadcaster(client, store, clock=fake_clock)
+    too_big = Delta(message_id="m", seq=1, text="x" * MAX_FRAME_BYTES)
+
+    with pytest.raises(ValueError, match="frame limit"):
+        broadcaster.send("alice", too_big)
+    with pytest.raises(ValueError, match="frame limit"):
+        broadcaster.send_to("a1", too_big)
+    assert client.posts == []
+
+
+def test_real_client_errors_are_classified(
+    store: CountingStore, ddb_table: Any, fake_clock: FakeClock, aws: None
+) -> None:
+    # botocore's own error parsing, through a Stubber: Gone removes, throttling counts as a failure.
+    client = boto3.client("apigatewaymanagementapi", endpoint_url=CALLBACK_URL, region_name=REGION)
+    connect(store, "alice", "a1", "a2")
+    broadcaster = Broadcaster(client, store, clock=fake_clock)
+    with Stubber(client) as stubber:
+        for connection_id in ("a1", "a2"):
+            stubber.add_client_error(
+                "post_to_connection",
+                service_error_code="GoneException" if connection_id == "a1" else "LimitExceededException",
+                http_status_code=410 if connection_id == "a1" else 429,
+                expected_params={"ConnectionId": connection_id, "Data": FRAME.to_json().encode()},
+            )
+        # Connections are listed in key order, so a1 is posted first.
+        with pytest.raises(PushFailed):
+            broadcaster.send("alice", FRAME)
+        stubber.assert_no_pending_responses()
+    assert live(ddb_table, "alice") == ["a2"]
+
+
+def test_from_callback_url_posts_through_the_management_api(store: CountingStore) -> None:
+    connect(store, "alice", "a1", "a2")
+    broadcaster = Broadcaster.from_callback_url(CALLBACK_URL, store)
+
+    assert broadcaster.send("alice", FRAME) == 2
+
+    backend = apigatewaymanagementapi_backends[DEFAULT_ACCOUNT_ID][REGION]
+    assert backend.connections["a1"].data == FRAME.to_json().encode()
+    assert backend.connections["a2"].data == FRAME.to_json().encode()
+    config = broadcaster._client.meta.config
+    assert config.connect_timeout <= 5
+    assert config.read_timeout <= 10
+    assert config.retries["mode"] == "standard"
+    assert broadcaster._client.meta.endpoint_url == CALLBACK_URL
+
+
+# --- DeltaCoalescer ---------------------------------------------------------------------------------------------
+
+
+def test_first_text_flushes_at_once_then_every_interval(fake_clock: FakeClock) -> None:
+    # Binary-exact steps, so the clock lands exactly on the interval.
+    coalescer = DeltaCoalescer(interval_seconds=0.125, max_chars=2000, clock=fake_clock)
+
+    assert coalescer.add("Hel") == ["Hel"]
+    fake_clock.advance(0.0625)
+    assert coalescer.add("lo") == []
+    fake_clock.advance(0.03125)
+    assert coalescer.add(", ") == []
+    fake_clock.advance(0.03125)  # 0.125 s since the flush
+    assert coalescer.add("world") == ["lo, world"]
+    fake_clock.advance(0.0625)
+    assert coalescer.add("!") == []
+    assert coalescer.drain() == ["!"]
+    assert coalescer.drain() == []
+
+
+def test_buffer_reaching_max_chars_flushes_early(fake_clock: FakeClock) -> None:
+    coalescer = DeltaCoalescer(interval_seconds=10.0, max_chars=10, clock=fake_clock)
+    coalescer.add("a")
+
+    assert coalescer.add("12345") == []
+    assert coalescer.add("6789") == []
+    assert coalescer.add("0") == ["1234567890"]
+
+
+def test_empty_deltas_are_ignored(fake_clock: FakeClock) -> None:
+    coalescer = DeltaCoalescer(interval_seconds=1.0, max_chars=100, clock=fake_clock)
+
+    assert coalescer.add("") == []
+    assert coalescer.add("first") == ["first"]
+    assert coalescer.drain() == []
+
+
+def test_text_after_drain_shows_at_once(fake_clock: FakeClock) -> None:
+    coalescer = DeltaCoalescer(interval_seconds=1.0, max_chars=100, clock=fake_clock)
+    coalescer.add("before the tool call")
+    coalescer.add(" ...")
+    assert coalescer.drain() == [" ..."]
+
+    assert coalescer.add("after") == ["after"]
+
+
+def test_invalid_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="interval"):
+        DeltaCoalescer(interval_seconds=-1, max_chars=10)
+    with pytest.raises(ValueError, match="max_chars"):
+        DeltaCoalescer(interval_seconds=0.1, max_chars=0)
+
+
+def test_surrogate_pair_split_across_deltas_is_rejoined(fake_clock: FakeClock) -> None:
+    coalescer = DeltaCoalescer(interval_seconds=0.0, max_chars=100, clock=fake_clock)
+
+    first = coalescer.add("smile \ud83d")
+    second = coalescer.add("\ude00 done")
+
+    assert first == ["smile "]
+    assert second == ["😀 done"]
+    for chunk in first + second:
+        Delta(message_id="m", seq=1, text=chunk).to_json()  # serializable: no surrogate left
+
+
+def test_lone_surrogate_becomes_a_replacement_character(fake_clock: FakeClock) -> None:
+    coalescer = DeltaCoalescer(interval_seconds=10.0, max_chars=100, clock=fake_clock)
+    coalescer.add("x")
+
+    coalescer.add("broken \ud83d")
+
+    assert coalescer.drain() == ["broken \ufffd"]
+
+
+def test_largest_delta_frame_fits_exactly(fake_clock: FakeClock) -> None:
+    text = "a" * DELTA_TEXT_BUDGET
+
+    frame = Delta(message_id="m" * 64, seq=2**63 - 1, text=text).to_json().encode()
+
+    assert len(frame) == MAX_FRAME_BYTES
+    assert split_for_frame(text, DELTA_TEXT_BUDGET) == [text]
+    assert split_for_frame(text + "a", DELTA_TEXT_BUDGET) == [text, "a"]
+
+
+# Characters whose JSON encoding costs 1..6 bytes: ASCII, escapes, control chars, 2/3/4-byte UTF-8, DEL, U+2028.
+_ALPHABET = 'ab "\\\n\t\x00\x1f\x7fé€\u2028😀🧑‍💻日本'
+
+
+def _json_bytes(text: str) -> int:
+    return len(json.dumps(text, ensure_ascii=False).encode("utf-8")) - 2
+
+
+def test_split_for_frame_is_exact_and_lossless() -> None:
+    rng = random.Random(20260826)
+    for _ in range(400):
+        text = "".join(rng.choice(_ALPHABET) for _ in range(rng.randint(0, 300)))
+        budget = rng.randint(12, 200)
+
+        chunks = split_for_frame(text, budget)
+
+        assert "".join(chunks) == text
+        assert all(chunk for chunk in chunks)
+        for index, chunk in enumerate(chunks):
+            assert _json_bytes(chunk) <= budget
+            if index + 1 < len(chunks):
+                # Greedy: the next character would not have fitted, so frames are as few as possible.
+                assert _json_bytes(chunk + chunks[index + 1][0]) > budget
+
+
+def test_json_byte_count_matches_the_frame_serializer() -> None:
+    rng = random.Random(7)
+    for _ in range(200):
+        text = "".join(rng.choice(_ALPHABET) for _ in range(rng.randint(1, 50)))
+        frame = Delta(message_id="m", seq=1, text=text).to_json().encode()
+        empty = Delta(message_id="m", seq=1, text="").to_json().encode()
+
+        assert len(frame) - len(empty) == _json_bytes(text)
+
+
+def test_split_never_separates_a_surrogate_pair() -> None:
+    text = "a" + "\ud83d\ude00" * 50
+
+    for budget in range(12, 40):
+        chunks = split_for_frame(text, budget)
+        assert "".join(chunks) == text
+        for chunk in chunks:
+            assert not ("\ud800" <= chunk[-1] <= "\udbff")
+            assert not ("\udc00" <= chunk[0] <= "\udfff")
+
+
+def test_split_refuses_a_budget_too_small_for_any_character() -> None:
+    with pytest.raises(ValueError, match="budget"):
+        split_for_frame("abc", 11)
+
+
+def test_every_coalesced_chunk_fits_a_delta_frame(fake_clock: FakeClock) -> None:
+    rng = random.Random(42)
+    heavy = ['"', "\\", "\x01", "😀", "語", "a", "\n"]
+    for max_chars in (50, 2_000, 40_000):
+        coalescer = DeltaCoalescer(interval_seconds=0.08, max_chars=max_chars, clock=fake_clock)
+        sent: list[str] = []
+        pieces: list[str] = []
+        for _ in range(300):
+            piece = "".join(rng.choice(heavy) for _ in range(rng.randint(1, 400)))
+            pieces.append(piece)
+            sent += coalescer.add(piece)
+            fake_clock.advance(rng.choice([0.0, 0.01, 0.05, 0.1]))
+        sent += coalescer.drain()
+
+        assert "".join(sent) == "".join(pieces)
+        for seq, chunk in enumerate(sent):
+            frame = Delta(message_id="m" * 64, seq=2**62 + seq, text=chunk).to_json().encode()
+            assert len(frame) <= MAX_FRAME_BYTES
+
+
+def test_broadcaster_accepts_every_coalesced_chunk(store: CountingStore, fake_clock: FakeClock) -> None:
+    connect(store, "alice", "a1")
+    client = FakeManagementClient()
+    broadcaster = Broadcaster(client, store, clock=fake_clock)
+    coalescer = DeltaCoalescer(interval_seconds=0.0, max_chars=1_000_000, clock=fake_clock)
+    coalescer.add("x")
+
+    chunks = coalescer.add('"\\😀' * 20_000)
+
+    assert len(chunks) > 1
+    for seq, chunk in enumerate(chunks):
+        broadcaster.send("alice", Delta(message_id="m" * 64, seq=seq, text=chunk))
+    assert len(client.posts) == len(chunks)
+    assert all(len(data) <= MAX_FRAME_BYTES for _, data in client.posts)
+    assert "".join(json.loads(data)["text"] for _, data in client.posts) == '"\\😀' * 20_000
+
+
+def test_connection_record_key_shape_is_what_push_removes(
+    store: CountingStore, ddb_table: Any, fake_clock: FakeClock
+) -> None:
+    connect(store, "alice", "gone-1")
+    client = FakeManagementClient({"gone-1": client_error("GoneException", 410)})
+
+    Broadcaster(client, store, clock=fake_clock).send("alice", FRAME)
+
+    assert "Item" not in ddb_table.get_item(Key=key("alice", "CONN#gone-1"))
