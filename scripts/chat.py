@@ -979,22 +979,38 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--stack-file", type=Path, help=f"the local stack's connection file ({DEFAULT_STACK_FILE})")
     source.add_argument("--outputs-file", type=Path, help="a deployed stage's `cdk deploy --outputs-file` JSON")
-    parser.add_argument("--stage", default="dev", help="the stage whose stacks to read from --outputs-file")
+    parser.add_argument(
+        "--stage",
+        help="a deployed stage: read its stack outputs from CloudFormation (or pick its stacks in --outputs-file)",
+    )
     parser.add_argument("--username", help="default: the local stack's demo user, else asked")
     parser.add_argument("--password", help="default: the demo user's, else asked (without echo)")
     parser.add_argument("--conversation", help="continue this conversation id")
     return parser.parse_args(argv)
 
 
+def load_deployed_stage(stage: str) -> ConnectionInfo:
+    """A deployed stage's connection info, read from its CloudFormation stack's outputs (AWS credentials needed)."""
+    import boto3
+
+    from infra.names import OutputKey
+    from scripts.stack_outputs import load_outputs
+
+    required = (OutputKey.WEBSOCKET_URL, OutputKey.USER_POOL_CLIENT_ID, OutputKey.REGION)
+    outputs = load_outputs(stage, boto3.client("cloudformation"), required=required)
+    return outputs_to_info(outputs, source=f"stack outputs of stage {stage}")
+
+
 def resolve_connection(args: argparse.Namespace) -> ConnectionInfo:
     if args.outputs_file is not None:
         return load_outputs_file(args.outputs_file, args.stage)
+    if args.stage is not None and args.stack_file is None:
+        return load_deployed_stage(args.stage)
     stack_file = args.stack_file or DEFAULT_STACK_FILE
     if not stack_file.exists():
-        deployed = Path(f".local/outputs-{args.stage}.json")  # what `make deploy` writes
-        if args.stack_file is None and deployed.exists():
-            return load_outputs_file(deployed, args.stage)
-        raise SystemExit(f"{stack_file} not found: start the local stack (make dev) or give --outputs-file.")
+        raise SystemExit(
+            f"{stack_file} not found: start the local stack (make dev), or name a deployed stage with --stage."
+        )
     return load_stack_file(stack_file)
 
 
