@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import authorizer
 import pytest
 
-import authorizer
 from assistant import runtime
 from assistant.auth import TokenVerifier
 from tests.conftest import CognitoPool
@@ -18,7 +18,9 @@ METHOD_ARN = f"arn:aws:execute-api:us-east-1:{ACCOUNT}:{API_ID}/{STAGE}/$connect
 @pytest.fixture
 def verifier(cognito_pool: CognitoPool, monkeypatch: pytest.MonkeyPatch) -> TokenVerifier:
     # moto's in-process Cognito serves no JWKS over HTTP, so the verifier reads moto's public key directly.
-    verifier = TokenVerifier(issuer=cognito_pool.issuer, client_id=cognito_pool.client_id, jwks_source=cognito_pool.jwks)
+    verifier = TokenVerifier(
+        issuer=cognito_pool.issuer, client_id=cognito_pool.client_id, jwks_source=cognito_pool.jwks
+    )
     monkeypatch.setattr(runtime, "token_verifier", lambda: verifier)
     return verifier
 
