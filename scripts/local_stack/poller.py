@@ -1,0 +1,175 @@
+"""The SQS FIFO to Lambda event source mapping, for the local stack.
+
+It receives batches of up to ``wiring.QUEUE.batch_size`` records, hands them to the worker as Lambda's SQS event,
+and honours the partial batch response (``ReportBatchItemFailures``): only the records the worker did not report
+are deleted; the reported ones, or the whole batch when the worker raises, become visible again after the
+visibility timeout. moto itself keeps a group's later messages back while one of its messages is in flight, and
+moves a message to the dead-letter queue once it has been received ``maxReceiveCount`` times (both checked by
+tests/unit/test_poller.py), so order and redrive come from the queue, as in AWS.
+
+Receiving is serialised (one ReceiveMessage at a time) while up to ``concurrency`` batches are processed at once,
+like Lambda scaling FIFO consumers per active message group: moto's receive is not safe to run concurrently for
+the same queue, and its long poll spins while another group is in flight, so this short-polls with a small pause
+instead of long-polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from assistant.wiring import QUEUE, WORKER, FunctionSpec
+from scripts.local_stack.lambda_runtime import Invoker
+
+log = logging.getLogger("local_stack.poller")
+
+IDLE_PAUSE_S = 0.05
+
+
+class QueuePoller:
+    """Feeds a FIFO queue to a function, ``concurrency`` batches at a time."""
+
+    def __init__(
+        self,
+        sqs: Any,
+        *,
+        queue_url: str,
+        queue_arn: str,
+        invoker: Invoker,
+        function: FunctionSpec = WORKER,
+        region: str = "us-east-1",
+        batch_size: int = QUEUE.batch_size,
+        concurrency: int = 10,
+        idle_pause_s: float = IDLE_PAUSE_S,
+    ) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self._queue_arn = queue_arn
+        self._invoker = invoker
+        self._function = function
+        self._region = region
+        self._batch_size = batch_size
+        self._slots = asyncio.Semaphore(concurrency)
+        self._idle_pause_s = idle_pause_s
+        self._receiver: asyncio.Task[None] | None = None
+        self._batches: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        self._receiver = asyncio.create_task(self._receive_loop(), name="sqs-poller")
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop receiving, give running batches ``grace_s`` to finish, then cancel them (they stay on the queue)."""
+        if self._receiver is not None:
+            self._receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._receiver
+            self._receiver = None
+        if self._batches:
+            _, pending = await asyncio.wait(self._batches, timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+
+    async def _receive_loop(self) -> None:
+        while True:
+            await self._slots.acquire()
+            try:
+                messages = await asyncio.to_thread(self._receive)
+            except asyncio.CancelledError:
+                self._slots.release()
+                raise
+            except Exception:
+                self._slots.release()
+                log.exception("ReceiveMessage failed; retrying in 1 s")
+                await asyncio.sleep(1.0)
+                continue
+            if not messages:
+                self._slots.release()
+                await asyncio.sleep(self._idle_pause_s)
+                continue
+            task = asyncio.create_task(self._process(messages))
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
+
+    def _receive(self) -> list[dict[str, Any]]:
+        response = self._sqs.receive_message(
+            QueueUrl=self._queue_url,
+            MaxNumberOfMessages=self._batch_size,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+            WaitTimeSeconds=0,
+        )
+        return list(response.get("Messages", []))
+
+    async def _process(self, messages: list[dict[str, Any]]) -> None:
+        try:
+            event = {"Records": [self._record(message) for message in messages]}
+            try:
+                result = await self._invoker.invoke(self._function, event)
+            except Exception:  # the runtime logged it; Lambda retries the whole batch after the visibility timeout
+                log.warning("%s failed; %d record(s) return to the queue", self._function.name, len(messages))
+                return
+            failed = _failed_ids(result, messages)
+            done = [message for message in messages if message["MessageId"] not in failed]
+            if done:
+                await asyncio.to_thread(self._delete, done)
+        finally:
+            self._slots.release()
+
+    def _delete(self, messages: list[dict[str, Any]]) -> None:
+        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+        response = self._sqs.delete_message_batch(QueueUrl=self._queue_url, Entries=entries)
+        for failure in response.get("Failed", []):
+            log.error("DeleteMessageBatch failed for a record: %s", failure)
+
+    def _record(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        """One record exactly as Lambda builds it from a ReceiveMessage result."""
+        record: dict[str, Any] = {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": dict(message.get("Attributes", {})),
+            "messageAttributes": {
+                name: _attribute(value) for name, value in message.get("MessageAttributes", {}).items()
+            },
+            "md5OfBody": message["MD5OfBody"],
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self._queue_arn,
+            "awsRegion": self._region,
+        }
+        if "MD5OfMessageAttributes" in message:
+            record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+        return record
+
+
+def _attribute(value: Mapping[str, Any]) -> dict[str, Any]:
+    converted: dict[str, Any] = {"stringListValues": [], "binaryListValues": [], "dataType": value["DataType"]}
+    if "StringValue" in value:
+        converted["stringValue"] = value["StringValue"]
+    if "BinaryValue" in value:
+        converted["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode()
+    return converted
+
+
+def _failed_ids(result: Any, messages: list[dict[str, Any]]) -> set[str]:
+    """The records to leave on the queue, read the way Lambda reads a partial batch response.
+
+    An identifier that is missing, empty or not in the batch makes Lambda treat the whole batch as failed.
+    """
+    all_ids = {message["MessageId"] for message in messages}
+    if not isinstance(result, dict) or "batchItemFailures" not in result:
+        return set()
+    failures = result["batchItemFailures"] or []
+    failed: set[str] = set()
+    for failure in failures:
+        identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
+        if not identifier or identifier not in all_ids:
+            log.error("invalid batchItemFailures entry %r: the whole batch returns to the queue", failure)
+            return all_ids
+        failed.add(identifier)
+    return failed

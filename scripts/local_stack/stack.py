@@ -1,0 +1,313 @@
+"""Starts and stops the whole system on one machine: moto, the resources, the model, the gateway, the poller.
+
+Everything is wired from ``assistant.wiring`` (functions, routes, environment names, queue settings), so the local
+stack cannot drift from what the CDK stacks deploy. The handlers run in this process and read their configuration
+from ``os.environ``, which is why :class:`LocalStack` sets the union of every function's environment while it runs
+and restores the previous values when it stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS, FUNCTIONS, QUEUE, STAGE_DEFAULTS, Env
+from scripts.local_stack.aws import FAKE_CREDENTIALS, REGION, MotoServer, Resources, client, provision
+from scripts.local_stack.gateway import IDLE_TIMEOUT_S, MAX_CONNECTION_AGE_S, Gateway
+from scripts.local_stack.lambda_runtime import REPO_ROOT, HandlerResolver, LambdaRuntime, import_handler
+from scripts.local_stack.offline_model import Pace, RunningOfflineModel, start_async
+from scripts.local_stack.poller import QueuePoller
+
+log = logging.getLogger("local_stack")
+
+STAGE = "local"
+STACK_JSON = REPO_ROOT / ".local" / "stack.json"
+WEB_DIR = REPO_ROOT / "web"
+#: Environment variables that must not leak into the handlers: they would point boto3 at a real account.
+_REAL_AWS_ENV = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_PROFILE")
+
+
+@dataclass
+class LocalStackSettings:
+    port: int = 8080
+    host: str = "127.0.0.1"
+    stage: str = STAGE
+    model_pace: Pace = field(default_factory=Pace)
+    visibility_timeout_s: int = 30
+    idle_timeout_s: float = IDLE_TIMEOUT_S
+    max_connection_age_s: float = MAX_CONNECTION_AGE_S
+    poller_concurrency: int = 10
+    #: Powertools' level for the handlers' own logs; WARNING keeps the console to errors and the connect info.
+    handler_log_level: str = "WARNING"
+    #: Where to write the connect info for other tools; ``None`` writes nothing (tests).
+    stack_json: Path | None = STACK_JSON
+    web_dir: Path | None = WEB_DIR
+    #: Injected by tests that run without ``lambdas/``; by default the real handlers are imported at start.
+    resolver: HandlerResolver = import_handler
+    openai_api_key: str | None = field(default_factory=lambda: os.environ.get("OPENAI_API_KEY") or None)
+    openai_base_url: str | None = field(default_factory=lambda: os.environ.get("OPENAI_BASE_URL") or None)
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    websocket_url: str
+    web_url: str
+    callback_url: str
+    region: str
+    cognito_endpoint: str
+    user_pool_id: str
+    user_pool_client_id: str
+    demo_username: str
+    demo_password: str
+    #: "offline" (the built-in demo model), "openai", or "custom" (``OPENAI_BASE_URL``).
+    model: str
+    model_base_url: str | None
+
+    def stack_json(self) -> dict[str, Any]:
+        """What ``.local/stack.json`` holds: how scripts and tests connect."""
+        return {
+            "websocketUrl": self.websocket_url,
+            "region": self.region,
+            "cognitoEndpoint": self.cognito_endpoint,
+            "userPoolId": self.user_pool_id,
+            "userPoolClientId": self.user_pool_client_id,
+            "demoUsername": self.demo_username,
+            "demoPassword": self.demo_password,
+            "webUrl": self.web_url,
+            "callbackUrl": self.callback_url,
+            "modelBaseUrl": self.model_base_url,
+        }
+
+    def public_config(self) -> dict[str, Any]:
+        """What the web page gets at ``/config.json``: everything but the password."""
+        config = self.stack_json()
+        del config["demoPassword"]
+        return config
+
+
+class LocalStack:
+    """The whole system on 127.0.0.1. ``await start()``/``await stop()``, or ``with LocalStack(...) as info:``."""
+
+    def __init__(self, settings: LocalStackSettings | None = None) -> None:
+        self.settings = settings or LocalStackSettings()
+        self.moto: MotoServer | None = None
+        self.resources: Resources | None = None
+        self.offline_model: RunningOfflineModel | None = None
+        self.runtime: LambdaRuntime | None = None
+        self.gateway: Gateway | None = None
+        self.poller: QueuePoller | None = None
+        self.info: StackInfo | None = None
+        self._saved_env: dict[str, str | None] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- async API ---
+
+    async def start(self) -> StackInfo:
+        try:
+            return await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> StackInfo:
+        settings = self.settings
+        if settings.host != "127.0.0.1":
+            raise ValueError("the local stack listens on 127.0.0.1 only")
+        self.moto = MotoServer()
+        endpoint = await asyncio.to_thread(self.moto.start)
+        resources = self.resources = await asyncio.to_thread(
+            provision,
+            endpoint,
+            prefix=settings.stage,
+            visibility_timeout_s=settings.visibility_timeout_s,
+            openai_api_key=settings.openai_api_key,
+        )
+        model, model_base_url = await self._start_model()
+
+        self.runtime = LambdaRuntime(settings.resolver, stage=settings.stage, region=REGION)
+        self.gateway = Gateway(
+            self.runtime,
+            stage=settings.stage,
+            region=REGION,
+            idle_timeout_s=settings.idle_timeout_s,
+            max_connection_age_s=settings.max_connection_age_s,
+            web_dir=settings.web_dir,
+            public_config=self._public_config,
+        )
+        await self.gateway.start(settings.host, settings.port)
+        # Handlers may read their environment at import, so it is set before they are loaded.
+        self._set_env(self._function_env(resources, self.gateway.callback_url, model_base_url))
+        await asyncio.to_thread(self.runtime.preload, FUNCTIONS)
+
+        self.poller = QueuePoller(
+            client("sqs", endpoint),
+            queue_url=resources.queue_url,
+            queue_arn=resources.queue_arn,
+            invoker=self.runtime,
+            region=REGION,
+            concurrency=settings.poller_concurrency,
+        )
+        self.poller.start()
+
+        self.info = StackInfo(
+            websocket_url=self.gateway.websocket_url,
+            web_url=self.gateway.base_url + "/",
+            callback_url=self.gateway.callback_url,
+            region=REGION,
+            # moto answers CORS itself (flask-cors), so the page calls Cognito there directly, as it would in AWS.
+            cognito_endpoint=endpoint,
+            user_pool_id=resources.user_pool_id,
+            user_pool_client_id=resources.user_pool_client_id,
+            demo_username=resources.demo_username,
+            demo_password=resources.demo_password,
+            model=model,
+            model_base_url=model_base_url,
+        )
+        if settings.stack_json is not None:
+            _write_private(settings.stack_json, json.dumps(self.info.stack_json(), indent=2) + "\n")
+        return self.info
+
+    async def _start_model(self) -> tuple[str, str | None]:
+        settings = self.settings
+        if settings.openai_base_url:
+            return "custom", settings.openai_base_url
+        if settings.openai_api_key:
+            return "openai", None
+        self.offline_model = await start_async("127.0.0.1", 0, pace=settings.model_pace)
+        return "offline", self.offline_model.base_url
+
+    def _public_config(self) -> dict[str, Any]:
+        if self.info is None:
+            raise RuntimeError("the stack is still starting")
+        return self.info.public_config()
+
+    def _function_env(self, resources: Resources, callback_url: str, model_base_url: str | None) -> dict[str, str]:
+        """The union of every function's environment, with local values; fails if wiring names one it lacks."""
+        values: dict[Env, str | None] = {
+            Env.TABLE_NAME: resources.table_name,
+            Env.QUEUE_URL: resources.queue_url,
+            Env.CALLBACK_URL: callback_url,
+            Env.USER_POOL_ID: resources.user_pool_id,
+            Env.USER_POOL_CLIENT_ID: resources.user_pool_client_id,
+            Env.COGNITO_ISSUER: resources.cognito_issuer,
+            Env.COGNITO_JWKS_URL: resources.jwks_url,
+            Env.OPENAI_SECRET_NAME: resources.secret_name,
+            # Unset for OpenAI itself: the SDK's default endpoint is the right one.
+            Env.OPENAI_BASE_URL: model_base_url,
+            Env.MAX_MESSAGE_CHARS: str(DEFAULT_MAX_MESSAGE_CHARS),
+            Env.DAILY_MESSAGE_QUOTA: str(STAGE_DEFAULTS.daily_message_quota),
+            Env.DAILY_OUTPUT_TOKEN_QUOTA: str(STAGE_DEFAULTS.daily_output_token_quota),
+            Env.FLUSH_INTERVAL_MS: str(STAGE_DEFAULTS.flush_interval_ms),
+            Env.FLUSH_CHARS: str(STAGE_DEFAULTS.flush_chars),
+            Env.MAX_RECEIVE_COUNT: str(QUEUE.max_receive_count),
+            # Optional: a developer may pick a model for the whole stack.
+            Env.MODEL_OVERRIDE: os.environ.get(Env.MODEL_OVERRIDE.value) or None,
+            Env.SERVICE_NAME: "assistant",
+            Env.METRICS_NAMESPACE: "ServerlessGptAssistant",
+            Env.LOG_LEVEL: self.settings.handler_log_level,
+        }
+        needed = {name for function in FUNCTIONS for name in function.env}
+        missing = needed - values.keys()
+        if missing:
+            raise RuntimeError(f"the local stack has no value for {sorted(m.value for m in missing)}; add one here")
+        env = {name.value: value for name, value in values.items() if name in needed and value is not None}
+        env |= {
+            "AWS_ENDPOINT_URL": resources.endpoint,
+            "AWS_ACCESS_KEY_ID": FAKE_CREDENTIALS["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIALS["aws_secret_access_key"],
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            # EMF lines on stdout would drown the console; there is no CloudWatch to read them locally.
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+        return env
+
+    def _set_env(self, env: dict[str, str]) -> None:
+        for name in (*env, *_REAL_AWS_ENV, Env.OPENAI_BASE_URL.value):
+            self._saved_env.setdefault(name, os.environ.get(name))
+        for name in _REAL_AWS_ENV:
+            os.environ.pop(name, None)
+        os.environ.pop(Env.OPENAI_BASE_URL.value, None)
+        os.environ.update(env)
+
+    def _restore_env(self) -> None:
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env.clear()
+
+    async def stop(self) -> None:
+        """Stop in dependency order: nothing new arrives, running work drains, then the services go away."""
+        if self.poller is not None:
+            await self.poller.stop()
+            self.poller = None
+        if self.gateway is not None:
+            await self.gateway.stop()
+            self.gateway = None
+        if self.offline_model is not None:
+            await self.offline_model.close()
+            self.offline_model = None
+        if self.runtime is not None:
+            await asyncio.to_thread(self.runtime.close)
+            self.runtime = None
+        if self.moto is not None:
+            await asyncio.to_thread(self.moto.stop)
+            self.moto = None
+        self._restore_env()
+        if self.settings.stack_json is not None and self.info is not None:
+            self.settings.stack_json.unlink(missing_ok=True)
+        self.info = None
+
+    # --- sync API (pytest fixtures, scripts) ---
+
+    def __enter__(self) -> StackInfo:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="local-stack", daemon=True)
+        self._thread.start()
+        try:
+            return self.run(self.start())
+        except BaseException:
+            self._close_loop()
+            raise
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        try:
+            self.run(self.stop())
+        finally:
+            self._close_loop()
+
+    def run(self, coroutine: Any, timeout: float = 120.0) -> Any:
+        """Run a coroutine on the stack's loop from another thread (the sync API's loop)."""
+        if self._loop is None:
+            raise RuntimeError("the stack runs on the caller's loop; await instead")
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=timeout)
+
+    def _close_loop(self) -> None:
+        if self._loop is None or self._thread is None:
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+        self._loop = None
+        self._thread = None
+
+
+def _write_private(path: Path, text: str) -> None:
+    """The file holds the demo password: readable by this user only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
