@@ -253,6 +253,9 @@ class ReplyService:
     def _complete(self, queued: QueuedMessage, record: MessageRecord, progress: _Progress) -> ReplyOutcome:
         input_tokens = sum(c.input_tokens for c in progress.completed)
         output_tokens = sum(c.output_tokens for c in progress.completed)
+        # Title and recency first (idempotent, so a redelivery may repeat them): a client that lists its
+        # conversations as soon as it sees `done` finds this one up to date.
+        self._conversations.touch(queued.user_id, record.conversation_id, now=self._clock(), title=_title(queued.text))
         self._send(
             record,
             Done(
@@ -264,7 +267,6 @@ class ReplyService:
         )
         # After the frame: if we die in between, the redelivery resumes and sends `done` again rather than never.
         self._messages.finish(record, status=MessageStatus.DONE, now=self._clock(), output_tokens=output_tokens)
-        self._conversations.touch(queued.user_id, record.conversation_id, now=self._clock(), title=_title(queued.text))
         return ReplyOutcome(
             ReplyResult.DONE,
             first_text_after_s=None if progress.first_text_at is None else progress.first_text_at - queued.received_at,
