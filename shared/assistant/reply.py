@@ -167,7 +167,9 @@ class ReplyService:
             conversation.conversation_id,
             model.create_conversation(metadata={"conversationId": conversation.conversation_id}),
         )
-        context = ToolContext(user_id=queued.user_id)
+        context = ToolContext(
+            user_id=queued.user_id, conversation_id=record.conversation_id, message_id=record.message_id
+        )
         checkpoint = record.checkpoint
         progress = _Progress()
         events: Iterator[ModelEvent]
