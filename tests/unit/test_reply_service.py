@@ -1,0 +1,214 @@
+"""The reply state machine against scripted model event streams: resume arithmetic, failures, cancel."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from assistant.errors import ModelIncomplete, ModelUnavailable
+from assistant.model_events import ModelEvent, ReplyCompleted, ResponseStarted, TextDelta, ToolEvent
+from assistant.push import Broadcaster
+from assistant.queue import QueuedMessage
+from assistant.reply import ReplyLimits, ReplyResult, ReplyService
+from assistant.stores.connections import ConnectionStore
+from assistant.stores.conversations import ConversationStore
+from assistant.stores.messages import MessageStatus, MessageStore
+
+USER = "alice"
+
+
+class RecordingClient:
+    """Stands in for the management API client: keeps what each connection was sent."""
+
+    def __init__(self) -> None:
+        self.posted: dict[str, list[dict[str, Any]]] = {}
+
+    def post_to_connection(self, *, ConnectionId: str, Data: bytes | str) -> None:
+        self.posted.setdefault(ConnectionId, []).append(json.loads(Data))
+
+
+@dataclass
+class ScriptedModel:
+    """A model client whose replies are scripted event lists; records how it was called."""
+
+    stream: list[ModelEvent | Exception] = field(default_factory=list)
+    resume: list[ModelEvent | Exception] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)
+
+    def create_conversation(self, *, metadata: dict[str, str] | None = None) -> str:
+        self.calls.append("create_conversation")
+        return "conv_provider_1"
+
+    def stream_reply(self, **_: Any) -> Iterator[ModelEvent]:
+        self.calls.append("stream_reply")
+        return self._play(self.stream)
+
+    def resume_reply(self, *, response_id: str, **_: Any) -> Iterator[ModelEvent]:
+        self.calls.append(f"resume_reply:{response_id}")
+        return self._play(self.resume)
+
+    @staticmethod
+    def _play(script: list[ModelEvent | Exception]) -> Iterator[ModelEvent]:
+        for item in script:
+            if isinstance(item, Exception):
+                raise item
+            yield item
+
+
+@dataclass
+class Harness:
+    service: ReplyService
+    model: ScriptedModel
+    client: RecordingClient
+    messages: MessageStore
+    conversations: ConversationStore
+
+    def queue(self, text: str = "hello") -> QueuedMessage:
+        conversation = self.conversations.current(USER, now=1_000.0)
+        record, _ = self.messages.create(USER, f"m{len(self.model.calls)}x", conversation.conversation_id, now=1_000.0)
+        return QueuedMessage(
+            user_id=USER,
+            message_id=record.message_id,
+            conversation_id=record.conversation_id,
+            text=text,
+            connection_id="conn-1",
+            received_at=1_000.0,
+        )
+
+    def frames(self) -> list[dict[str, Any]]:
+        return self.client.posted.get("conn-1", [])
+
+
+@pytest.fixture
+def harness(ddb_table: Any) -> Harness:
+    connections = ConnectionStore(ddb_table)
+    connections.add(USER, "conn-1", now=time.time())
+    client = RecordingClient()
+    model = ScriptedModel()
+    messages, conversations = MessageStore(ddb_table), ConversationStore(ddb_table)
+    service = ReplyService(
+        messages=messages,
+        conversations=conversations,
+        broadcaster=Broadcaster(client, connections, cache_seconds=0),
+        model=lambda: model,  # type: ignore[arg-type, return-value]
+        limits=ReplyLimits(
+            quota_messages=10, quota_output_tokens=10_000, flush_interval_s=0, flush_chars=2_000, max_receive_count=3
+        ),
+        clock=lambda: 1_001.0,
+    )
+    return Harness(service, model, client, messages, conversations)
+
+
+def _text(frames: list[dict[str, Any]]) -> str:
+    first_by_seq: dict[int, str] = {}
+    for frame in frames:
+        if frame["type"] == "delta":
+            first_by_seq.setdefault(frame["seq"], frame["text"])
+    assert sorted(first_by_seq) == list(range(len(first_by_seq)))
+    return "".join(first_by_seq[s] for s in sorted(first_by_seq))
+
+
+def test_resume_reposts_only_the_last_checkpointed_frame_and_finishes_the_round(harness: Harness) -> None:
+    queued = harness.queue()
+    crash = RuntimeError("worker killed")
+    harness.model.stream = [ResponseStarted("resp_1"), TextDelta("Hello, "), TextDelta("wor"), crash]
+    with pytest.raises(RuntimeError):
+        harness.service.handle(queued, attempt=1)
+    assert _text(harness.frames()) == "Hello, wor"
+
+    harness.model.resume = [
+        ResponseStarted("resp_1"),
+        TextDelta("Hello, world!"),
+        ReplyCompleted("resp_1", input_tokens=5, output_tokens=4, model="m"),
+    ]
+    outcome = harness.service.handle(queued, attempt=2)
+
+    assert outcome.result is ReplyResult.DONE
+    assert harness.model.calls[-1] == "resume_reply:resp_1"
+    assert harness.model.calls.count("stream_reply") == 1  # the model was not asked again
+    deltas = [(f["seq"], f["text"]) for f in harness.frames() if f["type"] == "delta"]
+    # seq 1 ("wor") was checkpointed last: it is posted again, then the rest continues at seq 2.
+    assert deltas == [(0, "Hello, "), (1, "wor"), (1, "wor"), (2, "ld!")]
+    assert _text(harness.frames()) == "Hello, world!"
+    assert harness.frames()[-1]["type"] == "done"
+
+
+def test_resume_in_a_later_tool_round_does_not_repeat_the_earlier_rounds_text(harness: Harness) -> None:
+    queued = harness.queue()
+    harness.model.stream = [
+        ResponseStarted("resp_1"),
+        TextDelta("Let me check. "),
+        ToolEvent("current_time", "started"),
+        ToolEvent("current_time", "done"),
+        ResponseStarted("resp_2"),
+        RuntimeError("worker killed before any text of round 2"),
+    ]
+    with pytest.raises(RuntimeError):
+        harness.service.handle(queued, attempt=1)
+    record = harness.messages.get(USER, queued.message_id)
+    assert record is not None
+    assert (record.checkpoint.response_id, record.checkpoint.round_start) == ("resp_2", len("Let me check. "))
+
+    harness.model.resume = [
+        ResponseStarted("resp_2"),
+        TextDelta("It is noon."),
+        ReplyCompleted("resp_2", input_tokens=9, output_tokens=7, model="m"),
+    ]
+    assert harness.service.handle(queued, attempt=2).result is ReplyResult.DONE
+    assert _text(harness.frames()) == "Let me check. It is noon."
+    assert [f["seq"] for f in harness.frames() if f["type"] == "delta"] == [0, 1]
+
+
+def test_an_incomplete_reply_ends_in_an_error_frame_without_a_retry(harness: Harness) -> None:
+    queued = harness.queue()
+    harness.model.stream = [
+        ResponseStarted("resp_1"),
+        TextDelta("Partial"),
+        ModelIncomplete("The reply hit the output limit.", reason="max_output_tokens"),
+    ]
+    outcome = harness.service.handle(queued, attempt=1)
+    assert outcome.result is ReplyResult.FAILED
+    assert harness.frames()[-1] == {
+        "type": "error",
+        "messageId": queued.message_id,
+        "code": "model_unavailable",
+        "message": "The reply hit the output limit.",
+    }
+    record = harness.messages.get(USER, queued.message_id)
+    assert record is not None
+    assert record.status is MessageStatus.FAILED
+
+
+def test_a_transient_failure_is_retried_silently_until_the_last_attempt(harness: Harness) -> None:
+    queued = harness.queue()
+    harness.model.stream = [ModelUnavailable("The model is busy.")]
+    with pytest.raises(ModelUnavailable):
+        harness.service.handle(queued, attempt=1)
+    assert harness.frames() == []
+    with pytest.raises(ModelUnavailable):
+        harness.service.handle(queued, attempt=3)
+    assert [f["type"] for f in harness.frames()] == ["error"]
+    # and a later redelivery (from the dead-letter queue redrive, say) answers nothing twice
+    assert harness.service.handle(queued, attempt=4).result is ReplyResult.DUPLICATE
+    assert len(harness.frames()) == 1
+
+
+def test_a_cancel_between_rounds_stops_before_the_next_round_streams(harness: Harness) -> None:
+    queued = harness.queue()
+
+    def script() -> Iterator[ModelEvent]:
+        yield ResponseStarted("resp_1")
+        yield ToolEvent("calculate", "started")
+        harness.messages.request_cancel(USER, queued.message_id)  # the user presses Stop during the tool call
+        yield ToolEvent("calculate", "done")
+        yield ResponseStarted("resp_2")
+        yield TextDelta("never shown")
+
+    harness.model.stream_reply = lambda **_: script()  # type: ignore[method-assign]
+    assert harness.service.handle(queued, attempt=1).result is ReplyResult.CANCELLED
+    assert [f["type"] for f in harness.frames()] == ["tool", "tool", "cancelled"]
