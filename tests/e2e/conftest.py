@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import jwt
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from assistant.wiring import AUTH_QUERY_PARAMETER
+from scripts.local_stack.aws import generate_password
 from scripts.local_stack.offline_model import Pace
 from scripts.local_stack.stack import LocalStack, LocalStackSettings, StackInfo
 
@@ -104,3 +108,126 @@ async def receive_until(
         frames.append(frame)
         if frame.get("type") == frame_type and (message_id is None or frame.get("messageId") == message_id):
             return frames
+
+
+# --- Helpers shared by the e2e modules --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class E2EUser:
+    username: str
+    password: str
+    #: A Cognito access token, what ``?Auth=`` takes.
+    token: str
+    #: The token's ``sub``: the user id the handlers key everything by.
+    user_id: str
+
+
+def user_id_of(token: str) -> str:
+    """The ``sub`` of a token (read, not verified: the gateway's authorizer does that)."""
+    return str(jwt.decode(token, options={"verify_signature": False})["sub"])
+
+
+def new_user(stack: LocalStack, label: str = "user") -> E2EUser:
+    """A fresh, signed-in user, so tests sharing a stack never see each other's conversations or frames."""
+    username = f"{label}-{uuid.uuid4().hex[:10]}@example.com"
+    password = generate_password()
+    create_user(stack, username, password)
+    token = sign_in(stack_info(stack), username, password)
+    return E2EUser(username=username, password=password, token=token, user_id=user_id_of(token))
+
+
+async def send(ws: ClientConnection, frame: dict[str, Any]) -> None:
+    await ws.send(json.dumps(frame))
+
+
+async def send_message(ws: ClientConnection, text: str, **fields: Any) -> dict[str, Any]:
+    """Send ``sendMessage`` and return its ``accepted`` frame (asserting nothing else arrived before it)."""
+    await send(ws, {"action": "sendMessage", "message": text, **fields})
+    frame = await receive_frame(ws)
+    assert frame["type"] == "accepted", frame
+    return frame
+
+
+async def request(
+    ws: ClientConnection, frame: dict[str, Any], answer_type: str, timeout: float = 10.0
+) -> dict[str, Any]:
+    """Send a command and return its answer, skipping frames of replies still streaming to this socket."""
+    await send(ws, frame)
+    frames = await receive_until(ws, answer_type, timeout=timeout)
+    return frames[-1]
+
+
+def reply_text(frames: list[dict[str, Any]], message_id: str) -> str:
+    """The reply as a client assembles it: the first copy of each ``seq``, which must count from 0 without gaps."""
+    seen: dict[int, str] = {}
+    for frame in frames:
+        if frame.get("type") == "delta" and frame.get("messageId") == message_id:
+            seen.setdefault(frame["seq"], frame["text"])
+    assert sorted(seen) == list(range(len(seen))), f"seq has gaps: {sorted(seen)}"
+    return "".join(seen[seq] for seq in range(len(seen)))
+
+
+def of_message(frames: list[dict[str, Any]], message_id: str) -> list[dict[str, Any]]:
+    return [frame for frame in frames if frame.get("messageId") == message_id]
+
+
+def responses_posted(stack: LocalStack, text: str) -> list[dict[str, Any]]:
+    """Bodies of ``POST /v1/responses`` the model server received whose user input was ``text``."""
+    assert stack.offline_model is not None
+    bodies = []
+    for recorded in list(stack.offline_model.state.requests):
+        if recorded.method != "POST" or not recorded.path.startswith("/v1/responses") or not recorded.body:
+            continue
+        items = recorded.body.get("input")
+        if isinstance(items, list) and any(
+            isinstance(item, dict) and item.get("role") == "user" and item.get("content") == text for item in items
+        ):
+            bodies.append(recorded.body)
+    return bodies
+
+
+async def history(ws: ClientConnection, conversation_id: str) -> list[tuple[str, str]]:
+    answer = await request(ws, {"action": "getHistory", "conversationId": conversation_id}, "history")
+    assert answer["conversationId"] == conversation_id
+    return [(message["role"], message["text"]) for message in answer["messages"]]
+
+
+async def wait_for_history(
+    ws: ClientConnection, conversation_id: str, turns: int, timeout: float = 15.0
+) -> list[tuple[str, str]]:
+    """Ask for the history until it holds ``turns`` messages (a reply finishing with no tab open sends nothing)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        messages = await history(ws, conversation_id)
+        if len(messages) >= turns or loop.time() > deadline:
+            return messages
+        await asyncio.sleep(0.2)
+
+
+@contextmanager
+def model_pace(stack: LocalStack, pace: Pace) -> Iterator[None]:
+    """Make the offline model type at ``pace`` (read per token, so it applies to replies already streaming)."""
+    assert stack.offline_model is not None
+    state = stack.offline_model.state
+    before = state.pace
+    state.pace = pace
+    try:
+        yield
+    finally:
+        state.pace = before
+
+
+async def wait_for_status(user_id: str, message_id: str, *, timeout: float = 15.0) -> str:
+    """The message record's status once it is final (done, cancelled, failed), or the last one seen."""
+    from assistant import runtime
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        record = await asyncio.to_thread(runtime.messages().get, user_id, message_id)
+        status = record.status if record is not None else None
+        if (status is not None and status.is_final) or loop.time() > deadline:
+            return str(status.value) if status is not None else "missing"
+        await asyncio.sleep(0.1)
