@@ -40,4 +40,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         context={"userId": principal.user_id, "username": principal.username},
     )
     policy.allow_route("$connect")
+    metrics.add_metric(name=Metric.AUTH_ALLOWED.value, unit=MetricUnit.Count, value=1)
     return policy.asdict()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from assistant import runtime
 from assistant.events import DisconnectEvent
-from assistant.observability import WEBSOCKET_CORRELATION_PATH, logger, metrics
+from assistant.observability import WEBSOCKET_CORRELATION_PATH, Metric, logger, metrics
 
 
 @logger.inject_lambda_context(correlation_id_path=WEBSOCKET_CORRELATION_PATH)
@@ -18,5 +19,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = parse(event=event, model=DisconnectEvent)
     context_ = parsed.request_context
     runtime.connections().remove(context_.authorizer.user_id, context_.connection_id)
+    metrics.add_metric(name=Metric.CONNECTIONS_CLOSED.value, unit=MetricUnit.Count, value=1)
     logger.info("Disconnected", extra={"status": context_.disconnect_status_code, "reason": context_.disconnect_reason})
     return {"statusCode": 200}

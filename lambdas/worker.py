@@ -61,4 +61,6 @@ def _record_metrics(outcome: ReplyOutcome) -> None:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    records = len(event.get("Records", []))
+    metrics.add_metric(name=Metric.RECORDS_RECEIVED.value, unit=MetricUnit.Count, value=records)
     return process_partial_response(event=event, record_handler=answer, processor=processor, context=context)

@@ -29,3 +29,8 @@ class Metric(StrEnum):
     FRAMES_POSTED = "FramesPosted"
     BAD_REQUESTS = "BadRequests"
     AUTH_DENIED = "AuthDenied"
+    AUTH_ALLOWED = "AuthAllowed"
+    CONNECTIONS_OPENED = "ConnectionsOpened"
+    CONNECTIONS_CLOSED = "ConnectionsClosed"
+    ROUTE_REQUESTS = "RouteRequests"
+    RECORDS_RECEIVED = "RecordsReceived"

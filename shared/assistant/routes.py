@@ -34,6 +34,7 @@ def websocket_route(action: RouteAction) -> LambdaHandler:
             connectionId=parsed.request_context.connection_id,
             routeKey=parsed.request_context.route_key,
         )
+        metrics.add_metric(name=Metric.ROUTE_REQUESTS.value, unit=MetricUnit.Count, value=1)
         try:
             return route_response(action(parsed))
         except AssistantError as error:

@@ -231,3 +231,10 @@ async def wait_for_status(user_id: str, message_id: str, *, timeout: float = 15.
         if (status is not None and status.is_final) or loop.time() > deadline:
             return str(status.value) if status is not None else "missing"
         await asyncio.sleep(0.1)
+
+
+def forget_cached_connections(user_id: str) -> None:
+    """Drop the worker's cached connection list of a user (what the local stack's $connect should do itself)."""
+    from assistant import runtime
+
+    runtime.broadcaster().invalidate(user_id)
