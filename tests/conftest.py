@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 from moto.utilities.utils import load_resource
 
-from assistant.wiring import TABLE
+from scripts.local_stack.aws import create_table
 
 REGION = "us-east-1"
 TABLE_NAME = "assistant-test"
@@ -64,23 +64,9 @@ def aws(aws_env: str) -> Iterator[None]:
 def ddb_table(aws: None) -> Any:
     """The single table as the stacks declare it (pk/sk strings, on-demand, TTL on ``expiresAt``)."""
     dynamodb = boto3.resource("dynamodb", region_name=REGION)
-    table = dynamodb.create_table(
-        TableName=TABLE_NAME,
-        KeySchema=[
-            {"AttributeName": TABLE.partition_key, "KeyType": "HASH"},
-            {"AttributeName": TABLE.sort_key, "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": TABLE.partition_key, "AttributeType": "S"},
-            {"AttributeName": TABLE.sort_key, "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_table(dynamodb.meta.client, TABLE_NAME)
+    table = dynamodb.Table(TABLE_NAME)
     table.wait_until_exists()
-    dynamodb.meta.client.update_time_to_live(
-        TableName=TABLE_NAME,
-        TimeToLiveSpecification={"Enabled": True, "AttributeName": TABLE.ttl_attribute},
-    )
     return table
 
 

@@ -94,16 +94,8 @@ def generate_password(length: int = 20) -> str:
     return "".join(chars)
 
 
-def provision(
-    endpoint: str,
-    *,
-    prefix: str = "local",
-    visibility_timeout_s: int = 30,
-    openai_api_key: str | None = None,
-) -> Resources:
-    """Create the table, the FIFO queue and its DLQ, the OpenAI secret and the Cognito pool with its demo user."""
-    table_name = f"{prefix}-assistant"
-    ddb = client("dynamodb", endpoint)
+def create_table(ddb: Any, table_name: str) -> None:
+    """The single table as the stack declares it: keys and TTL from ``wiring.TABLE``, on-demand."""
     ddb.create_table(
         TableName=table_name,
         KeySchema=[
@@ -120,6 +112,18 @@ def provision(
         TableName=table_name,
         TimeToLiveSpecification={"Enabled": True, "AttributeName": TABLE.ttl_attribute},
     )
+
+
+def provision(
+    endpoint: str,
+    *,
+    prefix: str = "local",
+    visibility_timeout_s: int = 30,
+    openai_api_key: str | None = None,
+) -> Resources:
+    """Create the table, the FIFO queue and its DLQ, the OpenAI secret and the Cognito pool with its demo user."""
+    table_name = f"{prefix}-assistant"
+    create_table(client("dynamodb", endpoint), table_name)
 
     queue_url, queue_arn, dlq_url, dlq_arn = create_queues(endpoint, prefix, visibility_timeout_s)
 
