@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from assistant import runtime
 from assistant.observability import Metric, logger, metrics
-from assistant.queue import QueuedMessage
+from assistant.queue import QueuedMessage, retry_soon
 from assistant.reply import ReplyOutcome, ReplyResult
 
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)
@@ -35,12 +35,25 @@ def answer(record: SQSRecord) -> None:
     logger.set_correlation_id(queued.message_id)
     logger.append_keys(userId=queued.user_id, conversationId=queued.conversation_id)
     attempt = int(record.attributes.approximate_receive_count)
-    outcome = runtime.reply_service().handle(queued, attempt=attempt)
+    try:
+        outcome = runtime.reply_service().handle(queued, attempt=attempt)
+    except Exception:
+        _retry_soon(record, attempt)
+        raise
     _record_metrics(outcome)
     logger.info(
         "Message handled",
         extra={"result": outcome.result.value, "frames": outcome.frames, "outputTokens": outcome.output_tokens},
     )
+
+
+def _retry_soon(record: SQSRecord, attempt: int) -> None:
+    try:
+        retry_soon(runtime.sqs(), runtime.settings().require("queue_url"), record.receipt_handle, attempt=attempt)
+    except Exception:
+        # The record still comes back, only after the full visibility timeout; the reply's own failure is what
+        # propagates, so this one is logged rather than raised over it.
+        logger.exception("Could not shorten the failed record's visibility timeout")
 
 
 def _record_metrics(outcome: ReplyOutcome) -> None:

@@ -24,6 +24,20 @@ class QueuedMessage(BaseModel):
         return self.model_dump_json(by_alias=True)
 
 
+#: Seconds before a failed record is tried again, by attempt: quick at first (the model client has already retried
+#: within the attempt), never longer than a minute. Without this a failed record would wait out the whole visibility
+#: timeout, which is 6x the worker's timeout (30 minutes), before the user's reply is tried again.
+def retry_delay_seconds(attempt: int) -> int:
+    return int(min(2**attempt, 60))
+
+
+def retry_soon(sqs_client: Any, queue_url: str, receipt_handle: str, *, attempt: int) -> None:
+    """Make a failed record visible again after :func:`retry_delay_seconds` instead of the visibility timeout."""
+    sqs_client.change_message_visibility(
+        QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=retry_delay_seconds(attempt)
+    )
+
+
 def enqueue(sqs_client: Any, queue_url: str, message: QueuedMessage) -> None:
     """Send to the FIFO queue: one message group per user, deduplicated by message id (per group, high-throughput)."""
     sqs_client.send_message(

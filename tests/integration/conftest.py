@@ -14,7 +14,7 @@ import boto3
 import pytest
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 
-from assistant import runtime
+from assistant import queue, runtime
 from assistant.wiring import QUEUE, Env
 from scripts.local_stack.offline_model import OfflineModelServer, Pace
 from tests.conftest import REGION
@@ -187,6 +187,8 @@ def deployment(ddb_table: Any, model: OfflineModelServer, monkeypatch: pytest.Mo
         Env.METRICS_NAMESPACE: "AssistantTest",
     }.items():
         monkeypatch.setenv(name.value, value)
+    # A failed record comes back at once here (the worker asks SQS for 2 s, 4 s, ... in production).
+    monkeypatch.setattr(queue, "retry_delay_seconds", lambda attempt: 0)
     runtime.reset()
     yield Deployment(table=ddb_table, sqs=sqs, queue_url=queue_url, dlq_url=dlq_url, model=model)
     monkeypatch.undo()  # tests replace runtime factories; put the cached originals back before clearing them

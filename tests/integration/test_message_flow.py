@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import commands
@@ -419,3 +420,32 @@ def test_an_unexpected_failure_answers_internal_without_details(
     assert answer is not None
     assert answer["code"] == "internal"
     assert "secret detail" not in answer["message"]
+
+
+def test_a_failed_record_comes_back_after_a_short_delay_not_the_visibility_timeout(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from assistant import queue
+
+    monkeypatch.setattr(queue, "retry_delay_seconds", lambda attempt: 1)
+    deployment.sqs.set_queue_attributes(QueueUrl=deployment.queue_url, Attributes={"VisibilityTimeout": "1800"})
+    _connect(deployment, "alice", "conn-a1")
+    assert deployment.route(send_message.handler, {"action": "sendMessage", "message": "hi"}) is not None
+    monkeypatch.setattr(runtime, "conversations", lambda: (_ for _ in ()).throw(RuntimeError("DynamoDB is down")))
+    runtime.reply_service.cache_clear()
+    records = deployment.receive()
+    assert deployment.deliver(records) == [records[0]["messageId"]]
+    assert deployment.receive() == []  # not visible yet ...
+    deadline = time.monotonic() + 5
+    while not (again := deployment.receive()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [r["attributes"]["ApproximateReceiveCount"] for r in again] == ["2"]  # ... but long before 30 minutes
+
+
+def test_retry_delays_grow_and_stay_short() -> None:
+    from assistant.queue import retry_delay_seconds
+
+    delays = [retry_delay_seconds(attempt) for attempt in range(1, 10)]
+    assert delays == sorted(delays)
+    assert delays[0] <= 2
+    assert max(delays) <= 60
