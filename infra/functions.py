@@ -24,7 +24,9 @@ from infra.stage import StageConfig
 #: Declared variables the deployed stack deliberately leaves unset; the code falls back to its AWS defaults:
 #: the authorizer derives the issuer and JWKS URL from the user pool, the model client uses OpenAI's endpoint and
 #: the package's default model. The local stack sets them.
-OPTIONAL_ENV = frozenset({Env.COGNITO_ISSUER, Env.COGNITO_JWKS_URL, Env.OPENAI_BASE_URL, Env.MODEL_OVERRIDE})
+OPTIONAL_ENV = frozenset(
+    {Env.COGNITO_ISSUER, Env.COGNITO_JWKS_URL, Env.OPENAI_BASE_URL, Env.MODEL_OVERRIDE, Env.MODEL_READ_TIMEOUT_MS}
+)
 
 
 def metrics_namespace(stage: StageConfig) -> str:

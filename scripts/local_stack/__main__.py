@@ -40,7 +40,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--model-pace", type=_pace, default=Pace(), metavar="FIRST_S:TOKENS_PER_S", help="offline model speed"
     )
-    parser.add_argument("--visibility-timeout", type=int, default=30, metavar="SECONDS", help="queue redelivery")
+    parser.add_argument(
+        "--visibility-timeout",
+        type=int,
+        default=LocalStackSettings.visibility_timeout_s,
+        metavar="SECONDS",
+        help="how long a received message stays hidden (default: as deployed, 6x the worker's timeout)",
+    )
     parser.add_argument("--idle-timeout", type=float, default=600, metavar="SECONDS")
     parser.add_argument("--max-connection-age", type=float, default=7200, metavar="SECONDS")
     parser.add_argument("--concurrency", type=int, default=10, help="worker batches processed at once")

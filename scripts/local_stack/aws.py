@@ -6,6 +6,7 @@ import json
 import logging
 import secrets
 import string
+import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,12 @@ class MotoServer:
         return self.endpoint
 
     def stop(self) -> None:
+        # moto keeps its backends in process-wide state that outlives the server: clear it, so a stack started
+        # later in the same process (tests, benchmarks) provisions into an empty account.
+        if self.endpoint:
+            request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")  # noqa: S310
+            with urllib.request.urlopen(request, timeout=5):  # noqa: S310 - our own server on 127.0.0.1
+                pass
         self._server.stop()
 
 

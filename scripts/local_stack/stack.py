@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS, FUNCTIONS, QUEUE, STAGE_DEFAULTS, Env
+from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS, FUNCTIONS, QUEUE, STAGE_DEFAULTS, WORKER, Env
 from scripts.local_stack.aws import FAKE_CREDENTIALS, REGION, MotoServer, Resources, client, provision
 from scripts.local_stack.gateway import IDLE_TIMEOUT_S, MAX_CONNECTION_AGE_S, Gateway
 from scripts.local_stack.lambda_runtime import REPO_ROOT, HandlerResolver, LambdaRuntime, import_handler
@@ -40,7 +40,9 @@ class LocalStackSettings:
     host: str = "127.0.0.1"
     stage: str = STAGE
     model_pace: Pace = field(default_factory=Pace)
-    visibility_timeout_s: int = 30
+    #: As deployed: well above the worker's timeout, so a slow reply is never delivered to a second worker while
+    #: the first still streams it. Handled failures come back within seconds anyway (``assistant.queue.retry_soon``).
+    visibility_timeout_s: int = QUEUE.visibility_timeout_factor * WORKER.timeout_seconds
     idle_timeout_s: float = IDLE_TIMEOUT_S
     max_connection_age_s: float = MAX_CONNECTION_AGE_S
     poller_concurrency: int = 10
@@ -210,6 +212,7 @@ class LocalStack:
             Env.MAX_RECEIVE_COUNT: str(QUEUE.max_receive_count),
             # Optional: a developer may pick a model for the whole stack.
             Env.MODEL_OVERRIDE: os.environ.get(Env.MODEL_OVERRIDE.value) or None,
+            Env.MODEL_READ_TIMEOUT_MS: os.environ.get(Env.MODEL_READ_TIMEOUT_MS.value) or None,
             Env.SERVICE_NAME: "assistant",
             Env.METRICS_NAMESPACE: "ServerlessGptAssistant",
             Env.LOG_LEVEL: self.settings.handler_log_level,
@@ -238,6 +241,10 @@ class LocalStack:
             os.environ.pop(name, None)
         os.environ.pop(Env.OPENAI_BASE_URL.value, None)
         os.environ.update(env)
+        # Handlers cache their clients per "container"; this stack is a new one.
+        from assistant import runtime
+
+        runtime.reset()
 
     def _restore_env(self) -> None:
         for name, value in self._saved_env.items():

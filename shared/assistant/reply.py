@@ -167,6 +167,9 @@ class ReplyService:
             conversation.conversation_id,
             model.create_conversation(metadata={"conversationId": conversation.conversation_id}),
         )
+        # The connection list is cached between frames of a reply, not across replies: a tab opened (or reloaded)
+        # since the last reply must get this one from its first frame.
+        self._broadcaster.invalidate(queued.user_id)
         context = ToolContext(
             user_id=queued.user_id, conversation_id=record.conversation_id, message_id=record.message_id
         )

@@ -107,16 +107,20 @@ def model_client() -> ModelClient:
 @lru_cache(maxsize=1)
 def _model_client_for(api_key: str) -> ModelClient:
     from assistant.definition import load_definition
-    from assistant.model import ModelClient
+    from assistant.model import ModelClient, ModelTimeouts
     from assistant.tools.builtin import default_registry
 
     config = settings()
+    timeouts = ModelTimeouts()
+    if config.model_read_timeout_ms is not None:
+        timeouts = ModelTimeouts(read_s=config.model_read_timeout_ms / 1000)
     return ModelClient.create(
         api_key=api_key,
         base_url=config.openai_base_url,
         definition=load_definition(),
         tools=default_registry(),
         model_override=config.model_override,
+        timeouts=timeouts,
     )
 
 
@@ -142,6 +146,10 @@ def reply_service() -> ReplyService:
 
 def reset() -> None:
     """Forget every cached dependency (tests and the local stack change the environment between runs)."""
+    from aws_lambda_powertools.utilities import parameters
+
+    # Powertools keeps the secret and its boto3 client; a new environment may mean a new endpoint.
+    parameters.clear_caches()
     for cached in (
         settings,
         table,

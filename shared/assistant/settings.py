@@ -31,6 +31,8 @@ class Settings(BaseModel):
     openai_secret_name: str | None = None
     openai_base_url: str | None = None
     model_override: str | None = None
+    #: ``None``: the model client's default (see ``assistant.model.ModelTimeouts``).
+    model_read_timeout_ms: int | None = Field(default=None, ge=100, le=120_000)
     region: str = "us-east-1"
     max_message_chars: PositiveInt = DEFAULT_MAX_MESSAGE_CHARS
     daily_message_quota: PositiveInt = STAGE_DEFAULTS.daily_message_quota
@@ -53,6 +55,7 @@ class Settings(BaseModel):
             "openai_secret_name": Env.OPENAI_SECRET_NAME,
             "openai_base_url": Env.OPENAI_BASE_URL,
             "model_override": Env.MODEL_OVERRIDE,
+            "model_read_timeout_ms": Env.MODEL_READ_TIMEOUT_MS,
             "max_message_chars": Env.MAX_MESSAGE_CHARS,
             "daily_message_quota": Env.DAILY_MESSAGE_QUOTA,
             "daily_output_token_quota": Env.DAILY_OUTPUT_TOKEN_QUOTA,

@@ -51,6 +51,8 @@ class Env(StrEnum):
     FLUSH_CHARS = "FLUSH_CHARS"
     MAX_RECEIVE_COUNT = "MAX_RECEIVE_COUNT"
     MODEL_OVERRIDE = "MODEL_OVERRIDE"
+    #: How long to wait for the model's first byte (and between chunks) before retrying; optional.
+    MODEL_READ_TIMEOUT_MS = "MODEL_READ_TIMEOUT_MS"
     # Powertools reads these itself.
     SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
     METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
@@ -164,7 +166,7 @@ COMMANDS: Final = FunctionSpec(
     handler="commands.handler",
     description="cancel, newConversation, listConversations, getHistory, ping",
     timeout_seconds=20,
-    env=(*_COMMON_ENV, Env.OPENAI_SECRET_NAME, Env.OPENAI_BASE_URL),
+    env=(*_COMMON_ENV, Env.OPENAI_SECRET_NAME, Env.OPENAI_BASE_URL, Env.MODEL_READ_TIMEOUT_MS),
     # getHistory reads the conversation's items from the Conversations API.
     reads_openai_secret=True,
     table_access="write",
@@ -197,6 +199,7 @@ WORKER: Final = FunctionSpec(
         Env.FLUSH_CHARS,
         Env.MAX_RECEIVE_COUNT,
         Env.MODEL_OVERRIDE,
+        Env.MODEL_READ_TIMEOUT_MS,
     ),
     reads_openai_secret=True,
     posts_to_connections=True,

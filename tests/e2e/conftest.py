@@ -34,18 +34,56 @@ def local_stack() -> Iterator[LocalStack]:
     The stack runs its own event loop in a thread, so sync and async tests both use it. ``local_stack.info``
     has the connect values; ``local_stack.offline_model.state`` the model's fault plan and recorded requests.
     """
-    settings = LocalStackSettings(
-        port=0,
-        model_pace=E2E_PACE,
-        visibility_timeout_s=E2E_VISIBILITY_TIMEOUT_S,
-        stack_json=None,
-        web_dir=None,
-        openai_api_key=None,
-        openai_base_url=None,
-    )
+    with running_stack(e2e_settings()) as stack:
+        yield stack
+
+
+def e2e_settings(**changes: Any) -> LocalStackSettings:
+    """The e2e stack's settings, on a stage of its own.
+
+    A stage per stack because a LocalStack does not clear moto's process-wide state when it stops, so a second
+    stack in the same process (the next test module) would find the previous one's table and fail to provision.
+    """
+    settings: dict[str, Any] = {
+        "port": 0,
+        "stage": f"e2e{uuid.uuid4().hex[:8]}",
+        "model_pace": E2E_PACE,
+        "visibility_timeout_s": E2E_VISIBILITY_TIMEOUT_S,
+        "stack_json": None,
+        "web_dir": None,
+        "openai_api_key": None,
+        "openai_base_url": None,
+    }
+    return LocalStackSettings(**(settings | changes))
+
+
+@contextmanager
+def running_stack(settings: LocalStackSettings) -> Iterator[LocalStack]:
+    """A started stack whose handlers use its resources, not those of a stack that ran before in this process.
+
+    LocalStack does not call ``assistant.runtime.reset()`` after setting the handlers' environment, so without
+    the resets here the handlers would keep the clients (table, queue, JWKS, callback URL) of an earlier stack,
+    and Powertools' parameters utility its Secrets Manager client bound to the earlier stack's moto endpoint.
+    """
+    from aws_lambda_powertools.utilities import parameters
+
+    from assistant import runtime
+
+    def forget_earlier_stacks() -> None:
+        runtime.reset()
+        parameters.clear_caches()
+
+    # The worker imports the SDK on its first message (most of a second on this machine). Paid here instead, so the
+    # first reply of a module cannot outlast the 3 s visibility timeout and be redelivered while it still streams.
+    import openai  # noqa: F401
+
     stack = LocalStack(settings)
     with stack:
-        yield stack
+        forget_earlier_stacks()
+        try:
+            yield stack
+        finally:
+            forget_earlier_stacks()
 
 
 def stack_info(stack: LocalStack) -> StackInfo:
@@ -238,3 +276,19 @@ def forget_cached_connections(user_id: str) -> None:
     from assistant import runtime
 
     runtime.broadcaster().invalidate(user_id)
+
+
+#: Frames that end a reply: exactly one of them arrives per answered message.
+FINAL_TYPES = frozenset({"done", "error", "cancelled"})
+
+
+async def receive_until_final(ws: ClientConnection, message_id: str, *, timeout: float = 30.0) -> list[dict[str, Any]]:
+    """Every frame up to the one that ends the reply to ``message_id``, whichever it is."""
+    frames: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        frame = await receive_frame(ws, timeout=max(deadline - loop.time(), math.ulp(1.0)))
+        frames.append(frame)
+        if frame.get("type") in FINAL_TYPES and frame.get("messageId") == message_id:
+            return frames

@@ -1,0 +1,119 @@
+"""The real web page, served by the real local stack, in headless Chromium: sign in, chat, see the reply stream in.
+
+Nothing is faked here: the page signs in against moto's Cognito, connects to the gateway with the access token, and
+the reply comes from the worker and the offline model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scripts.local_stack.stack import WEB_DIR, LocalStack
+from tests.e2e.conftest import e2e_settings, running_stack, stack_info
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path("/usr/bin/chromium").exists(), reason="Debian's Chromium (/usr/bin/chromium) is absent"
+    ),
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+REPLY = "#messages li.message.assistant"
+
+
+@pytest.fixture(scope="module")
+def web_stack() -> Iterator[LocalStack]:
+    """The local stack serving the repository's web/ (the e2e stack of the other modules serves no page)."""
+    with running_stack(e2e_settings(web_dir=WEB_DIR)) as stack:
+        yield stack
+
+
+@pytest.fixture
+async def page() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context(viewport={"width": 1100, "height": 760})
+            browser_page = await context.new_page()
+            browser_page.set_default_timeout(15_000)
+            errors: list[str] = []
+            browser_page.on("pageerror", lambda error: errors.append(str(error)))
+            yield browser_page
+            assert errors == [], f"JavaScript errors on the page: {errors}"
+        finally:
+            await browser.close()
+
+
+async def test_the_demo_user_chats_on_the_web_page_against_the_local_stack(web_stack: LocalStack, page: Any) -> None:
+    info = stack_info(web_stack)
+    assert WEB_DIR == ROOT / "web"
+    await page.goto(info.web_url)
+    await page.wait_for_function("!document.querySelector('#sign-in').disabled")
+    # config.json comes from the stack: the demo user is prefilled, the password is not published.
+    assert await page.input_value("#username") == info.demo_username
+    config = await page.evaluate("fetch('config.json').then(r => r.json())")
+    assert "demoPassword" not in config
+    assert config["websocketUrl"] == info.websocket_url
+
+    await page.fill("#password", info.demo_password)
+    await page.click("#sign-in")
+    await page.wait_for_selector("#status[data-state='connected']")
+    assert await page.locator("#chat-view").is_visible()
+    assert web_stack.gateway is not None
+    assert len(web_stack.gateway.connection_ids) == 1, "the page holds one authenticated connection"
+
+    # Record every text the reply shows on its way, to see it stream in rather than appear at once.
+    await page.evaluate(
+        """() => {
+            window.__shown = [];
+            new MutationObserver(() => {
+                const text = document.querySelector('#messages li.message.assistant:last-child .text');
+                const value = text ? text.textContent : '';
+                if (value && window.__shown[window.__shown.length - 1] !== value) window.__shown.push(value);
+            }).observe(document.querySelector('#messages'), {subtree: true, childList: true, characterData: true});
+        }"""
+    )
+    question = "What time is it in Tokyo?"
+    await page.fill("#message", question)
+    await page.click("#send")
+    await page.wait_for_selector(f"#messages li.message.user:has-text('{question}')")
+    reply = page.locator(REPLY).last
+    await page.wait_for_selector(f"{REPLY}[data-state='done']")
+    text = await reply.locator(".text").text_content()
+    assert text is not None
+    assert text.startswith("According to the current_time tool, the time in Asia/Tokyo is ")
+    assert "current_time: done" in await reply.locator(".tools").inner_text()
+    shown = await page.evaluate("window.__shown")
+    assert len(shown) >= 2, f"the reply appeared in one piece: {shown}"
+    assert all(text.startswith(earlier) for earlier in shown), "the text only ever grew"
+    assert shown[-1] == text
+    meta = await reply.locator(".meta").inner_text()
+    assert "offline-demo" in meta
+    assert "out tokens" in meta
+
+    # The conversation list shows the new conversation, titled by the first message, as the current one.
+    current = page.locator("#conversations button[aria-current='true']")
+    await current.filter(has_text=question).wait_for()
+    assert await page.locator("#conversations button").count() == 1
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "web-chat-local-stack.png"), full_page=True)
