@@ -51,7 +51,7 @@ deploy: $(VENV)/.stamp node_modules/.stamp
 	$(CDK) deploy --context stage=$(STAGE) --no-notices
 
 bench: $(VENV)/.stamp node_modules/.stamp
-	$(PY) -m scripts.bench
+	$(PY) -m scripts.bench $(ARGS)
 
 clean:
 	rm -rf cdk.out .build .local .pytest_cache .mypy_cache .ruff_cache

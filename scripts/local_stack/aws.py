@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import secrets
 import string
+import threading
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +34,7 @@ class MotoServer:
         # werkzeug logs every request at INFO on stderr; the console is for the connect info and errors.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         keep_fifo_order_on_redelivery()
+        serialise_moto_dynamodb()
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
@@ -45,6 +48,44 @@ class MotoServer:
             with urllib.request.urlopen(request, timeout=5):  # noqa: S310 - our own server on 127.0.0.1
                 pass
         self._server.stop()
+
+
+#: moto's DynamoDB backend methods that read or write a table's items.
+_MOTO_DYNAMODB_ITEM_METHODS = (
+    "put_item",
+    "get_item",
+    "query",
+    "scan",
+    "update_item",
+    "delete_item",
+    "transact_write_items",
+)
+_moto_lock = threading.RLock()
+
+
+def serialise_moto_dynamodb() -> None:
+    """Run moto's DynamoDB item operations one at a time (process-wide, idempotent).
+
+    moto 5.2.5's ``transact_write_items`` deep-copies the whole table as a backup and, when a condition fails,
+    restores that copy; its threaded server runs requests concurrently, so the copy can fail ("dictionary changed
+    size during iteration", a 500 to the caller) and the restore can silently undo other requests' writes. DynamoDB
+    itself has neither problem. Under concurrency (the throughput benchmark, two tabs, several users) that loses
+    replies the product delivered correctly, so the local stack applies this when it starts moto.
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    for name in _MOTO_DYNAMODB_ITEM_METHODS:
+        method = getattr(DynamoDBBackend, name)
+        if getattr(method, "_serialised", False):
+            continue
+
+        def locked(*args: Any, __method: Any = method, **kwargs: Any) -> Any:
+            with _moto_lock:
+                return __method(*args, **kwargs)
+
+        functools.update_wrapper(locked, method)
+        locked._serialised = True  # type: ignore[attr-defined]
+        setattr(DynamoDBBackend, name, locked)
 
 
 def keep_fifo_order_on_redelivery() -> None:

@@ -1,8 +1,10 @@
 """The offline model's HTTP surface: an aiohttp app speaking enough of the Responses and Conversations APIs.
 
 ``/v1/...`` is what the ``openai`` SDK calls (any bearer token is accepted, a missing one is refused as OpenAI
-would). ``/_control/...`` lets a test in another process script faults, change the pace and read the recorded
-requests.
+would). As on OpenAI, a response created with ``background: true`` generates server-side whatever happens to its
+connection and is stopped with ``POST /v1/responses/{id}/cancel``; any other response is cancelled the moment its
+client disconnects (status ``cancelled``, nothing added to the conversation). ``/_control/...`` lets a test in
+another process script faults, change the pace and read the recorded requests.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error"}
 _ERROR_CODES = {401: "invalid_api_key", 429: "rate_limit_exceeded"}
 _LIST_LIMIT_MAX = 100
+#: How often a response without background mode checks that its client is still connected.
+_DISCONNECT_POLL_S = 0.02
 
 
 def create_app(state: OfflineModelState | None = None) -> web.Application:
@@ -55,6 +59,7 @@ def create_app(state: OfflineModelState | None = None) -> web.Application:
     app[STATE_KEY] = state or OfflineModelState()
     app.router.add_post("/v1/responses", _create_response)
     app.router.add_get("/v1/responses/{response_id}", _get_response)
+    app.router.add_post("/v1/responses/{response_id}/cancel", _cancel_response)
     app.router.add_post("/v1/conversations", _create_conversation)
     app.router.add_get("/v1/conversations/{conversation_id}", _get_conversation)
     app.router.add_get("/v1/conversations/{conversation_id}/items", _list_items)
@@ -119,6 +124,8 @@ async def _create_response(request: web.Request) -> web.StreamResponse:
             return web.Response(status=499)
 
     create = parse_body(CreateResponse, await _json_body(request))
+    if create.background and create.store is False:
+        raise ApiError(400, "Background mode requires store=true.", param="background")
     if create.previous_response_id is not None:
         raise ApiError(
             400,
@@ -133,7 +140,7 @@ async def _create_response(request: web.Request) -> web.StreamResponse:
     run = ResponseRun(new_response(create, conversation.id if conversation else None))
     state.responses[run.id] = run
     ending = fault if isinstance(fault, ErrorEventFault | FailedFault | IncompleteFault) else None
-    state.spawn(
+    run.task = state.spawn(
         generate(
             run,
             reply=plan_reply(context, {tool.name for tool in create.tools}),
@@ -147,21 +154,52 @@ async def _create_response(request: web.Request) -> web.StreamResponse:
         name=f"generate {run.id}",
     )
     cut_after = fault.after_deltas if isinstance(fault, CutFault) else None
+    if create.background:
+        return await _answer(request, run, create, cut_after, ending)
+    # Without background mode the response lives only as long as its connection, as on OpenAI ("the model
+    # generates only when there is a connection to consume events"): when the client leaves, generation stops.
+    watcher = asyncio.get_running_loop().create_task(_cancel_when_client_leaves(request, run))
+    try:
+        return await _answer(request, run, create, cut_after, ending)
+    finally:
+        watcher.cancel()
+        if _client_gone(request) and run.cancel():
+            logger.info("client of %s left; the response (not in background mode) is cancelled", run.id)
+
+
+async def _answer(
+    request: web.Request, run: ResponseRun, create: CreateResponse, cut_after: int | None, ending: Any
+) -> web.StreamResponse:
     if create.stream:
         return await _stream(request, run, cut_after)
     if cut_after is not None:
         _drop_connection(request)
         return web.Response(status=499)
+    if create.background:
+        # Answered at once, still queued; the client polls (or re-streams) it by id.
+        return web.json_response(run.snapshot())
     await run.wait_finished()
     if isinstance(ending, ErrorEventFault):
         raise ApiError(500, ending.message, type_="server_error", code=ending.code)
     return web.json_response(run.response)
 
 
+async def _cancel_when_client_leaves(request: web.Request, run: ResponseRun) -> None:
+    # aiohttp has no disconnect callback for a handler, and a stream waiting for the first token writes nothing
+    # that could fail, so look.
+    while not run.finished:
+        if _client_gone(request):
+            if run.cancel():
+                logger.info("client of %s left; the response (not in background mode) is cancelled", run.id)
+            return
+        await asyncio.sleep(_DISCONNECT_POLL_S)
+
+
 async def _stream(
     request: web.Request, run: ResponseRun, cut_after: int | None, *, starting_after: int = -1
 ) -> web.StreamResponse:
-    """Relay the run's events as SSE; stop relaying (never generating) if the client leaves or a cut is scripted."""
+    """Relay the run's events as SSE; stop relaying if the client leaves or a cut is scripted (whether generation
+    stops too is the caller's business: it does unless the response is in background mode)."""
     stream = web.StreamResponse(
         headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
     )
@@ -179,8 +217,8 @@ async def _stream(
             await stream.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
         await stream.write_eof()
     except ConnectionResetError:
-        # The client went away mid-stream. That is its business: the response keeps generating and is stored.
-        logger.info("client left the stream of %s; generation continues", run.id)
+        # The client went away mid-stream; the creating request decides whether generation stops.
+        logger.info("client left the stream of %s", run.id)
     return stream
 
 
@@ -226,11 +264,25 @@ async def _get_response(request: web.Request) -> web.StreamResponse:
         raise ApiError(404, f"Response with id '{response_id}' not found.", param="response_id")
     if request.query.get("stream") != "true":
         return web.json_response(run.response)
+    # A re-stream only follows the response; leaving it never cancels anything.
     try:
         starting_after = int(request.query.get("starting_after", "-1"))
     except ValueError:
         raise ApiError(400, "starting_after must be an integer.", param="starting_after") from None
     return await _stream(request, run, None, starting_after=starting_after)
+
+
+async def _cancel_response(request: web.Request) -> web.StreamResponse:
+    """Cancel a queued or in-progress background response; a finished one is returned as it is (idempotent)."""
+    response_id = request.match_info["response_id"]
+    run = _state(request).responses.get(response_id)
+    if run is None:
+        raise ApiError(404, f"Response with id '{response_id}' not found.", param="response_id")
+    if not run.background:
+        raise ApiError(400, "Only responses created with background=true can be cancelled.", param="response_id")
+    if run.cancel():
+        logger.info("background response %s cancelled", run.id)
+    return web.json_response(run.response)
 
 
 # --- Conversations ----------------------------------------------------------------------------------------------

@@ -61,7 +61,8 @@ class StallFault(_Fault):
 
 
 class CutFault(_Fault):
-    """Close the connection after ``after_deltas`` deltas; the response still completes server-side."""
+    """Close the connection after ``after_deltas`` deltas, as a network failure would. A background response
+    still completes server-side; any other response is cancelled, since its client is gone."""
 
     kind: Literal["cut"] = "cut"
     after_deltas: int = Field(ge=0)

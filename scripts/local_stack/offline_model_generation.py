@@ -1,9 +1,10 @@
 """Turning a planned reply into the Responses API's event sequence, at the configured pace.
 
-The sequence mirrors OpenAI's: ``response.created``, ``response.in_progress``, ``response.output_item.added``,
-(``response.content_part.added``), one delta per token, the matching ``.done`` events, then exactly one of
-``response.completed`` / ``response.incomplete`` / ``response.failed`` / ``error``. Only a completed or incomplete
-response is added to its conversation, and only here, once.
+The sequence mirrors OpenAI's: ``response.created`` (and ``response.queued`` for a background response),
+``response.in_progress``, ``response.output_item.added``, (``response.content_part.added``), one delta per token,
+the matching ``.done`` events, then exactly one of ``response.completed`` / ``response.incomplete`` /
+``response.failed`` / ``error``. Only a completed or incomplete response is added to its conversation, and only
+here, once: a failed or cancelled one leaves the conversation as it was (its input too).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def count_input_tokens(instructions: str | None, context: Sequence[dict[str, Any
 
 
 def new_response(request: CreateResponse, conversation_id: str | None) -> dict[str, Any]:
-    """A Response object in its ``in_progress`` state, labelled as offline in ``model`` and ``metadata``."""
+    """A Response object in its first state (``queued`` in background mode, else ``in_progress``), labelled as
+    offline in ``model`` and ``metadata``."""
     metadata = {
         **(request.metadata or {}),
         "offline": "true",
@@ -45,8 +47,8 @@ def new_response(request: CreateResponse, conversation_id: str | None) -> dict[s
         "id": new_id("resp"),
         "object": "response",
         "created_at": int(time.time()),
-        "status": "in_progress",
-        "background": False,
+        "status": "queued" if request.background else "in_progress",
+        "background": request.background,
         "completed_at": None,
         "conversation": {"id": conversation_id} if conversation_id else None,
         "error": None,
@@ -61,7 +63,7 @@ def new_response(request: CreateResponse, conversation_id: str | None) -> dict[s
         "previous_response_id": None,
         "reasoning": {"effort": None, "summary": None},
         "service_tier": "default",
-        "store": True,
+        "store": request.store is not False,
         "temperature": 1.0,
         "text": {"format": {"type": "text"}, "verbosity": "medium"},
         "tool_choice": "auto",
@@ -88,7 +90,7 @@ async def generate(
     conversation: Conversation | None,
     input_items: list[dict[str, Any]],
 ) -> None:
-    """Produce the whole response into ``run``; runs as its own task, whatever happens to the HTTP request."""
+    """Produce the whole response into ``run``; runs as its own task, stopped only by :meth:`ResponseRun.cancel`."""
     try:
         await _generate(run, reply, state, input_tokens, max_output_tokens, ending, conversation, input_items)
     finally:
@@ -107,6 +109,9 @@ async def _generate(
 ) -> None:
     response = run.response
     run.emit("response.created", response=run.snapshot())
+    if response["status"] == "queued":
+        run.emit("response.queued", response=run.snapshot())
+        response["status"] = "in_progress"
     run.emit("response.in_progress", response=run.snapshot())
 
     if isinstance(reply, TextReply):

@@ -2,7 +2,7 @@
 
 Requests are validated as strictly as the real API would for the parts we implement, so a client bug (a missing
 ``call_id``, a non-function tool, a too-small ``max_output_tokens``) fails here the way it would against OpenAI
-instead of passing silently. Fields the offline model does not act on (``temperature``, ``store``...) are accepted.
+instead of passing silently. Fields the offline model does not act on (``temperature``...) are accepted.
 Input items are normalised into the stored shape of conversation items, the one ``conversations.items.list``
 returns.
 """
@@ -135,6 +135,9 @@ class CreateResponse(_Model):
     conversation: str | ConversationRef | None = None
     previous_response_id: str | None = None
     stream: bool = False
+    #: Generate server-side whatever happens to the connection, as OpenAI's background mode does.
+    background: bool = False
+    store: bool | None = None
 
     @property
     def conversation_id(self) -> str | None:

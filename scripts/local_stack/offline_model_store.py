@@ -1,8 +1,9 @@
 """The offline model's memory: conversations, responses with their event logs, recorded requests, pace and faults.
 
 A response's events are kept in a log that the generating task appends to and any number of HTTP streams read
-from. That decoupling is the point: a stream that dies (client crash, scripted cut) stops reading, but generation
-carries on to the end and the finished response stays retrievable, as it does on OpenAI.
+from. That decoupling is what background mode needs: a stream that dies (client crash, scripted cut) stops reading,
+but generation carries on to the end and the finished response stays retrievable, as on OpenAI. A response created
+without background mode lives only as long as its connection: the app cancels it when the client leaves.
 """
 
 from __future__ import annotations
@@ -56,11 +57,34 @@ class ResponseRun:
         self.response = response
         self.events: list[dict[str, Any]] = []
         self.finished = False
+        #: The generating task, once started; cancelling the run cancels it.
+        self.task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
 
     @property
     def id(self) -> str:
         return str(self.response["id"])
+
+    @property
+    def background(self) -> bool:
+        return bool(self.response.get("background"))
+
+    def cancel(self) -> bool:
+        """Stop generating: the response ends ``cancelled`` with what it had so far and joins no conversation.
+
+        Synchronous on the server's loop, so the status is final when this returns. ``False`` if it had already
+        finished (then nothing changes).
+        """
+        if self.finished:
+            return False
+        self.response["status"] = "cancelled"
+        for item in self.response["output"]:
+            if item.get("status") == "in_progress":
+                item["status"] = "incomplete"
+        if self.task is not None:
+            self.task.cancel()
+        self.finish()
+        return True
 
     def snapshot(self) -> dict[str, Any]:
         """A copy of the Response as it is now; later progress must not rewrite an event already logged."""

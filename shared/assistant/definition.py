@@ -44,6 +44,10 @@ class AssistantDefinition(BaseModel):
     max_output_tokens: int = Field(ge=256, le=128_000)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
+    #: Create responses in background mode, so they outlive their HTTP stream: a dropped stream or a crashed worker
+    #: finishes the same response instead of losing it. The price: the response is stored by the provider, and
+    #: stopping it takes an explicit cancel call (closing the stream no longer stops it).
+    resumable: bool = True
 
     @field_validator("tools")
     @classmethod

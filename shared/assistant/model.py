@@ -8,7 +8,15 @@ What it guarantees the worker:
   Once ``response.created`` arrived the response may already be part of the conversation and a retry could
   double the turn, so a dropped stream is recovered by retrieving that response and yielding only the text the
   caller has not had.
-- Closing the generator closes the HTTP stream, which is how the worker cancels a reply.
+- Closing the generator is how the caller stops a reply: it closes the HTTP stream and, for a resumable
+  definition, also cancels the running response (see :class:`StopReply` for when a close does not cancel).
+
+Resumable definitions (``AssistantDefinition.resumable``, the default) create every response with
+``background=True``: OpenAI then keeps generating when the stream drops or the worker dies, which is what makes
+recovery by response id possible at all; a normal streamed response is terminated by the server as soon as its
+connection closes. The flip side is that closing the stream no longer stops a background response, so an early
+close calls ``responses.cancel``. Without background mode a dropped stream cannot be recovered and ends in
+``ReplyInterrupted`` at once, and ``resume_reply`` only picks up a response that had already completed.
 
 ``openai`` is imported inside functions only: importing it costs most of a second, and the handlers that merely
 import this module (for types) must not pay for it at cold start.
@@ -41,6 +49,7 @@ __all__ = [
     "ReplyCompleted",
     "ResponseStarted",
     "RetryPolicy",
+    "StopReply",
     "TextDelta",
     "ToolEvent",
 ]
@@ -50,6 +59,23 @@ logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 INTERRUPTED_MESSAGE = "The reply was interrupted and could not be completed."
+
+#: Seconds a best-effort ``responses.cancel`` may take; it runs while the caller unwinds a cancel, so it is short.
+CANCEL_TIMEOUT_S = 3.0
+
+
+class StopReply(Exception):
+    """Raise (a subclass of) this to stop consuming a reply on purpose, then close the generator.
+
+    What a close means depends on what the caller is unwinding, because a background response outlives its stream
+    and only an explicit cancel stops it:
+
+    - nothing, a :class:`StopReply`, or an interrupt (``KeyboardInterrupt``, ``SystemExit``, task cancellation):
+      the caller is done with the reply, so a running response is cancelled;
+    - any other exception: the caller failed and its retry will want ``resume_reply`` on the very same response
+      (SQS redelivers the message), so the response is left running. A generator that is dropped instead of
+      closed is closed by the garbage collector under the same rule.
+    """
 
 
 @dataclass(frozen=True)
@@ -233,6 +259,10 @@ class ModelClient:
         Yields the response's whole text in one :class:`TextDelta`; the caller knows from its checkpoint how much
         of it the user already has. If the response ended in tool calls, the tool loop continues from there.
         """
+        if not self._definition.resumable:
+            # Not a background response: the server stopped it when the dead worker's stream closed. Only one that
+            # had already completed can be picked up, so look once instead of polling.
+            max_wait_s = 0
         response = self._await_final(response_id, poll_interval_s=poll_interval_s, max_wait_s=max_wait_s)
         yield ResponseStarted(response.id)
         if response.output_text:
@@ -314,12 +344,38 @@ class ModelClient:
                     )
                     raise ModelFailed(FAILED_MESSAGE) from exc
                 logger.warning(
-                    "Model stream dropped; recovering the response",
-                    extra={"kind": failure.kind, "response_id": progress.response_id},
+                    "Model stream dropped after the response started",
+                    extra={
+                        "kind": failure.kind,
+                        "response_id": progress.response_id,
+                        "resumable": self._definition.resumable,
+                    },
                 )
                 return (yield from self._recover(progress, exc))
 
     def _stream_once(
+        self,
+        conversation_id: str,
+        input_items: list[ResponseInputItemParam],
+        allow_tools: bool,
+        progress: _Progress,
+    ) -> Generator[ModelEvent, None, _Round]:
+        try:
+            return (yield from self._stream_events(conversation_id, input_items, allow_tools, progress))
+        except GeneratorExit as closing:
+            # The caller stopped early. Every yield of a round comes before its terminal event, so a response that
+            # has started is still running server-side; in background mode nothing but a cancel call stops it.
+            if self._definition.resumable and progress.response_id is not None:
+                if _caller_stops(closing):
+                    self._cancel_quietly(progress.response_id)
+                else:
+                    logger.info(
+                        "Reply abandoned by a failing caller; its response runs on for a resume",
+                        extra={"response_id": progress.response_id},
+                    )
+            raise
+
+    def _stream_events(
         self,
         conversation_id: str,
         input_items: list[ResponseInputItemParam],
@@ -331,9 +387,11 @@ class ModelClient:
         definition = self._definition
         # The registry's dicts have exactly the FunctionToolParam shape; the registry just doesn't import openai.
         tools: list[ToolParam] = self._tool_specs  # type: ignore[assignment]
-        # `with` closes the HTTP response when the caller stops iterating (GeneratorExit), which stops generation.
+        # `with` closes the HTTP response when the caller stops iterating (GeneratorExit). That stops a normal
+        # response; a background one (resumable) keeps running until it is cancelled.
         with self._client.responses.create(
             stream=True,
+            background=True if definition.resumable else omit,
             model=self._model,
             instructions=definition.instructions,
             input=input_items,
@@ -343,6 +401,7 @@ class ModelClient:
             max_output_tokens=definition.max_output_tokens,
             temperature=definition.temperature if definition.temperature is not None else omit,
             reasoning={"effort": definition.reasoning_effort} if definition.reasoning_effort else omit,
+            # Background mode requires stored responses; recovery by id needs them in any case.
             store=True,
         ) as stream:
             for event in stream:
@@ -379,6 +438,13 @@ class ModelClient:
         """Finish a round whose stream dropped after it became visible, from the stored response."""
         if progress.response_id is None:
             raise ReplyInterrupted(INTERRUPTED_MESSAGE) from cause
+        if not self._definition.resumable:
+            # Not a background response: the server stopped generating when the stream dropped, so there is
+            # nothing to wait for (a retrieve would show it cancelled or stuck in progress).
+            logger.error(
+                "Model stream dropped and the response is not resumable", extra={"response_id": progress.response_id}
+            )
+            raise ReplyInterrupted(INTERRUPTED_MESSAGE) from cause
         response = self._await_final(
             progress.response_id, poll_interval_s=self._recover_poll_interval_s, max_wait_s=self._recover_max_wait_s
         )
@@ -391,6 +457,30 @@ class ModelClient:
         if len(full) > len(seen):
             yield TextDelta(full[len(seen) :])
         return _Round.of(response)
+
+    def _cancel_quietly(self, response_id: str) -> None:
+        """Best-effort ``responses.cancel`` of a background response whose reader has gone.
+
+        The one place a model-call failure is logged rather than raised: it runs while the caller unwinds its
+        cancel (``close()``), where raising would replace whatever ended the reply with a less relevant error, and
+        a response that stays uncancelled only runs to its end server-side. That costs tokens (and the conversation
+        keeps the whole answer), not the correctness of anything the caller does next. No retries and a short
+        timeout for the same reason: the caller is waiting.
+        """
+        import openai
+
+        try:
+            self._client.responses.cancel(response_id, timeout=CANCEL_TIMEOUT_S)
+        except openai.APIError as exc:
+            failure = classify(exc)
+            logger.warning(
+                "Could not cancel a background response; it will run to its end",
+                extra={
+                    "response_id": response_id,
+                    "kind": failure.kind if failure else type(exc).__name__,
+                    "status": failure.status if failure else None,
+                },
+            )
 
     def _await_final(self, response_id: str, *, poll_interval_s: float, max_wait_s: float) -> Response:
         """Retrieve a response, polling while it is still generating. Anything but ``completed`` is an interruption.
@@ -452,6 +542,14 @@ class ModelClient:
             extra={"call": what, "kind": kind, "status": status, "retry": retry + 1, "delay_s": round(delay, 3)},
         )
         self._sleep(delay)
+
+
+def _caller_stops(closing: GeneratorExit) -> bool:
+    """Whether a close means "stop the reply" rather than "I failed" (see :class:`StopReply`)."""
+    # Python chains the exception the caller was handling when it called close() (a `finally` during unwinding
+    # counts) onto the GeneratorExit, which is how the generator can tell a stop from a failure.
+    unwinding = closing.__context__
+    return unwinding is None or isinstance(unwinding, StopReply) or not isinstance(unwinding, Exception)
 
 
 def _calls_of(response: Response) -> tuple[_Call, ...]:

@@ -245,8 +245,13 @@ class DeltaCoalescer:
     """Batches a reply's text deltas into frame-sized chunks. Pure logic; the caller posts the chunks.
 
     The first text of a reply is released at once, because the time until the first visible text is what a user
-    perceives as speed; after that text is released every ``interval_seconds`` or once ``max_chars`` are waiting.
-    :meth:`drain` releases the rest and starts over, so text after a pause (a tool call) again shows at once.
+    perceives as speed; after that, text is released once the oldest waiting text has waited ``interval_seconds``,
+    or once ``max_chars`` are waiting. :meth:`drain` releases the rest and starts over, so text after a pause (a
+    tool call) again shows at once.
+
+    The interval counts from when text starts waiting, not from the last release: when posting a frame takes longer
+    than the interval (a slow or loaded API), the tokens that queued up meanwhile are read in a burst and go out
+    together, instead of one frame per token.
     """
 
     def __init__(
@@ -265,23 +270,27 @@ class DeltaCoalescer:
         self._clock = clock
         self._parts: list[str] = []
         self._chars = 0
-        self._last_flush: float | None = None
+        #: Whether text of this run has been released (the first text of a run goes out at once).
+        self._released = False
+        self._waiting_since = 0.0
 
     def add(self, text: str) -> list[str]:
         """Buffer ``text``; return the chunks to post now (often none)."""
         if not text:
             return []
+        now = self._clock()
+        if not self._parts:
+            self._waiting_since = now
         self._parts.append(text)
         self._chars += len(text)
-        now = self._clock()
-        if self._last_flush is not None and self._chars < self._max_chars and now - self._last_flush < self._interval:
+        if self._released and self._chars < self._max_chars and now - self._waiting_since < self._interval:
             return []
         return self._flush(now, final=False)
 
     def drain(self) -> list[str]:
         """Everything still buffered, as chunks to post now."""
         chunks = self._flush(self._clock(), final=True)
-        self._last_flush = None
+        self._released = False
         return chunks
 
     def _flush(self, now: float, *, final: bool) -> list[str]:
@@ -293,5 +302,6 @@ class DeltaCoalescer:
             self._parts.append(text[-1])
             self._chars = 1
             text = text[:-1]
-        self._last_flush = now
+        self._released = True
+        self._waiting_since = now  # a held-back half of a surrogate pair waits from now
         return split_for_frame(_tidy_surrogates(text), DELTA_TEXT_BUDGET)

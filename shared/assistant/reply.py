@@ -23,7 +23,15 @@ from enum import StrEnum
 from aws_lambda_powertools import Logger
 
 from assistant.errors import AssistantError, ErrorCode, ModelError, NotFound, QuotaExceeded
-from assistant.model import ModelClient, ModelEvent, ReplyCompleted, ResponseStarted, TextDelta, ToolEvent
+from assistant.model import (
+    ModelClient,
+    ModelEvent,
+    ReplyCompleted,
+    ResponseStarted,
+    StopReply,
+    TextDelta,
+    ToolEvent,
+)
 from assistant.protocol import Cancelled, Delta, Done, ErrorFrame, ServerFrame, ToolActivity, ToolStatus, Usage
 from assistant.push import Broadcaster, DeltaCoalescer
 from assistant.queue import QueuedMessage
@@ -65,8 +73,12 @@ class ReplyLimits:
     max_receive_count: int
 
 
-class _CancelRequested(Exception):
-    """The checkpoint write found the user's cancel request: stop generating."""
+class _CancelRequested(StopReply):
+    """The checkpoint write found the user's cancel request: stop generating.
+
+    A :class:`StopReply` so that closing the model's event stream while it propagates cancels the model response
+    too (any other exception leaves the response running, for the retry to resume).
+    """
 
 
 @dataclass
@@ -210,7 +222,8 @@ class ReplyService:
                     progress.completed.append(event)
             self._post_chunks(record, progress, coalescer.drain())
         finally:
-            # Closing the generator closes the HTTP stream, which is what stops generation on cancel.
+            # Closing the generator closes the HTTP stream; while a cancel (a StopReply) propagates it also cancels
+            # the model response, while a failure leaves the response running for the retry to resume.
             close = getattr(events, "close", None)
             if close is not None:
                 close()

@@ -58,6 +58,18 @@ def test_load_from_a_path(tmp_path: Path) -> None:
     )
     assert definition.temperature is None
     assert definition.reasoning_effort is None
+    assert definition.resumable is True
+
+
+def test_packaged_definition_is_resumable() -> None:
+    # Background mode is what lets a dropped stream or a dead worker finish the same response on OpenAI.
+    assert load_definition().resumable is True
+
+
+def test_resumable_can_be_turned_off(tmp_path: Path) -> None:
+    definition = load_definition(_write(tmp_path, VALID + "resumable = false\n"))
+
+    assert definition.resumable is False
 
 
 def test_definition_is_frozen(tmp_path: Path) -> None:
@@ -78,6 +90,7 @@ def test_definition_is_frozen(tmp_path: Path) -> None:
         (('model = "gpt-5-mini"', 'model = ""'), "model", "at least 1 character"),
         (('model = "gpt-5-mini"', 'model = "gpt-5-mini"\nreasoning_effort = "extreme"'), "reasoning_effort", ""),
         (('model = "gpt-5-mini"', 'model = "gpt-5-mini"\ntemperature = 3.5'), "temperature", ""),
+        (('model = "gpt-5-mini"', 'model = "gpt-5-mini"\nresumable = "sometimes"'), "resumable", "boolean"),
         (('model = "gpt-5-mini"', 'model = "gpt-5-mini"\nassistant_id = "asst_123"'), "assistant_id", "Extra"),
         (('name = "Test assistant"\n', ""), "name", "Field required"),
     ],

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from assistant.model import (
     ReplyCompleted,
     ResponseStarted,
     RetryPolicy,
+    StopReply,
     TextDelta,
     ToolEvent,
 )
@@ -42,6 +45,7 @@ DEFINITION = AssistantDefinition(
     max_output_tokens=4000,
     reasoning_effort="low",
 )
+NOT_RESUMABLE = DEFINITION.model_copy(update={"resumable": False})
 
 
 @pytest.fixture
@@ -88,6 +92,22 @@ def _stored_text(server: OfflineModelServer, response_id: str) -> str:
     return "".join(part["text"] for item in response["output"] if item["type"] == "message" for part in item["content"])
 
 
+def _cancels(server: OfflineModelServer) -> list[str]:
+    return [r.path for r in server.requests if r.method == "POST" and r.path.endswith("/cancel")]
+
+
+def _retrieves(server: OfflineModelServer) -> list[str]:
+    return [r.path for r in server.requests if r.method == "GET" and r.path.startswith("/v1/responses/")]
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)
+
+
 def _user_turns(server: OfflineModelServer, conversation_id: str) -> int:
     items = server.state.conversations[conversation_id].items
     return sum(1 for item in items if item["type"] == "message" and item["role"] == "user")
@@ -117,6 +137,9 @@ def test_streams_text_and_sends_the_definition(server: OfflineModelServer, make_
     )
     [body] = _posts(server)
     assert body["stream"] is True
+    # Resumable (the default): a background response, which outlives a dropped stream or a dead worker.
+    assert body["background"] is True
+    assert server.state.responses[started.response_id].response["background"] is True
     assert body["store"] is True
     assert body["model"] == "gpt-5-mini"
     assert body["instructions"] == "Be brief."
@@ -447,11 +470,11 @@ def test_resume_of_a_completed_response_sends_no_new_turn(server: OfflineModelSe
 def test_resume_continues_a_tool_loop(server: OfflineModelServer, make_client: MakeClient) -> None:
     client = make_client()
     conversation = client.create_conversation()
-    # A worker that died right after the response started: the model finished it (a tool call) server-side.
-    reply = client.stream_reply(conversation_id=conversation, text="calculate 2+3*4", context=CONTEXT)
-    started = next(reply)
+    # A worker that died right after the response started: it never reads (or closes) its stream again, and the
+    # model finishes the response (a tool call) server-side.
+    dead_worker = client.stream_reply(conversation_id=conversation, text="calculate 2+3*4", context=CONTEXT)
+    started = next(dead_worker)
     assert isinstance(started, ResponseStarted)
-    reply.close()
     server_run = server.state.responses[started.response_id]
 
     resumed = list(client.resume_reply(response_id=started.response_id, conversation_id=conversation, context=CONTEXT))
@@ -494,10 +517,9 @@ def test_resume_gives_up_on_a_response_that_never_finishes(
     server.pace = Pace(first_token_s=30, tokens_per_s=1)
     client = make_client()
     conversation = client.create_conversation()
-    reply = client.stream_reply(conversation_id=conversation, text="hello there", context=CONTEXT)
-    started = next(reply)
+    dead_worker = client.stream_reply(conversation_id=conversation, text="hello there", context=CONTEXT)
+    started = next(dead_worker)
     assert isinstance(started, ResponseStarted)
-    reply.close()
 
     with pytest.raises(ReplyInterrupted):
         list(
@@ -510,32 +532,216 @@ def test_resume_gives_up_on_a_response_that_never_finishes(
             )
         )
     assert delays == [0.5] * 4
+    assert _cancels(server) == []
+
+
+def test_without_resumable_a_dropped_stream_is_interrupted_at_once(
+    server: OfflineModelServer, make_client: MakeClient, delays: list[float]
+) -> None:
+    client = make_client(definition=NOT_RESUMABLE)
+    conversation = client.create_conversation()
+    server.faults.push(Fault.cut_after_deltas(5))
+    events: list[ModelEvent] = []
+
+    with pytest.raises(ReplyInterrupted):
+        events.extend(client.stream_reply(conversation_id=conversation, text=LONG_MESSAGE, context=CONTEXT))
+
+    [body] = _posts(server)
+    assert "background" not in body
+    assert sum(isinstance(e, TextDelta) for e in events) == 5
+    # The server stopped the response when its stream dropped: nothing to poll for, nothing retried.
+    assert _retrieves(server) == []
+    assert delays == []
+    [started] = [e for e in events if isinstance(e, ResponseStarted)]
+    run = server.state.responses[started.response_id]
+    _wait_for(lambda: run.finished)
+    assert run.response["status"] == "cancelled"
+    assert _user_turns(server, conversation) == 0
+
+
+def test_without_resumable_resume_looks_once(
+    server: OfflineModelServer, make_client: MakeClient, delays: list[float]
+) -> None:
+    client = make_client(definition=NOT_RESUMABLE)
+    conversation = client.create_conversation()
+    original = list(client.stream_reply(conversation_id=conversation, text="hello there", context=CONTEXT))
+    completed = original[-1]
+    assert isinstance(completed, ReplyCompleted)
+    # A response that completed before its worker died is still picked up...
+    resumed = list(
+        client.resume_reply(response_id=completed.response_id, conversation_id=conversation, context=CONTEXT)
+    )
+    assert resumed == [ResponseStarted(completed.response_id), TextDelta(_text(original)), completed]
+
+    # ...but one still running is not waited for.
+    server.pace = Pace(first_token_s=30, tokens_per_s=1)
+    dead_worker = client.stream_reply(conversation_id=conversation, text="hello again", context=CONTEXT)
+    started = next(dead_worker)
+    assert isinstance(started, ResponseStarted)
+    server.requests.clear()
+
+    with pytest.raises(ReplyInterrupted):
+        list(client.resume_reply(response_id=started.response_id, conversation_id=conversation, context=CONTEXT))
+    assert _retrieves(server) == [f"/v1/responses/{started.response_id}"]
+    assert delays == []
+    dead_worker.close()
+    assert _cancels(server) == []  # not a background response: closing its stream is what stops it
 
 
 # --- Cancellation -----------------------------------------------------------------------------------------------
 
 
-def test_closing_the_iterator_closes_the_http_stream(server: OfflineModelServer, delays: list[float]) -> None:
+@pytest.mark.parametrize("resumable", [True, False])
+def test_closing_the_iterator_stops_the_response(
+    server: OfflineModelServer, delays: list[float], resumable: bool
+) -> None:
     server.pace = Pace(first_token_s=0, tokens_per_s=50)
     responses: list[httpx2.Response] = []
     http_client = httpx2.Client(event_hooks={"response": [responses.append]})
     sdk = openai.OpenAI(api_key="test-key", base_url=server.base_url, http_client=http_client)
-    client = ModelClient(sdk, DEFINITION, default_registry(), sleep=delays.append)
+    definition = DEFINITION if resumable else NOT_RESUMABLE
+    client = ModelClient(sdk, definition, default_registry(), sleep=delays.append)
     conversation = client.create_conversation()
 
     reply = client.stream_reply(conversation_id=conversation, text=LONG_MESSAGE, context=CONTEXT)
     started = next(reply)
     assert isinstance(started, ResponseStarted)
     assert isinstance(next(reply), TextDelta)
-    stream_response = responses[-1]
-    assert stream_response.request.url.path == "/v1/responses"
+    stream_response = next(r for r in responses if r.request.url.path == "/v1/responses")
     assert not stream_response.is_closed
+    run = server.state.responses[started.response_id]
 
     reply.close()
 
     assert stream_response.is_closed
-    assert not server.state.responses[started.response_id].finished  # closed mid-reply, not after it
+    if resumable:
+        # Closing the stream does not stop a background response: the client cancels it, once, before close()
+        # returns.
+        assert _cancels(server) == [f"/v1/responses/{started.response_id}/cancel"]
+        assert run.response["status"] == "cancelled"
+    else:
+        # Closing the stream is what stops a normal response; there is nothing to cancel.
+        _wait_for(lambda: run.finished)
+        assert _cancels(server) == []
+        assert run.response["status"] == "cancelled"
+    assert len(_stored_text(server, started.response_id).split()) < 100  # stopped early, not run to its end
+    assert _user_turns(server, conversation) == 0
     http_client.close()
+
+
+def test_closing_in_a_later_round_cancels_that_rounds_response(
+    server: OfflineModelServer, make_client: MakeClient
+) -> None:
+    client = make_client()
+    conversation = client.create_conversation()
+    reply = client.stream_reply(conversation_id=conversation, text="calculate 2+3*4", context=CONTEXT)
+    rounds: list[str] = []
+    for event in reply:
+        if isinstance(event, ResponseStarted):
+            rounds.append(event.response_id)
+            if len(rounds) == 2:
+                break
+    reply.close()
+
+    assert _cancels(server) == [f"/v1/responses/{rounds[1]}/cancel"]
+
+
+@pytest.mark.parametrize("stop_after", ["tool_started", "tool_done", "completed"])
+def test_closing_after_a_round_completed_cancels_nothing(
+    server: OfflineModelServer, make_client: MakeClient, stop_after: str
+) -> None:
+    client = make_client()
+    conversation = client.create_conversation()
+    stop_at: dict[str, Callable[[ModelEvent], bool]] = {
+        "tool_started": lambda e: e == ToolEvent("calculate", "started"),
+        "tool_done": lambda e: e == ToolEvent("calculate", "done"),
+        "completed": lambda e: isinstance(e, ReplyCompleted),
+    }
+    reply = client.stream_reply(conversation_id=conversation, text="calculate 2+3*4", context=CONTEXT)
+    for event in reply:
+        if stop_at[stop_after](event):
+            break
+
+    reply.close()
+
+    assert _cancels(server) == []
+    assert all(run.response["status"] == "completed" for run in server.state.responses.values())
+
+
+def _close_while_unwinding(reply: Generator[ModelEvent, None, None], exc: BaseException) -> None:
+    """Close the reply in a ``finally`` while ``exc`` propagates, as the worker does."""
+    try:
+        raise exc
+    finally:
+        reply.close()
+
+
+class _UserPressedStop(StopReply):
+    """What a caller raises to stop a reply on purpose."""
+
+
+@pytest.mark.parametrize("unwinding", [_UserPressedStop(), KeyboardInterrupt()], ids=["StopReply", "interrupt"])
+def test_closing_while_stopping_on_purpose_cancels(
+    server: OfflineModelServer, make_client: MakeClient, unwinding: BaseException
+) -> None:
+    server.pace = Pace(first_token_s=0, tokens_per_s=50)
+    client = make_client()
+    conversation = client.create_conversation()
+    reply = client.stream_reply(conversation_id=conversation, text=LONG_MESSAGE, context=CONTEXT)
+    started = next(reply)
+    assert isinstance(started, ResponseStarted)
+
+    with pytest.raises(type(unwinding)):
+        _close_while_unwinding(reply, unwinding)
+
+    assert _cancels(server) == [f"/v1/responses/{started.response_id}/cancel"]
+    assert server.state.responses[started.response_id].response["status"] == "cancelled"
+
+
+def test_closing_while_the_caller_fails_leaves_the_response_running(
+    server: OfflineModelServer, make_client: MakeClient
+) -> None:
+    # What the worker does when posting a frame fails: its `finally` closes the reply while the error propagates,
+    # and SQS redelivers the message, whose resume must find the very same response still generating.
+    server.pace = Pace(first_token_s=0, tokens_per_s=200)
+    client = make_client()
+    conversation = client.create_conversation()
+    reply = client.stream_reply(conversation_id=conversation, text=LONG_MESSAGE, context=CONTEXT)
+    started = next(reply)
+    assert isinstance(started, ResponseStarted)
+    assert isinstance(next(reply), TextDelta)
+
+    with pytest.raises(RuntimeError, match="push failed"):
+        _close_while_unwinding(reply, RuntimeError("push failed"))
+
+    assert _cancels(server) == []
+    assert not server.state.responses[started.response_id].finished
+    server.pace = Pace.instant()
+    resumed = list(client.resume_reply(response_id=started.response_id, conversation_id=conversation, context=CONTEXT))
+    assert _text(resumed) == _stored_text(server, started.response_id)
+    assert len(_text(resumed).split()) > 300
+    assert _user_turns(server, conversation) == 1
+
+
+def test_a_failed_cancel_is_logged_not_raised(
+    server: OfflineModelServer, make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.pace = Pace(first_token_s=30, tokens_per_s=1)
+    client = make_client()
+    conversation = client.create_conversation()
+    reply = client.stream_reply(conversation_id=conversation, text="hello there", context=CONTEXT)
+    started = next(reply)
+    assert isinstance(started, ResponseStarted)
+    run = server.state.responses.pop(started.response_id)  # the cancel call will find nothing: 404
+
+    with caplog.at_level(logging.WARNING, logger="assistant.model"):
+        reply.close()
+
+    assert _cancels(server) == [f"/v1/responses/{started.response_id}/cancel"]  # once: no retries
+    [record] = [r for r in caplog.records if "cancel" in r.getMessage()]
+    assert record.response_id == started.response_id  # type: ignore[attr-defined]
+    assert record.status == 404  # type: ignore[attr-defined]
+    assert not run.finished  # nobody stopped it: it would run to its end
 
 
 # --- Pieces -----------------------------------------------------------------------------------------------------

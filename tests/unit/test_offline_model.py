@@ -439,14 +439,16 @@ def test_stall_times_out_the_client_and_creates_nothing(
     assert client.responses.create(model="m", input="hi").status == "completed"
 
 
-def test_cut_stream_keeps_generating_server_side(client: Any, server: OfflineModelServer, openai: ModuleType) -> None:
+def test_cut_stream_of_a_background_response_keeps_generating_server_side(
+    client: Any, server: OfflineModelServer, openai: ModuleType
+) -> None:
     server.pace = Pace(first_token_s=0.0, tokens_per_s=100)
     server.faults.push(Fault.cut_after_deltas(3))
     conversation = client.conversations.create()
     received: list[Any] = []
 
     stream = client.responses.create(
-        model="m", input="Hello there, how are you?", conversation=conversation.id, stream=True
+        model="m", input="Hello there, how are you?", conversation=conversation.id, stream=True, background=True
     )
 
     with pytest.raises(openai.APIConnectionError):
@@ -456,34 +458,201 @@ def test_cut_stream_keeps_generating_server_side(client: Any, server: OfflineMod
     response_id = received[0].response.id
     assert client.responses.retrieve(response_id).status == "in_progress"
     wait_for(lambda: client.responses.retrieve(response_id).status == "completed")
-    stored = client.responses.retrieve(response_id)
+    stored = strict_response(client.responses.retrieve(response_id))
+    assert stored.background is True
     assert stored.output_text.startswith("".join(deltas_of(received)))
     assert len(stored.output_text.split()) > 3
     assert len(list(client.conversations.items.list(conversation.id))) == 2
 
 
-def test_cut_without_streaming_drops_the_connection_but_completes(
+def test_cut_stream_without_background_cancels_the_response(
     client: Any, server: OfflineModelServer, openai: ModuleType
 ) -> None:
-    server.faults.push(Fault.cut_after_deltas(0))
+    server.pace = Pace(first_token_s=0.0, tokens_per_s=100)
+    server.faults.push(Fault.cut_after_deltas(3))
+    conversation = client.conversations.create()
+    received: list[Any] = []
 
+    stream = client.responses.create(
+        model="m", input="Tell me a long story about tides", conversation=conversation.id, stream=True
+    )
+    with pytest.raises(openai.APIConnectionError):
+        received.extend(stream)
+
+    response_id = received[0].response.id
+    wait_for(lambda: client.responses.retrieve(response_id).status == "cancelled")
+    time.sleep(0.2)  # 20 tokens' worth: a generation still running would show up below
+    stored = strict_response(client.responses.retrieve(response_id))
+    assert stored.status == "cancelled"
+    assert stored.background is False
+    # What was generated before the cut is kept, and nothing after it.
+    assert stored.output_text.startswith("".join(deltas_of(received)))
+    assert len(stored.output_text.split()) < 20
+    assert stored.output[0].status == "incomplete"
+    # Neither the reply nor the input that asked for it joins the conversation.
+    assert list(client.conversations.items.list(conversation.id)) == []
+
+
+def test_cut_without_streaming_drops_the_connection(
+    client: Any, server: OfflineModelServer, openai: ModuleType
+) -> None:
+    server.pace = Pace(first_token_s=0.1, tokens_per_s=1000)
+    server.faults.push(Fault.cut_after_deltas(0), Fault.cut_after_deltas(0))
+
+    with pytest.raises(openai.APIConnectionError):
+        client.responses.create(model="m", input="hi", background=True)
     with pytest.raises(openai.APIConnectionError):
         client.responses.create(model="m", input="hi")
 
-    [run] = server.state.responses.values()
-    wait_for(lambda: run.finished)
-    assert run.response["status"] == "completed"
+    background, normal = server.state.responses.values()
+    wait_for(lambda: background.finished and normal.finished)
+    assert background.response["status"] == "completed"
+    assert normal.response["status"] == "cancelled"
 
 
-def test_client_leaving_mid_stream_does_not_stop_generation(client: Any, server: OfflineModelServer) -> None:
+def test_a_background_response_outlives_its_client(client: Any, server: OfflineModelServer) -> None:
     server.pace = Pace(first_token_s=0.2, tokens_per_s=1000)
-    stream = client.responses.create(model="m", input="Tell me a story about queues", stream=True)
+    stream = client.responses.create(model="m", input="Tell me a story about queues", stream=True, background=True)
     created = next(iter(stream))
     stream.close()
 
-    assert client.responses.retrieve(created.response.id).status == "in_progress"
+    assert client.responses.retrieve(created.response.id).status in ("queued", "in_progress")
     wait_for(lambda: client.responses.retrieve(created.response.id).status == "completed")
     assert len(client.responses.retrieve(created.response.id).output_text.split()) >= 300
+
+
+def test_a_response_without_background_stops_when_its_client_leaves(client: Any, server: OfflineModelServer) -> None:
+    # The client leaves while the model has not produced a token: nothing is written that could fail, and the
+    # server must still notice.
+    server.pace = Pace(first_token_s=0.5, tokens_per_s=1000)
+    conversation = client.conversations.create()
+    stream = client.responses.create(
+        model="m", input="Tell me a story about queues", conversation=conversation.id, stream=True
+    )
+    created = next(iter(stream))
+    stream.close()
+
+    wait_for(lambda: client.responses.retrieve(created.response.id).status == "cancelled", timeout_s=0.4)
+    time.sleep(0.3)  # past the first token: a generation still running would have produced it
+    stored = client.responses.retrieve(created.response.id)
+    assert stored.status == "cancelled"
+    assert stored.output_text == ""
+    assert list(client.conversations.items.list(conversation.id)) == []
+
+
+def test_a_non_streaming_response_stops_when_its_client_gives_up(
+    openai: ModuleType, server: OfflineModelServer, client: Any
+) -> None:
+    server.pace = Pace(first_token_s=0.0, tokens_per_s=20)
+    impatient = openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=0, timeout=0.2)
+
+    with pytest.raises(openai.APITimeoutError):
+        impatient.responses.create(model="m", input="Tell me a long story about queues")
+
+    [run] = server.state.responses.values()
+    wait_for(lambda: run.finished)
+    assert run.response["status"] == "cancelled"
+    assert run.response["usage"] is None
+
+
+def test_a_background_stream_starts_queued(client: Any) -> None:
+    events = stream_events(client, input="Hello", background=True)
+
+    for event in events:
+        strict_event(event)
+    assert [e.type for e in events[:3]] == ["response.created", "response.queued", "response.in_progress"]
+    assert events[0].response.status == "queued"
+    assert events[0].response.background is True
+    assert events[2].response.status == "in_progress"
+    assert events[-1].type == "response.completed"
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+
+
+def test_a_background_create_without_streaming_answers_at_once(client: Any, server: OfflineModelServer) -> None:
+    server.pace = Pace(first_token_s=0.05, tokens_per_s=1000)
+    conversation = client.conversations.create()
+
+    queued = strict_response(
+        client.responses.create(model="m", input="Hello", conversation=conversation.id, background=True)
+    )
+
+    assert queued.status == "queued"
+    assert queued.output == []
+    wait_for(lambda: client.responses.retrieve(queued.id).status == "completed")
+    assert "offline demo model" in client.responses.retrieve(queued.id).output_text
+    assert len(list(client.conversations.items.list(conversation.id))) == 2
+
+
+def test_background_mode_requires_store(client: Any, openai: ModuleType, server: OfflineModelServer) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.responses.create(model="m", input="hi", background=True, store=False)
+    assert raised.value.body["param"] == "background"
+    assert server.state.responses == {}
+
+
+def test_cancel_stops_a_background_response(client: Any, server: OfflineModelServer) -> None:
+    server.pace = Pace(first_token_s=0.0, tokens_per_s=50)
+    conversation = client.conversations.create()
+    stream = client.responses.create(
+        model="m", input="Tell me a long story about tides", conversation=conversation.id, stream=True, background=True
+    )
+    events = iter(stream)
+    response_id = next(events).response.id
+    next(e for e in events if e.type == "response.output_text.delta")
+
+    cancelled = strict_response(client.responses.cancel(response_id))
+
+    assert cancelled.status == "cancelled"
+    assert cancelled.background is True
+    assert cancelled.usage is None
+    # The open stream ends without a terminal event; the response generates nothing more.
+    rest = list(events)
+    assert all(e.type not in ("response.completed", "response.incomplete", "response.failed") for e in rest)
+    text = client.responses.retrieve(response_id).output_text
+    time.sleep(0.1)
+    assert client.responses.retrieve(response_id).output_text == text
+    assert len(text.split()) < 100
+    assert list(client.conversations.items.list(conversation.id)) == []
+    # Idempotent: cancelling again returns the same cancelled response.
+    assert client.responses.cancel(response_id).status == "cancelled"
+
+
+def test_cancel_of_a_queued_background_response(client: Any, server: OfflineModelServer) -> None:
+    server.pace = Pace(first_token_s=5.0, tokens_per_s=1000)
+    queued = client.responses.create(model="m", input="Hello", background=True)
+
+    assert client.responses.cancel(queued.id).status == "cancelled"
+    run = server.state.responses[queued.id]
+    assert run.finished
+    assert run.task is not None
+    wait_for(run.task.done)
+    assert run.task.cancelled()
+    assert client.responses.retrieve(queued.id).status == "cancelled"
+
+
+def test_cancel_of_a_finished_background_response_changes_nothing(client: Any) -> None:
+    conversation = client.conversations.create()
+    done = stream_events(client, input="Hello", conversation=conversation.id, background=True)[-1].response
+
+    again = strict_response(client.responses.cancel(done.id))
+
+    assert again.status == "completed"
+    assert again.output_text == done.output_text
+    assert len(list(client.conversations.items.list(conversation.id))) == 2
+
+
+def test_cancel_is_refused_for_a_response_without_background(client: Any, openai: ModuleType) -> None:
+    response = client.responses.create(model="m", input="Hello")
+
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.responses.cancel(response.id)
+    assert "background" in raised.value.message
+    with pytest.raises(openai.NotFoundError):
+        client.responses.cancel("resp_missing")
+    # A stored response without background mode is still retrievable.
+    stored = strict_response(client.responses.retrieve(response.id))
+    assert stored.status == "completed"
+    assert stored.background is False
 
 
 def test_error_event_ends_the_stream_and_fails_the_response(client: Any, server: OfflineModelServer) -> None:

@@ -271,21 +271,32 @@ def test_from_callback_url_posts_through_the_management_api(store: CountingStore
 # --- DeltaCoalescer ---------------------------------------------------------------------------------------------
 
 
-def test_first_text_flushes_at_once_then_every_interval(fake_clock: FakeClock) -> None:
+def test_first_text_flushes_at_once_then_once_the_oldest_text_has_waited_the_interval(fake_clock: FakeClock) -> None:
     # Binary-exact steps, so the clock lands exactly on the interval.
     coalescer = DeltaCoalescer(interval_seconds=0.125, max_chars=2000, clock=fake_clock)
 
     assert coalescer.add("Hel") == ["Hel"]
     fake_clock.advance(0.0625)
-    assert coalescer.add("lo") == []
+    assert coalescer.add("lo") == []  # "lo" starts waiting
     fake_clock.advance(0.03125)
     assert coalescer.add(", ") == []
-    fake_clock.advance(0.03125)  # 0.125 s since the flush
+    fake_clock.advance(0.09375)  # "lo" has waited 0.125 s
     assert coalescer.add("world") == ["lo, world"]
     fake_clock.advance(0.0625)
     assert coalescer.add("!") == []
     assert coalescer.drain() == ["!"]
     assert coalescer.drain() == []
+
+
+def test_tokens_that_queued_behind_a_slow_post_go_out_together(fake_clock: FakeClock) -> None:
+    """Posting took longer than the interval; the tokens that arrived meanwhile are read in a burst."""
+    coalescer = DeltaCoalescer(interval_seconds=0.125, max_chars=2000, clock=fake_clock)
+    assert coalescer.add("first") == ["first"]
+    fake_clock.advance(0.5)  # the post of "first" was slow
+    burst = [coalescer.add(token) for token in (" a", " b", " c", " d")]
+    assert burst == [[], [], [], []]  # one frame per token would be the failure
+    fake_clock.advance(0.125)
+    assert coalescer.add(" e") == [" a b c d e"]
 
 
 def test_buffer_reaching_max_chars_flushes_early(fake_clock: FakeClock) -> None:

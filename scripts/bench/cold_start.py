@@ -1,0 +1,226 @@
+"""Cold start: importing each handler in a fresh interpreter from the Lambda layers, built here for this host.
+
+The deployed layers are arm64/CPython 3.13 and cannot be imported on an x86 host, so the same bundlers build them
+for the host's interpreter and platform (as tests/infra/test_bundling.py does). Each handler is imported by
+``python -I -S`` with only the layers, the handler code and the runtime-provided boto3 on ``sys.path``; the
+baseline is the same bare interpreter start importing nothing. ``-X importtime`` names the slowest imports.
+Sizes are those of the layers built for the real Lambda target when that build is possible, else the host's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+import zipfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from assistant.wiring import FUNCTIONS, Env
+from infra.bundling import LAYER_PYTHON_DIR, PipLayerBundler, PythonTarget, SourceBundler
+from infra.layers import ASSISTANT_PACKAGE_DIR, CONSTRAINTS, HANDLERS_DIR, LAMBDA_TARGET, RUNTIME_REQUIREMENTS
+from scripts.bench.stats import ratio
+
+CACHE_DIR = Path(__file__).resolve().parents[2] / ".build" / "bench"
+_IMPORT_TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class LayerSize:
+    name: str
+    target: str
+    unzipped_bytes: int
+    zipped_bytes: int
+    files: int
+
+
+@dataclass(frozen=True)
+class HandlerImport:
+    module: str
+    samples_s: tuple[float, ...]
+    #: ``(module, cumulative seconds)`` of the slowest top-level imports, from ``-X importtime``.
+    worst: tuple[tuple[str, float], ...]
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.samples_s)
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    python: str
+    bare_samples_s: tuple[float, ...]
+    handlers: tuple[HandlerImport, ...]
+    layers: tuple[LayerSize, ...]
+
+    @property
+    def bare_s(self) -> float:
+        return statistics.median(self.bare_samples_s)
+
+    def handler_ratio(self, handler: HandlerImport) -> float:
+        return ratio(handler.median_s, self.bare_s)
+
+
+def _fingerprint(target: PythonTarget) -> str:
+    digest = hashlib.sha256()
+    for path in (RUNTIME_REQUIREMENTS, CONSTRAINTS):
+        digest.update(path.read_bytes())
+    digest.update(f"{target.python_version}/{target.platform}".encode())
+    return digest.hexdigest()[:16]
+
+
+def build_dependencies(target: PythonTarget) -> Path:
+    """The dependency layer for ``target``, cached by the requirements' hash (pip is the slow part)."""
+    out = CACHE_DIR / f"deps-{target.platform}-{target.python_version}-{_fingerprint(target)}"
+    site = out / LAYER_PYTHON_DIR
+    if not (out / ".complete").exists():
+        PipLayerBundler(RUNTIME_REQUIREMENTS, CONSTRAINTS, target).build(out)
+        (out / ".complete").touch()
+    return site
+
+
+def build_first_party(target: PythonTarget, into: Path) -> tuple[Path, Path]:
+    """The assistant package layer and the handlers' code (always rebuilt: they change with every commit)."""
+    package = SourceBundler(ASSISTANT_PACKAGE_DIR, target, f"{LAYER_PYTHON_DIR}/assistant").build(into / "pkg")
+    code = SourceBundler(HANDLERS_DIR, target).build(into / "code")
+    return package.parent, code
+
+
+def runtime_provided(into: Path) -> Path:
+    """boto3, botocore and their dependencies, as the Lambda runtime provides them (symlinks into this venv)."""
+    provided = into / "runtime-provided"
+    provided.mkdir(parents=True, exist_ok=True)
+    pending, seen = ["boto3"], set()
+    while pending:
+        dist = metadata.distribution(pending.pop())
+        name = dist.metadata["Name"].lower()
+        if name in seen:
+            continue
+        seen.add(name)
+        top_level = (dist.read_text("top_level.txt") or "").split()
+        files = dist.files or []
+        names = set(top_level) or {str(f).split("/")[0] for f in files if not str(f).split("/")[0].endswith("-info")}
+        for top in names:
+            for candidate in (Path(str(dist.locate_file(top))), Path(str(dist.locate_file(f"{top}.py")))):
+                if candidate.exists() and not (provided / candidate.name).exists():
+                    (provided / candidate.name).symlink_to(candidate)
+        for requirement in dist.requires or []:
+            if "extra ==" not in requirement:
+                pending.append(re.split(r"[;\s<>=!~\[]", requirement, maxsplit=1)[0])
+    return provided
+
+
+def handler_env() -> dict[str, str]:
+    """What a deployed function's environment looks like, with placeholder values (nothing is called)."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        **{name.value: "placeholder" for name in Env},
+        Env.CALLBACK_URL.value: "https://example.execute-api.us-east-1.amazonaws.com/dev",
+        Env.QUEUE_URL.value: "https://sqs.us-east-1.amazonaws.com/123456789012/q.fifo",
+        Env.LOG_LEVEL.value: "INFO",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+    }
+    for numeric in (
+        Env.MAX_MESSAGE_CHARS,
+        Env.DAILY_MESSAGE_QUOTA,
+        Env.DAILY_OUTPUT_TOKEN_QUOTA,
+        Env.FLUSH_INTERVAL_MS,
+        Env.FLUSH_CHARS,
+        Env.MAX_RECEIVE_COUNT,
+    ):
+        env[numeric.value] = "10"
+    for optional in (Env.COGNITO_ISSUER, Env.COGNITO_JWKS_URL, Env.OPENAI_BASE_URL, Env.MODEL_OVERRIDE):
+        env.pop(optional.value)
+    return env
+
+
+def _run(code: str, env: dict[str, str], *, importtime: bool = False) -> tuple[float, str]:
+    args = [sys.executable, "-I", "-S", *(["-X", "importtime"] if importtime else []), "-c", code]
+    started = time.perf_counter()
+    result = subprocess.run(args, env=env, capture_output=True, text=True, check=False, timeout=_IMPORT_TIMEOUT_S)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"import failed: {result.stderr[-2000:]}")
+    return elapsed, result.stderr
+
+
+def parse_importtime(stderr: str, top: int, *, exclude: str = "") -> list[tuple[str, float]]:
+    """The ``top`` costliest top-level packages: the self time (µs in the output) of all their modules, summed.
+
+    Self times do not overlap, so the rows add up to (nearly) the whole import; ``exclude`` drops the handler.
+    """
+    own: dict[str, float] = {}
+    for line in stderr.splitlines():
+        match = re.match(r"import time:\s+(\d+) \|\s+(\d+) \| \s*(\S+)", line)
+        if not match:
+            continue
+        package = match.group(3).split(".")[0]
+        if package != exclude:
+            own[package] = own.get(package, 0.0) + int(match.group(1)) / 1e6
+    return sorted(own.items(), key=lambda item: item[1], reverse=True)[:top]
+
+
+def _directory_size(root: Path) -> tuple[int, int, int]:
+    files = [p for p in root.rglob("*") if p.is_file()]
+    unzipped = sum(p.stat().st_size for p in files)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+        for path in files:
+            archive.write(path, path.relative_to(root.parent))
+    return unzipped, len(buffer.getvalue()), len(files)
+
+
+def measure(work_dir: Path, *, repeats: int, lambda_sizes: bool) -> ColdStart:
+    host = PythonTarget.for_host()
+    deps = build_dependencies(host)
+    package, code = build_first_party(host, work_dir)
+    provided = runtime_provided(work_dir)
+    path = [str(code), str(package), str(deps), str(provided)]
+    env = handler_env()
+    prefix = f"import sys; sys.path[:0] = {path!r}\n"
+    modules = sorted({spec.handler.split(".")[0] for spec in FUNCTIONS})
+    # The first use of the layers warms the OS file cache; Lambda's cold start reads from a warm local disk too.
+    _run(prefix + "".join(f"import {m}\n" for m in modules), env)
+    bare = tuple(_run(prefix, env)[0] for _ in range(repeats))
+    handlers: list[HandlerImport] = []
+    # The worker imports the SDK on its first message, not at import: measured as its own row.
+    targets = [*modules, "worker; import openai"]
+    for module in targets:
+        samples = tuple(_run(prefix + f"import {module}\n", env)[0] for _ in range(repeats))
+        _, stderr = _run(prefix + f"import {module}\n", env, importtime=True)
+        worst = tuple(parse_importtime(stderr, 5, exclude=module.split(";")[0]))
+        handlers.append(HandlerImport(module=module.replace("; import ", " + "), samples_s=samples, worst=worst))
+    layers = [("dependencies", deps), ("assistant package", package), ("handler code", code)]
+    target_name = f"{host.platform}, CPython {host.python_version}"
+    if lambda_sizes:
+        try:
+            lambda_deps = build_dependencies(LAMBDA_TARGET)
+            lambda_package, lambda_code = build_first_party(LAMBDA_TARGET, work_dir / "lambda")
+            layers = [
+                ("dependencies", lambda_deps),
+                ("assistant package", lambda_package),
+                ("handler code", lambda_code),
+            ]
+            target_name = f"{LAMBDA_TARGET.platform}, CPython {LAMBDA_TARGET.python_version} (deployed)"
+        except (subprocess.CalledProcessError, OSError):
+            pass  # no network for pip: report the host build's sizes, which the table says
+    sizes = []
+    for name, root in layers:
+        unzipped, zipped, files = _directory_size(root)
+        sizes.append(LayerSize(name, target_name, unzipped_bytes=unzipped, zipped_bytes=zipped, files=files))
+    return ColdStart(
+        python=f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}",
+        bare_samples_s=bare,
+        handlers=tuple(handlers),
+        layers=tuple(sizes),
+    )

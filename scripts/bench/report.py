@@ -1,0 +1,286 @@
+"""``docs/benchmarks.md`` from the results of one run: machine, tables of ratios to same-run baselines, the plot."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from scripts.bench.authorizer import AuthorizerResult
+from scripts.bench.cold_start import ColdStart
+from scripts.bench.frames import FrameComparison
+from scripts.bench.machine import Machine
+from scripts.bench.polling import ORIGINAL_BACKOFF, PolledReply
+from scripts.bench.stats import Summary, ratio
+from scripts.bench.streaming import ModelTiming, PipelineReply
+from scripts.bench.throughput import ThroughputRun
+from scripts.local_stack.offline_model import Pace
+
+
+@dataclass
+class Results:
+    machine: Machine
+    mode: str
+    pace: Pace
+    throughput_pace: Pace
+    command: str
+    pipeline: list[PipelineReply] = field(default_factory=list)
+    model: list[ModelTiming] = field(default_factory=list)
+    polling: list[PolledReply] = field(default_factory=list)
+    frames: FrameComparison | None = None
+    cold_start: ColdStart | None = None
+    throughput: list[ThroughputRun] = field(default_factory=list)
+    authorizer: AuthorizerResult | None = None
+    findings: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.0f} ms"
+
+
+def times(value: float) -> str:
+    if math.isinf(value) or math.isnan(value):
+        return "n/a"
+    return f"{value:.2f}x" if value < 10 else f"{value:.1f}x"
+
+
+def latency_rows(pipeline: Sequence[float], model: Sequence[float], polling: Sequence[float]) -> list[list[str]]:
+    """p50/p95 of the three ways to first visible text, each with its ratio to the model's own first token."""
+    model_summary = Summary.of(model)
+    rows = []
+    for name, samples in (
+        ("model's own first token (baseline)", model),
+        ("pipeline: sendMessage → first delta frame", pipeline),
+        ("original design: poll until complete", polling),
+    ):
+        summary = Summary.of(samples)
+        rows.append(
+            [
+                name,
+                str(summary.n),
+                ms(summary.p50),
+                ms(summary.p95),
+                times(ratio(summary.p50, model_summary.p50)),
+                times(ratio(summary.p95, model_summary.p95)),
+            ]
+        )
+    return rows
+
+
+def _latency_section(results: Results) -> list[str]:
+    out = ["## Time to first visible text", ""]
+    kinds = [("all", None), ("short replies", "short"), ("long replies", "long")]
+    for title, kind in kinds:
+        pipe = [r.first_text_s for r in results.pipeline if kind is None or r.prompt.kind == kind]
+        model = [m.first_token_s for m in results.model if kind is None or m.prompt.kind == kind]
+        poll = [p.seen_s for p in results.polling if kind is None or p.prompt.kind == kind]
+        if not (pipe and model and poll):
+            continue
+        out += [f"**{title}**", ""]
+        headers = ["path", "n", "p50", "p95", "p50 ÷ model p50", "p95 ÷ model p95"]
+        out += [markdown_table(headers, latency_rows(pipe, model, poll)), ""]
+    if results.pipeline and results.model and results.polling:
+        pipe_p50 = Summary.of([r.first_text_s for r in results.pipeline]).p50
+        model_p50 = Summary.of([m.first_token_s for m in results.model]).p50
+        poll_p50 = Summary.of([p.seen_s for p in results.polling]).p50
+        completed = Summary.of([p.completed_s for p in results.polling])
+        out += [
+            f"Pipeline overhead at p50: **{ms(pipe_p50 - model_p50)}** on top of the model's first token. "
+            f"The original design shows the first text **{times(ratio(poll_p50, pipe_p50))} later** than this "
+            f"pipeline at p50 (it must wait for the whole reply, p50 {ms(completed.p50)}, then for the next poll of "
+            f"its schedule: first after {ORIGINAL_BACKOFF.first_s:g} s, x{ORIGINAL_BACKOFF.factor:g}, capped at "
+            f"{ORIGINAL_BACKOFF.cap_s:g} s). Pipeline time to `done`: p50 "
+            f"{ms(Summary.of([r.done_s for r in results.pipeline]).p50)}.",
+            "",
+        ]
+    return out
+
+
+def _frames_section(frames: FrameComparison) -> list[str]:
+    coalesced_per_1000, per_token_per_1000 = frames.frames_per_1000_tokens()
+    rows = [
+        [
+            "one frame per token (baseline)",
+            f"{per_token_per_1000:,.0f}",
+            str(frames.per_token.frames),
+            f"{frames.per_token.wire_bytes:,}",
+            f"{1000 * frames.per_token.wire_bytes / frames.tokens:,.0f}",
+            "1.00x",
+        ],
+        [
+            "coalesced frames as received",
+            f"{coalesced_per_1000:,.0f}",
+            str(frames.coalesced.frames),
+            f"{frames.coalesced.wire_bytes:,}",
+            f"{1000 * frames.coalesced.wire_bytes / frames.tokens:,.0f}",
+            f"{times(frames.frame_ratio())} frames, {times(frames.wire_byte_ratio())} bytes",
+        ],
+    ]
+    headers = ["delta frames", "frames / 1000 tokens", "frames", "bytes on the wire", "bytes / 1000 tokens", "ratio"]
+    return [
+        "## Frames and bytes per reply",
+        "",
+        f"Over the same {frames.tokens:,} output tokens (the replies of the latency run). Bytes include the "
+        "WebSocket frame header (API Gateway does not compress); the baseline wraps each token in the same "
+        "`delta` envelope the worker uses.",
+        "",
+        markdown_table(headers, rows),
+        "",
+        f"Every `PostToConnection` is an API Gateway request: **{times(ratio(1, frames.frame_ratio()))} fewer** "
+        "requests (and DynamoDB checkpoint writes) than one per token.",
+        "",
+    ]
+
+
+def _cold_start_section(cold: ColdStart) -> list[str]:
+    rows = [["bare interpreter (baseline)", ms(cold.bare_s), "1.00x", ""]]
+    for handler in cold.handlers:
+        worst = ", ".join(f"{name} {ms(seconds)}" for name, seconds in handler.worst[:4])
+        rows.append([f"`{handler.module}`", ms(handler.median_s), times(cold.handler_ratio(handler)), worst])
+    size_rows = [
+        [
+            layer.name,
+            f"{layer.unzipped_bytes / 1e6:,.2f} MB",
+            f"{layer.zipped_bytes / 1e6:,.2f} MB",
+            f"{layer.files:,}",
+        ]
+        for layer in cold.layers
+    ]
+    target = cold.layers[0].target if cold.layers else ""
+    return [
+        "## Cold start",
+        "",
+        f"Import of each handler in a fresh `python -I -S` (CPython {cold.python}, this host) from the layers built "
+        f"for this host, median of {len(cold.bare_samples_s)}; the costliest packages by self time from "
+        "`-X importtime`. The worker imports `openai` on its first message, not at import: shown as its own row.",
+        "",
+        markdown_table(["import", "median", "÷ bare start", "largest contributors (self time)"], rows),
+        "",
+        f"Layer sizes ({target}):",
+        "",
+        markdown_table(["layer", "unzipped", "zipped", "files"], size_rows),
+        "",
+    ]
+
+
+def _throughput_section(results: Results) -> list[str]:
+    runs = results.throughput
+    base = next((r for r in runs if r.users == 1), runs[0])
+    rows = []
+    for run in runs:
+        first = run.first_text()
+        first_message = Summary.of(run.first_text_first_message_s) if run.first_text_first_message_s else first
+        audit = run.audit
+        rows.append(
+            [
+                f"{run.users} x {run.messages_per_user}",
+                f"{run.answered}/{run.users * run.messages_per_user}",
+                f"{run.messages_per_s:.2f}",
+                times(ratio(run.messages_per_s, base.messages_per_s)),
+                f"{ms(first_message.p50)} / {ms(first_message.p95)}",
+                f"{ms(first.p50)} / {ms(first.p95)}",
+                f"{run.frames_per_reply:.1f}",
+                f"{audit.lost} / {audit.duplicated} / {audit.reordered} / {audit.incomplete}",
+            ]
+        )
+    headers = [
+        "users x messages",
+        "answered",
+        "messages/s",
+        "÷ 1 user",
+        "first text, 1st message p50 / p95",
+        "first text, all p50 / p95",
+        "frames / reply",
+        "lost / dup / reordered / incomplete",
+    ]
+    pace = results.throughput_pace
+    return [
+        "## Throughput",
+        "",
+        f"All users send their messages at once (each waits only for `accepted` before its next one, so the send "
+        f"order is the accepted order). Model pace here: first token after {pace.first_token_s:g} s, then "
+        f"{pace.tokens_per_s:g} tokens/s, faster than the latency run so the steps measure the pipeline rather "
+        f"than the model typing. Poller concurrency (`LocalStackSettings.poller_concurrency`, Lambda's concurrent "
+        f"FIFO batches): **{base.poller_concurrency}**. A fresh stack per step. The audit checks, per user, one "
+        "`done` per accepted `messageId`, `seq` 0..n without gap or repeat adding up to `outputTokens`, and "
+        "replies in send order, one at a time.",
+        "",
+        markdown_table(headers, rows),
+        "",
+    ]
+
+
+def _authorizer_section(auth: AuthorizerResult) -> list[str]:
+    rows = [
+        [
+            "JWKS fetched on every call (original, baseline)",
+            f"{auth.cold.per_s:,.0f}",
+            str(auth.jwks_fetches_cold),
+            "1.00x",
+        ],
+        [
+            "warm JWKS cache (`TokenVerifier`)",
+            f"{auth.warm.per_s:,.0f}",
+            str(auth.jwks_fetches_warm),
+            times(auth.speedup),
+        ],
+    ]
+    return [
+        "## Authorizer",
+        "",
+        "RS256 access tokens minted here, verified by `assistant.auth.TokenVerifier` (signature, issuer, times, "
+        "`token_use`, `client_id`), single thread. The JWKS is served over HTTP on 127.0.0.1: a loopback fetch "
+        "costs far less than one to Cognito, so the real ratio is larger.",
+        "",
+        markdown_table(["verifier", "verifications/s", "JWKS fetches", "ratio"], rows),
+        "",
+    ]
+
+
+def render(results: Results) -> str:
+    machine = results.machine
+    pace = results.pace
+    out = [
+        "# Benchmarks",
+        "",
+        f"Generated by `{results.command}` ({results.mode} run, {results.duration_s:.0f} s). Every number is "
+        "paired with a baseline measured in the same run on the same machine: read the ratios, not the absolute "
+        "times, when comparing machines.",
+        "",
+        f"- Machine: {machine.one_line()}",
+        "- Packages: " + ", ".join(f"{name} {version}" for name, version in machine.packages.items()),
+        f"- Offline model pace (latency and frames): first token after {pace.first_token_s:g} s, then "
+        f"{pace.tokens_per_s:g} tokens/s",
+        "- Everything runs in one process on 127.0.0.1: moto's server, the gateway, the poller, the handlers, the "
+        "offline model and the clients, so absolute numbers include their competition for the cores.",
+        "",
+        "![TTFT distributions and frames per reply](benchmarks.png)",
+        "",
+        "## How to reproduce",
+        "",
+        "```bash",
+        "make bench                          # the full run (≈ 5-10 min on 2 cores): rewrites this file and the plot",
+        ".venv/bin/python -m scripts.bench --quick   # ≈ 1 min, smaller samples; same tables",
+        "```",
+        "",
+    ]
+    if results.pipeline and results.model and results.polling:
+        out += _latency_section(results)
+    if results.frames is not None:
+        out += _frames_section(results.frames)
+    if results.throughput:
+        out += _throughput_section(results)
+    if results.cold_start is not None:
+        out += _cold_start_section(results.cold_start)
+    if results.authorizer is not None:
+        out += _authorizer_section(results.authorizer)
+    if results.findings:
+        out += ["## Findings", ""] + [f"- {finding}" for finding in results.findings] + [""]
+    return "\n".join(out)
