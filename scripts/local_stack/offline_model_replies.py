@@ -173,11 +173,22 @@ def _tool_result_reply(context: Sequence[Mapping[str, Any]], output_item: Mappin
         return f"The {name} tool couldn't help this time: {problem}"
     if name == TIME_TOOL:
         zone = arguments.get("timezone", "UTC") if isinstance(arguments, dict) else "UTC"
-        return f"According to the {TIME_TOOL} tool, the time in {zone} is {output}."
+        return f"According to the {TIME_TOOL} tool, it is {_readable_time(output)} in {zone}."
     if name == CALC_TOOL:
         expression = arguments.get("expression", "that") if isinstance(arguments, dict) else "that"
         return f"{expression} = {output}. (The {CALC_TOOL} tool did the arithmetic; I only asked it.)"
     return f"The {name} tool returned: {output}"
+
+
+def _readable_time(output: str) -> str:
+    """``{"datetime": "2026-11-25T08:59:34+09:00", "weekday": "Wednesday", ...}`` as
+    "08:59 (UTC+09:00) on Wednesday, 2026-11-25"; the raw output when it has another shape."""
+    try:
+        fields = json.loads(output)
+        date, clock = str(fields["datetime"]).split("T", 1)
+        return f"{clock[:5]} (UTC{clock[8:]}) on {fields['weekday']}, {date}"
+    except (ValueError, KeyError, TypeError):
+        return output
 
 
 def _reported_error(output: str) -> str | None:

@@ -246,7 +246,8 @@ async def test_a_tool_call_shows_started_and_done_frames(local_stack: LocalStack
     types = [frame["type"] for frame in frames]
     assert types.index("tool") < types.index("delta"), "the tool runs before the answer that uses it"
     text = reply_text(frames, message_id)
-    assert text.startswith("According to the current_time tool, the time in Asia/Tokyo is ")
+    assert text.startswith("According to the current_time tool, it is ")
+    assert text.endswith(" in Asia/Tokyo.")
     # The tool's real output made it into the reply: an ISO-like timestamp with Tokyo's offset.
     assert "+09:00" in text, text
     # The user text went to the model once; the second round carried only the tool's output.

@@ -100,7 +100,8 @@ async def test_the_demo_user_chats_on_the_web_page_against_the_local_stack(web_s
     await page.wait_for_selector(f"{REPLY}[data-state='done']")
     text = await reply.locator(".text").text_content()
     assert text is not None
-    assert text.startswith("According to the current_time tool, the time in Asia/Tokyo is ")
+    assert text.startswith("According to the current_time tool, it is ")
+    assert text.endswith(" in Asia/Tokyo.")
     assert "current_time: done" in await reply.locator(".tools").inner_text()
     shown = await page.evaluate("window.__shown")
     assert len(shown) >= 2, f"the reply appeared in one piece: {shown}"
