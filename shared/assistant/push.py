@@ -73,6 +73,8 @@ class Broadcaster:
             connect_timeout=_CONNECT_TIMEOUT_SECONDS,
             read_timeout=_READ_TIMEOUT_SECONDS,
             retries={"mode": "standard", "max_attempts": _MAX_ATTEMPTS},
+            # One invocation per Lambda container; the local stack runs many in one process on this client.
+            max_pool_connections=50,
         )
         client = boto3.client("apigatewaymanagementapi", endpoint_url=callback_url, config=config)
         return cls(client, connections)

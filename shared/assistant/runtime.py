@@ -25,7 +25,11 @@ if TYPE_CHECKING:
     from assistant.stores.messages import MessageStore
 
 #: Route handlers must answer within API Gateway's 29 s; AWS calls get short timeouts and botocore's standard retries.
-_AWS_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
+#: (A Lambda container runs one invocation at a time; the larger pool is for the local stack, where the handlers of
+#: many concurrent invocations share one process and its clients.)
+_AWS_CONFIG = Config(
+    connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=50
+)
 #: How long a fetched OpenAI key is reused before Secrets Manager is asked again (rotation takes effect by then).
 SECRET_MAX_AGE_SECONDS = 300
 
