@@ -9,6 +9,7 @@ import os
 
 import pytest
 
+from assistant import runtime
 from scripts.local_stack.offline_model import OFFLINE_MODEL_NAME, Pace
 from scripts.local_stack.stack import LocalStack
 from tests.e2e.conftest import (
@@ -140,6 +141,13 @@ async def test_cancel_mid_reply_stops_it_with_cancelled_and_no_done(local_stack:
     assert [frame["type"] for frame in tail] == ["pong"]
     assert await wait_for_status(user.user_id, message_id) == "cancelled"
     assert len(responses_posted(local_stack, "Write a long essay about tides")) == 1
+    # The model stopped too: a background response runs on after its stream closes unless it is cancelled.
+    record = runtime.messages().get(user.user_id, message_id)
+    assert record is not None
+    assert record.checkpoint.response_id is not None
+    assert local_stack.offline_model is not None
+    run = local_stack.offline_model.state.responses[record.checkpoint.response_id]
+    assert run.response["status"] == "cancelled"
 
 
 async def test_reconnect_keeps_the_conversation_and_new_conversation_starts_another(local_stack: LocalStack) -> None:
