@@ -19,13 +19,13 @@ import sys
 import time
 import zipfile
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 from assistant.wiring import FUNCTIONS, Env
 from infra.bundling import LAYER_PYTHON_DIR, PipLayerBundler, PythonTarget, SourceBundler
 from infra.layers import ASSISTANT_PACKAGE_DIR, CONSTRAINTS, HANDLERS_DIR, LAMBDA_TARGET, RUNTIME_REQUIREMENTS
 from scripts.bench.stats import ratio
+from scripts.local_stack.lambda_runtime import runtime_provided
 
 CACHE_DIR = Path(__file__).resolve().parents[2] / ".build" / "bench"
 _IMPORT_TIMEOUT_S = 60
@@ -90,30 +90,6 @@ def build_first_party(target: PythonTarget, into: Path) -> tuple[Path, Path]:
     package = SourceBundler(ASSISTANT_PACKAGE_DIR, target, f"{LAYER_PYTHON_DIR}/assistant").build(into / "pkg")
     code = SourceBundler(HANDLERS_DIR, target).build(into / "code")
     return package.parent, code
-
-
-def runtime_provided(into: Path) -> Path:
-    """boto3, botocore and their dependencies, as the Lambda runtime provides them (symlinks into this venv)."""
-    provided = into / "runtime-provided"
-    provided.mkdir(parents=True, exist_ok=True)
-    pending, seen = ["boto3"], set()
-    while pending:
-        dist = metadata.distribution(pending.pop())
-        name = dist.metadata["Name"].lower()
-        if name in seen:
-            continue
-        seen.add(name)
-        top_level = (dist.read_text("top_level.txt") or "").split()
-        files = dist.files or []
-        names = set(top_level) or {str(f).split("/")[0] for f in files if not str(f).split("/")[0].endswith("-info")}
-        for top in names:
-            for candidate in (Path(str(dist.locate_file(top))), Path(str(dist.locate_file(f"{top}.py")))):
-                if candidate.exists() and not (provided / candidate.name).exists():
-                    (provided / candidate.name).symlink_to(candidate)
-        for requirement in dist.requires or []:
-            if "extra ==" not in requirement:
-                pending.append(re.split(r"[;\s<>=!~\[]", requirement, maxsplit=1)[0])
-    return provided
 
 
 def handler_env() -> dict[str, str]:

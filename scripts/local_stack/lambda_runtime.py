@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import re
 import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -146,3 +148,27 @@ class LambdaRuntime:
     def close(self) -> None:
         """Wait for running handlers (they end quickly once moto and the gateway are gone) and drop queued ones."""
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def runtime_provided(into: Path) -> Path:
+    """boto3, botocore and their dependencies, as the Lambda runtime provides them (symlinks into this venv)."""
+    provided = into / "runtime-provided"
+    provided.mkdir(parents=True, exist_ok=True)
+    pending, seen = ["boto3"], set()
+    while pending:
+        dist = metadata.distribution(pending.pop())
+        name = dist.metadata["Name"].lower()
+        if name in seen:
+            continue
+        seen.add(name)
+        top_level = (dist.read_text("top_level.txt") or "").split()
+        files = dist.files or []
+        names = set(top_level) or {str(f).split("/")[0] for f in files if not str(f).split("/")[0].endswith("-info")}
+        for top in names:
+            for candidate in (Path(str(dist.locate_file(top))), Path(str(dist.locate_file(f"{top}.py")))):
+                if candidate.exists() and not (provided / candidate.name).exists():
+                    (provided / candidate.name).symlink_to(candidate)
+        for requirement in dist.requires or []:
+            if "extra ==" not in requirement:
+                pending.append(re.split(r"[;\s<>=!~\[]", requirement, maxsplit=1)[0])
+    return provided

@@ -13,28 +13,16 @@ from typing import Any
 import pytest
 
 from scripts.local_stack.stack import WEB_DIR, LocalStack
+from tests.browser import ARTIFACTS, needs_chromium, open_page
 from tests.e2e.conftest import e2e_settings, running_stack, stack_info
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path("/usr/bin/chromium").exists(), reason="Debian's Chromium (/usr/bin/chromium) is absent"
-    ),
+    needs_chromium,
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 REPLY = "#messages li.message.assistant"
 
 
@@ -47,20 +35,8 @@ def web_stack() -> Iterator[LocalStack]:
 
 @pytest.fixture
 async def page() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            context = await browser.new_context(viewport={"width": 1100, "height": 760})
-            browser_page = await context.new_page()
-            browser_page.set_default_timeout(15_000)
-            errors: list[str] = []
-            browser_page.on("pageerror", lambda error: errors.append(str(error)))
-            yield browser_page
-            assert errors == [], f"JavaScript errors on the page: {errors}"
-        finally:
-            await browser.close()
+    async with open_page(timeout_ms=15_000) as browser_page:
+        yield browser_page
 
 
 async def test_the_demo_user_chats_on_the_web_page_against_the_local_stack(web_stack: LocalStack, page: Any) -> None:

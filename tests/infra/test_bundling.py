@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ import pytest
 from assistant.wiring import FUNCTIONS, Env
 from infra.bundling import LAYER_PYTHON_DIR, PipLayerBundler, PythonTarget, SourceBundler
 from infra.layers import ASSISTANT_PACKAGE_DIR, CONSTRAINTS, HANDLERS_DIR, RUNTIME_REQUIREMENTS
+from scripts.local_stack.lambda_runtime import runtime_provided
 from tests.infra.conftest import synth_app
 
 pytestmark = pytest.mark.bundling
@@ -110,29 +110,6 @@ def test_bundled_layers_resolve_every_import_of_handlers_and_package(tmp_path: P
     assert unresolved == set()
 
 
-def _runtime_provided_paths(tmp_path: Path) -> Path:
-    """A directory with only boto3, botocore and their dependencies, as the Lambda runtime provides them."""
-    provided = tmp_path / "runtime-provided"
-    provided.mkdir()
-    pending, seen = ["boto3"], set()
-    while pending:
-        dist = metadata.distribution(pending.pop())
-        if dist.metadata["Name"].lower() in seen:
-            continue
-        seen.add(dist.metadata["Name"].lower())
-        top_level = (dist.read_text("top_level.txt") or "").split()
-        files = dist.files or []
-        names = set(top_level) or {str(f).split("/")[0] for f in files if not str(f).split("/")[0].endswith("-info")}
-        for name in names:
-            for candidate in (Path(str(dist.locate_file(name))), Path(str(dist.locate_file(f"{name}.py")))):
-                if candidate.exists() and not (provided / candidate.name).exists():
-                    (provided / candidate.name).symlink_to(candidate)
-        for requirement in dist.requires or []:
-            if "extra ==" not in requirement:
-                pending.append(requirement.split(";")[0].split(" ")[0].split("<")[0].split(">")[0].split("=")[0])
-    return provided
-
-
 def test_handlers_import_from_the_layers_alone_on_this_host(tmp_path: Path) -> None:
     modules = _handler_modules()
     host = PythonTarget.for_host()
@@ -144,7 +121,7 @@ def test_handlers_import_from_the_layers_alone_on_this_host(tmp_path: Path) -> N
     assert list((package / "__pycache__").glob(f"wiring.{tag}.pyc"))
     assert list((code / "__pycache__").glob(f"worker.{tag}.pyc"))
 
-    path = [str(code), str(package.parent), str(deps), str(_runtime_provided_paths(tmp_path))]
+    path = [str(code), str(package.parent), str(deps), str(runtime_provided(tmp_path))]
     script = (
         f"import sys; sys.path[:0] = {path!r}\n"
         + "".join(f"import {m}\n" for m in modules)

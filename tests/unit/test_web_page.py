@@ -17,26 +17,15 @@ from typing import Any
 import pytest
 from aiohttp import WSMsgType, web
 
+from tests.browser import ARTIFACTS, needs_chromium, open_page
+
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path("/usr/bin/chromium").exists(), reason="Debian's Chromium (/usr/bin/chromium) is absent"
-    ),
+    needs_chromium,
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "web"
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 USERNAME = "demo"
 PASSWORD = "Demo-password-1"
 CLIENT_ID = "web-client-id"
@@ -189,20 +178,8 @@ async def backend() -> AsyncIterator[tuple[FakeBackend, str]]:
 
 @pytest.fixture
 async def page() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            context = await browser.new_context(viewport={"width": 1100, "height": 760})
-            browser_page = await context.new_page()
-            browser_page.set_default_timeout(10_000)
-            errors: list[str] = []
-            browser_page.on("pageerror", lambda error: errors.append(str(error)))
-            yield browser_page
-            assert errors == [], f"JavaScript errors on the page: {errors}"
-        finally:
-            await browser.close()
+    async with open_page(timeout_ms=10_000) as browser_page:
+        yield browser_page
 
 
 async def sign_in(page: Any, url: str, password: str = PASSWORD) -> None:
