@@ -93,6 +93,11 @@ def stack_info(stack: LocalStack) -> StackInfo:
 
 def sign_in(info: StackInfo, username: str | None = None, password: str | None = None) -> str:
     """A Cognito access token from moto, through the public USER_PASSWORD_AUTH flow the web page uses."""
+    return str(sign_in_tokens(info, username, password)["AccessToken"])
+
+
+def sign_in_tokens(info: StackInfo, username: str | None = None, password: str | None = None) -> dict[str, Any]:
+    """Every token of a USER_PASSWORD_AUTH sign-in (``AccessToken``, ``IdToken``, ``RefreshToken``)."""
     cognito = boto3.client(
         "cognito-idp",
         endpoint_url=info.cognito_endpoint,
@@ -105,7 +110,8 @@ def sign_in(info: StackInfo, username: str | None = None, password: str | None =
         ClientId=info.user_pool_client_id,
         AuthParameters={"USERNAME": username or info.demo_username, "PASSWORD": password or info.demo_password},
     )
-    return result["AuthenticationResult"]["AccessToken"]
+    tokens: dict[str, Any] = result["AuthenticationResult"]
+    return tokens
 
 
 def create_user(stack: LocalStack, username: str, password: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import boto3
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
@@ -19,6 +18,7 @@ from tests.e2e.conftest import (
     receive_until,
     request,
     send_message,
+    sign_in_tokens,
     stack_info,
 )
 
@@ -170,18 +170,7 @@ async def test_a_garbage_token_is_refused_with_403(local_stack: LocalStack) -> N
 async def test_an_id_token_or_a_tampered_access_token_is_refused(local_stack: LocalStack) -> None:
     info = stack_info(local_stack)
     user = new_user(local_stack, "idtoken")
-    cognito = boto3.client(
-        "cognito-idp",
-        endpoint_url=info.cognito_endpoint,
-        region_name=info.region,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    tokens = cognito.initiate_auth(
-        AuthFlow="USER_PASSWORD_AUTH",
-        ClientId=info.user_pool_client_id,
-        AuthParameters={"USERNAME": user.username, "PASSWORD": user.password},
-    )["AuthenticationResult"]
+    tokens = sign_in_tokens(info, user.username, user.password)
     # Signed by the same pool, but meant for the client, not for APIs (token_use = id).
     assert await _refused_with(_url(info, tokens["IdToken"])) == 403
     header, payload, signature = tokens["AccessToken"].split(".")
