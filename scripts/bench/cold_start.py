@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
 import statistics
 import subprocess
@@ -21,11 +20,11 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant.wiring import FUNCTIONS, Env
+from assistant.wiring import FUNCTIONS
 from infra.bundling import LAYER_PYTHON_DIR, PipLayerBundler, PythonTarget, SourceBundler
 from infra.layers import ASSISTANT_PACKAGE_DIR, CONSTRAINTS, HANDLERS_DIR, LAMBDA_TARGET, RUNTIME_REQUIREMENTS
 from scripts.bench.stats import ratio
-from scripts.local_stack.lambda_runtime import runtime_provided
+from scripts.local_stack.lambda_runtime import handler_env, runtime_provided
 
 CACHE_DIR = Path(__file__).resolve().parents[2] / ".build" / "bench"
 _IMPORT_TIMEOUT_S = 60
@@ -90,34 +89,6 @@ def build_first_party(target: PythonTarget, into: Path) -> tuple[Path, Path]:
     package = SourceBundler(ASSISTANT_PACKAGE_DIR, target, f"{LAYER_PYTHON_DIR}/assistant").build(into / "pkg")
     code = SourceBundler(HANDLERS_DIR, target).build(into / "code")
     return package.parent, code
-
-
-def handler_env() -> dict[str, str]:
-    """What a deployed function's environment looks like, with placeholder values (nothing is called)."""
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        **{name.value: "placeholder" for name in Env},
-        Env.CALLBACK_URL.value: "https://example.execute-api.us-east-1.amazonaws.com/dev",
-        Env.QUEUE_URL.value: "https://sqs.us-east-1.amazonaws.com/123456789012/q.fifo",
-        Env.LOG_LEVEL.value: "INFO",
-        "POWERTOOLS_METRICS_DISABLED": "true",
-    }
-    for numeric in (
-        Env.MAX_MESSAGE_CHARS,
-        Env.DAILY_MESSAGE_QUOTA,
-        Env.DAILY_OUTPUT_TOKEN_QUOTA,
-        Env.FLUSH_INTERVAL_MS,
-        Env.FLUSH_CHARS,
-        Env.MAX_RECEIVE_COUNT,
-    ):
-        env[numeric.value] = "10"
-    for optional in (Env.COGNITO_ISSUER, Env.COGNITO_JWKS_URL, Env.OPENAI_BASE_URL, Env.MODEL_OVERRIDE):
-        env.pop(optional.value)
-    return env
 
 
 def _run(code: str, env: dict[str, str], *, importtime: bool = False) -> tuple[float, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import os
 import re
 import sys
 import time
@@ -22,7 +23,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
-from assistant.wiring import FunctionSpec
+from assistant.wiring import Env, FunctionSpec
 
 log = logging.getLogger("local_stack.lambda")
 
@@ -172,3 +173,38 @@ def runtime_provided(into: Path) -> Path:
             if "extra ==" not in requirement:
                 pending.append(re.split(r"[;\s<>=!~\[]", requirement, maxsplit=1)[0])
     return provided
+
+
+def handler_env() -> dict[str, str]:
+    """What a deployed function's environment looks like, with placeholder values (nothing is called)."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        **{name.value: "placeholder" for name in Env},
+        Env.CALLBACK_URL.value: "https://example.execute-api.us-east-1.amazonaws.com/dev",
+        Env.QUEUE_URL.value: "https://sqs.us-east-1.amazonaws.com/123456789012/q.fifo",
+        Env.LOG_LEVEL.value: "INFO",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+    }
+    for numeric in (
+        Env.MAX_MESSAGE_CHARS,
+        Env.DAILY_MESSAGE_QUOTA,
+        Env.DAILY_OUTPUT_TOKEN_QUOTA,
+        Env.FLUSH_INTERVAL_MS,
+        Env.FLUSH_CHARS,
+        Env.MAX_RECEIVE_COUNT,
+    ):
+        env[numeric.value] = "10"
+    # Optional ones are unset in a deployed function unless a stage sets them.
+    for optional in (
+        Env.COGNITO_ISSUER,
+        Env.COGNITO_JWKS_URL,
+        Env.OPENAI_BASE_URL,
+        Env.MODEL_OVERRIDE,
+        Env.MODEL_READ_TIMEOUT_MS,
+    ):
+        env.pop(optional.value)
+    return env

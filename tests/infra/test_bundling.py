@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from assistant.wiring import FUNCTIONS, Env
+from assistant.wiring import FUNCTIONS
 from infra.bundling import LAYER_PYTHON_DIR, PipLayerBundler, PythonTarget, SourceBundler
 from infra.layers import ASSISTANT_PACKAGE_DIR, CONSTRAINTS, HANDLERS_DIR, RUNTIME_REQUIREMENTS
-from scripts.local_stack.lambda_runtime import runtime_provided
+from scripts.local_stack.lambda_runtime import handler_env, runtime_provided
 from tests.infra.conftest import synth_app
 
 pytestmark = pytest.mark.bundling
@@ -127,22 +126,7 @@ def test_handlers_import_from_the_layers_alone_on_this_host(tmp_path: Path) -> N
         + "".join(f"import {m}\n" for m in modules)
         + f"assert all(getattr(sys.modules[m], 'handler', None) for m in {modules!r})\n"
     )
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        **{name.value: "placeholder" for name in Env},
-        Env.CALLBACK_URL.value: "https://example.execute-api.us-east-1.amazonaws.com/dev",
-        Env.QUEUE_URL.value: "https://sqs.us-east-1.amazonaws.com/123456789012/q.fifo",
-    }
-    for numeric in (Env.MAX_MESSAGE_CHARS, Env.DAILY_MESSAGE_QUOTA, Env.DAILY_OUTPUT_TOKEN_QUOTA, Env.FLUSH_INTERVAL_MS,
-                    Env.FLUSH_CHARS, Env.MAX_RECEIVE_COUNT):  # fmt: skip
-        env[numeric.value] = "10"
-    for optional in (Env.COGNITO_ISSUER, Env.COGNITO_JWKS_URL, Env.OPENAI_BASE_URL, Env.MODEL_OVERRIDE):
-        env.pop(optional.value)
-    env[Env.LOG_LEVEL.value] = "INFO"
+    env = handler_env()
     # -I ignores PYTHON* variables and the user site; -S drops site-packages, so only the layers are importable.
     result = subprocess.run(
         [sys.executable, "-I", "-S", "-c", script], env=env, capture_output=True, text=True, check=False, timeout=120
