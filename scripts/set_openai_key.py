@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None, read_key: Callable[[str], str] = get
         cloudformation=session.client("cloudformation"),
         secretsmanager=session.client("secretsmanager"),
     )
-    print(f"Stored the key in {name}. Running functions pick it up on their next cold start.")
+    print(f"Stored the key in {name}. Running functions pick it up within five minutes.")
     return 0
 
 

@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from infra.names import OutputKey, openai_secret_name, stack_name
-from scripts import create_user, set_openai_key
+from scripts import create_user, set_openai_key, web_config
 from scripts.stack_outputs import MissingOutputError, load_outputs
 
 REGION = "us-east-1"
@@ -31,7 +31,13 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         secrets = boto3.client("secretsmanager", region_name=REGION)
         secrets.create_secret(Name=openai_secret_name("dev"), SecretString="placeholder")
         cloudformation = boto3.client("cloudformation", region_name=REGION)
-        outputs = {OutputKey.USER_POOL_ID: pool_id, OutputKey.OPENAI_SECRET_NAME: openai_secret_name("dev")}
+        outputs = {
+            OutputKey.USER_POOL_ID: pool_id,
+            OutputKey.OPENAI_SECRET_NAME: openai_secret_name("dev"),
+            OutputKey.WEBSOCKET_URL: "wss://abc123.execute-api.us-east-1.amazonaws.com/dev",
+            OutputKey.USER_POOL_CLIENT_ID: "client123",
+            OutputKey.REGION: REGION,
+        }
         template = {
             "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}},
             "Outputs": {key: {"Value": value} for key, value in outputs.items()},
@@ -43,8 +49,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
 def test_outputs_are_read_from_the_stages_stack(aws: dict[str, Any]) -> None:
     outputs = load_outputs("dev", aws["cloudformation"], (OutputKey.USER_POOL_ID,))
     assert outputs[OutputKey.USER_POOL_ID] == aws["pool_id"]
-    with pytest.raises(MissingOutputError, match=OutputKey.WEBSOCKET_URL):
-        load_outputs("dev", aws["cloudformation"], (OutputKey.WEBSOCKET_URL,))
+    with pytest.raises(MissingOutputError, match=OutputKey.DEAD_LETTER_ALARM_NAME):
+        load_outputs("dev", aws["cloudformation"], (OutputKey.DEAD_LETTER_ALARM_NAME,))
 
 
 def test_set_openai_key_stores_the_key_without_printing_it(
@@ -89,3 +95,13 @@ def test_create_user_refuses_mismatched_passwords(aws: dict[str, Any]) -> None:
 def test_missing_stack_names_the_stage(aws: dict[str, Any]) -> None:
     with pytest.raises(aws["cloudformation"].exceptions.ClientError, match=stack_name("prod")):
         load_outputs("prod", aws["cloudformation"])
+
+
+def test_web_config_writes_what_the_page_reads(aws: dict[str, Any], tmp_path: Any) -> None:
+    out = tmp_path / "config.json"
+    assert web_config.main(["--stage", "dev", "--region", REGION, "--out", str(out)]) == 0
+    assert json.loads(out.read_text()) == {
+        "websocketUrl": "wss://abc123.execute-api.us-east-1.amazonaws.com/dev",
+        "userPoolClientId": "client123",
+        "region": REGION,
+    }
