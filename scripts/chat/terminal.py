@@ -1,0 +1,250 @@
+"""The terminal: prompt, slash commands, streamed output, Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+from scripts.chat.client import ChatClient
+from scripts.chat.events import (
+    ChatEvent,
+    Connected,
+    ConversationList,
+    ConversationStarted,
+    Disconnected,
+    Fatal,
+    HistoryReceived,
+    ProtocolProblem,
+    ReplyFinished,
+    ServerError,
+    TextReceived,
+    ToolUpdate,
+)
+from scripts.chat.signin import AuthenticationFailed
+
+# --- The terminal -----------------------------------------------------------------------------------------------
+
+
+class LineReader:
+    """Reads stdin lines in a daemon thread, one per request, so a prompt can be abandoned at exit."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, stream: TextIO = sys.stdin) -> None:
+        self._loop = loop
+        self._stream = stream
+        self._requests: list[tuple[str, asyncio.Future[str | None]]] = []
+        self._wake = threading.Condition()
+        threading.Thread(target=self._serve, name="stdin", daemon=True).start()
+
+    async def read(self, prompt: str) -> str | None:
+        future: asyncio.Future[str | None] = self._loop.create_future()
+        with self._wake:
+            self._requests.append((prompt, future))
+            self._wake.notify()
+        return await future
+
+    def _serve(self) -> None:
+        while True:
+            with self._wake:
+                while not self._requests:
+                    self._wake.wait()
+                prompt, future = self._requests.pop(0)
+            try:
+                line: str | None = input(prompt) if self._stream is sys.stdin else self._stream.readline() or None
+            except EOFError:
+                line = None
+            self._loop.call_soon_threadsafe(_resolve, future, line)
+
+
+def _resolve(future: asyncio.Future[str | None], value: str | None) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+HELP = """Commands:
+  /new              start a new conversation
+  /list             list your conversations
+  /history [id]     show a conversation (default: the current one)
+  /quit             leave (also Ctrl-D, or Ctrl-C at the prompt)
+Ctrl-C while a reply streams stops it."""
+
+
+class TerminalChat:
+    """The prompt loop: reads lines, sends them, prints replies and everything else the server says."""
+
+    def __init__(self, client: ChatClient, *, out: TextIO = sys.stdout) -> None:
+        self.client = client
+        self.out = out
+        #: The reply whose text the cursor is in the middle of, and the reply whose header was printed last.
+        self._streaming: str | None = None
+        self._headed: str | None = None
+        self._reply_done: asyncio.Future[None] | None = None
+        self._cancel_sent = False
+        self._quit = asyncio.Event()
+        self._waiting_for: type | None = None
+        self._answer: asyncio.Future[None] | None = None
+
+    def write(self, text: str) -> None:
+        self.out.write(text)
+        self.out.flush()
+
+    def _line(self, text: str) -> None:
+        if self._streaming is not None:
+            self.write("\n")
+            self._streaming = None
+        self.write(text + "\n")
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signal.SIGINT, self._on_interrupt)
+        printer = asyncio.create_task(self._print_events())
+        reader = LineReader(loop)
+        try:
+            self.client.start()
+            self.write("Connecting…\n")
+            self.write(HELP + "\n")
+            while not self._quit.is_set():
+                line = await self._until_quit(reader.read("you> "))
+                if line is None or self._quit.is_set():
+                    break
+                if not await self._handle_line(line.strip()):
+                    break
+            return 1 if printer.done() and printer.result() else 0
+        except AuthenticationFailed as exc:
+            self._line(f"Giving up: {exc}")
+            return 1
+        finally:
+            with contextlib.suppress(NotImplementedError):
+                loop.remove_signal_handler(signal.SIGINT)
+            if not printer.done():
+                printer.cancel()
+            await self.client.close()
+            self.write("\n")
+
+    async def _until_quit(self, awaitable: Any) -> Any:
+        task = asyncio.ensure_future(awaitable)
+        quit_wait = asyncio.create_task(self._quit.wait())
+        done, _ = await asyncio.wait({task, quit_wait}, return_when=asyncio.FIRST_COMPLETED)
+        quit_wait.cancel()
+        if task in done:
+            return task.result()
+        task.cancel()
+        return None
+
+    async def _handle_line(self, line: str) -> bool:
+        if not line:
+            return True
+        session = self.client.session
+        if line.startswith("/"):
+            command, _, argument = line.partition(" ")
+            if command in {"/quit", "/exit"}:
+                return False
+            if command == "/help":
+                self.write(HELP + "\n")
+            elif command == "/new":
+                await self._request(session.new_conversation_frame(), ConversationStarted)
+            elif command == "/list":
+                await self._request(session.list_conversations_frame(), ConversationList)
+            elif command == "/history":
+                frame = session.history_frame(argument.strip() or None)
+                if frame is None:
+                    self.write("No conversation yet: send a message or give an id (/list shows them).\n")
+                else:
+                    await self._request(frame, HistoryReceived)
+            else:
+                self.write(f"Unknown command {command}.\n{HELP}\n")
+            return True
+        self._reply_done = asyncio.get_running_loop().create_future()
+        self._cancel_sent = False
+        await self._until_quit(self.client.send_message(line))
+        await self._until_quit(self._reply_done)
+        self._reply_done = None
+        return not self._quit.is_set()
+
+    async def _request(self, frame: Mapping[str, Any], answer: type) -> None:
+        """Send a command and wait (a little) for its answer, so the prompt comes back after it."""
+        self._waiting_for = answer
+        self._answer = asyncio.get_running_loop().create_future()
+        await self._until_quit(self.client.send(frame))
+        with contextlib.suppress(TimeoutError):
+            await self._until_quit(asyncio.wait_for(asyncio.shield(self._answer), 15))
+        self._waiting_for = None
+
+    def _on_interrupt(self) -> None:
+        in_flight = self.client.session.in_flight
+        if in_flight is None or self._cancel_sent:
+            self._quit.set()
+            return
+        self._cancel_sent = True
+        self._line("^C stopping the reply… (Ctrl-C again to quit)")
+        asyncio.get_running_loop().create_task(self.client.cancel(in_flight))
+
+    async def _print_events(self) -> bool:
+        """Prints events until the client gives up; returns True on a fatal error."""
+        while True:
+            event = await self.client.events.get()
+            self._show(event)
+            answers = self._waiting_for is not None and isinstance(event, (self._waiting_for, ServerError))
+            if answers and self._answer is not None and not self._answer.done():
+                self._answer.set_result(None)
+            if isinstance(event, ReplyFinished) and event.own and self._reply_done and not self._reply_done.done():
+                self._reply_done.set_result(None)
+            if isinstance(event, Fatal):
+                self._quit.set()
+                return True
+
+    def _show(self, event: ChatEvent) -> None:
+        if isinstance(event, TextReceived):
+            if self._streaming != event.message_id:
+                if self._streaming is not None:
+                    self.write("\n")
+                if self._headed != event.message_id:
+                    self.write("assistant> " if event.own else "assistant (another tab)> ")
+                    self._headed = event.message_id
+                self._streaming = event.message_id
+            self.write(event.text)
+        elif isinstance(event, ToolUpdate):
+            self._line(f"  [tool {event.name}: {event.status}]")
+            self._headed = event.message_id
+        elif isinstance(event, ReplyFinished):
+            if event.late_text:
+                self.write(event.late_text)
+            if self._streaming is not None or event.late_text:
+                self.write("\n")
+            self._streaming = None
+            if event.incomplete:
+                self.write("  (part of this reply was missed while reconnecting; /history shows it in full)\n")
+            if event.outcome == "cancelled":
+                self.write("  [stopped]\n")
+            elif event.outcome == "done" and event.usage is not None:
+                model = f", {event.model}" if event.model else ""
+                self.write(f"  [{event.usage.input_tokens} in / {event.usage.output_tokens} out tokens{model}]\n")
+        elif isinstance(event, ServerError):
+            self._line(f"error ({event.code}): {event.message}")
+        elif isinstance(event, ConversationStarted):
+            self._line(f"New conversation {event.conversation_id}.")
+        elif isinstance(event, ConversationList):
+            if not event.items:
+                self._line("No conversations yet.")
+            for item in event.items:
+                marker = "*" if item.conversation_id == self.client.session.conversation_id else " "
+                self._line(f"{marker} {item.conversation_id}  {item.updated_at}  {item.title}")
+        elif isinstance(event, HistoryReceived):
+            self._line(f"--- conversation {event.conversation_id} ---")
+            for message in event.messages:
+                self._line(f"{'you' if message.role == 'user' else 'assistant'}> {message.text}")
+            self._line("---")
+        elif isinstance(event, Connected):
+            if event.attempt > 1:
+                self._line("(reconnected)")
+        elif isinstance(event, Disconnected):
+            self._line(f"({event.reason}; reconnecting in {event.retry_in:.1f}s)")
+        elif isinstance(event, Fatal):
+            self._line(f"Giving up: {event.reason}")
+        elif isinstance(event, ProtocolProblem):
+            self._line(f"(ignored a frame: {event.detail})")
