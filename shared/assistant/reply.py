@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from aws_lambda_powertools import Logger
@@ -129,10 +129,13 @@ class ReplyService:
             )
             if claimed is ClaimOutcome.QUOTA_EXCEEDED:
                 return self._reject_over_quota(record)
-            # Claimed, or changed under us (cancelled while queued, or another delivery claimed it): re-read.
-            record = self._reload(record)
-            if record.status is MessageStatus.QUEUED:
-                raise RuntimeError(f"Claiming message {record.message_id} failed without a reason.")
+            if claimed is ClaimOutcome.CLAIMED:
+                record = replace(record, status=MessageStatus.STREAMING)
+            else:
+                # Changed under us (cancelled while queued, or another delivery claimed it): see what it is now.
+                record = self._reload(record)
+                if record.status is MessageStatus.QUEUED:
+                    raise RuntimeError(f"Claiming message {record.message_id} failed without a reason.")
         if record.status.is_final:
             logger.info("Duplicate delivery ignored", extra={"status": record.status.value})
             return ReplyOutcome(ReplyResult.DUPLICATE)
