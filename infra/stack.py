@@ -8,6 +8,7 @@ from aws_cdk import aws_lambda_event_sources as event_sources
 from constructs import Construct
 
 from assistant.wiring import AUTHORIZER, QUEUE, WORKER, Env
+from infra.alarms import WorkerAlarms
 from infra.api_gateway_logging import ApiGatewayLoggingRole
 from infra.auth import UserDirectory
 from infra.functions import AssistantFunctions
@@ -63,6 +64,7 @@ class AssistantStack(cdk.Stack):
                 report_batch_item_failures=True,
             )
         )
+        self.alarms = WorkerAlarms(self, "Alarms", stage=stage, worker=self.functions[WORKER])
         self._outputs()
 
     def _provide_environment(self) -> None:

@@ -59,6 +59,30 @@ class Env(StrEnum):
     LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
 
 
+# --- Metrics ----------------------------------------------------------------------------------------------------
+
+
+class Metric(StrEnum):
+    """Custom metrics the functions emit (Powertools EMF); the stack's alarms watch some of them."""
+
+    MESSAGES_ACCEPTED = "MessagesAccepted"
+    REPLIES_COMPLETED = "RepliesCompleted"
+    REPLIES_CANCELLED = "RepliesCancelled"
+    REPLIES_FAILED = "RepliesFailed"
+    DUPLICATE_DELIVERIES = "DuplicateDeliveries"
+    OUTPUT_TOKENS = "OutputTokens"
+    INPUT_TOKENS = "InputTokens"
+    TIME_TO_FIRST_TEXT = "TimeToFirstText"
+    FRAMES_POSTED = "FramesPosted"
+    BAD_REQUESTS = "BadRequests"
+    AUTH_DENIED = "AuthDenied"
+    AUTH_ALLOWED = "AuthAllowed"
+    CONNECTIONS_OPENED = "ConnectionsOpened"
+    CONNECTIONS_CLOSED = "ConnectionsClosed"
+    ROUTE_REQUESTS = "RouteRequests"
+    RECORDS_RECEIVED = "RecordsReceived"
+
+
 # --- Table ------------------------------------------------------------------------------------------------------
 
 

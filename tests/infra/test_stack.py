@@ -103,10 +103,11 @@ def test_queue_is_high_throughput_fifo_with_encrypted_fifo_dead_letter_queue(dev
     assert dlq["FifoQueue"] is True
     assert dlq["SqsManagedSseEnabled"] is True
     assert dlq["MessageRetentionPeriod"] == QUEUE.dlq_retention_days * 24 * 3600
-    _, alarm = only(dev_template, "AWS::CloudWatch::Alarm")
-    assert alarm["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
-    assert alarm["Properties"]["Dimensions"][0]["Value"] == {"Fn::GetAtt": [dlq_id, "QueueName"]}
-    assert alarm["Properties"]["Threshold"] == 1
+    alarms = resources(dev_template, "AWS::CloudWatch::Alarm").values()
+    on_dlq = [a for a in alarms if a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"]
+    assert len(on_dlq) == 1
+    assert on_dlq[0]["Properties"]["Dimensions"][0]["Value"] == {"Fn::GetAtt": [dlq_id, "QueueName"]}
+    assert on_dlq[0]["Properties"]["Threshold"] == 1
 
 
 def test_both_queues_refuse_plain_http(dev_template: Template) -> None:
@@ -305,3 +306,22 @@ def test_stages_differ_in_names_retention_and_throttling(
         > dev_stage["Properties"]["DefaultRouteSettings"]["ThrottlingRateLimit"]
     )
     prod_template.has_resource_properties("AWS::Cognito::UserPool", {"UserPoolName": "gpt-assistant-prod"})
+
+
+def test_failed_replies_and_worker_errors_raise_alarms(dev_template: Template) -> None:
+    alarms = dev_template.find_resources("AWS::CloudWatch::Alarm")
+    failed = [a["Properties"] for a in alarms.values() if a["Properties"].get("MetricName") == "RepliesFailed"]
+    assert len(failed) == 1
+    # The metric the worker emits (Powertools: namespace from the env, dimension service = the function's name).
+    assert failed[0]["Namespace"] == "GptAssistant/dev"
+    assert failed[0]["Dimensions"] == [{"Name": "service", "Value": "worker"}]
+    errors = [a["Properties"] for a in alarms.values() if a["Properties"].get("MetricName") == "Errors"]
+    assert len(errors) == 1
+    worker = _logical_id_of_worker(dev_template)
+    assert errors[0]["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": worker}}]
+
+
+def _logical_id_of_worker(template: Template) -> str:
+    functions = template.find_resources("AWS::Lambda::Function", {"Properties": {"Handler": "worker.handler"}})
+    assert len(functions) == 1
+    return next(iter(functions))
