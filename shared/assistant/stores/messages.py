@@ -129,34 +129,33 @@ class MessageStore:
 
     def request_cancel(self, user_id: str, message_id: str) -> MessageRecord | None:
         """Cancel a queued message at once, or flag a streaming one for its worker. ``None``: no such message."""
+        cancelled = self._set_if_status(
+            user_id, message_id, "SET #status = :value", expected=MessageStatus.QUEUED, value=MessageStatus.CANCELLED
+        )
+        flagged = cancelled or self._set_if_status(
+            user_id, message_id, "SET cancelRequested = :value", expected=MessageStatus.STREAMING, value=True
+        )
+        # Neither: unknown, or already finished; the caller tells them apart by the status.
+        return flagged or self.get(user_id, message_id)
+
+    def _set_if_status(
+        self, user_id: str, message_id: str, expression: str, *, expected: MessageStatus, value: Any
+    ) -> MessageRecord | None:
+        """Apply ``expression`` (with ``:value``) if the message is ``expected``; the new record, or ``None``."""
         try:
             attributes = self._table.update_item(
                 Key=key(user_id, message_sk(message_id)),
-                UpdateExpression="SET #status = :cancelled",
-                ConditionExpression="#status = :queued",
+                UpdateExpression=expression,
+                ConditionExpression="#status = :expected",
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":cancelled": MessageStatus.CANCELLED.value, ":queued": "queued"},
+                ExpressionAttributeValues={":value": value, ":expected": expected.value},
                 ReturnValues="ALL_NEW",
             )["Attributes"]
-            return MessageRecord.from_item(attributes)
         except ClientError as exc:
-            if not _is_condition_failure(exc):
-                raise
-        try:
-            attributes = self._table.update_item(
-                Key=key(user_id, message_sk(message_id)),
-                UpdateExpression="SET cancelRequested = :true",
-                ConditionExpression="#status = :streaming",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":true": True, ":streaming": MessageStatus.STREAMING.value},
-                ReturnValues="ALL_NEW",
-            )["Attributes"]
-            return MessageRecord.from_item(attributes)
-        except ClientError as exc:
-            if not _is_condition_failure(exc):
-                raise
-        # Unknown, or already finished: the caller tells them apart by the status.
-        return self.get(user_id, message_id)
+            if _is_condition_failure(exc):
+                return None
+            raise
+        return MessageRecord.from_item(attributes)
 
     # --- the worker side ----------------------------------------------------------------------------------------
 
