@@ -1,0 +1,97 @@
+"""The message record's transitions against moto: claim with quota, cancel, checkpoint, finish."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from assistant.stores.messages import ClaimOutcome, MessageStatus, MessageStore, read_usage
+
+NOW = 1_764_000_000.0  # 2025-11-24 (UTC)
+
+
+@pytest.fixture
+def store(ddb_table: Any) -> MessageStore:
+    return MessageStore(ddb_table)
+
+
+def _claim(store: MessageStore, message_id: str, *, messages: int = 10, tokens: int = 1_000) -> ClaimOutcome:
+    record, _ = store.create("alice", message_id, "c_1", now=NOW)
+    return store.claim(record, now=NOW, message_quota=messages, token_quota=tokens)
+
+
+def test_a_message_is_claimed_once(store: MessageStore) -> None:
+    assert _claim(store, "m1") is ClaimOutcome.CLAIMED
+    record = store.get("alice", "m1")
+    assert record is not None
+    assert record.status is MessageStatus.STREAMING
+    assert store.claim(record, now=NOW, message_quota=10, token_quota=1_000) is ClaimOutcome.CONFLICT
+    assert read_usage(store._table, "alice", now=NOW).messages == 1
+
+
+def test_the_message_quota_stops_the_claim_and_counts_nothing(store: MessageStore) -> None:
+    assert _claim(store, "m1", messages=1) is ClaimOutcome.CLAIMED
+    assert _claim(store, "m2", messages=1) is ClaimOutcome.QUOTA_EXCEEDED
+    assert store.get("alice", "m2").status is MessageStatus.QUEUED  # type: ignore[union-attr]
+    assert read_usage(store._table, "alice", now=NOW).messages == 1
+
+
+def test_output_tokens_used_up_stop_the_next_claim(store: MessageStore) -> None:
+    assert _claim(store, "m1", tokens=100) is ClaimOutcome.CLAIMED
+    record = store.get("alice", "m1")
+    assert record is not None
+    assert store.finish(record, status=MessageStatus.DONE, now=NOW, output_tokens=100)
+    assert read_usage(store._table, "alice", now=NOW).output_tokens == 100
+    assert _claim(store, "m2", tokens=100) is ClaimOutcome.QUOTA_EXCEEDED
+
+
+def test_quotas_are_per_utc_day(store: MessageStore) -> None:
+    assert _claim(store, "m1", messages=1) is ClaimOutcome.CLAIMED
+    record, _ = store.create("alice", "m2", "c_1", now=NOW)
+    tomorrow = NOW + 24 * 3600
+    assert store.claim(record, now=tomorrow, message_quota=1, token_quota=1_000) is ClaimOutcome.CLAIMED
+
+
+def test_cancel_of_a_queued_message_is_final_at_once(store: MessageStore) -> None:
+    store.create("alice", "m1", "c_1", now=NOW)
+    cancelled = store.request_cancel("alice", "m1")
+    assert cancelled is not None
+    assert cancelled.status is MessageStatus.CANCELLED
+    assert store.request_cancel("alice", "unknown") is None
+    assert store.request_cancel("bob", "m1") is None  # someone else's message is nobody's
+
+
+def test_cancel_of_a_streaming_message_makes_its_next_checkpoint_fail(store: MessageStore) -> None:
+    assert _claim(store, "m1") is ClaimOutcome.CLAIMED
+    record = store.get("alice", "m1")
+    assert record is not None
+    assert store.start_round(record, response_id="resp_1", round_start=0)
+    assert store.checkpoint_frame(record, seq=0, frame_start=0, frame_end=5)
+    flagged = store.request_cancel("alice", "m1")
+    assert flagged is not None
+    assert (flagged.status, flagged.cancel_requested) == (MessageStatus.STREAMING, True)
+    assert not store.checkpoint_frame(record, seq=1, frame_start=5, frame_end=9)
+    checkpoint = store.get("alice", "m1").checkpoint  # type: ignore[union-attr]
+    assert (checkpoint.response_id, checkpoint.seq, checkpoint.frame_start, checkpoint.frame_end) == ("resp_1", 0, 0, 5)
+
+
+def test_a_finished_message_cannot_be_finished_or_cancelled_again(store: MessageStore) -> None:
+    assert _claim(store, "m1") is ClaimOutcome.CLAIMED
+    record = store.get("alice", "m1")
+    assert record is not None
+    assert store.finish(record, status=MessageStatus.DONE, now=NOW, output_tokens=7)
+    assert not store.finish(record, status=MessageStatus.FAILED, now=NOW, error_code="internal")
+    again = store.request_cancel("alice", "m1")
+    assert again is not None
+    assert again.status is MessageStatus.DONE
+    assert read_usage(store._table, "alice", now=NOW).output_tokens == 7
+
+
+def test_a_repeated_message_id_returns_the_original_record(store: MessageStore) -> None:
+    first, created = store.create("alice", "m1", "c_1", now=NOW)
+    assert created
+    second, created_again = store.create("alice", "m1", "c_2", now=NOW + 5)
+    assert not created_again
+    assert second.conversation_id == "c_1"
+    assert second.created_at == first.created_at
