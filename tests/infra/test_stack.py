@@ -325,3 +325,15 @@ def _logical_id_of_worker(template: Template) -> str:
     functions = template.find_resources("AWS::Lambda::Function", {"Properties": {"Handler": "worker.handler"}})
     assert len(functions) == 1
     return next(iter(functions))
+
+
+def test_the_worker_may_bring_a_failed_record_back_early(dev_template: Template) -> None:
+    """`assistant.queue.retry_soon` shortens a failed record's visibility: the worker needs the queue's URL and
+    sqs:ChangeMessageVisibility on exactly that queue."""
+    worker = _logical_id_of_worker(dev_template)
+    queues = resources(dev_template, "AWS::SQS::Queue")
+    main_queue = next(name for name, queue in queues.items() if "RedrivePolicy" in queue["Properties"])
+    grants = [s for s in _policy_statements_of(dev_template, worker) if "sqs:ChangeMessageVisibility" in _actions(s)]
+    assert [g["Resource"] for g in grants] == [{"Fn::GetAtt": [main_queue, "Arn"]}]
+    variables = dev_template.find_resources("AWS::Lambda::Function")[worker]["Properties"]["Environment"]["Variables"]
+    assert variables["QUEUE_URL"] == {"Ref": main_queue}
