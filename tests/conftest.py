@@ -30,6 +30,22 @@ class FakeClock:
         self.now += seconds
 
 
+class PagingTable:
+    """Forces tiny query pages so the store's pagination is exercised; everything else goes to the real table."""
+
+    def __init__(self, table: Any, page_size: int) -> None:
+        self._table = table
+        self._page_size = page_size
+        self.queries = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._table, name)
+
+    def query(self, **kwargs: Any) -> Any:
+        self.queries += 1
+        return self._table.query(Limit=self._page_size, **kwargs)
+
+
 @pytest.fixture
 def fake_clock() -> FakeClock:
     return FakeClock()

@@ -7,25 +7,9 @@ from typing import Any
 from assistant.stores.connections import ConnectionStore
 from assistant.stores.keys import SK, key
 from assistant.wiring import CONNECTION_TTL_SECONDS
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, PagingTable
 
 NOW = 1_700_000_000.25
-
-
-class PagingTable:
-    """Forces tiny query pages so the store's pagination is exercised; everything else goes to the real table."""
-
-    def __init__(self, table: Any, page_size: int) -> None:
-        self._table = table
-        self._page_size = page_size
-        self.queries = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._table, name)
-
-    def query(self, **kwargs: Any) -> Any:
-        self.queries += 1
-        return self._table.query(Limit=self._page_size, **kwargs)
 
 
 def test_add_writes_the_record_with_ttl(ddb_table: Any) -> None:

@@ -12,6 +12,7 @@ from assistant.errors import NotFound
 from assistant.protocol import is_valid_id
 from assistant.stores.conversations import DEFAULT_TITLE, MAX_TITLE_CHARS, Conversation, ConversationStore
 from assistant.stores.keys import CURRENT_CONVERSATION_SK, SK, key, user_pk
+from tests.conftest import PagingTable
 
 NOW = 1_700_000_000.0
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -33,20 +34,6 @@ class HookedTable:
             hook, self._hook = self._hook, None
             hook()
         return result
-
-
-class PagingTable:
-    def __init__(self, table: Any, page_size: int) -> None:
-        self._table = table
-        self._page_size = page_size
-        self.queries = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._table, name)
-
-    def query(self, **kwargs: Any) -> Any:
-        self.queries += 1
-        return self._table.query(Limit=self._page_size, **kwargs)
 
 
 def conversation_items(table: Any, user_id: str) -> list[dict[str, Any]]:
