@@ -50,4 +50,18 @@ class UserDirectory(Construct):
             id_token_validity=cdk.Duration.hours(1),
             refresh_token_validity=cdk.Duration.days(30),
             enable_token_revocation=True,
+            # Clients sign in with the API (USER_PASSWORD/SRP), not a hosted page: CDK's default OAuth flows and its
+            # https://example.com callback would only be an unused redirect target. A stage that wants the hosted
+            # sign-in names its callback URLs (and then needs a user pool domain).
+            disable_o_auth=not stage.hosted_sign_in_callback_urls,
+            o_auth=(
+                cognito.OAuthSettings(
+                    flows=cognito.OAuthFlows(authorization_code_grant=True),
+                    scopes=[cognito.OAuthScope.OPENID, cognito.OAuthScope.EMAIL],
+                    callback_urls=list(stage.hosted_sign_in_callback_urls),
+                    logout_urls=list(stage.hosted_sign_in_callback_urls),
+                )
+                if stage.hosted_sign_in_callback_urls
+                else None
+            ),
         )

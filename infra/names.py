@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from assistant.wiring import OPENAI_SECRET_NAME_FORMAT
+
 DEFAULT_STAGE: Final = "dev"
 #: Lowercase letters, digits and dashes, starting with a letter: valid in a stack name, a WebSocket stage name, a
 #: secret name and a metrics namespace alike.
@@ -29,7 +31,7 @@ def stack_name(stage: str) -> str:
 
 
 def openai_secret_name(stage: str) -> str:
-    return f"gpt-assistant/{validate_stage_name(stage)}/openai-api-key"
+    return OPENAI_SECRET_NAME_FORMAT.format(stage=validate_stage_name(stage))
 
 
 class OutputKey:

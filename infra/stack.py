@@ -43,7 +43,6 @@ class AssistantStack(cdk.Stack):
         self.functions = AssistantFunctions(
             self, "Functions", stage=stage, code=handlers or handlers_code(), layers=self.layers.all
         )
-        self.api_gateway_logging = ApiGatewayLoggingRole(self, "ApiGatewayLogging")
         self.websocket = WebSocketGateway(
             self,
             "WebSocket",
@@ -51,8 +50,14 @@ class AssistantStack(cdk.Stack):
             function_for=self.functions.__getitem__,
             authorizer_function=self.functions[AUTHORIZER],
         )
+        self.api_gateway_logging = ApiGatewayLoggingRole(
+            # The API resource itself, not its routes: those depend on the functions, and the stage on the account.
+            self,
+            "ApiGatewayLogging",
+            api=self.websocket.api.node.default_child or self.websocket.api,
+        )
         # The stage's access log settings fail to deploy until the account has an API Gateway logging role.
-        self.websocket.stage.node.add_dependency(self.api_gateway_logging)
+        self.websocket.stage.node.add_dependency(self.api_gateway_logging.account)
 
         self._provide_environment()
         self._grant_permissions()

@@ -38,6 +38,9 @@ class StageConfig:
     #: (``scripts/create_user.py``) unless a stage explicitly opens sign-up.
     allow_self_sign_up: bool = False
     log_level: str = "INFO"
+    #: Empty: the app client has no OAuth flows (clients sign in through the API). Set to use Cognito's hosted
+    #: sign-in page; the URLs become the client's callback and sign-out URLs.
+    hosted_sign_in_callback_urls: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         validate_stage_name(self.name)

@@ -16,6 +16,7 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "not_found"
     QUOTA_EXCEEDED = "quota_exceeded"
     MODEL_UNAVAILABLE = "model_unavailable"
+    MODEL_NOT_CONFIGURED = "model_not_configured"
     INTERNAL = "internal"
 
 
@@ -57,6 +58,12 @@ class ModelError(AssistantError):
     """The model could not produce a reply."""
 
     code = ErrorCode.MODEL_UNAVAILABLE
+
+
+class ModelNotConfigured(AssistantError):
+    """The stage has no model key yet (its secret was never set): an operator's step, not worth a retry."""
+
+    code = ErrorCode.MODEL_NOT_CONFIGURED
 
 
 class ModelUnavailable(ModelError):

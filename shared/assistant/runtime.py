@@ -17,6 +17,7 @@ from assistant.settings import Settings
 
 if TYPE_CHECKING:
     from assistant.auth import TokenVerifier
+    from assistant.errors import ModelNotConfigured
     from assistant.model import ModelClient
     from assistant.push import Broadcaster
     from assistant.reply import ReplyService
@@ -94,13 +95,41 @@ def token_verifier() -> TokenVerifier:
 
 
 def openai_api_key() -> str:
-    """The OpenAI key from Secrets Manager, cached by Powertools for :data:`SECRET_MAX_AGE_SECONDS`."""
+    """The OpenAI key from Secrets Manager, cached by Powertools for :data:`SECRET_MAX_AGE_SECONDS`.
+
+    The stack creates the secret without a value, so a stage whose key was never set is told apart from an outage:
+    the user gets ``model_not_configured`` and the operator a log line with the command that fixes it.
+    """
     from aws_lambda_powertools.utilities import parameters
 
-    value = parameters.get_secret(settings().require("openai_secret_name"), max_age=SECRET_MAX_AGE_SECONDS)
+    secret_name = settings().require("openai_secret_name")
+    try:
+        value = parameters.get_secret(secret_name, max_age=SECRET_MAX_AGE_SECONDS)
+    except parameters.exceptions.GetParameterError as error:
+        # Powertools wraps the SDK's error; the ClientError it raised from is the exception's context.
+        if _error_code(error.__context__) != "ResourceNotFoundException":
+            raise
+        raise _model_not_configured(secret_name) from error
     if not isinstance(value, str) or not value.strip():
-        raise RuntimeError("The OpenAI key secret is empty; set it with scripts/set_openai_key.py.")
+        raise _model_not_configured(secret_name)
     return value.strip()
+
+
+def _error_code(error: BaseException | None) -> str | None:
+    response = getattr(error, "response", None)
+    return response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+
+
+def _model_not_configured(secret_name: str) -> ModelNotConfigured:
+    from assistant.errors import ModelNotConfigured
+    from assistant.observability import logger
+    from assistant.wiring import set_openai_key_command
+
+    logger.error(
+        "The model key was never set: this stage cannot answer until an operator sets it",
+        extra={"secret": secret_name, "fix": set_openai_key_command(secret_name)},
+    )
+    return ModelNotConfigured("This assistant has no model key configured yet. Please tell its operator.")
 
 
 def model_client() -> ModelClient:

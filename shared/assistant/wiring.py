@@ -59,6 +59,21 @@ class Env(StrEnum):
     LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
 
 
+# --- The model key ----------------------------------------------------------------------------------------------
+
+#: Each stage's secret holding the model's API key (``infra.names.openai_secret_name`` fills it in).
+OPENAI_SECRET_NAME_FORMAT: Final = "gpt-assistant/{stage}/openai-api-key"
+
+
+def set_openai_key_command(secret_name: str) -> str:
+    """The command an operator runs to put the key into ``secret_name`` (named in the worker's log)."""
+    prefix, _, rest = OPENAI_SECRET_NAME_FORMAT.partition("{stage}")
+    if secret_name.startswith(prefix) and secret_name.endswith(rest):
+        stage = secret_name[len(prefix) : len(secret_name) - len(rest)]
+        return f".venv/bin/python -m scripts.set_openai_key --stage {stage}"
+    return f"aws secretsmanager put-secret-value --secret-id {secret_name} --secret-string file://<file with the key>"
+
+
 # --- Metrics ----------------------------------------------------------------------------------------------------
 
 
@@ -125,6 +140,12 @@ QUEUE: Final = QueueSpec()
 # --- Functions and routes ---------------------------------------------------------------------------------------
 
 
+#: What Powertools itself reads in every handler: the service name for logs, the log level, and the namespace
+#: without which ``Metrics`` refuses to flush (``SchemaValidationError``), failing every invocation that adds a
+#: metric. Every function gets them by construction, so no spec can forget them.
+POWERTOOLS_ENV: Final = (Env.SERVICE_NAME, Env.METRICS_NAMESPACE, Env.LOG_LEVEL)
+
+
 @dataclass(frozen=True)
 class FunctionSpec:
     """A Lambda function: where its handler lives and what it needs."""
@@ -135,6 +156,7 @@ class FunctionSpec:
     description: str
     timeout_seconds: int
     memory_mb: int = 512
+    #: Every variable the function reads. :data:`POWERTOOLS_ENV` is always added, so list only the function's own.
     env: tuple[Env, ...] = ()
     reads_openai_secret: bool = False
     posts_to_connections: bool = False
@@ -142,8 +164,12 @@ class FunctionSpec:
     #: "read" or "write" access to the table; ``None`` for no access.
     table_access: str | None = None
 
+    def __post_init__(self) -> None:
+        own = tuple(name for name in self.env if name not in POWERTOOLS_ENV)
+        object.__setattr__(self, "env", (*POWERTOOLS_ENV, *own))
 
-_COMMON_ENV = (Env.TABLE_NAME, Env.SERVICE_NAME, Env.METRICS_NAMESPACE, Env.LOG_LEVEL)
+
+_COMMON_ENV = (Env.TABLE_NAME,)
 
 AUTHORIZER: Final = FunctionSpec(
     name="authorizer",
@@ -156,8 +182,6 @@ AUTHORIZER: Final = FunctionSpec(
         Env.USER_POOL_CLIENT_ID,
         Env.COGNITO_ISSUER,
         Env.COGNITO_JWKS_URL,
-        Env.SERVICE_NAME,
-        Env.LOG_LEVEL,
     ),
 )
 CONNECT: Final = FunctionSpec(
@@ -201,7 +225,6 @@ DEFAULT: Final = FunctionSpec(
     description="$default: answers everything unroutable with an error frame",
     timeout_seconds=5,
     memory_mb=256,
-    env=(Env.SERVICE_NAME, Env.LOG_LEVEL),
 )
 WORKER: Final = FunctionSpec(
     name="worker",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from aws_cdk.assertions import Template
@@ -21,7 +22,7 @@ from assistant.wiring import (
 from infra.functions import OPTIONAL_ENV
 from infra.names import OutputKey, openai_secret_name
 from infra.stack import AssistantStack
-from tests.infra.conftest import function_by_handler, only, resources
+from tests.infra.conftest import SKIP_BUNDLING, function_by_handler, only, resources
 
 API_GATEWAY_INTEGRATION_LIMIT_SECONDS = 29
 
@@ -263,6 +264,55 @@ def test_user_pool_and_public_client(dev_template: Template) -> None:
         "ALLOW_USER_SRP_AUTH",
         "ALLOW_REFRESH_TOKEN_AUTH",
     }
+    # No hosted sign-in is configured, so no OAuth flow and no redirect target (CDK's default is example.com).
+    assert client["Properties"]["AllowedOAuthFlowsUserPoolClient"] is False
+    assert "CallbackURLs" not in client["Properties"]
+    assert "AllowedOAuthFlows" not in client["Properties"]
+
+
+def test_a_stage_may_ask_for_the_hosted_sign_in(tmp_path: Any) -> None:
+    import aws_cdk as cdk
+
+    from infra.stage import StageConfig
+
+    app = cdk.App(outdir=str(tmp_path), context=SKIP_BUNDLING)
+    stage = replace(StageConfig.for_stage("dev"), hosted_sign_in_callback_urls=("https://chat.example.org/",))
+    template = Template.from_stack(AssistantStack(app, stage=stage))
+    _, client = only(template, "AWS::Cognito::UserPoolClient")
+    assert client["Properties"]["AllowedOAuthFlows"] == ["code"]
+    assert client["Properties"]["CallbackURLs"] == ["https://chat.example.org/"]
+
+
+def test_the_model_key_secret_is_created_without_a_value(dev_template: Template) -> None:
+    """A generated value would look like a key; an empty secret lets the worker answer `model_not_configured`."""
+    _, secret = only(dev_template, "AWS::SecretsManager::Secret")
+    assert "GenerateSecretString" not in secret["Properties"]
+    assert "SecretString" not in secret["Properties"]
+
+
+def test_the_account_logging_setting_waits_for_the_api_and_survives_a_destroy(dev_template: Template) -> None:
+    account_id, account = only(dev_template, "AWS::ApiGateway::Account")
+    api_id, _ = only(dev_template, "AWS::ApiGatewayV2::Api")
+    # In an account that never had an API Gateway resource, the setting fails unless an API exists first.
+    assert api_id in account["DependsOn"]
+    _, stage = only(dev_template, "AWS::ApiGatewayV2::Stage")
+    assert account_id in stage["DependsOn"]
+    # The role is retained with its permissions inline: a separate AWS::IAM::Policy would be deleted by a destroy
+    # and leave the account setting pointing at a role that can no longer write logs.
+    role_id = account["Properties"]["CloudWatchRoleArn"]["Fn::GetAtt"][0]
+    role = dev_template.to_json()["Resources"][role_id]
+    assert role["DeletionPolicy"] == "Retain"
+    assert account["DeletionPolicy"] == "Retain"
+    inline_actions = {
+        a for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"] for a in s["Action"]
+    }
+    assert {"logs:CreateLogStream", "logs:PutLogEvents"} <= inline_actions
+    attached = [
+        policy
+        for policy in resources(dev_template, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"].get("Roles", [])
+    ]
+    assert attached == []
 
 
 def test_outputs_carry_the_names_scripts_read(dev: tuple[AssistantStack, Template]) -> None:

@@ -18,6 +18,7 @@ from assistant import queue, runtime
 from assistant.wiring import QUEUE, Env
 from scripts.local_stack.offline_model import OfflineModelServer, Pace
 from tests.conftest import REGION
+from tests.events import websocket_event
 
 # Powertools reads these when the handlers' module-level Logger and Metrics are created, as Lambda would have them.
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "assistant-test")
@@ -67,34 +68,7 @@ class Deployment:
 
     def ws_event(self, route_key: str, body: Any = None, *, user: str = "alice", connection: str = "conn-a1") -> dict:
         """A WebSocket event as API Gateway sends it after `$connect` was authorized."""
-        event_type = {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}.get(route_key, "MESSAGE")
-        context: dict[str, Any] = {
-            "routeKey": route_key,
-            "eventType": event_type,
-            "extendedRequestId": "ext-" + uuid.uuid4().hex[:8],
-            "requestTime": "24/Nov/2026:21:04:05 +0000",
-            "messageDirection": "IN",
-            "stage": STAGE,
-            "connectedAt": 1_764_000_000_000,
-            "requestTimeEpoch": 1_764_000_000_500,
-            "identity": {"sourceIp": "203.0.113.7", "userAgent": "pytest"},
-            "requestId": "req-" + uuid.uuid4().hex[:8],
-            "domainName": f"{API_ID}.execute-api.{REGION}.amazonaws.com",
-            "connectionId": connection,
-            "apiId": API_ID,
-            "authorizer": {"principalId": user, "userId": user, "username": user, "integrationLatency": 12},
-        }
-        event: dict[str, Any] = {"requestContext": context, "isBase64Encoded": False}
-        if event_type == "MESSAGE":
-            context["messageId"] = "msg-" + uuid.uuid4().hex[:8]
-            event["body"] = body if isinstance(body, str) or body is None else json.dumps(body)
-        else:
-            event["headers"] = {"Host": context["domainName"]}
-            event["multiValueHeaders"] = {"Host": [context["domainName"]]}
-        if event_type == "DISCONNECT":
-            context["disconnectStatusCode"] = 1001
-            context["disconnectReason"] = "Going away"
-        return event
+        return websocket_event(route_key, body, user=user, connection=connection, api_id=API_ID, stage=STAGE)
 
     def call(self, handler: Callable[[dict, Any], dict], event: dict) -> dict:
         return handler(event, LambdaContext())

@@ -1,0 +1,24 @@
+"""The wiring declaration's own guarantees."""
+
+from __future__ import annotations
+
+from assistant.wiring import FUNCTIONS, POWERTOOLS_ENV, FunctionSpec, set_openai_key_command
+from infra.names import openai_secret_name
+
+
+def test_every_function_declares_what_powertools_reads() -> None:
+    # Powertools' Metrics refuses to flush without a namespace: a function lacking it fails every invocation.
+    for spec in FUNCTIONS:
+        assert set(POWERTOOLS_ENV) <= set(spec.env), spec.name
+    bare = FunctionSpec(name="x", handler="x.handler", description="", timeout_seconds=1)
+    assert bare.env == POWERTOOLS_ENV
+
+
+def test_the_operator_is_told_the_exact_command_that_sets_the_model_key() -> None:
+    assert (
+        set_openai_key_command(openai_secret_name("pr-42"))
+        == ".venv/bin/python -m scripts.set_openai_key --stage pr-42"
+    )
+    # A secret named some other way still gets a command that works, without the key on the command line.
+    assert "--secret-id other/name" in set_openai_key_command("other/name")
+    assert "file://" in set_openai_key_command("other/name")
