@@ -7,9 +7,6 @@ PY := $(VENV)/bin/python
 STAGE ?= dev
 CDK := npx --no-install cdk
 PY_SOURCES := infra lambdas shared scripts app.py
-# Lambda cannot write .pyc files, so the layers ship them precompiled when an interpreter of the runtime's version
-# (3.13) is at hand; pyenv installs are picked up here, anything else can be named with LAMBDA_PYC_PYTHON.
-export LAMBDA_PYC_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13))
 
 .PHONY: dev test lint typecheck unit synth bench deploy browser-deps clean
 

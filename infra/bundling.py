@@ -4,19 +4,18 @@ CDK calls :meth:`try_bundle` of an ``ILocalBundling`` before it would fall back 
 locally, so synth works on a laptop or a CI runner with no Docker daemon. Platform and Python version are parameters
 so a test can build the same layers for the host and import the handlers from them.
 
-Lambda's file system is read-only, so CPython cannot cache the bytecode it compiles at cold start; shipping
-``__pycache__`` saves that compile on every cold start. Bytecode is only valid for the interpreter version that
-wrote it, so we compile only with an interpreter whose ``major.minor`` equals the target's (the bundling interpreter
-itself, ``python<major>.<minor>`` on ``PATH``, or ``$LAMBDA_PYC_PYTHON``); with none available the asset ships
-sources only and Lambda compiles in memory, which is correct, just slower to start. The ``.pyc`` files use
-``unchecked-hash`` invalidation: CDK zips assets with a fixed timestamp, so timestamp-checked ``.pyc`` would never
-match their sources and would be ignored.
+Lambda's file system is read-only, so CPython cannot cache the bytecode it compiles at cold start: without
+``__pycache__`` in the asset, every cold start compiles every module it imports again. Bytecode is only valid for the
+interpreter version that wrote it, so the Lambda target's (CPython 3.13) is written by Pyodide, CPython 3.13 compiled
+to WebAssembly, which Node runs offline from ``node_modules`` (``infra/compile_bytecode.mjs``): every machine that
+synthesizes writes the same bytecode, whatever Python it has. A build for the host (tests import handlers from
+host-built layers) is compiled by the running interpreter; any other version is an error, never an asset without
+bytecode. The ``.pyc`` files use ``unchecked-hash`` invalidation: CDK zips assets with a fixed timestamp, so
+timestamp-checked ``.pyc`` would never match their sources and would be ignored.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 import shutil
 import subprocess
 import sys
@@ -26,12 +25,11 @@ from pathlib import Path
 import aws_cdk as cdk
 import jsii
 
-LOG = logging.getLogger(__name__)
-
 #: Lambda layers put ``/opt/python`` on ``sys.path``.
 LAYER_PYTHON_DIR = "python"
-#: Overrides the interpreter used to precompile bytecode (must match the target's ``major.minor``).
-PYC_PYTHON_ENV = "LAMBDA_PYC_PYTHON"
+#: Compiles bytecode with Pyodide (``pyodide`` in ``package.json``, pinned exactly: its Python version is this).
+COMPILE_BYTECODE_SCRIPT = Path(__file__).with_name("compile_bytecode.mjs")
+PYODIDE_PYTHON_VERSION = "3.13"
 _SKIPPED_NAMES = ("__pycache__", "*.pyc", ".mypy_cache", ".pytest_cache", ".ruff_cache")
 
 
@@ -55,41 +53,22 @@ class PythonTarget:
         )
 
 
-def find_compile_interpreter(python_version: str) -> str | None:
-    """An interpreter that writes bytecode valid for ``python_version``, or ``None`` if this machine has none."""
-    candidates = [os.environ.get(PYC_PYTHON_ENV), sys.executable, shutil.which(f"python{python_version}")]
-    for candidate in candidates:
-        if candidate and _interpreter_version(candidate) == python_version:
-            return candidate
-    return None
-
-
-def _interpreter_version(executable: str) -> str | None:
-    # A version manager's shim can exist on PATH yet fail to run, so ask the interpreter itself.
-    try:
-        result = subprocess.run(  # noqa: S603 - the candidates are interpreters this machine provides
-            [executable, "-c", "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=30,
+def precompile(tree: Path, python_version: str) -> None:
+    """Write unchecked-hash ``__pycache__`` for every module under ``tree``, valid for Python ``python_version``."""
+    if python_version == PYODIDE_PYTHON_VERSION:
+        node = shutil.which("node")
+        if node is None:
+            raise RuntimeError(f"Node is needed to compile Python {python_version} bytecode with Pyodide: install it")
+        command = [node, str(COMPILE_BYTECODE_SCRIPT), python_version, str(tree)]
+    elif python_version == f"{sys.version_info.major}.{sys.version_info.minor}":
+        command = [sys.executable, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash"]
+        command += ["-s", str(tree), str(tree)]
+    else:
+        raise RuntimeError(
+            f"cannot compile bytecode for Python {python_version}: only Pyodide's {PYODIDE_PYTHON_VERSION} or this"
+            f" interpreter's {sys.version_info.major}.{sys.version_info.minor} can"
         )
-    except OSError:
-        return None
-    return result.stdout.strip() if result.returncode == 0 else None
-
-
-def precompile(tree: Path, python_version: str) -> bool:
-    """Write ``__pycache__`` for every module under ``tree``; return whether it was possible."""
-    interpreter = find_compile_interpreter(python_version)
-    if interpreter is None:
-        LOG.warning("no Python %s interpreter found: %s ships without precompiled bytecode", python_version, tree)
-        return False
-    subprocess.run(  # noqa: S603 - an interpreter find_compile_interpreter verified
-        [interpreter, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", str(tree)],
-        check=True,
-    )
-    return True
+    subprocess.run(command, check=True)  # noqa: S603 - fixed arguments, an interpreter we chose
 
 
 def copy_sources(source: Path, destination: Path) -> None:

@@ -163,7 +163,8 @@ def main(argv: list[str] | None = None) -> None:
     results.duration_s = time.perf_counter() - started
     results.findings = _findings(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report.render(results), encoding="utf-8")
+    kept = report.kept_sections(args.out.read_text(encoding="utf-8")) if args.out.exists() else ""
+    args.out.write_text(report.render(results) + kept, encoding="utf-8")
     if results.pipeline:
         plot.write(results, args.plot)
     log.info("wrote %s in %.0f s", args.out, results.duration_s)

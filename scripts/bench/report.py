@@ -244,6 +244,16 @@ def _authorizer_section(auth: AuthorizerResult) -> list[str]:
     ]
 
 
+#: Sections measured outside ``make bench`` (one-off measurements with their method); a bench run keeps them.
+KEPT_SECTION_HEADINGS = ("## Bytecode in the Lambda assets",)
+
+
+def kept_sections(previous: str) -> str:
+    """The kept sections of the previous report, from the first kept heading to the end."""
+    starts = [previous.index(heading) for heading in KEPT_SECTION_HEADINGS if heading in previous]
+    return "\n" + previous[min(starts) :] if starts else ""
+
+
 def render(results: Results) -> str:
     machine = results.machine
     pace = results.pace

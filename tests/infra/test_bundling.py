@@ -3,7 +3,8 @@
 The deployed layers are arm64/CPython 3.13 and cannot be imported on this host, so the test checks them twice:
 statically (every import of every handler and of the assistant package resolves to the bundled layers, the stdlib
 or the runtime's boto3), and dynamically (the same bundlers build the layers for this host, and a fresh isolated
-interpreter imports every handler from those layers alone).
+interpreter imports every handler from those layers alone). Every module of every deployed asset also ships
+unchecked-hash bytecode for CPython 3.13, since Lambda cannot write its own.
 """
 
 from __future__ import annotations
@@ -26,6 +27,18 @@ pytestmark = pytest.mark.bundling
 
 #: Provided by the Lambda Python runtime, deliberately not bundled.
 RUNTIME_PROVIDED = {"boto3", "botocore"}
+#: ``importlib.util.MAGIC_NUMBER`` of CPython 3.13 (3571), the Lambda runtime's interpreter.
+CPYTHON_313_MAGIC = (3571).to_bytes(2, "little") + b"\r\n"
+#: PEP 552 flags word: hash-based (bit 0) and not checked against the source (bit 1 clear).
+UNCHECKED_HASH_FLAGS = 0b01
+
+
+@pytest.fixture(scope="module")
+def bundled_assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The Lambda assets of the real app synthesized with bundling, by logical id: once, bundling is slow."""
+    outdir = tmp_path_factory.mktemp("bundled")
+    _, stack = synth_app(outdir, "dev", bundling=True)
+    return _asset_dirs(outdir, stack.template_file)
 
 
 def _handler_modules() -> list[str]:
@@ -74,10 +87,9 @@ def _asset_dirs(outdir: Path, stack_template: str) -> dict[str, Path]:
     return dirs
 
 
-def test_bundled_layers_resolve_every_import_of_handlers_and_package(tmp_path: Path) -> None:
+def test_bundled_layers_resolve_every_import_of_handlers_and_package(bundled_assets: dict[str, Path]) -> None:
     modules = _handler_modules()
-    _, stack = synth_app(tmp_path, "dev", bundling=True)
-    assets = _asset_dirs(tmp_path, stack.template_file)
+    assets = bundled_assets
     layers = [d for logical_id, d in assets.items() if logical_id.startswith("LayersDependencies")]
     package = [d for logical_id, d in assets.items() if logical_id.startswith("LayersAssistantPackage")]
     code_dirs = {d for logical_id, d in assets.items() if logical_id.startswith("Functions")}
@@ -107,6 +119,20 @@ def test_bundled_layers_resolve_every_import_of_handlers_and_package(tmp_path: P
         if name not in available
     }
     assert unresolved == set()
+
+
+def test_every_module_of_every_asset_ships_unchecked_bytecode_for_cpython_313(
+    bundled_assets: dict[str, Path],
+) -> None:
+    sources = [source for asset in bundled_assets.values() for source in asset.rglob("*.py")]
+    assert len(sources) > 1000  # the dependency layer is among the assets
+    headers = {}
+    for source in sources:
+        pyc = source.parent / "__pycache__" / f"{source.stem}.cpython-313.pyc"
+        headers[source] = pyc.read_bytes()[:8] if pyc.exists() else b"missing"
+    expected = CPYTHON_313_MAGIC + UNCHECKED_HASH_FLAGS.to_bytes(4, "little")
+    wrong = {str(source): header for source, header in headers.items() if header != expected}
+    assert wrong == {}
 
 
 def test_handlers_import_from_the_layers_alone_on_this_host(tmp_path: Path) -> None:
