@@ -1,4 +1,6 @@
-"""Alarms on the worker beyond the dead-letter queue's: replies that fail for good, and a worker that keeps erroring.
+"""Alarms on the worker beyond the dead-letter queue's (replies that fail for good, a worker that keeps erroring),
+and on the authorizer (a failing authorizer refuses every connection). ``infra.operations`` sends them all to the
+stage's alarm topic.
 
 A single failed reply is the user's bad luck (they got an `error` frame); several in a few minutes is an outage
 (the model is down, the key was revoked, quota ran out upstream) that an operator must hear about before users
@@ -20,6 +22,11 @@ from infra.stage import StageConfig
 FAILED_REPLIES_THRESHOLD = 5
 #: Worker invocations that raised (each is retried by SQS), per five minutes.
 WORKER_ERRORS_THRESHOLD = 10
+#: Authorizer invocations that raised, per five minutes. A refused token is a Deny answer, not an error, so users
+#: with bad or expired tokens never count here: an error is the authorizer itself failing (the JWKS unreachable, a
+#: bug, a timeout), and API Gateway refuses that connection. WebSocket APIs cache no authorizer result, so while it
+#: fails *every* connection is refused: the whole assistant is down for everyone. One is enough to look.
+AUTHORIZER_ERRORS_THRESHOLD = 1
 PERIOD = cdk.Duration.minutes(5)
 
 
@@ -50,6 +57,24 @@ class WorkerAlarms(Construct):
             alarm_description=f"{stage.name}: the worker keeps failing invocations (SQS is retrying them)",
             metric=worker.metric_errors(period=PERIOD, statistic=cloudwatch.Stats.SUM),
             threshold=WORKER_ERRORS_THRESHOLD,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+
+
+class AuthorizerAlarms(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, stage: StageConfig, authorizer: lambda_.IFunction
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.authorizer_errors = cloudwatch.Alarm(
+            self,
+            "AuthorizerErrors",
+            alarm_description=f"{stage.name}: the $connect authorizer is failing, so connections are refused; "
+            "check the authorizer's logs",
+            metric=authorizer.metric_errors(period=PERIOD, statistic=cloudwatch.Stats.SUM),
+            threshold=AUTHORIZER_ERRORS_THRESHOLD,
             evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,

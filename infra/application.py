@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import aws_cdk as cdk
 
@@ -13,13 +14,25 @@ from infra.stage import StageConfig
 
 STAGE_CONTEXT_KEY = "stage"
 MODEL_CONTEXT_KEY = "model"
+#: ``--context assistantFile=path/to/assistant.toml`` deploys that definition instead of the packaged one.
+ASSISTANT_FILE_CONTEXT_KEY = "assistantFile"
+#: ``--context alarmEmail=ops@example.com`` subscribes that address to the stage's alarm topic.
+ALARM_EMAIL_CONTEXT_KEY = "alarmEmail"
 
 
 def stage_from_context(app: cdk.App) -> StageConfig:
     name = app.node.try_get_context(STAGE_CONTEXT_KEY) or DEFAULT_STAGE
     stage = StageConfig.for_stage(str(name))
     model = app.node.try_get_context(MODEL_CONTEXT_KEY)
-    return replace(stage, model=str(model)) if model else stage
+    if model:
+        stage = replace(stage, model=str(model))
+    assistant_file = app.node.try_get_context(ASSISTANT_FILE_CONTEXT_KEY)
+    if assistant_file:
+        stage = replace(stage, assistant_file=Path(str(assistant_file)))
+    alarm_email = app.node.try_get_context(ALARM_EMAIL_CONTEXT_KEY)
+    if alarm_email:
+        stage = replace(stage, alarm_email=str(alarm_email).strip())
+    return stage
 
 
 def build(app: cdk.App) -> AssistantStack:

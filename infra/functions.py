@@ -25,7 +25,15 @@ from infra.stage import StageConfig
 #: the authorizer derives the issuer and JWKS URL from the user pool, the model client uses OpenAI's endpoint and
 #: the package's default model. The local stack sets them.
 OPTIONAL_ENV = frozenset(
-    {Env.COGNITO_ISSUER, Env.COGNITO_JWKS_URL, Env.OPENAI_BASE_URL, Env.MODEL_OVERRIDE, Env.MODEL_READ_TIMEOUT_MS}
+    {
+        Env.COGNITO_ISSUER,
+        Env.COGNITO_JWKS_URL,
+        Env.OPENAI_BASE_URL,
+        Env.MODEL_OVERRIDE,
+        Env.MODEL_READ_TIMEOUT_MS,
+        # Unset: the packaged assistant.toml (infra.definition sets it for --context assistantFile=...).
+        Env.ASSISTANT_FILE,
+    }
 )
 
 

@@ -69,6 +69,13 @@ def acknowledge_accepted_findings(stack: AssistantStack) -> None:
         "named in advance; the resource is already limited to POST on this API's stage.",
     )
     _acknowledge(
+        stack.functions,
+        f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"
+        f"<{api_id}>/{stage}/DELETE/@connections/*]",
+        "The route functions close the connection whose access token has expired; its id is assigned by API Gateway "
+        "at $connect, so it cannot be named in advance. Limited to DELETE on this API's stage.",
+    )
+    _acknowledge(
         stack.api_gateway_logging.role,
         "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:*]",
         "The API Gateway logging role is an account setting shared by every API in this account and region, and "

@@ -44,6 +44,8 @@ class OutputKey:
     USER_POOL_CLIENT_ID: Final = "UserPoolClientId"
     OPENAI_SECRET_NAME: Final = "OpenAiSecretName"  # noqa: S105 - the output key, not a secret
     DEAD_LETTER_ALARM_NAME: Final = "DeadLetterAlarmName"
+    #: The SNS topic every alarm of the stage notifies; subscribe to it to be told.
+    ALARM_TOPIC_ARN: Final = "AlarmTopicArn"
 
     ALL: Final = (
         WEBSOCKET_URL,
@@ -52,4 +54,5 @@ class OutputKey:
         USER_POOL_CLIENT_ID,
         OPENAI_SECRET_NAME,
         DEAD_LETTER_ALARM_NAME,
+        ALARM_TOPIC_ARN,
     )

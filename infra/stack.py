@@ -8,12 +8,14 @@ from aws_cdk import aws_lambda_event_sources as event_sources
 from constructs import Construct
 
 from assistant.wiring import AUTHORIZER, QUEUE, WORKER, Env
-from infra.alarms import WorkerAlarms
+from infra.alarms import AuthorizerAlarms, WorkerAlarms
 from infra.api_gateway_logging import ApiGatewayLoggingRole
 from infra.auth import UserDirectory
+from infra.definition import DeployedDefinition
 from infra.functions import AssistantFunctions
 from infra.layers import Layers, handlers_code
 from infra.names import OutputKey, openai_secret_name, stack_name
+from infra.operations import AlarmTopic
 from infra.queue import MessageQueue
 from infra.secret import OpenAiKeySecret
 from infra.stage import StageConfig
@@ -40,6 +42,7 @@ class AssistantStack(cdk.Stack):
         self.messages = MessageQueue(self, "Messages", stage=stage)
         self.openai_secret = OpenAiKeySecret(self, "OpenAiKey", stage=stage)
         self.layers = Layers(self, "Layers")
+        self.definition = DeployedDefinition(self, "Definition", assistant_file=stage.assistant_file)
         self.functions = AssistantFunctions(
             self, "Functions", stage=stage, code=handlers or handlers_code(), layers=self.layers.all
         )
@@ -60,6 +63,7 @@ class AssistantStack(cdk.Stack):
         self.websocket.stage.node.add_dependency(self.api_gateway_logging.account)
 
         self._provide_environment()
+        self._deploy_definition()
         self._grant_permissions()
         self.functions[WORKER].add_event_source(
             event_sources.SqsEventSource(
@@ -67,9 +71,17 @@ class AssistantStack(cdk.Stack):
                 batch_size=QUEUE.batch_size,
                 # The worker reports failed records; SQS redelivers only those (and, in FIFO, the rest of the group).
                 report_batch_item_failures=True,
+                # Caps the replies streaming at once (model calls, their cost, and the account's Lambda concurrency);
+                # messages beyond it wait in the queue instead of being throttled back to it.
+                max_concurrency=stage.worker_max_concurrency,
             )
         )
         self.alarms = WorkerAlarms(self, "Alarms", stage=stage, worker=self.functions[WORKER])
+        self.authorizer_alarms = AuthorizerAlarms(
+            self, "AuthorizerAlarms", stage=stage, authorizer=self.functions[AUTHORIZER]
+        )
+        # Every alarm in the stack notifies this topic (an aspect adds the actions; see infra.operations).
+        self.alarm_topic = AlarmTopic(self, "AlarmTopic", stage=stage)
         self._outputs()
 
     def _provide_environment(self) -> None:
@@ -85,6 +97,12 @@ class AssistantStack(cdk.Stack):
             Env.MAX_MESSAGE_CHARS: str(stage.max_message_chars),
             Env.DAILY_MESSAGE_QUOTA: str(stage.daily_message_quota),
             Env.DAILY_OUTPUT_TOKEN_QUOTA: str(stage.daily_output_token_quota),
+            Env.DAILY_INPUT_TOKEN_QUOTA: str(stage.daily_input_token_quota),
+            Env.RATE_LIMIT_SEND_MESSAGE: stage.rate_limit_send_message,
+            Env.RATE_LIMIT_NEW_CONVERSATION: stage.rate_limit_new_conversation,
+            Env.RATE_LIMIT_GET_HISTORY: stage.rate_limit_get_history,
+            Env.RATE_LIMIT_LIST_CONVERSATIONS: stage.rate_limit_list_conversations,
+            Env.MAX_CONNECTIONS_PER_USER: str(stage.max_connections_per_user),
             Env.FLUSH_INTERVAL_MS: str(stage.flush_interval_ms),
             Env.FLUSH_CHARS: str(stage.flush_chars),
             Env.MAX_RECEIVE_COUNT: str(QUEUE.max_receive_count),
@@ -93,16 +111,27 @@ class AssistantStack(cdk.Stack):
             values[Env.MODEL_OVERRIDE] = stage.model
         self.functions.provide_all(values)
 
+    def _deploy_definition(self) -> None:
+        """A definition other than the packaged one: its layer and path for the functions that load it."""
+        if self.definition.layer is None or self.definition.path is None:
+            return
+        self.functions.provide(Env.ASSISTANT_FILE, self.definition.path)
+        for spec, function in self.functions.items():
+            if Env.ASSISTANT_FILE in spec.env:
+                function.add_layers(self.definition.layer)
+
     def _grant_permissions(self) -> None:
         for spec, function in self.functions.items():
-            if spec.table_access is not None:
-                self.table.grant(function, spec.table_access)
+            if spec.table_actions:
+                self.table.grant(function, spec.table_actions)
             if spec.sends_to_queue:
                 self.messages.grant_send(function)
             if spec.reads_openai_secret:
                 self.openai_secret.grant_read(function)
-            if spec.posts_to_connections:
-                self.websocket.grant_manage_connections(function)
+            if spec.calls_mcp_servers:
+                self.definition.grant_secrets(function)
+            if spec.posts_to_connections or spec.closes_connections:
+                self.websocket.grant_manage_connections(function, close=spec.closes_connections)
 
     def _outputs(self) -> None:
         outputs = {
@@ -114,6 +143,10 @@ class AssistantStack(cdk.Stack):
             OutputKey.DEAD_LETTER_ALARM_NAME: (
                 self.messages.dead_letter_alarm.alarm_name,
                 "Alarm raised when a message reaches the dead-letter queue",
+            ),
+            OutputKey.ALARM_TOPIC_ARN: (
+                self.alarm_topic.topic.topic_arn,
+                "SNS topic every alarm of the stage notifies; subscribe to it",
             ),
         }
         for key, (value, description) in outputs.items():

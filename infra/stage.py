@@ -7,7 +7,9 @@ jsii kernel); the stack translates the plain values here into CDK types.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+from assistant.stores.rate_limits import RateLimit
 from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS, STAGE_DEFAULTS
 from infra.names import DEFAULT_STAGE, validate_stage_name
 
@@ -15,6 +17,8 @@ from infra.names import DEFAULT_STAGE, validate_stage_name
 PRODUCTION_STAGE = "prod"
 #: Log retention periods CloudWatch Logs accepts that we use (the stack maps them to ``RetentionDays``).
 SUPPORTED_LOG_RETENTION_DAYS = (7, 14, 30, 90, 180, 365)
+#: What Lambda accepts as an SQS event source's maximum concurrency.
+MAX_CONCURRENCY_RANGE = range(2, 1001)
 
 
 @dataclass(frozen=True)
@@ -26,11 +30,21 @@ class StageConfig:
     log_retention_days: int
     daily_message_quota: int = STAGE_DEFAULTS.daily_message_quota
     daily_output_token_quota: int = STAGE_DEFAULTS.daily_output_token_quota
+    daily_input_token_quota: int = STAGE_DEFAULTS.daily_input_token_quota
+    #: Per-user token buckets, ``"<burst>/<per minute>"``.
+    rate_limit_send_message: str = STAGE_DEFAULTS.rate_limit_send_message
+    rate_limit_new_conversation: str = STAGE_DEFAULTS.rate_limit_new_conversation
+    rate_limit_get_history: str = STAGE_DEFAULTS.rate_limit_get_history
+    rate_limit_list_conversations: str = STAGE_DEFAULTS.rate_limit_list_conversations
+    max_connections_per_user: int = STAGE_DEFAULTS.max_connections_per_user
     flush_interval_ms: int = STAGE_DEFAULTS.flush_interval_ms
     flush_chars: int = STAGE_DEFAULTS.flush_chars
     max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS
     #: ``None`` keeps the package's default model; a stage may pin another (``--context model=<id>``).
     model: str | None = None
+    #: ``None`` deploys the packaged ``assistant.toml``; a path deploys that definition file instead
+    #: (``--context assistantFile=<path>``; see ``infra.definition``).
+    assistant_file: Path | None = None
     #: Steady-state requests per second and burst for every route of the WebSocket stage.
     throttle_rate_limit: float = 10.0
     throttle_burst_limit: int = 20
@@ -41,6 +55,12 @@ class StageConfig:
     #: Empty: the app client has no OAuth flows (clients sign in through the API). Set to use Cognito's hosted
     #: sign-in page; the URLs become the client's callback and sign-out URLs.
     hosted_sign_in_callback_urls: tuple[str, ...] = ()
+    #: Subscribed by e-mail to the alarm topic (``--context alarmEmail=ops@example.com``); ``None``: the topic has
+    #: no subscription, and an operator subscribes whatever they like to its ARN.
+    alarm_email: str | None = None
+    #: Worker invocations the queue may run at once. Each streams one reply for up to minutes, so this caps the
+    #: model calls in flight (and their cost) and leaves the account's Lambda concurrency to the routes.
+    worker_max_concurrency: int = 50
 
     def __post_init__(self) -> None:
         validate_stage_name(self.name)
@@ -49,6 +69,8 @@ class StageConfig:
         positive = {
             "daily_message_quota": self.daily_message_quota,
             "daily_output_token_quota": self.daily_output_token_quota,
+            "daily_input_token_quota": self.daily_input_token_quota,
+            "max_connections_per_user": self.max_connections_per_user,
             "flush_interval_ms": self.flush_interval_ms,
             "flush_chars": self.flush_chars,
             "max_message_chars": self.max_message_chars,
@@ -58,6 +80,20 @@ class StageConfig:
         for field_name, value in positive.items():
             if value <= 0:
                 raise ValueError(f"{field_name} must be positive, got {value}")
+        if self.worker_max_concurrency not in MAX_CONCURRENCY_RANGE:
+            raise ValueError(
+                f"worker_max_concurrency must be {MAX_CONCURRENCY_RANGE.start}-{MAX_CONCURRENCY_RANGE.stop - 1} "
+                f"(what Lambda accepts), got {self.worker_max_concurrency}"
+            )
+        if self.alarm_email is not None and not _looks_like_email(self.alarm_email):
+            raise ValueError(f"alarm_email must be an e-mail address, got {self.alarm_email!r}")
+        for limit in (
+            self.rate_limit_send_message,
+            self.rate_limit_new_conversation,
+            self.rate_limit_get_history,
+            self.rate_limit_list_conversations,
+        ):
+            RateLimit.parse(limit)  # raises with the expected format
 
     @property
     def is_production(self) -> bool:
@@ -74,5 +110,15 @@ class StageConfig:
                 log_retention_days=90,
                 throttle_rate_limit=50.0,
                 throttle_burst_limit=100,
+                worker_max_concurrency=200,
             )
         return cls(name=name, retain_data=False, log_retention_days=7)
+
+
+def _looks_like_email(address: str) -> bool:
+    """A plausibility check only (SNS sends the confirmation that proves the address): one ``@``, a dot in the
+    domain, no spaces."""
+    local, at, domain = address.partition("@")
+    if not local or not at or "@" in domain or any(c.isspace() for c in address):
+        return False
+    return "." in domain.strip(".")

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Iterable
 
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from assistant.wiring import TABLE
+from assistant.wiring import TABLE, TableAction
 from infra.retention import removal_policy
 from infra.stage import StageConfig
-
-#: Item-level actions only: no Scan (every access pattern is a key lookup or a query within a user's partition) and
-#: no table-management actions. Transactions are authorized through these same item actions.
-READ_ACTIONS: Final = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem")
-WRITE_ACTIONS: Final = (
-    *READ_ACTIONS,
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:BatchWriteItem",
-)
-ACCESS_ACTIONS: Final = {"read": READ_ACTIONS, "write": WRITE_ACTIONS}
 
 
 class AssistantTable(Construct):
@@ -43,10 +31,15 @@ class AssistantTable(Construct):
             removal_policy=removal_policy(stage),
         )
 
-    def grant(self, grantee: iam.IGrantable, access: str) -> None:
-        """``access`` is a ``FunctionSpec.table_access`` value."""
-        if access not in ACCESS_ACTIONS:
-            raise ValueError(f"unknown table access {access!r}; expected one of {sorted(ACCESS_ACTIONS)}")
+    def grant(self, grantee: iam.IGrantable, actions: Iterable[TableAction]) -> None:
+        """Exactly ``actions`` (a ``FunctionSpec.table_actions``) on the table itself.
+
+        Item-level actions only, each named: no Scan (every access pattern is a key lookup or a query within a
+        user's partition), no batch or table-management actions, and no index ARNs (the table has none).
+        """
+        granted = sorted({TableAction(action).value for action in actions})
+        if not granted:
+            raise ValueError("no table actions to grant; a function without table access gets no statement")
         grantee.grant_principal.add_to_principal_policy(
-            iam.PolicyStatement(actions=list(ACCESS_ACTIONS[access]), resources=[self.table.table_arn])
+            iam.PolicyStatement(actions=granted, resources=[self.table.table_arn])
         )

@@ -141,21 +141,24 @@ class WebSocketGateway(Construct):
         """``https://…/<stage>``: the ``@connections`` endpoint of this stage."""
         return self.stage.callback_url
 
-    def grant_manage_connections(self, grantee: iam.IGrantable) -> None:
-        """PostToConnection on this API's stage only.
+    def grant_manage_connections(self, grantee: iam.IGrantable, *, close: bool = False) -> None:
+        """PostToConnection on this API's stage only, and DeleteConnection with ``close``.
 
-        ``WebSocketStage.grant_management_api_access`` would allow every method (``…/<stage>/*/@connections/*``),
-        which includes closing any user's connection; the worker only posts.
+        ``WebSocketStage.grant_management_api_access`` would allow every method (``…/<stage>/*/@connections/*``);
+        the worker only posts, and only the routes that end an expired connection may close one.
         """
+        methods = ("POST", "DELETE") if close else ("POST",)
         grantee.grant_principal.add_to_principal_policy(
-            iam.PolicyStatement(actions=["execute-api:ManageConnections"], resources=[self.connections_arn])
+            iam.PolicyStatement(
+                actions=["execute-api:ManageConnections"],
+                resources=[self.connections_arn(method) for method in methods],
+            )
         )
 
-    @property
-    def connections_arn(self) -> str:
+    def connections_arn(self, method: str = "POST") -> str:
         # Connection ids are assigned by API Gateway at $connect, so the last segment cannot be narrower than *.
         return cdk.Stack.of(self).format_arn(
             service="execute-api",
             resource=self.api.api_id,
-            resource_name=f"{self.stage.stage_name}/POST/@connections/*",
+            resource_name=f"{self.stage.stage_name}/{method}/@connections/*",
         )

@@ -37,7 +37,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     policy = APIGatewayAuthorizerResponseWebSocket.from_route_arn(
         request.method_arn,
         principal_id=principal.user_id,
-        context={"userId": principal.user_id, "username": principal.username},
+        # API Gateway repeats this context in every later event of the connection: `exp` lets each route end the
+        # connection when its token does.
+        context={"userId": principal.user_id, "username": principal.username, "exp": principal.expires_at},
     )
     policy.allow_route("$connect")
     metrics.add_metric(name=Metric.AUTH_ALLOWED.value, unit=MetricUnit.Count, value=1)

@@ -13,13 +13,28 @@ from assistant import runtime
 from assistant.events import ConnectEvent
 from assistant.observability import WEBSOCKET_CORRELATION_PATH, Metric, logger, metrics
 
+#: A non-2xx answer to `$connect` makes API Gateway refuse the connection (the client sees this status).
+TOO_MANY_CONNECTIONS = 429
+
 
 @logger.inject_lambda_context(correlation_id_path=WEBSOCKET_CORRELATION_PATH)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = parse(event=event, model=ConnectEvent)
-    user_id = parsed.request_context.authorizer.user_id
-    runtime.connections().add(user_id, parsed.request_context.connection_id, now=time.time())
+    authorizer = parsed.request_context.authorizer
+    connections = runtime.connections()
+    # Newest refused: the tabs a user already has keep working. Two connects racing may both pass; the cap is a
+    # guard against a script opening hundreds, not an exact count.
+    if len(connections.list_ids(authorizer.user_id)) >= runtime.settings().max_connections_per_user:
+        logger.info("Connection refused: too many open connections", extra={"userId": authorizer.user_id})
+        metrics.add_metric(name=Metric.CONNECTIONS_REFUSED.value, unit=MetricUnit.Count, value=1)
+        return {"statusCode": TOO_MANY_CONNECTIONS, "body": "Too many open connections for this user."}
+    connections.add(
+        authorizer.user_id,
+        parsed.request_context.connection_id,
+        now=time.time(),
+        token_expires_at=authorizer.expires_at,
+    )
     metrics.add_metric(name=Metric.CONNECTIONS_OPENED.value, unit=MetricUnit.Count, value=1)
-    logger.info("Connected", extra={"userId": user_id})
+    logger.info("Connected", extra={"userId": authorizer.user_id})
     return {"statusCode": 200}

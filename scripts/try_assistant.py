@@ -3,10 +3,12 @@
     OPENAI_API_KEY=sk-... python -m scripts.try_assistant          # the configured model
     OPENAI_BASE_URL=http://127.0.0.1:8765/v1 python -m scripts.try_assistant
     python -m scripts.try_assistant --offline                     # the built-in offline model, in-process
+    ASSISTANT_FILE=my-assistant.toml python -m scripts.try_assistant --offline   # another definition
 
 It runs the same :class:`assistant.model.ModelClient` and tools the worker runs, in one conversation, so an edit to
-the instructions or the tool list can be tried before deploying. ``/new`` starts a new conversation, ``/quit``
-(or Ctrl-D) leaves, Ctrl-C stops a reply.
+the instructions or the tool list can be tried before deploying. The definition's MCP servers are called as the
+worker calls them; a server's ``secret`` is read from ``MCP_SECRET_<NAME>`` (there is no Secrets Manager here).
+``/new`` starts a new conversation, ``/quit`` (or Ctrl-D) leaves, Ctrl-C stops a reply.
 """
 
 from __future__ import annotations
@@ -37,7 +39,12 @@ def _use_shared_package() -> None:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m scripts.try_assistant", description=__doc__.split("\n\n")[0])
     parser.add_argument("--offline", action="store_true", help="start the built-in offline model in this process")
-    parser.add_argument("--definition", type=Path, help="another definition file (default: the packaged one)")
+    parser.add_argument(
+        "--definition",
+        type=Path,
+        default=Path(os.environ["ASSISTANT_FILE"]) if os.environ.get("ASSISTANT_FILE") else None,
+        help="another definition file (default: $ASSISTANT_FILE, else the packaged one)",
+    )
     parser.add_argument("--model", help="override the definition's model (e.g. a cheaper one)")
     parser.add_argument("--user-id", default="try-assistant", help="the user id tools see (default: try-assistant)")
     parser.add_argument("-m", "--message", action="append", help="send this message (repeatable) instead of asking")
@@ -50,8 +57,18 @@ def build_client(
     from assistant.model import ModelClient
     from assistant.tools.builtin import default_registry
 
+    mcp_tools = None
+    if definition.mcp_servers:
+        from assistant.tools.mcp_tools import McpTools, env_secret
+
+        mcp_tools = McpTools(definition.mcp_servers, secret=env_secret(os.environ))
     return ModelClient.create(
-        api_key=api_key, base_url=base_url, definition=definition, tools=default_registry(), model_override=model
+        api_key=api_key,
+        base_url=base_url,
+        definition=definition,
+        tools=default_registry(),
+        model_override=model,
+        mcp_tools=mcp_tools,
     )
 
 

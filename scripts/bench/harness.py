@@ -20,9 +20,9 @@ from typing import Any
 import boto3
 from websockets.asyncio.client import ClientConnection, connect
 
-from assistant.wiring import AUTH_QUERY_PARAMETER
+from assistant.wiring import AUTH_QUERY_PARAMETER, Env
 from scripts.local_stack.offline_model import OfflineModelState, Pace
-from scripts.local_stack.stack import LocalStack, LocalStackSettings, StackInfo
+from scripts.local_stack.stack import LocalStack, LocalStackSettings, StackInfo, limits_from_environment
 
 #: Frames that end a reply; a reply is finished when one of them carries its ``messageId``.
 FINAL_TYPES = frozenset({"done", "error", "cancelled"})
@@ -55,6 +55,20 @@ class RunningStack:
         self.model_state.pace = pace
 
 
+def unthrottled_limits() -> dict[Env, str]:
+    """The dev limits with per-user rate limits and quotas out of the way: a benchmark client sends like a script,
+    which is exactly what the limits refuse, and it measures the pipeline, not the limits."""
+    generous = {
+        Env.RATE_LIMIT_SEND_MESSAGE: "100000/100000",
+        Env.RATE_LIMIT_NEW_CONVERSATION: "100000/100000",
+        Env.RATE_LIMIT_GET_HISTORY: "100000/100000",
+        Env.RATE_LIMIT_LIST_CONVERSATIONS: "100000/100000",
+        Env.MAX_CONNECTIONS_PER_USER: "1000",
+        Env.DAILY_MESSAGE_QUOTA: "1000000",
+    }
+    return limits_from_environment() | generous
+
+
 @contextmanager
 def running_stack(*, pace: Pace, poller_concurrency: int, visibility_timeout_s: int = 30) -> Iterator[RunningStack]:
     """The whole local stack on free ports with the offline model at ``pace``, whatever the environment says."""
@@ -68,6 +82,7 @@ def running_stack(*, pace: Pace, poller_concurrency: int, visibility_timeout_s: 
         openai_api_key=None,
         openai_base_url=None,
         handler_log_level="ERROR",
+        limits=unthrottled_limits(),
     )
     stack = LocalStack(settings)
     with stack as info:

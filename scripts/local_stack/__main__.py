@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import math
 import signal
+import socket
 import sys
 import warnings
 from pathlib import Path
@@ -19,7 +21,7 @@ for _folder in ("lambdas", "shared"):
         sys.path.insert(0, _path)
 
 from scripts.local_stack.offline_model import Pace  # noqa: E402
-from scripts.local_stack.stack import STACK_JSON, LocalStack, LocalStackSettings, StackInfo  # noqa: E402
+from scripts.local_stack.stack import LOG_DIR, STACK_JSON, LocalStack, LocalStackSettings, StackInfo  # noqa: E402
 
 log = logging.getLogger("local_stack")
 
@@ -53,10 +55,24 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--handler-log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="Powertools"
     )
+    parser.add_argument(
+        "--isolation",
+        choices=["process", "thread"],
+        default="process",
+        help="process (default): each function in its own processes with exactly its deployed environment and "
+        "metrics on, as in Lambda; thread: all handlers in this process under the union of their environments",
+    )
+    parser.add_argument(
+        "--log-dir",
+        type=Path,
+        default=LOG_DIR,
+        metavar="DIR",
+        help="where each function's log goes in process isolation: DIR/<function>.log (its logs and EMF metrics)",
+    )
     return parser.parse_args(argv)
 
 
-def _banner(info: StackInfo) -> str:
+def _banner(info: StackInfo, settings: LocalStackSettings) -> str:
     if info.model == "offline":
         model = (
             "OFFLINE DEMO MODEL: replies are canned text from a local test server, not a language model.\n"
@@ -70,11 +86,21 @@ def _banner(info: StackInfo) -> str:
         "\nLocal stack ready.\n"
         f"  Web page:        {info.web_url}\n"
         f"  WebSocket:       {info.websocket_url}?Auth=<Cognito access token>\n"
-        f"  Sign in as:      {info.demo_username} (password in {STACK_JSON.relative_to(STACK_JSON.parents[1])})\n"
+        f"  Sign in:         open the web page and press 'Sign in as {info.demo_username}' (one click), or use\n"
+        f"                   {info.demo_username} with the password in {STACK_JSON.relative_to(STACK_JSON.parents[1])}"
+        " (new each run: local state is not kept)\n"
+        "  Terminal chat:   .venv/bin/python -m scripts.chat   (signs in as the demo user)\n"
         f"  Cognito (moto):  {info.cognito_endpoint}  pool {info.user_pool_id}  client {info.user_pool_client_id}\n"
         f"  {model}\n"
+        f"  {_handlers(settings)}\n"
         "Ctrl-C stops everything.\n"
     )
+
+
+def _handlers(settings: LocalStackSettings) -> str:
+    if settings.isolation == "thread":
+        return "Handlers:        in this process (thread isolation), metrics off; their logs on this console"
+    return f"Function logs:   {settings.log_dir}/<function>.log (each function in processes of its own, metrics on)"
 
 
 async def _run(settings: LocalStackSettings) -> None:
@@ -85,17 +111,41 @@ async def _run(settings: LocalStackSettings) -> None:
     stack = LocalStack(settings)
     try:
         info = await stack.start()
-        print(_banner(info), flush=True)
+        print(_banner(info, settings), flush=True)
         await stop.wait()
         print("Stopping...", flush=True)
     finally:
         await stack.stop()
 
 
+def _port_in_use(host: str, port: int) -> bool:
+    """Whether something already listens on ``host:port`` (checked before the slow start, so the answer is quick)."""
+    if port == 0:
+        return False
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As aiohttp does: a port in TIME_WAIT after the last run is free, only a listener makes it busy.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+def _port_busy_message(host: str, port: int) -> str:
+    return (
+        f"Port {port} on {host} is already in use (another `make dev`?): stop that process, "
+        f"or pick a free port with `make dev PORT={port + 1}`."
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parse_args(argv)
+    if _port_in_use(args.host, args.port):
+        sys.exit(_port_busy_message(args.host, args.port))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    # Metrics are disabled locally (no CloudWatch), so Powertools' "nothing to publish" warning is only noise.
+    # In thread isolation metrics are off (no CloudWatch), so Powertools' "nothing to publish" warning is only noise.
+    # (In process isolation the functions warn in their own logs, as in Lambda.)
     warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
     settings = LocalStackSettings(
         port=args.port,
@@ -106,8 +156,16 @@ def main(argv: list[str] | None = None) -> None:
         max_connection_age_s=args.max_connection_age,
         poller_concurrency=args.concurrency,
         handler_log_level=args.handler_log_level,
+        isolation=args.isolation,
+        log_dir=args.log_dir,
     )
-    asyncio.run(_run(settings))
+    try:
+        asyncio.run(_run(settings))
+    except OSError as exc:
+        # Taken between the check above and the gateway's start: the same one line, no traceback.
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        sys.exit(_port_busy_message(args.host, args.port))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import secrets
 import string
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +47,8 @@ DEFAULT_STAGE = "local"
 IDLE_TIMEOUT_S = 10 * 60
 MAX_CONNECTION_AGE_S = 2 * 60 * 60
 INTEGRATION_TIMEOUT_S = 29.0
+#: Where the page's one-click demo sign-in posts (relative to the page; named in ``config.json`` as ``demoSignIn``).
+DEMO_SIGN_IN_PATH = "demo-sign-in"
 #: API Gateway closes expired connections with "going away".
 GOING_AWAY = (1001, "Going away")
 #: What the client sees when a backend deletes its connection through ``@connections``.
@@ -239,7 +241,9 @@ def _route_for(body: str | bytes) -> RouteSpec:
     routes = {route.route_key: route for route in ROUTES}
     action: Any = None
     if isinstance(body, str):
-        with contextlib.suppress(json.JSONDecodeError):
+        # Whatever does not parse (bad JSON, nesting deeper than the parser goes, a number too long to convert) has
+        # no action to route by: API Gateway sends it to $default, which answers it.
+        with contextlib.suppress(json.JSONDecodeError, RecursionError, ValueError):
             parsed = json.loads(body)
             action = parsed.get("action") if isinstance(parsed, dict) else None
     if isinstance(action, str) and not action.startswith("$") and action in routes:
@@ -274,6 +278,7 @@ class Gateway:
         integration_timeout_s: float = INTEGRATION_TIMEOUT_S,
         web_dir: Path | None = None,
         public_config: Callable[[], Mapping[str, Any]] | None = None,
+        demo_sign_in: Callable[[], Awaitable[Mapping[str, Any]]] | None = None,
     ) -> None:
         self._invoker = invoker
         self.stage = stage
@@ -283,6 +288,7 @@ class Gateway:
         self._integration_timeout_s = integration_timeout_s
         self._web_dir = web_dir if web_dir is not None and web_dir.is_dir() else None
         self._public_config = public_config
+        self._demo_sign_in = demo_sign_in
         self.api_id = new_api_id()
         self._connections: dict[str, Connection] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -300,6 +306,8 @@ class Gateway:
         app.router.add_get(management, self._get_connection)
         app.router.add_delete(management, self._delete_connection)
         app.router.add_get("/config.json", self._config)
+        if self._demo_sign_in is not None:
+            app.router.add_post(f"/{DEMO_SIGN_IN_PATH}", self._demo_sign_in_handler)
         if self._web_dir is not None:
             app.router.add_get("/", self._index)
             app.router.add_static("/", self._web_dir, show_index=False, follow_symlinks=False)
@@ -632,6 +640,18 @@ class Gateway:
         if self._public_config is None:
             raise web.HTTPNotFound()
         return web.json_response(dict(self._public_config()), headers={"Cache-Control": "no-store"})
+
+    async def _demo_sign_in_handler(self, request: web.Request) -> web.Response:
+        """The page's one-click demo sign-in: Cognito's InitiateAuth answer for the demo user, so the page gets the
+        demo user's tokens without the password ever being served (it stays in ``.local/stack.json``). Only on this
+        loopback-only gateway, and only for a request from the page's own origin (another site open in the same
+        browser cannot read the answer anyway, having no CORS grant, but it need not even cause a sign-in)."""
+        assert self._demo_sign_in is not None
+        origin = request.headers.get("Origin")
+        if origin is not None and origin != self.base_url:
+            raise web.HTTPForbidden(text="demo sign-in is for the page served here only")
+        result = await self._demo_sign_in()
+        return web.json_response(dict(result), headers={"Cache-Control": "no-store"})
 
     async def _index(self, request: web.Request) -> web.StreamResponse:
         assert self._web_dir is not None

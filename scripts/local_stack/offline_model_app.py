@@ -143,7 +143,7 @@ async def _create_response(request: web.Request) -> web.StreamResponse:
     run.task = state.spawn(
         generate(
             run,
-            reply=plan_reply(context, {tool.name for tool in create.tools}),
+            reply=plan_reply(context, {tool.name: tool.parameters for tool in create.tools}),
             state=state,
             input_tokens=count_input_tokens(create.instructions, context),
             max_output_tokens=create.max_output_tokens,

@@ -2,8 +2,10 @@
 
 The replies are made for a demo: they reflect the user's message so a person can see the round trip worked, grow
 long when asked for something long (to show streaming), and call the ``current_time`` / ``calculate`` tools when
-they are offered and the message asks for the time or for arithmetic (to show the tool loop). Given the same
-context they are always the same, so tests can assert on them.
+they are offered and the message asks for the time or for arithmetic (to show the tool loop). "Use the <name> tool
+on <text>" calls any offered tool whose name ends with <name> (an MCP server's ``demo__word_count`` for
+``word_count``), its arguments filled in from the tool's schema and the text. Given the same context they are
+always the same, so tests can assert on them.
 """
 
 from __future__ import annotations
@@ -78,15 +80,38 @@ _HAS_OPERATION = re.compile(r"[\d)]\s*[-+*/%^]\s*[(\-]*\s*[\d.]")
 _LONG_REQUEST = re.compile(r"\b(long|story|essay|explain)", re.I)
 _GREETING = re.compile(r"^\s*(hi|hello|hey|good (morning|afternoon|evening)|howdy)\b", re.I)
 _TOPIC_AFTER = re.compile(r"\b(?:about|on|of|why|how)\s+(.+)$", re.I | re.S)
+#: "use the word_count tool on: some text", "call `lookup_order` tool for A-1001".
+_USE_TOOL = re.compile(
+    r"\b(?:use|call|run|try)\s+(?:the\s+)?[`'\"]?([A-Za-z0-9_.-]+)[`'\"]?\s+tool\b"
+    r"(?:\s*(?:on|with|for|about)\b)?\s*:?\s*(.*)$",
+    re.I | re.S,
+)
+#: "call lookup_order for A-1001": the same without the word "tool", taken only when such a tool is offered.
+_USE_NAME = re.compile(
+    r"\b(?:use|call|run)\s+(?:the\s+)?[`'\"]?([A-Za-z0-9_.-]{3,})[`'\"]?(?:\s*(?:on|with|for|about)\b)?\s*:?\s*(.*)$",
+    re.I | re.S,
+)
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
 def plan_reply(context: Sequence[Mapping[str, Any]], tool_names: Collection[str]) -> Reply:
-    """The reply to the newest item of ``context`` (conversation items plus the request's input, oldest first)."""
+    """The reply to the newest item of ``context`` (conversation items plus the request's input, oldest first).
+
+    ``tool_names`` are the offered tools; a mapping from each name to its ``parameters`` schema lets the model
+    fill in the arguments of any tool it is asked to use by name (see :func:`named_tool_call`).
+    """
     if context and context[-1].get("type") == "function_call_output":
         return TextReply(_tool_result_reply(context, context[-1]))
     message = last_user_text(context)
     if message is None:
         return TextReply("I'm the offline demo model. Send me a message and I'll answer it.")
+    schemas: Mapping[str, Any] = tool_names if isinstance(tool_names, Mapping) else {}
+    named = _USE_TOOL.search(message)
+    if named:
+        return named_tool_call(named.group(1), _argument_text(named.group(2)), tool_names, schemas)
+    loosely = _USE_NAME.search(message)
+    if loosely and any(name.endswith(loosely.group(1)) for name in tool_names):
+        return named_tool_call(loosely.group(1), _argument_text(loosely.group(2)), tool_names, schemas)
     if _TIME_QUESTION.search(message):
         if TIME_TOOL in tool_names:
             return ToolCallReply(TIME_TOOL, json.dumps({"timezone": timezone_for(message)}))
@@ -98,6 +123,59 @@ def plan_reply(context: Sequence[Mapping[str, Any]], tool_names: Collection[str]
     if _LONG_REQUEST.search(message):
         return TextReply(_long_reply(message))
     return TextReply(_short_reply(message, ordinal))
+
+
+def _argument_text(text: str) -> str:
+    # The sentence's closing punctuation and quotes are not part of the argument ("for 'A-1001'.").
+    return text.strip().rstrip(".!?").strip().strip("\"'`")
+
+
+def named_tool_call(requested: str, text: str, tool_names: Collection[str], schemas: Mapping[str, Any]) -> Reply:
+    """A call to the offered tool called ``requested`` or, failing that, one whose name ends with it (MCP tools are
+    offered as ``<server>__<tool>``); its arguments from the tool's schema and ``text``."""
+    ends_with = sorted(name for name in tool_names if name.endswith(requested))
+    name = requested if requested in tool_names else (ends_with[0] if ends_with else None)
+    if name is None:
+        offered = ", ".join(sorted(tool_names)) or "none"
+        return TextReply(f"I can't use a {requested} tool: it isn't offered here. The tools I have: {offered}.")
+    schema = schemas.get(name)
+    return ToolCallReply(name, json.dumps(fill_arguments(schema if isinstance(schema, Mapping) else None, text)))
+
+
+def fill_arguments(schema: Mapping[str, Any] | None, text: str) -> dict[str, Any]:
+    """Arguments for a tool from the user's text: every string parameter gets the text, a number the first number
+    in it, a boolean ``true``; optional parameters are left out (the tool's default applies)."""
+    properties = (schema or {}).get("properties") or {}
+    required = set((schema or {}).get("required", properties))
+    number = _NUMBER.search(text)
+    arguments: dict[str, Any] = {}
+    for name, prop in properties.items():
+        if name not in required:
+            continue
+        kind = _json_type(prop)
+        if kind == "string":
+            arguments[name] = text
+        elif kind == "integer":
+            arguments[name] = int(float(number.group(0))) if number else 0
+        elif kind == "number":
+            arguments[name] = float(number.group(0)) if number else 0
+        elif kind == "boolean":
+            arguments[name] = True
+        elif kind == "array":
+            arguments[name] = []
+        else:
+            arguments[name] = None
+    return arguments
+
+
+def _json_type(prop: Any) -> str | None:
+    """The first non-null type a property schema allows (``type`` may be a list; ``anyOf`` a list of schemas)."""
+    if not isinstance(prop, Mapping):
+        return None
+    kind = prop.get("type")
+    kinds = kind if isinstance(kind, list) else [kind]
+    kinds += [_json_type(option) for option in prop.get("anyOf", [])]
+    return next((k for k in kinds if isinstance(k, str) and k != "null"), None)
 
 
 def last_user_text(context: Sequence[Mapping[str, Any]]) -> str | None:

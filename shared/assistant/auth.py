@@ -23,6 +23,8 @@ from typing import Any
 
 import jwt
 
+from assistant.wiring import TOKEN_LEEWAY_SECONDS
+
 #: The only signature algorithm Cognito uses. Accepting any other (``none``, ``HS256`` keyed with the public key)
 #: is the classic JWT confusion attack.
 _ALGORITHM = "RS256"
@@ -41,6 +43,8 @@ class Principal:
 
     user_id: str
     username: str
+    #: The token's ``exp`` (epoch seconds): the connection it opens ends with it (see assistant.routes).
+    expires_at: int
 
 
 class InvalidToken(Exception):
@@ -68,7 +72,7 @@ class TokenVerifier:
         client_id: str,
         jwks_source: JwksSource,
         clock: Callable[[], float] = time.time,
-        leeway_seconds: int = 30,
+        leeway_seconds: int = TOKEN_LEEWAY_SECONDS,
         max_token_bytes: int = 8192,
         min_refetch_interval_seconds: float = 60.0,
     ) -> None:
@@ -156,7 +160,11 @@ class TokenVerifier:
             raise InvalidToken("missing claim sub")
         username = claims.get("username")
         # Pools that sign in by email may omit ``username``; the ``sub`` still identifies the user.
-        return Principal(user_id=sub, username=username if isinstance(username, str) and username else sub)
+        return Principal(
+            user_id=sub,
+            username=username if isinstance(username, str) and username else sub,
+            expires_at=int(_numeric(claims, "exp")),
+        )
 
     def _check_times(self, claims: Mapping[str, Any]) -> None:
         now = self._clock()

@@ -1,9 +1,10 @@
-"""The small routes: cancel, newConversation, listConversations, getHistory, ping. Each answers the sender."""
+"""The small routes: cancel, newConversation, listConversations, getHistory, getUsage, ping. Each answers the sender."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from assistant.errors import NotFound
 from assistant.model import ModelClient
@@ -14,7 +15,9 @@ from assistant.protocol import (
     ConversationFrame,
     Conversations,
     ConversationSummary,
+    DailyUsageFrame,
     GetHistory,
+    GetUsage,
     History,
     HistoryMessage,
     ListConversations,
@@ -25,11 +28,21 @@ from assistant.protocol import (
 )
 from assistant.stores.conversations import ConversationStore
 from assistant.stores.messages import MessageStatus, MessageStore
+from assistant.stores.rate_limits import RateLimit, RateLimiter
+from assistant.stores.timestamps import next_utc_midnight
+from assistant.stores.usage import Quotas, UsageStore
 from assistant.wiring import MAX_MESSAGE_BYTES
 
 #: Route responses travel as one WebSocket message; leave room under API Gateway's 128 KB for the envelope.
 HISTORY_BUDGET_BYTES = MAX_MESSAGE_BYTES - 8 * 1024
 LIST_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class CommandLimits:
+    quotas: Quotas
+    #: Token buckets per action; actions not named here are not rate limited (cancel and ping must always work).
+    rate_limits: Mapping[str, RateLimit]
 
 
 class CommandService:
@@ -38,15 +51,25 @@ class CommandService:
         *,
         conversations: ConversationStore,
         messages: MessageStore,
+        usage: UsageStore,
+        rate_limiter: RateLimiter,
+        limits: CommandLimits,
         model: Callable[[], ModelClient],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._conversations = conversations
         self._messages = messages
+        self._usage = usage
+        self._rate_limiter = rate_limiter
+        self._limits = limits
         self._model = model
         self._clock = clock
 
     def handle(self, user_id: str, frame: ClientFrame) -> ServerFrame | None:
+        limit = self._limits.rate_limits.get(frame.action)
+        if limit is not None:
+            # Before any work: a refused frame changes nothing.
+            self._rate_limiter.take(user_id, frame.action, limit)
         if isinstance(frame, Cancel):
             return self._cancel(user_id, frame.message_id)
         if isinstance(frame, NewConversation):
@@ -63,6 +86,8 @@ class CommandService:
             return self._history(user_id, frame.conversation_id)
         if isinstance(frame, Ping):
             return Pong()
+        if isinstance(frame, GetUsage):
+            return self._usage_today(user_id)
         raise TypeError(f"{type(frame).__name__} is not a command")  # sendMessage has its own route
 
     def _cancel(self, user_id: str, message_id: str) -> ServerFrame | None:
@@ -74,6 +99,21 @@ class CommandService:
             return Cancelled(message_id=message_id)
         # Streaming: the worker stops at its next frame and tells every tab. Already finished: nothing to stop.
         return None
+
+    def _usage_today(self, user_id: str) -> DailyUsageFrame:
+        now = self._clock()
+        usage = self._usage.today(user_id, now=now)
+        quotas = self._limits.quotas
+        return DailyUsageFrame(
+            day=usage.day,
+            messages=usage.messages,
+            message_quota=quotas.messages,
+            input_tokens=usage.input_tokens,
+            input_token_quota=quotas.input_tokens,
+            output_tokens=usage.output_tokens,
+            output_token_quota=quotas.output_tokens,
+            resets_at=next_utc_midnight(now),
+        )
 
     def _history(self, user_id: str, conversation_id: str) -> History:
         conversation = self._conversations.get(user_id, conversation_id)

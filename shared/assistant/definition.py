@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo, field_validator
 
 from assistant.tools.builtin import default_registry
+from assistant.tools.mcp_config import McpServerConfig
 from assistant.tools.registry import ToolRegistry
 
 #: The definition packaged next to this module.
@@ -48,6 +49,17 @@ class AssistantDefinition(BaseModel):
     #: finishes the same response instead of losing it. The price: the response is stored by the provider, and
     #: stopping it takes an explicit cancel call (closing the stream no longer stops it).
     resumable: bool = True
+    #: Remote MCP servers whose tools the model is offered next to ``tools`` (see docs/mcp.md). Empty: the worker
+    #: never imports the ``mcp`` SDK.
+    mcp_servers: tuple[McpServerConfig, ...] = ()
+
+    @field_validator("mcp_servers")
+    @classmethod
+    def _unique_servers(cls, servers: tuple[McpServerConfig, ...]) -> tuple[McpServerConfig, ...]:
+        names = [server.name for server in servers]
+        if len(set(names)) != len(names):
+            raise ValueError("two MCP servers have the same name (it prefixes their tools' names)")
+        return servers
 
     @field_validator("tools")
     @classmethod

@@ -15,6 +15,8 @@ class ErrorCode(StrEnum):
     TOO_LARGE = "too_large"
     NOT_FOUND = "not_found"
     QUOTA_EXCEEDED = "quota_exceeded"
+    RATE_LIMITED = "rate_limited"
+    TOKEN_EXPIRED = "token_expired"  # noqa: S105 - an error code, not a credential
     MODEL_UNAVAILABLE = "model_unavailable"
     MODEL_NOT_CONFIGURED = "model_not_configured"
     INTERNAL = "internal"
@@ -52,6 +54,22 @@ class NotFound(AssistantError):
 
 class QuotaExceeded(AssistantError):
     code = ErrorCode.QUOTA_EXCEEDED
+
+
+class RateLimited(AssistantError):
+    """Too many requests of one kind from one user, or too many of their messages waiting: try again later."""
+
+    code = ErrorCode.RATE_LIMITED
+
+    def __init__(self, public_message: str, *, retry_after_ms: int) -> None:
+        super().__init__(public_message)
+        self.retry_after_ms = max(1, retry_after_ms)
+
+
+class TokenExpired(AssistantError):
+    """The access token this connection was opened with has expired: sign in again and reconnect."""
+
+    code = ErrorCode.TOKEN_EXPIRED
 
 
 class ModelError(AssistantError):

@@ -19,6 +19,8 @@ from aws_lambda_powertools.utilities.parser.models.apigw_websocket import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
+from assistant.wiring import TOKEN_LEEWAY_SECONDS
+
 
 class AuthorizerContext(BaseModel):
     """What ``lambdas/authorizer.py`` puts in its policy's ``context``."""
@@ -27,6 +29,12 @@ class AuthorizerContext(BaseModel):
 
     user_id: str = Field(alias="userId", min_length=1)
     username: str = ""
+    #: The access token's expiry (epoch seconds). API Gateway hands context values back as strings.
+    expires_at: int | None = Field(default=None, alias="exp")
+
+    def expired(self, now: float) -> bool:
+        """Whether the connection outlived its token (with the verifier's clock-skew leeway)."""
+        return self.expires_at is not None and now > self.expires_at + TOKEN_LEEWAY_SECONDS
 
 
 class _WithAuthorizer(BaseModel):

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from assistant.errors import NotFound
+from assistant.errors import NotFound, QuotaExceeded
 from assistant.protocol import Accepted, SendMessage, new_id
 from assistant.queue import QueuedMessage, enqueue
 from assistant.stores.conversations import ConversationStore
 from assistant.stores.messages import MessageStatus, MessageStore
+from assistant.stores.rate_limits import RateLimit, RateLimiter
+from assistant.stores.usage import Quotas, UsageStore
 
 logger = Logger(child=True)
+
+
+@dataclass(frozen=True)
+class IntakeLimits:
+    quotas: Quotas
+    rate_limit: RateLimit
 
 
 class MessageIntake:
@@ -23,18 +32,31 @@ class MessageIntake:
         *,
         conversations: ConversationStore,
         messages: MessageStore,
+        usage: UsageStore,
+        rate_limiter: RateLimiter,
+        limits: IntakeLimits,
         sqs_client: Any,
         queue_url: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._conversations = conversations
         self._messages = messages
+        self._usage = usage
+        self._rate_limiter = rate_limiter
+        self._limits = limits
         self._sqs = sqs_client
         self._queue_url = queue_url
         self._clock = clock
 
     def accept(self, *, user_id: str, connection_id: str, frame: SendMessage) -> Accepted:
+        # Refusals first, before anything is recorded or enqueued: a refused frame leaves no trace.
+        self._rate_limiter.take(user_id, "sendMessage", self._limits.rate_limit)
         now = self._clock()
+        # The worker's claim is the exact check (atomic with counting the message); this one spares a message that
+        # cannot be answered today its record, its queue message and its worker run.
+        spent = self._limits.quotas.exhausted_by(self._usage.today(user_id, now=now))
+        if spent is not None:
+            raise QuotaExceeded(spent)
         if frame.conversation_id is None:
             conversation_id = self._conversations.current(user_id, now=now).conversation_id
         elif self._conversations.get(user_id, frame.conversation_id) is None:

@@ -24,7 +24,6 @@ import this module (for types) must not pay for it at cold start.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Generator
@@ -35,11 +34,14 @@ from assistant.definition import AssistantDefinition
 from assistant.errors import AssistantError, ModelFailed, ModelIncomplete, NotFound, ReplyInterrupted
 from assistant.model_events import ModelEvent, ReplyCompleted, ResponseStarted, TextDelta, ToolEvent
 from assistant.model_retry import FAILED_MESSAGE, RetryPolicy, StreamBroken, StreamErrorEvent, classify
-from assistant.tools.registry import ToolContext, ToolRegistry, ToolResult
+from assistant.tools.registry import ToolContext, ToolRegistry
+from assistant.tools.toolbox import OfferedTools, Toolbox
 
 if TYPE_CHECKING:
     import openai
     from openai.types.responses import Response, ResponseInputItemParam, ToolParam
+
+    from assistant.tools.mcp_tools import McpTools
 
 __all__ = [
     "ModelClient",
@@ -96,6 +98,7 @@ class ModelClientOptions(TypedDict, total=False):
     model_override: str | None
     recover_poll_interval_s: float
     recover_max_wait_s: float
+    mcp_tools: McpTools | None
 
 
 @dataclass(frozen=True)
@@ -159,14 +162,15 @@ class ModelClient:
         model_override: str | None = None,
         recover_poll_interval_s: float = 0.5,
         recover_max_wait_s: float = 20,
+        mcp_tools: McpTools | None = None,
     ) -> None:
         if max_tool_rounds < 0:
             raise ValueError("max_tool_rounds must not be negative")
         # Whoever built the client, this class owns the retry policy (see assistant.model_retry).
         self._client = openai_client.with_options(max_retries=0)
         self._definition = definition
-        self._tools = tools
-        self._tool_specs = tools.specs(definition.tools)
+        # MCP tools (if the definition declares servers) are listed per reply; see assistant.tools.toolbox.
+        self._toolbox = Toolbox(tools, definition.tools, mcp_tools)
         self._retry = retry
         self._sleep = sleep
         self._max_tool_rounds = max_tool_rounds
@@ -242,8 +246,9 @@ class ModelClient:
         A generator rather than a plain iterator so the caller can ``close()`` it: that closes the HTTP stream.
         """
         first: list[ResponseInputItemParam] = [{"type": "message", "role": "user", "content": text}]
-        result = yield from self._stream_round(conversation_id, first, allow_tools=True)
-        yield from self._finish(conversation_id, context, result)
+        offered = self._toolbox.offer()
+        result = yield from self._stream_round(conversation_id, first, offered, allow_tools=True)
+        yield from self._finish(conversation_id, context, result, offered)
 
     def resume_reply(
         self,
@@ -267,9 +272,11 @@ class ModelClient:
         yield ResponseStarted(response.id)
         if response.output_text:
             yield TextDelta(response.output_text)
-        yield from self._finish(conversation_id, context, _Round.of(response))
+        yield from self._finish(conversation_id, context, _Round.of(response), self._toolbox.offer())
 
-    def _finish(self, conversation_id: str, context: ToolContext, result: _Round) -> Generator[ModelEvent, None, None]:
+    def _finish(
+        self, conversation_id: str, context: ToolContext, result: _Round, offered: OfferedTools
+    ) -> Generator[ModelEvent, None, None]:
         """Run tool rounds until a response without tool calls, then report the summed usage."""
         input_tokens, output_tokens = result.input_tokens, result.output_tokens
         rounds = 0
@@ -280,9 +287,11 @@ class ModelClient:
                 )
                 raise ModelFailed("The assistant kept calling tools without answering.")
             rounds += 1
-            outputs = yield from self._run_tools(result.calls, context)
+            outputs = yield from self._run_tools(result.calls, context, offered)
             # The last permitted round forbids tools, so a model that would loop has to answer in text instead.
-            result = yield from self._stream_round(conversation_id, outputs, allow_tools=rounds < self._max_tool_rounds)
+            result = yield from self._stream_round(
+                conversation_id, outputs, offered, allow_tools=rounds < self._max_tool_rounds
+            )
             input_tokens += result.input_tokens
             output_tokens += result.output_tokens
         yield ReplyCompleted(
@@ -290,23 +299,24 @@ class ModelClient:
         )
 
     def _run_tools(
-        self, calls: tuple[_Call, ...], context: ToolContext
+        self, calls: tuple[_Call, ...], context: ToolContext, offered: OfferedTools
     ) -> Generator[ModelEvent, None, list[ResponseInputItemParam]]:
         outputs: list[ResponseInputItemParam] = []
         for call in calls:
             yield ToolEvent(call.name, "started")
-            if call.name in self._definition.tools:
-                result = self._tools.invoke(call.name, call.arguments, context)
-            else:
-                # Registered is not enough: the definition decides what this assistant may run.
-                logger.warning("Model called a tool it was not offered", extra={"tool": call.name})
-                result = ToolResult(ok=False, output=json.dumps({"error": f"There is no tool named {call.name!r}."}))
+            # Only what this reply offered runs; a failing MCP server is an error result here, never an exception.
+            result = offered.invoke(call.name, call.arguments, context)
             yield ToolEvent(call.name, "done" if result.ok else "failed")
             outputs.append({"type": "function_call_output", "call_id": call.call_id, "output": result.output})
         return outputs
 
     def _stream_round(
-        self, conversation_id: str, input_items: list[ResponseInputItemParam], *, allow_tools: bool
+        self,
+        conversation_id: str,
+        input_items: list[ResponseInputItemParam],
+        offered: OfferedTools,
+        *,
+        allow_tools: bool,
     ) -> Generator[ModelEvent, None, _Round]:
         """One model response, streamed. Retries while nothing of it was yielded; recovers by id afterwards."""
         import openai
@@ -315,7 +325,7 @@ class ModelClient:
         while True:
             progress = _Progress()
             try:
-                return (yield from self._stream_once(conversation_id, input_items, allow_tools, progress))
+                return (yield from self._stream_once(conversation_id, input_items, offered, allow_tools, progress))
             except (openai.APIError, StreamBroken, StreamErrorEvent) as exc:
                 failure = classify(exc)
                 if failure is None:  # pragma: no cover - classify knows every type caught above
@@ -357,11 +367,12 @@ class ModelClient:
         self,
         conversation_id: str,
         input_items: list[ResponseInputItemParam],
+        offered: OfferedTools,
         allow_tools: bool,
         progress: _Progress,
     ) -> Generator[ModelEvent, None, _Round]:
         try:
-            return (yield from self._stream_events(conversation_id, input_items, allow_tools, progress))
+            return (yield from self._stream_events(conversation_id, input_items, offered, allow_tools, progress))
         except GeneratorExit as closing:
             # The caller stopped early. Every yield of a round comes before its terminal event, so a response that
             # has started is still running server-side; in background mode nothing but a cancel call stops it.
@@ -379,14 +390,15 @@ class ModelClient:
         self,
         conversation_id: str,
         input_items: list[ResponseInputItemParam],
+        offered: OfferedTools,
         allow_tools: bool,
         progress: _Progress,
     ) -> Generator[ModelEvent, None, _Round]:
         from openai import omit
 
         definition = self._definition
-        # The registry's dicts have exactly the FunctionToolParam shape; the registry just doesn't import openai.
-        tools: list[ToolParam] = self._tool_specs  # type: ignore[assignment]
+        # The specs have exactly the FunctionToolParam shape; the tools modules just don't import openai.
+        tools: list[ToolParam] = offered.specs  # type: ignore[assignment]
         # `with` closes the HTTP response when the caller stops iterating (GeneratorExit). That stops a normal
         # response; a background one (resumable) keeps running until it is cancelled.
         with self._client.responses.create(

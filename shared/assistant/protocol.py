@@ -15,7 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from assistant.errors import AssistantError, BadRequest, ErrorCode, TooLarge, UnknownAction
+from assistant.errors import AssistantError, BadRequest, ErrorCode, RateLimited, TooLarge, UnknownAction
+from assistant.wiring import MAX_FRAME_BYTES
 
 #: Ids a client may choose: short, URL- and key-safe, so they can be used in DynamoDB keys and SQS dedup ids.
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -73,32 +74,78 @@ class Ping(_ClientFrame):
     action: Literal["ping"]
 
 
+class GetUsage(_ClientFrame):
+    action: Literal["getUsage"]
+
+
 ClientFrame = Annotated[
-    SendMessage | Cancel | NewConversation | ListConversations | GetHistory | Ping,
+    SendMessage | Cancel | NewConversation | ListConversations | GetHistory | Ping | GetUsage,
     Field(discriminator="action"),
 ]
 _CLIENT_FRAME: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
 ACTIONS: frozenset[str] = frozenset(
-    {"sendMessage", "cancel", "newConversation", "listConversations", "getHistory", "ping"}
+    {"sendMessage", "cancel", "newConversation", "listConversations", "getHistory", "ping", "getUsage"}
 )
 
 
-def parse_client_frame(body: str | None, *, max_message_chars: int) -> ClientFrame:
-    """Parse one client frame, raising an :class:`AssistantError` with the protocol's code for bad input."""
-    if body is None or not body.strip():
-        raise BadRequest("The frame is empty; send a JSON object with an `action`.")
+#: A client frame is one WebSocket frame, which API Gateway caps at 32 KB; a message's text must fit in it.
+MAX_CLIENT_FRAME_BYTES = MAX_FRAME_BYTES
+#: Digits a JSON number may have. Python refuses to convert integers over 4300 digits (a ValueError deep in the
+#: parser); no field of the protocol needs more than a handful.
+_MAX_NUMBER_CHARS = 100
+#: What SQS accepts in a message body (and so what a message's text may contain), minus Unicode's noncharacters.
+_REFUSED_CHARS = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
+    + "".join(f"{chr(plane * 0x10000 + 0xFFFE)}{chr(plane * 0x10000 + 0xFFFF)}" for plane in range(1, 17))
+    + "]"
+)
+
+
+def _bounded_number(text: str) -> float | int:
+    if len(text) > _MAX_NUMBER_CHARS:
+        raise BadRequest(f"A number in the frame has more than {_MAX_NUMBER_CHARS} characters.")
+    return float(text) if any(c in text for c in ".eE") else int(text)
+
+
+def _no_constant(name: str) -> Any:
+    raise BadRequest(f"`{name}` is not valid JSON.")
+
+
+def _load_json(body: str) -> Any:
     try:
-        raw = json.loads(body)
+        return json.loads(body, parse_int=_bounded_number, parse_float=_bounded_number, parse_constant=_no_constant)
     except json.JSONDecodeError:
         raise BadRequest("The frame is not valid JSON.") from None
+    except RecursionError:
+        raise BadRequest("The frame is nested too deeply.") from None
+
+
+def parse_client_frame(body: str | None, *, max_message_chars: int) -> ClientFrame:
+    """Parse one client frame, raising an :class:`AssistantError` with the protocol's code for bad input.
+
+    Hostile but valid JSON (deep nesting, huge numbers, lone surrogates) is a ``bad_request`` like any other bad
+    input, never an ``internal`` error: nothing downstream sees it.
+    """
+    if body is None or not body.strip():
+        raise BadRequest("The frame is empty; send a JSON object with an `action`.")
+    if len(body) > MAX_CLIENT_FRAME_BYTES or len(body.encode("utf-8", "surrogatepass")) > MAX_CLIENT_FRAME_BYTES:
+        raise TooLarge(f"The frame is over {MAX_CLIENT_FRAME_BYTES} bytes, the size of one WebSocket frame.")
+    raw = _load_json(body)
     if not isinstance(raw, dict):
         raise BadRequest("The frame must be a JSON object.")
     action = raw.get("action")
     if not isinstance(action, str) or action not in ACTIONS:
         raise UnknownAction(f"Unknown action {action!r}; expected one of {sorted(ACTIONS)}.")
     message = raw.get("message")
-    if action == "sendMessage" and isinstance(message, str) and len(message) > max_message_chars:
-        raise TooLarge(f"The message has {len(message)} characters; the limit is {max_message_chars}.")
+    if action == "sendMessage" and isinstance(message, str):
+        if len(message) > max_message_chars:
+            raise TooLarge(f"The message has {len(message)} characters; the limit is {max_message_chars}.")
+        refused = _REFUSED_CHARS.search(message)
+        if refused is not None:
+            raise BadRequest(
+                f"The message contains U+{ord(refused.group()):04X}, which is not a character that can be sent "
+                "(control characters, lone surrogates and noncharacters are refused)."
+            )
     try:
         return _CLIENT_FRAME.validate_python(raw)
     except ValidationError as exc:
@@ -114,7 +161,9 @@ def _describe(exc: ValidationError) -> str:
 
 
 def is_valid_id(value: str) -> bool:
-    return bool(_ID_RE.match(value))
+    # fullmatch: with ``match``, Python's ``$`` also matches before a trailing newline, so "a\n" passed here
+    # while the frame models (pydantic's Rust regex) refuse it.
+    return _ID_RE.fullmatch(value) is not None
 
 
 # --- Server -> client -------------------------------------------------------------------------------------------
@@ -177,10 +226,13 @@ class ErrorFrame(_ServerFrame):
     message_id: str | None = Field(default=None, alias="messageId")
     code: ErrorCode
     message: str
+    #: With ``rate_limited``: how long to wait before sending that kind of frame again.
+    retry_after_ms: int | None = Field(default=None, alias="retryAfterMs")
 
     @classmethod
     def from_error(cls, error: AssistantError, *, message_id: str | None = None) -> ErrorFrame:
-        return cls(message_id=message_id, code=error.code, message=error.public_message)
+        retry_after_ms = error.retry_after_ms if isinstance(error, RateLimited) else None
+        return cls(message_id=message_id, code=error.code, message=error.public_message, retry_after_ms=retry_after_ms)
 
 
 class ConversationFrame(_ServerFrame):
@@ -215,8 +267,34 @@ class Pong(_ServerFrame):
     type: Literal["pong"] = "pong"
 
 
+class DailyUsageFrame(_ServerFrame):
+    """The answer to ``getUsage``: today's (UTC) counters and the quotas they are checked against."""
+
+    type: Literal["usage"] = "usage"
+    #: ``YYYY-MM-DD`` (UTC); counters reset at midnight UTC.
+    day: str
+    messages: int
+    message_quota: int = Field(alias="messageQuota")
+    input_tokens: int = Field(alias="inputTokens")
+    input_token_quota: int = Field(alias="inputTokenQuota")
+    output_tokens: int = Field(alias="outputTokens")
+    output_token_quota: int = Field(alias="outputTokenQuota")
+    #: When the counters reset, ISO 8601 UTC.
+    resets_at: str = Field(alias="resetsAt")
+
+
 ServerFrame = (
-    Accepted | Delta | ToolActivity | Done | Cancelled | ErrorFrame | ConversationFrame | Conversations | History | Pong
+    Accepted
+    | Delta
+    | ToolActivity
+    | Done
+    | Cancelled
+    | ErrorFrame
+    | ConversationFrame
+    | Conversations
+    | History
+    | Pong
+    | DailyUsageFrame
 )
 
 

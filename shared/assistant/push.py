@@ -65,19 +65,7 @@ class Broadcaster:
 
     @classmethod
     def from_callback_url(cls, callback_url: str, connections: ConnectionStore) -> Broadcaster:
-        """``callback_url`` is the stage's ``https://{api}.execute-api.{region}.amazonaws.com/{stage}``."""
-        import boto3
-        from botocore.config import Config
-
-        config = Config(
-            connect_timeout=_CONNECT_TIMEOUT_SECONDS,
-            read_timeout=_READ_TIMEOUT_SECONDS,
-            retries={"mode": "standard", "max_attempts": _MAX_ATTEMPTS},
-            # One invocation per Lambda container; the local stack runs many in one process on this client.
-            max_pool_connections=50,
-        )
-        client = boto3.client("apigatewaymanagementapi", endpoint_url=callback_url, config=config)
-        return cls(client, connections)
+        return cls(management_client(callback_url), connections)
 
     def send(self, user_id: str, frame: ServerFrame) -> int:
         """Post ``frame`` to each of the user's connections; return how many received it.
@@ -155,6 +143,38 @@ class Broadcaster:
             )
             return _Outcome.FAILED
         return _Outcome.DELIVERED
+
+
+def management_client(callback_url: str) -> Any:
+    """The ``@connections`` client of a stage; ``callback_url`` is ``https://{api}.execute-api.{region}.amazonaws.com/{stage}``."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=_CONNECT_TIMEOUT_SECONDS,
+        read_timeout=_READ_TIMEOUT_SECONDS,
+        retries={"mode": "standard", "max_attempts": _MAX_ATTEMPTS},
+        # One invocation per Lambda container; the local stack runs many in one process on this client.
+        max_pool_connections=50,
+    )
+    return boto3.client("apigatewaymanagementapi", endpoint_url=callback_url, config=config)
+
+
+def post_then_close(client: Any, connection_id: str, frame: ServerFrame) -> None:
+    """Tell a connection why, then end it from the server side (API Gateway then sends ``$disconnect``).
+
+    A connection that is already gone is fine either way: there is nobody left to tell.
+    """
+    for call in (
+        lambda: client.post_to_connection(ConnectionId=connection_id, Data=_encode(frame)),
+        lambda: client.delete_connection(ConnectionId=connection_id),
+    ):
+        try:
+            call()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "GoneException":
+                raise
+            return
 
 
 def _encode(frame: ServerFrame) -> bytes:

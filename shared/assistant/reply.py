@@ -37,6 +37,7 @@ from assistant.push import Broadcaster, DeltaCoalescer
 from assistant.queue import QueuedMessage
 from assistant.stores.conversations import ConversationStore
 from assistant.stores.messages import ClaimOutcome, MessageRecord, MessageStatus, MessageStore
+from assistant.stores.usage import Quotas
 from assistant.tools.registry import ToolContext
 
 logger = Logger(child=True)
@@ -66,8 +67,7 @@ class ReplyOutcome:
 
 @dataclass(frozen=True)
 class ReplyLimits:
-    quota_messages: int
-    quota_output_tokens: int
+    quotas: Quotas
     flush_interval_s: float
     flush_chars: int
     max_receive_count: int
@@ -124,8 +124,7 @@ class ReplyService:
             claimed = self._messages.claim(
                 record,
                 now=self._clock(),
-                message_quota=self._limits.quota_messages,
-                token_quota=self._limits.quota_output_tokens,
+                quotas=self._limits.quotas,
             )
             if claimed is ClaimOutcome.QUOTA_EXCEEDED:
                 return self._reject_over_quota(record)
@@ -287,7 +286,13 @@ class ReplyService:
             ),
         )
         # After the frame: if we die in between, the redelivery resumes and sends `done` again rather than never.
-        self._messages.finish(record, status=MessageStatus.DONE, now=self._clock(), output_tokens=output_tokens)
+        self._messages.finish(
+            record,
+            status=MessageStatus.DONE,
+            now=self._clock(),
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+        )
         return ReplyOutcome(
             ReplyResult.DONE,
             first_text_after_s=None if progress.first_text_at is None else progress.first_text_at - queued.received_at,

@@ -8,6 +8,7 @@ user sees only a generic message and the request id to quote.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,10 +16,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from assistant.errors import AssistantError, ErrorCode
+from assistant import runtime
+from assistant.errors import AssistantError, ErrorCode, TokenExpired
 from assistant.events import MessageEvent
 from assistant.observability import WEBSOCKET_CORRELATION_PATH, Metric, logger, metrics
 from assistant.protocol import ErrorFrame, ServerFrame, route_response
+from assistant.push import post_then_close
 
 RouteAction = Callable[[MessageEvent], ServerFrame | None]
 LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
@@ -35,10 +38,13 @@ def websocket_route(action: RouteAction) -> LambdaHandler:
             routeKey=parsed.request_context.route_key,
         )
         metrics.add_metric(name=Metric.ROUTE_REQUESTS.value, unit=MetricUnit.Count, value=1)
+        if parsed.request_context.authorizer.expired(time.time()):
+            return _end_expired_connection(parsed)
         try:
             return route_response(action(parsed))
         except AssistantError as error:
-            metrics.add_metric(name=Metric.BAD_REQUESTS.value, unit=MetricUnit.Count, value=1)
+            refused = Metric.RATE_LIMITED if error.code is ErrorCode.RATE_LIMITED else Metric.BAD_REQUESTS
+            metrics.add_metric(name=refused.value, unit=MetricUnit.Count, value=1)
             logger.info("Request refused", extra={"code": error.code.value})
             return route_response(ErrorFrame.from_error(error))
         except Exception:
@@ -49,3 +55,13 @@ def websocket_route(action: RouteAction) -> LambdaHandler:
             )
 
     return handler
+
+
+def _end_expired_connection(event: MessageEvent) -> dict[str, Any]:
+    """The connection outlived its access token: say so, then close it (a route response would arrive after the
+    close, so the frame is posted first). The client signs in again and reconnects."""
+    metrics.add_metric(name=Metric.CONNECTIONS_EXPIRED.value, unit=MetricUnit.Count, value=1)
+    logger.info("Connection ended: its access token expired")
+    expired = TokenExpired("Your sign-in has expired. Sign in again to continue.")
+    post_then_close(runtime.connections_api(), event.request_context.connection_id, ErrorFrame.from_error(expired))
+    return route_response(None)

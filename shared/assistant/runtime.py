@@ -7,6 +7,7 @@ that talk to the model. Tests and the local stack call :func:`reset` after chang
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
     from assistant.stores.connections import ConnectionStore
     from assistant.stores.conversations import ConversationStore
     from assistant.stores.messages import MessageStore
+    from assistant.stores.rate_limits import RateLimiter
+    from assistant.stores.usage import UsageStore
+    from assistant.tools.mcp_config import McpServerConfig
+    from assistant.tools.mcp_tools import McpTools
 
 #: Route handlers must answer within API Gateway's 29 s; AWS calls get short timeouts and botocore's standard retries.
 #: (A Lambda container runs one invocation at a time; the larger pool is for the local stack, where the handlers of
@@ -74,10 +79,32 @@ def messages() -> MessageStore:
 
 
 @cache
+def usage() -> UsageStore:
+    from assistant.stores.usage import UsageStore
+
+    return UsageStore(table())
+
+
+@cache
+def rate_limiter() -> RateLimiter:
+    from assistant.stores.rate_limits import RateLimiter
+
+    return RateLimiter(table())
+
+
+@cache
+def connections_api() -> Any:
+    """The stage's ``@connections`` client (boto3's ``apigatewaymanagementapi``)."""
+    from assistant.push import management_client
+
+    return management_client(settings().require("callback_url"))
+
+
+@cache
 def broadcaster() -> Broadcaster:
     from assistant.push import Broadcaster
 
-    return Broadcaster.from_callback_url(settings().require("callback_url"), connections())
+    return Broadcaster(connections_api(), connections())
 
 
 @cache
@@ -139,6 +166,8 @@ def model_client() -> ModelClient:
 
 @lru_cache(maxsize=1)
 def _model_client_for(api_key: str) -> ModelClient:
+    from pathlib import Path
+
     from assistant.definition import load_definition
     from assistant.model import ModelClient, ModelTimeouts
     from assistant.tools.builtin import default_registry
@@ -147,14 +176,44 @@ def _model_client_for(api_key: str) -> ModelClient:
     timeouts = ModelTimeouts()
     if config.model_read_timeout_ms is not None:
         timeouts = ModelTimeouts(read_s=config.model_read_timeout_ms / 1000)
+    definition = load_definition(Path(config.assistant_file) if config.assistant_file else None)
     return ModelClient.create(
         api_key=api_key,
         base_url=config.openai_base_url,
-        definition=load_definition(),
+        definition=definition,
         tools=default_registry(),
         model_override=config.model_override,
         timeouts=timeouts,
+        mcp_tools=mcp_tools(definition.mcp_servers),
     )
+
+
+def mcp_tools(servers: Sequence[McpServerConfig]) -> McpTools | None:
+    """The definition's MCP servers as tools, with their bearer tokens from Secrets Manager; ``None`` without
+    servers (then nothing of the ``mcp`` SDK is ever imported)."""
+    if not servers:
+        return None
+    from assistant.tools.mcp_tools import McpTools
+
+    return McpTools(servers, secret=mcp_secret, on_failure=_count_mcp_failure)
+
+
+def mcp_secret(name: str) -> str:
+    """An MCP server's token, cached like the model key (a rotation takes effect within the max age)."""
+    from aws_lambda_powertools.utilities import parameters
+
+    value = parameters.get_secret(name, max_age=SECRET_MAX_AGE_SECONDS)
+    if not isinstance(value, str) or not value.strip():
+        raise LookupError(f"the secret {name} has no value")
+    return value.strip()
+
+
+def _count_mcp_failure(kind: str) -> None:
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    from assistant.observability import Metric, metrics
+
+    metrics.add_metric(name=Metric.MCP_TOOL_FAILURES.value, unit=MetricUnit.Count, value=1)
 
 
 @cache
@@ -168,8 +227,7 @@ def reply_service() -> ReplyService:
         broadcaster=broadcaster(),
         model=model_client,
         limits=ReplyLimits(
-            quota_messages=config.daily_message_quota,
-            quota_output_tokens=config.daily_output_token_quota,
+            quotas=config.quotas(),
             flush_interval_s=config.flush_interval_ms / 1000,
             flush_chars=config.flush_chars,
             max_receive_count=config.max_receive_count,
@@ -190,6 +248,9 @@ def reset() -> None:
         connections,
         conversations,
         messages,
+        usage,
+        rate_limiter,
+        connections_api,
         broadcaster,
         token_verifier,
         _model_client_for,

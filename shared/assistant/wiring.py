@@ -21,6 +21,8 @@ MAX_MESSAGE_BYTES: Final = 128 * 1024
 DEFAULT_MAX_MESSAGE_CHARS: Final = 16_000
 #: API Gateway closes a connection after 2 hours, so connection records live a little longer than that.
 CONNECTION_TTL_SECONDS: Final = 3 * 60 * 60
+#: Clock skew tolerated on token times, by the authorizer and by the routes that end expired connections.
+TOKEN_LEEWAY_SECONDS: Final = 30
 #: How long a message record is kept for deduplication and cancel (far beyond SQS's 5-minute dedup window).
 MESSAGE_TTL_SECONDS: Final = 7 * 24 * 60 * 60
 #: How long a per-user daily usage counter is kept after its day.
@@ -47,12 +49,24 @@ class Env(StrEnum):
     MAX_MESSAGE_CHARS = "MAX_MESSAGE_CHARS"
     DAILY_MESSAGE_QUOTA = "DAILY_MESSAGE_QUOTA"
     DAILY_OUTPUT_TOKEN_QUOTA = "DAILY_OUTPUT_TOKEN_QUOTA"
+    DAILY_INPUT_TOKEN_QUOTA = "DAILY_INPUT_TOKEN_QUOTA"
+    #: Per-user token buckets, ``"<burst>/<per minute>"`` (see ``assistant.stores.rate_limits``).
+    RATE_LIMIT_SEND_MESSAGE = "RATE_LIMIT_SEND_MESSAGE"
+    RATE_LIMIT_NEW_CONVERSATION = "RATE_LIMIT_NEW_CONVERSATION"
+    RATE_LIMIT_GET_HISTORY = "RATE_LIMIT_GET_HISTORY"
+    RATE_LIMIT_LIST_CONVERSATIONS = "RATE_LIMIT_LIST_CONVERSATIONS"
+    #: Open connections one user may hold; the newest beyond it is refused at ``$connect``.
+    MAX_CONNECTIONS_PER_USER = "MAX_CONNECTIONS_PER_USER"
     FLUSH_INTERVAL_MS = "FLUSH_INTERVAL_MS"
     FLUSH_CHARS = "FLUSH_CHARS"
     MAX_RECEIVE_COUNT = "MAX_RECEIVE_COUNT"
     MODEL_OVERRIDE = "MODEL_OVERRIDE"
     #: How long to wait for the model's first byte (and between chunks) before retrying; optional.
     MODEL_READ_TIMEOUT_MS = "MODEL_READ_TIMEOUT_MS"
+    #: Path of the assistant definition to load instead of the packaged ``assistant.toml``; optional. Deployed: the
+    #: file ``--context assistantFile=...`` put in the definition layer; locally: the developer's or the local
+    #: stack's own (with the demo MCP server).
+    ASSISTANT_FILE = "ASSISTANT_FILE"
     # Powertools reads these itself.
     SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
     METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
@@ -94,8 +108,13 @@ class Metric(StrEnum):
     AUTH_ALLOWED = "AuthAllowed"
     CONNECTIONS_OPENED = "ConnectionsOpened"
     CONNECTIONS_CLOSED = "ConnectionsClosed"
+    CONNECTIONS_REFUSED = "ConnectionsRefused"
+    CONNECTIONS_EXPIRED = "ConnectionsExpired"
+    RATE_LIMITED = "RateLimited"
     ROUTE_REQUESTS = "RouteRequests"
     RECORDS_RECEIVED = "RecordsReceived"
+    #: An MCP server could not be listed, a call to it failed or timed out, or its tool reported an error.
+    MCP_TOOL_FAILURES = "McpToolFailures"
 
 
 # --- Table ------------------------------------------------------------------------------------------------------
@@ -111,6 +130,20 @@ class TableSpec:
 
 
 TABLE: Final = TableSpec()
+
+
+class TableAction(StrEnum):
+    """The DynamoDB actions a function may be granted on the table (the values are IAM action names).
+
+    A transaction needs no action of its own: IAM authorizes each of its ``Put``/``Update``/``Delete`` items as
+    ``PutItem``/``UpdateItem``/``DeleteItem`` (and a ``ConditionCheck`` as ``ConditionCheckItem``).
+    """
+
+    GET_ITEM = "dynamodb:GetItem"
+    PUT_ITEM = "dynamodb:PutItem"
+    UPDATE_ITEM = "dynamodb:UpdateItem"
+    DELETE_ITEM = "dynamodb:DeleteItem"
+    QUERY = "dynamodb:Query"
 
 
 # --- Queue ------------------------------------------------------------------------------------------------------
@@ -159,10 +192,14 @@ class FunctionSpec:
     #: Every variable the function reads. :data:`POWERTOOLS_ENV` is always added, so list only the function's own.
     env: tuple[Env, ...] = ()
     reads_openai_secret: bool = False
+    #: Calls the definition's MCP servers, so it may read the secrets they name (and nothing else does).
+    calls_mcp_servers: bool = False
     posts_to_connections: bool = False
+    #: May post to and close connections: a route that finds the connection's token expired says so and closes it.
+    closes_connections: bool = False
     sends_to_queue: bool = False
-    #: "read" or "write" access to the table; ``None`` for no access.
-    table_access: str | None = None
+    #: Exactly the table actions the function's code path calls (see :class:`TableAction`); empty: no access.
+    table_actions: tuple[TableAction, ...] = ()
 
     def __post_init__(self) -> None:
         own = tuple(name for name in self.env if name not in POWERTOOLS_ENV)
@@ -184,13 +221,18 @@ AUTHORIZER: Final = FunctionSpec(
         Env.COGNITO_JWKS_URL,
     ),
 )
+#: What the route functions need to answer ``token_expired`` and close the connection (see assistant.routes).
+_CLOSES_EXPIRED = (Env.CALLBACK_URL,)
+_QUOTAS = (Env.DAILY_MESSAGE_QUOTA, Env.DAILY_INPUT_TOKEN_QUOTA, Env.DAILY_OUTPUT_TOKEN_QUOTA)
+
 CONNECT: Final = FunctionSpec(
     name="connect",
     handler="connect.handler",
     description="$connect: records the connection under its user",
     timeout_seconds=10,
-    env=_COMMON_ENV,
-    table_access="write",
+    env=(*_COMMON_ENV, Env.MAX_CONNECTIONS_PER_USER),
+    # Counts the user's connections (Query), then records this one (PutItem).
+    table_actions=(TableAction.QUERY, TableAction.PUT_ITEM),
 )
 DISCONNECT: Final = FunctionSpec(
     name="disconnect",
@@ -198,26 +240,43 @@ DISCONNECT: Final = FunctionSpec(
     description="$disconnect: deletes the connection record",
     timeout_seconds=10,
     env=_COMMON_ENV,
-    table_access="write",
+    table_actions=(TableAction.DELETE_ITEM,),
 )
 SEND_MESSAGE: Final = FunctionSpec(
     name="send_message",
     handler="send_message.handler",
     description="sendMessage: validates, records and enqueues a message; answers `accepted`",
     timeout_seconds=10,
-    env=(*_COMMON_ENV, Env.QUEUE_URL, Env.MAX_MESSAGE_CHARS),
+    env=(*_COMMON_ENV, *_CLOSES_EXPIRED, *_QUOTAS, Env.QUEUE_URL, Env.MAX_MESSAGE_CHARS, Env.RATE_LIMIT_SEND_MESSAGE),
     sends_to_queue=True,
-    table_access="write",
+    closes_connections=True,
+    # Rate limit (GetItem, UpdateItem), today's usage (GetItem), the current conversation (GetItem, and a
+    # transaction of two Puts when it is created), the message record (PutItem; GetItem for a repeated id).
+    table_actions=(TableAction.GET_ITEM, TableAction.PUT_ITEM, TableAction.UPDATE_ITEM),
 )
 COMMANDS: Final = FunctionSpec(
     name="commands",
     handler="commands.handler",
-    description="cancel, newConversation, listConversations, getHistory, ping",
+    description="cancel, newConversation, listConversations, getHistory, getUsage, ping",
     timeout_seconds=20,
-    env=(*_COMMON_ENV, Env.OPENAI_SECRET_NAME, Env.OPENAI_BASE_URL, Env.MODEL_READ_TIMEOUT_MS),
+    env=(
+        *_COMMON_ENV,
+        *_CLOSES_EXPIRED,
+        *_QUOTAS,
+        Env.OPENAI_SECRET_NAME,
+        Env.OPENAI_BASE_URL,
+        Env.MODEL_READ_TIMEOUT_MS,
+        Env.ASSISTANT_FILE,
+        Env.RATE_LIMIT_NEW_CONVERSATION,
+        Env.RATE_LIMIT_GET_HISTORY,
+        Env.RATE_LIMIT_LIST_CONVERSATIONS,
+    ),
     # getHistory reads the conversation's items from the Conversations API.
     reads_openai_secret=True,
-    table_access="write",
+    closes_connections=True,
+    # Rate limits (GetItem, UpdateItem); cancel (UpdateItem, GetItem); newConversation (a transaction of two Puts);
+    # listConversations (Query); getHistory and getUsage (GetItem).
+    table_actions=(TableAction.GET_ITEM, TableAction.PUT_ITEM, TableAction.UPDATE_ITEM, TableAction.QUERY),
 )
 DEFAULT: Final = FunctionSpec(
     name="default",
@@ -225,6 +284,8 @@ DEFAULT: Final = FunctionSpec(
     description="$default: answers everything unroutable with an error frame",
     timeout_seconds=5,
     memory_mb=256,
+    env=_CLOSES_EXPIRED,
+    closes_connections=True,
 )
 WORKER: Final = FunctionSpec(
     name="worker",
@@ -240,17 +301,21 @@ WORKER: Final = FunctionSpec(
         Env.QUEUE_URL,
         Env.OPENAI_SECRET_NAME,
         Env.OPENAI_BASE_URL,
-        Env.DAILY_MESSAGE_QUOTA,
-        Env.DAILY_OUTPUT_TOKEN_QUOTA,
+        *_QUOTAS,
         Env.FLUSH_INTERVAL_MS,
         Env.FLUSH_CHARS,
         Env.MAX_RECEIVE_COUNT,
         Env.MODEL_OVERRIDE,
         Env.MODEL_READ_TIMEOUT_MS,
+        Env.ASSISTANT_FILE,
     ),
     reads_openai_secret=True,
+    calls_mcp_servers=True,
     posts_to_connections=True,
-    table_access="write",
+    # The message (GetItem; claim and finish are transactions of Updates; checkpoints are UpdateItem), the
+    # conversation (GetItem, UpdateItem), the user's connections (Query) and those API Gateway reports gone
+    # (DeleteItem). It never creates an item: PutItem stays with the routes.
+    table_actions=(TableAction.GET_ITEM, TableAction.UPDATE_ITEM, TableAction.QUERY, TableAction.DELETE_ITEM),
 )
 
 FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (AUTHORIZER, CONNECT, DISCONNECT, SEND_MESSAGE, COMMANDS, DEFAULT, WORKER)
@@ -280,6 +345,7 @@ ROUTES: Final[tuple[RouteSpec, ...]] = (
     RouteSpec("listConversations", COMMANDS),
     RouteSpec("getHistory", COMMANDS),
     RouteSpec("ping", COMMANDS),
+    RouteSpec("getUsage", COMMANDS),
 )
 
 
@@ -289,6 +355,14 @@ class StageDefaults:
 
     daily_message_quota: int = 200
     daily_output_token_quota: int = 200_000
+    #: Conversations resend their history, so input runs ahead of output; this bounds a runaway conversation.
+    daily_input_token_quota: int = 2_000_000
+    #: ``"<burst>/<per minute>"``: fits a person chatting, not a script.
+    rate_limit_send_message: str = "10/30"
+    rate_limit_new_conversation: str = "5/10"
+    rate_limit_get_history: str = "20/60"
+    rate_limit_list_conversations: str = "20/60"
+    max_connections_per_user: int = 10
     flush_interval_ms: int = 80
     flush_chars: int = 2_000
 

@@ -1,4 +1,10 @@
-"""The whole local stack, in-process on free ports, for end-to-end tests through a real WebSocket client."""
+"""The whole local stack on free ports, for end-to-end tests through a real WebSocket client.
+
+The stack runs its handlers as it does under ``make dev``: each function in processes of its own with exactly its
+deployed environment and metrics on (``isolation="process"``), so these tests fail where AWS would. Assertions
+read the stack's state through boto3 against moto, never through the handlers' process. Only tests that must
+reach into that process (tests/e2e/test_faults.py patches ``assistant.runtime``) run a stack in thread isolation.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -16,8 +23,9 @@ import jwt
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from assistant.stores.messages import MessageStore
 from assistant.wiring import AUTH_QUERY_PARAMETER
-from scripts.local_stack.aws import generate_password
+from scripts.local_stack.aws import FAKE_CREDENTIALS, generate_password
 from scripts.local_stack.offline_model import Pace
 from scripts.local_stack.stack import LocalStack, LocalStackSettings, StackInfo
 
@@ -28,18 +36,19 @@ E2E_VISIBILITY_TIMEOUT_S = 3
 
 
 @pytest.fixture(scope="module")
-def local_stack() -> Iterator[LocalStack]:
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """moto, the resources, the offline model, the gateway and the poller; no OpenAI key, no stack.json.
 
     The stack runs its own event loop in a thread, so sync and async tests both use it. ``local_stack.info``
-    has the connect values; ``local_stack.offline_model.state`` the model's fault plan and recorded requests.
+    has the connect values; ``local_stack.offline_model.state`` the model's fault plan and recorded requests;
+    ``local_stack.settings.log_dir`` each function's log (its logs and EMF metrics).
     """
-    with running_stack(e2e_settings()) as stack:
+    with running_stack(e2e_settings(log_dir=tmp_path_factory.mktemp("lambda-logs"))) as stack:
         yield stack
 
 
-def e2e_settings(**changes: Any) -> LocalStackSettings:
-    """The e2e stack's settings, on a stage of its own.
+def e2e_settings(*, log_dir: Path, **changes: Any) -> LocalStackSettings:
+    """The e2e stack's settings, on a stage of its own, its functions' logs in ``log_dir``.
 
     A stage per stack because a LocalStack does not clear moto's process-wide state when it stops, so a second
     stack in the same process (the next test module) would find the previous one's table and fail to provision.
@@ -53,6 +62,8 @@ def e2e_settings(**changes: Any) -> LocalStackSettings:
         "web_dir": None,
         "openai_api_key": None,
         "openai_base_url": None,
+        "isolation": "process",
+        "log_dir": log_dir,
     }
     return LocalStackSettings(**(settings | changes))
 
@@ -61,9 +72,10 @@ def e2e_settings(**changes: Any) -> LocalStackSettings:
 def running_stack(settings: LocalStackSettings) -> Iterator[LocalStack]:
     """A started stack whose handlers use its resources, not those of a stack that ran before in this process.
 
-    LocalStack does not call ``assistant.runtime.reset()`` after setting the handlers' environment, so without
-    the resets here the handlers would keep the clients (table, queue, JWKS, callback URL) of an earlier stack,
-    and Powertools' parameters utility its Secrets Manager client bound to the earlier stack's moto endpoint.
+    Only thread isolation needs this (process isolation starts fresh containers for every stack): LocalStack does
+    not call ``assistant.runtime.reset()`` after setting the handlers' environment, so without the resets here the
+    handlers would keep the clients (table, queue, JWKS, callback URL) of an earlier stack, and Powertools'
+    parameters utility its Secrets Manager client bound to the earlier stack's moto endpoint.
     """
     from aws_lambda_powertools.utilities import parameters
 
@@ -73,9 +85,11 @@ def running_stack(settings: LocalStackSettings) -> Iterator[LocalStack]:
         runtime.reset()
         parameters.clear_caches()
 
-    # The worker imports the SDK on its first message (most of a second on this machine). Paid here instead, so the
-    # first reply of a module cannot outlast the 3 s visibility timeout and be redelivered while it still streams.
-    import openai  # noqa: F401
+    # In thread isolation the worker imports the SDK on its first message (most of a second on this machine). Paid
+    # here instead, so the first reply of a module cannot outlast the 3 s visibility timeout and be redelivered
+    # while it still streams. (A worker container pays it on its first message, as a cold Lambda does.)
+    if settings.isolation == "thread":
+        import openai  # noqa: F401
 
     stack = LocalStack(settings)
     with stack:
@@ -263,25 +277,32 @@ def model_pace(stack: LocalStack, pace: Pace) -> Iterator[None]:
         state.pace = before
 
 
-async def wait_for_status(user_id: str, message_id: str, *, timeout: float = 15.0) -> str:
-    """The message record's status once it is final (done, cancelled, failed), or the last one seen."""
-    from assistant import runtime
+def message_store(stack: LocalStack) -> MessageStore:
+    """The stack's message records, read with boto3 from moto (not through the handlers' process)."""
+    assert stack.resources is not None, "the stack is not running"
+    dynamodb = boto3.resource(
+        "dynamodb", endpoint_url=stack.resources.endpoint, region_name=stack_info(stack).region, **FAKE_CREDENTIALS
+    )
+    return MessageStore(dynamodb.Table(stack.resources.table_name))
 
+
+def function_log(stack: LocalStack, function: str) -> str:
+    """What a function wrote to its log so far (process isolation): its logs, EMF metrics, START/END/REPORT."""
+    path = stack.settings.log_dir / f"{function}.log"
+    return path.read_text(encoding="utf-8") if path.exists() else ""
+
+
+async def wait_for_status(stack: LocalStack, user_id: str, message_id: str, *, timeout: float = 15.0) -> str:
+    """The message record's status once it is final (done, cancelled, failed), or the last one seen."""
+    messages = message_store(stack)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        record = await asyncio.to_thread(runtime.messages().get, user_id, message_id)
+        record = await asyncio.to_thread(messages.get, user_id, message_id)
         status = record.status if record is not None else None
         if (status is not None and status.is_final) or loop.time() > deadline:
             return str(status.value) if status is not None else "missing"
         await asyncio.sleep(0.1)
-
-
-def forget_cached_connections(user_id: str) -> None:
-    """Drop the worker's cached connection list of a user (what the local stack's $connect should do itself)."""
-    from assistant import runtime
-
-    runtime.broadcaster().invalidate(user_id)
 
 
 #: Frames that end a reply: exactly one of them arrives per answered message.

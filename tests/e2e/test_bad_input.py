@@ -103,6 +103,35 @@ async def test_bad_input_gets_a_precise_error_and_the_socket_keeps_working(
         assert listed["items"] == []
 
 
+#: Ids outside ``ID_PATTERN``; ``#`` first, as it is the separator of the table's keys (``MSG#<id>``).
+BAD_IDS = ["#", "a#b", "USER#someone-else", " ", "a b", "", "x" * 65, "é", "日本", "/", "a/b", "a\n"]
+
+
+@pytest.mark.parametrize(
+    ("action", "field", "valid"),
+    [
+        pytest.param("sendMessage", "messageId", {"message": "hi"}, id="sendMessage-messageId"),
+        pytest.param("sendMessage", "conversationId", {"message": "hi"}, id="sendMessage-conversationId"),
+        pytest.param("cancel", "messageId", {}, id="cancel-messageId"),
+        pytest.param("getHistory", "conversationId", {}, id="getHistory-conversationId"),
+    ],
+)
+async def test_an_id_outside_the_pattern_is_refused_by_every_action_and_the_socket_keeps_working(
+    local_stack: LocalStack, action: str, field: str, valid: dict[str, Any]
+) -> None:
+    info = stack_info(local_stack)
+    user = new_user(local_stack, "badid")
+    async with open_socket(info, user.token) as ws:
+        for bad in BAD_IDS:
+            frame = await _error_for(ws, json.dumps({"action": action, **valid, field: bad}))
+            assert frame["code"] == "bad_request", (bad, frame)
+            assert f"`{field}`" in frame["message"], (bad, frame)
+            await _still_works(ws)
+        # Nothing was recorded or queued for any of them.
+        listed = await request(ws, {"action": "listConversations"}, "conversations")
+        assert listed["items"] == []
+
+
 async def test_a_message_of_exactly_the_limit_is_accepted(local_stack: LocalStack) -> None:
     info = stack_info(local_stack)
     user = new_user(local_stack, "limit")

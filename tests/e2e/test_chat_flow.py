@@ -5,17 +5,19 @@ Every test signs in its own user, so tests sharing the module's stack never see 
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import pytest
 
-from assistant import runtime
 from scripts.local_stack.offline_model import OFFLINE_MODEL_NAME, Pace
 from scripts.local_stack.stack import LocalStack
 from tests.e2e.conftest import (
     e2e_settings,
-    forget_cached_connections,
+    function_log,
     history,
+    message_store,
     model_pace,
     new_user,
     of_message,
@@ -36,10 +38,10 @@ pytestmark = pytest.mark.e2e
 
 
 # First in the module, before the module's own stack starts: two stacks must never run in one process at once.
-async def test_a_stopped_stack_can_be_started_again_in_the_same_process() -> None:
+async def test_a_stopped_stack_can_be_started_again_in_the_same_process(tmp_path: Path) -> None:
     if os.environ.get("TABLE_NAME"):
         pytest.skip("another local stack is running in this process")
-    settings = e2e_settings()
+    settings = e2e_settings(log_dir=tmp_path)
     for _ in range(2):
         with LocalStack(settings) as info:
             async with open_socket(info, sign_in(info)) as ws:
@@ -67,6 +69,33 @@ async def test_a_reply_streams_in_order_and_ends_with_done(local_stack: LocalSta
     text = reply_text(frames, message_id)
     assert text.startswith("Hello! I'm the offline demo model")
     assert len(responses_posted(local_stack, "Hello there, how are you?")) == 1
+
+
+def emf_metrics(log: str) -> dict[str, set[str]]:
+    """Metric names by namespace, from the EMF lines (CloudWatch's embedded metric format) in a function's log."""
+    found: dict[str, set[str]] = {}
+    for line in log.splitlines():
+        if not line.startswith('{"_aws"'):
+            continue
+        for directive in json.loads(line)["_aws"]["CloudWatchMetrics"]:
+            found.setdefault(directive["Namespace"], set()).update(m["Name"] for m in directive["Metrics"])
+    return found
+
+
+async def test_each_function_flushes_its_metrics_into_its_own_log(local_stack: LocalStack) -> None:
+    """As deployed: metrics on, each function's EMF in its own log stream (a function without a namespace fails)."""
+    info = stack_info(local_stack)
+    user = new_user(local_stack, "metrics")
+    async with open_socket(info, user.token) as ws:
+        accepted = await send_message(ws, "Count this one")
+        await receive_until(ws, "done", message_id=accepted["messageId"])
+
+    namespace = "ServerlessGptAssistant"
+    assert "AuthAllowed" in emf_metrics(function_log(local_stack, "authorizer")).get(namespace, set())
+    assert "RouteRequests" in emf_metrics(function_log(local_stack, "send_message")).get(namespace, set())
+    worker = emf_metrics(function_log(local_stack, "worker")).get(namespace, set())
+    assert {"RecordsReceived", "RepliesCompleted"} <= worker, worker
+    assert "AuthAllowed" not in worker, "each function writes to its own log"
 
 
 async def test_every_tab_gets_the_whole_reply_and_other_users_get_nothing(local_stack: LocalStack) -> None:
@@ -139,10 +168,10 @@ async def test_cancel_mid_reply_stops_it_with_cancelled_and_no_done(local_stack:
     assert "done" not in types
     assert types[-1] == "cancelled"
     assert [frame["type"] for frame in tail] == ["pong"]
-    assert await wait_for_status(user.user_id, message_id) == "cancelled"
+    assert await wait_for_status(local_stack, user.user_id, message_id) == "cancelled"
     assert len(responses_posted(local_stack, "Write a long essay about tides")) == 1
     # The model stopped too: a background response runs on after its stream closes unless it is cancelled.
-    record = runtime.messages().get(user.user_id, message_id)
+    record = message_store(local_stack).get(user.user_id, message_id)
     assert record is not None
     assert record.checkpoint.response_id is not None
     assert local_stack.offline_model is not None
@@ -162,8 +191,6 @@ async def test_reconnect_keeps_the_conversation_and_new_conversation_starts_anot
     # A new sign-in (a new access token), a new connection: the conversation is still there.
     token = sign_in(info, user.username, user.password)
     async with open_socket(info, token) as ws:
-        # Works around the bug test_a_tab_that_reconnects_gets_the_reply_to_its_next_message pins down.
-        forget_cached_connections(user.user_id)
         assert await history(ws, first_conversation) == [
             ("user", "Remember the lighthouse"),
             ("assistant", first_reply),
@@ -209,7 +236,7 @@ async def test_a_tab_that_reconnects_gets_the_reply_to_its_next_message(local_st
         try:
             frames = await receive_until(ws, "done", message_id=accepted["messageId"], timeout=4)
         except TimeoutError:
-            status = await wait_for_status(user.user_id, accepted["messageId"])
+            status = await wait_for_status(local_stack, user.user_id, accepted["messageId"])
             pytest.fail(f"no `done` reached the new connection (the message is {status})")
     assert reply_text(frames, accepted["messageId"]).startswith('You said: "After the page reload"')
 
@@ -224,7 +251,7 @@ async def test_a_client_that_leaves_mid_reply_finds_the_whole_reply_in_history(l
             message_id = accepted["messageId"]
             seen = await receive_until(ws, "delta", message_id=message_id)
         # The socket is closed: the rest of the reply has nowhere to go, and that must not fail the worker.
-        assert await wait_for_status(user.user_id, message_id) == "done"
+        assert await wait_for_status(local_stack, user.user_id, message_id) == "done"
 
     async with open_socket(info, sign_in(info, user.username, user.password)) as ws:
         messages = await wait_for_history(ws, accepted["conversationId"], turns=2)

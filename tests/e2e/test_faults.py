@@ -2,6 +2,10 @@
 
 The stack's queue has a 3 s visibility timeout, so SQS redeliveries happen within seconds. Faults are a FIFO shared by
 every model request, so each test starts with an empty plan and clears what it left.
+
+These tests reach into the handlers' process (they reset ``assistant.runtime``, patch the worker's reply service and
+write connection records through it), so this module's stack runs in thread isolation; the chat-flow modules cover
+process isolation, where each function has only its own environment.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from scripts.local_stack.offline_model import Fault, Pace
 from scripts.local_stack.stack import LocalStack
 from tests.e2e.conftest import (
     E2EUser,
+    e2e_settings,
     history,
     model_pace,
     new_user,
@@ -32,6 +37,7 @@ from tests.e2e.conftest import (
     receive_until_final,
     reply_text,
     responses_posted,
+    running_stack,
     send_message,
     sign_in,
     stack_info,
@@ -40,6 +46,13 @@ from tests.e2e.conftest import (
 )
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """The e2e stack in thread isolation: the handlers run in this process, where these tests inject faults."""
+    with running_stack(e2e_settings(log_dir=tmp_path_factory.mktemp("lambda-logs"), isolation="thread")) as stack:
+        yield stack
 
 
 @pytest.fixture(autouse=True)
@@ -99,7 +112,7 @@ async def test_a_model_failing_until_retries_run_out_ends_in_an_error_and_the_de
     }
     assert "try again" in frames[-1]["message"].lower()
     assert [frame["type"] for frame in frames] == ["error"], "retries are silent; no partial reply was shown"
-    assert await wait_for_status(user.user_id, message_id) == "failed"
+    assert await wait_for_status(local_stack, user.user_id, message_id) == "failed"
 
     dead = await _wait_for_dead_letter(local_stack, message_id, timeout=20)
     assert dead["userId"] == user.user_id
@@ -174,7 +187,7 @@ async def test_a_model_that_never_sends_a_byte_ends_in_an_error_frame(
     finally:
         _model_state(local_stack).faults.clear()
         if message_id is not None:
-            await wait_for_status(user.user_id, message_id)
+            await wait_for_status(local_stack, user.user_id, message_id)
         monkeypatch.delenv(PROPOSED_READ_TIMEOUT_ENV)
         runtime.reset()
     assert frames[-1]["type"] == "error", "a stalled model must not end in a reply"
@@ -266,7 +279,7 @@ async def test_a_worker_dying_mid_reply_is_redelivered_without_a_second_answer(
         ("message", "user"),
         ("message", "assistant"),
     ]
-    assert await wait_for_status(user.user_id, message_id) == "done"
+    assert await wait_for_status(local_stack, user.user_id, message_id) == "done"
 
 
 async def test_a_client_dropping_its_connection_mid_reply_still_gets_the_reply_in_history(
@@ -282,7 +295,7 @@ async def test_a_client_dropping_its_connection_mid_reply_still_gets_the_reply_i
             seen = await receive_until(ws, "delta", message_id=message_id)
             # The network goes away: no close frame, the gateway finds out from the dead TCP connection.
             ws.transport.abort()
-        assert await wait_for_status(user.user_id, message_id) == "done"
+        assert await wait_for_status(local_stack, user.user_id, message_id) == "done"
 
     async with open_socket(info, sign_in(info, user.username, user.password)) as ws:
         turns = await wait_for_history(ws, accepted["conversationId"], turns=2)
@@ -324,4 +337,4 @@ async def test_a_gone_connection_is_dropped_while_the_live_tab_gets_the_whole_re
 
     assert _errors(frames) == []
     assert turns[1] == ("assistant", reply_text(frames, accepted["messageId"]))
-    assert await wait_for_status(user.user_id, accepted["messageId"]) == "done"
+    assert await wait_for_status(local_stack, user.user_id, accepted["messageId"]) == "done"

@@ -27,9 +27,9 @@ REPLY = "#messages li.message.assistant"
 
 
 @pytest.fixture(scope="module")
-def web_stack() -> Iterator[LocalStack]:
+def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """The local stack serving the repository's web/ (the e2e stack of the other modules serves no page)."""
-    with running_stack(e2e_settings(web_dir=WEB_DIR)) as stack:
+    with running_stack(e2e_settings(web_dir=WEB_DIR, log_dir=tmp_path_factory.mktemp("lambda-logs"))) as stack:
         yield stack
 
 

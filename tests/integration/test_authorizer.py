@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
+import time
 from typing import Any
 
 import authorizer
+import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from jwt.algorithms import RSAAlgorithm
+from moto.cognitoidp.models import cognitoidp_backends
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.utilities.utils import load_resource
 
 from assistant import runtime
 from assistant.auth import TokenVerifier
@@ -39,12 +50,15 @@ def _authorize(query: dict[str, str] | None) -> dict[str, Any]:
 def test_a_valid_access_token_is_allowed_with_the_user_in_the_context(
     cognito_pool: CognitoPool, verifier: TokenVerifier
 ) -> None:
-    policy = _authorize({"Auth": cognito_pool.access_token()})
+    token = cognito_pool.access_token()
+    policy = _authorize({"Auth": token})
     statement = policy["policyDocument"]["Statement"][0]
     assert statement["Effect"] == "Allow"
     assert statement["Resource"] == [METHOD_ARN]
     assert policy["principalId"] == cognito_pool.user_sub
-    assert policy["context"] == {"userId": cognito_pool.user_sub, "username": cognito_pool.username}
+    # The token's expiry goes with the connection, so every later route can end it when the token does.
+    expires_at = jwt.decode(token, options={"verify_signature": False})["exp"]
+    assert policy["context"] == {"userId": cognito_pool.user_sub, "username": cognito_pool.username, "exp": expires_at}
 
 
 @pytest.mark.parametrize("query", [None, {}, {"Auth": ""}, {"Auth": "garbage"}, {"auth": "lower-case-name"}])
@@ -69,3 +83,96 @@ def test_an_id_token_is_denied_and_no_token_reaches_the_logs(
         assert token not in logged.out
         assert token not in logged.err
         assert token.split(".")[2] not in logged.out  # not even the signature
+
+
+# --- Each check of the verifier, seen as the policy the gateway gets ---------------------------------------------
+#
+# Every token below is wrong in exactly one way (the control, `_moto_signed("RS256", ...)` with the same claims,
+# is allowed), so dropping any one check of the verifier turns exactly its token's Deny into an Allow.
+
+
+def _assert_denied(policy: dict[str, Any]) -> None:
+    statements = policy["policyDocument"]["Statement"]
+    assert [s["Effect"] for s in statements] == ["Deny"]
+    assert statements[0]["Resource"] == [METHOD_ARN.rsplit("/", 1)[0] + "/*"]
+    assert policy["principalId"] == "anonymous"
+    assert not policy.get("context")
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _claims(pool: CognitoPool, **overrides: Any) -> dict[str, Any]:
+    """An access token's claims as moto's Cognito writes them for the pool's user."""
+    now = int(time.time())
+    claims = {
+        "iss": pool.issuer,
+        "sub": pool.user_sub,
+        "client_id": pool.client_id,
+        "token_use": "access",
+        "iat": now,
+        "auth_time": now,
+        "exp": now + 3600,
+        "jti": "a1b2c3d4-0000-4000-8000-000000000000",
+        "username": pool.username,
+    }
+    claims.update(overrides)
+    return claims
+
+
+def _moto_signed(alg: str, claims: dict[str, Any]) -> str:
+    """A token with header ``alg`` made with moto's Cognito signing key (kid "dummy"), or keyless for none/HMAC."""
+    jwk = load_resource("cognitoidp/resources/jwks-private.json")
+    private_key = RSAAlgorithm.from_jwk(json.dumps(jwk))
+    headers = {"kid": "dummy"}
+    if alg == "none":
+        return jwt.encode(claims, "", algorithm="none", headers=headers)
+    if alg == "HS256":
+        # The algorithm-confusion attack: HMAC keyed with the (public) verification key.
+        pem = private_key.public_key().public_bytes(  # type: ignore[union-attr]
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        signing_input = (
+            _b64(json.dumps({"alg": "HS256", "typ": "JWT", **headers}).encode())
+            + "."
+            + _b64(json.dumps(claims).encode())
+        )
+        return f"{signing_input}.{_b64(hmac.new(pem, signing_input.encode(), hashlib.sha256).digest())}"
+    return jwt.encode(claims, private_key, algorithm=alg, headers=headers)  # type: ignore[arg-type]
+
+
+def test_a_token_signed_like_moto_signs_is_allowed(cognito_pool: CognitoPool, verifier: TokenVerifier) -> None:
+    # The control for the tests below: the helper's tokens are valid unless a test makes them wrong.
+    policy = _authorize({"Auth": _moto_signed("RS256", _claims(cognito_pool))})
+    assert policy["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+    assert policy["principalId"] == cognito_pool.user_sub
+
+
+def test_an_access_token_of_another_app_client_is_denied(cognito_pool: CognitoPool, verifier: TokenVerifier) -> None:
+    token = cognito_pool.access_token(client_id=cognito_pool.add_client("another-app"))
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["token_use"] == "access"  # only the client is wrong
+    assert claims["client_id"] != cognito_pool.client_id
+
+    _assert_denied(_authorize({"Auth": token}))
+
+
+def test_an_id_token_carrying_our_client_id_is_denied(cognito_pool: CognitoPool, verifier: TokenVerifier) -> None:
+    # Minted by moto's own Cognito, with our client id in `client_id` too: only token_use is wrong.
+    pool = cognitoidp_backends[DEFAULT_ACCOUNT_ID][cognito_pool.region].user_pools[cognito_pool.user_pool_id]
+    token, _ = pool.create_jwt(
+        cognito_pool.client_id, cognito_pool.username, "id", extra_data={"client_id": cognito_pool.client_id}
+    )
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert (claims["token_use"], claims["client_id"]) == ("id", cognito_pool.client_id)
+
+    _assert_denied(_authorize({"Auth": token}))
+
+
+@pytest.mark.parametrize("alg", ["none", "HS256", "RS512", "PS256"])
+def test_a_token_with_any_algorithm_but_rs256_is_denied(
+    cognito_pool: CognitoPool, verifier: TokenVerifier, alg: str
+) -> None:
+    # RS512 and PS256 are even signed with moto's real key: only the algorithm is wrong.
+    _assert_denied(_authorize({"Auth": _moto_signed(alg, _claims(cognito_pool))}))

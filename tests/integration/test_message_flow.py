@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from assistant import runtime
 from assistant.push import Broadcaster
-from assistant.stores.messages import MessageStatus, read_usage
+from assistant.stores.messages import MessageRecord, MessageStatus, MessageStore, read_usage
 from scripts.local_stack.offline_model import Fault
 from tests.integration.conftest import Deployment
 
@@ -96,6 +96,62 @@ def test_a_client_retrying_the_same_message_id_gets_one_answer(deployment: Deplo
     assert sum(1 for f in deployment.frames("conn-a1") if f["type"] == "done") == 1
 
 
+class _SendFailsOnce:
+    """An SQS client whose first ``SendMessage`` fails, after intake has written the message record."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.sends = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def send_message(self, **kwargs: Any) -> Any:
+        self.sends += 1
+        if self.sends == 1:
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "SendMessage")
+        return self._client.send_message(**kwargs)
+
+
+def test_a_retry_after_a_failed_enqueue_is_queued_once_and_answered_once(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _connect(deployment, "alice", "conn-a1")
+    flaky = _SendFailsOnce(runtime.sqs())
+    monkeypatch.setattr(runtime, "sqs", lambda: flaky)
+    frame = {"action": "sendMessage", "message": "Did this arrive?", "messageId": "client-retry-1"}
+
+    failed = deployment.route(send_message.handler, frame)
+    assert failed is not None
+    assert (failed["type"], failed["code"]) == ("error", "internal")
+    record = runtime.messages().get("alice", "client-retry-1")
+    assert record is not None
+    assert record.status is MessageStatus.QUEUED  # written before the enqueue failed: the id is taken
+    assert deployment.receive() == []  # but nothing is on its way to the worker
+
+    # The client retries with the same messageId; it must now really be queued (not just "accepted").
+    retried = deployment.route(send_message.handler, frame)
+    assert retried == {"type": "accepted", "messageId": "client-retry-1", "conversationId": record.conversation_id}
+    # A second retry while it is still queued: enqueued again, dropped by the FIFO queue's deduplication.
+    assert deployment.route(send_message.handler, frame) == retried
+    assert flaky.sends == 3
+
+    records = deployment.receive()
+    assert [json.loads(r["body"])["messageId"] for r in records] == ["client-retry-1"]
+    assert deployment.deliver(records) == []
+    assert deployment.receive() == []
+    frames = deployment.frames("conn-a1")
+    assert [f["type"] for f in frames].count("done") == 1
+    assert _reply_text(frames, "client-retry-1").strip()
+    assert _responses_posted(deployment) == 1
+    assert read_usage(deployment.table, "alice").messages == 1
+
+    # A retry after the answer is accepted (same ids) but neither enqueued nor answered again.
+    assert deployment.route(send_message.handler, frame) == retried
+    assert flaky.sends == 3
+    assert deployment.receive() == []
+
+
 class _CrashAfter:
     """A management API client that dies (like a killed worker) after posting some frames."""
 
@@ -150,18 +206,68 @@ def test_a_worker_dying_mid_reply_is_resumed_without_a_second_turn(
     assert history["messages"][1]["text"] == text
 
 
-def _service_with(broadcaster: Broadcaster) -> Any:
+def _service_with(broadcaster: Broadcaster, messages: MessageStore | None = None) -> Any:
     from assistant.reply import ReplyService
 
     original = runtime.reply_service()
     service = ReplyService(
-        messages=runtime.messages(),
+        messages=messages or runtime.messages(),
         conversations=runtime.conversations(),
         broadcaster=broadcaster,
         model=runtime.model_client,
         limits=original._limits,
     )
     return lambda: service
+
+
+class _StaleFirstRead(MessageStore):
+    """A store whose first read returns an earlier snapshot of the record (what a delivery read before another
+    delivery claimed the message)."""
+
+    def __init__(self, table: Any, stale: MessageRecord) -> None:
+        super().__init__(table)
+        self._stale: MessageRecord | None = stale
+
+    def get(self, user_id: str, message_id: str) -> MessageRecord | None:
+        if self._stale is not None:
+            stale, self._stale = self._stale, None
+            return stale
+        return super().get(user_id, message_id)
+
+
+def test_two_deliveries_that_both_read_queued_answer_once(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two deliveries of one message both read ``queued``; only the one whose claim lands first answers.
+
+    Interleaved through a store wrapper rather than with threads: moto does not lock a transaction's condition
+    checks against its writes (DynamoDB serializes conditional writes on an item), so real concurrency in moto
+    would test moto. What this pins down is the claim's ``#status = :queued`` condition: without it the second
+    delivery would re-claim a ``done`` message, count it again and ask the model for a second turn.
+    """
+    _connect(deployment, "alice", "conn-a1")
+    accepted = deployment.route(send_message.handler, {"action": "sendMessage", "message": "Just one answer"})
+    assert accepted is not None
+    message_id = accepted["messageId"]
+    records = deployment.receive()
+    seen_by_second = runtime.messages().get("alice", message_id)
+    assert seen_by_second is not None
+    assert seen_by_second.status is MessageStatus.QUEUED
+
+    assert deployment.deliver(records) == []
+    frames_after_first = deployment.frames("conn-a1")
+    assert [f["type"] for f in frames_after_first].count("done") == 1
+
+    stale = _StaleFirstRead(deployment.table, seen_by_second)
+    monkeypatch.setattr(runtime, "reply_service", _service_with(runtime.broadcaster(), stale))
+    assert deployment.deliver(records) == []  # a duplicate is a success for SQS: deleted, not retried
+
+    assert deployment.frames("conn-a1") == frames_after_first
+    assert _responses_posted(deployment) == 1
+    usage = read_usage(deployment.table, "alice")
+    assert usage.messages == 1
+    assert usage.output_tokens == frames_after_first[-1]["usage"]["outputTokens"]
+    assert runtime.messages().get("alice", message_id).status is MessageStatus.DONE  # type: ignore[union-attr]
 
 
 class _GoneFor:
@@ -247,14 +353,21 @@ def test_the_daily_quota_is_checked_before_the_model_is_called(
     monkeypatch.setenv("DAILY_MESSAGE_QUOTA", "1")
     runtime.reset()
     _connect(deployment, "alice", "conn-a1")
+    # Both are accepted: nothing is used yet when they arrive. The worker's claim is the exact check.
     for text in ("first", "second"):
-        assert deployment.route(send_message.handler, {"action": "sendMessage", "message": text}) is not None
-        assert deployment.deliver(deployment.receive()) == []
+        assert deployment.route(send_message.handler, {"action": "sendMessage", "message": text})["type"] == "accepted"
+    assert deployment.deliver(deployment.receive()) == []
     frames = deployment.frames("conn-a1")
     assert frames[-1]["type"] == "error"
     assert frames[-1]["code"] == "quota_exceeded"
     assert _responses_posted(deployment) == 1
     assert read_usage(deployment.table, "alice").messages == 1
+
+    # Once the quota is spent, intake refuses at once: nothing recorded, nothing enqueued.
+    refused = deployment.route(send_message.handler, {"action": "sendMessage", "message": "third", "messageId": "m3"})
+    assert refused["code"] == "quota_exceeded"
+    assert deployment.receive() == []
+    assert runtime.messages().get("alice", "m3") is None
 
 
 def test_a_model_that_keeps_failing_ends_in_an_error_frame_and_the_dead_letter_queue(

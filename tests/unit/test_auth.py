@@ -108,7 +108,7 @@ def moto_verifier(cognito_pool: CognitoPool) -> TokenVerifier:
 def test_moto_access_token_verifies(cognito_pool: CognitoPool, moto_verifier: TokenVerifier) -> None:
     principal = moto_verifier.verify(cognito_pool.access_token())
 
-    assert principal == Principal(user_id=cognito_pool.user_sub, username=cognito_pool.username)
+    assert (principal.user_id, principal.username) == (cognito_pool.user_sub, cognito_pool.username)
 
 
 def test_each_user_gets_their_own_principal(cognito_pool: CognitoPool, moto_verifier: TokenVerifier) -> None:
@@ -116,7 +116,7 @@ def test_each_user_gets_their_own_principal(cognito_pool: CognitoPool, moto_veri
 
     bob = moto_verifier.verify(cognito_pool.access_token(username="bob", password="Another-Horse-7-staple"))
 
-    assert bob == Principal(user_id=bob_sub, username="bob")
+    assert (bob.user_id, bob.username) == (bob_sub, "bob")
     assert bob.user_id != cognito_pool.user_sub
 
 
@@ -189,7 +189,11 @@ def test_tampered_payload_with_original_signature_is_rejected(
 def test_real_cognito_claims_verify(rsa_key: rsa.RSAPrivateKey, custom: TokenVerifier, fake_clock: FakeClock) -> None:
     token = sign(rsa_key, cognito_claims(fake_clock.now))
 
-    assert custom.verify(token) == Principal(user_id="7c1e0f9a-0000-4000-8000-000000000001", username="alice")
+    claims = cognito_claims(fake_clock.now)
+    # The expiry travels with the principal: the connection it opens ends with it.
+    assert custom.verify(token) == Principal(
+        user_id="7c1e0f9a-0000-4000-8000-000000000001", username="alice", expires_at=int(claims["exp"])
+    )
 
 
 def test_username_falls_back_to_sub(rsa_key: rsa.RSAPrivateKey, custom: TokenVerifier, fake_clock: FakeClock) -> None:
@@ -261,6 +265,73 @@ def test_bad_claims_are_rejected(
     token = sign(rsa_key, cognito_claims(fake_clock.now, **overrides))
 
     assert reason(lambda: custom.verify(token)) == expected
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        # An access token of another app client of the same pool: token_use is right, only the client is wrong.
+        pytest.param({"client_id": "another-app-client"}, "wrong client", id="other-client-access-token"),
+        # Our own client's token that is not an access token: client_id is right, only token_use is wrong.
+        pytest.param({"token_use": "id"}, "not an access token", id="own-client-id-token"),
+        pytest.param({"token_use": "id", "aud": CLIENT_ID}, "not an access token", id="own-client-id-token-aud"),
+        pytest.param({"token_use": "refresh"}, "not an access token", id="own-client-refresh-use"),
+        pytest.param({"token_use": "Access"}, "not an access token", id="token-use-case"),
+    ],
+)
+def test_token_use_and_client_id_are_each_checked_on_their_own(
+    rsa_key: rsa.RSAPrivateKey,
+    custom: TokenVerifier,
+    fake_clock: FakeClock,
+    overrides: dict[str, Any],
+    expected: str,
+) -> None:
+    """Each token fails exactly one of the two checks, so dropping either check lets its token in."""
+    claims = cognito_claims(fake_clock.now, **overrides)
+    wrong = {name for name in ("token_use", "client_id") if claims.get(name) != cognito_claims(fake_clock.now)[name]}
+    assert len(wrong) == 1, "the token must be wrong in exactly one of the two claims"
+
+    with pytest.raises(InvalidToken) as caught:
+        custom.verify(sign(rsa_key, claims))
+
+    assert caught.value.reason == expected
+
+
+def _alg_token(alg: str, key: rsa.RSAPrivateKey, claims: Mapping[str, Any]) -> str:
+    """A token with header ``alg``: unsigned (none), HMAC keyed with the public key (the confusion attack), or
+    signed by the pool's own private key with another asymmetric algorithm."""
+    if alg == "none":
+        return jwt.encode(dict(claims), "", algorithm="none", headers={"kid": KID})
+    if alg.startswith("HS"):
+        pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        digest = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}[alg]
+        signing_input = (
+            b64(json.dumps({"alg": alg, "kid": KID, "typ": "JWT"}).encode())
+            + "."
+            + b64(json.dumps(dict(claims)).encode())
+        )
+        return f"{signing_input}.{b64(hmac.new(pem, signing_input.encode(), digest).digest())}"
+    return jwt.encode(dict(claims), key, algorithm=alg, headers={"kid": KID})
+
+
+ALGORITHMS_REFUSED = ["none", "HS256", "HS384", "HS512", "RS384", "RS512", "PS256"]
+
+
+@pytest.mark.parametrize("alg", ALGORITHMS_REFUSED)
+def test_only_rs256_passes_the_algorithm_gate(
+    rsa_key: rsa.RSAPrivateKey, custom: TokenVerifier, source: CountingSource, fake_clock: FakeClock, alg: str
+) -> None:
+    # Every claim is right, and RS384/RS512/PS256 are even signed by the pool's own key: only the algorithm is wrong.
+    token = _alg_token(alg, rsa_key, cognito_claims(fake_clock.now))
+    assert jwt.get_unverified_header(token)["alg"] == alg
+
+    with pytest.raises(InvalidToken) as caught:
+        custom.verify(token)
+
+    assert caught.value.reason == "unsupported algorithm"
+    assert source.calls == 0  # refused before any key lookup: a forged header costs no JWKS fetch
+    # The same claims signed as Cognito signs them pass, so the algorithm alone was refused.
+    assert custom.verify(_alg_token("RS256", rsa_key, cognito_claims(fake_clock.now))).username == "alice"
 
 
 # --- Forgeries and garbage --------------------------------------------------------------------------------------

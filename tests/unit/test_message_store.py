@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from assistant.stores.messages import ClaimOutcome, MessageStatus, MessageStore, read_usage
+from assistant.stores.usage import Quotas
 
 NOW = 1_764_000_000.0  # 2025-11-24 (UTC)
 
@@ -18,7 +19,7 @@ def store(ddb_table: Any) -> MessageStore:
 
 def _claim(store: MessageStore, message_id: str, *, messages: int = 10, tokens: int = 1_000) -> ClaimOutcome:
     record, _ = store.create("alice", message_id, "c_1", now=NOW)
-    return store.claim(record, now=NOW, message_quota=messages, token_quota=tokens)
+    return store.claim(record, now=NOW, quotas=Quotas(messages=messages, input_tokens=1_000_000, output_tokens=tokens))
 
 
 def test_a_message_is_claimed_once(store: MessageStore) -> None:
@@ -26,7 +27,10 @@ def test_a_message_is_claimed_once(store: MessageStore) -> None:
     record = store.get("alice", "m1")
     assert record is not None
     assert record.status is MessageStatus.STREAMING
-    assert store.claim(record, now=NOW, message_quota=10, token_quota=1_000) is ClaimOutcome.CONFLICT
+    assert (
+        store.claim(record, now=NOW, quotas=Quotas(messages=10, input_tokens=1_000_000, output_tokens=1_000))
+        is ClaimOutcome.CONFLICT
+    )
     assert read_usage(store._table, "alice", now=NOW).messages == 1
 
 
@@ -50,7 +54,10 @@ def test_quotas_are_per_utc_day(store: MessageStore) -> None:
     assert _claim(store, "m1", messages=1) is ClaimOutcome.CLAIMED
     record, _ = store.create("alice", "m2", "c_1", now=NOW)
     tomorrow = NOW + 24 * 3600
-    assert store.claim(record, now=tomorrow, message_quota=1, token_quota=1_000) is ClaimOutcome.CLAIMED
+    assert (
+        store.claim(record, now=tomorrow, quotas=Quotas(messages=1, input_tokens=1_000_000, output_tokens=1_000))
+        is ClaimOutcome.CLAIMED
+    )
 
 
 def test_cancel_of_a_queued_message_is_final_at_once(store: MessageStore) -> None:

@@ -230,6 +230,66 @@ def test_oversized_frame_is_refused_before_any_post(store: CountingStore, fake_c
     assert client.posts == []
 
 
+def _frame_of_bytes(size: int, last: str = "x") -> Delta:
+    """A delta frame whose JSON is exactly ``size`` UTF-8 bytes, its text ending in ``last``."""
+    envelope = len(Delta(message_id="m_1", seq=0, text="").to_json().encode())
+    filler = size - envelope - len(json.dumps(last, ensure_ascii=False).encode()) + 2
+    frame = Delta(message_id="m_1", seq=0, text="x" * filler + last)
+    assert len(frame.to_json().encode()) == size
+    return frame
+
+
+@pytest.mark.parametrize("last", ["x", "€", "😀", '"'], ids=["ascii", "3-byte", "4-byte", "escaped"])
+def test_a_frame_of_exactly_max_frame_bytes_is_posted(store: CountingStore, fake_clock: FakeClock, last: str) -> None:
+    connect(store, "alice", "a1")
+    client = FakeManagementClient()
+    broadcaster = Broadcaster(client, store, clock=fake_clock)
+    at_limit = _frame_of_bytes(MAX_FRAME_BYTES, last)
+
+    assert broadcaster.send("alice", at_limit) == 1
+    assert broadcaster.send_to("a1", at_limit) is True
+    assert [len(data) for _, data in client.posts] == [MAX_FRAME_BYTES, MAX_FRAME_BYTES]
+    assert json.loads(client.posts[0][1])["text"] == at_limit.text
+
+
+@pytest.mark.parametrize("last", ["x", "€", "😀", '"'], ids=["ascii", "3-byte", "4-byte", "escaped"])
+def test_a_frame_one_byte_over_max_frame_bytes_is_refused_before_any_post(
+    store: CountingStore, fake_clock: FakeClock, last: str
+) -> None:
+    connect(store, "alice", "a1")
+    client = FakeManagementClient()
+    broadcaster = Broadcaster(client, store, clock=fake_clock)
+    over = _frame_of_bytes(MAX_FRAME_BYTES + 1, last)
+
+    with pytest.raises(ValueError, match="frame limit"):
+        broadcaster.send("alice", over)
+    with pytest.raises(ValueError, match="frame limit"):
+        broadcaster.send_to("a1", over)
+    assert client.posts == []
+
+
+def test_a_coalesced_chunk_of_exactly_the_budget_goes_out_as_one_full_frame(
+    store: CountingStore, fake_clock: FakeClock
+) -> None:
+    # From the model's text to the wire at the boundary: the largest delta (longest id, largest seq) is one frame
+    # of exactly MAX_FRAME_BYTES, and one more character makes a second frame, never an oversized one.
+    connect(store, "alice", "a1")
+    client = FakeManagementClient()
+    broadcaster = Broadcaster(client, store, clock=fake_clock)
+    for extra, expected_frames in ((0, 1), (1, 2)):
+        client.posts.clear()
+        coalescer = DeltaCoalescer(interval_seconds=0.0, max_chars=10**6, clock=fake_clock)
+        text = "a" * (DELTA_TEXT_BUDGET - 4) + "😀" + "b" * extra
+
+        chunks = coalescer.add(text) + coalescer.drain()
+        for chunk in chunks:
+            broadcaster.send("alice", Delta(message_id="m" * 64, seq=2**63 - 1, text=chunk))
+
+        assert len(chunks) == expected_frames
+        assert len(client.posts[0][1]) == MAX_FRAME_BYTES
+        assert "".join(json.loads(data)["text"] for _, data in client.posts) == text
+
+
 def test_real_client_errors_are_classified(
     store: CountingStore, ddb_table: Any, fake_clock: FakeClock, aws: None
 ) -> None:

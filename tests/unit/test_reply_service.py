@@ -17,7 +17,13 @@ from assistant.queue import QueuedMessage
 from assistant.reply import ReplyLimits, ReplyResult, ReplyService
 from assistant.stores.connections import ConnectionStore
 from assistant.stores.conversations import ConversationStore
-from assistant.stores.messages import MessageStatus, MessageStore
+from assistant.stores.messages import (
+    MessageRecord,
+    MessageStatus,
+    MessageStore,
+    read_usage,
+)
+from assistant.stores.usage import Quotas
 
 USER = "alice"
 
@@ -97,7 +103,10 @@ def harness(ddb_table: Any) -> Harness:
         broadcaster=Broadcaster(client, connections, cache_seconds=0),
         model=lambda: model,  # type: ignore[arg-type, return-value]
         limits=ReplyLimits(
-            quota_messages=10, quota_output_tokens=10_000, flush_interval_s=0, flush_chars=2_000, max_receive_count=3
+            quotas=Quotas(messages=10, input_tokens=1_000_000, output_tokens=10_000),
+            flush_interval_s=0,
+            flush_chars=2_000,
+            max_receive_count=3,
         ),
         clock=lambda: 1_001.0,
     )
@@ -212,3 +221,75 @@ def test_a_cancel_between_rounds_stops_before_the_next_round_streams(harness: Ha
     harness.model.stream_reply = lambda **_: script()  # type: ignore[method-assign]
     assert harness.service.handle(queued, attempt=1).result is ReplyResult.CANCELLED
     assert [f["type"] for f in harness.frames()] == ["tool", "tool", "cancelled"]
+
+
+# --- Two deliveries of one queued message ---------------------------------------------------------------------
+#
+# What moto cannot catch: moto applies a transaction's condition checks and writes under no lock, so two threads can
+# both pass ``#status = :queued`` before either writes, which DynamoDB never allows (it serializes conditional
+# writes on an item). So the race is interleaved by hand: both deliveries *read* ``queued`` (the race that matters),
+# then claim one after the other, as DynamoDB would order them; the claim's condition must make the second a no-op.
+
+
+class _StaleFirstRead(MessageStore):
+    """A store whose first read returns a snapshot taken earlier: a delivery that read ``queued`` just before
+    another delivery claimed, answered and finished the message."""
+
+    def __init__(self, table: Any, stale: MessageRecord) -> None:
+        super().__init__(table)
+        self._stale: MessageRecord | None = stale
+
+    def get(self, user_id: str, message_id: str) -> MessageRecord | None:
+        if self._stale is not None:
+            stale, self._stale = self._stale, None
+            return stale
+        return super().get(user_id, message_id)
+
+
+def _second_worker(harness: Harness, messages: MessageStore) -> ReplyService:
+    original = harness.service
+    return ReplyService(
+        messages=messages,
+        conversations=harness.conversations,
+        broadcaster=original._broadcaster,
+        model=original._model,
+        limits=original._limits,
+        clock=original._clock,
+    )
+
+
+def _completed(text: str = "Hi there.") -> list[ModelEvent | Exception]:
+    return [
+        ResponseStarted("resp_1"),
+        TextDelta(text),
+        ReplyCompleted("resp_1", input_tokens=3, output_tokens=2, model="m"),
+    ]
+
+
+def test_a_delivery_that_read_queued_before_another_answered_does_not_answer_again(
+    harness: Harness, ddb_table: Any
+) -> None:
+    """Two deliveries both see ``queued``; the first claims and answers; the second's claim must fail.
+
+    Interleaved by hand through a store wrapper (not threads), so it is deterministic. Without the claim's
+    ``#status = :queued`` condition the second delivery would move the ``done`` message back to ``streaming``,
+    count it again and ask the model for a second turn.
+    """
+    queued = harness.queue()
+    harness.model.stream = _completed()
+    seen_by_second = harness.messages.get(USER, queued.message_id)
+    assert seen_by_second is not None
+    assert seen_by_second.status is MessageStatus.QUEUED
+
+    first = harness.service.handle(queued, attempt=1)
+    second = _second_worker(harness, _StaleFirstRead(ddb_table, seen_by_second)).handle(queued, attempt=1)
+
+    assert (first.result, second.result) == (ReplyResult.DONE, ReplyResult.DUPLICATE)
+    assert harness.model.calls.count("stream_reply") == 1
+    assert [f["type"] for f in harness.frames()].count("done") == 1
+    assert _text(harness.frames()) == "Hi there."
+    usage = read_usage(ddb_table, USER, now=1_001.0)
+    assert (usage.messages, usage.output_tokens) == (1, 2)
+    record = harness.messages.get(USER, queued.message_id)
+    assert record is not None
+    assert record.status is MessageStatus.DONE

@@ -14,7 +14,7 @@ from boto3.dynamodb.conditions import Attr, Key
 
 from assistant.stores.keys import CONNECTION_PREFIX, PK, SK, TTL, connection_sk, key, user_pk
 from assistant.stores.timestamps import iso_utc
-from assistant.wiring import CONNECTION_TTL_SECONDS
+from assistant.wiring import CONNECTION_TTL_SECONDS, TOKEN_LEEWAY_SECONDS
 
 
 class ConnectionStore:
@@ -24,14 +24,18 @@ class ConnectionStore:
         self._table = table
         self._clock = clock
 
-    def add(self, user_id: str, connection_id: str, *, now: float) -> None:
+    def add(self, user_id: str, connection_id: str, *, now: float, token_expires_at: int | None = None) -> None:
+        # API Gateway ends every connection within 2 h, so a record whose $disconnect was lost expires; a connection
+        # also ends with its token, so from then on the worker no longer posts to it (list_ids filters on this).
+        expires_at = int(now) + CONNECTION_TTL_SECONDS
+        if token_expires_at is not None:
+            expires_at = min(expires_at, token_expires_at + TOKEN_LEEWAY_SECONDS)
         self._table.put_item(
             Item={
                 **key(user_id, connection_sk(connection_id)),
                 "connectionId": connection_id,
                 "connectedAt": iso_utc(now),
-                # API Gateway ends every connection within 2 h, so a record whose $disconnect was lost expires.
-                TTL: int(now) + CONNECTION_TTL_SECONDS,
+                TTL: expires_at,
             }
         )
 

@@ -14,6 +14,7 @@ CONNECTION_PREFIX: Final = "CONN#"
 CONVERSATION_PREFIX: Final = "CONV#"
 MESSAGE_PREFIX: Final = "MSG#"
 USAGE_PREFIX: Final = "USAGE#"
+RATE_LIMIT_PREFIX: Final = "RATE#"
 #: The pointer to the user's current conversation (the one `sendMessage` without `conversationId` continues).
 CURRENT_CONVERSATION_SK: Final = "CURRENT"
 
@@ -37,6 +38,11 @@ def message_sk(message_id: str) -> str:
 def usage_sk(day: str) -> str:
     """``day`` is the UTC date, ``YYYY-MM-DD``: quotas reset at midnight UTC."""
     return f"{USAGE_PREFIX}{day}"
+
+
+def rate_limit_sk(bucket: str) -> str:
+    """One token bucket per kind of request (``sendMessage``, ``getHistory``, ...)."""
+    return f"{RATE_LIMIT_PREFIX}{bucket}"
 
 
 def key(user_id: str, sort_key: str) -> dict[str, str]:

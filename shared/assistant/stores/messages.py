@@ -13,15 +13,15 @@ checkpoint instead of asking the model again, so the conversation never gets a s
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from assistant.stores.keys import PK, SK, TTL, key, message_sk, usage_sk, user_pk
+from assistant.stores.keys import PK, TTL, key, message_sk, usage_sk
 from assistant.stores.timestamps import iso_utc, utc_day
+from assistant.stores.usage import DailyUsage, Quotas, UsageStore
 from assistant.wiring import MESSAGE_TTL_SECONDS, USAGE_TTL_SECONDS
 
 
@@ -159,7 +159,7 @@ class MessageStore:
 
     # --- the worker side ----------------------------------------------------------------------------------------
 
-    def claim(self, record: MessageRecord, *, now: float, message_quota: int, token_quota: int) -> ClaimOutcome:
+    def claim(self, record: MessageRecord, *, now: float, quotas: Quotas) -> ClaimOutcome:
         """``queued`` -> ``streaming`` and count the message on today's usage, atomically.
 
         Doing both in one transaction means a redelivery can never count a message twice, and a message over quota
@@ -189,12 +189,14 @@ class MessageStore:
                             "Key": usage_key,
                             "UpdateExpression": "ADD messages :one SET #ttl = if_not_exists(#ttl, :ttl)",
                             "ConditionExpression": "(attribute_not_exists(messages) OR messages < :max_messages) "
-                            "AND (attribute_not_exists(outputTokens) OR outputTokens < :max_tokens)",
+                            "AND (attribute_not_exists(outputTokens) OR outputTokens < :max_tokens) "
+                            "AND (attribute_not_exists(inputTokens) OR inputTokens < :max_input)",
                             "ExpressionAttributeNames": {"#ttl": TTL},
                             "ExpressionAttributeValues": {
                                 ":one": 1,
-                                ":max_messages": message_quota,
-                                ":max_tokens": token_quota,
+                                ":max_messages": quotas.messages,
+                                ":max_tokens": quotas.output_tokens,
+                                ":max_input": quotas.input_tokens,
                                 ":ttl": int(now) + USAGE_TTL_SECONDS,
                             },
                         }
@@ -232,11 +234,12 @@ class MessageStore:
         *,
         status: MessageStatus,
         now: float,
+        input_tokens: int = 0,
         output_tokens: int = 0,
         error_code: str | None = None,
         expected: MessageStatus = MessageStatus.STREAMING,
     ) -> bool:
-        """Move a message to a final status and add its output tokens to today's usage.
+        """Move a message to a final status and add its tokens to today's usage.
 
         ``False`` when the message was no longer ``expected`` (another delivery or a cancel got there first).
         """
@@ -257,15 +260,20 @@ class MessageStore:
                 }
             }
         ]
-        if output_tokens > 0:
+        if input_tokens > 0 or output_tokens > 0:
             items.append(
                 {
                     "Update": {
                         "TableName": self._table.name,
                         "Key": key(record.user_id, usage_sk(utc_day(now))),
-                        "UpdateExpression": "ADD outputTokens :tokens SET #ttl = if_not_exists(#ttl, :ttl)",
+                        "UpdateExpression": "ADD inputTokens :input, outputTokens :output "
+                        "SET #ttl = if_not_exists(#ttl, :ttl)",
                         "ExpressionAttributeNames": {"#ttl": TTL},
-                        "ExpressionAttributeValues": {":tokens": output_tokens, ":ttl": int(now) + USAGE_TTL_SECONDS},
+                        "ExpressionAttributeValues": {
+                            ":input": input_tokens,
+                            ":output": output_tokens,
+                            ":ttl": int(now) + USAGE_TTL_SECONDS,
+                        },
                     }
                 }
             )
@@ -294,14 +302,6 @@ class MessageStore:
         return True
 
 
-@dataclass(frozen=True)
-class DailyUsage:
-    messages: int
-    output_tokens: int
-
-
 def read_usage(table: Any, user_id: str, *, now: float | None = None) -> DailyUsage:
     """Today's (UTC) usage of a user."""
-    day = utc_day(time.time() if now is None else now)
-    item = table.get_item(Key={PK: user_pk(user_id), SK: usage_sk(day)}, ConsistentRead=True).get("Item") or {}
-    return DailyUsage(messages=int(item.get("messages", 0)), output_tokens=int(item.get("outputTokens", 0)))
+    return UsageStore(table).today(user_id, now=now)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 
 def iso_utc(seconds: float) -> str:
@@ -12,3 +12,9 @@ def iso_utc(seconds: float) -> str:
 def utc_day(seconds: float) -> str:
     """The UTC date, ``YYYY-MM-DD``: daily quotas reset at midnight UTC."""
     return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%d")
+
+
+def next_utc_midnight(seconds: float) -> str:
+    """When the day of ``seconds`` ends (UTC), as :func:`iso_utc` writes it: when daily quotas reset."""
+    day = datetime.fromtimestamp(seconds, tz=UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return iso_utc((day + timedelta(days=1)).timestamp())

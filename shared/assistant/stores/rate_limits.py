@@ -1,0 +1,115 @@
+"""Per-user rate limits: one token bucket per user and kind of request, kept in DynamoDB.
+
+API Gateway's stage throttle is shared by every user, so one user could spend it for all; these buckets are per
+user. A bucket holds up to ``burst`` tokens and refills at ``per_minute``; each request takes one. The bucket lives in
+the table, not in a Lambda's memory, because every request may land in a different container: a read followed by a
+write conditional on the version it read (optimistic concurrency) makes the limit hold across concurrent Lambdas.
+A refused request writes nothing, so hammering a full bucket costs one read per frame.
+
+Tokens are stored in thousandths (integers) so boto3 never needs ``Decimal``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from assistant.errors import RateLimited
+from assistant.stores.keys import PK, TTL, key, rate_limit_sk
+
+_MILLI = 1000
+#: Concurrent takes on one bucket retry their read-modify-write this often before the request is refused.
+_ATTEMPTS = 4
+_LIMIT_FORMAT = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*$")
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """``burst`` requests at once, then ``per_minute`` on average."""
+
+    burst: int
+    per_minute: float
+
+    def __post_init__(self) -> None:
+        if self.burst < 1 or self.per_minute <= 0:
+            raise ValueError(f"a rate limit needs burst >= 1 and per_minute > 0, got {self}")
+
+    @classmethod
+    def parse(cls, text: str) -> RateLimit:
+        """``"<burst>/<per minute>"``, e.g. ``"10/30"``: the form stage settings and environment variables use."""
+        match = _LIMIT_FORMAT.match(text)
+        if not match:
+            raise ValueError(f"rate limit {text!r} must look like '<burst>/<per minute>', e.g. '10/30'")
+        return cls(burst=int(match.group(1)), per_minute=float(match.group(2)))
+
+    def __str__(self) -> str:
+        return f"{self.burst}/{self.per_minute:g}"
+
+    @property
+    def _milli_per_ms(self) -> float:
+        return self.per_minute * _MILLI / 60_000
+
+
+class RateLimiter:
+    def __init__(self, table: Any, *, clock: Callable[[], float] = time.time) -> None:
+        self._table = table
+        self._clock = clock
+
+    def take(self, user_id: str, bucket: str, limit: RateLimit) -> None:
+        """Take one token from the user's ``bucket``, or raise :class:`RateLimited` with how long to wait."""
+        for _ in range(_ATTEMPTS):
+            item = self._table.get_item(Key=key(user_id, rate_limit_sk(bucket)), ConsistentRead=True).get("Item")
+            now_ms = int(self._clock() * 1000)
+            full = limit.burst * _MILLI
+            if item is None:
+                available, version = full, None
+            else:
+                elapsed_ms = max(0, now_ms - int(item["at"]))
+                available = min(full, int(item["milliTokens"]) + int(elapsed_ms * limit._milli_per_ms))
+                version = int(item["version"])
+            if available < _MILLI:
+                wait_ms = math.ceil((_MILLI - available) / limit._milli_per_ms)
+                raise RateLimited(
+                    f"Too many {bucket} requests; try again in {wait_ms / 1000:.1f} s.", retry_after_ms=wait_ms
+                )
+            if self._write(user_id, bucket, limit, available - _MILLI, now_ms, version):
+                return
+        # Lost the race every time: many requests of this user at this very moment, which is what the limit is for.
+        raise RateLimited(f"Too many {bucket} requests at once; try again shortly.", retry_after_ms=1000)
+
+    def _write(
+        self, user_id: str, bucket: str, limit: RateLimit, milli_tokens: int, now_ms: int, version: int | None
+    ) -> bool:
+        # The item is useless once the bucket would be full again; let DynamoDB delete it then.
+        refill_s = math.ceil(limit.burst * 60 / limit.per_minute)
+        condition = "attribute_not_exists(#pk)" if version is None else "#version = :version"
+        values: dict[str, Any] = {
+            ":tokens": milli_tokens,
+            ":at": now_ms,
+            ":next": 0 if version is None else version + 1,
+            ":ttl": now_ms // 1000 + refill_s + 60,
+        }
+        names = {"#at": "at", "#version": "version", "#ttl": TTL}
+        if version is None:
+            names["#pk"] = PK  # DynamoDB refuses names an expression does not use
+        else:
+            values[":version"] = version
+        try:
+            self._table.update_item(
+                Key=key(user_id, rate_limit_sk(bucket)),
+                UpdateExpression="SET milliTokens = :tokens, #at = :at, #version = :next, #ttl = :ttl",
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True

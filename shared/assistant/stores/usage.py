@@ -1,0 +1,57 @@
+"""Each user's usage per UTC day: messages, input and output tokens. Quotas are checked against these counters.
+
+The counters are written by the message store, inside the transactions that claim and finish a message (so a
+redelivery never counts twice); this module only reads them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from assistant.stores.keys import key, usage_sk
+from assistant.stores.timestamps import utc_day
+
+
+@dataclass(frozen=True)
+class DailyUsage:
+    day: str
+    messages: int
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """A user's daily allowance (UTC days), from the stage's settings."""
+
+    messages: int
+    input_tokens: int
+    output_tokens: int
+
+    def exhausted_by(self, usage: DailyUsage) -> str | None:
+        """What is used up today, or ``None``: the public reason a new message is refused."""
+        if usage.messages >= self.messages:
+            return "You have reached today's message limit. It resets at midnight UTC."
+        if usage.output_tokens >= self.output_tokens or usage.input_tokens >= self.input_tokens:
+            return "You have used today's token allowance. It resets at midnight UTC."
+        return None
+
+
+class UsageStore:
+    def __init__(self, table: Any, *, clock: Callable[[], float] = time.time) -> None:
+        self._table = table
+        self._clock = clock
+
+    def today(self, user_id: str, *, now: float | None = None) -> DailyUsage:
+        """Today's (UTC) usage of a user, read consistently (quotas are checked against it)."""
+        day = utc_day(self._clock() if now is None else now)
+        item = self._table.get_item(Key=key(user_id, usage_sk(day)), ConsistentRead=True).get("Item") or {}
+        return DailyUsage(
+            day=day,
+            messages=int(item.get("messages", 0)),
+            input_tokens=int(item.get("inputTokens", 0)),
+            output_tokens=int(item.get("outputTokens", 0)),
+        )

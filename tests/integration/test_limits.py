@@ -1,0 +1,172 @@
+"""Cost safety through the handlers: usage, per-user rate limits, the connection cap, connections that end with
+their token. boto3 against moto, the real ``openai`` SDK against the offline model."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import commands
+import connect
+import default
+import pytest
+import send_message
+
+from assistant import runtime
+from tests.integration.conftest import Deployment
+
+
+def _limit(monkeypatch: pytest.MonkeyPatch, **variables: str) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    runtime.reset()
+
+
+def _queued(deployment: Deployment) -> int:
+    attributes = deployment.sqs.get_queue_attributes(
+        QueueUrl=deployment.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])
+
+
+def test_get_usage_reports_today_with_the_quotas(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
+    _limit(monkeypatch, DAILY_MESSAGE_QUOTA="7", DAILY_OUTPUT_TOKEN_QUOTA="9000", DAILY_INPUT_TOKEN_QUOTA="90000")
+    assert deployment.call(connect.handler, deployment.ws_event("$connect"))["statusCode"] == 200
+    before = deployment.route(commands.handler, {"action": "getUsage"})
+    assert before is not None
+    assert (before["type"], before["messages"], before["inputTokens"], before["outputTokens"]) == ("usage", 0, 0, 0)
+    assert (before["messageQuota"], before["outputTokenQuota"], before["inputTokenQuota"]) == (7, 9000, 90000)
+    assert before["day"] == time.strftime("%Y-%m-%d", time.gmtime())
+    assert before["resetsAt"].endswith("T00:00:00.000Z")
+
+    deployment.route(send_message.handler, {"action": "sendMessage", "message": "Hello"})
+    assert deployment.deliver(deployment.receive()) == []
+    done = next(f for f in deployment.frames("conn-a1") if f["type"] == "done")
+
+    after = deployment.route(commands.handler, {"action": "getUsage"})
+    assert after is not None
+    assert after["messages"] == 1
+    # Input tokens are counted too, not only output.
+    assert (after["inputTokens"], after["outputTokens"]) == (
+        done["usage"]["inputTokens"],
+        done["usage"]["outputTokens"],
+    )
+    assert after["inputTokens"] > 0
+
+
+def test_send_message_beyond_the_rate_is_refused_and_leaves_no_trace(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _limit(monkeypatch, RATE_LIMIT_SEND_MESSAGE="2/1")
+    answers = [
+        deployment.route(send_message.handler, {"action": "sendMessage", "message": "hi", "messageId": f"m{i}"})
+        for i in range(3)
+    ]
+
+    assert [a["type"] for a in answers if a] == ["accepted", "accepted", "error"]
+    refused = answers[2]
+    assert refused is not None
+    assert refused["code"] == "rate_limited"
+    assert isinstance(refused["retryAfterMs"], int)
+    assert 0 < refused["retryAfterMs"] <= 60_000
+    assert _queued(deployment) == 2
+    assert runtime.messages().get("alice", "m2") is None
+    # The connection keeps working for what is not limited, and other users have buckets of their own.
+    assert deployment.route(commands.handler, {"action": "ping"}) == {"type": "pong"}
+    other = deployment.route(send_message.handler, {"action": "sendMessage", "message": "hi"}, user="bob")
+    assert other is not None
+    assert other["type"] == "accepted"
+
+
+@pytest.mark.parametrize(
+    ("variable", "frame"),
+    [
+        ("RATE_LIMIT_NEW_CONVERSATION", {"action": "newConversation"}),
+        ("RATE_LIMIT_LIST_CONVERSATIONS", {"action": "listConversations"}),
+        ("RATE_LIMIT_GET_HISTORY", {"action": "getHistory", "conversationId": "c_nope"}),
+    ],
+)
+def test_each_command_has_its_own_limit(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch, variable: str, frame: dict[str, Any]
+) -> None:
+    _limit(monkeypatch, **{variable: "1/1"})
+    first = deployment.route(commands.handler, frame)
+    second = deployment.route(commands.handler, frame)
+    assert first is not None
+    assert first.get("code") != "rate_limited"
+    assert second is not None
+    assert second["code"] == "rate_limited"
+
+
+def test_the_newest_connection_beyond_the_cap_is_refused(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _limit(monkeypatch, MAX_CONNECTIONS_PER_USER="2")
+    statuses = [
+        deployment.call(connect.handler, deployment.ws_event("$connect", connection=f"conn-{i}"))["statusCode"]
+        for i in range(3)
+    ]
+    assert statuses == [200, 200, 429]
+    assert sorted(runtime.connections().list_ids("alice")) == ["conn-0", "conn-1"]
+
+
+class _RecordingApi:
+    """The @connections client, recording the order of calls (moto forgets a connection's frames on delete)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.calls: list[tuple[str, str, Any]] = []
+
+    def post_to_connection(self, *, ConnectionId: str, Data: bytes) -> Any:
+        self.calls.append(("post", ConnectionId, json.loads(Data)))
+        return self._client.post_to_connection(ConnectionId=ConnectionId, Data=Data)
+
+    def delete_connection(self, *, ConnectionId: str) -> Any:
+        self.calls.append(("delete", ConnectionId, None))
+        return self._client.delete_connection(ConnectionId=ConnectionId)
+
+
+@pytest.mark.parametrize(
+    ("handler", "frame"),
+    [
+        (send_message.handler, {"action": "sendMessage", "message": "still there?", "messageId": "m-late"}),
+        (commands.handler, {"action": "listConversations"}),
+        (default.handler, {"action": "nope"}),
+    ],
+)
+def test_a_connection_whose_token_expired_is_told_and_closed(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch, handler: Any, frame: dict[str, Any]
+) -> None:
+    api = _RecordingApi(runtime.connections_api())
+    monkeypatch.setattr(runtime, "connections_api", lambda: api)
+    event = deployment.ws_event("sendMessage", frame)
+    # Expired 31 s ago: past the 30 s leeway the authorizer also allows.
+    event["requestContext"]["authorizer"]["exp"] = str(int(time.time()) - 31)
+
+    response = deployment.call(handler, event)
+
+    assert "body" not in response  # said by a post, because a route response would arrive after the close
+    assert [(call, connection) for call, connection, _ in api.calls] == [("post", "conn-a1"), ("delete", "conn-a1")]
+    assert api.calls[0][2]["code"] == "token_expired"
+    assert _queued(deployment) == 0
+    assert runtime.messages().get("alice", "m-late") is None
+
+
+def test_a_token_within_its_leeway_still_works(deployment: Deployment) -> None:
+    event = deployment.ws_event("ping", {"action": "ping"})
+    event["requestContext"]["authorizer"]["exp"] = str(int(time.time()) - 5)
+    response = deployment.call(commands.handler, event)
+    assert json.loads(response["body"]) == {"type": "pong"}
+
+
+def test_replies_stop_going_to_a_connection_once_its_token_expired(deployment: Deployment) -> None:
+    now = time.time()
+    fresh = deployment.ws_event("$connect", connection="conn-fresh")
+    fresh["requestContext"]["authorizer"]["exp"] = str(int(now) + 3600)
+    stale = deployment.ws_event("$connect", connection="conn-stale")
+    stale["requestContext"]["authorizer"]["exp"] = str(int(now) - 60)
+    for event in (fresh, stale):
+        assert deployment.call(connect.handler, event)["statusCode"] == 200
+
+    assert runtime.connections().list_ids("alice") == ["conn-fresh"]

@@ -1,0 +1,174 @@
+"""Each function's declared table actions (``FunctionSpec.table_actions``) are exactly what its code calls.
+
+moto enforces no IAM, so a missing grant would pass every other test and fail only in AWS. Here every handler runs
+its code paths in-process against moto while the SDK reports each DynamoDB call it makes; each call is translated
+to the IAM action AWS would check (a transaction's items to PutItem/UpdateItem/DeleteItem/ConditionCheckItem,
+since transactions have no action of their own), and the union per function must equal the spec: nothing missing
+(the function would fail in AWS), nothing extra (least privilege).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import authorizer
+import boto3
+import commands
+import connect
+import default
+import disconnect
+import pytest
+import send_message
+
+from assistant import runtime
+from assistant.auth import TokenVerifier
+from assistant.wiring import (
+    AUTHORIZER,
+    COMMANDS,
+    CONNECT,
+    DEFAULT,
+    DISCONNECT,
+    FUNCTIONS,
+    SEND_MESSAGE,
+    WORKER,
+    FunctionSpec,
+)
+from tests.conftest import REGION, CognitoPool
+from tests.events import authorizer_event
+from tests.integration.conftest import API_ID, STAGE, Deployment, LambdaContext
+
+_TRANSACTION_ITEM_ACTIONS = {
+    "Put": "dynamodb:PutItem",
+    "Update": "dynamodb:UpdateItem",
+    "Delete": "dynamodb:DeleteItem",
+    "ConditionCheck": "dynamodb:ConditionCheckItem",
+}
+
+
+def iam_actions(operation: str, params: dict[str, Any]) -> set[str]:
+    """The IAM actions AWS checks for one DynamoDB API call."""
+    if operation == "TransactWriteItems":
+        return {_TRANSACTION_ITEM_ACTIONS[kind] for item in params["TransactItems"] for kind in item}
+    if operation == "TransactGetItems":
+        return {"dynamodb:GetItem"}
+    return {f"dynamodb:{operation}"}
+
+
+class TableCallRecorder:
+    """Attributes every DynamoDB call the handlers' table makes to the function being run."""
+
+    def __init__(self) -> None:
+        self.actions: dict[str, set[str]] = defaultdict(set)
+        self.ran: set[str] = set()
+        self._running: str | None = None
+
+    def __call__(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        assert self._running is not None, f"a table call ({model.name}) outside any function"
+        self.actions[self._running] |= iam_actions(model.name, params)
+
+    @contextmanager
+    def running(self, spec: FunctionSpec) -> Iterator[None]:
+        self._running = spec.name
+        self.ran.add(spec.name)
+        try:
+            yield
+        finally:
+            self._running = None
+
+
+@pytest.fixture
+def recorder(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> TableCallRecorder:
+    recorder = TableCallRecorder()
+    resource = boto3.resource("dynamodb", region_name=REGION)
+    # Before the parameters are serialized: the operation's name and its plain parameters (transaction items too).
+    resource.meta.client.meta.events.register("before-parameter-build.dynamodb", recorder)
+    table = resource.Table(deployment.table.name)
+    # Every store the handlers build reads runtime.table(); the fixture puts the cached original back afterwards.
+    monkeypatch.setattr(runtime, "table", lambda: table)
+    return recorder
+
+
+class _GoneFor:
+    """The stage's @connections client, except that API Gateway reports ``gone`` closed without a $disconnect."""
+
+    def __init__(self, client: Any, gone: set[str]) -> None:
+        self._client = client
+        self._gone = gone
+        self.exceptions = client.exceptions
+
+    def post_to_connection(self, **kwargs: Any) -> Any:
+        if kwargs["ConnectionId"] in self._gone:
+            raise self._client.exceptions.GoneException(
+                {"Error": {"Code": "GoneException", "Message": "Gone"}, "ResponseMetadata": {"HTTPStatusCode": 410}},
+                "PostToConnection",
+            )
+        return self._client.post_to_connection(**kwargs)
+
+
+def _answer(deployment: Deployment, handler: Any, body: dict[str, Any]) -> dict[str, Any]:
+    """The frame a route answers with; every route exercised here answers."""
+    frame = deployment.route(handler, body)
+    assert frame is not None, body
+    return frame
+
+
+def test_each_function_calls_exactly_the_table_actions_its_spec_declares(
+    deployment: Deployment,
+    recorder: TableCallRecorder,
+    cognito_pool: CognitoPool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    verifier = TokenVerifier(
+        issuer=cognito_pool.issuer, client_id=cognito_pool.client_id, jwks_source=cognito_pool.jwks
+    )
+    monkeypatch.setattr(runtime, "token_verifier", lambda: verifier)
+    with recorder.running(AUTHORIZER):
+        for token in (cognito_pool.access_token(), "not-a-jwt"):
+            authorizer.handler(authorizer_event(token, api_id=API_ID, stage=STAGE), LambdaContext())
+
+    with recorder.running(CONNECT):
+        for connection in ("conn-a1", "conn-a2", "conn-stale"):
+            assert deployment.call(connect.handler, deployment.ws_event("$connect", connection=connection)) == {
+                "statusCode": 200
+            }
+    with recorder.running(DISCONNECT):
+        deployment.call(disconnect.handler, deployment.ws_event("$disconnect", connection="conn-a2"))
+
+    with recorder.running(SEND_MESSAGE):
+        # The first message creates the current conversation; the second names it and repeats its own id.
+        first = _answer(deployment, send_message.handler, {"action": "sendMessage", "message": "Hi"})
+        assert first["type"] == "accepted"
+        conversation_id = first["conversationId"]
+        again = {"action": "sendMessage", "message": "Hi", "conversationId": conversation_id, "messageId": "m-1"}
+        for _ in range(2):
+            assert _answer(deployment, send_message.handler, again)["type"] == "accepted"
+
+    with recorder.running(COMMANDS):
+        assert _answer(deployment, commands.handler, {"action": "ping"})["type"] == "pong"
+        created = _answer(deployment, commands.handler, {"action": "newConversation"})
+        listed = _answer(deployment, commands.handler, {"action": "listConversations"})
+        assert created["conversationId"] in {c["conversationId"] for c in listed["items"]}
+        history = {"action": "getHistory", "conversationId": created["conversationId"]}
+        assert _answer(deployment, commands.handler, history)["type"] == "history"
+        assert _answer(deployment, commands.handler, {"action": "getUsage"})["type"] == "usage"
+        unknown = _answer(deployment, commands.handler, {"action": "cancel", "messageId": "m-none"})
+        assert unknown["code"] == "not_found"
+        # The queued m-1 is cancelled on the spot (the worker then skips it).
+        assert _answer(deployment, commands.handler, {"action": "cancel", "messageId": "m-1"})["type"] == "cancelled"
+
+    # The worker answers the first message; API Gateway says conn-stale is gone, so its record is deleted.
+    healthy = runtime.connections_api()
+    monkeypatch.setattr(runtime, "connections_api", lambda: _GoneFor(healthy, {"conn-stale"}))
+    with recorder.running(WORKER):
+        assert deployment.deliver(deployment.receive()) == []
+    assert deployment.frames("conn-a1")[-1]["type"] == "done"
+
+    with recorder.running(DEFAULT):
+        assert _answer(deployment, default.handler, {"action": "fly"})["code"] == "unknown_action"
+
+    assert recorder.ran == {spec.name for spec in FUNCTIONS}, "every function must be exercised here"
+    for spec in FUNCTIONS:
+        assert recorder.actions.get(spec.name, set()) == set(spec.table_actions), spec.name
