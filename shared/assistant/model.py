@@ -32,7 +32,15 @@ from typing import TYPE_CHECKING, Literal, TypedDict, TypeVar, Unpack
 
 from assistant.definition import AssistantDefinition
 from assistant.errors import AssistantError, ModelFailed, ModelIncomplete, NotFound, ReplyInterrupted
-from assistant.model_events import ModelEvent, ReplyCompleted, ResponseStarted, TextDelta, ToolEvent
+from assistant.model_events import (
+    ModelEvent,
+    ReplyCompleted,
+    ResponseStarted,
+    ResponseUsage,
+    TextDelta,
+    ToolEvent,
+    UsageSink,
+)
 from assistant.model_retry import FAILED_MESSAGE, RetryPolicy, StreamBroken, StreamErrorEvent, classify
 from assistant.tools.registry import ToolContext, ToolRegistry
 from assistant.tools.toolbox import OfferedTools, Toolbox
@@ -50,10 +58,12 @@ __all__ = [
     "ModelTimeouts",
     "ReplyCompleted",
     "ResponseStarted",
+    "ResponseUsage",
     "RetryPolicy",
     "StopReply",
     "TextDelta",
     "ToolEvent",
+    "UsageSink",
 ]
 
 logger = logging.getLogger(__name__)
@@ -62,6 +72,8 @@ _T = TypeVar("_T")
 
 INTERRUPTED_MESSAGE = "The reply was interrupted and could not be completed."
 
+#: The usual rule of thumb for English text; only used when a provider does not report a response's usage.
+CHARS_PER_TOKEN = 4
 #: Seconds a best-effort ``responses.cancel`` may take; it runs while the caller unwinds a cancel, so it is short.
 CANCEL_TIMEOUT_S = 3.0
 
@@ -118,6 +130,9 @@ class _Round:
     output_tokens: int
     calls: tuple[_Call, ...]
 
+    def usage(self) -> ResponseUsage:
+        return ResponseUsage(self.response_id, self.input_tokens, self.output_tokens)
+
     @classmethod
     def of(cls, response: Response, calls: tuple[_Call, ...] | None = None) -> _Round:
         usage = response.usage
@@ -141,6 +156,13 @@ class _Progress:
     @property
     def visible(self) -> bool:
         return self.response_id is not None or bool(self.text)
+
+    def estimated_usage(self) -> ResponseUsage | None:
+        """For a response that ended without the provider saying what it cost: the text the user saw, in tokens."""
+        if self.response_id is None:
+            return None
+        streamed = sum(len(part) for part in self.text)
+        return ResponseUsage(self.response_id, 0, -(-streamed // CHARS_PER_TOKEN), estimated=True)
 
 
 class ModelClient:
@@ -239,16 +261,18 @@ class ModelClient:
     # --- Replies ------------------------------------------------------------------------------------------------
 
     def stream_reply(
-        self, *, conversation_id: str, text: str, context: ToolContext
+        self, *, conversation_id: str, text: str, context: ToolContext, usage_sink: UsageSink | None = None
     ) -> Generator[ModelEvent, None, None]:
         """Send one user message and stream the reply, running tool rounds until the model answers.
 
         A generator rather than a plain iterator so the caller can ``close()`` it: that closes the HTTP stream.
+        ``usage_sink`` hears what every response of the reply cost as soon as it ends, however it ends.
         """
+        sink = usage_sink or _ignore_usage
         first: list[ResponseInputItemParam] = [{"type": "message", "role": "user", "content": text}]
         offered = self._toolbox.offer()
-        result = yield from self._stream_round(conversation_id, first, offered, allow_tools=True)
-        yield from self._finish(conversation_id, context, result, offered)
+        result = yield from self._stream_round(conversation_id, first, offered, sink, allow_tools=True)
+        yield from self._finish(conversation_id, context, result, offered, sink)
 
     def resume_reply(
         self,
@@ -258,6 +282,7 @@ class ModelClient:
         context: ToolContext,
         poll_interval_s: float = 0.5,
         max_wait_s: float = 20,
+        usage_sink: UsageSink | None = None,
     ) -> Generator[ModelEvent, None, None]:
         """Pick up a reply whose stream was lost (e.g. a redelivered message) without sending the user text again.
 
@@ -268,16 +293,18 @@ class ModelClient:
             # Not a background response: the server stopped it when the dead worker's stream closed. Only one that
             # had already completed can be picked up, so look once instead of polling.
             max_wait_s = 0
+        sink = usage_sink or _ignore_usage
         response = self._await_final(response_id, poll_interval_s=poll_interval_s, max_wait_s=max_wait_s)
         yield ResponseStarted(response.id)
         if response.output_text:
             yield TextDelta(response.output_text)
-        yield from self._finish(conversation_id, context, _Round.of(response), self._toolbox.offer())
+        yield from self._finish(conversation_id, context, _Round.of(response), self._toolbox.offer(), sink)
 
     def _finish(
-        self, conversation_id: str, context: ToolContext, result: _Round, offered: OfferedTools
+        self, conversation_id: str, context: ToolContext, result: _Round, offered: OfferedTools, sink: UsageSink
     ) -> Generator[ModelEvent, None, None]:
         """Run tool rounds until a response without tool calls, then report the summed usage."""
+        sink(result.usage())
         input_tokens, output_tokens = result.input_tokens, result.output_tokens
         rounds = 0
         while result.calls:
@@ -290,8 +317,9 @@ class ModelClient:
             outputs = yield from self._run_tools(result.calls, context, offered)
             # The last permitted round forbids tools, so a model that would loop has to answer in text instead.
             result = yield from self._stream_round(
-                conversation_id, outputs, offered, allow_tools=rounds < self._max_tool_rounds
+                conversation_id, outputs, offered, sink, allow_tools=rounds < self._max_tool_rounds
             )
+            sink(result.usage())
             input_tokens += result.input_tokens
             output_tokens += result.output_tokens
         yield ReplyCompleted(
@@ -315,6 +343,7 @@ class ModelClient:
         conversation_id: str,
         input_items: list[ResponseInputItemParam],
         offered: OfferedTools,
+        sink: UsageSink,
         *,
         allow_tools: bool,
     ) -> Generator[ModelEvent, None, _Round]:
@@ -325,7 +354,9 @@ class ModelClient:
         while True:
             progress = _Progress()
             try:
-                return (yield from self._stream_once(conversation_id, input_items, offered, allow_tools, progress))
+                return (
+                    yield from self._stream_once(conversation_id, input_items, offered, allow_tools, progress, sink)
+                )
             except (openai.APIError, StreamBroken, StreamErrorEvent) as exc:
                 failure = classify(exc)
                 if failure is None:  # pragma: no cover - classify knows every type caught above
@@ -352,6 +383,7 @@ class ModelClient:
                         "Model stream reported an error",
                         extra={"code": failure.code, "response_id": progress.response_id},
                     )
+                    _report(sink, progress.estimated_usage())
                     raise ModelFailed(FAILED_MESSAGE) from exc
                 logger.warning(
                     "Model stream dropped after the response started",
@@ -361,7 +393,12 @@ class ModelClient:
                         "resumable": self._definition.resumable,
                     },
                 )
-                return (yield from self._recover(progress, exc))
+                try:
+                    return (yield from self._recover(progress, exc))
+                except ReplyInterrupted:
+                    # The response is gone or cannot be followed; what the user saw of it was still generated.
+                    _report(sink, progress.estimated_usage())
+                    raise
 
     def _stream_once(
         self,
@@ -370,20 +407,27 @@ class ModelClient:
         offered: OfferedTools,
         allow_tools: bool,
         progress: _Progress,
+        sink: UsageSink,
     ) -> Generator[ModelEvent, None, _Round]:
         try:
-            return (yield from self._stream_events(conversation_id, input_items, offered, allow_tools, progress))
+            return (yield from self._stream_events(conversation_id, input_items, offered, allow_tools, progress, sink))
         except GeneratorExit as closing:
             # The caller stopped early. Every yield of a round comes before its terminal event, so a response that
             # has started is still running server-side; in background mode nothing but a cancel call stops it.
-            if self._definition.resumable and progress.response_id is not None:
-                if _caller_stops(closing):
-                    self._cancel_quietly(progress.response_id)
-                else:
-                    logger.info(
-                        "Reply abandoned by a failing caller; its response runs on for a resume",
-                        extra={"response_id": progress.response_id},
-                    )
+            if progress.response_id is None:
+                raise
+            if not self._definition.resumable:
+                # Closing the stream stopped the response; the provider reports nothing for it.
+                _report_quietly(sink, progress.estimated_usage())
+            elif _caller_stops(closing):
+                cancelled = self._cancel_quietly(progress.response_id)
+                known = _Round.of(cancelled).usage() if cancelled is not None and cancelled.usage else None
+                _report_quietly(sink, known or progress.estimated_usage())
+            else:
+                logger.info(
+                    "Reply abandoned by a failing caller; its response runs on for a resume",
+                    extra={"response_id": progress.response_id},
+                )
             raise
 
     def _stream_events(
@@ -393,6 +437,7 @@ class ModelClient:
         offered: OfferedTools,
         allow_tools: bool,
         progress: _Progress,
+        sink: UsageSink,
     ) -> Generator[ModelEvent, None, _Round]:
         from openai import omit
 
@@ -434,12 +479,19 @@ class ModelClient:
                         "Model response failed",
                         extra={"response_id": event.response.id, "code": error.code if error else None},
                     )
+                    _report(
+                        sink, _Round.of(event.response).usage() if event.response.usage else progress.estimated_usage()
+                    )
                     raise ModelFailed(FAILED_MESSAGE)
                 elif event.type == "response.incomplete":
                     details = event.response.incomplete_details
                     reason = details.reason if details else None
                     logger.warning(
                         "Model response incomplete", extra={"response_id": event.response.id, "reason": reason}
+                    )
+                    # A reply cut off at max_output_tokens cost exactly that: it counts like any other.
+                    _report(
+                        sink, _Round.of(event.response).usage() if event.response.usage else progress.estimated_usage()
                     )
                     raise ModelIncomplete(_incomplete_message(reason), reason=reason)
                 elif event.type == "error":
@@ -470,7 +522,7 @@ class ModelClient:
             yield TextDelta(full[len(seen) :])
         return _Round.of(response)
 
-    def _cancel_quietly(self, response_id: str) -> None:
+    def _cancel_quietly(self, response_id: str) -> Response | None:
         """Best-effort ``responses.cancel`` of a background response whose reader has gone.
 
         The one place a model-call failure is logged rather than raised: it runs while the caller unwinds its
@@ -482,7 +534,7 @@ class ModelClient:
         import openai
 
         try:
-            self._client.responses.cancel(response_id, timeout=CANCEL_TIMEOUT_S)
+            return self._client.responses.cancel(response_id, timeout=CANCEL_TIMEOUT_S)
         except openai.APIError as exc:
             failure = classify(exc)
             logger.warning(
@@ -493,6 +545,7 @@ class ModelClient:
                     "status": failure.status if failure else None,
                 },
             )
+            return None
 
     def _await_final(self, response_id: str, *, poll_interval_s: float, max_wait_s: float) -> Response:
         """Retrieve a response, polling while it is still generating. Anything but ``completed`` is an interruption.
@@ -554,6 +607,23 @@ class ModelClient:
             extra={"call": what, "kind": kind, "status": status, "retry": retry + 1, "delay_s": round(delay, 3)},
         )
         self._sleep(delay)
+
+
+def _ignore_usage(usage: ResponseUsage) -> None:
+    """For callers that keep no account (scripts, tests of the model client alone)."""
+
+
+def _report(sink: UsageSink, usage: ResponseUsage | None) -> None:
+    if usage is not None:
+        sink(usage)
+
+
+def _report_quietly(sink: UsageSink, usage: ResponseUsage | None) -> None:
+    """Report while the caller unwinds a close: a failing sink is logged, not raised over what ended the reply."""
+    try:
+        _report(sink, usage)
+    except Exception:
+        logger.exception("Could not record the usage of a stopped response", extra={"usage": usage})
 
 
 def _caller_stops(closing: GeneratorExit) -> bool:

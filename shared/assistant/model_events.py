@@ -5,6 +5,7 @@ Plain dataclasses, so the worker can consume a reply without importing ``openai`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -36,5 +37,21 @@ class ReplyCompleted:
     output_tokens: int
     model: str
 
+
+@dataclass(frozen=True)
+class ResponseUsage:
+    """What one model response cost, reported once it has ended, however it ended (completed, incomplete, failed,
+    cancelled). ``estimated``: the provider did not say, so output tokens are estimated from the text that streamed
+    (about four characters a token) and input tokens are unknown (0)."""
+
+    response_id: str
+    input_tokens: int
+    output_tokens: int
+    estimated: bool = False
+
+
+#: Receives every :class:`ResponseUsage` of a reply, as it happens (also while the caller unwinds a cancel, which is
+#: why it is a callback rather than an event: a closing generator cannot yield).
+UsageSink = Callable[[ResponseUsage], None]
 
 ModelEvent = ResponseStarted | TextDelta | ToolEvent | ReplyCompleted

@@ -28,6 +28,7 @@ from assistant.model import (
     ModelEvent,
     ReplyCompleted,
     ResponseStarted,
+    ResponseUsage,
     StopReply,
     TextDelta,
     ToolEvent,
@@ -37,7 +38,7 @@ from assistant.push import Broadcaster, DeltaCoalescer
 from assistant.queue import QueuedMessage
 from assistant.stores.conversations import ConversationStore
 from assistant.stores.messages import ClaimOutcome, MessageRecord, MessageStatus, MessageStore
-from assistant.stores.usage import Quotas
+from assistant.stores.usage import Quotas, UsageStore
 from assistant.tools.registry import ToolContext
 
 logger = Logger(child=True)
@@ -93,6 +94,8 @@ class _Progress:
     #: On resume, the round text fetched from the model must be trimmed to what the user has not seen.
     resume: MessageRecord | None = None
     completed: list[ReplyCompleted] = field(default_factory=list)
+    #: A response's tokens were just counted: check the quota before the model is asked for another round.
+    check_quota: bool = False
 
 
 class ReplyService:
@@ -101,6 +104,7 @@ class ReplyService:
         *,
         messages: MessageStore,
         conversations: ConversationStore,
+        usage: UsageStore,
         broadcaster: Broadcaster,
         model: Callable[[], ModelClient],
         limits: ReplyLimits,
@@ -108,6 +112,7 @@ class ReplyService:
     ) -> None:
         self._messages = messages
         self._conversations = conversations
+        self._usage = usage
         self._broadcaster = broadcaster
         # A factory, so a duplicate delivery never pays for reading the API key or importing the SDK.
         self._model = model
@@ -189,6 +194,19 @@ class ReplyService:
         )
         checkpoint = record.checkpoint
         progress = _Progress()
+
+        def count(usage: ResponseUsage) -> None:
+            self._messages.count_usage(
+                record,
+                response_id=usage.response_id,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                now=self._clock(),
+            )
+            if usage.estimated:
+                logger.info("Counted an estimate: the provider reported no usage for this response")
+            progress.check_quota = True
+
         events: Iterator[ModelEvent]
         if checkpoint.response_id:
             logger.info("Resuming an interrupted reply", extra={"seq": checkpoint.seq})
@@ -197,10 +215,12 @@ class ReplyService:
             progress.round_start = checkpoint.round_start
             progress.resume = record
             events = model.resume_reply(
-                response_id=checkpoint.response_id, conversation_id=provider_id, context=context
+                response_id=checkpoint.response_id, conversation_id=provider_id, context=context, usage_sink=count
             )
         else:
-            events = model.stream_reply(conversation_id=provider_id, text=queued.text, context=context)
+            events = model.stream_reply(
+                conversation_id=provider_id, text=queued.text, context=context, usage_sink=count
+            )
 
         coalescer = DeltaCoalescer(interval_seconds=self._limits.flush_interval_s, max_chars=self._limits.flush_chars)
         try:
@@ -216,6 +236,8 @@ class ReplyService:
                 if isinstance(event, ResponseStarted):
                     self._start_round(record, progress, event.response_id)
                 elif isinstance(event, ToolEvent):
+                    if event.status == "started" and progress.check_quota:
+                        self._stop_if_quota_spent(queued.user_id, progress)
                     self._send(
                         record,
                         ToolActivity(message_id=record.message_id, name=event.name, status=ToolStatus(event.status)),
@@ -232,6 +254,15 @@ class ReplyService:
         if not progress.completed:
             raise ModelError("The model stopped without finishing the reply.")
         return self._complete(queued, record, progress)
+
+    def _stop_if_quota_spent(self, user_id: str, progress: _Progress) -> None:
+        """Between rounds of a reply (tools are about to run, another response will follow): the claim checked the
+        quota before the first round, this checks it before each later one. A reply can therefore overshoot the
+        daily quota by at most one model response, whose size ``max_output_tokens`` bounds."""
+        progress.check_quota = False
+        spent = self._limits.quotas.exhausted_by(self._usage.today(user_id, now=self._clock()))
+        if spent is not None:
+            raise QuotaExceeded(spent)
 
     def _start_round(self, record: MessageRecord, progress: _Progress, response_id: str) -> None:
         if progress.resume is not None and response_id == progress.resume.checkpoint.response_id:
@@ -286,13 +317,7 @@ class ReplyService:
             ),
         )
         # After the frame: if we die in between, the redelivery resumes and sends `done` again rather than never.
-        self._messages.finish(
-            record,
-            status=MessageStatus.DONE,
-            now=self._clock(),
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-        )
+        self._messages.finish(record, status=MessageStatus.DONE, now=self._clock())
         return ReplyOutcome(
             ReplyResult.DONE,
             first_text_after_s=None if progress.first_text_at is None else progress.first_text_at - queued.received_at,

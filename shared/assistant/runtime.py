@@ -224,6 +224,7 @@ def reply_service() -> ReplyService:
     return ReplyService(
         messages=messages(),
         conversations=conversations(),
+        usage=usage(),
         broadcaster=broadcaster(),
         model=model_client,
         limits=ReplyLimits(

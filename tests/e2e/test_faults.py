@@ -233,6 +233,7 @@ def dying_worker(monkeypatch: pytest.MonkeyPatch) -> Iterator[_DiesOnce]:
     service = ReplyService(
         messages=runtime.messages(),
         conversations=runtime.conversations(),
+        usage=runtime.usage(),
         broadcaster=Broadcaster(dies, runtime.connections()),
         model=runtime.model_client,
         limits=healthy._limits,

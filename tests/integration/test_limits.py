@@ -14,6 +14,9 @@ import pytest
 import send_message
 
 from assistant import runtime
+from assistant.queue import QueuedMessage
+from assistant.stores.messages import read_usage
+from scripts.local_stack.offline_model import Fault
 from tests.integration.conftest import Deployment
 
 
@@ -170,3 +173,63 @@ def test_replies_stop_going_to_a_connection_once_its_token_expired(deployment: D
         assert deployment.call(connect.handler, event)["statusCode"] == 200
 
     assert runtime.connections().list_ids("alice") == ["conn-fresh"]
+
+
+def _usage(deployment: Deployment) -> tuple[int, int]:
+    usage = read_usage(deployment.table, "alice")
+    return usage.input_tokens, usage.output_tokens
+
+
+@pytest.mark.parametrize(
+    ("fault", "provider_reports_usage"),
+    [
+        pytest.param(Fault.incomplete("max_output_tokens", after_deltas=3), True, id="cut-off-at-max-output-tokens"),
+        pytest.param(Fault.incomplete("content_filter", after_deltas=3), True, id="content-filter"),
+        pytest.param(Fault.failed(after_deltas=3), False, id="failed"),
+    ],
+)
+def test_replies_that_do_not_finish_still_count_their_tokens(
+    deployment: Deployment, fault: Any, provider_reports_usage: bool
+) -> None:
+    assert deployment.call(connect.handler, deployment.ws_event("$connect"))["statusCode"] == 200
+    deployment.model.faults.push(fault)
+    deployment.route(send_message.handler, {"action": "sendMessage", "message": "Tell me about tides"})
+    assert deployment.deliver(deployment.receive()) == []
+    frames = deployment.frames("conn-a1")
+    assert frames[-1]["type"] == "error"
+
+    input_tokens, output_tokens = _usage(deployment)
+    assert output_tokens >= 1
+    # Where the provider reported the response's usage it is counted as reported, input included; where it did
+    # not (a failed response), the text that streamed is estimated and input is unknown.
+    assert (input_tokens > 0) is provider_reports_usage
+
+
+def test_a_redelivered_reply_is_not_counted_twice(deployment: Deployment) -> None:
+    assert deployment.call(connect.handler, deployment.ws_event("$connect"))["statusCode"] == 200
+    deployment.route(send_message.handler, {"action": "sendMessage", "message": "Hello", "messageId": "m-once"})
+    records = deployment.receive()
+    assert deployment.deliver(records) == []
+    once = _usage(deployment)
+    record = runtime.messages().get("alice", "m-once")
+    assert record is not None
+    # SQS delivers the same record again (the first delete was lost): nothing is asked, nothing counted.
+    runtime.reply_service().handle(QueuedMessage.model_validate_json(records[0]["body"]), attempt=2)
+    assert _usage(deployment) == once
+
+
+def test_the_quota_is_checked_before_every_round_of_a_reply(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tool-calling reply whose first round used up the day's output tokens never asks the model again."""
+    _limit(monkeypatch, DAILY_OUTPUT_TOKEN_QUOTA="1")
+    assert deployment.call(connect.handler, deployment.ws_event("$connect"))["statusCode"] == 200
+    deployment.route(send_message.handler, {"action": "sendMessage", "message": "What time is it in Tokyo?"})
+    assert deployment.deliver(deployment.receive()) == []
+
+    frames = deployment.frames("conn-a1")
+    assert frames[-1]["type"] == "error"
+    assert frames[-1]["code"] == "quota_exceeded"
+    posted = [r for r in deployment.model.requests if r.method == "POST" and r.path.endswith("/responses")]
+    assert len(posted) == 1
+    assert _usage(deployment)[1] >= 1

@@ -213,6 +213,7 @@ def _service_with(broadcaster: Broadcaster, messages: MessageStore | None = None
     service = ReplyService(
         messages=messages or runtime.messages(),
         conversations=runtime.conversations(),
+        usage=runtime.usage(),
         broadcaster=broadcaster,
         model=runtime.model_client,
         limits=original._limits,
@@ -332,6 +333,9 @@ def test_cancel_stops_a_streaming_reply(deployment: Deployment, monkeypatch: pyt
     assert "done" not in types
     assert types.count("delta") == 1
     assert runtime.messages().get("alice", message_id).status is MessageStatus.CANCELLED  # type: ignore[union-attr]
+    # What was generated before Stop counts against the quota too (the offline model, like OpenAI for a cancelled
+    # background response, reports no usage: the streamed text is estimated).
+    assert read_usage(deployment.table, "alice").output_tokens > 0
 
 
 def test_cancel_before_the_worker_starts_answers_at_once_and_the_model_is_never_called(

@@ -45,7 +45,8 @@ def test_output_tokens_used_up_stop_the_next_claim(store: MessageStore) -> None:
     assert _claim(store, "m1", tokens=100) is ClaimOutcome.CLAIMED
     record = store.get("alice", "m1")
     assert record is not None
-    assert store.finish(record, status=MessageStatus.DONE, now=NOW, output_tokens=100)
+    assert store.count_usage(record, response_id="resp_1", input_tokens=5, output_tokens=100, now=NOW)
+    assert store.finish(record, status=MessageStatus.DONE, now=NOW)
     assert read_usage(store._table, "alice", now=NOW).output_tokens == 100
     assert _claim(store, "m2", tokens=100) is ClaimOutcome.QUOTA_EXCEEDED
 
@@ -87,7 +88,8 @@ def test_a_finished_message_cannot_be_finished_or_cancelled_again(store: Message
     assert _claim(store, "m1") is ClaimOutcome.CLAIMED
     record = store.get("alice", "m1")
     assert record is not None
-    assert store.finish(record, status=MessageStatus.DONE, now=NOW, output_tokens=7)
+    assert store.count_usage(record, response_id="resp_1", input_tokens=1, output_tokens=7, now=NOW)
+    assert store.finish(record, status=MessageStatus.DONE, now=NOW)
     assert not store.finish(record, status=MessageStatus.FAILED, now=NOW, error_code="internal")
     again = store.request_cancel("alice", "m1")
     assert again is not None
@@ -102,3 +104,24 @@ def test_a_repeated_message_id_returns_the_original_record(store: MessageStore) 
     assert not created_again
     assert second.conversation_id == "c_1"
     assert second.created_at == first.created_at
+
+
+def test_each_response_is_counted_once_whatever_the_deliveries(store: MessageStore) -> None:
+    """A redelivery that resumes a response reports its usage again; the message remembers what it counted."""
+    assert _claim(store, "m1") is ClaimOutcome.CLAIMED
+    record = store.get("alice", "m1")
+    assert record is not None
+    assert store.count_usage(record, response_id="resp_a", input_tokens=10, output_tokens=4, now=NOW)
+    assert not store.count_usage(record, response_id="resp_a", input_tokens=10, output_tokens=4, now=NOW)
+    assert store.count_usage(record, response_id="resp_b", input_tokens=20, output_tokens=6, now=NOW)
+    usage = read_usage(store._table, "alice", now=NOW)
+    assert (usage.input_tokens, usage.output_tokens) == (30, 10)
+
+
+def test_a_stopped_or_failed_reply_keeps_what_it_counted(store: MessageStore) -> None:
+    assert _claim(store, "m1") is ClaimOutcome.CLAIMED
+    record = store.get("alice", "m1")
+    assert record is not None
+    assert store.count_usage(record, response_id="resp_a", input_tokens=0, output_tokens=9, now=NOW)
+    assert store.finish(record, status=MessageStatus.CANCELLED, now=NOW)
+    assert read_usage(store._table, "alice", now=NOW).output_tokens == 9

@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 
 from assistant.errors import ModelIncomplete, ModelUnavailable
-from assistant.model_events import ModelEvent, ReplyCompleted, ResponseStarted, TextDelta, ToolEvent
+from assistant.model_events import (
+    ModelEvent,
+    ReplyCompleted,
+    ResponseStarted,
+    ResponseUsage,
+    TextDelta,
+    ToolEvent,
+    UsageSink,
+)
 from assistant.push import Broadcaster
 from assistant.queue import QueuedMessage
 from assistant.reply import ReplyLimits, ReplyResult, ReplyService
@@ -23,7 +31,7 @@ from assistant.stores.messages import (
     MessageStore,
     read_usage,
 )
-from assistant.stores.usage import Quotas
+from assistant.stores.usage import Quotas, UsageStore
 
 USER = "alice"
 
@@ -50,19 +58,22 @@ class ScriptedModel:
         self.calls.append("create_conversation")
         return "conv_provider_1"
 
-    def stream_reply(self, **_: Any) -> Iterator[ModelEvent]:
+    def stream_reply(self, *, usage_sink: UsageSink | None = None, **_: Any) -> Iterator[ModelEvent]:
         self.calls.append("stream_reply")
-        return self._play(self.stream)
+        return self._play(self.stream, usage_sink)
 
-    def resume_reply(self, *, response_id: str, **_: Any) -> Iterator[ModelEvent]:
+    def resume_reply(self, *, response_id: str, usage_sink: UsageSink | None = None, **_: Any) -> Iterator[ModelEvent]:
         self.calls.append(f"resume_reply:{response_id}")
-        return self._play(self.resume)
+        return self._play(self.resume, usage_sink)
 
     @staticmethod
-    def _play(script: list[ModelEvent | Exception]) -> Iterator[ModelEvent]:
+    def _play(script: list[ModelEvent | Exception], usage_sink: UsageSink | None) -> Iterator[ModelEvent]:
         for item in script:
             if isinstance(item, Exception):
                 raise item
+            if isinstance(item, ReplyCompleted) and usage_sink is not None:
+                # As the real client does: a response's usage is reported when it ends, before the reply completes.
+                usage_sink(ResponseUsage(item.response_id, item.input_tokens, item.output_tokens))
             yield item
 
 
@@ -100,6 +111,7 @@ def harness(ddb_table: Any) -> Harness:
     service = ReplyService(
         messages=messages,
         conversations=conversations,
+        usage=UsageStore(ddb_table),
         broadcaster=Broadcaster(client, connections, cache_seconds=0),
         model=lambda: model,  # type: ignore[arg-type, return-value]
         limits=ReplyLimits(
@@ -251,6 +263,7 @@ def _second_worker(harness: Harness, messages: MessageStore) -> ReplyService:
     return ReplyService(
         messages=messages,
         conversations=harness.conversations,
+        usage=original._usage,
         broadcaster=original._broadcaster,
         model=original._model,
         limits=original._limits,

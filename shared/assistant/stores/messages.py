@@ -228,18 +228,65 @@ class MessageStore:
             {":seq": seq, ":frame_start": frame_start, ":frame_end": frame_end},
         )
 
+    def count_usage(
+        self, record: MessageRecord, *, response_id: str, input_tokens: int, output_tokens: int, now: float
+    ) -> bool:
+        """Add one model response's tokens to today's usage, once: ``False`` if this response was counted already.
+
+        Every response of a reply is counted when it ends, however it ends (done, stopped, failed, cut off), so a
+        quota cannot be walked past by replies that never finish. The message remembers which responses it counted,
+        in the same transaction, so a redelivery that resumes a response never counts it twice.
+        """
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self._table.name,
+                            "Key": key(record.user_id, message_sk(record.message_id)),
+                            "UpdateExpression": "ADD countedResponses :ids, inputTokens :input, outputTokens :output",
+                            "ConditionExpression": "attribute_exists(#pk) AND NOT contains(countedResponses, :id)",
+                            "ExpressionAttributeNames": {"#pk": PK},
+                            "ExpressionAttributeValues": {
+                                ":ids": {response_id},
+                                ":id": response_id,
+                                ":input": input_tokens,
+                                ":output": output_tokens,
+                            },
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self._table.name,
+                            "Key": key(record.user_id, usage_sk(utc_day(now))),
+                            "UpdateExpression": "ADD inputTokens :input, outputTokens :output "
+                            "SET #ttl = if_not_exists(#ttl, :ttl)",
+                            "ExpressionAttributeNames": {"#ttl": TTL},
+                            "ExpressionAttributeValues": {
+                                ":input": input_tokens,
+                                ":output": output_tokens,
+                                ":ttl": int(now) + USAGE_TTL_SECONDS,
+                            },
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
+                return False
+            raise
+        return True
+
     def finish(
         self,
         record: MessageRecord,
         *,
         status: MessageStatus,
         now: float,
-        input_tokens: int = 0,
-        output_tokens: int = 0,
         error_code: str | None = None,
         expected: MessageStatus = MessageStatus.STREAMING,
     ) -> bool:
-        """Move a message to a final status and add its tokens to today's usage.
+        """Move a message to a final status (its tokens were counted as each response ended: :meth:`count_usage`).
 
         ``False`` when the message was no longer ``expected`` (another delivery or a cancel got there first).
         """
@@ -248,39 +295,16 @@ class MessageStore:
         if error_code:
             updates.append("errorCode = :error_code")
             values[":error_code"] = error_code
-        items: list[dict[str, Any]] = [
-            {
-                "Update": {
-                    "TableName": self._table.name,
-                    "Key": key(record.user_id, message_sk(record.message_id)),
-                    "UpdateExpression": "SET " + ", ".join(updates),
-                    "ConditionExpression": "#status = :expected",
-                    "ExpressionAttributeNames": {"#status": "status"},
-                    "ExpressionAttributeValues": values,
-                }
-            }
-        ]
-        if input_tokens > 0 or output_tokens > 0:
-            items.append(
-                {
-                    "Update": {
-                        "TableName": self._table.name,
-                        "Key": key(record.user_id, usage_sk(utc_day(now))),
-                        "UpdateExpression": "ADD inputTokens :input, outputTokens :output "
-                        "SET #ttl = if_not_exists(#ttl, :ttl)",
-                        "ExpressionAttributeNames": {"#ttl": TTL},
-                        "ExpressionAttributeValues": {
-                            ":input": input_tokens,
-                            ":output": output_tokens,
-                            ":ttl": int(now) + USAGE_TTL_SECONDS,
-                        },
-                    }
-                }
-            )
         try:
-            self._client.transact_write_items(TransactItems=items)
+            self._table.update_item(
+                Key=key(record.user_id, message_sk(record.message_id)),
+                UpdateExpression="SET " + ", ".join(updates),
+                ConditionExpression="#status = :expected",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=values,
+            )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
+            if _is_condition_failure(exc):
                 return False
             raise
         return True
