@@ -7,6 +7,7 @@ while other users' records in the batch go on.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -30,13 +31,22 @@ _RESULT_METRICS = {
 }
 
 
-def answer(record: SQSRecord) -> None:
+#: Time kept in hand before Lambda's hard timeout: to hand a long reply back (checkpointed, resumed by the next
+#: delivery) or fail it cleanly with an `error` frame, instead of being ended mid-frame with nobody told.
+DEADLINE_MARGIN_S = 20
+
+
+def answer(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
+    # Powertools passes the Lambda context to a record handler that has a parameter of this name.
     queued = QueuedMessage.model_validate_json(record.body)
     logger.set_correlation_id(queued.message_id)
     logger.append_keys(userId=queued.user_id, conversationId=queued.conversation_id)
     attempt = int(record.attributes.approximate_receive_count)
+    deadline = None
+    if lambda_context is not None:
+        deadline = time.time() + lambda_context.get_remaining_time_in_millis() / 1000 - DEADLINE_MARGIN_S
     try:
-        outcome = runtime.reply_service().handle(queued, attempt=attempt)
+        outcome = runtime.reply_service().handle(queued, attempt=attempt, deadline=deadline)
     except Exception:
         _retry_soon(record, attempt)
         raise

@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from aws_lambda_powertools import Logger
+
 from assistant.errors import NotFound
 from assistant.model import ModelClient
 from assistant.protocol import (
@@ -31,10 +33,14 @@ from assistant.stores.messages import MessageStatus, MessageStore
 from assistant.stores.rate_limits import RateLimit, RateLimiter
 from assistant.stores.timestamps import next_utc_midnight
 from assistant.stores.usage import Quotas, UsageStore
-from assistant.wiring import MAX_MESSAGE_BYTES
+from assistant.wiring import MAX_MESSAGE_BYTES, WORKER
 
+#: A streaming message without progress for longer than a worker may run has lost its worker.
+STUCK_AFTER_S = WORKER.timeout_seconds + 60
 #: Route responses travel as one WebSocket message; leave room under API Gateway's 128 KB for the envelope.
 HISTORY_BUDGET_BYTES = MAX_MESSAGE_BYTES - 8 * 1024
+
+logger = Logger(child=True)
 LIST_LIMIT = 50
 
 
@@ -97,7 +103,16 @@ class CommandService:
         if record.status is MessageStatus.CANCELLED:
             # Cancelled before the worker got to it: nobody else will say so.
             return Cancelled(message_id=message_id)
-        # Streaming: the worker stops at its next frame and tells every tab. Already finished: nothing to stop.
+        if record.status is not MessageStatus.STREAMING:
+            return None  # already finished: nothing to stop
+        if self._messages.finish_if_stuck(record, now=self._clock(), stale_after_s=STUCK_AFTER_S):
+            # Its worker died past its timeout and no delivery is coming back to it soon: nobody else will say so.
+            logger.warning("Cancelled a message its worker left streaming")
+            return Cancelled(message_id=message_id)
+        # The worker stops at its next frame or round and tells every tab. The model may be silent for long
+        # (reasoning, a tool round), so the running response is also cancelled here where the provider allows it.
+        if record.checkpoint.response_id:
+            self._model().cancel_response(record.checkpoint.response_id)
         return None
 
     def _usage_today(self, user_id: str) -> DailyUsageFrame:

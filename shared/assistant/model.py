@@ -229,6 +229,18 @@ class ModelClient:
     def model(self) -> str:
         return self._model
 
+    @property
+    def resumable(self) -> bool:
+        """Whether a response outlives its stream (background mode): only then can a reply be handed back."""
+        return self._definition.resumable
+
+    def cancel_response(self, response_id: str) -> bool:
+        """Stop a running background response from outside the worker (a user's Stop while the model is silent:
+        reasoning, or between tool rounds). Best effort, like the worker's own cancel; ``False`` if not possible."""
+        if not self._definition.resumable:
+            return False  # a streamed response stops when its worker closes the stream, nothing to call
+        return self._cancel_quietly(response_id) is not None
+
     # --- Conversations ------------------------------------------------------------------------------------------
 
     def create_conversation(self, *, metadata: dict[str, str] | None = None) -> str:

@@ -82,6 +82,19 @@ class _CancelRequested(StopReply):
     """
 
 
+class _DeadlineReached(Exception):
+    """The worker is close to its timeout. Not a :class:`StopReply`: closing the stream must leave a background
+    response running, for the next delivery to resume."""
+
+    def __init__(self, *, resumable: bool) -> None:
+        super().__init__("deadline reached")
+        self.resumable = resumable
+
+
+class ReplyHandedBack(Exception):
+    """Raised to SQS on purpose: the reply continues in the next delivery (see :meth:`ReplyService.handle`)."""
+
+
 @dataclass
 class _Progress:
     """Where this delivery stands in the reply (continuing a dead delivery's checkpoint, if any)."""
@@ -119,8 +132,13 @@ class ReplyService:
         self._limits = limits
         self._clock = clock
 
-    def handle(self, queued: QueuedMessage, *, attempt: int) -> ReplyOutcome:
-        """Answer one delivery. Raises (so SQS redelivers) only for failures worth another attempt."""
+    def handle(self, queued: QueuedMessage, *, attempt: int, deadline: float | None = None) -> ReplyOutcome:
+        """Answer one delivery. Raises (so SQS redelivers) only for failures worth another attempt.
+
+        ``deadline`` (on this service's clock): when to stop streaming, well before Lambda's hard timeout would
+        end the worker mid-frame. A resumable reply is handed back (:class:`ReplyHandedBack`) to be resumed by the
+        next delivery; on the last attempt, or when the response cannot outlive its stream, it fails cleanly.
+        """
         record = self._messages.get(queued.user_id, queued.message_id)
         if record is None:
             # sendMessage writes the record before it enqueues, so this is a bug or an expired (7-day-old) record.
@@ -143,10 +161,29 @@ class ReplyService:
         if record.status.is_final:
             logger.info("Duplicate delivery ignored", extra={"status": record.status.value})
             return ReplyOutcome(ReplyResult.DUPLICATE)
-        try:
-            return self._stream(queued, record)
-        except _CancelRequested:
+        if record.cancel_requested:
+            # The user pressed Stop while an earlier delivery streamed, and that delivery died: no new turn.
             return self._cancel(record)
+        try:
+            try:
+                return self._stream(queued, record, deadline=deadline)
+            except _CancelRequested:
+                return self._cancel(record)
+            except _DeadlineReached as reached:
+                if reached.resumable and attempt < self._limits.max_receive_count:
+                    # The response runs on server-side; the redelivery (soon: the worker shortens the visibility)
+                    # resumes it from the checkpoint. Better than Lambda ending the worker mid-frame.
+                    logger.warning("Reply handed back before the worker's timeout", extra={"attempt": attempt})
+                    raise ReplyHandedBack("handed back before the worker's timeout") from None
+                self._fail(record, ModelError("The reply took too long and was stopped."))
+                return ReplyOutcome(ReplyResult.FAILED, error_code=ErrorCode.MODEL_UNAVAILABLE)
+            except (ReplyHandedBack, QuotaExceeded):
+                raise
+            except Exception:
+                if self._cancel_was_requested(record):
+                    # The cancel route stopped the model response, which ended its stream: that is the cancel.
+                    return self._cancel(record)
+                raise
         except AssistantError as error:
             if error.retryable and attempt < self._limits.max_receive_count:
                 logger.warning("Reply failed, SQS will retry", extra={"attempt": attempt, "code": error.code.value})
@@ -160,6 +197,10 @@ class ReplyService:
                 logger.exception("Reply failed on the last attempt; the message goes to the dead-letter queue")
                 self._fail(record, AssistantError("Something went wrong while answering. Please try again."))
             raise
+
+    def _cancel_was_requested(self, record: MessageRecord) -> bool:
+        fresh = self._messages.get(record.user_id, record.message_id)
+        return fresh is not None and fresh.status is MessageStatus.STREAMING and fresh.cancel_requested
 
     # --- states -------------------------------------------------------------------------------------------------
 
@@ -176,7 +217,7 @@ class ReplyService:
         self._send(record, ErrorFrame.from_error(error, message_id=record.message_id))
         return ReplyOutcome(ReplyResult.FAILED, error_code=error.code)
 
-    def _stream(self, queued: QueuedMessage, record: MessageRecord) -> ReplyOutcome:
+    def _stream(self, queued: QueuedMessage, record: MessageRecord, *, deadline: float | None) -> ReplyOutcome:
         conversation = self._conversations.get(queued.user_id, queued.conversation_id)
         if conversation is None:
             raise NotFound("The conversation no longer exists.")
@@ -225,6 +266,8 @@ class ReplyService:
         coalescer = DeltaCoalescer(interval_seconds=self._limits.flush_interval_s, max_chars=self._limits.flush_chars)
         try:
             for event in events:
+                if deadline is not None and self._clock() > deadline:
+                    raise _DeadlineReached(resumable=model.resumable)
                 if isinstance(event, TextDelta):
                     if progress.resume is not None:
                         self._resend_after_checkpoint(record, progress, event.text)

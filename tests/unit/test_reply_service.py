@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from assistant.errors import ModelIncomplete, ModelUnavailable
+from assistant.errors import ModelFailed, ModelIncomplete, ModelUnavailable
 from assistant.model_events import (
     ModelEvent,
     ReplyCompleted,
@@ -22,7 +22,7 @@ from assistant.model_events import (
 )
 from assistant.push import Broadcaster
 from assistant.queue import QueuedMessage
-from assistant.reply import ReplyLimits, ReplyResult, ReplyService
+from assistant.reply import ReplyHandedBack, ReplyLimits, ReplyResult, ReplyService
 from assistant.stores.connections import ConnectionStore
 from assistant.stores.conversations import ConversationStore
 from assistant.stores.messages import (
@@ -53,6 +53,7 @@ class ScriptedModel:
     stream: list[ModelEvent | Exception] = field(default_factory=list)
     resume: list[ModelEvent | Exception] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
+    resumable: bool = True
 
     def create_conversation(self, *, metadata: dict[str, str] | None = None) -> str:
         self.calls.append("create_conversation")
@@ -306,3 +307,103 @@ def test_a_delivery_that_read_queued_before_another_answered_does_not_answer_aga
     record = harness.messages.get(USER, queued.message_id)
     assert record is not None
     assert record.status is MessageStatus.DONE
+
+
+class _Clock:
+    """The service's clock, moved by the scripted model so a deadline can pass in the middle of a reply."""
+
+    def __init__(self) -> None:
+        self.now = 1_001.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _with_clock(harness: Harness, clock: _Clock) -> ReplyService:
+    original = harness.service
+    return ReplyService(
+        messages=harness.messages,
+        conversations=harness.conversations,
+        usage=original._usage,
+        broadcaster=original._broadcaster,
+        model=original._model,
+        limits=original._limits,
+        clock=clock,
+    )
+
+
+def _slow_reply(clock: _Clock) -> Iterator[ModelEvent]:
+    """A reply whose second delta arrives a minute after the first: long after the deadline below."""
+    yield ResponseStarted("resp_1")
+    yield TextDelta("Hello, ")
+    clock.now += 60
+    yield TextDelta("world")
+    yield ReplyCompleted("resp_1", input_tokens=3, output_tokens=2, model="m")
+
+
+@pytest.mark.parametrize("resumable", [True, False])
+def test_a_reply_near_the_workers_timeout_is_handed_back_or_failed_cleanly(harness: Harness, resumable: bool) -> None:
+    harness.model.resumable = resumable
+    queued = harness.queue()
+    clock = _Clock()
+    service = _with_clock(harness, clock)
+    harness.model.stream_reply = lambda **_: _slow_reply(clock)  # type: ignore[method-assign]
+
+    if resumable:
+        # Handed back: the record stays streaming with its checkpoint, for the next delivery to resume.
+        with pytest.raises(ReplyHandedBack):
+            service.handle(queued, attempt=1, deadline=1_030.0)
+        record = harness.messages.get(USER, queued.message_id)
+        assert record is not None
+        assert record.status is MessageStatus.STREAMING
+        assert record.checkpoint.response_id == "resp_1"
+        assert record.checkpoint.seq == 0
+    else:
+        # The response stopped with its stream, so nothing could resume it: fail now, with an error frame.
+        outcome = service.handle(queued, attempt=1, deadline=1_030.0)
+        assert outcome.result is ReplyResult.FAILED
+        assert harness.frames()[-1]["type"] == "error"
+
+
+def test_on_the_last_attempt_the_deadline_fails_the_reply_with_an_error_frame(harness: Harness) -> None:
+    queued = harness.queue()
+    clock = _Clock()
+    service = _with_clock(harness, clock)
+    harness.model.stream_reply = lambda **_: _slow_reply(clock)  # type: ignore[method-assign]
+    outcome = service.handle(queued, attempt=3, deadline=1_030.0)
+    assert outcome.result is ReplyResult.FAILED
+    assert harness.frames()[-1]["type"] == "error"
+    record = harness.messages.get(USER, queued.message_id)
+    assert record is not None
+    assert record.status is MessageStatus.FAILED
+
+
+def test_a_stream_ended_by_a_cancel_is_a_cancel_not_a_failure(harness: Harness) -> None:
+    """The cancel route stops the model response while the model is silent; its stream then ends in an error."""
+    queued = harness.queue()
+
+    def cancelled_meanwhile() -> Iterator[ModelEvent]:
+        yield ResponseStarted("resp_1")
+        assert harness.messages.request_cancel(USER, queued.message_id) is not None
+        raise ModelFailed("The model response was cancelled.")
+
+    harness.model.stream_reply = lambda **_: cancelled_meanwhile()  # type: ignore[method-assign]
+
+    outcome = harness.service.handle(queued, attempt=1)
+
+    assert outcome.result is ReplyResult.CANCELLED
+    assert harness.frames()[-1]["type"] == "cancelled"
+
+
+def test_a_redelivery_after_a_cancel_starts_no_new_turn(harness: Harness) -> None:
+    queued = harness.queue()
+    harness.model.stream = [ResponseStarted("resp_1"), TextDelta("Hel"), RuntimeError("worker killed")]
+    with pytest.raises(RuntimeError):
+        harness.service.handle(queued, attempt=1)
+    assert harness.messages.request_cancel(USER, queued.message_id) is not None  # Stop while the worker was dead
+
+    outcome = harness.service.handle(queued, attempt=2)
+
+    assert outcome.result is ReplyResult.CANCELLED
+    assert harness.model.calls == ["create_conversation", "stream_reply"]  # no resume, no new response
+    assert harness.frames()[-1]["type"] == "cancelled"

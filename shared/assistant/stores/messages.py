@@ -13,6 +13,7 @@ checkpoint instead of asking the model again, so the conversation never gets a s
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -309,7 +310,35 @@ class MessageStore:
             raise
         return True
 
+    def finish_if_stuck(self, record: MessageRecord, *, now: float, stale_after_s: float) -> bool:
+        """Cancel a message left ``streaming`` by a worker that died (no progress for ``stale_after_s``, longer
+        than a worker may run). ``False`` if it is still making progress or already finished."""
+        cutoff = iso_utc(now - stale_after_s)
+        try:
+            self._table.update_item(
+                Key=key(record.user_id, message_sk(record.message_id)),
+                UpdateExpression="SET #status = :cancelled, finishedAt = :now",
+                # ISO-8601 UTC strings sort as the times they name.
+                ConditionExpression="#status = :streaming AND (progressAt < :cutoff "
+                "OR (attribute_not_exists(progressAt) AND claimedAt < :cutoff))",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":cancelled": MessageStatus.CANCELLED.value,
+                    ":streaming": MessageStatus.STREAMING.value,
+                    ":cutoff": cutoff,
+                    ":now": iso_utc(now),
+                },
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
+
     def _update_streaming(self, record: MessageRecord, expression: str, values: dict[str, Any]) -> bool:
+        # Every write of a streaming reply also says it is alive: a cancel can tell a dead worker's message apart.
+        expression += ", progressAt = :progress_at"
+        values = {**values, ":progress_at": iso_utc(time.time())}
         try:
             self._table.update_item(
                 Key=key(record.user_id, message_sk(record.message_id)),
