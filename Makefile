@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAGE ?= dev
+## `make dev PORT=8081` when 8080 is taken: the gateway's port (WebSocket, web page, config.json).
+PORT ?= 8080
 CDK := npx --no-install cdk
 PY_SOURCES := infra lambdas shared scripts app.py
 
@@ -26,7 +28,7 @@ browser-deps:
 		echo "WARNING: could not install Debian's chromium; the browser tests will be skipped" >&2
 
 dev: $(VENV)/.stamp node_modules/.stamp
-	$(PY) -m scripts.local_stack
+	$(PY) -m scripts.local_stack --port $(PORT)
 
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .

@@ -79,10 +79,14 @@ def copy_sources(source: Path, destination: Path) -> None:
 class PipLayerBundler:
     """Installs pinned requirements as binary wheels for the target into ``<output>/python``."""
 
-    def __init__(self, requirements: Path, constraints: Path, target: PythonTarget) -> None:
+    def __init__(
+        self, requirements: Path, constraints: Path, target: PythonTarget, no_deps: Path | None = None
+    ) -> None:
         self._requirements = requirements
         self._constraints = constraints
         self._target = target
+        #: Requirements installed without their dependencies (those whose only other one is the runtime's boto3).
+        self._no_deps = no_deps
 
     def try_bundle(self, output_dir: str, options: cdk.BundlingOptions) -> bool:
         self.build(Path(output_dir))
@@ -90,6 +94,15 @@ class PipLayerBundler:
 
     def build(self, output_dir: Path) -> Path:
         site = output_dir / LAYER_PYTHON_DIR
+        self._pip_install(site, "-r", str(self._requirements))
+        if self._no_deps is not None:
+            self._pip_install(site, "--no-deps", "-r", str(self._no_deps))
+        # Console scripts are useless in a layer and would carry the host's interpreter path in their shebang.
+        shutil.rmtree(site / "bin", ignore_errors=True)
+        precompile(site, self._target.python_version)
+        return site
+
+    def _pip_install(self, site: Path, *requirements: str) -> None:
         subprocess.run(  # noqa: S603 - fixed arguments; pip runs under this interpreter
             [
                 sys.executable, "-m", "pip", "install",
@@ -101,15 +114,11 @@ class PipLayerBundler:
                 "--python-version", self._target.python_version,
                 "--implementation", "cp",
                 "--target", str(site),
-                "-r", str(self._requirements),
+                *requirements,
                 "-c", str(self._constraints),
             ],
             check=True,
         )  # fmt: skip
-        # Console scripts are useless in a layer and would carry the host's interpreter path in their shebang.
-        shutil.rmtree(site / "bin", ignore_errors=True)
-        precompile(site, self._target.python_version)
-        return site
 
 
 @jsii.implements(cdk.ILocalBundling)

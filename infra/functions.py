@@ -134,6 +134,9 @@ class AssistantFunctions(Construct):
             role=role,
             log_group=log_group,
             logging_format=lambda_.LoggingFormat.JSON,
+            # X-Ray: Lambda samples invocations and the sampled ones build Powertools' Tracer (assistant.tracing):
+            # cold start, every AWS call, the model request and its first token, per function.
+            tracing=lambda_.Tracing.ACTIVE,
         )
 
 

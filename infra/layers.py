@@ -18,6 +18,8 @@ from infra.bundling import LAYER_PYTHON_DIR, PipLayerBundler, PythonTarget, Sour
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS_DIR = REPO_ROOT / "requirements"
 RUNTIME_REQUIREMENTS = REQUIREMENTS_DIR / "runtime.txt"
+#: Installed without dependencies: packages whose other dependency is the runtime's boto3 (the X-Ray SDK).
+RUNTIME_NO_DEPS_REQUIREMENTS = REQUIREMENTS_DIR / "runtime-no-deps.txt"
 CONSTRAINTS = REQUIREMENTS_DIR / "constraints.txt"
 ASSISTANT_PACKAGE_DIR = REPO_ROOT / "shared" / "assistant"
 HANDLERS_DIR = REPO_ROOT / "lambdas"
@@ -50,8 +52,15 @@ class Layers(Construct):
             code=lambda_.Code.from_asset(
                 str(REQUIREMENTS_DIR),
                 # Only the files pip reads take part in the asset's hash, so dev-only pins do not rebuild it.
-                exclude=["*", f"!{RUNTIME_REQUIREMENTS.name}", f"!{CONSTRAINTS.name}"],
-                bundling=_bundling(PipLayerBundler(RUNTIME_REQUIREMENTS, CONSTRAINTS, target)),
+                exclude=[
+                    "*",
+                    f"!{RUNTIME_REQUIREMENTS.name}",
+                    f"!{RUNTIME_NO_DEPS_REQUIREMENTS.name}",
+                    f"!{CONSTRAINTS.name}",
+                ],
+                bundling=_bundling(
+                    PipLayerBundler(RUNTIME_REQUIREMENTS, CONSTRAINTS, target, no_deps=RUNTIME_NO_DEPS_REQUIREMENTS)
+                ),
             ),
             compatible_runtimes=[RUNTIME],
             compatible_architectures=[ARCHITECTURE],

@@ -75,6 +75,15 @@ def acknowledge_accepted_findings(stack: AssistantStack) -> None:
         "The route functions close the connection whose access token has expired; its id is assigned by API Gateway "
         "at $connect, so it cannot be named in advance. Limited to DELETE on this API's stage.",
     )
+    for _spec, function in stack.functions.items():
+        assert function.role is not None
+        _acknowledge(
+            function.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Active tracing (infra/functions.py): xray:PutTraceSegments and xray:PutTelemetryRecords, which CDK adds "
+            "for it, support no resource-level permissions, so X-Ray's own documentation grants them on '*'. "
+            "Acknowledged on each function's role only; every other statement names its resources.",
+        )
     _acknowledge(
         stack.api_gateway_logging.role,
         "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:*]",
@@ -82,3 +91,68 @@ def acknowledge_accepted_findings(stack: AssistantStack) -> None:
         "API Gateway creates execution-log groups itself, so it cannot name our log groups alone. It is already "
         "narrowed from the managed policy's '*' to this account's and region's log groups.",
     )
+    if stack.web is not None:
+        _acknowledge_web_hosting(stack)
+
+
+def _acknowledge_web_hosting(stack: AssistantStack) -> None:
+    """The chat page's bucket, distribution and the deployment that copies ``web/`` (``infra.web_hosting``)."""
+    assert stack.web is not None
+    web = stack.web
+    _acknowledge(
+        web.bucket,
+        "AwsSolutions-S1",
+        "The bucket holds only the public chat page, written by the deployment and read only by CloudFront through "
+        "origin access control; its requests are CloudFront's, which CloudFront's own metrics already count.",
+    )
+    _acknowledge(
+        web.distribution,
+        "AwsSolutions-CFR1",
+        "The chat page is served to wherever the stage's users are; who may chat is decided by Cognito sign-in, "
+        "not by country.",
+    )
+    _acknowledge(
+        web.distribution,
+        "AwsSolutions-CFR2",
+        "The distribution serves static files only (GET/HEAD, no origin logic, no forms); the API it talks to is "
+        "the WebSocket API, which has its own authorizer, per-user rate limits and quotas. WAF's per-request cost "
+        "buys nothing for static files.",
+    )
+    _acknowledge(
+        web.distribution,
+        "AwsSolutions-CFR3",
+        "Access logs of a static page would need a second bucket with ACLs enabled (CloudFront's standard logs); "
+        "the page holds no data, and what users do is logged by the API's access log and the functions.",
+    )
+    _acknowledge(
+        web.distribution,
+        "AwsSolutions-CFR4",
+        "Without a custom domain the distribution uses CloudFront's default *.cloudfront.net certificate, for which "
+        "CloudFront ignores the minimum protocol version; TLSv1.2_2021 is set and applies once a stage adds a domain "
+        "and certificate.",
+    )
+    deployment_role = web.deployment_role
+    deployment_reason = (
+        "CDK's BucketDeployment copies the page (a zip CDK names by its hash) from the CDK asset bucket into the "
+        "page bucket, replacing whatever files the last deploy left: objects of those two buckets only, with "
+        "explicit actions (infra.web_hosting narrows CDK's grants). It runs only during a deploy."
+    )
+    for finding in (
+        "Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*",
+        f"Resource::<{stack.get_logical_id(cast(CfnElement, web.bucket.node.default_child))}.Arn>/*",
+    ):
+        _acknowledge(deployment_role, f"AwsSolutions-IAM5[{finding}]", deployment_reason)
+    _acknowledge(
+        deployment_role,
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/lambda/*]",
+        "BucketDeployment's function is a singleton CDK names at synth, so its log group cannot be named when the "
+        "role is made; limited to Lambda's log groups in this account and region.",
+    )
+    for child in stack.node.children:
+        if child.node.id.startswith("Custom::CDKBucketDeployment"):
+            _acknowledge(
+                child,
+                "AwsSolutions-L1",
+                "The runtime of CDK's BucketDeployment function is chosen by aws-cdk-lib (it ships the AWS CLI layer "
+                "for it) and moves with aws-cdk-lib upgrades; it runs only during a deploy.",
+            )

@@ -46,6 +46,8 @@ class OutputKey:
     DEAD_LETTER_ALARM_NAME: Final = "DeadLetterAlarmName"
     #: The SNS topic every alarm of the stage notifies; subscribe to it to be told.
     ALARM_TOPIC_ARN: Final = "AlarmTopicArn"
+    #: The chat page on CloudFront; only when the stage hosts it (``StageConfig.web_hosting``), so not in ``ALL``.
+    WEB_URL: Final = "WebUrl"
 
     ALL: Final = (
         WEBSOCKET_URL,

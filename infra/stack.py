@@ -20,6 +20,7 @@ from infra.queue import MessageQueue
 from infra.secret import OpenAiKeySecret
 from infra.stage import StageConfig
 from infra.table import AssistantTable
+from infra.web_hosting import WebHosting
 from infra.websocket import WebSocketGateway
 
 
@@ -82,6 +83,7 @@ class AssistantStack(cdk.Stack):
         )
         # Every alarm in the stack notifies this topic (an aspect adds the actions; see infra.operations).
         self.alarm_topic = AlarmTopic(self, "AlarmTopic", stage=stage)
+        self.web = self._host_web_page() if stage.web_hosting else None
         self._outputs()
 
     def _provide_environment(self) -> None:
@@ -104,6 +106,7 @@ class AssistantStack(cdk.Stack):
             Env.RATE_LIMIT_LIST_CONVERSATIONS: stage.rate_limit_list_conversations,
             Env.MAX_CONNECTIONS_PER_USER: str(stage.max_connections_per_user),
             Env.FLUSH_INTERVAL_MS: str(stage.flush_interval_ms),
+            Env.FLUSH_MAX_INTERVAL_MS: str(stage.flush_max_interval_ms),
             Env.FLUSH_CHARS: str(stage.flush_chars),
             Env.MAX_RECEIVE_COUNT: str(QUEUE.max_receive_count),
         }
@@ -133,6 +136,22 @@ class AssistantStack(cdk.Stack):
             if spec.posts_to_connections or spec.closes_connections:
                 self.websocket.grant_manage_connections(function, close=spec.closes_connections)
 
+    def _host_web_page(self) -> WebHosting:
+        """The page, its ``config.json`` written from the same values as the outputs below (the keys the page reads,
+        as ``scripts.web_config`` writes them for a page hosted elsewhere)."""
+        config = {
+            "websocketUrl": self.websocket.url,
+            "region": self.region,
+            "userPoolClientId": self.users.client.user_pool_client_id,
+        }
+        return WebHosting(
+            self,
+            "Web",
+            stage=self.stage_config,
+            config=config,
+            websocket_origin=f"wss://{self.websocket.api.api_id}.execute-api.{self.region}.{self.url_suffix}",
+        )
+
     def _outputs(self) -> None:
         outputs = {
             OutputKey.WEBSOCKET_URL: (self.websocket.url, "wss:// URL clients connect to (append ?Auth=<token>)"),
@@ -149,6 +168,8 @@ class AssistantStack(cdk.Stack):
                 "SNS topic every alarm of the stage notifies; subscribe to it",
             ),
         }
+        if self.web is not None:
+            outputs[OutputKey.WEB_URL] = (self.web.url, "The chat page (CloudFront); its config.json is this stage's")
         for key, (value, description) in outputs.items():
             # Export-free outputs with fixed keys: scripts read them with DescribeStacks.
             cdk.CfnOutput(self, key, value=value, description=description)

@@ -38,6 +38,7 @@ class StageConfig:
     rate_limit_list_conversations: str = STAGE_DEFAULTS.rate_limit_list_conversations
     max_connections_per_user: int = STAGE_DEFAULTS.max_connections_per_user
     flush_interval_ms: int = STAGE_DEFAULTS.flush_interval_ms
+    flush_max_interval_ms: int = STAGE_DEFAULTS.flush_max_interval_ms
     flush_chars: int = STAGE_DEFAULTS.flush_chars
     max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS
     #: ``None`` keeps the package's default model; a stage may pin another (``--context model=<id>``).
@@ -61,6 +62,10 @@ class StageConfig:
     #: Worker invocations the queue may run at once. Each streams one reply for up to minutes, so this caps the
     #: model calls in flight (and their cost) and leaves the account's Lambda concurrency to the routes.
     worker_max_concurrency: int = 50
+    #: Host the chat page (``web/``) on CloudFront from a private bucket, configured from this stack's outputs
+    #: (``infra.web_hosting``; the ``WebUrl`` output). Off: no bucket, no distribution; host ``web/`` elsewhere with
+    #: ``scripts.web_config``.
+    web_hosting: bool = True
 
     def __post_init__(self) -> None:
         validate_stage_name(self.name)

@@ -2,6 +2,10 @@
 
 Allow puts the user in the policy's context, which API Gateway hands to every later event of the connection.
 The token itself is never logged.
+
+Every page load waits for this function, so it imports only what verification needs: pyjwt with its RSA backend,
+Powertools' logger and metrics, and the verifier reading its five variables itself (no pydantic settings, no
+boto3: it makes no AWS call; see docs/benchmarks.md, "Cold start").
 """
 
 from __future__ import annotations
@@ -15,19 +19,20 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from assistant import runtime
+from assistant import auth, tracing
 from assistant.auth import InvalidToken
 from assistant.observability import Metric, logger, metrics
 from assistant.wiring import AUTH_QUERY_PARAMETER
 
 
+@tracing.capture_handler
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = APIGatewayAuthorizerRequestEvent(event)
     token = (request.query_string_parameters or {}).get(AUTH_QUERY_PARAMETER, "")
     try:
-        principal = runtime.token_verifier().verify(token)
+        principal = auth.token_verifier().verify(token)
     except InvalidToken as denied:
         logger.info("Connection denied", extra={"reason": str(denied)})
         metrics.add_metric(name=Metric.AUTH_DENIED.value, unit=MetricUnit.Count, value=1)

@@ -6,10 +6,9 @@ import time
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from assistant import runtime
+from assistant import runtime, tracing
 from assistant.events import ConnectEvent
 from assistant.observability import WEBSOCKET_CORRELATION_PATH, Metric, logger, metrics
 
@@ -17,10 +16,11 @@ from assistant.observability import WEBSOCKET_CORRELATION_PATH, Metric, logger, 
 TOO_MANY_CONNECTIONS = 429
 
 
+@tracing.capture_handler
 @logger.inject_lambda_context(correlation_id_path=WEBSOCKET_CORRELATION_PATH)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    parsed = parse(event=event, model=ConnectEvent)
+    parsed = ConnectEvent.model_validate(event)
     authorizer = parsed.request_context.authorizer
     connections = runtime.connections()
     # Newest refused: the tabs a user already has keep working. Two connects racing may both pass; the cap is a

@@ -5,18 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from assistant import runtime
+from assistant import runtime, tracing
 from assistant.events import DisconnectEvent
 from assistant.observability import WEBSOCKET_CORRELATION_PATH, Metric, logger, metrics
 
 
+@tracing.capture_handler
 @logger.inject_lambda_context(correlation_id_path=WEBSOCKET_CORRELATION_PATH)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    parsed = parse(event=event, model=DisconnectEvent)
+    parsed = DisconnectEvent.model_validate(event)
     context_ = parsed.request_context
     runtime.connections().remove(context_.authorizer.user_id, context_.connection_id)
     metrics.add_metric(name=Metric.CONNECTIONS_CLOSED.value, unit=MetricUnit.Count, value=1)

@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from assistant import runtime
+from assistant import runtime, tracing
 from assistant.observability import Metric, logger, metrics
 from assistant.queue import QueuedMessage, retry_soon
 from assistant.reply import ReplyOutcome, ReplyResult
@@ -73,6 +73,11 @@ def _record_metrics(outcome: ReplyOutcome) -> None:
     metrics.add_metric(name=Metric.OUTPUT_TOKENS.value, unit=MetricUnit.Count, value=outcome.output_tokens)
     metrics.add_metric(name=Metric.INPUT_TOKENS.value, unit=MetricUnit.Count, value=outcome.input_tokens)
     metrics.add_metric(name=Metric.FRAMES_POSTED.value, unit=MetricUnit.Count, value=outcome.frames)
+    # Per reply, so a dashboard shows the distribution (frames and DynamoDB writes are what streaming costs).
+    metrics.add_metric(name=Metric.FRAMES_PER_REPLY.value, unit=MetricUnit.Count, value=outcome.frames)
+    metrics.add_metric(
+        name=Metric.CHECKPOINT_WRITES_PER_REPLY.value, unit=MetricUnit.Count, value=outcome.checkpoint_writes
+    )
     if outcome.first_text_after_s is not None:
         metrics.add_metric(
             name=Metric.TIME_TO_FIRST_TEXT.value,
@@ -81,6 +86,7 @@ def _record_metrics(outcome: ReplyOutcome) -> None:
         )
 
 
+@tracing.capture_handler
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:

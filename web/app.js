@@ -1,16 +1,24 @@
-// The assistant's web chat: plain ES module, no build step, no dependencies.
+// The assistant's web chat: plain ES modules, no build step. Its libraries (marked, DOMPurify) are pinned through npm
+// and committed under vendor/ (scripts/web_vendor.py copies them).
 //
-// Reads config.json next to the page (websocketUrl, region, userPoolClientId, optional cognitoEndpoint and
-// demoUsername), signs in with Cognito's InitiateAuth (USER_PASSWORD_AUTH), keeps the tokens in memory only, and
-// talks the WebSocket protocol of docs/protocol.md. Model text is only ever inserted with textContent.
+// Reads config.json next to the page (websocketUrl, region, userPoolClientId, optional cognitoEndpoint, demoUsername
+// and, on the local stack, demoSignIn), signs in with Cognito's InitiateAuth and talks the WebSocket protocol of
+// docs/protocol.md. Model text goes through renderMarkdown (markdown.js), which sanitises it; everything else is
+// inserted with textContent.
+
+import { renderMarkdown } from "./markdown.js";
 
 const KEEPALIVE_MS = 5 * 60 * 1000; // API Gateway drops a connection idle for 10 minutes
 const BACKOFF_INITIAL_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
 const TOKEN_MARGIN_MS = 60_000; // renew this long before the access token expires
+const SESSION_KEY = "assistant.session";
+const PHONE = window.matchMedia("(max-width: 760px)");
 
 const $ = (id) => document.getElementById(id);
 const ui = {
+  menu: $("menu"),
+  modelBadge: $("model-badge"),
   status: $("status"),
   signOut: $("sign-out"),
   signInView: $("sign-in-view"),
@@ -18,20 +26,29 @@ const ui = {
   username: $("username"),
   password: $("password"),
   signIn: $("sign-in"),
+  demo: $("demo"),
+  demoSignIn: $("demo-sign-in"),
   signInError: $("sign-in-error"),
   chatView: $("chat-view"),
+  backdrop: $("backdrop"),
+  sidebar: $("sidebar"),
   newConversation: $("new-conversation"),
   conversations: $("conversations"),
+  emptyState: $("empty-state"),
   messages: $("messages"),
   composer: $("composer"),
   message: $("message"),
   send: $("send"),
   stop: $("stop"),
+  usage: $("usage"),
 };
 
 const state = {
   config: null,
-  auth: null, // { accessToken, refreshToken, expiresAt } — memory only, never localStorage
+  // { accessToken, refreshToken, expiresAt }. The access token lives in memory only; the refresh token is also kept
+  // in sessionStorage (see saveSession for why there and not localStorage).
+  auth: null,
+  username: null,
   ws: null,
   connected: false,
   signedIn: false,
@@ -39,23 +56,80 @@ const state = {
   failedOpens: 0,
   retryTimer: null,
   keepaliveTimer: null,
+  renewTimer: null,
+  tokenExpired: false, // the server said token_expired: refresh before reconnecting
+  reconnectWhenIdle: false, // a renewed token waits for the streaming reply before reconnecting
+  statusText: "",
   conversationId: null,
+  openedLatest: false, // the latest conversation was opened after sign-in (or the user chose one)
+  historyWanted: null, // the conversation whose history we asked for; any other (or a late one) is not shown
   inFlight: null, // the messageId of our reply still streaming
   replies: new Map(), // messageId -> Reply
   unaccepted: new Map(), // messageId -> sendMessage frame, re-sent after a reconnect (the server dedupes)
+  lastRequest: null, // the last frame other than sendMessage/cancel/ping, re-sent after rate_limited
+  sendBlockedUntil: 0,
+  sendBlockedTimer: null,
 };
 
 // --- Status ---------------------------------------------------------------------------------------------------
 
+/** The connection state: the status line (the page's one live region) and its data-state. */
 function setStatus(text, kind) {
+  state.statusText = text;
   ui.status.textContent = text;
   ui.status.dataset.state = kind;
 }
 
+/** Something about the conversation for screen readers and everyone: the status line, connection state kept. */
+function announce(text) {
+  ui.status.textContent = state.statusText ? `${state.statusText} · ${text}` : text;
+}
+
 function updateControls() {
-  ui.send.disabled = !state.connected || state.inFlight !== null;
+  const blocked = Date.now() < state.sendBlockedUntil;
+  ui.send.disabled = !state.connected || state.inFlight !== null || blocked;
   ui.stop.disabled = state.inFlight === null;
   ui.newConversation.disabled = !state.connected;
+}
+
+// --- Session --------------------------------------------------------------------------------------------------
+
+// The refresh token is kept in sessionStorage so a reload keeps the user signed in. Not localStorage: that would
+// keep a 30-day credential on disk after the browser closes and share it with every tab; sessionStorage is per tab
+// and gone with it. Script on this origin could read either, which is why model text never becomes script (the
+// sanitiser and the CSP) — and the access token, the one the WebSocket accepts, is never stored at all: a reload
+// gets a fresh one from the refresh token.
+function saveSession() {
+  if (!state.auth?.refreshToken) return;
+  const session = {
+    refreshToken: state.auth.refreshToken,
+    username: state.username,
+    clientId: state.config.userPoolClientId,
+    conversationId: state.conversationId,
+    offlineDemo: !ui.modelBadge.hidden,
+  };
+  try {
+    sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
+  } catch {
+    // Storage disabled (private mode quotas): the session just ends with the tab's page.
+  }
+}
+
+function loadSession() {
+  try {
+    const session = JSON.parse(sessionStorage.getItem(SESSION_KEY) || "null");
+    return session && session.clientId === state.config.userPoolClientId && session.refreshToken ? session : null;
+  } catch {
+    return null;
+  }
+}
+
+function clearSession() {
+  try {
+    sessionStorage.removeItem(SESSION_KEY);
+  } catch {
+    // nothing stored
+  }
 }
 
 // --- Cognito --------------------------------------------------------------------------------------------------
@@ -67,33 +141,18 @@ function cognitoEndpoint() {
   return cognitoEndpoint || `https://cognito-idp.${region}.amazonaws.com/`;
 }
 
-async function initiateAuth(authFlow, authParameters) {
+async function postJson(url, init, what) {
   let response;
   try {
-    response = await fetch(cognitoEndpoint(), {
-      method: "POST",
-      headers: {
-        "Content-Type": "application/x-amz-json-1.1",
-        "X-Amz-Target": "AWSCognitoIdentityProviderService.InitiateAuth",
-      },
-      body: JSON.stringify({
-        AuthFlow: authFlow,
-        ClientId: state.config.userPoolClientId,
-        AuthParameters: authParameters,
-      }),
-    });
+    response = await fetch(url, { method: "POST", ...init });
   } catch (error) {
-    throw new Error(`Cannot reach the sign-in service (${error.message}).`);
+    throw new Error(`Cannot reach ${what} (${error.message}).`);
   }
   const body = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const type = String(body.__type || "").split("#").pop();
-    const message = body.message || body.Message || `HTTP ${response.status}`;
-    if (["NotAuthorizedException", "UserNotFoundException", "UserNotConfirmedException"].includes(type)) {
-      throw new SignInError(message);
-    }
-    throw new Error(`Sign-in failed: ${message}`);
-  }
+  return { response, body };
+}
+
+function acceptAuthResult(body) {
   if (!body.AuthenticationResult) {
     throw new SignInError(`Cognito asks for ${body.ChallengeName || "a challenge"}, which this page does not support.`);
   }
@@ -103,15 +162,60 @@ async function initiateAuth(authFlow, authParameters) {
     refreshToken: result.RefreshToken || state.auth?.refreshToken || null,
     expiresAt: Date.now() + (result.ExpiresIn || 3600) * 1000,
   };
+  scheduleRenewal();
+  saveSession();
   return state.auth.accessToken;
+}
+
+async function initiateAuth(authFlow, authParameters) {
+  const { response, body } = await postJson(
+    cognitoEndpoint(),
+    {
+      headers: {
+        "Content-Type": "application/x-amz-json-1.1",
+        "X-Amz-Target": "AWSCognitoIdentityProviderService.InitiateAuth",
+      },
+      body: JSON.stringify({ AuthFlow: authFlow, ClientId: state.config.userPoolClientId, AuthParameters: authParameters }),
+    },
+    "the sign-in service",
+  );
+  if (!response.ok) {
+    const type = String(body.__type || "").split("#").pop();
+    const message = body.message || body.Message || `HTTP ${response.status}`;
+    if (["NotAuthorizedException", "UserNotFoundException", "UserNotConfirmedException"].includes(type)) {
+      throw new SignInError(authFlow === "REFRESH_TOKEN_AUTH" ? "Your session expired; sign in again." : message);
+    }
+    throw new Error(`Sign-in failed: ${message}`);
+  }
+  return acceptAuthResult(body);
 }
 
 /** A valid access token, renewed with the refresh token when it is about to expire (or `force`). */
 async function accessToken(force = false) {
   if (!state.auth) throw new SignInError("Not signed in.");
-  if (!force && Date.now() < state.auth.expiresAt - TOKEN_MARGIN_MS) return state.auth.accessToken;
+  if (!force && state.auth.accessToken && Date.now() < state.auth.expiresAt - TOKEN_MARGIN_MS) {
+    return state.auth.accessToken;
+  }
   if (!state.auth.refreshToken) throw new SignInError("Your session expired; sign in again.");
   return initiateAuth("REFRESH_TOKEN_AUTH", { REFRESH_TOKEN: state.auth.refreshToken });
+}
+
+/** Renew the token before the server would end the connection for it, then move to a connection with the new one. */
+function scheduleRenewal() {
+  clearTimeout(state.renewTimer);
+  if (!state.auth) return;
+  const delay = Math.max(5_000, state.auth.expiresAt - Date.now() - TOKEN_MARGIN_MS);
+  state.renewTimer = setTimeout(async () => {
+    try {
+      await accessToken(true);
+    } catch (error) {
+      if (error instanceof SignInError) return signOut(error.message);
+      state.renewTimer = setTimeout(scheduleRenewal, 10_000);
+      return;
+    }
+    if (state.inFlight) state.reconnectWhenIdle = true;
+    else reconnectNow();
+  }, delay);
 }
 
 // --- Connection -----------------------------------------------------------------------------------------------
@@ -122,16 +226,35 @@ function send(frame) {
   return true;
 }
 
+/** A request whose answer we wait for: remembered so a rate_limited answer can be retried. */
+function request(frame) {
+  state.lastRequest = frame;
+  return send(frame);
+}
+
+function reconnectNow() {
+  state.reconnectWhenIdle = false;
+  const ws = state.ws;
+  state.ws = null;
+  state.connected = false;
+  clearInterval(state.keepaliveTimer);
+  if (ws) ws.close(1000, "token renewed");
+  state.attempt = 0;
+  connect();
+}
+
 async function connect() {
   clearTimeout(state.retryTimer);
   if (!state.signedIn) return;
   let token;
   try {
-    token = await accessToken(state.failedOpens >= 2);
+    token = await accessToken(state.failedOpens >= 2 || state.tokenExpired);
   } catch (error) {
     if (error instanceof SignInError) return signOut(error.message);
     return scheduleReconnect(error.message);
   }
+  state.tokenExpired = false;
+  if (!state.signedIn) return;
   const url = new URL(state.config.websocketUrl);
   url.searchParams.set("Auth", token);
   setStatus(state.attempt === 0 ? "Connecting…" : "Reconnecting…", "connecting");
@@ -139,15 +262,19 @@ async function connect() {
   state.ws = ws;
   let opened = false;
   ws.addEventListener("open", () => {
+    if (state.ws !== ws) return;
     opened = true;
     state.connected = true;
     state.attempt = 0;
     state.failedOpens = 0;
-    setStatus("Connected", "connected");
+    setStatus(`Connected${state.username ? ` as ${state.username}` : ""}`, "connected");
     updateControls();
+    updateEmptyState();
     // A message sent just before a drop may never have reached the server; its id makes a re-send safe.
     for (const frame of state.unaccepted.values()) send(frame);
-    send({ action: "listConversations" });
+    request({ action: "listConversations" });
+    send({ action: "getUsage" });
+    clearInterval(state.keepaliveTimer);
     state.keepaliveTimer = setInterval(() => send({ action: "ping" }), KEEPALIVE_MS);
   });
   ws.addEventListener("message", (event) => onFrame(event.data));
@@ -157,9 +284,17 @@ async function connect() {
     state.ws = null;
     state.connected = false;
     updateControls();
+    if (!state.signedIn) return;
+    if (state.tokenExpired) {
+      // The server ended the connection with its token: renew and come straight back.
+      setStatus("Renewing your session…", "connecting");
+      state.attempt = 0;
+      connect();
+      return;
+    }
     // The browser hides a refused handshake's status; after repeated failures to open, renew the token.
     if (!opened) state.failedOpens += 1;
-    if (state.signedIn) scheduleReconnect(event.reason || (opened ? "connection lost" : "cannot connect"));
+    scheduleReconnect(event.reason || (opened ? "connection lost" : "cannot connect"));
   });
 }
 
@@ -171,7 +306,7 @@ function scheduleReconnect(reason) {
   state.retryTimer = setTimeout(connect, delay);
 }
 
-// --- Replies --------------------------------------------------------------------------------------------------
+// --- Rendering ------------------------------------------------------------------------------------------------
 
 function element(tag, className, text) {
   const node = document.createElement(tag);
@@ -180,8 +315,24 @@ function element(tag, className, text) {
   return node;
 }
 
+function nearBottom() {
+  const list = ui.messages;
+  return list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+}
+
 function scrollToEnd() {
   ui.messages.scrollTop = ui.messages.scrollHeight;
+}
+
+function updateEmptyState() {
+  ui.emptyState.hidden = ui.messages.childElementCount > 0 || !state.connected;
+}
+
+function showModel(model) {
+  if (model === "offline-demo" && ui.modelBadge.hidden) {
+    ui.modelBadge.hidden = false;
+    saveSession();
+  }
 }
 
 function addUserMessage(text, messageId) {
@@ -189,58 +340,116 @@ function addUserMessage(text, messageId) {
   if (messageId) item.dataset.messageId = messageId;
   item.append(element("span", "role", "You"), element("div", "text", text));
   ui.messages.append(item);
+  updateEmptyState();
   scrollToEnd();
+}
+
+function assistantItem(messageId, label) {
+  const item = element("li", "message assistant");
+  if (messageId) item.dataset.messageId = messageId;
+  const tools = element("ul", "tools");
+  tools.setAttribute("aria-label", "Tool activity");
+  const text = element("div", "text markdown");
+  const meta = element("div", "meta");
+  item.append(element("span", "role", label), tools, text, meta);
+  return { item, tools, textEl: text, meta };
 }
 
 /** One assistant reply: its bubble and the frames assembled so far. */
 function reply(messageId, own = false) {
   let current = state.replies.get(messageId);
   if (current) return current;
-  const item = element("li", "message assistant" + (own ? "" : " other-tab"));
-  item.dataset.messageId = messageId;
-  item.dataset.state = "streaming";
-  const tools = element("ul", "tools");
-  tools.setAttribute("aria-label", "Tool activity");
-  const text = element("div", "text");
-  const meta = element("div", "meta");
-  item.append(element("span", "role", own ? "Assistant" : "Assistant (another tab)"), tools, text, meta);
-  ui.messages.append(item);
-  current = { messageId, own, nextSeq: 0, early: new Map(), text: "", finished: false, item, tools, textEl: text, meta };
+  const parts = assistantItem(messageId, own ? "Assistant" : "Assistant (another tab)");
+  if (!own) parts.item.classList.add("other-tab");
+  parts.item.dataset.state = "streaming";
+  ui.messages.append(parts.item);
+  updateEmptyState();
+  current = { messageId, own, nextSeq: 0, early: new Map(), ahead: new Map(), text: "", finished: false, frame: 0, ...parts };
   state.replies.set(messageId, current);
   scrollToEnd();
   return current;
 }
 
-function onDelta(frame) {
-  const current = reply(frame.messageId);
-  const seq = Number(frame.seq);
-  // A frame we already have (after a worker crash the server re-sends its last one) changes nothing.
-  if (current.finished || seq < current.nextSeq || current.early.has(seq)) return;
-  current.early.set(seq, String(frame.text));
+/** Render only this reply's Markdown, at most once per animation frame however many deltas arrive. */
+function scheduleRender(current) {
+  if (current.frame) return;
+  current.frame = requestAnimationFrame(() => renderReply(current));
+}
+
+function renderReply(current) {
+  if (current.frame) cancelAnimationFrame(current.frame);
+  current.frame = 0;
+  const stick = nearBottom();
+  current.textEl.replaceChildren(renderMarkdown(current.text));
+  if (stick) scrollToEnd();
+}
+
+// Frames are placed by `offset` (where their text starts in the reply): a worker that resumes a reply after a crash
+// re-sends up to a second of text, which then adds only what goes beyond; a frame that starts past the end waits
+// for the gap to fill. A server without `offset` is followed by `seq`.
+function placeByOffset(current, offset, text) {
+  if (offset + text.length <= current.text.length) return "";
+  const held = current.ahead.get(offset) || "";
+  current.ahead.set(offset, text.length > held.length ? text : held);
+  let added = "";
+  for (;;) {
+    const starts = [...current.ahead.keys()].filter((start) => start <= current.text.length + added.length);
+    if (!starts.length) return added;
+    const start = Math.min(...starts);
+    added += current.ahead.get(start).slice(current.text.length + added.length - start);
+    current.ahead.delete(start);
+  }
+}
+
+function placeBySeq(current, seq, text) {
+  if (seq < current.nextSeq || current.early.has(seq)) return "";
+  current.early.set(seq, text);
   let added = "";
   while (current.early.has(current.nextSeq)) {
     added += current.early.get(current.nextSeq);
     current.early.delete(current.nextSeq);
     current.nextSeq += 1;
   }
+  return added;
+}
+
+function onDelta(frame) {
+  const current = reply(frame.messageId);
+  if (current.finished) return;
+  const text = String(frame.text);
+  const added =
+    frame.offset === undefined || frame.offset === null
+      ? placeBySeq(current, Number(frame.seq), text)
+      : placeByOffset(current, Number(frame.offset), text);
   if (added) {
     current.text += added;
-    current.textEl.textContent = current.text;
-    scrollToEnd();
+    scheduleRender(current);
   }
 }
 
-function onTool(frame) {
-  const current = reply(frame.messageId);
-  let entry = current.tools.querySelector(`li[data-tool="${CSS.escape(String(frame.name))}"][data-status="started"]`);
-  if (!entry || frame.status === "started") {
+function toolLine(tools, name, status) {
+  let entry = tools.querySelector(`li[data-tool="${CSS.escape(String(name))}"][data-status="started"]`);
+  if (!entry || status === "started") {
     entry = element("li");
-    entry.dataset.tool = String(frame.name);
-    current.tools.append(entry);
+    entry.dataset.tool = String(name);
+    tools.append(entry);
   }
-  entry.dataset.status = String(frame.status);
-  const label = { started: "running…", done: "done", failed: "failed" }[frame.status] || String(frame.status);
-  entry.textContent = `Tool ${frame.name}: ${label}`;
+  entry.dataset.status = String(status);
+  const label = { started: "running…", done: "done", failed: "failed" }[status] || String(status);
+  entry.textContent = `Tool ${name}: ${label}`;
+}
+
+function onTool(frame) {
+  toolLine(reply(frame.messageId).tools, frame.name, frame.status);
+}
+
+function usageNote(usage, model) {
+  const parts = [];
+  if (usage && (usage.inputTokens !== undefined || usage.outputTokens !== undefined)) {
+    parts.push(`${usage.inputTokens ?? 0} in / ${usage.outputTokens ?? 0} out tokens`);
+  }
+  if (model) parts.push(model);
+  return parts.join(" · ");
 }
 
 function finish(messageId, outcome, note) {
@@ -248,13 +457,16 @@ function finish(messageId, outcome, note) {
   if (current.finished) return;
   current.finished = true;
   // Frames held behind a gap that will never fill (sent while we were reconnecting): show them anyway.
-  if (current.early.size) {
+  if (current.early.size || current.ahead.size) {
     const seqs = [...current.early.keys()].sort((a, b) => a - b);
     current.text += seqs.map((seq) => current.early.get(seq)).join("");
-    current.textEl.textContent = current.text;
+    const starts = [...current.ahead.keys()].sort((a, b) => a - b);
+    current.text += starts.map((start) => current.ahead.get(start)).join("");
     current.early.clear();
+    current.ahead.clear();
     note = `${note ? note + " · " : ""}part of this reply was missed while reconnecting`;
   }
+  renderReply(current);
   current.item.dataset.state = outcome;
   current.item.removeAttribute("aria-busy");
   current.meta.textContent = note || "";
@@ -263,6 +475,7 @@ function finish(messageId, outcome, note) {
     state.inFlight = null;
     ui.stop.textContent = "Stop";
     updateControls();
+    if (state.reconnectWhenIdle) reconnectNow();
   }
 }
 
@@ -272,10 +485,43 @@ function showError(frame) {
   item.dataset.code = String(frame.code);
   item.textContent = `Error (${frame.code}): ${frame.message}`;
   ui.messages.append(item);
+  updateEmptyState();
   scrollToEnd();
 }
 
+function renderUsage(frame) {
+  const left = (used, quota) => Math.max(0, Number(quota) - Number(used));
+  const number = new Intl.NumberFormat(undefined, { notation: "compact", maximumFractionDigits: 1 });
+  const messagesLeft = left(frame.messages, frame.messageQuota);
+  const inputLeft = left(frame.inputTokens, frame.inputTokenQuota);
+  const outputLeft = left(frame.outputTokens, frame.outputTokenQuota);
+  const resets = frame.resetsAt ? new Date(frame.resetsAt) : null;
+  ui.usage.textContent =
+    `Left today: ${messagesLeft} of ${frame.messageQuota} messages · ` +
+    `${number.format(inputLeft)} input and ${number.format(outputLeft)} output tokens` +
+    (resets && !isNaN(resets) ? ` · resets ${resets.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}` : "");
+  ui.usage.title = `Used today (${frame.day}, UTC): ${frame.messages} messages, ${frame.inputTokens} input tokens, ${frame.outputTokens} output tokens`;
+  Object.assign(ui.usage.dataset, {
+    messagesLeft: String(messagesLeft),
+    inputTokensLeft: String(inputLeft),
+    outputTokensLeft: String(outputLeft),
+  });
+  ui.usage.classList.toggle("low", messagesLeft <= Math.ceil(frame.messageQuota * 0.1));
+  ui.usage.hidden = false;
+}
+
 // --- Conversations --------------------------------------------------------------------------------------------
+
+function requestHistory(conversationId) {
+  state.historyWanted = conversationId;
+  request({ action: "getHistory", conversationId });
+}
+
+function openConversation(conversationId) {
+  state.openedLatest = true;
+  requestHistory(conversationId);
+  closeDrawer();
+}
 
 function renderConversations(items) {
   ui.conversations.replaceChildren(
@@ -289,38 +535,112 @@ function renderConversations(items) {
         element("span", "title", item.title || "Untitled"),
         element("span", "updated", item.updatedAt ? new Date(item.updatedAt).toLocaleString() : ""),
       );
-      button.addEventListener("click", () => send({ action: "getHistory", conversationId: item.conversationId }));
+      button.addEventListener("click", () => openConversation(item.conversationId));
       li.append(button);
       return li;
     }),
   );
+  // After sign-in (or a reload) the conversation the user had open, else the latest one, opens by itself, unless
+  // they have already started typing into a fresh one.
+  if (!state.openedLatest && items.length && !state.inFlight && ui.messages.childElementCount === 0) {
+    const known = items.find((item) => item.conversationId === state.conversationId);
+    state.openedLatest = true;
+    requestHistory((known || items[0]).conversationId);
+  }
+  state.openedLatest = true;
 }
 
 function markCurrentConversation() {
   for (const button of ui.conversations.querySelectorAll("button.conversation")) {
     button.setAttribute("aria-current", String(button.dataset.conversationId === state.conversationId));
   }
+  saveSession();
+}
+
+function historyTools(tools) {
+  if (!Array.isArray(tools)) return [];
+  return tools.map((tool) => (typeof tool === "string" ? { name: tool, status: "done" } : tool));
 }
 
 function renderHistory(frame) {
+  // Only the history last asked for: not one the user has moved on from (sent a message, chose another) meanwhile.
+  if (frame.conversationId !== state.historyWanted) return;
+  state.historyWanted = null;
+  // A reply of ours still streaming stays on screen below the history rather than being lost with the old list.
+  const live = [...state.replies.values()].filter((current) => !current.finished);
   state.conversationId = frame.conversationId;
   ui.messages.replaceChildren();
+  const shown = new Set();
   for (const message of frame.messages) {
+    if (message.messageId) shown.add(message.messageId);
     if (message.role === "user") {
       addUserMessage(message.text, message.messageId);
-    } else {
-      const item = element("li", "message assistant");
-      item.dataset.state = "done";
-      if (message.messageId) item.dataset.messageId = message.messageId;
-      item.append(element("span", "role", "Assistant"), element("div", "text", message.text));
-      ui.messages.append(item);
+      continue;
     }
+    const parts = assistantItem(message.messageId, "Assistant");
+    const outcome = message.status || message.state || "done";
+    parts.item.dataset.state = outcome;
+    for (const tool of historyTools(message.tools)) toolLine(parts.tools, tool.name, tool.status || "done");
+    parts.textEl.append(renderMarkdown(message.text));
+    const note = usageNote(message.usage, message.model);
+    parts.meta.textContent = outcome === "cancelled" ? ["Stopped", note].filter(Boolean).join(" · ") : note;
+    showModel(message.model);
+    ui.messages.append(parts.item);
   }
+  for (const current of live) {
+    if (current.messageId && shown.has(current.messageId)) continue;
+    ui.messages.append(current.item);
+  }
+  updateEmptyState();
   markCurrentConversation();
   scrollToEnd();
 }
 
 // --- Frames ---------------------------------------------------------------------------------------------------
+
+function onError(frame) {
+  const code = String(frame.code);
+  if (code === "token_expired") {
+    // The server closes the connection next; the close handler renews the token and reconnects, and a message we
+    // had just sent is still unaccepted, so it is sent again on the new connection.
+    state.tokenExpired = true;
+    announce("session expired; renewing…");
+    return;
+  }
+  showError(frame);
+  // An error without an id answers a frame the server could not act on: the sendMessage still unaccepted, if any.
+  const pending = state.inFlight && state.unaccepted.has(state.inFlight) ? state.inFlight : null;
+  if (code === "rate_limited") {
+    const waitMs = Math.max(0, Number(frame.retryAfterMs) || 1000);
+    const seconds = Math.ceil(waitMs / 1000);
+    if (frame.messageId || pending) {
+      const messageId = frame.messageId || pending;
+      const sent = state.unaccepted.get(messageId);
+      finish(messageId, "failed", `Not sent: too many messages. You can send again in ${seconds} s.`);
+      if (sent && !ui.message.value) ui.message.value = sent.message; // nothing lost: it is back in the box
+      state.sendBlockedUntil = Date.now() + waitMs;
+      clearTimeout(state.sendBlockedTimer);
+      state.sendBlockedTimer = setTimeout(() => {
+        updateControls();
+        announce("you can send again");
+      }, waitMs);
+      updateControls();
+      announce(`too many messages; wait ${seconds} s`);
+    } else if (state.lastRequest) {
+      // A list, history or new-conversation request was refused: ask again once allowed.
+      const frameToRetry = state.lastRequest;
+      setTimeout(() => request(frameToRetry), waitMs);
+      announce(`busy; retrying in ${seconds} s`);
+    }
+    return;
+  }
+  announce(`error: ${frame.message}`);
+  if (code === "quota_exceeded") send({ action: "getUsage" }); // the meter shows what ran out, and when it resets
+  const target = frame.messageId || pending;
+  if (target && (state.replies.has(target) || target === state.inFlight)) {
+    finish(target, "failed", `Failed: ${frame.message}`);
+  }
+}
 
 function onFrame(data) {
   let frame;
@@ -347,34 +667,40 @@ function onFrame(data) {
       onTool(frame);
       break;
     case "done": {
-      const usage = frame.usage || {};
-      const model = frame.model ? ` · ${frame.model}` : "";
-      finish(frame.messageId, "done", `${usage.inputTokens ?? 0} in / ${usage.outputTokens ?? 0} out tokens${model}`);
-      if (reply(frame.messageId).own) send({ action: "listConversations" });
+      showModel(frame.model);
+      finish(frame.messageId, "done", usageNote(frame.usage || {}, frame.model));
+      if (reply(frame.messageId).own) {
+        request({ action: "listConversations" });
+        announce("reply finished");
+      }
+      send({ action: "getUsage" });
       break;
     }
     case "cancelled":
       finish(frame.messageId, "cancelled", "Stopped");
+      announce("reply stopped");
+      send({ action: "getUsage" });
       break;
-    case "error": {
-      showError(frame);
-      // An error without an id answers a sendMessage the server could not read: the one still unaccepted.
-      const target = frame.messageId || (state.inFlight && state.unaccepted.has(state.inFlight) ? state.inFlight : null);
-      if (target && (state.replies.has(target) || target === state.inFlight)) {
-        finish(target, "failed", `Failed: ${frame.message}`);
-      }
+    case "error":
+      onError(frame);
       break;
-    }
     case "conversation":
       state.conversationId = frame.conversationId;
+      state.openedLatest = true;
+      state.historyWanted = null;
       ui.messages.replaceChildren();
-      send({ action: "listConversations" });
+      updateEmptyState();
+      saveSession();
+      request({ action: "listConversations" });
       break;
     case "conversations":
       renderConversations(frame.items || []);
       break;
     case "history":
       renderHistory(frame);
+      break;
+    case "usage":
+      renderUsage(frame);
       break;
     case "pong":
       break;
@@ -393,17 +719,20 @@ function newMessageId() {
 
 function sendMessage() {
   const text = ui.message.value;
-  if (!text.trim() || state.inFlight) return;
+  if (!text.trim() || state.inFlight || ui.send.disabled) return;
   const messageId = newMessageId();
   const frame = { action: "sendMessage", message: text, messageId };
   if (state.conversationId) frame.conversationId = state.conversationId;
   if (!send(frame)) return;
+  state.openedLatest = true;
+  state.historyWanted = null;
   state.unaccepted.set(messageId, frame);
   state.inFlight = messageId;
   ui.message.value = "";
   addUserMessage(text, messageId);
   const current = reply(messageId, true);
   current.item.setAttribute("aria-busy", "true");
+  announce("assistant is replying…");
   updateControls();
 }
 
@@ -413,12 +742,31 @@ function stopReply() {
     ui.stop.disabled = true;
     ui.stop.textContent = "Stopping…";
   }
+  ui.message.focus(); // the Stop button is about to be disabled: keep keyboard users in the message box
+}
+
+function openDrawer() {
+  ui.sidebar.classList.add("open");
+  ui.backdrop.hidden = false;
+  ui.menu.setAttribute("aria-expanded", "true");
+  (ui.sidebar.querySelector("[aria-current='true']") || ui.newConversation).focus();
+}
+
+function closeDrawer() {
+  if (!ui.sidebar.classList.contains("open")) return;
+  ui.sidebar.classList.remove("open");
+  ui.backdrop.hidden = true;
+  ui.menu.setAttribute("aria-expanded", "false");
+  if (PHONE.matches) ui.menu.focus();
 }
 
 function signOut(message) {
   state.signedIn = false;
   state.auth = null;
+  state.username = null;
+  clearSession();
   clearTimeout(state.retryTimer);
+  clearTimeout(state.renewTimer);
   clearInterval(state.keepaliveTimer);
   const ws = state.ws;
   state.ws = null;
@@ -428,39 +776,79 @@ function signOut(message) {
   state.unaccepted.clear();
   state.inFlight = null;
   state.conversationId = null;
+  state.openedLatest = false;
+  state.historyWanted = null;
   ui.messages.replaceChildren();
   ui.conversations.replaceChildren();
+  ui.usage.hidden = true;
+  ui.modelBadge.hidden = true;
+  closeDrawer();
   ui.chatView.hidden = true;
   ui.signOut.hidden = true;
+  ui.menu.hidden = true;
   ui.signInView.hidden = false;
   ui.signInError.textContent = message || "";
   setStatus("Signed out", "signed-out");
   updateControls();
 }
 
-async function onSignIn(event) {
-  event.preventDefault();
-  ui.signIn.disabled = true;
-  ui.signInError.textContent = "";
-  setStatus("Signing in…", "connecting");
-  try {
-    await initiateAuth("USER_PASSWORD_AUTH", { USERNAME: ui.username.value, PASSWORD: ui.password.value });
-  } catch (error) {
-    ui.signInError.textContent = error.message;
-    setStatus("Signed out", "signed-out");
-    return;
-  } finally {
-    ui.signIn.disabled = false;
-  }
-  ui.password.value = "";
+function enterChat(username) {
+  state.username = username;
   state.signedIn = true;
   state.attempt = 0;
   state.failedOpens = 0;
+  saveSession();
   ui.signInView.hidden = true;
   ui.chatView.hidden = false;
   ui.signOut.hidden = false;
+  ui.menu.hidden = false;
+  updateEmptyState();
   ui.message.focus();
   connect();
+}
+
+async function signInWith(attempt) {
+  ui.signIn.disabled = true;
+  ui.demoSignIn.disabled = true;
+  ui.signInError.textContent = "";
+  setStatus("Signing in…", "connecting");
+  try {
+    await attempt();
+  } catch (error) {
+    ui.signInError.textContent = error.message;
+    setStatus("Signed out", "signed-out");
+    return false;
+  } finally {
+    ui.signIn.disabled = false;
+    ui.demoSignIn.disabled = false;
+  }
+  return true;
+}
+
+async function onSignIn(event) {
+  event.preventDefault();
+  const username = ui.username.value;
+  const ok = await signInWith(() =>
+    initiateAuth("USER_PASSWORD_AUTH", { USERNAME: username, PASSWORD: ui.password.value }),
+  );
+  if (!ok) return;
+  ui.password.value = "";
+  enterChat(username);
+}
+
+// The local stack's one-click sign-in: its gateway (127.0.0.1 only) signs the demo user in and hands us Cognito's
+// answer, so the demo password is never served to the page, not even in config.json.
+async function onDemoSignIn() {
+  const ok = await signInWith(async () => {
+    const { response, body } = await postJson(
+      new URL(state.config.demoSignIn, document.baseURI),
+      { headers: { "Content-Type": "application/json" }, body: "{}" },
+      "the local stack",
+    );
+    if (!response.ok) throw new Error(`Demo sign-in failed: HTTP ${response.status}`);
+    acceptAuthResult(body);
+  });
+  if (ok) enterChat(state.config.demoUsername);
 }
 
 async function start() {
@@ -476,11 +864,24 @@ async function start() {
     return;
   }
   if (state.config.demoUsername && !ui.username.value) ui.username.value = state.config.demoUsername;
+  if (state.config.demoSignIn && state.config.demoUsername) {
+    ui.demoSignIn.textContent = `Use the demo account (${state.config.demoUsername})`;
+    ui.demo.hidden = false;
+  }
   ui.signIn.disabled = false;
   setStatus("Signed out", "signed-out");
+  const session = loadSession();
+  if (session) {
+    // A reload: the access token was in memory only, so the first connect renews it from the refresh token.
+    state.auth = { accessToken: null, refreshToken: session.refreshToken, expiresAt: 0 };
+    state.conversationId = session.conversationId || null;
+    if (session.offlineDemo) ui.modelBadge.hidden = false;
+    enterChat(session.username || null);
+  }
 }
 
 ui.signInForm.addEventListener("submit", onSignIn);
+ui.demoSignIn.addEventListener("click", onDemoSignIn);
 ui.signOut.addEventListener("click", () => signOut());
 ui.composer.addEventListener("submit", (event) => {
   event.preventDefault();
@@ -490,9 +891,28 @@ ui.message.addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
     event.preventDefault();
     sendMessage();
+  } else if (event.key === "Escape" && state.inFlight) {
+    event.preventDefault();
+    stopReply();
   }
 });
 ui.stop.addEventListener("click", stopReply);
-ui.newConversation.addEventListener("click", () => send({ action: "newConversation" }));
+ui.newConversation.addEventListener("click", () => {
+  request({ action: "newConversation" });
+  closeDrawer();
+  ui.message.focus();
+});
+for (const button of document.querySelectorAll("#empty-state .suggestion")) {
+  button.addEventListener("click", () => {
+    ui.message.value = button.textContent;
+    ui.message.focus();
+  });
+}
+ui.menu.addEventListener("click", () => (ui.sidebar.classList.contains("open") ? closeDrawer() : openDrawer()));
+ui.backdrop.addEventListener("click", closeDrawer);
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && ui.sidebar.classList.contains("open")) closeDrawer();
+});
+PHONE.addEventListener("change", () => closeDrawer());
 updateControls();
 start();

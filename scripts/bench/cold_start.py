@@ -3,7 +3,11 @@
 The deployed layers are arm64/CPython 3.13 and cannot be imported on an x86 host, so the same bundlers build them
 for the host's interpreter and platform (as tests/infra/test_bundling.py does). Each handler is imported by
 ``python -I -S`` with only the layers, the handler code and the runtime-provided boto3 on ``sys.path``; the
-baseline is the same bare interpreter start importing nothing. ``-X importtime`` names the slowest imports.
+baseline is the same bare interpreter start importing nothing. Each handler is also compared with the import it
+cannot do without (its *floor*, measured in the same run): the authorizer with pyjwt and its RSA backend, the route
+handlers with boto3, the worker's first message with boto3 and openai. ``-X importtime`` names the slowest imports.
+A second row for the authorizer and the worker builds the Tracer as a sampled invocation in Lambda does (X-Ray SDK,
+botocore patched): what tracing adds to a traced cold start.
 Sizes are those of the layers built for the real Lambda target when that build is possible, else the host's.
 """
 
@@ -22,12 +26,34 @@ from pathlib import Path
 
 from assistant.wiring import FUNCTIONS
 from infra.bundling import LAYER_PYTHON_DIR, PipLayerBundler, PythonTarget, SourceBundler
-from infra.layers import ASSISTANT_PACKAGE_DIR, CONSTRAINTS, HANDLERS_DIR, LAMBDA_TARGET, RUNTIME_REQUIREMENTS
+from infra.layers import (
+    ASSISTANT_PACKAGE_DIR,
+    CONSTRAINTS,
+    HANDLERS_DIR,
+    LAMBDA_TARGET,
+    RUNTIME_NO_DEPS_REQUIREMENTS,
+    RUNTIME_REQUIREMENTS,
+)
 from scripts.bench.stats import ratio
 from scripts.local_stack.lambda_runtime import handler_env, runtime_provided
 
 CACHE_DIR = Path(__file__).resolve().parents[2] / ".build" / "bench"
 _IMPORT_TIMEOUT_S = 60
+
+#: The imports each handler cannot do without: what its cold start is compared with (name, statement).
+FLOORS: dict[str, tuple[str, str]] = {
+    "pyjwt + RSA": ("pyjwt + RSA", "import jwt\nfrom cryptography.hazmat.primitives.asymmetric import rsa"),
+    "boto3": ("boto3", "import boto3"),
+    "boto3 + openai": ("boto3 + openai", "import boto3\nimport openai"),
+}
+#: Which floor each measured import is held against (anything else: boto3).
+HANDLER_FLOOR = {"authorizer": "pyjwt + RSA", "worker + openai": "boto3 + openai"}
+#: Lambda's environment for a sampled invocation of a traced function (``assistant.tracing.enabled``).
+_TRACED_ENV = {
+    "LAMBDA_TASK_ROOT": "/var/task",
+    "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+}
+_BUILD_TRACER = "from assistant import tracing\ntracing.tracer()"
 
 
 @dataclass(frozen=True)
@@ -57,6 +83,8 @@ class ColdStart:
     bare_samples_s: tuple[float, ...]
     handlers: tuple[HandlerImport, ...]
     layers: tuple[LayerSize, ...]
+    #: The floors of :data:`FLOORS`, measured in the same run (empty in results from before they existed).
+    floors: tuple[HandlerImport, ...] = ()
 
     @property
     def bare_s(self) -> float:
@@ -65,10 +93,19 @@ class ColdStart:
     def handler_ratio(self, handler: HandlerImport) -> float:
         return ratio(handler.median_s, self.bare_s)
 
+    def floor_for(self, handler: HandlerImport) -> HandlerImport | None:
+        name = HANDLER_FLOOR.get(handler.module.removesuffix(", traced"), "boto3")
+        return next((floor for floor in self.floors if floor.module == name), None)
+
+    def floor_ratio(self, handler: HandlerImport) -> float:
+        """The handler's import ÷ the import of what it cannot do without (the issue's targets are on this)."""
+        floor = self.floor_for(handler)
+        return ratio(handler.median_s, floor.median_s) if floor else float("nan")
+
 
 def _fingerprint(target: PythonTarget) -> str:
     digest = hashlib.sha256()
-    for path in (RUNTIME_REQUIREMENTS, CONSTRAINTS):
+    for path in (RUNTIME_REQUIREMENTS, RUNTIME_NO_DEPS_REQUIREMENTS, CONSTRAINTS):
         digest.update(path.read_bytes())
     digest.update(f"{target.python_version}/{target.platform}".encode())
     return digest.hexdigest()[:16]
@@ -79,7 +116,7 @@ def build_dependencies(target: PythonTarget) -> Path:
     out = CACHE_DIR / f"deps-{target.platform}-{target.python_version}-{_fingerprint(target)}"
     site = out / LAYER_PYTHON_DIR
     if not (out / ".complete").exists():
-        PipLayerBundler(RUNTIME_REQUIREMENTS, CONSTRAINTS, target).build(out)
+        PipLayerBundler(RUNTIME_REQUIREMENTS, CONSTRAINTS, target, no_deps=RUNTIME_NO_DEPS_REQUIREMENTS).build(out)
         (out / ".complete").touch()
     return site
 
@@ -139,14 +176,24 @@ def measure(work_dir: Path, *, repeats: int, lambda_sizes: bool) -> ColdStart:
     # The first use of the layers warms the OS file cache; Lambda's cold start reads from a warm local disk too.
     _run(prefix + "".join(f"import {m}\n" for m in modules), env)
     bare = tuple(_run(prefix, env)[0] for _ in range(repeats))
+    floors = tuple(
+        HandlerImport(name, tuple(_run(prefix + code + "\n", env)[0] for _ in range(repeats)), worst=())
+        for name, code in FLOORS.values()
+    )
+    traced_env = {**env, **_TRACED_ENV}
     handlers: list[HandlerImport] = []
-    # The worker imports the SDK on its first message, not at import: measured as its own row.
-    targets = [*modules, "worker; import openai"]
-    for module in targets:
-        samples = tuple(_run(prefix + f"import {module}\n", env)[0] for _ in range(repeats))
-        _, stderr = _run(prefix + f"import {module}\n", env, importtime=True)
-        worst = tuple(parse_importtime(stderr, 5, exclude=module.split(";")[0]))
-        handlers.append(HandlerImport(module=module.replace("; import ", " + "), samples_s=samples, worst=worst))
+    # The worker imports the SDK on its first message, not at import: measured as its own row. The traced rows build
+    # the Tracer as the first sampled invocation does.
+    targets = [(module, f"import {module}", env) for module in modules] + [
+        ("worker + openai", "import worker; import openai", env),
+        ("authorizer, traced", f"import authorizer\n{_BUILD_TRACER}", traced_env),
+        ("worker + openai, traced", f"import worker; import openai\n{_BUILD_TRACER}", traced_env),
+    ]
+    for name, statement, run_env in targets:
+        samples = tuple(_run(prefix + statement + "\n", run_env)[0] for _ in range(repeats))
+        _, stderr = _run(prefix + statement + "\n", run_env, importtime=True)
+        worst = tuple(parse_importtime(stderr, 5, exclude=name.split(" ")[0].rstrip(",")))
+        handlers.append(HandlerImport(module=name, samples_s=samples, worst=worst))
     layers = [("dependencies", deps), ("assistant package", package), ("handler code", code)]
     target_name = f"{host.platform}, CPython {host.python_version}"
     if lambda_sizes:
@@ -170,4 +217,5 @@ def measure(work_dir: Path, *, repeats: int, lambda_sizes: bool) -> ColdStart:
         bare_samples_s=bare,
         handlers=tuple(handlers),
         layers=tuple(sizes),
+        floors=floors,
     )

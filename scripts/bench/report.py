@@ -140,10 +140,16 @@ def _frames_section(frames: FrameComparison) -> list[str]:
 
 
 def _cold_start_section(cold: ColdStart) -> list[str]:
-    rows = [["bare interpreter (baseline)", ms(cold.bare_s), "1.00x", ""]]
+    rows = [["bare interpreter (baseline)", ms(cold.bare_s), "1.00x", "", ""]]
+    rows += [
+        [f"floor: `{floor.module}`", ms(floor.median_s), times(cold.handler_ratio(floor)), "1.00x", ""]
+        for floor in cold.floors
+    ]
     for handler in cold.handlers:
         worst = ", ".join(f"{name} {ms(seconds)}" for name, seconds in handler.worst[:4])
-        rows.append([f"`{handler.module}`", ms(handler.median_s), times(cold.handler_ratio(handler)), worst])
+        floor = cold.floor_for(handler)
+        versus = f"{times(cold.floor_ratio(handler))} ({floor.module})" if floor else "n/a"
+        rows.append([f"`{handler.module}`", ms(handler.median_s), times(cold.handler_ratio(handler)), versus, worst])
     size_rows = [
         [
             layer.name,
@@ -159,9 +165,13 @@ def _cold_start_section(cold: ColdStart) -> list[str]:
         "",
         f"Import of each handler in a fresh `python -I -S` (CPython {cold.python}, this host) from the layers built "
         f"for this host, median of {len(cold.bare_samples_s)}; the costliest packages by self time from "
-        "`-X importtime`. The worker imports `openai` on its first message, not at import: shown as its own row.",
+        "`-X importtime`. The worker imports `openai` on its first message, not at import: shown as its own row. "
+        "Each handler is also held against its *floor*, the import it cannot do without, measured in the same run "
+        "(pyjwt + RSA for the authorizer, boto3 for the routes, boto3 + openai for the worker's first message). "
+        "The `traced` rows build the Tracer as a sampled invocation in Lambda does (X-Ray SDK, botocore patched); "
+        "unsampled invocations and everything outside Lambda never import the X-Ray SDK (`assistant.tracing`).",
         "",
-        markdown_table(["import", "median", "÷ bare start", "largest contributors (self time)"], rows),
+        markdown_table(["import", "median", "÷ bare start", "÷ floor", "largest contributors (self time)"], rows),
         "",
         f"Layer sizes ({target}):",
         "",

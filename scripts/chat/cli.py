@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     async def chat() -> int:
         client = ChatClient(info.websocket_url, tokens, session=ChatSession(conversation_id=args.conversation))
-        return await TerminalChat(client).run()
+        return await TerminalChat(client, username=username).run()
 
     try:
         return asyncio.run(chat())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from scripts.chat.events import ChatEvent, Connected, Disconnected, Fatal
+from scripts.chat.events import ChatEvent, Connected, Disconnected, Fatal, ServerError
 from scripts.chat.session import ChatSession
 from scripts.chat.signin import AuthenticationFailed, TokenSource
 
@@ -55,6 +56,8 @@ class ChatClient:
 
     #: API Gateway closes a connection idle for 10 minutes; a ping well before that keeps it open.
     KEEPALIVE_S = 300.0
+    #: Reconnect with a renewed token this long before the current one expires.
+    RENEW_MARGIN_S = 90.0
 
     def __init__(
         self,
@@ -76,6 +79,8 @@ class ChatClient:
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._fatal: str | None = None
+        #: The server ended the last connection for its expired token: renew it and reconnect at once.
+        self._token_expired = False
 
     async def __aenter__(self) -> ChatClient:
         self.start()
@@ -143,6 +148,12 @@ class ChatClient:
                 self._connected.set()  # wake senders so they see the failure
                 await self.events.put(Fatal(self._fatal))
                 return
+            if self._token_expired:
+                self._token_expired = False
+                self.tokens.invalidate()  # the next connect signs in again with the refresh token
+                self.backoff.reset()
+                await self.events.put(Disconnected("session expired; renewed the token", 0.0))
+                continue
             delay = self.backoff.next_delay()
             await self.events.put(Disconnected(reason, delay))
             await asyncio.sleep(delay)
@@ -179,6 +190,8 @@ class ChatClient:
         try:
             async for raw in ws:
                 for event in self.session.handle_text(raw):
+                    if isinstance(event, ServerError) and event.code == "token_expired":
+                        self._token_expired = True
                     await self.events.put(event)
         except ConnectionClosed:
             pass
@@ -191,7 +204,16 @@ class ChatClient:
         return f"connection closed ({ws.close_code} {ws.close_reason})".replace(" )", ")")
 
     async def _keepalive(self, ws: ClientConnection) -> None:
+        """Pings an idle connection, and moves to a connection with a fresh token before this one's expires (the
+        server answers ``token_expired`` after it and stops sending replies), between replies so none is cut."""
+        seconds_left = getattr(self.tokens, "seconds_left", None)
         with contextlib.suppress(ConnectionClosed):
             while True:
-                await asyncio.sleep(self.KEEPALIVE_S)
-                await ws.send(json.dumps(ChatSession.ping_frame()))
+                renew_in = seconds_left() - self.RENEW_MARGIN_S if seconds_left is not None else math.inf
+                if renew_in <= 0 and self.session.in_flight is None:
+                    self._token_expired = True
+                    await ws.close(1000, "renewing the access token")
+                    return
+                await asyncio.sleep(min(self.KEEPALIVE_S, max(renew_in, 1.0)))
+                if seconds_left is None or seconds_left() - self.RENEW_MARGIN_S > 0:
+                    await ws.send(json.dumps(ChatSession.ping_frame()))

@@ -41,6 +41,24 @@ class Reply:
     parts: list[str] = field(default_factory=list)
     outcome: ReplyOutcome | None = None
 
+    #: Frames that start beyond the text so far (an earlier one is still on its way), by offset.
+    ahead: dict[int, str] = field(default_factory=dict)
+    length: int = 0
+
+    def place(self, offset: int, text: str) -> str:
+        """Add a frame by where its text starts; return the text that is new. A frame the reply already covers
+        (a resumed worker re-sends up to a second of text) adds only what goes beyond; one that starts past the
+        end waits for the gap to fill."""
+        if offset + len(text) <= self.length:
+            return ""
+        self.ahead[offset] = max(text, self.ahead.get(offset, ""), key=len)
+        added: list[str] = []
+        while (start := min((s for s in self.ahead if s <= self.length), default=None)) is not None:
+            new = self.ahead.pop(start)[self.length - start :]
+            added.append(new)
+            self.length += len(new)
+        return "".join(added)
+
     @property
     def text(self) -> str:
         return "".join(self.parts)
@@ -125,7 +143,13 @@ class ChatSession:
         if kind == "accepted":
             return self._on_accepted(str(frame["messageId"]), str(frame["conversationId"]))
         if kind == "delta":
-            return self._on_delta(str(frame["messageId"]), _as_int(frame["seq"]), str(frame["text"]))
+            offset = frame.get("offset")
+            return self._on_delta(
+                str(frame["messageId"]),
+                _as_int(frame["seq"]),
+                str(frame["text"]),
+                None if offset is None else _as_int(offset),
+            )
         if kind == "tool":
             reply = self._reply(str(frame["messageId"]))
             return [ToolUpdate(reply.message_id, str(frame["name"]), str(frame["status"]), reply.own)]
@@ -179,25 +203,34 @@ class ChatSession:
         self._accepted.add(message_id)
         return [ReplyAccepted(message_id, conversation_id, reply.own)]
 
-    def _on_delta(self, message_id: str, seq: int, text: str) -> list[ChatEvent]:
+    def _on_delta(self, message_id: str, seq: int, text: str, offset: int | None = None) -> list[ChatEvent]:
         reply = self._reply(message_id)
-        # seq below next_seq: already shown (a worker that crashed re-sends its last frame); a late frame after the
-        # reply ended changes nothing either.
-        if reply.finished or seq < reply.next_seq or seq in reply.early:
+        if reply.finished:
+            return []  # a late frame after the reply ended changes nothing
+        chunk = self._by_seq(reply, seq, text) if offset is None else reply.place(offset, text)
+        if not chunk:
             return []
+        reply.parts.append(chunk)
+        return [TextReceived(message_id, chunk, reply.own)]
+
+    @staticmethod
+    def _by_seq(reply: Reply, seq: int, text: str) -> str:
+        """For a server that sends no ``offset``: in ``seq`` order, a seq already had is ignored."""
+        if seq < reply.next_seq or seq in reply.early:
+            return ""
         reply.early[seq] = text
         ready: list[str] = []
         while reply.next_seq in reply.early:
             ready.append(reply.early.pop(reply.next_seq))
             reply.next_seq += 1
-        if not ready:
-            return []
-        chunk = "".join(ready)
-        reply.parts.append(chunk)
-        return [TextReceived(message_id, chunk, reply.own)]
+        return "".join(ready)
 
     def _on_error(self, message_id: Any, code: str, message: str) -> list[ChatEvent]:
         error = ServerError(None if message_id is None else str(message_id), code, message)
+        if code == "token_expired":
+            # The server closes the connection next; the client renews the token and reconnects, and a message it
+            # refused is still unaccepted, so it is sent again on the new connection: nothing has failed.
+            return [error]
         target = error.message_id
         if target is None and self.in_flight is not None and self.in_flight not in self._accepted:
             # A sendMessage refused before the server could read its id: the only request still waiting is ours.
@@ -225,9 +258,11 @@ class ChatSession:
             if reply.own:
                 self.conversation_id = reply.conversation_id
         # Frames held back behind a gap that will never be filled: show them now, marked as incomplete.
-        incomplete = bool(reply.early)
+        incomplete = bool(reply.early or reply.ahead)
         late = "".join(reply.early[seq] for seq in sorted(reply.early))
+        late += "".join(reply.ahead[start] for start in sorted(reply.ahead))
         reply.early.clear()
+        reply.ahead.clear()
         if late:
             reply.parts.append(late)
         if self.in_flight == message_id:

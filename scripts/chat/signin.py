@@ -76,6 +76,10 @@ class CognitoSignIn:
     def invalidate(self) -> None:
         self._token = None
 
+    def seconds_left(self) -> float:
+        """How long the current access token stays valid (0 without one): the client renews before it runs out."""
+        return max(0.0, self._expires_at - self._clock()) if self._token is not None else 0.0
+
     def _authenticate(self, flow: str, parameters: dict[str, str]) -> str:
         from botocore.exceptions import ClientError
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import signal
 import sys
 import threading
@@ -65,6 +66,59 @@ def _resolve(future: asyncio.Future[str | None], value: str | None) -> None:
         future.set_result(value)
 
 
+class WordWrapper:
+    """Streams text to a terminal of ``width`` columns, breaking lines between words, never inside one.
+
+    A reply arrives in pieces that may end mid-word ("Tok" + "yo"), so the word being written is held until the
+    space after it (or :meth:`finish`) shows whether it still fits on the line. A word longer than a line is written
+    as is; newlines and a line's leading indentation (lists, code) are kept.
+    """
+
+    def __init__(self, width: int) -> None:
+        self.width = max(20, width)
+        self.column = 0
+        self._word = ""
+        self._space = ""
+
+    def start(self, column: int) -> None:
+        """A new line of output begins at ``column`` (after a prefix such as ``assistant> ``)."""
+        self.column = column
+        self._word = ""
+        self._space = ""
+
+    def feed(self, text: str) -> str:
+        out: list[str] = []
+        for char in text:
+            if char == "\n":
+                out.append(self._flush_word())
+                out.append("\n")
+                self.column = 0
+                self._space = ""
+            elif char.isspace():
+                out.append(self._flush_word())
+                self._space += char
+            else:
+                self._word += char
+        return "".join(out)
+
+    def finish(self) -> str:
+        """What is still held (the last word); the next output starts a new line."""
+        out = self._flush_word()
+        self._space = ""
+        return out
+
+    def _flush_word(self) -> str:
+        if not self._word:
+            return ""
+        space, word = self._space, self._word
+        self._space = self._word = ""
+        if self.column > 0 and self.column + len(space) + len(word) > self.width:
+            self.column = len(word)
+            return "\n" + word
+        self.column += len(space) + len(word)
+        return space + word
+
+
 HELP = """Commands:
   /new              start a new conversation
   /list             list your conversations
@@ -76,9 +130,15 @@ Ctrl-C while a reply streams stops it."""
 class TerminalChat:
     """The prompt loop: reads lines, sends them, prints replies and everything else the server says."""
 
-    def __init__(self, client: ChatClient, *, out: TextIO = sys.stdout) -> None:
+    def __init__(
+        self, client: ChatClient, *, out: TextIO = sys.stdout, username: str | None = None, width: int | None = None
+    ) -> None:
         self.client = client
         self.out = out
+        self.username = username
+        self.wrapper = WordWrapper(width or shutil.get_terminal_size((100, 24)).columns)
+        #: Say which conversation this session continues once the list arrives (after the first connect).
+        self._announce_conversation = False
         #: The reply whose text the cursor is in the middle of, and the reply whose header was printed last.
         self._streaming: str | None = None
         self._headed: str | None = None
@@ -94,7 +154,7 @@ class TerminalChat:
 
     def _line(self, text: str) -> None:
         if self._streaming is not None:
-            self.write("\n")
+            self.write(self.wrapper.finish() + "\n")
             self._streaming = None
         self.write(text + "\n")
 
@@ -175,6 +235,18 @@ class TerminalChat:
             await self._until_quit(asyncio.wait_for(asyncio.shield(self._answer), 15))
         self._waiting_for = None
 
+    def _continuing(self, event: ConversationList) -> str:
+        """The line saying where this session's messages go; pins the session to that conversation."""
+        session = self.client.session
+        titles = {item.conversation_id: item.title for item in event.items}
+        if session.conversation_id is None and event.items:
+            session.conversation_id = event.items[0].conversation_id
+        if session.conversation_id is None:
+            return "No conversations yet: your first message starts one."
+        title = titles.get(session.conversation_id)
+        named = f'"{title}" ({session.conversation_id})' if title else session.conversation_id
+        return f"Continuing conversation {named}. /new starts a new one, /list shows them all."
+
     def _on_interrupt(self) -> None:
         in_flight = self.client.session.in_flight
         if in_flight is None or self._cancel_sent:
@@ -202,20 +274,22 @@ class TerminalChat:
         if isinstance(event, TextReceived):
             if self._streaming != event.message_id:
                 if self._streaming is not None:
-                    self.write("\n")
-                if self._headed != event.message_id:
-                    self.write("assistant> " if event.own else "assistant (another tab)> ")
-                    self._headed = event.message_id
+                    self.write(self.wrapper.finish() + "\n")
+                # Every stretch of a reply's text starts with its prefix, also after a tool line.
+                prefix = "assistant> " if event.own else "assistant (another tab)> "
+                self.write(prefix)
+                self.wrapper.start(len(prefix))
+                self._headed = event.message_id
                 self._streaming = event.message_id
-            self.write(event.text)
+            self.write(self.wrapper.feed(event.text))
         elif isinstance(event, ToolUpdate):
             self._line(f"  [tool {event.name}: {event.status}]")
-            self._headed = event.message_id
+            self._headed = None
         elif isinstance(event, ReplyFinished):
             if event.late_text:
-                self.write(event.late_text)
+                self.write(self.wrapper.feed(event.late_text))
             if self._streaming is not None or event.late_text:
-                self.write("\n")
+                self.write(self.wrapper.finish() + "\n")
             self._streaming = None
             if event.incomplete:
                 self.write("  (part of this reply was missed while reconnecting; /history shows it in full)\n")
@@ -225,9 +299,15 @@ class TerminalChat:
                 model = f", {event.model}" if event.model else ""
                 self.write(f"  [{event.usage.input_tokens} in / {event.usage.output_tokens} out tokens{model}]\n")
         elif isinstance(event, ServerError):
-            self._line(f"error ({event.code}): {event.message}")
+            if event.code == "token_expired":
+                self._line("(session expired; renewing the token and reconnecting)")
+            else:
+                self._line(f"error ({event.code}): {event.message}")
         elif isinstance(event, ConversationStarted):
             self._line(f"New conversation {event.conversation_id}.")
+        elif isinstance(event, ConversationList) and self._announce_conversation:
+            self._announce_conversation = False
+            self._line(self._continuing(event))
         elif isinstance(event, ConversationList):
             if not event.items:
                 self._line("No conversations yet.")
@@ -242,8 +322,16 @@ class TerminalChat:
         elif isinstance(event, Connected):
             if event.attempt > 1:
                 self._line("(reconnected)")
+            else:
+                self._line(f"Connected as {self.username}." if self.username else "Connected.")
+                # Which conversation the messages go to: asked once, answered when the list arrives.
+                self._announce_conversation = True
+                asyncio.get_running_loop().create_task(self.client.send(self.client.session.list_conversations_frame()))
         elif isinstance(event, Disconnected):
-            self._line(f"({event.reason}; reconnecting in {event.retry_in:.1f}s)")
+            if event.retry_in <= 0:
+                self._line(f"({event.reason}; reconnecting)")
+            else:
+                self._line(f"({event.reason}; reconnecting in {event.retry_in:.1f}s)")
         elif isinstance(event, Fatal):
             self._line(f"Giving up: {event.reason}")
         elif isinstance(event, ProtocolProblem):

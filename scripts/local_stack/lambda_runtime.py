@@ -584,11 +584,21 @@ def handler_env() -> dict[str, str]:
         Env.MAX_MESSAGE_CHARS,
         Env.DAILY_MESSAGE_QUOTA,
         Env.DAILY_OUTPUT_TOKEN_QUOTA,
+        Env.DAILY_INPUT_TOKEN_QUOTA,
         Env.FLUSH_INTERVAL_MS,
+        Env.FLUSH_MAX_INTERVAL_MS,
         Env.FLUSH_CHARS,
         Env.MAX_RECEIVE_COUNT,
+        Env.MAX_CONNECTIONS_PER_USER,
     ):
         env[numeric.value] = "10"
+    for limit in (
+        Env.RATE_LIMIT_SEND_MESSAGE,
+        Env.RATE_LIMIT_NEW_CONVERSATION,
+        Env.RATE_LIMIT_GET_HISTORY,
+        Env.RATE_LIMIT_LIST_CONVERSATIONS,
+    ):
+        env[limit.value] = "10/30"
     # Optional ones are unset in a deployed function unless a stage sets them.
     for optional in (
         Env.COGNITO_ISSUER,

@@ -13,17 +13,19 @@ checks testable without sleeping or patching.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import jwt
 
-from assistant.wiring import TOKEN_LEEWAY_SECONDS
+from assistant.wiring import TOKEN_LEEWAY_SECONDS, Env, MissingSetting
 
 #: The only signature algorithm Cognito uses. Accepting any other (``none``, ``HS256`` keyed with the public key)
 #: is the classic JWT confusion attack.
@@ -209,6 +211,34 @@ class TokenVerifier:
         if not keys:
             raise KeySetUnavailable("the JWKS holds no RS256 signing key")
         self._keys = keys
+
+
+@cache
+def token_verifier() -> TokenVerifier:
+    """This function's verifier, built from its environment once per container (see :func:`verifier_from_env`)."""
+    return verifier_from_env(os.environ)
+
+
+def verifier_from_env(environ: Mapping[str, str]) -> TokenVerifier:
+    """A verifier from the authorizer's five variables, read directly.
+
+    Not through :class:`assistant.settings.Settings`: the authorizer is on the path of every page load, and pydantic
+    plus boto3 (which the settings and ``assistant.runtime`` bring) would triple its cold start for five strings.
+    """
+
+    def required(name: Env) -> str:
+        value = environ.get(name.value, "").strip()
+        if not value:
+            raise MissingSetting(f"Environment variable {name.value} is not set for this function.")
+        return value
+
+    return TokenVerifier.for_user_pool(
+        region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        user_pool_id=required(Env.USER_POOL_ID),
+        client_id=required(Env.USER_POOL_CLIENT_ID),
+        issuer=environ.get(Env.COGNITO_ISSUER.value) or None,
+        jwks_url=environ.get(Env.COGNITO_JWKS_URL.value) or None,
+    )
 
 
 def _numeric(claims: Mapping[str, Any], name: str) -> float:

@@ -30,6 +30,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TypedDict, TypeVar, Unpack
 
+from assistant import tracing
 from assistant.definition import AssistantDefinition
 from assistant.errors import AssistantError, ModelFailed, ModelIncomplete, NotFound, ReplyInterrupted
 from assistant.model_events import (
@@ -456,6 +457,10 @@ class ModelClient:
         definition = self._definition
         # The specs have exactly the FunctionToolParam shape; the tools modules just don't import openai.
         tools: list[ToolParam] = offered.specs  # type: ignore[assignment]
+        # Markers rather than a subsegment around the stream: the caller's own calls (checkpoints, posts) run
+        # between the yields and would otherwise nest under the model request in X-Ray.
+        requested_at = time.time()
+        first_text = True
         # `with` closes the HTTP response when the caller stops iterating (GeneratorExit). That stops a normal
         # response; a background one (resumable) keeps running until it is cancelled.
         with self._client.responses.create(
@@ -478,12 +483,16 @@ class ModelClient:
                     progress.response_id = event.response.id
                     yield ResponseStarted(event.response.id)
                 elif event.type == "response.output_text.delta":
+                    if first_text:
+                        first_text = False
+                        tracing.mark_since("model first token", requested_at)
                     progress.text.append(event.delta)
                     yield TextDelta(event.delta)
                 elif event.type == "response.output_item.done" and event.item.type == "function_call":
                     item = event.item
                     progress.calls.append(_Call(call_id=item.call_id, name=item.name, arguments=item.arguments))
                 elif event.type == "response.completed":
+                    tracing.mark_since("model request", requested_at)
                     return _Round.of(event.response, calls=tuple(progress.calls))
                 elif event.type == "response.failed":
                     error = event.response.error

@@ -187,6 +187,10 @@ class Delta(_ServerFrame):
     message_id: str = Field(alias="messageId")
     seq: int
     text: str
+    #: Where ``text`` starts in the reply, in characters (UTF-16 code units are what JavaScript counts; the server
+    #: counts Python characters, which agree for text without astral-plane characters split across frames, and
+    #: frames never split a surrogate pair). Clients assemble a reply by offset: see docs/protocol.md.
+    offset: int | None = None
 
 
 class ToolStatus(StrEnum):

@@ -43,6 +43,8 @@ from assistant.tools.registry import ToolContext
 
 logger = Logger(child=True)
 
+#: At most one checkpoint write per streaming reply in this many seconds (each frame used to write one).
+CHECKPOINT_INTERVAL_S = 1.0
 #: Conversation titles are the start of the first message.
 TITLE_CHARS = 60
 
@@ -63,6 +65,7 @@ class ReplyOutcome:
     input_tokens: int = 0
     output_tokens: int = 0
     frames: int = 0
+    checkpoint_writes: int = 0
     error_code: ErrorCode | None = None
 
 
@@ -70,6 +73,7 @@ class ReplyOutcome:
 class ReplyLimits:
     quotas: Quotas
     flush_interval_s: float
+    flush_max_interval_s: float
     flush_chars: int
     max_receive_count: int
 
@@ -109,6 +113,11 @@ class _Progress:
     completed: list[ReplyCompleted] = field(default_factory=list)
     #: A response's tokens were just counted: check the quota before the model is asked for another round.
     check_quota: bool = False
+    #: When this delivery last wrote a checkpoint (``None``: the next frame writes one).
+    checkpointed_at: float | None = None
+    #: The last frame posted, if it is not covered by a checkpoint yet: ``(seq, start, end)``.
+    unchecked: tuple[int, int, int] | None = None
+    checkpoints: int = 0
 
 
 class ReplyService:
@@ -263,10 +272,17 @@ class ReplyService:
                 conversation_id=provider_id, text=queued.text, context=context, usage_sink=count
             )
 
-        coalescer = DeltaCoalescer(interval_seconds=self._limits.flush_interval_s, max_chars=self._limits.flush_chars)
+        coalescer = DeltaCoalescer(
+            interval_seconds=self._limits.flush_interval_s,
+            max_interval_seconds=max(self._limits.flush_interval_s, self._limits.flush_max_interval_s),
+            max_chars=self._limits.flush_chars,
+        )
         try:
             for event in events:
                 if deadline is not None and self._clock() > deadline:
+                    if progress.unchecked is not None:
+                        # Handing back is planned: record the last frame, so the next delivery re-sends nothing.
+                        self._checkpoint(record, progress, progress.unchecked, self._clock())
                     raise _DeadlineReached(resumable=model.resumable)
                 if isinstance(event, TextDelta):
                     if progress.resume is not None:
@@ -296,6 +312,9 @@ class ReplyService:
                 close()
         if not progress.completed:
             raise ModelError("The model stopped without finishing the reply.")
+        if progress.unchecked is not None:
+            # One last write before `done`: a delivery that dies before finishing re-sends only the last frame.
+            self._checkpoint(record, progress, progress.unchecked, self._clock())
         return self._complete(queued, record, progress)
 
     def _stop_if_quota_spent(self, user_id: str, progress: _Progress) -> None:
@@ -312,8 +331,13 @@ class ReplyService:
             return  # the round being resumed is already on record
         progress.resume = None
         progress.round_start = progress.sent_chars
-        if not self._messages.start_round(record, response_id=response_id, round_start=progress.round_start):
+        # Also a checkpoint: every frame of the earlier rounds was posted, so a resume replays only this round.
+        if not self._messages.start_round(
+            record, response_id=response_id, round_start=progress.round_start, last_seq=progress.next_seq - 1
+        ):
             raise _CancelRequested
+        progress.checkpoints += 1
+        progress.checkpointed_at, progress.unchecked = self._clock(), None
 
     def _resend_after_checkpoint(self, record: MessageRecord, progress: _Progress, round_text: str) -> None:
         """Post what the user may not have of a resumed round, given its full text."""
@@ -321,28 +345,49 @@ class ReplyService:
         checkpoint = progress.resume.checkpoint
         progress.resume = None
         offset = checkpoint.round_start
-        if checkpoint.seq >= 0 and checkpoint.frame_start >= offset:
+        if checkpoint.seq >= 0 and checkpoint.frame_end > checkpoint.frame_start >= offset:
             # The last checkpointed frame may not have been posted before the crash; clients drop a seq they have.
             again = round_text[checkpoint.frame_start - offset : checkpoint.frame_end - offset]
-            self._send(record, Delta(message_id=record.message_id, seq=checkpoint.seq, text=again))
+            self._send(
+                record,
+                Delta(message_id=record.message_id, seq=checkpoint.seq, text=again, offset=checkpoint.frame_start),
+            )
             progress.frames += 1
         rest = round_text[max(checkpoint.frame_end - offset, 0) :] if checkpoint.seq >= 0 else round_text
         coalescer = DeltaCoalescer(interval_seconds=0, max_chars=self._limits.flush_chars)
         self._post_chunks(record, progress, [*coalescer.add(rest), *coalescer.drain()])
 
     def _post_chunks(self, record: MessageRecord, progress: _Progress, chunks: list[str]) -> None:
+        """Post frames, checkpointing at most every :data:`CHECKPOINT_INTERVAL_S` (and on a round's first frame).
+
+        The checkpoint write is also where a cancel is noticed (it is conditional on no cancel request), so a
+        Stop takes effect within about a second even while the model streams steadily; the cancel route also
+        stops the model response itself where the provider can. Frames between checkpoints are posted without a
+        write: a delivery that dies between two checkpoints leaves the next one to resume from the last, re-sending
+        at most a second of text, which clients that assemble by ``offset`` place exactly (docs/protocol.md).
+        """
         for chunk in chunks:
             if not chunk:
                 continue
             start, end = progress.sent_chars, progress.sent_chars + len(chunk)
-            if not self._messages.checkpoint_frame(record, seq=progress.next_seq, frame_start=start, frame_end=end):
-                raise _CancelRequested
-            self._send(record, Delta(message_id=record.message_id, seq=progress.next_seq, text=chunk))
+            now = self._clock()
+            if progress.checkpointed_at is None or now - progress.checkpointed_at >= CHECKPOINT_INTERVAL_S:
+                self._checkpoint(record, progress, (progress.next_seq, start, end), now)
+            else:
+                progress.unchecked = (progress.next_seq, start, end)
+            self._send(record, Delta(message_id=record.message_id, seq=progress.next_seq, text=chunk, offset=start))
             if progress.first_text_at is None:
                 progress.first_text_at = self._clock()
             progress.next_seq += 1
             progress.sent_chars = end
             progress.frames += 1
+
+    def _checkpoint(self, record: MessageRecord, progress: _Progress, frame: tuple[int, int, int], now: float) -> None:
+        seq, start, end = frame
+        if not self._messages.checkpoint_frame(record, seq=seq, frame_start=start, frame_end=end):
+            raise _CancelRequested
+        progress.checkpoints += 1
+        progress.checkpointed_at, progress.unchecked = now, None
 
     def _complete(self, queued: QueuedMessage, record: MessageRecord, progress: _Progress) -> ReplyOutcome:
         input_tokens = sum(c.input_tokens for c in progress.completed)
@@ -367,6 +412,7 @@ class ReplyService:
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             frames=progress.frames,
+            checkpoint_writes=progress.checkpoints,
         )
 
     def _cancel(self, record: MessageRecord) -> ReplyOutcome:

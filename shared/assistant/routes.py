@@ -13,10 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from assistant import runtime
+from assistant import runtime, tracing
 from assistant.errors import AssistantError, ErrorCode, TokenExpired
 from assistant.events import MessageEvent
 from assistant.observability import WEBSOCKET_CORRELATION_PATH, Metric, logger, metrics
@@ -28,10 +27,11 @@ LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 
 def websocket_route(action: RouteAction) -> LambdaHandler:
+    @tracing.capture_handler
     @logger.inject_lambda_context(correlation_id_path=WEBSOCKET_CORRELATION_PATH)
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        parsed = parse(event=event, model=MessageEvent)
+        parsed = MessageEvent.model_validate(event)
         logger.append_keys(
             userId=parsed.request_context.authorizer.user_id,
             connectionId=parsed.request_context.connection_id,

@@ -7,6 +7,7 @@ that talk to the model. Tests and the local stack call :func:`reset` after chang
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
@@ -107,18 +108,12 @@ def broadcaster() -> Broadcaster:
     return Broadcaster(connections_api(), connections())
 
 
-@cache
 def token_verifier() -> TokenVerifier:
-    from assistant.auth import TokenVerifier
+    """The authorizer's verifier. It lives in :mod:`assistant.auth` (cached there), because the authorizer imports
+    neither this module nor boto3 nor pydantic: it is on the path of every page load."""
+    from assistant import auth
 
-    config = settings()
-    return TokenVerifier.for_user_pool(
-        region=config.region,
-        user_pool_id=config.require("user_pool_id"),
-        client_id=config.require("user_pool_client_id"),
-        issuer=config.cognito_issuer,
-        jwks_url=config.cognito_jwks_url,
-    )
+    return auth.token_verifier()
 
 
 def openai_api_key() -> str:
@@ -230,6 +225,7 @@ def reply_service() -> ReplyService:
         limits=ReplyLimits(
             quotas=config.quotas(),
             flush_interval_s=config.flush_interval_ms / 1000,
+            flush_max_interval_s=config.flush_max_interval_ms / 1000,
             flush_chars=config.flush_chars,
             max_receive_count=config.max_receive_count,
         ),
@@ -253,8 +249,10 @@ def reset() -> None:
         rate_limiter,
         connections_api,
         broadcaster,
-        token_verifier,
         _model_client_for,
         reply_service,
     ):
         cached.cache_clear()
+    auth = sys.modules.get("assistant.auth")
+    if auth is not None:
+        auth.token_verifier.cache_clear()

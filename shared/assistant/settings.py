@@ -14,7 +14,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt,
 
 from assistant.stores.rate_limits import RateLimit
 from assistant.stores.usage import Quotas
-from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS, QUEUE, STAGE_DEFAULTS, Env
+from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS, QUEUE, STAGE_DEFAULTS, Env, MissingSetting
+
+__all__ = ["MissingSetting", "RateLimitSetting", "Settings"]
 
 
 def _rate_limit(value: object) -> RateLimit:
@@ -23,10 +25,6 @@ def _rate_limit(value: object) -> RateLimit:
 
 #: ``"<burst>/<per minute>"`` in the environment, a :class:`RateLimit` in the settings.
 RateLimitSetting = Annotated[RateLimit, BeforeValidator(_rate_limit)]
-
-
-class MissingSetting(RuntimeError):
-    """A function was deployed without an environment variable it needs: a wiring bug, not bad input."""
 
 
 class Settings(BaseModel):
@@ -57,6 +55,7 @@ class Settings(BaseModel):
     rate_limit_list_conversations: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_list_conversations)
     max_connections_per_user: PositiveInt = STAGE_DEFAULTS.max_connections_per_user
     flush_interval_ms: int = Field(default=STAGE_DEFAULTS.flush_interval_ms, ge=0, le=2_000)
+    flush_max_interval_ms: int = Field(default=STAGE_DEFAULTS.flush_max_interval_ms, ge=0, le=2_000)
     flush_chars: int = Field(default=STAGE_DEFAULTS.flush_chars, ge=1, le=16_000)
     max_receive_count: PositiveInt = QUEUE.max_receive_count
 
@@ -87,6 +86,7 @@ class Settings(BaseModel):
             "max_connections_per_user": Env.MAX_CONNECTIONS_PER_USER,
             "flush_interval_ms": Env.FLUSH_INTERVAL_MS,
             "flush_chars": Env.FLUSH_CHARS,
+            "flush_max_interval_ms": Env.FLUSH_MAX_INTERVAL_MS,
             "max_receive_count": Env.MAX_RECEIVE_COUNT,
         }
         values: dict[str, str] = {field: env[var.value] for field, var in names.items() if env.get(var.value)}

@@ -59,6 +59,8 @@ class Env(StrEnum):
     MAX_CONNECTIONS_PER_USER = "MAX_CONNECTIONS_PER_USER"
     FLUSH_INTERVAL_MS = "FLUSH_INTERVAL_MS"
     FLUSH_CHARS = "FLUSH_CHARS"
+    #: Frames of a steadily streaming reply are coalesced on an interval growing from FLUSH_INTERVAL_MS to this.
+    FLUSH_MAX_INTERVAL_MS = "FLUSH_MAX_INTERVAL_MS"
     MAX_RECEIVE_COUNT = "MAX_RECEIVE_COUNT"
     MODEL_OVERRIDE = "MODEL_OVERRIDE"
     #: How long to wait for the model's first byte (and between chunks) before retrying; optional.
@@ -71,6 +73,12 @@ class Env(StrEnum):
     SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
     METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
     LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
+
+
+class MissingSetting(RuntimeError):
+    """A function was deployed without an environment variable it needs: a wiring bug, not bad input.
+
+    Declared here, not in ``assistant.settings``, so the authorizer can raise it without importing pydantic."""
 
 
 # --- The model key ----------------------------------------------------------------------------------------------
@@ -115,6 +123,10 @@ class Metric(StrEnum):
     RECORDS_RECEIVED = "RecordsReceived"
     #: An MCP server could not be listed, a call to it failed or timed out, or its tool reported an error.
     MCP_TOOL_FAILURES = "McpToolFailures"
+    #: Per reply (one value per finished reply, so CloudWatch's statistics give the distribution): delta frames
+    #: posted, and checkpoint writes to the message record. What a reply costs in API Gateway and DynamoDB requests.
+    FRAMES_PER_REPLY = "FramesPerReply"
+    CHECKPOINT_WRITES_PER_REPLY = "CheckpointWritesPerReply"
 
 
 # --- Table ------------------------------------------------------------------------------------------------------
@@ -303,6 +315,7 @@ WORKER: Final = FunctionSpec(
         Env.OPENAI_BASE_URL,
         *_QUOTAS,
         Env.FLUSH_INTERVAL_MS,
+        Env.FLUSH_MAX_INTERVAL_MS,
         Env.FLUSH_CHARS,
         Env.MAX_RECEIVE_COUNT,
         Env.MODEL_OVERRIDE,
@@ -363,7 +376,10 @@ class StageDefaults:
     rate_limit_get_history: str = "20/60"
     rate_limit_list_conversations: str = "20/60"
     max_connections_per_user: int = 10
-    flush_interval_ms: int = 80
+    #: The first frames of a reply go out quickly; a steady stream is coalesced every 300 ms (a gap a reader does not
+    #: notice, at about 70 frames per 1000 tokens at 45 tokens/s instead of one per token).
+    flush_interval_ms: int = 100
+    flush_max_interval_ms: int = 300
     flush_chars: int = 2_000
 
 

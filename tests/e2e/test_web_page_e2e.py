@@ -94,3 +94,34 @@ async def test_the_demo_user_chats_on_the_web_page_against_the_local_stack(web_s
 
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "web-chat-local-stack.png"), full_page=True)
+
+
+async def test_one_click_demo_sign_in_usage_meter_and_a_reload_against_the_local_stack(
+    web_stack: LocalStack, page: Any
+) -> None:
+    info = stack_info(web_stack)
+    await page.goto(info.web_url)
+    # One click: the gateway signs the demo user in; the password is never served to the page.
+    await page.get_by_role("button", name="Use the demo account").click()
+    await page.wait_for_selector("#status[data-state='connected']")
+    await page.wait_for_selector("#usage:not([hidden])")
+    before = int(await page.get_attribute("#usage", "data-messages-left") or "0")
+
+    await page.fill("#message", "calculate 2**10 / 3")
+    await page.click("#send")
+    await page.wait_for_selector(f"{REPLY}:last-child[data-state='done']")
+    reply = page.locator(REPLY).last
+    assert "341.333333333" in (await reply.locator(".text").text_content() or "")
+    assert "calculate: done" in await reply.locator(".tools").inner_text()
+    # The offline model is labelled as such, and the meter counted the message.
+    assert await page.locator("#model-badge").is_visible()
+    await page.wait_for_function(
+        "n => Number(document.querySelector('#usage').dataset.messagesLeft) === n - 1", arg=before
+    )
+
+    # A reload keeps the session (Cognito's refresh token) and reopens the conversation with its reply.
+    await page.reload()
+    await page.wait_for_selector("#status[data-state='connected']")
+    assert await page.locator("#sign-in-view").is_hidden()
+    await page.wait_for_selector(f"{REPLY}:has-text('341.333333333')")
+    await page.wait_for_selector("#messages li.message.user:has-text('calculate 2**10 / 3')")

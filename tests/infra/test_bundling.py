@@ -19,7 +19,13 @@ import pytest
 
 from assistant.wiring import FUNCTIONS
 from infra.bundling import LAYER_PYTHON_DIR, PipLayerBundler, PythonTarget, SourceBundler
-from infra.layers import ASSISTANT_PACKAGE_DIR, CONSTRAINTS, HANDLERS_DIR, RUNTIME_REQUIREMENTS
+from infra.layers import (
+    ASSISTANT_PACKAGE_DIR,
+    CONSTRAINTS,
+    HANDLERS_DIR,
+    RUNTIME_NO_DEPS_REQUIREMENTS,
+    RUNTIME_REQUIREMENTS,
+)
 from scripts.local_stack.lambda_runtime import handler_env, runtime_provided
 from tests.infra.conftest import synth_app
 
@@ -82,7 +88,9 @@ def _asset_dirs(outdir: Path, stack_template: str) -> dict[str, Path]:
     dirs: dict[str, Path] = {}
     for logical_id, resource in template["Resources"].items():
         asset = resource.get("Metadata", {}).get("aws:asset:path")
-        if asset and resource["Type"] in ("AWS::Lambda::LayerVersion", "AWS::Lambda::Function"):
+        # Not the function and AWS CLI layer CDK's BucketDeployment brings to copy the web page (aws-cdk-lib's code).
+        cdk_own = logical_id.startswith("CustomCDKBucketDeployment") or "AwsCliLayer" in logical_id
+        if asset and resource["Type"] in ("AWS::Lambda::LayerVersion", "AWS::Lambda::Function") and not cdk_own:
             dirs[logical_id] = outdir / asset
     return dirs
 
@@ -101,6 +109,9 @@ def test_bundled_layers_resolve_every_import_of_handlers_and_package(bundled_ass
     # The deployed layer is built for the Lambda target, not for this host.
     assert list(deps_site.glob("pydantic_core/*.cpython-313-aarch64-linux-gnu.so"))
     assert not (deps_site / "boto3").exists()
+    # The X-Ray SDK is bundled for the Tracer, without a second botocore shadowing the runtime's.
+    assert (deps_site / "aws_xray_sdk").exists()
+    assert not (deps_site / "botocore").exists()
     assert (package_site / "assistant" / "wiring.py").exists()
     assert {f"{m}.py" for m in modules} <= {p.name for p in code.glob("*.py")}
 
@@ -138,7 +149,9 @@ def test_every_module_of_every_asset_ships_unchecked_bytecode_for_cpython_313(
 def test_handlers_import_from_the_layers_alone_on_this_host(tmp_path: Path) -> None:
     modules = _handler_modules()
     host = PythonTarget.for_host()
-    deps = PipLayerBundler(RUNTIME_REQUIREMENTS, CONSTRAINTS, host).build(tmp_path / "deps")
+    deps = PipLayerBundler(RUNTIME_REQUIREMENTS, CONSTRAINTS, host, no_deps=RUNTIME_NO_DEPS_REQUIREMENTS).build(
+        tmp_path / "deps"
+    )
     package = SourceBundler(ASSISTANT_PACKAGE_DIR, host, f"{LAYER_PYTHON_DIR}/assistant").build(tmp_path / "pkg")
     code = SourceBundler(HANDLERS_DIR, host).build(tmp_path / "code")
     # The host interpreter is the bundling interpreter, so this build must carry precompiled bytecode.
@@ -151,6 +164,12 @@ def test_handlers_import_from_the_layers_alone_on_this_host(tmp_path: Path) -> N
         f"import sys; sys.path[:0] = {path!r}\n"
         + "".join(f"import {m}\n" for m in modules)
         + f"assert all(getattr(sys.modules[m], 'handler', None) for m in {modules!r})\n"
+        # A sampled invocation in Lambda builds the Tracer: the X-Ray SDK and its botocore patch, from the layers.
+        + "import os\n"
+        + "os.environ.update(LAMBDA_TASK_ROOT='/var/task', _X_AMZN_TRACE_ID='Root=1-5759e988-bd862e3fe1be46a994272793;"
+        + "Parent=53995c3f42cd8ad8;Sampled=1')\n"
+        + "from assistant import tracing\n"
+        + "assert tracing.enabled() and not tracing.tracer().disabled\n"
     )
     env = handler_env()
     # -I ignores PYTHON* variables and the user site; -S drops site-packages, so only the layers are importable.

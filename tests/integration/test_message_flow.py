@@ -18,6 +18,7 @@ from assistant import runtime
 from assistant.push import Broadcaster
 from assistant.stores.messages import MessageRecord, MessageStatus, MessageStore, read_usage
 from scripts.local_stack.offline_model import Fault
+from tests.frames import assemble
 from tests.integration.conftest import Deployment
 
 
@@ -28,9 +29,7 @@ def _connect(deployment: Deployment, user: str, *connections: str) -> None:
 
 
 def _reply_text(frames: list[dict], message_id: str) -> str:
-    deltas = {f["seq"]: f["text"] for f in frames if f["type"] == "delta" and f["messageId"] == message_id}
-    assert sorted(deltas) == list(range(len(deltas))), "seq must count from 0 without gaps"
-    return "".join(deltas[seq] for seq in sorted(deltas))
+    return assemble(frames, message_id)
 
 
 def _responses_posted(deployment: Deployment) -> int:
@@ -190,14 +189,13 @@ def test_a_worker_dying_mid_reply_is_resumed_without_a_second_turn(
     assert deployment.deliver(redelivered) == []
 
     frames = deployment.frames("conn-a1")
+    # The client places each frame by offset: the reply must be whole, in order, with nothing doubled.
+    text = assemble(frames, message_id)
     deltas = [f for f in frames if f["type"] == "delta"]
-    # The client keeps the first copy of each seq; the reply must be whole and in order.
-    seen: dict[int, str] = {}
-    for frame in deltas:
-        seen.setdefault(frame["seq"], frame["text"])
-    text = "".join(seen[i] for i in range(len(seen)))
-    assert sorted(seen) == list(range(len(seen)))
-    assert len(deltas) - len(seen) <= 1  # at most the one frame that may not have arrived is sent again
+    resent = sum(len(f["text"]) for f in deltas) - len(text)
+    assert len(text) > 0
+    # Checkpoints are at most a second apart: the resumed worker re-sends at most what followed the last one.
+    assert resent <= len(text)
     assert [f["type"] for f in frames].count("done") == 1
     assert _responses_posted(deployment) == 1  # the model was not asked again: no second turn
     history = deployment.route(commands.handler, {"action": "getHistory", "conversationId": accepted["conversationId"]})
@@ -329,9 +327,10 @@ def test_cancel_stops_a_streaming_reply(deployment: Deployment, monkeypatch: pyt
     )
     assert deployment.deliver(deployment.receive()) == []
     types = [f["type"] for f in deployment.frames("conn-a1")]
+    # Noticed at the next checkpoint (at most about a second later) or sooner, when the cancel route's
+    # cancellation of the model response ends its stream.
     assert types[-1] == "cancelled"
     assert "done" not in types
-    assert types.count("delta") == 1
     assert runtime.messages().get("alice", message_id).status is MessageStatus.CANCELLED  # type: ignore[union-attr]
     # What was generated before Stop counts against the quota too (the offline model, like OpenAI for a cancelled
     # background response, reports no usage: the streamed text is estimated).

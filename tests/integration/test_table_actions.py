@@ -23,7 +23,7 @@ import disconnect
 import pytest
 import send_message
 
-from assistant import runtime
+from assistant import auth, runtime
 from assistant.auth import TokenVerifier
 from assistant.wiring import (
     AUTHORIZER,
@@ -124,7 +124,7 @@ def test_each_function_calls_exactly_the_table_actions_its_spec_declares(
     verifier = TokenVerifier(
         issuer=cognito_pool.issuer, client_id=cognito_pool.client_id, jwks_source=cognito_pool.jwks
     )
-    monkeypatch.setattr(runtime, "token_verifier", lambda: verifier)
+    monkeypatch.setattr(auth, "token_verifier", lambda: verifier)
     with recorder.running(AUTHORIZER):
         for token in (cognito_pool.access_token(), "not-a-jwt"):
             authorizer.handler(authorizer_event(token, api_id=API_ID, stage=STAGE), LambdaContext())

@@ -377,3 +377,34 @@ async def test_stop_closes_open_connections_and_runs_their_disconnect(
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 1001
     assert handlers.of("disconnect")[0]["requestContext"]["disconnectStatusCode"] == 1001
+
+
+async def test_demo_sign_in_answers_the_page_and_refuses_other_origins(handlers: FakeHandlers) -> None:
+    """The page's one-click sign-in: Cognito's answer for the demo user, only for the page's own origin."""
+    import aiohttp
+
+    async def demo_sign_in() -> dict[str, Any]:
+        return {"AuthenticationResult": {"AccessToken": "demo-token", "ExpiresIn": 3600}}
+
+    runtime = LambdaRuntime(handlers.resolve)
+    gateway = Gateway(runtime, demo_sign_in=demo_sign_in)
+    await gateway.start("127.0.0.1", 0)
+    try:
+        url = f"{gateway.base_url}/demo-sign-in"
+        async with aiohttp.ClientSession() as http:
+            async with http.post(url, headers={"Origin": gateway.base_url}) as response:
+                assert response.status == 200
+                assert response.headers["Cache-Control"] == "no-store"
+                assert (await response.json())["AuthenticationResult"]["AccessToken"] == "demo-token"
+            async with http.post(url, headers={"Origin": "http://evil.example"}) as response:
+                assert response.status == 403
+            async with http.get(url) as response:
+                assert response.status == 405
+    finally:
+        await gateway.stop()
+        await asyncio.to_thread(runtime.close)
+    # Without the callable (a deployed-like gateway) there is no such route.
+    plain_runtime = LambdaRuntime(handlers.resolve)
+    plain = Gateway(plain_runtime)
+    assert not any(r.resource and r.resource.canonical == "/demo-sign-in" for r in plain.app().router.routes())
+    await asyncio.to_thread(plain_runtime.close)

@@ -74,7 +74,7 @@ def test_cancel_of_a_streaming_message_makes_its_next_checkpoint_fail(store: Mes
     assert _claim(store, "m1") is ClaimOutcome.CLAIMED
     record = store.get("alice", "m1")
     assert record is not None
-    assert store.start_round(record, response_id="resp_1", round_start=0)
+    assert store.start_round(record, response_id="resp_1", round_start=0, last_seq=-1)
     assert store.checkpoint_frame(record, seq=0, frame_start=0, frame_end=5)
     flagged = store.request_cancel("alice", "m1")
     assert flagged is not None

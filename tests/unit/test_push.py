@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from typing import Any
@@ -520,3 +521,54 @@ def test_connection_record_key_shape_is_what_push_removes(
     Broadcaster(client, store, clock=fake_clock).send("alice", FRAME)
 
     assert "Item" not in ddb_table.get_item(Key=key("alice", "CONN#gone-1"))
+
+
+def _stream_steadily(coalescer: DeltaCoalescer, clock: FakeClock, tokens: int, per_second: float) -> list[float]:
+    """Feed ``tokens`` four-character tokens at a steady rate; the times at which frames went out."""
+    released: list[float] = []
+    for _ in range(tokens):
+        if coalescer.add("abcd"):
+            released.append(clock.now)
+        clock.advance(1 / per_second)
+    if coalescer.drain():
+        released.append(clock.now)
+    return released
+
+
+@pytest.mark.parametrize("per_second", [40, 45, 50])
+def test_a_steady_reply_uses_at_most_80_frames_per_1000_tokens_without_long_gaps(
+    fake_clock: FakeClock, per_second: int
+) -> None:
+    coalescer = DeltaCoalescer(interval_seconds=0.1, max_interval_seconds=0.3, max_chars=2000, clock=fake_clock)
+    released = _stream_steadily(coalescer, fake_clock, tokens=1000, per_second=per_second)
+
+    assert len(released) <= 80
+    gaps = [later - earlier for earlier, later in itertools.pairwise(released)]
+    # Text waits the interval from when it arrived, and is released on the next token after that: the interval
+    # plus at most two tokens' time, about 350 ms at 40 tokens/s, a gap a reader does not notice as a stall.
+    assert max(gaps) <= 0.3 + 2 / per_second + 1e-9
+    # The first text went out at once, and the first frames came quickly before the interval grew.
+    assert released[0] == 1_700_000_000.0
+    assert gaps[0] <= 0.1 + 2 / per_second + 1e-9
+
+
+def test_the_interval_grows_while_text_streams_and_starts_quick_again_after_a_pause(fake_clock: FakeClock) -> None:
+    coalescer = DeltaCoalescer(interval_seconds=0.1, max_interval_seconds=0.3, max_chars=2000, clock=fake_clock)
+    for _ in range(200):
+        coalescer.add("abcd")
+        fake_clock.advance(1 / 45)
+    assert coalescer.interval_seconds == pytest.approx(0.3)
+    coalescer.drain()  # a tool call: the next text is a new run
+    assert coalescer.interval_seconds == pytest.approx(0.1)
+    assert coalescer.add("after the tool") == ["after the tool"]
+
+
+def test_a_fixed_interval_stays_fixed(fake_clock: FakeClock) -> None:
+    coalescer = DeltaCoalescer(interval_seconds=0.125, max_chars=2000, clock=fake_clock)
+    _stream_steadily(coalescer, fake_clock, tokens=100, per_second=40)
+    assert coalescer.interval_seconds == 0.125
+
+
+def test_a_ceiling_below_the_first_interval_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_interval_seconds"):
+        DeltaCoalescer(interval_seconds=0.3, max_interval_seconds=0.1, max_chars=10)

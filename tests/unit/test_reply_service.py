@@ -32,6 +32,7 @@ from assistant.stores.messages import (
     read_usage,
 )
 from assistant.stores.usage import Quotas, UsageStore
+from tests.frames import assemble
 
 USER = "alice"
 
@@ -118,6 +119,7 @@ def harness(ddb_table: Any) -> Harness:
         limits=ReplyLimits(
             quotas=Quotas(messages=10, input_tokens=1_000_000, output_tokens=10_000),
             flush_interval_s=0,
+            flush_max_interval_s=0,
             flush_chars=2_000,
             max_receive_count=3,
         ),
@@ -127,15 +129,11 @@ def harness(ddb_table: Any) -> Harness:
 
 
 def _text(frames: list[dict[str, Any]]) -> str:
-    first_by_seq: dict[int, str] = {}
-    for frame in frames:
-        if frame["type"] == "delta":
-            first_by_seq.setdefault(frame["seq"], frame["text"])
-    assert sorted(first_by_seq) == list(range(len(first_by_seq)))
-    return "".join(first_by_seq[s] for s in sorted(first_by_seq))
+    deltas = [f for f in frames if f["type"] == "delta"]
+    return assemble(frames, deltas[0]["messageId"]) if deltas else ""
 
 
-def test_resume_reposts_only_the_last_checkpointed_frame_and_finishes_the_round(harness: Harness) -> None:
+def test_resume_resends_from_the_last_checkpoint_and_finishes_the_round(harness: Harness) -> None:
     queued = harness.queue()
     crash = RuntimeError("worker killed")
     harness.model.stream = [ResponseStarted("resp_1"), TextDelta("Hello, "), TextDelta("wor"), crash]
@@ -153,9 +151,10 @@ def test_resume_reposts_only_the_last_checkpointed_frame_and_finishes_the_round(
     assert outcome.result is ReplyResult.DONE
     assert harness.model.calls[-1] == "resume_reply:resp_1"
     assert harness.model.calls.count("stream_reply") == 1  # the model was not asked again
-    deltas = [(f["seq"], f["text"]) for f in harness.frames() if f["type"] == "delta"]
-    # seq 1 ("wor") was checkpointed last: it is posted again, then the rest continues at seq 2.
-    assert deltas == [(0, "Hello, "), (1, "wor"), (1, "wor"), (2, "ld!")]
+    deltas = [(f["seq"], f["offset"], f["text"]) for f in harness.frames() if f["type"] == "delta"]
+    # Within the first second of the round nothing but the round's start was checkpointed: the resumed delivery
+    # re-sends the round from there, and a client placing frames by offset adds only "ld!".
+    assert deltas == [(0, 0, "Hello, "), (1, 7, "wor"), (0, 0, "Hello, world!")]
     assert _text(harness.frames()) == "Hello, world!"
     assert harness.frames()[-1]["type"] == "done"
 
@@ -407,3 +406,45 @@ def test_a_redelivery_after_a_cancel_starts_no_new_turn(harness: Harness) -> Non
     assert outcome.result is ReplyResult.CANCELLED
     assert harness.model.calls == ["create_conversation", "stream_reply"]  # no resume, no new response
     assert harness.frames()[-1]["type"] == "cancelled"
+
+
+class _CountingStore(MessageStore):
+    def __init__(self, table: Any) -> None:
+        super().__init__(table)
+        self.writes: list[str] = []
+
+    def checkpoint_frame(self, record: MessageRecord, *, seq: int, frame_start: int, frame_end: int) -> bool:
+        self.writes.append(f"frame {seq}")
+        return super().checkpoint_frame(record, seq=seq, frame_start=frame_start, frame_end=frame_end)
+
+
+def test_checkpoints_are_written_about_once_a_second_not_once_a_frame(harness: Harness, ddb_table: Any) -> None:
+    clock = _Clock()
+    counting = _CountingStore(ddb_table)
+    original = harness.service
+    service = ReplyService(
+        messages=counting,
+        conversations=harness.conversations,
+        usage=original._usage,
+        broadcaster=original._broadcaster,
+        model=original._model,
+        limits=original._limits,
+        clock=clock,
+    )
+    queued = harness.queue()
+
+    def steady() -> Iterator[ModelEvent]:
+        yield ResponseStarted("resp_1")
+        for i in range(40):  # ten seconds of text, a frame every quarter of a second
+            yield TextDelta(f"word{i} ")
+            clock.now += 0.25
+        yield ReplyCompleted("resp_1", input_tokens=3, output_tokens=40, model="m")
+
+    harness.model.stream_reply = lambda **_: steady()  # type: ignore[method-assign]
+    outcome = service.handle(queued, attempt=1)
+
+    assert outcome.result is ReplyResult.DONE
+    assert outcome.frames == 40
+    # About one a second over ten seconds, plus the last frame's before `done` (the round's start is a write too).
+    assert 9 <= len(counting.writes) <= 12
+    assert _text(harness.frames()) == "".join(f"word{i} " for i in range(40))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,34 @@ USERNAME = "demo"
 PASSWORD = "Demo-password-1"
 CLIENT_ID = "web-client-id"
 XSS = '<img src=x onerror="window.__xss=1">'
+MARKDOWN = """Here is **bold** text and `inline code`.
+
+- first item
+- second item
+
+```python
+print("hello")
+```
+
+| planet | moons |
+|---|---|
+| Earth | 1 |
+| Mars | 2 |
+"""
+HOSTILE = """Hostile text follows.
+
+<img src=x onerror="window.__xss=1">
+<script>window.__xss=2</script>
+<iframe src="javascript:window.__xss=3"></iframe>
+<svg onload="window.__xss=4"></svg>
+<a href="javascript:window.__xss=5">raw html link</a>
+
+[markdown link](javascript:window.__xss=6) and [entity link](jav&#x61;script:window.__xss=7)
+![image](javascript:window.__xss=8) <details open ontoggle="window.__xss=9">x</details>
+
+[a real link](https://example.com/docs)
+"""
+CANNED = {"show me markdown": MARKDOWN, "be hostile": HOSTILE}
 
 
 @dataclass
@@ -50,6 +80,13 @@ class FakeBackend:
         ]
     )
     port: int = 0
+    #: The next frame any connection sends is answered ``token_expired`` and the connection closed (as the server
+    #: does once the access token's ``exp`` has passed).
+    expire_next: bool = False
+    usage_messages: int = 10
+    #: The access tokens' lifetime (Cognito's is an hour).
+    expires_in: int = 3600
+    model: str | None = None
 
     def config(self) -> dict[str, str]:
         return {
@@ -59,7 +96,17 @@ class FakeBackend:
             "userPoolId": "us-east-1_test",
             "userPoolClientId": CLIENT_ID,
             "demoUsername": USERNAME,
+            "demoSignIn": "demo-sign-in",
         }
+
+    async def demo_sign_in(self, request: web.Request) -> web.Response:
+        """The local gateway's one-click sign-in: Cognito's answer for the demo user, no password involved."""
+        self.auth_calls.append({"AuthFlow": "DEMO"})
+        self.token_number += 1
+        token = f"access-token-{self.token_number}"
+        self.tokens.add(token)
+        result = {"AccessToken": token, "ExpiresIn": 3600, "RefreshToken": "refresh-1", "IdToken": "id"}
+        return web.json_response({"AuthenticationResult": result})
 
     async def cognito(self, request: web.Request) -> web.Response:
         assert request.headers["X-Amz-Target"] == "AWSCognitoIdentityProviderService.InitiateAuth"
@@ -77,7 +124,7 @@ class FakeBackend:
         self.token_number += 1
         token = f"access-token-{self.token_number}"
         self.tokens.add(token)
-        result = {"AccessToken": token, "ExpiresIn": 3600, "TokenType": "Bearer", "IdToken": "id"}
+        result = {"AccessToken": token, "ExpiresIn": self.expires_in, "TokenType": "Bearer", "IdToken": "id"}
         if body["AuthFlow"] == "USER_PASSWORD_AUTH":
             result["RefreshToken"] = "refresh-1"
         return web.json_response({"AuthenticationResult": result}, content_type="application/x-amz-json-1.1")
@@ -106,14 +153,42 @@ class FakeBackend:
             if not ws.closed:
                 await ws.send_json(frame)
 
+    def usage(self) -> dict[str, Any]:
+        return {
+            "type": "usage",
+            "day": "2026-05-02",
+            "messages": self.usage_messages,
+            "messageQuota": 200,
+            "inputTokens": 1500,
+            "inputTokenQuota": 2_000_000,
+            "outputTokens": 500,
+            "outputTokenQuota": 200_000,
+            "resetsAt": "2026-05-03T00:00:00.000Z",
+        }
+
     async def on_frame(self, ws: web.WebSocketResponse, frame: dict[str, Any]) -> None:
         action = frame["action"]
-        if action == "listConversations":
+        if self.expire_next:
+            self.expire_next = False
+            await ws.send_json({"type": "error", "code": "token_expired", "message": "Your session expired."})
+            await ws.close(code=1008, message=b"token expired")
+            return
+        if action == "getUsage":
+            await ws.send_json(self.usage())
+        elif action == "listConversations":
             await ws.send_json({"type": "conversations", "items": self.conversations})
         elif action == "getHistory":
             messages = [
                 {"role": "user", "text": "Plan a day in Kyoto"},
-                {"role": "assistant", "text": "Start at Fushimi Inari at dawn.", "messageId": "m_old"},
+                {
+                    "role": "assistant",
+                    "text": "Start at Fushimi Inari at dawn.",
+                    "messageId": "m_old",
+                    # What a history frame may carry about a reply: shown like a live reply's.
+                    "model": "gpt-5-mini",
+                    "usage": {"inputTokens": 40, "outputTokens": 9},
+                    "tools": [{"name": "current_time", "status": "done"}],
+                },
             ]
             await ws.send_json({"type": "history", "conversationId": frame["conversationId"], "messages": messages})
         elif action == "newConversation":
@@ -127,6 +202,25 @@ class FakeBackend:
         mid, text = frame["messageId"], frame["message"]
         if text == "use up my quota":
             await ws.send_json({"type": "error", "messageId": mid, "code": "quota_exceeded", "message": "Daily limit."})
+            return
+        if text == "too fast":
+            message = "Too many sendMessage requests; try again in 1.5 s."
+            await ws.send_json({"type": "error", "code": "rate_limited", "retryAfterMs": 1500, "message": message})
+            return
+        if text in CANNED:
+            await ws.send_json({"type": "accepted", "messageId": mid, "conversationId": "c_new"})
+            reply = CANNED[text]
+            # In small pieces, as the server coalesces them: the page renders Markdown that is still incomplete.
+            for seq, start in enumerate(range(0, len(reply), 40)):
+                await self.broadcast({"type": "delta", "messageId": mid, "seq": seq, "text": reply[start : start + 40]})
+            self.usage_messages += 1
+            usage = {"inputTokens": 30, "outputTokens": 60}
+            done = {"type": "done", "messageId": mid, "conversationId": "c_new", "usage": usage, "model": self.model}
+            await self.broadcast(done)
+            if not any(c["conversationId"] == "c_new" for c in self.conversations):
+                self.conversations.insert(
+                    0, {"conversationId": "c_new", "title": text, "updatedAt": "2026-05-02T09:00Z"}
+                )
             return
         await ws.send_json({"type": "accepted", "messageId": mid, "conversationId": "c_new"})
         if text == "tell me a long story":
@@ -162,6 +256,7 @@ async def backend() -> AsyncIterator[tuple[FakeBackend, str]]:
     app.router.add_post("/cognito/", fake.cognito)
     app.router.add_get("/ws", fake.websocket)
     app.router.add_get("/config.json", config)
+    app.router.add_post("/demo-sign-in", fake.demo_sign_in)
     app.router.add_get("/", index)
     app.router.add_static("/", WEB)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
@@ -267,6 +362,9 @@ async def test_conversations_history_errors_and_another_tabs_reply(backend: tupl
     await page.click("#conversations button:has-text('Trip to Kyoto')")
     await page.wait_for_selector("#messages li.message.user:has-text('Plan a day in Kyoto')")
     assert await page.locator(f"{REPLY} .text").all_text_contents() == ["Start at Fushimi Inari at dawn."]
+    old = page.locator(f"{REPLY}[data-message-id='m_old']")
+    assert await old.locator(".meta").inner_text() == "40 in / 9 out tokens · gpt-5-mini"
+    assert await old.locator(".tools").inner_text() == "Tool current_time: done"
     assert {"action": "getHistory", "conversationId": "c_old"} in fake.received
     assert await page.get_attribute("#conversations button[data-conversation-id='c_old']", "aria-current") == "true"
 
@@ -317,3 +415,267 @@ async def test_reconnects_with_backoff_after_the_connection_drops(backend: tuple
     await page.fill("#message", "still there?")
     await page.click("#send")
     await page.wait_for_selector(f"{REPLY}:last-child[data-state='done']")
+
+
+# --- Markdown, hostile text, phone layout, sessions, usage, token expiry, rate limits ---------------------------
+
+
+async def signed_in(page: Any, url: str) -> None:
+    await sign_in(page, url)
+    await page.wait_for_selector("#status[data-state='connected']")
+
+
+async def ask(page: Any, text: str) -> Any:
+    await page.fill("#message", text)
+    await page.click("#send")
+    await page.wait_for_selector(f"{REPLY}:last-child[data-state='done']")
+    return page.locator(REPLY).last
+
+
+async def test_markdown_renders_bold_code_lists_code_blocks_and_tables(
+    backend: tuple[FakeBackend, str], page: Any
+) -> None:
+    fake, url = backend
+    fake.conversations.clear()
+    await signed_in(page, url)
+    reply = await ask(page, "show me markdown")
+    text = reply.locator(".text")
+    assert await text.locator("strong").all_text_contents() == ["bold"]
+    assert "inline code" in await text.locator("p code").all_text_contents()
+    assert await text.locator("ul > li").all_text_contents() == ["first item", "second item"]
+    assert await text.locator("pre code").text_content() == 'print("hello")\n'
+    font = await text.locator("pre code").evaluate("node => getComputedStyle(node).fontFamily")
+    assert "mono" in font.lower() or "consolas" in font.lower(), font
+    assert await text.locator("th").all_text_contents() == ["planet", "moons"]
+    assert await text.locator("td").all_text_contents() == ["Earth", "1", "Mars", "2"]
+    # The code block has a copy button that copies exactly the code.
+    await page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    copy = reply.get_by_role("button", name="Copy code")
+    await copy.click()
+    await page.wait_for_function("document.querySelector('.code-block .copy').textContent === 'Copied'")
+    assert await page.evaluate("navigator.clipboard.readText()") == 'print("hello")\n'
+
+
+async def test_hostile_model_text_renders_inert(backend: tuple[FakeBackend, str], page: Any) -> None:
+    _, url = backend
+    await signed_in(page, url)
+    reply = await ask(page, "be hostile")
+    messages = page.locator("#messages")
+    for tag in ("img", "script", "iframe", "svg", "details", "object", "embed"):
+        assert await messages.locator(tag).count() == 0, tag
+    assert await page.evaluate("window.__xss") is None
+    # Every link that survives is http(s), opens in a new tab and cannot reach back to this page.
+    links = await reply.locator(".text a").evaluate_all(
+        "links => links.map(a => [a.getAttribute('href'), a.target, a.rel])"
+    )
+    hrefs = [href for href, _, _ in links if href is not None]
+    assert "https://example.com/docs" in hrefs
+    assert all(href.startswith(("https:", "http:", "mailto:")) for href in hrefs), links
+    for href, target, rel in links:
+        if href is not None:
+            assert target == "_blank"
+            assert "noopener" in rel.split()
+    # Raw HTML is shown as text, so the user sees what the model wrote.
+    assert "<script>window.__xss=2</script>" in await reply.locator(".text").inner_text()
+    await page.wait_for_timeout(200)  # an onerror/onload would have fired by now
+    assert await page.evaluate("window.__xss") is None
+
+
+async def test_the_content_security_policy_blocks_inline_script(backend: tuple[FakeBackend, str]) -> None:
+    _, url = backend
+    async with open_page(timeout_ms=10_000, bypass_csp=False) as page:
+        await page.goto(url)
+        policy = await page.get_attribute("meta[http-equiv='Content-Security-Policy']", "content")
+        assert "script-src 'self'" in policy
+        assert "connect-src" in policy
+        assert "127.0.0.1" in policy
+        await page.wait_for_selector("#status[data-state='signed-out']")  # the page's own modules ran
+        await page.evaluate(
+            "() => { const s = document.createElement('script'); s.textContent = 'window.__inline = 1';"
+            " document.body.append(s); }"
+        )
+        assert await page.evaluate("() => window.__inline") is None
+
+
+async def test_phone_layout_keeps_the_composer_on_screen_and_the_list_in_a_drawer(
+    backend: tuple[FakeBackend, str],
+) -> None:
+    _, url = backend
+    async with open_page(timeout_ms=10_000, viewport={"width": 390, "height": 844}, is_mobile=True) as page:
+        await signed_in(page, url)
+        nav = page.get_by_role("navigation", name="Conversations")
+        assert not await nav.is_visible()
+        # The latest conversation opened by itself; a long reply with a wide table and code follows.
+        await page.wait_for_selector("#messages li.message.user:has-text('Plan a day in Kyoto')")
+        await ask(page, "show me markdown")
+        await page.fill("#message", "x" * 300)
+        composer = await page.locator("#composer").bounding_box()
+        assert composer is not None
+        assert composer["y"] + composer["height"] <= 844
+        assert await page.get_by_role("button", name="Send").is_visible()
+        sideways = await page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert sideways <= 0, f"the page scrolls sideways by {sideways}px"
+        await page.fill("#message", "")
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "web-phone.png"))
+        _update_docs_screenshot(ARTIFACTS / "web-phone.png", "screenshot-phone.png")
+
+        # The drawer: opens from the header, lists the conversations, closes on choice (and Escape).
+        menu = page.locator("#menu")
+        await menu.click()
+        await nav.wait_for(state="visible")
+        assert await menu.get_attribute("aria-expanded") == "true"
+        await page.keyboard.press("Escape")
+        await page.wait_for_function("!document.querySelector('#sidebar').classList.contains('open')")
+        await menu.click()
+        await page.click("#conversations button:has-text('Trip to Kyoto')")
+        await page.wait_for_function("!document.querySelector('#sidebar').classList.contains('open')")
+
+
+async def test_a_reload_keeps_the_session_and_reopens_the_conversation(
+    backend: tuple[FakeBackend, str], page: Any
+) -> None:
+    fake, url = backend
+    await signed_in(page, url)
+    await ask(page, "show me markdown")
+    await page.reload()
+    await page.wait_for_selector("#status[data-state='connected']")
+    assert await page.locator("#sign-in-view").is_hidden()
+    # The access token was in memory only: the reload got a new one from the refresh token.
+    assert fake.auth_calls[-1]["AuthFlow"] == "REFRESH_TOKEN_AUTH"
+    stored = await page.evaluate("JSON.stringify(localStorage) + JSON.stringify(sessionStorage)")
+    assert "access-token" not in stored
+    assert "refresh-1" not in await page.evaluate("JSON.stringify(localStorage)")
+    # The conversation that was open is open again.
+    assert [f for f in fake.received if f["action"] == "getHistory"][-1]["conversationId"] == "c_new"
+    await page.wait_for_selector(f"{REPLY}:has-text('Start at Fushimi Inari at dawn.')")
+    # Signing out ends it: a reload shows the sign-in form.
+    await page.click("#sign-out")
+    await page.reload()
+    await page.wait_for_selector("#status[data-state='signed-out']")
+    assert await page.locator("#sign-in-view").is_visible()
+
+
+async def test_usage_meter_shows_what_is_left_and_refreshes_after_each_reply(
+    backend: tuple[FakeBackend, str], page: Any
+) -> None:
+    fake, url = backend
+    await signed_in(page, url)
+    usage = page.locator("#usage")
+    await page.wait_for_selector("#usage:has-text('190 of 200 messages')")
+    assert await usage.get_attribute("data-output-tokens-left") == "199500"
+    await ask(page, "show me markdown")
+    await page.wait_for_selector("#usage:has-text('189 of 200 messages')")
+    assert [f["action"] for f in fake.received].count("getUsage") == 2
+
+
+async def test_demo_sign_in_offline_badge_and_empty_state(backend: tuple[FakeBackend, str], page: Any) -> None:
+    fake, url = backend
+    fake.conversations.clear()
+    fake.model = "offline-demo"
+    await page.goto(url)
+    await page.get_by_role("button", name="Use the demo account").click()
+    await page.wait_for_selector("#status[data-state='connected']")
+    assert fake.auth_calls == [{"AuthFlow": "DEMO"}]
+    # Nothing yet: the page says what to try; a suggestion fills the message box.
+    empty = page.locator("#empty-state")
+    await empty.wait_for()
+    assert await page.locator("#model-badge").is_hidden()
+    await empty.get_by_role("button", name="What time is it in Tokyo?").click()
+    assert await page.input_value("#message") == "What time is it in Tokyo?"
+    await page.fill("#message", "show me markdown")
+    await page.click("#send")
+    await page.wait_for_selector(f"{REPLY}[data-state='done']")
+    assert await empty.is_hidden()
+    assert await page.locator("#model-badge").is_visible()
+    assert "offline-demo" in await page.locator(f"{REPLY} .meta").inner_text()
+
+
+async def test_token_expired_renews_the_token_reconnects_and_resends(
+    backend: tuple[FakeBackend, str], page: Any
+) -> None:
+    fake, url = backend
+    fake.gate.set()
+    await signed_in(page, url)
+    await wait_until(lambda: fake.connects == 1)
+    fake.expire_next = True
+    await page.fill("#message", "still there?")
+    await page.click("#send")
+    await page.wait_for_selector(f"{REPLY}:last-child[data-state='done']")
+    assert fake.connects == 2
+    assert fake.auth_calls[-1]["AuthFlow"] == "REFRESH_TOKEN_AUTH"
+    assert await page.locator("#messages li.error").count() == 0
+    refused, resent = (f for f in fake.received if f["action"] == "sendMessage")
+    assert resent == refused, "the refused frame was sent again, as it was, on the new connection"
+
+
+async def test_rate_limited_message_comes_back_to_the_box_and_send_waits(
+    backend: tuple[FakeBackend, str], page: Any
+) -> None:
+    _, url = backend
+    await signed_in(page, url)
+    await page.fill("#message", "too fast")
+    await page.click("#send")
+    await page.wait_for_selector("#messages li.error[data-code='rate_limited']")
+    assert await page.input_value("#message") == "too fast"
+    assert await page.locator("#send").is_disabled()
+    assert "try again in 1.5 s" in await page.locator("#messages li.error").inner_text()
+    await page.wait_for_function("!document.querySelector('#send').disabled", timeout=5_000)
+
+
+async def test_keyboard_only_chat_and_focus_after_stop(backend: tuple[FakeBackend, str], page: Any) -> None:
+    _, url = backend
+    await page.goto(url)
+    await page.wait_for_function("!document.querySelector('#sign-in').disabled")
+    await page.focus("#password")
+    await page.keyboard.type(PASSWORD)
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector("#status[data-state='connected']")
+    assert await page.evaluate("document.activeElement.id") == "message"
+    # Only the status line is a live region; the list is not re-read on every token.
+    assert await page.get_attribute("#messages", "aria-live") is None
+    assert await page.get_attribute("#status", "aria-live") == "polite"
+    await page.keyboard.type("tell me a long story")
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector(f"{REPLY}:last-child .text:has-text('Once upon a time')")
+    await page.get_by_role("button", name="Stop").click()
+    await page.wait_for_selector(f"{REPLY}:last-child[data-state='cancelled']")
+    assert await page.evaluate("document.activeElement.id") == "message"
+    # Escape stops a reply from the message box too.
+    await page.keyboard.type("tell me a long story")
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector(f"{REPLY}:last-child[data-state='streaming'] .text:has-text('Once upon a time')")
+    await page.keyboard.press("Escape")
+    await page.wait_for_selector(f"{REPLY}:last-child[data-state='cancelled']")
+
+
+async def test_desktop_screenshot(backend: tuple[FakeBackend, str], page: Any) -> None:
+    fake, url = backend
+    fake.model = "offline-demo"
+    await signed_in(page, url)
+    await page.wait_for_selector("#messages li.message.user:has-text('Plan a day in Kyoto')")
+    await ask(page, "show me markdown")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "web-desktop.png"))
+    _update_docs_screenshot(ARTIFACTS / "web-desktop.png", "screenshot-desktop.png")
+
+
+def _update_docs_screenshot(source: Path, name: str) -> None:
+    """``UPDATE_SCREENSHOTS=1 pytest tests/unit/test_web_page.py`` refreshes the README's screenshots in docs/."""
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        shutil.copyfile(source, ROOT / "docs" / name)
+
+
+async def test_the_token_is_renewed_before_it_expires_and_the_connection_moves_to_it(
+    backend: tuple[FakeBackend, str], page: Any
+) -> None:
+    fake, url = backend
+    fake.expires_in = 61  # renewed a minute before expiry: here, after the page's 5-second floor
+    await signed_in(page, url)
+    await wait_until(lambda: fake.connects == 1)
+    await wait_until(lambda: fake.connects == 2, timeout=15)
+    assert [call["AuthFlow"] for call in fake.auth_calls] == ["USER_PASSWORD_AUTH", "REFRESH_TOKEN_AUTH"]
+    await page.wait_for_selector("#status[data-state='connected']")
+    assert len(fake.sockets) == 1, "the old connection was closed"
+    fake.gate.set()
+    await ask(page, "still there?")

@@ -213,16 +213,19 @@ class MessageStore:
             return ClaimOutcome.CONFLICT
         return ClaimOutcome.CLAIMED
 
-    def start_round(self, record: MessageRecord, *, response_id: str, round_start: int) -> bool:
-        """Remember the model response now streaming. ``False``: the user asked to cancel."""
+    def start_round(self, record: MessageRecord, *, response_id: str, round_start: int, last_seq: int) -> bool:
+        """Remember the model response now streaming, and that frames up to ``last_seq`` (all text before
+        ``round_start``) were posted. ``False``: the user asked to cancel."""
         return self._update_streaming(
             record,
-            "SET responseId = :response_id, roundStart = :round_start",
-            {":response_id": response_id, ":round_start": round_start},
+            "SET responseId = :response_id, roundStart = :round_start, seq = :seq, "
+            "frameStart = :round_start, frameEnd = :round_start",
+            {":response_id": response_id, ":round_start": round_start, ":seq": last_seq},
         )
 
     def checkpoint_frame(self, record: MessageRecord, *, seq: int, frame_start: int, frame_end: int) -> bool:
-        """Write a frame's place before posting it. ``False``: the user asked to cancel, so don't post it."""
+        """Write a frame's place before posting it (at most about once a second: see ``assistant.reply``).
+        ``False``: the user asked to cancel, so don't post it."""
         return self._update_streaming(
             record,
             "SET seq = :seq, frameStart = :frame_start, frameEnd = :frame_end",

@@ -1,0 +1,76 @@
+"""How many AWS calls stand between a `sendMessage` arriving and the model request going out.
+
+Every call is counted where boto3 makes it (a ``before-call`` hook on the clients the stores and the queue use), and
+the worker's calls are split at the model's first ``POST /responses``, so the path to the model is pinned: a change
+that adds a call on it fails here and has to say why (docs/architecture.md, "The path to the model").
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+import send_message
+
+from assistant import runtime
+from tests.integration.conftest import Deployment
+
+
+class CallLog:
+    def __init__(self, deployment: Deployment) -> None:
+        self._deployment = deployment
+        self.calls: list[tuple[str, bool]] = []
+
+    def hook(self, model: Any, **_: Any) -> None:
+        # ``model`` is botocore's OperationModel of the call about to be made.
+        self.calls.append((f"{model.service_model.service_name}:{model.name}", self._model_called()))
+
+    def _model_called(self) -> bool:
+        return any(r.method == "POST" and r.path.endswith("/responses") for r in self._deployment.model.requests)
+
+    def before_model(self) -> Counter[str]:
+        return Counter(name for name, after in self.calls if not after)
+
+
+@pytest.fixture
+def calls(deployment: Deployment) -> CallLog:
+    log = CallLog(deployment)
+    for client in (runtime.table().meta.client, runtime.sqs()):
+        client.meta.events.register("before-call", log.hook)
+    return log
+
+
+def test_aws_calls_from_send_message_to_the_model_request(deployment: Deployment, calls: CallLog) -> None:
+    # A returning user: the current conversation exists, so intake only looks it up.
+    first = deployment.route(send_message.handler, {"action": "sendMessage", "message": "Hello"})
+    assert first is not None
+    assert first["type"] == "accepted"
+    assert deployment.deliver(deployment.receive()) == []
+    # The model key is cached for SECRET_MAX_AGE_SECONDS, so a warm worker does not read Secrets Manager.
+    calls.calls.clear()
+    deployment.model.requests.clear()
+
+    accepted = deployment.route(send_message.handler, {"action": "sendMessage", "message": "And again"})
+    assert accepted is not None
+    assert accepted["type"] == "accepted"
+    intake = Counter(name for name, _ in calls.calls)
+    assert intake == Counter(
+        {
+            "dynamodb:GetItem": 4,  # rate-limit bucket, today's usage, current-conversation pointer, conversation
+            "dynamodb:UpdateItem": 1,  # rate-limit bucket
+            "dynamodb:PutItem": 1,  # message record
+            "sqs:SendMessage": 1,
+        }
+    )
+    calls.calls.clear()
+
+    assert deployment.deliver(deployment.receive()) == []
+    worker = calls.before_model()
+    assert sum(worker.values()) == 3, worker
+    assert worker == Counter(
+        {
+            "dynamodb:GetItem": 2,  # message record, conversation
+            "dynamodb:TransactWriteItems": 1,  # claim (status + today's usage)
+        }
+    )

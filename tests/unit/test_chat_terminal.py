@@ -1,0 +1,132 @@
+"""The terminal client's output: who it is connected as, which conversation it continues, the ``assistant>`` prefix
+after tool lines, word wrapping, and a renewed token after ``token_expired``."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import Any
+
+from scripts.chat.events import (
+    Connected,
+    ConversationItem,
+    ConversationList,
+    Disconnected,
+    ReplyFinished,
+    ServerError,
+    TextReceived,
+    ToolUpdate,
+    Usage,
+)
+from scripts.chat.session import ChatSession
+from scripts.chat.terminal import TerminalChat, WordWrapper
+
+
+class StubClient:
+    def __init__(self, conversation_id: str | None = None) -> None:
+        self.session = ChatSession(conversation_id=conversation_id)
+        self.sent: list[dict[str, Any]] = []
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        self.sent.append(dict(frame))
+
+
+def terminal(client: StubClient, width: int = 40) -> tuple[TerminalChat, io.StringIO]:
+    out = io.StringIO()
+    return TerminalChat(client, out=out, username="demo", width=width), out  # type: ignore[arg-type]
+
+
+def wrap(pieces: list[str], width: int, column: int = 0) -> str:
+    wrapper = WordWrapper(width)
+    wrapper.start(column)
+    return "".join(wrapper.feed(piece) for piece in pieces) + wrapper.finish()
+
+
+def test_wrapping_breaks_between_words_even_when_a_word_arrives_in_pieces() -> None:
+    text = wrap(["The quick brown fox jum", "ps over the la", "zy dog and keeps running far away"], width=20)
+    lines = text.split("\n")
+    assert all(len(line) <= 20 for line in lines), lines
+    assert " ".join(lines) == "The quick brown fox jumps over the lazy dog and keeps running far away"
+    assert "jumps" in lines[1] or "jumps" in lines[0]
+
+
+def test_wrapping_counts_the_prefix_and_keeps_newlines_and_indentation() -> None:
+    text = wrap(["one two three four five\n", "  - indented item\n", "x"], width=20, column=11)
+    first, second, third, fourth = text.split("\n")
+    assert len(first) + 11 <= 20
+    assert second == "three four five"
+    assert third == "  - indented item"
+    assert fourth == "x"
+    # A word longer than a line is written whole, on a line of its own.
+    assert wrap(["a " + "y" * 30 + " b"], width=20) == "a\n" + "y" * 30 + "\nb"
+
+
+async def test_says_whom_it_is_connected_as_and_which_conversation_it_continues() -> None:
+    client = StubClient()
+    chat, out = terminal(client)
+    chat._show(Connected(1))
+    await asyncio.sleep(0)
+    assert client.sent == [{"action": "listConversations"}]
+    items = (ConversationItem("c_2", "Trip to Kyoto", "2026-05-02"), ConversationItem("c_1", "Old", "2026-05-01"))
+    chat._show(ConversationList(items))
+    text = out.getvalue()
+    assert "Connected as demo." in text
+    assert 'Continuing conversation "Trip to Kyoto" (c_2). /new starts a new one' in text
+    assert client.session.conversation_id == "c_2"
+    # A later /list prints the list itself.
+    chat._show(ConversationList(items))
+    assert "* c_2" in out.getvalue()
+
+
+async def test_a_given_conversation_is_the_one_continued_and_no_conversation_says_so() -> None:
+    client = StubClient(conversation_id="c_1")
+    chat, out = terminal(client)
+    chat._show(Connected(1))
+    chat._show(ConversationList((ConversationItem("c_2", "New", "x"), ConversationItem("c_1", "Old", "y"))))
+    assert 'Continuing conversation "Old" (c_1)' in out.getvalue()
+    empty = StubClient()
+    chat, out = terminal(empty)
+    chat._show(Connected(1))
+    chat._show(ConversationList(()))
+    assert "No conversations yet: your first message starts one." in out.getvalue()
+
+
+def test_the_assistant_prefix_comes_back_after_a_tool_line() -> None:
+    chat, out = terminal(StubClient(), width=100)
+    chat._show(TextReceived("m1", "Let me check.", own=True))
+    chat._show(ToolUpdate("m1", "current_time", "started", own=True))
+    chat._show(ToolUpdate("m1", "current_time", "done", own=True))
+    chat._show(TextReceived("m1", "It is noon.", own=True))
+    chat._show(ReplyFinished("m1", "done", "", own=True, usage=Usage(3, 4), model="offline-demo"))
+    assert out.getvalue().splitlines() == [
+        "assistant> Let me check.",
+        "  [tool current_time: started]",
+        "  [tool current_time: done]",
+        "assistant> It is noon.",
+        "  [3 in / 4 out tokens, offline-demo]",
+    ]
+
+
+def test_a_long_reply_wraps_at_word_boundaries() -> None:
+    chat, out = terminal(StubClient(), width=30)
+    reply = "According to the current_time tool, it is 21:04 (UTC+09:00) on Wednesday in Asia/Tokyo."
+    for start in range(0, len(reply), 7):
+        chat._show(TextReceived("m1", reply[start : start + 7], own=True))
+    chat._show(ReplyFinished("m1", "done", reply, own=True))
+    lines = out.getvalue().splitlines()
+    assert all(len(line) <= 30 for line in lines), lines
+    assert " ".join(lines).removeprefix("assistant> ") == reply
+
+
+def test_token_expired_is_a_renewal_not_an_error() -> None:
+    session = ChatSession()
+    message_id, _ = session.send_message("hello")
+    events = session.handle({"type": "error", "code": "token_expired", "message": "expired"})
+    assert events == [ServerError(None, "token_expired", "expired")]
+    assert session.in_flight == message_id, "the refused message is re-sent after the reconnect, not failed"
+    assert [f["messageId"] for f in session.unaccepted_frames()] == [message_id]
+    chat, out = terminal(StubClient())
+    chat._show(events[0])
+    chat._show(Disconnected("session expired; renewed the token", 0.0))
+    assert "error" not in out.getvalue()
+    assert "renewing the token" in out.getvalue()
