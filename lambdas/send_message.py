@@ -22,7 +22,11 @@ def send_message(event: MessageEvent) -> Accepted:
         messages=runtime.messages(),
         usage=runtime.usage(),
         rate_limiter=runtime.rate_limiter(),
-        limits=IntakeLimits(quotas=settings.quotas(), rate_limit=settings.rate_limit_send_message),
+        limits=IntakeLimits(
+            quotas=settings.quotas(),
+            rate_limit=settings.rate_limit_send_message,
+            max_waiting=settings.max_waiting_messages,
+        ),
         sqs_client=runtime.sqs(),
         queue_url=settings.require("queue_url"),
     )

@@ -64,6 +64,7 @@ def unthrottled_limits() -> dict[Env, str]:
         Env.RATE_LIMIT_GET_HISTORY: "100000/100000",
         Env.RATE_LIMIT_LIST_CONVERSATIONS: "100000/100000",
         Env.MAX_CONNECTIONS_PER_USER: "1000",
+        Env.MAX_WAITING_MESSAGES: "1000",
         Env.DAILY_MESSAGE_QUOTA: "1000000",
     }
     return limits_from_environment() | generous

@@ -590,6 +590,7 @@ def handler_env() -> dict[str, str]:
         Env.FLUSH_CHARS,
         Env.MAX_RECEIVE_COUNT,
         Env.MAX_CONNECTIONS_PER_USER,
+        Env.MAX_WAITING_MESSAGES,
     ):
         env[numeric.value] = "10"
     for limit in (

@@ -24,6 +24,8 @@ logger = Logger(child=True)
 class IntakeLimits:
     quotas: Quotas
     rate_limit: RateLimit
+    #: Messages of one user that may wait to be answered at once.
+    max_waiting: int
 
 
 class MessageIntake:
@@ -66,7 +68,9 @@ class MessageIntake:
             conversation_id = frame.conversation_id
 
         message_id = frame.message_id or new_id("m")
-        record, created = self._messages.create(user_id, message_id, conversation_id, now=now)
+        record, created = self._messages.create(
+            user_id, message_id, conversation_id, now=now, max_waiting=self._limits.max_waiting
+        )
         if not created and record.status is not MessageStatus.QUEUED:
             # A client retry of a message already being answered (or answered): the reply is not repeated.
             logger.info("Repeated messageId; not enqueued again", extra={"status": record.status.value})

@@ -222,6 +222,7 @@ class ReplyService:
             error_code=ErrorCode.QUOTA_EXCEEDED.value,
             expected=MessageStatus.QUEUED,
         )
+        self._messages.forget_waiting(record.user_id, record.message_id)
         error = QuotaExceeded("You have reached today's message limit. It resets at midnight UTC.")
         self._send(record, ErrorFrame.from_error(error, message_id=record.message_id))
         return ReplyOutcome(ReplyResult.FAILED, error_code=error.code)

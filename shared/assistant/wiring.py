@@ -57,6 +57,8 @@ class Env(StrEnum):
     RATE_LIMIT_LIST_CONVERSATIONS = "RATE_LIMIT_LIST_CONVERSATIONS"
     #: Open connections one user may hold; the newest beyond it is refused at ``$connect``.
     MAX_CONNECTIONS_PER_USER = "MAX_CONNECTIONS_PER_USER"
+    #: Messages of one user that may wait in the queue at once; more are refused at intake (``rate_limited``).
+    MAX_WAITING_MESSAGES = "MAX_WAITING_MESSAGES"
     FLUSH_INTERVAL_MS = "FLUSH_INTERVAL_MS"
     FLUSH_CHARS = "FLUSH_CHARS"
     #: Frames of a steadily streaming reply are coalesced on an interval growing from FLUSH_INTERVAL_MS to this.
@@ -259,7 +261,15 @@ SEND_MESSAGE: Final = FunctionSpec(
     handler="send_message.handler",
     description="sendMessage: validates, records and enqueues a message; answers `accepted`",
     timeout_seconds=10,
-    env=(*_COMMON_ENV, *_CLOSES_EXPIRED, *_QUOTAS, Env.QUEUE_URL, Env.MAX_MESSAGE_CHARS, Env.RATE_LIMIT_SEND_MESSAGE),
+    env=(
+        *_COMMON_ENV,
+        *_CLOSES_EXPIRED,
+        *_QUOTAS,
+        Env.QUEUE_URL,
+        Env.MAX_MESSAGE_CHARS,
+        Env.RATE_LIMIT_SEND_MESSAGE,
+        Env.MAX_WAITING_MESSAGES,
+    ),
     sends_to_queue=True,
     closes_connections=True,
     # Rate limit (GetItem, UpdateItem), today's usage (GetItem), the current conversation (GetItem, and a
@@ -376,6 +386,8 @@ class StageDefaults:
     rate_limit_get_history: str = "20/60"
     rate_limit_list_conversations: str = "20/60"
     max_connections_per_user: int = 10
+    #: One user's replies are answered one at a time, so a longer line only delays them.
+    max_waiting_messages: int = 5
     #: The first frames of a reply go out quickly; a steady stream is coalesced every 300 ms (a gap a reader does not
     #: notice, at about 70 frames per 1000 tokens at 45 tokens/s instead of one per token).
     flush_interval_ms: int = 100

@@ -42,8 +42,10 @@ async def test_a_burst_of_send_message_beyond_the_limit_is_refused_and_the_socke
 
         accepted = [a for a in answers if a["type"] == "accepted"]
         refused = [a for a in answers if a["type"] == "error"]
-        assert len(accepted) == burst
-        assert len(refused) == 5
+        # The bucket lets 10 through at most, and at most 5 may wait in the queue at once (the first is claimed
+        # within moments, so one or two more fit): either way the rest is refused with `rate_limited`.
+        assert STAGE_DEFAULTS.max_waiting_messages <= len(accepted) <= burst
+        assert len(refused) == burst + 5 - len(accepted)
         assert {a["code"] for a in refused} == {"rate_limited"}
         assert all(isinstance(a["retryAfterMs"], int) and a["retryAfterMs"] > 0 for a in refused)
         assert await request(ws, {"action": "ping"}, "pong", timeout=5) == {"type": "pong"}
@@ -58,7 +60,7 @@ async def test_a_burst_of_send_message_beyond_the_limit_is_refused_and_the_socke
             if frame["type"] == "done":
                 pending.discard(frame["messageId"])
         usage = await request(ws, {"action": "getUsage"}, "usage")
-        assert usage["messages"] == burst
+        assert usage["messages"] == len(accepted)
         assert usage["outputTokens"] > 0
         assert usage["inputTokens"] > 0
 

@@ -59,7 +59,7 @@ def test_aws_calls_from_send_message_to_the_model_request(deployment: Deployment
         {
             "dynamodb:GetItem": 4,  # rate-limit bucket, today's usage, current-conversation pointer, conversation
             "dynamodb:UpdateItem": 1,  # rate-limit bucket
-            "dynamodb:PutItem": 1,  # message record
+            "dynamodb:TransactWriteItems": 1,  # message record + the user's set of waiting messages
             "sqs:SendMessage": 1,
         }
     )

@@ -233,3 +233,42 @@ def test_the_quota_is_checked_before_every_round_of_a_reply(
     posted = [r for r in deployment.model.requests if r.method == "POST" and r.path.endswith("/responses")]
     assert len(posted) == 1
     assert _usage(deployment)[1] >= 1
+
+
+def test_too_many_waiting_messages_are_refused_at_intake_until_one_is_answered(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _limit(monkeypatch, MAX_WAITING_MESSAGES="2")
+
+    def send(message_id: str) -> dict[str, Any]:
+        answer = deployment.route(
+            send_message.handler, {"action": "sendMessage", "message": "hi", "messageId": message_id}
+        )
+        assert answer is not None
+        return answer
+
+    assert [send("w1")["type"], send("w2")["type"]] == ["accepted", "accepted"]
+    refused = send("w3")
+    assert (refused["code"], refused["retryAfterMs"]) == ("rate_limited", 5000)
+    assert runtime.messages().get("alice", "w3") is None
+    assert _queued(deployment) == 2
+    # A retry of a waiting message is still the same message, not a new one to refuse.
+    assert send("w1")["type"] == "accepted"
+
+    # Cancelling one that waits frees its place at once; answering one frees it when it is claimed.
+    assert deployment.route(commands.handler, {"action": "cancel", "messageId": "w2"})["type"] == "cancelled"
+    assert send("w3")["type"] == "accepted"
+    assert deployment.deliver(deployment.receive()) == []
+    assert send("w4")["type"] == "accepted"
+
+
+def test_a_waiting_entry_whose_message_vanished_does_not_block_the_user(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _limit(monkeypatch, MAX_WAITING_MESSAGES="1")
+    deployment.route(send_message.handler, {"action": "sendMessage", "message": "hi", "messageId": "gone"})
+    # The record expired (TTL) while still listed as waiting: the next message prunes it instead of being refused.
+    deployment.table.delete_item(Key={"pk": "USER#alice", "sk": "MSG#gone"})
+    answer = deployment.route(send_message.handler, {"action": "sendMessage", "message": "hi", "messageId": "next"})
+    assert answer is not None
+    assert answer["type"] == "accepted"

@@ -333,3 +333,19 @@ def test_calculate_refuses_bad_or_hostile_expressions(expression: str, expected:
 def test_expression_length_limit_is_checked_before_parsing() -> None:
     with pytest.raises(ToolError, match="longer than"):
         evaluate("1" * (MAX_EXPRESSION_CHARS + 1))
+
+
+def test_oversized_or_hostile_arguments_from_the_model_are_a_tool_error() -> None:
+    from assistant.tools.builtin import build_registry
+    from assistant.tools.registry import MAX_ARGUMENT_CHARS, ToolContext
+
+    registry = build_registry()
+    context = ToolContext(user_id="u", conversation_id="c", message_id="m")
+    huge_zone = json.dumps({"timezone": "A" * 100_000})
+    nested = '{"timezone": ' + "[" * 5_000 + "]" * 5_000 + "}"
+    for arguments in (huge_zone, nested, json.dumps({"timezone": "Z" * 65}), json.dumps({"expression": "1" * 20})):
+        result = registry.invoke("current_time", arguments, context)
+        assert not result.ok
+        # What goes back to the model is short, whatever it sent.
+        assert len(result.output) < 300
+    assert len(huge_zone) > MAX_ARGUMENT_CHARS

@@ -15,6 +15,8 @@ CONVERSATION_PREFIX: Final = "CONV#"
 MESSAGE_PREFIX: Final = "MSG#"
 USAGE_PREFIX: Final = "USAGE#"
 RATE_LIMIT_PREFIX: Final = "RATE#"
+#: The set of the user's messages that wait to be claimed (see MessageStore.create).
+WAITING_SK: Final = "WAITING"
 #: The pointer to the user's current conversation (the one `sendMessage` without `conversationId` continues).
 CURRENT_CONVERSATION_SK: Final = "CURRENT"
 

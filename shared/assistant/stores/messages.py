@@ -20,7 +20,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from assistant.stores.keys import PK, TTL, key, message_sk, usage_sk
+from assistant.errors import RateLimited
+from assistant.stores.keys import PK, TTL, WAITING_SK, key, message_sk, usage_sk
 from assistant.stores.timestamps import iso_utc, utc_day
 from assistant.stores.usage import DailyUsage, Quotas, UsageStore
 from assistant.wiring import MESSAGE_TTL_SECONDS, USAGE_TTL_SECONDS
@@ -88,6 +89,26 @@ class ClaimOutcome(StrEnum):
     CONFLICT = "conflict"
 
 
+class TooManyWaiting(RateLimited):
+    """Too many of the user's messages are waiting for an answer: refused at intake, nothing recorded."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"{limit} of your messages are still waiting for an answer; send the next one when a reply has started.",
+            retry_after_ms=WAITING_RETRY_AFTER_MS,
+        )
+
+
+#: A waiting message is usually claimed within seconds (one reply of the user at a time).
+WAITING_RETRY_AFTER_MS = 5_000
+
+
+def _cancellation_reasons(exc: ClientError) -> list[str | None]:
+    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return []
+    return [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+
+
 def _is_condition_failure(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
@@ -100,8 +121,15 @@ class MessageStore:
 
     # --- the API side -------------------------------------------------------------------------------------------
 
-    def create(self, user_id: str, message_id: str, conversation_id: str, *, now: float) -> tuple[MessageRecord, bool]:
-        """Record a new message; returns ``(record, created)``. A client re-sending the same id gets the original."""
+    def create(
+        self, user_id: str, message_id: str, conversation_id: str, *, now: float, max_waiting: int | None = None
+    ) -> tuple[MessageRecord, bool]:
+        """Record a new message; returns ``(record, created)``. A client re-sending the same id gets the original.
+
+        With ``max_waiting``, the message is also added to the user's set of waiting (queued) messages, in the same
+        transaction, and refused with :class:`TooManyWaiting` when that many are already waiting: one user cannot
+        fill the queue faster than their replies are answered.
+        """
         item = {
             **key(user_id, message_sk(message_id)),
             "userId": user_id,
@@ -111,18 +139,63 @@ class MessageStore:
             "createdAt": iso_utc(now),
             TTL: int(now) + MESSAGE_TTL_SECONDS,
         }
-        try:
-            self._table.put_item(
-                Item=item, ConditionExpression="attribute_not_exists(#pk)", ExpressionAttributeNames={"#pk": PK}
+        put = {"TableName": self._table.name, "Item": item, "ConditionExpression": "attribute_not_exists(#pk)"}
+        put["ExpressionAttributeNames"] = {"#pk": PK}
+        for attempt in range(2):
+            items: list[dict[str, Any]] = [{"Put": put}]
+            if max_waiting is not None:
+                items.append({"Update": self._waiting_update(user_id, message_id, "ADD", max_waiting=max_waiting)})
+            try:
+                self._client.transact_write_items(TransactItems=items)
+            except ClientError as exc:
+                reasons = _cancellation_reasons(exc)
+                if reasons and reasons[0] == "ConditionalCheckFailed":
+                    existing = self.get(user_id, message_id)
+                    if existing is None:  # expired between the two calls: practically impossible, but never guess
+                        raise
+                    return existing, False
+                if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                    # Full; entries whose message left `queued` without saying so (expired) are pruned once.
+                    if attempt == 0 and self._prune_waiting(user_id):
+                        continue
+                    raise TooManyWaiting(max_waiting or 0) from None
+                raise
+            return MessageRecord.from_item(item), True
+        raise TooManyWaiting(max_waiting or 0)
+
+    def forget_waiting(self, user_id: str, message_id: str) -> None:
+        """The message left ``queued`` outside a claim (cancelled, refused over quota)."""
+        self._client.update_item(**self._waiting_update(user_id, message_id, "DELETE"))
+
+    def _waiting_update(
+        self, user_id: str, message_id: str, action: str, *, max_waiting: int | None = None
+    ) -> dict[str, Any]:
+        update: dict[str, Any] = {
+            "TableName": self._table.name,
+            "Key": key(user_id, WAITING_SK),
+            "UpdateExpression": f"{action} waiting :ids",
+            "ExpressionAttributeValues": {":ids": {message_id}},
+        }
+        if max_waiting is not None:
+            update["ConditionExpression"] = "attribute_not_exists(waiting) OR size(waiting) < :max"
+            update["ExpressionAttributeValues"][":max"] = max_waiting
+        return update
+
+    def _prune_waiting(self, user_id: str) -> bool:
+        item = self._table.get_item(Key=key(user_id, WAITING_SK), ConsistentRead=True).get("Item") or {}
+        stale = set()
+        for message_id in item.get("waiting", set()):
+            record = self.get(user_id, str(message_id))
+            if record is None or record.status is not MessageStatus.QUEUED:
+                stale.add(str(message_id))
+        if stale:
+            self._client.update_item(
+                TableName=self._table.name,
+                Key=key(user_id, WAITING_SK),
+                UpdateExpression="DELETE waiting :ids",
+                ExpressionAttributeValues={":ids": stale},
             )
-        except ClientError as exc:
-            if not _is_condition_failure(exc):
-                raise
-            existing = self.get(user_id, message_id)
-            if existing is None:  # expired between the two calls: practically impossible, but never guess
-                raise
-            return existing, False
-        return MessageRecord.from_item(item), True
+        return bool(stale)
 
     def get(self, user_id: str, message_id: str) -> MessageRecord | None:
         item = self._table.get_item(Key=key(user_id, message_sk(message_id)), ConsistentRead=True).get("Item")
@@ -133,6 +206,8 @@ class MessageStore:
         cancelled = self._set_if_status(
             user_id, message_id, "SET #status = :value", expected=MessageStatus.QUEUED, value=MessageStatus.CANCELLED
         )
+        if cancelled:
+            self.forget_waiting(user_id, message_id)
         flagged = cancelled or self._set_if_status(
             user_id, message_id, "SET cancelRequested = :value", expected=MessageStatus.STREAMING, value=True
         )
@@ -202,6 +277,8 @@ class MessageStore:
                             },
                         }
                     },
+                    # No longer waiting (no condition: a message recorded without the set is fine too).
+                    {"Update": self._waiting_update(record.user_id, record.message_id, "DELETE")},
                 ]
             )
         except ClientError as exc:

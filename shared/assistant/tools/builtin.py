@@ -87,7 +87,16 @@ def default_registry() -> ToolRegistry:
     return build_registry()
 
 
+#: The longest IANA zone name is about 30 characters; a huge string never reaches the zone database (nor the
+#: error message the model reads back).
+MAX_ZONE_NAME_CHARS = 64
+
+
 def _zone(name: str) -> ZoneInfo:
+    if len(name) > MAX_ZONE_NAME_CHARS:
+        raise ToolError(
+            f"A time zone name has at most {MAX_ZONE_NAME_CHARS} characters; use an IANA name such as 'UTC'."
+        )
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):

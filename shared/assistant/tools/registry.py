@@ -153,10 +153,17 @@ def _failure(message: str) -> ToolResult:
     return ToolResult(ok=False, output=json.dumps({"error": message}))
 
 
+#: A model's arguments to one built-in tool call; anything longer is refused before it is parsed (a model can emit
+#: megabytes of arguments, and json.loads of deeply nested ones recurses).
+MAX_ARGUMENT_CHARS = 16 * 1024
+
+
 def _parse_arguments(tool: _Tool, arguments_json: str) -> dict[str, Any]:
+    if len(arguments_json) > MAX_ARGUMENT_CHARS:
+        raise ToolError(f"The arguments are {len(arguments_json)} characters; at most {MAX_ARGUMENT_CHARS} are read.")
     try:
         raw = json.loads(arguments_json) if arguments_json.strip() else {}
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError, ValueError):
         raise ToolError("The arguments are not valid JSON.") from None
     if not isinstance(raw, dict):
         raise ToolError("The arguments must be a JSON object.")
