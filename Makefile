@@ -12,9 +12,10 @@ PY_SOURCES := infra lambdas shared scripts app.py
 
 .PHONY: dev test lint typecheck unit synth bench deploy browser-deps clean
 
-$(VENV)/.stamp: requirements/runtime.txt requirements/dev.txt requirements/constraints.txt
+$(VENV)/.stamp: requirements/runtime.txt requirements/dev.txt requirements/constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt -c requirements/constraints.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
 node_modules/.stamp: package.json package-lock.json

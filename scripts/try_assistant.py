@@ -25,15 +25,8 @@ if TYPE_CHECKING:
     from assistant.definition import AssistantDefinition
     from assistant.model import ModelClient
 
-_SHARED = Path(__file__).resolve().parent.parent / "shared"
 #: The offline model ignores the key, but the SDK insists on one.
 OFFLINE_API_KEY = "offline"
-
-
-def _use_shared_package() -> None:
-    # `assistant` is the Lambda layer's package under shared/, not installed; put it where Lambda has it.
-    if str(_SHARED) not in sys.path:
-        sys.path.insert(0, str(_SHARED))
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -168,7 +161,6 @@ def run(trial: AssistantTrial, messages: list[str] | None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    _use_shared_package()
     from assistant.definition import DefinitionError, load_definition
 
     try:

@@ -9,23 +9,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import sys
 import tempfile
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-# `python -m` from the repository root puts only the root on sys.path; the handlers need `shared/` and `lambdas/`.
-_ROOT = Path(__file__).resolve().parents[2]
-for _folder in ("lambdas", "shared"):
-    if str(_ROOT / _folder) not in sys.path:
-        sys.path.insert(0, str(_ROOT / _folder))
+from scripts.bench import authorizer, cold_start, frames, machine, plot, polling, report, streaming
+from scripts.bench import throughput as throughput_bench
+from scripts.bench.harness import running_stack
+from scripts.local_stack.offline_model import Pace
 
-from scripts.bench import authorizer, cold_start, frames, machine, plot, polling, report, streaming  # noqa: E402
-from scripts.bench import throughput as throughput_bench  # noqa: E402
-from scripts.bench.harness import running_stack  # noqa: E402
-from scripts.local_stack.offline_model import Pace  # noqa: E402
+_ROOT = Path(__file__).resolve().parents[2]
 
 log = logging.getLogger("bench")
 

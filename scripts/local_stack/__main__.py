@@ -13,15 +13,8 @@ import sys
 import warnings
 from pathlib import Path
 
-# `python -m` from the repository root puts only the root on sys.path; the handlers need `shared/` (their layer in
-# Lambda) and `lambdas/` (their code) as well, before anything imports `assistant`.
-for _folder in ("lambdas", "shared"):
-    _path = str(Path(__file__).resolve().parents[2] / _folder)
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
-
-from scripts.local_stack.offline_model import Pace  # noqa: E402
-from scripts.local_stack.stack import LOG_DIR, STACK_JSON, LocalStack, LocalStackSettings, StackInfo  # noqa: E402
+from scripts.local_stack.offline_model import Pace
+from scripts.local_stack.stack import LOG_DIR, STACK_JSON, LocalStack, LocalStackSettings, StackInfo
 
 log = logging.getLogger("local_stack")
 

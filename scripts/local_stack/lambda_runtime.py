@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import importlib.util
 import json
 import logging
 import multiprocessing
@@ -43,6 +44,7 @@ from importlib import metadata
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal, Protocol
 
 from assistant.wiring import Env, FunctionSpec
@@ -92,22 +94,35 @@ def context_for(function: FunctionSpec, *, stage: str, region: str) -> FakeLambd
     )
 
 
-def ensure_handler_paths(root: Path = REPO_ROOT) -> None:
-    """Put ``shared/`` (the layer) and ``lambdas/`` (the code) on ``sys.path``, as Lambda's runtime has them."""
-    for folder in (root / "shared", root / "lambdas"):
-        if str(folder) not in sys.path:
-            sys.path.insert(0, str(folder))
+HANDLERS_DIR = REPO_ROOT / "lambdas"
 
 
 def import_handler(function: FunctionSpec) -> Handler:
-    """Resolve ``FunctionSpec.handler`` ("module.function") from ``lambdas/``, like the Lambda runtime does."""
-    ensure_handler_paths()
+    """Resolve ``FunctionSpec.handler`` ("module.function") from ``lambdas/``, like the Lambda runtime does.
+
+    The module is loaded from its file under its own name (``worker``, ...), as Lambda loads it from the task root;
+    ``assistant`` comes from the installed package (``pip install -e .``), so nothing edits ``sys.path``.
+    """
     module_name, _, attribute = function.handler.rpartition(".")
-    module = importlib.import_module(module_name)
+    module = sys.modules.get(module_name) or _load_handler_module(module_name)
     handler = getattr(module, attribute)
     if not callable(handler):
         raise TypeError(f"{function.handler} is not callable")
     return handler
+
+
+def _load_handler_module(module_name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(module_name, HANDLERS_DIR / f"{module_name}.py")
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no handler module {module_name!r} in {HANDLERS_DIR}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+    return module
 
 
 class Invoker(Protocol):

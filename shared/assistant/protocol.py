@@ -255,10 +255,24 @@ class Conversations(_ServerFrame):
     items: list[ConversationSummary]
 
 
+class HistoryTool(_ServerFrame):
+    """A tool the assistant ran during a reply shown in ``history``."""
+
+    name: str
+    status: Literal["done", "failed"]
+
+
 class HistoryMessage(_ServerFrame):
     role: Literal["user", "assistant"]
     text: str
     message_id: str | None = Field(default=None, alias="messageId")
+    #: Assistant messages: how the reply ended. ``cancelled`` (stopped by the user: ``text`` is what was shown
+    #: before the stop) and ``failed`` are as the live ``cancelled`` and ``error`` frames said.
+    status: Literal["done", "cancelled", "failed"] | None = None
+    #: Assistant messages: the model that wrote the reply, its tokens, the tools it ran (as the live frames said).
+    model: str | None = None
+    usage: Usage | None = None
+    tools: list[HistoryTool] | None = None
 
 
 class History(_ServerFrame):
@@ -307,3 +321,30 @@ def route_response(frame: ServerFrame | None, status_code: int = 200) -> dict[st
     if frame is None:
         return {"statusCode": status_code}
     return {"statusCode": status_code, "body": frame.to_json()}
+
+
+# --- The JSON Schema ------------------------------------------------------------------------------------------
+
+#: Where the generated schema lives; `python -m scripts.protocol_schema` writes it, a test fails when it is stale.
+SCHEMA_ID = "urn:gpt-assistant:protocol"
+
+
+def protocol_json_schema() -> dict[str, Any]:
+    """The JSON Schema of every client and server frame, generated from the models above (the one source).
+
+    ``clientFrame`` validates what a client may send (the models' validation rules), ``serverFrame`` what the
+    server sends (as serialized: aliases, no nulls).
+    """
+    client = TypeAdapter(ClientFrame).json_schema(by_alias=True, mode="validation", ref_template="#/$defs/{model}")
+    server = TypeAdapter(Annotated[ServerFrame, Field(discriminator="type")]).json_schema(
+        by_alias=True, mode="serialization", ref_template="#/$defs/{model}"
+    )
+    definitions = {**client.pop("$defs", {}), **server.pop("$defs", {})}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "Serverless GPT assistant WebSocket protocol",
+        "description": "Generated from shared/assistant/protocol.py; see docs/protocol.md. Do not edit by hand.",
+        "oneOf": [{"$ref": "#/$defs/clientFrame"}, {"$ref": "#/$defs/serverFrame"}],
+        "$defs": {"clientFrame": client, "serverFrame": server, **dict(sorted(definitions.items()))},
+    }

@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import socket
-import sys
-from pathlib import Path
 
 import pytest
 
-for _folder in ("lambdas", "shared"):
-    _path = str(Path(__file__).resolve().parents[2] / _folder)
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
-
-from scripts.local_stack.__main__ import _port_in_use, main  # noqa: E402
+from scripts.local_stack.__main__ import _port_in_use, main
 
 
 def test_a_busy_port_exits_with_one_line_saying_what_to_do(capsys: pytest.CaptureFixture[str]) -> None:

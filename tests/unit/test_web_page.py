@@ -20,6 +20,7 @@ import pytest
 from aiohttp import WSMsgType, web
 
 from tests.browser import ARTIFACTS, needs_chromium, open_page
+from tests.protocol import client_frame_errors
 
 pytestmark = [
     pytest.mark.browser,
@@ -70,6 +71,8 @@ class FakeBackend:
     tokens: set[str] = field(default_factory=set)
     auth_calls: list[dict[str, Any]] = field(default_factory=list)
     received: list[dict[str, Any]] = field(default_factory=list)
+    #: Frames the page sent that the protocol's schema refuses (checked when each test's backend stops).
+    invalid: list[tuple[dict[str, Any], list[str]]] = field(default_factory=list)
     sockets: list[web.WebSocketResponse] = field(default_factory=list)
     connects: int = 0
     refused: int = 0
@@ -143,6 +146,9 @@ class FakeBackend:
                     continue
                 frame = json.loads(message.data)
                 self.received.append(frame)
+                errors = client_frame_errors(frame)
+                if errors:
+                    self.invalid.append((frame, errors))
                 await self.on_frame(ws, frame)
         finally:
             self.sockets.remove(ws)
@@ -269,6 +275,7 @@ async def backend() -> AsyncIterator[tuple[FakeBackend, str]]:
     finally:
         fake.gate.set()
         await runner.cleanup()
+    assert fake.invalid == [], "the page sent frames outside docs/protocol.schema.json"
 
 
 @pytest.fixture
