@@ -7,6 +7,7 @@ from pathlib import Path
 
 import aws_cdk as cdk
 
+from assistant.wiring import ModelProvider
 from infra.nag import acknowledge_accepted_findings, add_checks
 from infra.names import DEFAULT_STAGE
 from infra.stack import AssistantStack
@@ -14,6 +15,8 @@ from infra.stage import StageConfig
 
 STAGE_CONTEXT_KEY = "stage"
 MODEL_CONTEXT_KEY = "model"
+#: ``--context provider=openai-compatible``: the stage's model server is stateless (docs/providers.md).
+PROVIDER_CONTEXT_KEY = "provider"
 #: ``--context assistantFile=path/to/assistant.toml`` deploys that definition instead of the packaged one.
 ASSISTANT_FILE_CONTEXT_KEY = "assistantFile"
 #: ``--context alarmEmail=ops@example.com`` subscribes that address to the stage's alarm topic.
@@ -26,6 +29,9 @@ def stage_from_context(app: cdk.App) -> StageConfig:
     model = app.node.try_get_context(MODEL_CONTEXT_KEY)
     if model:
         stage = replace(stage, model=str(model))
+    provider = app.node.try_get_context(PROVIDER_CONTEXT_KEY)
+    if provider:
+        stage = replace(stage, model_provider=ModelProvider(str(provider)))
     assistant_file = app.node.try_get_context(ASSISTANT_FILE_CONTEXT_KEY)
     if assistant_file:
         stage = replace(stage, assistant_file=Path(str(assistant_file)))

@@ -110,6 +110,7 @@ class AssistantStack(cdk.Stack):
             Env.FLUSH_MAX_INTERVAL_MS: str(stage.flush_max_interval_ms),
             Env.FLUSH_CHARS: str(stage.flush_chars),
             Env.MAX_RECEIVE_COUNT: str(QUEUE.max_receive_count),
+            Env.MODEL_PROVIDER: stage.model_provider.value,
         }
         if stage.model is not None:
             values[Env.MODEL_OVERRIDE] = stage.model

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.stores.rate_limits import RateLimit
-from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS, STAGE_DEFAULTS
+from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS, STAGE_DEFAULTS, ModelProvider
 from infra.names import DEFAULT_STAGE, validate_stage_name
 
 #: The stage whose data outlives a ``cdk destroy`` and whose stack has termination protection.
@@ -44,6 +44,9 @@ class StageConfig:
     max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS
     #: ``None`` keeps the package's default model; a stage may pin another (``--context model=<id>``).
     model: str | None = None
+    #: What the model server can do (``--context provider=openai-compatible`` for a stateless server such as
+    #: Bedrock's OpenAI-compatible endpoint, with ``OPENAI_BASE_URL`` pointing at it); see docs/providers.md.
+    model_provider: ModelProvider = ModelProvider.OPENAI
     #: ``None`` deploys the packaged ``assistant.toml``; a path deploys that definition file instead
     #: (``--context assistantFile=<path>``; see ``infra.definition``).
     assistant_file: Path | None = None

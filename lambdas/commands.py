@@ -14,6 +14,7 @@ def run_command(event: MessageEvent) -> ServerFrame | None:
     frame = parse_client_frame(event.body, max_message_chars=settings.max_message_chars)
     service = CommandService(
         conversations=runtime.conversations(),
+        turns=runtime.turns(),
         messages=runtime.messages(),
         usage=runtime.usage(),
         rate_limiter=runtime.rate_limiter(),

@@ -17,9 +17,10 @@ import argparse
 import contextlib
 import os
 import sys
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
 
 if TYPE_CHECKING:
     from assistant.definition import AssistantDefinition
@@ -73,9 +74,12 @@ class AssistantTrial:
         self.user_id = user_id
         self.out = out
         self.conversation_id: str | None = None
+        #: The conversation is ours, as in the worker: every message is sent with the turns before it.
+        self.history: list[tuple[Literal["user", "assistant"], str]] = []
 
     def new_conversation(self) -> str:
-        self.conversation_id = self.client.create_conversation(metadata={"source": "try_assistant"})
+        self.conversation_id = f"try-{uuid.uuid4().hex[:12]}"
+        self.history = []
         return self.conversation_id
 
     def ask(self, text: str) -> str:
@@ -88,7 +92,7 @@ class AssistantTrial:
         parts: list[str] = []
         at_line_start = True
         self._write("assistant> ")
-        events: Iterator[object] = self.client.stream_reply(conversation_id=conversation_id, text=text, context=context)
+        events: Iterator[object] = self.client.stream_reply(text=text, history=self.history, context=context)
         try:
             for event in events:
                 if isinstance(event, TextDelta):
@@ -111,7 +115,9 @@ class AssistantTrial:
                 if close is not None:
                     close()
             self._write(("" if at_line_start else "\n") + "  [stopped]\n")
-        return "".join(parts)
+        reply = "".join(parts)
+        self.history += [("user", text), ("assistant", reply)]
+        return reply
 
     def _write(self, text: str) -> None:
         self.out.write(text)

@@ -27,7 +27,7 @@ from aiohttp import web
 from scripts.local_stack.offline_model_app import create_app
 from scripts.local_stack.offline_model_faults import AnyFault, Fault, FaultPlan, Pace
 from scripts.local_stack.offline_model_schema import OFFLINE_MODEL_NAME
-from scripts.local_stack.offline_model_store import OfflineModelState, RecordedRequest
+from scripts.local_stack.offline_model_store import PROFILES, OfflineModelState, Profile, RecordedRequest
 
 __all__ = [
     "OFFLINE_MODEL_NAME",
@@ -37,6 +37,7 @@ __all__ = [
     "OfflineModelServer",
     "OfflineModelState",
     "Pace",
+    "Profile",
     "RecordedRequest",
     "RunningOfflineModel",
     "create_app",
@@ -73,12 +74,20 @@ class RunningOfflineModel:
 
 
 async def start_async(
-    host: str = "127.0.0.1", port: int = 0, *, pace: Pace | None = None, state: OfflineModelState | None = None
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    pace: Pace | None = None,
+    state: OfflineModelState | None = None,
+    profile: Profile | None = None,
 ) -> RunningOfflineModel:
-    """Start listening in the running event loop; ``port=0`` picks a free port."""
+    """Start listening in the running event loop; ``port=0`` picks a free port. ``profile="stateless"`` serves
+    only ``POST /v1/responses``, as the self-hosted servers do (see ``offline_model_app``)."""
     state = state or OfflineModelState()
     if pace is not None:
         state.pace = pace
+    if profile is not None:
+        state.profile = profile
     runner = web.AppRunner(create_app(state), access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT_S)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -94,9 +103,11 @@ async def start_async(
 class OfflineModelServer:
     """The offline model on its own event loop in a daemon thread, for synchronous callers such as tests."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, pace: Pace | None = None) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, pace: Pace | None = None, profile: Profile = "openai"
+    ) -> None:
         self.host = host
-        self.state = OfflineModelState(pace=pace or Pace())
+        self.state = OfflineModelState(pace=pace or Pace(), profile=profile)
         self._requested_port = port
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -195,12 +206,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--first-token-s", type=float, default=Pace.first_token_s)
     parser.add_argument("--tokens-per-s", type=float, default=Pace.tokens_per_s, help="0 for no pause")
+    parser.add_argument("--profile", choices=PROFILES, default="openai", help="stateless: POST /v1/responses only")
     return parser.parse_args(argv)
 
 
 async def _serve_forever(args: argparse.Namespace) -> None:
     tokens_per_s = math.inf if args.tokens_per_s == 0 else args.tokens_per_s
-    running = await start_async(args.host, args.port, pace=Pace(args.first_token_s, tokens_per_s))
+    running = await start_async(args.host, args.port, pace=Pace(args.first_token_s, tokens_per_s), profile=args.profile)
     # A line on stdout, not a log record: a parent process (the local stack, a test) reads the URL from it.
     print(f"offline model listening at {running.base_url}", flush=True)
     try:

@@ -5,11 +5,17 @@ would). As on OpenAI, a response created with ``background: true`` generates ser
 connection and is stopped with ``POST /v1/responses/{id}/cancel``; any other response is cancelled the moment its
 client disconnects (status ``cancelled``, nothing added to the conversation). ``/_control/...`` lets a test in
 another process script faults, change the pace and read the recorded requests.
+
+The ``stateless`` profile (:data:`~scripts.local_stack.offline_model_store.Profile`) answers like the self-hosted
+servers: only ``POST /v1/responses``, every other ``/v1`` path is 404, and a request that relies on server-side
+state (``background``, ``conversation``, ``previous_response_id``, ``store: true``) is refused with 400. The reply
+is planned from the ``input`` items alone, so the conversation is whatever the client sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -83,10 +89,13 @@ async def _api_middleware(request: web.Request, handler: _Handler) -> web.Stream
     """Records ``/v1`` calls, checks for a bearer token and renders :class:`ApiError` as OpenAI does."""
     try:
         if request.path.startswith("/v1/"):
+            state = request.app[STATE_KEY]
             body = await _json_body(request)
-            request.app[STATE_KEY].requests.append(RecordedRequest(request.method, request.path_qs, body))
+            state.requests.append(RecordedRequest(request.method, request.path_qs, body))
             if not request.headers.get("Authorization", "").startswith("Bearer "):
                 raise ApiError(401, "You didn't provide an API key.", code="invalid_api_key")
+            if state.profile == "stateless" and not (request.method == "POST" and request.path == "/v1/responses"):
+                raise ApiError(404, f"{request.method} {request.path} is not served by a stateless server.")
         return await handler(request)
     except ApiError as exc:
         return web.json_response(exc.body(), status=exc.status, headers=exc.headers)
@@ -124,21 +133,24 @@ async def _create_response(request: web.Request) -> web.StreamResponse:
             return web.Response(status=499)
 
     create = parse_body(CreateResponse, await _json_body(request))
+    if state.profile == "stateless":
+        _refuse_state(create)
     if create.background and create.store is False:
         raise ApiError(400, "Background mode requires store=true.", param="background")
-    if create.previous_response_id is not None:
+    if create.previous_response_id is not None and create.conversation:
         raise ApiError(
-            400,
-            "The offline model does not support previous_response_id; use conversation.",
-            param="previous_response_id",
+            400, "Mutually exclusive parameters: conversation and previous_response_id.", param="previous_response_id"
         )
     conversation = _conversation(state, create.conversation_id, param="conversation") if create.conversation else None
+    earlier = _previous_context(state, create.previous_response_id) if create.previous_response_id else []
     input_items = stored_items(create.input)
-    context = [*(conversation.items if conversation else []), *input_items]
+    context = [*(conversation.items if conversation else []), *earlier, *input_items]
     _check_tool_outputs(context)
 
     run = ResponseRun(new_response(create, conversation.id if conversation else None))
-    state.responses[run.id] = run
+    run.context = context
+    if state.profile != "stateless" and create.store is not False:
+        state.responses[run.id] = run
     ending = fault if isinstance(fault, ErrorEventFault | FailedFault | IncompleteFault) else None
     run.task = state.spawn(
         generate(
@@ -242,6 +254,31 @@ def _status_error(fault: StatusFault) -> ApiError:
         code=_ERROR_CODES.get(fault.code),
         headers=headers,
     )
+
+
+def _refuse_state(create: CreateResponse) -> None:
+    """A stateless server keeps nothing: refuse what would need it, as the self-hosted servers do."""
+    if create.background:
+        raise ApiError(400, "Background mode is not supported by this server.", param="background")
+    if create.conversation:
+        raise ApiError(400, "Conversations are not supported by this server.", param="conversation")
+    if create.previous_response_id is not None:
+        raise ApiError(400, "previous_response_id is not supported by this server.", param="previous_response_id")
+    if create.store:
+        raise ApiError(400, "Stored responses are not supported by this server.", param="store")
+
+
+def _previous_context(state: OfflineModelState, response_id: str) -> list[dict[str, Any]]:
+    """What ``previous_response_id`` continues: that response's context and its output, as on OpenAI."""
+    run = state.responses.get(response_id)
+    if run is None:
+        raise ApiError(404, f"Previous response with id '{response_id}' not found.", param="previous_response_id")
+    if run.response.get("status") not in ("completed", "incomplete"):
+        raise ApiError(
+            400, f"Previous response '{response_id}' is {run.response.get('status')}.", param="previous_response_id"
+        )
+    outputs = [copy.deepcopy(item) for item in run.response["output"]]
+    return [*run.context, *outputs]
 
 
 def _check_tool_outputs(context: list[dict[str, Any]]) -> None:

@@ -14,12 +14,18 @@ import logging
 import time
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from scripts.local_stack.offline_model_faults import FaultPlan, Pace
 from scripts.local_stack.offline_model_schema import new_id
 
 logger = logging.getLogger(__name__)
+
+#: ``openai``: OpenAI's dialect (stored responses, background mode, conversations, ``previous_response_id``).
+#: ``stateless``: a vLLM/Ollama/LM Studio/llama.cpp-like server: ``POST /v1/responses`` only, nothing kept between
+#: requests; ``background``, ``conversation``, ``previous_response_id`` and ``store: true`` are refused with 400.
+Profile = Literal["openai", "stateless"]
+PROFILES: tuple[Profile, ...] = ("openai", "stateless")
 
 
 class RecordedRequest(NamedTuple):
@@ -59,6 +65,9 @@ class ResponseRun:
         self.finished = False
         #: The generating task, once started; cancelling the run cancels it.
         self.task: asyncio.Task[None] | None = None
+        #: Every item the response was generated from (conversation, earlier responses, input), oldest first:
+        #: what a later ``previous_response_id`` continues.
+        self.context: list[dict[str, Any]] = []
         self._changed = asyncio.Event()
 
     @property
@@ -125,6 +134,7 @@ class OfflineModelState:
     """Everything one offline model server knows. Faults and pace may be changed from another thread."""
 
     pace: Pace = field(default_factory=Pace)
+    profile: Profile = "openai"
     faults: FaultPlan = field(default_factory=FaultPlan)
     requests: list[RecordedRequest] = field(default_factory=list)
     conversations: dict[str, Conversation] = field(default_factory=dict)

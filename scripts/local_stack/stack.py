@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from assistant.settings import Settings
-from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS, FUNCTIONS, QUEUE, STAGE_DEFAULTS, WORKER, Env
+from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS, FUNCTIONS, QUEUE, STAGE_DEFAULTS, WORKER, Env, ModelProvider
 from scripts.local_stack.aws import FAKE_CREDENTIALS, REGION, MotoServer, Resources, client, provision
 from scripts.local_stack.gateway import DEMO_SIGN_IN_PATH, IDLE_TIMEOUT_S, MAX_CONNECTION_AGE_S, Gateway
 from scripts.local_stack.lambda_runtime import (
@@ -34,7 +34,8 @@ from scripts.local_stack.lambda_runtime import (
     import_handler,
 )
 from scripts.local_stack.local_definition import LocalDefinition
-from scripts.local_stack.offline_model import Pace, RunningOfflineModel, start_async
+from scripts.local_stack.offline_model import Pace, Profile, RunningOfflineModel, start_async
+from scripts.local_stack.offline_model_store import PROFILES
 from scripts.local_stack.poller import QueuePoller
 
 log = logging.getLogger("local_stack")
@@ -79,6 +80,12 @@ class LocalStackSettings:
     resolver: HandlerResolver = import_handler
     openai_api_key: str | None = field(default_factory=lambda: os.environ.get("OPENAI_API_KEY") or None)
     openai_base_url: str | None = field(default_factory=lambda: os.environ.get("OPENAI_BASE_URL") or None)
+    #: The provider profile the functions get (``MODEL_PROVIDER``). ``None``: ``openai-compatible`` when the model
+    #: is stateless (``OPENAI_BASE_URL`` is set, or the offline model runs stateless), else ``openai``.
+    model_provider: str | None = field(default_factory=lambda: os.environ.get("MODEL_PROVIDER") or None)
+    #: The offline model's dialect (``OFFLINE_MODEL_PROFILE``): ``openai`` (default) or ``stateless`` (only
+    #: ``POST /v1/responses``, like vLLM or Ollama). Used only when no real model is configured.
+    offline_model_profile: Profile = field(default_factory=lambda: _offline_profile_from_environment())
     #: The assistant definition the functions load. ``None``: ``ASSISTANT_FILE`` if set, else the packaged one plus
     #: the demo MCP server, which the stack then starts (see ``scripts.local_stack.local_definition``).
     assistant_file: Path | None = None
@@ -240,8 +247,22 @@ class LocalStack:
             return "custom", settings.openai_base_url
         if settings.openai_api_key:
             return "openai", None
-        self.offline_model = await start_async("127.0.0.1", 0, pace=settings.model_pace)
+        self.offline_model = await start_async(
+            "127.0.0.1", 0, pace=settings.model_pace, profile=settings.offline_model_profile
+        )
         return "offline", self.offline_model.base_url
+
+    def _model_provider(self, model_base_url: str | None) -> str:
+        """``MODEL_PROVIDER`` if the developer set it; otherwise what the model server can do: a custom
+        ``OPENAI_BASE_URL`` is assumed stateless (vLLM, Ollama...), OpenAI itself and the offline model's default
+        dialect are ``openai``."""
+        settings = self.settings
+        if settings.model_provider:
+            return ModelProvider(settings.model_provider).value
+        stateless_offline = self.offline_model is not None and settings.offline_model_profile == "stateless"
+        if stateless_offline or (model_base_url is not None and self.offline_model is None):
+            return ModelProvider.OPENAI_COMPATIBLE.value
+        return ModelProvider.OPENAI.value
 
     async def _demo_sign_in(self) -> dict[str, Any]:
         """Cognito's answer to the demo user's USER_PASSWORD_AUTH (for the page's one-click sign-in)."""
@@ -278,6 +299,7 @@ class LocalStack:
             Env.OPENAI_SECRET_NAME: resources.secret_name,
             # Unset for OpenAI itself: the SDK's default endpoint is the right one.
             Env.OPENAI_BASE_URL: model_base_url,
+            Env.MODEL_PROVIDER: self._model_provider(model_base_url),
             **self.settings.limits,
             Env.MAX_RECEIVE_COUNT: str(QUEUE.max_receive_count),
             # Optional: a developer may pick a model for the whole stack.
@@ -426,3 +448,11 @@ def _write_private(path: Path, text: str) -> None:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         handle.write(text)
+
+
+def _offline_profile_from_environment() -> Profile:
+    value = os.environ.get("OFFLINE_MODEL_PROFILE") or "openai"
+    for profile in PROFILES:
+        if value == profile:
+            return profile
+    raise ValueError(f"OFFLINE_MODEL_PROFILE must be one of {', '.join(PROFILES)}, got {value!r}")

@@ -22,16 +22,19 @@ from assistant.protocol import (
     GetUsage,
     History,
     HistoryMessage,
+    HistoryTool,
     ListConversations,
     NewConversation,
     Ping,
     Pong,
     ServerFrame,
+    Usage,
 )
 from assistant.stores.conversations import ConversationStore
 from assistant.stores.messages import MessageStatus, MessageStore
 from assistant.stores.rate_limits import RateLimit, RateLimiter
 from assistant.stores.timestamps import next_utc_midnight
+from assistant.stores.turns import Turn, TurnStore
 from assistant.stores.usage import Quotas, UsageStore
 from assistant.wiring import MAX_MESSAGE_BYTES, WORKER
 
@@ -42,6 +45,8 @@ HISTORY_BUDGET_BYTES = MAX_MESSAGE_BYTES - 8 * 1024
 
 logger = Logger(child=True)
 LIST_LIMIT = 50
+#: getHistory shows at most this many turns (the newest), fewer if they do not fit one WebSocket message.
+HISTORY_TURNS = 200
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class CommandService:
         self,
         *,
         conversations: ConversationStore,
+        turns: TurnStore,
         messages: MessageStore,
         usage: UsageStore,
         rate_limiter: RateLimiter,
@@ -64,6 +70,7 @@ class CommandService:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._conversations = conversations
+        self._turns = turns
         self._messages = messages
         self._usage = usage
         self._rate_limiter = rate_limiter
@@ -131,16 +138,31 @@ class CommandService:
         )
 
     def _history(self, user_id: str, conversation_id: str) -> History:
+        """The conversation's turns from the table (no model call), stopped and failed ones marked as such."""
         conversation = self._conversations.get(user_id, conversation_id)
         if conversation is None:
             raise NotFound("No such conversation.")
-        if conversation.openai_conversation_id is None:
-            return History(conversation_id=conversation_id, messages=[])
-        turns = self._model().history(conversation.openai_conversation_id)
-        messages = [HistoryMessage(role=role, text=text) for role, text in turns]
+        turns = self._turns.recent(user_id, conversation_id, limit=HISTORY_TURNS)
+        messages = [message for turn in turns for message in _shown(turn)]
         history = History(conversation_id=conversation_id, messages=messages)
         # Keep the newest turns that fit one WebSocket message.
         while messages and len(history.to_json().encode()) > HISTORY_BUDGET_BYTES:
             messages = messages[max(1, len(messages) // 10) :]
             history = History(conversation_id=conversation_id, messages=messages)
         return history
+
+
+def _shown(turn: Turn) -> list[HistoryMessage]:
+    """A turn as ``history`` shows it: the user's message, then the reply (a stopped reply's partial text, a failed
+    reply's text if any) with its status, model, usage and tools."""
+    user = HistoryMessage(role="user", text=turn.user_text, message_id=turn.message_id)
+    reply = HistoryMessage(
+        role="assistant",
+        text=turn.assistant_text,
+        message_id=turn.message_id,
+        status=turn.status.value,
+        model=turn.model,
+        usage=Usage(input_tokens=turn.input_tokens, output_tokens=turn.output_tokens),
+        tools=[HistoryTool(name=tool.name, status=tool.status) for tool in turn.tools] or None,
+    )
+    return [user, reply]

@@ -1,4 +1,12 @@
-"""The model client: one user message in, a stream of :data:`ModelEvent` out, tool rounds and failures handled.
+"""The model client: the conversation so far and one user message in, a stream of :data:`ModelEvent` out, tool
+rounds and failures handled.
+
+The conversation is ours (:mod:`assistant.stores.turns`): every request carries the earlier turns as input items and
+never a provider-side ``conversation``, so any server of the Responses API works. The provider profile
+(:class:`assistant.wiring.ModelProvider`) says what else the server can do: ``openai`` stores responses, runs them
+in background mode (for a resumable definition) and continues tool rounds with ``previous_response_id``;
+``openai-compatible`` (vLLM, Ollama, LM Studio, llama.cpp, Bedrock) is stateless: no ``store``, no ``background``,
+each tool round re-sends the whole input, and a dropped stream cannot be recovered.
 
 What it guarantees the worker:
 
@@ -26,13 +34,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TypedDict, TypeVar, Unpack
 
 from assistant import tracing
 from assistant.definition import AssistantDefinition
-from assistant.errors import AssistantError, ModelFailed, ModelIncomplete, NotFound, ReplyInterrupted
+from assistant.errors import AssistantError, ModelFailed, ModelIncomplete, ReplyInterrupted
 from assistant.model_events import (
     ModelEvent,
     ReplyCompleted,
@@ -45,6 +53,7 @@ from assistant.model_events import (
 from assistant.model_retry import FAILED_MESSAGE, RetryPolicy, StreamBroken, StreamErrorEvent, classify
 from assistant.tools.registry import ToolContext, ToolRegistry
 from assistant.tools.toolbox import OfferedTools, Toolbox
+from assistant.wiring import ModelProvider
 
 if TYPE_CHECKING:
     import openai
@@ -112,6 +121,19 @@ class ModelClientOptions(TypedDict, total=False):
     recover_poll_interval_s: float
     recover_max_wait_s: float
     mcp_tools: McpTools | None
+    provider: ModelProvider
+
+
+#: An earlier message of the conversation, as the model is sent it.
+HistoryMessage = tuple[Literal["user", "assistant"], str]
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What one round sends: its input items, and (``openai`` profile, tool rounds) the response it continues."""
+
+    input: list[ResponseInputItemParam]
+    previous_response_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -167,7 +189,7 @@ class _Progress:
 
 
 class ModelClient:
-    """Streams replies from the Responses API within a Conversations API conversation.
+    """Streams replies from the Responses API, given the conversation so far.
 
     Holds no per-reply state (each reply lives in its own generator), so one instance per process serves every
     reply; create it once per Lambda container, outside the handler.
@@ -186,6 +208,7 @@ class ModelClient:
         recover_poll_interval_s: float = 0.5,
         recover_max_wait_s: float = 20,
         mcp_tools: McpTools | None = None,
+        provider: ModelProvider = ModelProvider.OPENAI,
     ) -> None:
         if max_tool_rounds < 0:
             raise ValueError("max_tool_rounds must not be negative")
@@ -200,6 +223,9 @@ class ModelClient:
         self._model = model_override or definition.model
         self._recover_poll_interval_s = recover_poll_interval_s
         self._recover_max_wait_s = recover_max_wait_s
+        self._provider = provider
+        #: A stateless server keeps nothing between requests: no stored responses, no background mode.
+        self._stateless = provider is ModelProvider.OPENAI_COMPATIBLE
 
     @classmethod
     def create(
@@ -231,67 +257,53 @@ class ModelClient:
         return self._model
 
     @property
+    def provider(self) -> ModelProvider:
+        return self._provider
+
+    @property
     def resumable(self) -> bool:
-        """Whether a response outlives its stream (background mode): only then can a reply be handed back."""
-        return self._definition.resumable
+        """Whether a response outlives its stream (background mode): only then can a reply be handed back.
+        Needs stored responses, so never on a stateless server."""
+        return self._definition.resumable and not self._stateless
 
     def cancel_response(self, response_id: str) -> bool:
         """Stop a running background response from outside the worker (a user's Stop while the model is silent:
         reasoning, or between tool rounds). Best effort, like the worker's own cancel; ``False`` if not possible."""
-        if not self._definition.resumable:
+        if not self.resumable:
             return False  # a streamed response stops when its worker closes the stream, nothing to call
         return self._cancel_quietly(response_id) is not None
-
-    # --- Conversations ------------------------------------------------------------------------------------------
-
-    def create_conversation(self, *, metadata: dict[str, str] | None = None) -> str:
-        """A new server-side conversation; its id is what every later turn is sent with."""
-        from openai import omit
-
-        conversation = self._call(
-            "conversations.create", lambda: self._client.conversations.create(metadata=metadata or omit)
-        )
-        return conversation.id
-
-    def history(self, conversation_id: str, *, limit: int = 100) -> list[tuple[Literal["user", "assistant"], str]]:
-        """The latest ``limit`` items' user and assistant messages, oldest first, text only (tool items skipped)."""
-        if not 1 <= limit <= 100:
-            raise ValueError("limit must be between 1 and 100 (the API's page size)")
-        page = self._call(
-            "conversations.items.list",
-            lambda: self._client.conversations.items.list(conversation_id, limit=limit, order="desc"),
-            not_found=NotFound("That conversation does not exist."),
-        )
-        messages: list[tuple[Literal["user", "assistant"], str]] = []
-        for item in reversed(page.data):
-            if item.type != "message" or item.role not in ("user", "assistant"):
-                continue
-            text = "".join(part.text for part in item.content if part.type in ("input_text", "output_text"))
-            if text:
-                messages.append(("user" if item.role == "user" else "assistant", text))
-        return messages
 
     # --- Replies ------------------------------------------------------------------------------------------------
 
     def stream_reply(
-        self, *, conversation_id: str, text: str, context: ToolContext, usage_sink: UsageSink | None = None
+        self,
+        *,
+        text: str,
+        context: ToolContext,
+        history: Sequence[HistoryMessage] = (),
+        usage_sink: UsageSink | None = None,
     ) -> Generator[ModelEvent, None, None]:
-        """Send one user message and stream the reply, running tool rounds until the model answers.
+        """Send the conversation so far (``history``, oldest first) and one user message, and stream the reply,
+        running tool rounds until the model answers.
 
         A generator rather than a plain iterator so the caller can ``close()`` it: that closes the HTTP stream.
         ``usage_sink`` hears what every response of the reply cost as soon as it ends, however it ends.
         """
         sink = usage_sink or _ignore_usage
-        first: list[ResponseInputItemParam] = [{"type": "message", "role": "user", "content": text}]
+        first: list[ResponseInputItemParam] = []
+        for role, past in history:
+            if past:
+                first.append({"type": "message", "role": role, "content": past})
+        first.append({"type": "message", "role": "user", "content": text})
         offered = self._toolbox.offer()
-        result = yield from self._stream_round(conversation_id, first, offered, sink, allow_tools=True)
-        yield from self._finish(conversation_id, context, result, offered, sink)
+        request = _Request(first)
+        result = yield from self._stream_round(request, offered, sink, allow_tools=True)
+        yield from self._finish(request, context, result, offered, sink)
 
     def resume_reply(
         self,
         *,
         response_id: str,
-        conversation_id: str,
         context: ToolContext,
         poll_interval_s: float = 0.5,
         max_wait_s: float = 20,
@@ -302,6 +314,10 @@ class ModelClient:
         Yields the response's whole text in one :class:`TextDelta`; the caller knows from its checkpoint how much
         of it the user already has. If the response ended in tool calls, the tool loop continues from there.
         """
+        if self._stateless:
+            # Nothing is stored server-side: the dead worker's response is gone with its stream.
+            logger.error("Cannot resume a reply on a stateless server", extra={"response_id": response_id})
+            raise ReplyInterrupted(INTERRUPTED_MESSAGE)
         if not self._definition.resumable:
             # Not a background response: the server stopped it when the dead worker's stream closed. Only one that
             # had already completed can be picked up, so look once instead of polling.
@@ -311,10 +327,11 @@ class ModelClient:
         yield ResponseStarted(response.id)
         if response.output_text:
             yield TextDelta(response.output_text)
-        yield from self._finish(conversation_id, context, _Round.of(response), self._toolbox.offer(), sink)
+        # Stored responses (the only kind that resumes): the next round continues it by id.
+        yield from self._finish(_Request([]), context, _Round.of(response), self._toolbox.offer(), sink)
 
     def _finish(
-        self, conversation_id: str, context: ToolContext, result: _Round, offered: OfferedTools, sink: UsageSink
+        self, request: _Request, context: ToolContext, result: _Round, offered: OfferedTools, sink: UsageSink
     ) -> Generator[ModelEvent, None, None]:
         """Run tool rounds until a response without tool calls, then report the summed usage."""
         sink(result.usage())
@@ -328,16 +345,30 @@ class ModelClient:
                 raise ModelFailed("The assistant kept calling tools without answering.")
             rounds += 1
             outputs = yield from self._run_tools(result.calls, context, offered)
+            request = self._next_request(request, result, outputs)
             # The last permitted round forbids tools, so a model that would loop has to answer in text instead.
-            result = yield from self._stream_round(
-                conversation_id, outputs, offered, sink, allow_tools=rounds < self._max_tool_rounds
-            )
+            result = yield from self._stream_round(request, offered, sink, allow_tools=rounds < self._max_tool_rounds)
             sink(result.usage())
             input_tokens += result.input_tokens
             output_tokens += result.output_tokens
         yield ReplyCompleted(
             response_id=result.response_id, input_tokens=input_tokens, output_tokens=output_tokens, model=result.model
         )
+
+    def _next_request(self, sent: _Request, result: _Round, outputs: list[ResponseInputItemParam]) -> _Request:
+        """The input of the round after a tool round: the tool results, and what they answer.
+
+        A server with stored responses continues the response by id (which keeps its reasoning items too); a
+        stateless one is sent everything again: the earlier input, the calls and their outputs, each call with its
+        output (a server refuses a call without one).
+        """
+        if not self._stateless:
+            return _Request(outputs, previous_response_id=result.response_id)
+        calls: list[ResponseInputItemParam] = [
+            {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments}
+            for call in result.calls
+        ]
+        return _Request([*sent.input, *calls, *outputs])
 
     def _run_tools(
         self, calls: tuple[_Call, ...], context: ToolContext, offered: OfferedTools
@@ -353,8 +384,7 @@ class ModelClient:
 
     def _stream_round(
         self,
-        conversation_id: str,
-        input_items: list[ResponseInputItemParam],
+        request: _Request,
         offered: OfferedTools,
         sink: UsageSink,
         *,
@@ -367,9 +397,7 @@ class ModelClient:
         while True:
             progress = _Progress()
             try:
-                return (
-                    yield from self._stream_once(conversation_id, input_items, offered, allow_tools, progress, sink)
-                )
+                return (yield from self._stream_once(request, offered, allow_tools, progress, sink))
             except (openai.APIError, StreamBroken, StreamErrorEvent) as exc:
                 failure = classify(exc)
                 if failure is None:  # pragma: no cover - classify knows every type caught above
@@ -403,7 +431,7 @@ class ModelClient:
                     extra={
                         "kind": failure.kind,
                         "response_id": progress.response_id,
-                        "resumable": self._definition.resumable,
+                        "resumable": self.resumable,
                     },
                 )
                 try:
@@ -415,21 +443,20 @@ class ModelClient:
 
     def _stream_once(
         self,
-        conversation_id: str,
-        input_items: list[ResponseInputItemParam],
+        request: _Request,
         offered: OfferedTools,
         allow_tools: bool,
         progress: _Progress,
         sink: UsageSink,
     ) -> Generator[ModelEvent, None, _Round]:
         try:
-            return (yield from self._stream_events(conversation_id, input_items, offered, allow_tools, progress, sink))
+            return (yield from self._stream_events(request, offered, allow_tools, progress, sink))
         except GeneratorExit as closing:
             # The caller stopped early. Every yield of a round comes before its terminal event, so a response that
             # has started is still running server-side; in background mode nothing but a cancel call stops it.
             if progress.response_id is None:
                 raise
-            if not self._definition.resumable:
+            if not self.resumable:
                 # Closing the stream stopped the response; the provider reports nothing for it.
                 _report_quietly(sink, progress.estimated_usage())
             elif _caller_stops(closing):
@@ -445,8 +472,7 @@ class ModelClient:
 
     def _stream_events(
         self,
-        conversation_id: str,
-        input_items: list[ResponseInputItemParam],
+        request: _Request,
         offered: OfferedTools,
         allow_tools: bool,
         progress: _Progress,
@@ -465,18 +491,19 @@ class ModelClient:
         # response; a background one (resumable) keeps running until it is cancelled.
         with self._client.responses.create(
             stream=True,
-            background=True if definition.resumable else omit,
+            background=True if self.resumable else omit,
             model=self._model,
             instructions=definition.instructions,
-            input=input_items,
-            conversation=conversation_id,
+            input=request.input,
+            previous_response_id=request.previous_response_id or omit,
             tools=tools or omit,
             tool_choice=omit if not tools or allow_tools else "none",
             max_output_tokens=definition.max_output_tokens,
             temperature=definition.temperature if definition.temperature is not None else omit,
             reasoning={"effort": definition.reasoning_effort} if definition.reasoning_effort else omit,
-            # Background mode requires stored responses; recovery by id needs them in any case.
-            store=True,
+            # Background mode requires stored responses; recovery by id and previous_response_id need them in any
+            # case. A stateless server is sent no `store` at all (some refuse `store=true`).
+            store=omit if self._stateless else True,
         ) as stream:
             for event in stream:
                 if event.type == "response.created":
@@ -523,7 +550,7 @@ class ModelClient:
         """Finish a round whose stream dropped after it became visible, from the stored response."""
         if progress.response_id is None:
             raise ReplyInterrupted(INTERRUPTED_MESSAGE) from cause
-        if not self._definition.resumable:
+        if not self.resumable:
             # Not a background response: the server stopped generating when the stream dropped, so there is
             # nothing to wait for (a retrieve would show it cancelled or stuck in progress).
             logger.error(

@@ -7,7 +7,12 @@ reply; the message record (:mod:`assistant.stores.messages`) tells each delivery
 * queued -> claim it (and count it against the quota) and ask the model;
 * streaming -> a previous delivery died. If a model response had started, resume from the checkpoint: fetch that
   response instead of asking again (no second turn in the conversation), re-post the one frame that may not have
-  arrived (clients ignore a ``seq`` they already have) and continue.
+  arrived (clients ignore a ``seq`` they already have) and continue. Only a provider that stores responses can be
+  resumed; on a stateless one the reply fails (see docs/providers.md).
+
+The conversation is ours: the model is sent the conversation's stored turns (:mod:`assistant.stores.turns`) plus
+the new message, and the finished turn (done, stopped with the text the user saw, or failed) is written in the same
+transaction that finishes the message, so it is committed exactly once.
 
 Frames are checkpointed before they are posted, and the checkpoint write fails when the user has asked to cancel,
 which is how a cancel reaches a running reply within one flush interval.
@@ -19,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import Literal
 
 from aws_lambda_powertools import Logger
 
@@ -38,6 +44,8 @@ from assistant.push import Broadcaster, DeltaCoalescer
 from assistant.queue import QueuedMessage
 from assistant.stores.conversations import ConversationStore
 from assistant.stores.messages import ClaimOutcome, MessageRecord, MessageStatus, MessageStore
+from assistant.stores.timestamps import iso_utc
+from assistant.stores.turns import ToolUse, Turn, TurnStatus, TurnStore
 from assistant.stores.usage import Quotas, UsageStore
 from assistant.tools.registry import ToolContext
 
@@ -47,6 +55,9 @@ logger = Logger(child=True)
 CHECKPOINT_INTERVAL_S = 1.0
 #: Conversation titles are the start of the first message.
 TITLE_CHARS = 60
+#: The earlier turns sent with a new message fit in this many characters (about 25k tokens of English); older
+#: turns are left out. The new message is never dropped.
+CONTEXT_BUDGET_CHARS = 100_000
 
 
 class ReplyResult(StrEnum):
@@ -118,6 +129,13 @@ class _Progress:
     #: The last frame posted, if it is not covered by a checkpoint yet: ``(seq, start, end)``.
     unchecked: tuple[int, int, int] | None = None
     checkpoints: int = 0
+    #: What the user was shown of the reply (this delivery's frames; on a resume, from the resumed round on).
+    text: list[str] = field(default_factory=list)
+    tools: list[ToolUse] = field(default_factory=list)
+    #: Tokens of every response counted by this delivery, however it ended.
+    input_tokens: int = 0
+    output_tokens: int = 0
+    model: str | None = None
 
 
 class ReplyService:
@@ -126,6 +144,7 @@ class ReplyService:
         *,
         messages: MessageStore,
         conversations: ConversationStore,
+        turns: TurnStore,
         usage: UsageStore,
         broadcaster: Broadcaster,
         model: Callable[[], ModelClient],
@@ -134,6 +153,7 @@ class ReplyService:
     ) -> None:
         self._messages = messages
         self._conversations = conversations
+        self._turns = turns
         self._usage = usage
         self._broadcaster = broadcaster
         # A factory, so a duplicate delivery never pays for reading the API key or importing the SDK.
@@ -159,7 +179,7 @@ class ReplyService:
                 quotas=self._limits.quotas,
             )
             if claimed is ClaimOutcome.QUOTA_EXCEEDED:
-                return self._reject_over_quota(record)
+                return self._reject_over_quota(queued, record)
             if claimed is ClaimOutcome.CLAIMED:
                 record = replace(record, status=MessageStatus.STREAMING)
             else:
@@ -170,41 +190,44 @@ class ReplyService:
         if record.status.is_final:
             logger.info("Duplicate delivery ignored", extra={"status": record.status.value})
             return ReplyOutcome(ReplyResult.DUPLICATE)
+        progress = _Progress()
         if record.cancel_requested:
-            # The user pressed Stop while an earlier delivery streamed, and that delivery died: no new turn.
-            return self._cancel(record)
+            # The user pressed Stop while an earlier delivery streamed, and that delivery died: no new model turn.
+            return self._cancel(queued, record, progress)
         try:
             try:
-                return self._stream(queued, record, deadline=deadline)
+                return self._stream(queued, record, progress, deadline=deadline)
             except _CancelRequested:
-                return self._cancel(record)
+                return self._cancel(queued, record, progress)
             except _DeadlineReached as reached:
                 if reached.resumable and attempt < self._limits.max_receive_count:
                     # The response runs on server-side; the redelivery (soon: the worker shortens the visibility)
                     # resumes it from the checkpoint. Better than Lambda ending the worker mid-frame.
                     logger.warning("Reply handed back before the worker's timeout", extra={"attempt": attempt})
                     raise ReplyHandedBack("handed back before the worker's timeout") from None
-                self._fail(record, ModelError("The reply took too long and was stopped."))
+                self._fail(queued, record, progress, ModelError("The reply took too long and was stopped."))
                 return ReplyOutcome(ReplyResult.FAILED, error_code=ErrorCode.MODEL_UNAVAILABLE)
             except (ReplyHandedBack, QuotaExceeded):
                 raise
             except Exception:
                 if self._cancel_was_requested(record):
                     # The cancel route stopped the model response, which ended its stream: that is the cancel.
-                    return self._cancel(record)
+                    return self._cancel(queued, record, progress)
                 raise
         except AssistantError as error:
             if error.retryable and attempt < self._limits.max_receive_count:
                 logger.warning("Reply failed, SQS will retry", extra={"attempt": attempt, "code": error.code.value})
                 raise
-            self._fail(record, error)
+            self._fail(queued, record, progress, error)
             if error.retryable:
                 raise  # out of attempts: the user has their error frame, the message goes to the dead-letter queue
             return ReplyOutcome(ReplyResult.FAILED, error_code=error.code)
         except Exception:
             if attempt >= self._limits.max_receive_count:
                 logger.exception("Reply failed on the last attempt; the message goes to the dead-letter queue")
-                self._fail(record, AssistantError("Something went wrong while answering. Please try again."))
+                self._fail(
+                    queued, record, progress, AssistantError("Something went wrong while answering. Please try again.")
+                )
             raise
 
     def _cancel_was_requested(self, record: MessageRecord) -> bool:
@@ -213,7 +236,7 @@ class ReplyService:
 
     # --- states -------------------------------------------------------------------------------------------------
 
-    def _reject_over_quota(self, record: MessageRecord) -> ReplyOutcome:
+    def _reject_over_quota(self, queued: QueuedMessage, record: MessageRecord) -> ReplyOutcome:
         # Checked (atomically with the claim) before the model is called: an over-quota message costs nothing.
         self._messages.finish(
             record,
@@ -221,22 +244,21 @@ class ReplyService:
             now=self._clock(),
             error_code=ErrorCode.QUOTA_EXCEEDED.value,
             expected=MessageStatus.QUEUED,
+            turn=self._turn(queued, record, _Progress(), TurnStatus.FAILED, error_code=ErrorCode.QUOTA_EXCEEDED.value),
         )
         self._messages.forget_waiting(record.user_id, record.message_id)
         error = QuotaExceeded("You have reached today's message limit. It resets at midnight UTC.")
         self._send(record, ErrorFrame.from_error(error, message_id=record.message_id))
         return ReplyOutcome(ReplyResult.FAILED, error_code=error.code)
 
-    def _stream(self, queued: QueuedMessage, record: MessageRecord, *, deadline: float | None) -> ReplyOutcome:
+    def _stream(
+        self, queued: QueuedMessage, record: MessageRecord, progress: _Progress, *, deadline: float | None
+    ) -> ReplyOutcome:
         conversation = self._conversations.get(queued.user_id, queued.conversation_id)
         if conversation is None:
             raise NotFound("The conversation no longer exists.")
         model = self._model()
-        provider_id = conversation.openai_conversation_id or self._conversations.attach_openai_conversation(
-            queued.user_id,
-            conversation.conversation_id,
-            model.create_conversation(metadata={"conversationId": conversation.conversation_id}),
-        )
+        progress.model = model.model
         # The connection list is cached between frames of a reply, not across replies: a tab opened (or reloaded)
         # since the last reply must get this one from its first frame.
         self._broadcaster.invalidate(queued.user_id)
@@ -244,9 +266,10 @@ class ReplyService:
             user_id=queued.user_id, conversation_id=record.conversation_id, message_id=record.message_id
         )
         checkpoint = record.checkpoint
-        progress = _Progress()
 
         def count(usage: ResponseUsage) -> None:
+            progress.input_tokens += usage.input_tokens
+            progress.output_tokens += usage.output_tokens
             self._messages.count_usage(
                 record,
                 response_id=usage.response_id,
@@ -265,12 +288,10 @@ class ReplyService:
             progress.sent_chars = checkpoint.frame_end if checkpoint.seq >= 0 else checkpoint.round_start
             progress.round_start = checkpoint.round_start
             progress.resume = record
-            events = model.resume_reply(
-                response_id=checkpoint.response_id, conversation_id=provider_id, context=context, usage_sink=count
-            )
+            events = model.resume_reply(response_id=checkpoint.response_id, context=context, usage_sink=count)
         else:
             events = model.stream_reply(
-                conversation_id=provider_id, text=queued.text, context=context, usage_sink=count
+                text=queued.text, history=self._history(queued), context=context, usage_sink=count
             )
 
         coalescer = DeltaCoalescer(
@@ -298,6 +319,8 @@ class ReplyService:
                 elif isinstance(event, ToolEvent):
                     if event.status == "started" and progress.check_quota:
                         self._stop_if_quota_spent(queued.user_id, progress)
+                    if event.status != "started":
+                        progress.tools.append(ToolUse(event.name, "failed" if event.status == "failed" else "done"))
                     self._send(
                         record,
                         ToolActivity(message_id=record.message_id, name=event.name, status=ToolStatus(event.status)),
@@ -317,6 +340,16 @@ class ReplyService:
             # One last write before `done`: a delivery that dies before finishing re-sends only the last frame.
             self._checkpoint(record, progress, progress.unchecked, self._clock())
         return self._complete(queued, record, progress)
+
+    def _history(self, queued: QueuedMessage) -> list[tuple[Literal["user", "assistant"], str]]:
+        """The conversation's earlier turns as the model is sent them, oldest first, within the context budget."""
+        budget = max(0, CONTEXT_BUDGET_CHARS - len(queued.text))
+        history: list[tuple[Literal["user", "assistant"], str]] = []
+        for turn in self._turns.context(queued.user_id, queued.conversation_id, budget_chars=budget):
+            history.append(("user", turn.user_text))
+            if turn.assistant_text:
+                history.append(("assistant", turn.assistant_text))
+        return history
 
     def _stop_if_quota_spent(self, user_id: str, progress: _Progress) -> None:
         """Between rounds of a reply (tools are about to run, another response will follow): the claim checked the
@@ -355,6 +388,8 @@ class ReplyService:
             )
             progress.frames += 1
         rest = round_text[max(checkpoint.frame_end - offset, 0) :] if checkpoint.seq >= 0 else round_text
+        # The turn keeps this round's text; earlier rounds' text went with the dead delivery.
+        progress.text = [round_text[: len(round_text) - len(rest)]]
         coalescer = DeltaCoalescer(interval_seconds=0, max_chars=self._limits.flush_chars)
         self._post_chunks(record, progress, [*coalescer.add(rest), *coalescer.drain()])
 
@@ -377,6 +412,7 @@ class ReplyService:
             else:
                 progress.unchecked = (progress.next_seq, start, end)
             self._send(record, Delta(message_id=record.message_id, seq=progress.next_seq, text=chunk, offset=start))
+            progress.text.append(chunk)
             if progress.first_text_at is None:
                 progress.first_text_at = self._clock()
             progress.next_seq += 1
@@ -393,6 +429,7 @@ class ReplyService:
     def _complete(self, queued: QueuedMessage, record: MessageRecord, progress: _Progress) -> ReplyOutcome:
         input_tokens = sum(c.input_tokens for c in progress.completed)
         output_tokens = sum(c.output_tokens for c in progress.completed)
+        progress.model = progress.completed[-1].model
         # Title and recency first (idempotent, so a redelivery may repeat them): a client that lists its
         # conversations as soon as it sees `done` finds this one up to date.
         self._conversations.touch(queued.user_id, record.conversation_id, now=self._clock(), title=_title(queued.text))
@@ -406,7 +443,9 @@ class ReplyService:
             ),
         )
         # After the frame: if we die in between, the redelivery resumes and sends `done` again rather than never.
-        self._messages.finish(record, status=MessageStatus.DONE, now=self._clock())
+        # The turn is committed with the status, once.
+        turn = self._turn(queued, record, progress, TurnStatus.DONE, tokens=(input_tokens, output_tokens))
+        self._messages.finish(record, status=MessageStatus.DONE, now=self._clock(), turn=turn)
         return ReplyOutcome(
             ReplyResult.DONE,
             first_text_after_s=None if progress.first_text_at is None else progress.first_text_at - queued.received_at,
@@ -416,8 +455,10 @@ class ReplyService:
             checkpoint_writes=progress.checkpoints,
         )
 
-    def _cancel(self, record: MessageRecord) -> ReplyOutcome:
-        if not self._messages.finish(record, status=MessageStatus.CANCELLED, now=self._clock()):
+    def _cancel(self, queued: QueuedMessage, record: MessageRecord, progress: _Progress) -> ReplyOutcome:
+        # The turn keeps what the user saw before the stop; the model is sent it with the next message.
+        turn = self._turn(queued, record, progress, TurnStatus.CANCELLED)
+        if not self._messages.finish(record, status=MessageStatus.CANCELLED, now=self._clock(), turn=turn):
             # The conditional write failed because the message is no longer streaming, not because of a cancel.
             logger.warning("Message finished by another delivery while streaming")
             return ReplyOutcome(ReplyResult.DUPLICATE)
@@ -425,12 +466,41 @@ class ReplyService:
         logger.info("Reply cancelled by the user")
         return ReplyOutcome(ReplyResult.CANCELLED)
 
-    def _fail(self, record: MessageRecord, error: AssistantError) -> None:
+    def _fail(self, queued: QueuedMessage, record: MessageRecord, progress: _Progress, error: AssistantError) -> None:
         logger.error("Reply failed", extra={"code": error.code.value, "error_type": type(error).__name__})
-        self._messages.finish(record, status=MessageStatus.FAILED, now=self._clock(), error_code=error.code.value)
+        turn = self._turn(queued, record, progress, TurnStatus.FAILED, error_code=error.code.value)
+        self._messages.finish(
+            record, status=MessageStatus.FAILED, now=self._clock(), error_code=error.code.value, turn=turn
+        )
         self._send(record, ErrorFrame.from_error(error, message_id=record.message_id))
 
     # --- helpers ------------------------------------------------------------------------------------------------
+
+    def _turn(
+        self,
+        queued: QueuedMessage,
+        record: MessageRecord,
+        progress: _Progress,
+        status: TurnStatus,
+        *,
+        tokens: tuple[int, int] | None = None,
+        error_code: str | None = None,
+    ) -> Turn:
+        input_tokens, output_tokens = tokens or (progress.input_tokens, progress.output_tokens)
+        return Turn(
+            conversation_id=record.conversation_id,
+            message_id=record.message_id,
+            created_at=record.created_at,
+            user_text=queued.text,
+            assistant_text="".join(progress.text),
+            status=status,
+            model=progress.model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            tools=tuple(progress.tools),
+            finished_at=iso_utc(self._clock()),
+            error_code=error_code,
+        )
 
     def _send(self, record: MessageRecord, frame: ServerFrame) -> None:
         self._broadcaster.send(record.user_id, frame)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from assistant.stores.conversations import ConversationStore
     from assistant.stores.messages import MessageStore
     from assistant.stores.rate_limits import RateLimiter
+    from assistant.stores.turns import TurnStore
     from assistant.stores.usage import UsageStore
     from assistant.tools.mcp_config import McpServerConfig
     from assistant.tools.mcp_tools import McpTools
@@ -70,6 +71,13 @@ def conversations() -> ConversationStore:
     from assistant.stores.conversations import ConversationStore
 
     return ConversationStore(table())
+
+
+@cache
+def turns() -> TurnStore:
+    from assistant.stores.turns import TurnStore
+
+    return TurnStore(table())
 
 
 @cache
@@ -178,6 +186,7 @@ def _model_client_for(api_key: str) -> ModelClient:
         definition=definition,
         tools=default_registry(),
         model_override=config.model_override,
+        provider=config.model_provider,
         timeouts=timeouts,
         mcp_tools=mcp_tools(definition.mcp_servers),
     )
@@ -219,6 +228,7 @@ def reply_service() -> ReplyService:
     return ReplyService(
         messages=messages(),
         conversations=conversations(),
+        turns=turns(),
         usage=usage(),
         broadcaster=broadcaster(),
         model=model_client,
@@ -244,6 +254,7 @@ def reset() -> None:
         sqs,
         connections,
         conversations,
+        turns,
         messages,
         usage,
         rate_limiter,

@@ -14,7 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt,
 
 from assistant.stores.rate_limits import RateLimit
 from assistant.stores.usage import Quotas
-from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS, QUEUE, STAGE_DEFAULTS, Env, MissingSetting
+from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS, QUEUE, STAGE_DEFAULTS, Env, MissingSetting, ModelProvider
 
 __all__ = ["MissingSetting", "RateLimitSetting", "Settings"]
 
@@ -39,6 +39,7 @@ class Settings(BaseModel):
     cognito_jwks_url: str | None = None
     openai_secret_name: str | None = None
     openai_base_url: str | None = None
+    model_provider: ModelProvider = ModelProvider.OPENAI
     model_override: str | None = None
     #: ``None``: the packaged ``assistant.toml``.
     assistant_file: str | None = None
@@ -73,6 +74,7 @@ class Settings(BaseModel):
             "cognito_jwks_url": Env.COGNITO_JWKS_URL,
             "openai_secret_name": Env.OPENAI_SECRET_NAME,
             "openai_base_url": Env.OPENAI_BASE_URL,
+            "model_provider": Env.MODEL_PROVIDER,
             "model_override": Env.MODEL_OVERRIDE,
             "assistant_file": Env.ASSISTANT_FILE,
             "model_read_timeout_ms": Env.MODEL_READ_TIMEOUT_MS,

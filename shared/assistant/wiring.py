@@ -46,6 +46,9 @@ class Env(StrEnum):
     OPENAI_SECRET_NAME = "OPENAI_SECRET_NAME"
     #: Any Responses-compatible server (local stack: the offline model). Not a secret.
     OPENAI_BASE_URL = "OPENAI_BASE_URL"
+    #: What the model server can do beyond streaming a response: a :class:`ModelProvider` value; optional
+    #: (unset: ``openai``). See docs/providers.md.
+    MODEL_PROVIDER = "MODEL_PROVIDER"
     MAX_MESSAGE_CHARS = "MAX_MESSAGE_CHARS"
     DAILY_MESSAGE_QUOTA = "DAILY_MESSAGE_QUOTA"
     DAILY_OUTPUT_TOKEN_QUOTA = "DAILY_OUTPUT_TOKEN_QUOTA"
@@ -75,6 +78,19 @@ class Env(StrEnum):
     SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
     METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
     LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
+
+
+class ModelProvider(StrEnum):
+    """Provider profiles. The conversation is ours in both (stored turns are the input of every request); they
+    differ in what the server keeps between requests."""
+
+    #: OpenAI: stored responses, background mode for resumable definitions (a reply survives a dropped stream or
+    #: a handed-back worker), tool rounds continued with ``previous_response_id``, Stop cancels the response.
+    OPENAI = "openai"
+    #: Any other server of the Responses API (vLLM, Ollama, LM Studio, llama.cpp, Amazon Bedrock's
+    #: OpenAI-compatible endpoint): stateless. Only ``POST /responses``; no ``store``, ``background`` or
+    #: ``previous_response_id``; a dropped stream fails the reply.
+    OPENAI_COMPATIBLE = "openai-compatible"
 
 
 class MissingSetting(RuntimeError):
@@ -287,17 +303,18 @@ COMMANDS: Final = FunctionSpec(
         *_QUOTAS,
         Env.OPENAI_SECRET_NAME,
         Env.OPENAI_BASE_URL,
+        Env.MODEL_PROVIDER,
         Env.MODEL_READ_TIMEOUT_MS,
         Env.ASSISTANT_FILE,
         Env.RATE_LIMIT_NEW_CONVERSATION,
         Env.RATE_LIMIT_GET_HISTORY,
         Env.RATE_LIMIT_LIST_CONVERSATIONS,
     ),
-    # getHistory reads the conversation's items from the Conversations API.
+    # cancel also stops a running background response (openai profile); getHistory reads only the table.
     reads_openai_secret=True,
     closes_connections=True,
     # Rate limits (GetItem, UpdateItem); cancel (UpdateItem, GetItem); newConversation (a transaction of two Puts);
-    # listConversations (Query); getHistory and getUsage (GetItem).
+    # listConversations and getHistory (Query: conversations, turns); getUsage (GetItem).
     table_actions=(TableAction.GET_ITEM, TableAction.PUT_ITEM, TableAction.UPDATE_ITEM, TableAction.QUERY),
 )
 DEFAULT: Final = FunctionSpec(
@@ -323,6 +340,7 @@ WORKER: Final = FunctionSpec(
         Env.QUEUE_URL,
         Env.OPENAI_SECRET_NAME,
         Env.OPENAI_BASE_URL,
+        Env.MODEL_PROVIDER,
         *_QUOTAS,
         Env.FLUSH_INTERVAL_MS,
         Env.FLUSH_MAX_INTERVAL_MS,
@@ -335,10 +353,16 @@ WORKER: Final = FunctionSpec(
     reads_openai_secret=True,
     calls_mcp_servers=True,
     posts_to_connections=True,
-    # The message (GetItem; claim and finish are transactions of Updates; checkpoints are UpdateItem), the
-    # conversation (GetItem, UpdateItem), the user's connections (Query) and those API Gateway reports gone
-    # (DeleteItem). It never creates an item: PutItem stays with the routes.
-    table_actions=(TableAction.GET_ITEM, TableAction.UPDATE_ITEM, TableAction.QUERY, TableAction.DELETE_ITEM),
+    # The message (GetItem; claim is a transaction of Updates; checkpoints are UpdateItem), the finished turn
+    # (a Put in the transaction that finishes the message), the conversation (GetItem, UpdateItem) and its earlier
+    # turns (Query), the user's connections (Query) and those API Gateway reports gone (DeleteItem).
+    table_actions=(
+        TableAction.GET_ITEM,
+        TableAction.PUT_ITEM,
+        TableAction.UPDATE_ITEM,
+        TableAction.QUERY,
+        TableAction.DELETE_ITEM,
+    ),
 )
 
 FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (AUTHORIZER, CONNECT, DISCONNECT, SEND_MESSAGE, COMMANDS, DEFAULT, WORKER)

@@ -227,16 +227,16 @@ def of_message(frames: list[dict[str, Any]], message_id: str) -> list[dict[str, 
 
 
 def responses_posted(stack: LocalStack, text: str) -> list[dict[str, Any]]:
-    """Bodies of ``POST /v1/responses`` the model server received whose user input was ``text``."""
+    """Bodies of ``POST /v1/responses`` the model server received that asked for a reply to ``text``: the last
+    user message of their input (later messages carry it as an earlier turn, which does not count)."""
     assert stack.offline_model is not None
     bodies = []
     for recorded in list(stack.offline_model.state.requests):
         if recorded.method != "POST" or not recorded.path.startswith("/v1/responses") or not recorded.body:
             continue
         items = recorded.body.get("input")
-        if isinstance(items, list) and any(
-            isinstance(item, dict) and item.get("role") == "user" and item.get("content") == text for item in items
-        ):
+        users = [item for item in items if isinstance(item, dict) and item.get("role") == "user"] if items else []
+        if isinstance(items, list) and users and users[-1].get("content") == text:
             bodies.append(recorded.body)
     return bodies
 

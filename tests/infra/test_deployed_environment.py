@@ -320,8 +320,12 @@ def test_a_message_is_accepted_and_a_stage_without_a_model_key_says_so(stage: De
     assert invocation.result == {"batchItemFailures": []}
     table = stage.environment("worker.handler")["TABLE_NAME"]
     items = stage.client("dynamodb").scan(TableName=table)["Items"]
-    message = [item for item in items if item.get("messageId", {}).get("S") == frame["messageId"]]
-    assert [m.get("errorCode", {}).get("S") for m in message] == ["model_not_configured"]
+    mine = [item for item in items if item.get("messageId", {}).get("S") == frame["messageId"]]
+    # The message record and the conversation turn it ended as (failed, with the user's text).
+    assert sorted(m["sk"]["S"].split("#")[0] + ":" + m.get("errorCode", {}).get("S", "") for m in mine) == [
+        "MSG:model_not_configured",
+        "TURN:model_not_configured",
+    ]
     fixes = [r.get("fix") for r in invocation.log_records() if r.get("fix")]
     assert fixes == [".venv/bin/python -m scripts.set_openai_key --stage dev"]
     assert "GptAssistant/dev" in invocation.metric_namespaces()

@@ -67,10 +67,11 @@ def test_aws_calls_from_send_message_to_the_model_request(deployment: Deployment
 
     assert deployment.deliver(deployment.receive()) == []
     worker = calls.before_model()
-    assert sum(worker.values()) == 3, worker
+    assert sum(worker.values()) == 4, worker
     assert worker == Counter(
         {
             "dynamodb:GetItem": 2,  # message record, conversation
             "dynamodb:TransactWriteItems": 1,  # claim (status + today's usage)
+            "dynamodb:Query": 1,  # the conversation's earlier turns: what the model is sent (one page)
         }
     )

@@ -211,6 +211,7 @@ def _service_with(broadcaster: Broadcaster, messages: MessageStore | None = None
     service = ReplyService(
         messages=messages or runtime.messages(),
         conversations=runtime.conversations(),
+        turns=runtime.turns(),
         usage=runtime.usage(),
         broadcaster=broadcaster,
         model=runtime.model_client,
@@ -515,7 +516,8 @@ def test_conversations_are_created_listed_and_kept_apart(deployment: Deployment)
             commands.handler, {"action": "getHistory", "conversationId": conversation["conversationId"]}
         )
         assert history is not None
-        assert history["messages"][0] == {"role": "user", "text": text}
+        assert {k: history["messages"][0][k] for k in ("role", "text")} == {"role": "user", "text": text}
+        assert history["messages"][1]["status"] == "done"
     assert deployment.route(commands.handler, {"action": "ping"}) == {"type": "pong"}
 
 

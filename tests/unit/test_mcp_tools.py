@@ -255,8 +255,7 @@ def _reply(offline_model: OfflineModelServer, servers: list[McpServerConfig], te
         timeouts=ModelTimeouts(connect_s=2, read_s=5, write_s=2, pool_s=2),
         mcp_tools=_tools(*servers),
     )
-    conversation = client.create_conversation()
-    return list(client.stream_reply(conversation_id=conversation, text=text, context=CONTEXT))
+    return list(client.stream_reply(text=text, context=CONTEXT))
 
 
 def _text(events: list[ModelEvent]) -> str:

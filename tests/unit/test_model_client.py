@@ -10,14 +10,14 @@ import sys
 import time
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx2
 import openai
 import pytest
 
 from assistant.definition import AssistantDefinition
-from assistant.errors import ModelFailed, ModelIncomplete, ModelUnavailable, NotFound, ReplyInterrupted
+from assistant.errors import ModelFailed, ModelIncomplete, ModelUnavailable, ReplyInterrupted
 from assistant.model import (
     ModelClient,
     ModelEvent,
@@ -31,6 +31,7 @@ from assistant.model import (
 )
 from assistant.model_retry import retry_after_seconds
 from assistant.tools import ToolContext, ToolRegistry, default_registry
+from assistant.wiring import ModelProvider
 from scripts.local_stack.offline_model import Fault, OfflineModelServer, Pace
 
 REPO = Path(__file__).resolve().parents[2]
@@ -108,9 +109,13 @@ def _wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-def _user_turns(server: OfflineModelServer, conversation_id: str) -> int:
-    items = server.state.conversations[conversation_id].items
-    return sum(1 for item in items if item["type"] == "message" and item["role"] == "user")
+def _user_turns(server: OfflineModelServer) -> int:
+    """Responses created to answer a user message: a second one for one reply would be a second turn."""
+    return sum(
+        1
+        for run in server.state.responses.values()
+        if run.context and run.context[-1]["type"] == "message" and run.context[-1]["role"] == "user"
+    )
 
 
 # --- Happy paths ------------------------------------------------------------------------------------------------
@@ -118,9 +123,8 @@ def _user_turns(server: OfflineModelServer, conversation_id: str) -> int:
 
 def test_streams_text_and_sends_the_definition(server: OfflineModelServer, make_client: MakeClient) -> None:
     client = make_client()
-    conversation = client.create_conversation(metadata={"user": "user-1"})
 
-    events = list(client.stream_reply(conversation_id=conversation, text="hello there", context=CONTEXT))
+    events = list(client.stream_reply(text="hello there", context=CONTEXT))
 
     started, *deltas, completed = events
     assert isinstance(started, ResponseStarted)
@@ -143,7 +147,8 @@ def test_streams_text_and_sends_the_definition(server: OfflineModelServer, make_
     assert body["store"] is True
     assert body["model"] == "gpt-5-mini"
     assert body["instructions"] == "Be brief."
-    assert body["conversation"] == conversation
+    # The conversation is ours: no provider-side conversation, the input is the whole context.
+    assert "conversation" not in body
     assert body["max_output_tokens"] == 4000
     assert body["reasoning"] == {"effort": "low"}
     assert body["input"] == [{"type": "message", "role": "user", "content": "hello there"}]
@@ -154,18 +159,16 @@ def test_streams_text_and_sends_the_definition(server: OfflineModelServer, make_
 
 def test_model_override_replaces_the_definition_model(server: OfflineModelServer, make_client: MakeClient) -> None:
     client = make_client(model_override="gpt-5")
-    conversation = client.create_conversation()
 
-    list(client.stream_reply(conversation_id=conversation, text="hi", context=CONTEXT))
+    list(client.stream_reply(text="hi", context=CONTEXT))
 
     assert _posts(server)[0]["model"] == "gpt-5"
 
 
 def test_tool_round_trip_runs_the_tool_and_sums_usage(server: OfflineModelServer, make_client: MakeClient) -> None:
     client = make_client()
-    conversation = client.create_conversation()
 
-    events = list(client.stream_reply(conversation_id=conversation, text="calculate 2+3*4", context=CONTEXT))
+    events = list(client.stream_reply(text="calculate 2+3*4", context=CONTEXT))
 
     tool_events = [e for e in events if isinstance(e, ToolEvent)]
     assert tool_events == [ToolEvent("calculate", "started"), ToolEvent("calculate", "done")]
@@ -174,7 +177,9 @@ def test_tool_round_trip_runs_the_tool_and_sums_usage(server: OfflineModelServer
     first, second = _posts(server)
     assert first["input"][0]["content"] == "calculate 2+3*4"
     [call] = [i for i in server.state.responses[started[0]].response["output"] if i["type"] == "function_call"]
-    assert second["conversation"] == conversation
+    # Stored responses (the openai profile): the tool round continues the first response by id.
+    assert "conversation" not in second
+    assert second["previous_response_id"] == started[0]
     assert second["input"] == [{"type": "function_call_output", "call_id": call["call_id"], "output": "14"}]
     assert "14" in _text(events)
     completed = events[-1]
@@ -183,7 +188,7 @@ def test_tool_round_trip_runs_the_tool_and_sums_usage(server: OfflineModelServer
     assert completed.response_id == started[1]
     assert completed.input_tokens == sum(u["input_tokens"] for u in usages)
     assert completed.output_tokens == sum(u["output_tokens"] for u in usages)
-    assert _user_turns(server, conversation) == 1
+    assert _user_turns(server) == 1
 
 
 def test_tool_gets_the_server_context(server: OfflineModelServer, make_client: MakeClient) -> None:
@@ -198,9 +203,8 @@ def test_tool_gets_the_server_context(server: OfflineModelServer, make_client: M
 
     definition = DEFINITION.model_copy(update={"tools": ("current_time",)})
     client = make_client(tools=registry, definition=definition)
-    conversation = client.create_conversation()
 
-    events = list(client.stream_reply(conversation_id=conversation, text="what time is it in Tokyo", context=CONTEXT))
+    events = list(client.stream_reply(text="what time is it in Tokyo", context=CONTEXT))
 
     assert seen == [("Asia/Tokyo", "user-1")]
     assert [e for e in events if isinstance(e, ToolEvent)][-1] == ToolEvent("current_time", "done")
@@ -223,9 +227,8 @@ def test_model_supplied_value_for_the_context_parameter_is_rejected(
 
     definition = DEFINITION.model_copy(update={"tools": ("current_time",)})
     client = make_client(tools=registry, definition=definition)
-    conversation = client.create_conversation()
 
-    events = list(client.stream_reply(conversation_id=conversation, text="what time is it in Tokyo", context=CONTEXT))
+    events = list(client.stream_reply(text="what time is it in Tokyo", context=CONTEXT))
 
     assert calls == []
     assert [e for e in events if isinstance(e, ToolEvent)] == [
@@ -239,18 +242,16 @@ def test_model_supplied_value_for_the_context_parameter_is_rejected(
 
 def test_tool_rounds_are_bounded(server: OfflineModelServer, make_client: MakeClient) -> None:
     client = make_client(max_tool_rounds=0)
-    conversation = client.create_conversation()
 
     with pytest.raises(ModelFailed):
-        list(client.stream_reply(conversation_id=conversation, text="calculate 2+3*4", context=CONTEXT))
+        list(client.stream_reply(text="calculate 2+3*4", context=CONTEXT))
     assert len(_posts(server)) == 1
 
 
 def test_last_permitted_tool_round_forbids_more_tools(server: OfflineModelServer, make_client: MakeClient) -> None:
     client = make_client(max_tool_rounds=1)
-    conversation = client.create_conversation()
 
-    events = list(client.stream_reply(conversation_id=conversation, text="calculate 2+3*4", context=CONTEXT))
+    events = list(client.stream_reply(text="calculate 2+3*4", context=CONTEXT))
 
     first, last = _posts(server)
     assert "tool_choice" not in first
@@ -258,27 +259,45 @@ def test_last_permitted_tool_round_forbids_more_tools(server: OfflineModelServer
     assert isinstance(events[-1], ReplyCompleted)
 
 
-def test_history_is_oldest_first_text_only(server: OfflineModelServer, make_client: MakeClient) -> None:
+def test_history_is_sent_before_the_new_message(server: OfflineModelServer, make_client: MakeClient) -> None:
     client = make_client()
-    conversation = client.create_conversation()
-    first = list(client.stream_reply(conversation_id=conversation, text="hello there", context=CONTEXT))
-    second = list(client.stream_reply(conversation_id=conversation, text="calculate 2+3*4", context=CONTEXT))
+    history: list[tuple[Literal["user", "assistant"], str]] = [("user", "hello there"), ("assistant", "Hi!")]
 
-    history = client.history(conversation)
+    events = list(client.stream_reply(text="calculate 2+3*4", history=history, context=CONTEXT))
 
-    assert history == [
-        ("user", "hello there"),
-        ("assistant", _text(first)),
-        ("user", "calculate 2+3*4"),
-        ("assistant", _text(second)),
+    first = _posts(server)[0]
+    assert first["input"] == [
+        {"type": "message", "role": "user", "content": "hello there"},
+        {"type": "message", "role": "assistant", "content": "Hi!"},
+        {"type": "message", "role": "user", "content": "calculate 2+3*4"},
     ]
-    # The limit counts the latest items (tool calls and outputs too), not messages.
-    assert client.history(conversation, limit=2) == [("assistant", _text(second))]
+    assert isinstance(events[-1], ReplyCompleted)
 
 
-def test_history_of_unknown_conversation_is_not_found(make_client: MakeClient) -> None:
-    with pytest.raises(NotFound):
-        make_client().history("conv_missing")
+def test_stateless_provider_sends_no_state_and_resends_the_whole_input(
+    server: OfflineModelServer, make_client: MakeClient
+) -> None:
+    server.state.profile = "stateless"
+    client = make_client(provider=ModelProvider.OPENAI_COMPATIBLE)
+    history: list[tuple[Literal["user", "assistant"], str]] = [("user", "hello there"), ("assistant", "Hi!")]
+
+    events = list(client.stream_reply(text="calculate 2+3*4", history=history, context=CONTEXT))
+
+    assert not client.resumable
+    first, second = _posts(server)
+    for body in (first, second):
+        assert "background" not in body
+        assert "store" not in body
+        assert "previous_response_id" not in body
+        assert "conversation" not in body
+    call = second["input"][3]
+    assert second["input"][:3] == first["input"]
+    assert call["type"] == "function_call"
+    assert call["name"] == "calculate"
+    assert second["input"][4] == {"type": "function_call_output", "call_id": call["call_id"], "output": "14"}
+    assert "14" in _text(events)
+    with pytest.raises(ReplyInterrupted):
+        list(client.resume_reply(response_id="resp_gone", context=CONTEXT))
 
 
 # --- Retries before a response exists ---------------------------------------------------------------------------
@@ -288,10 +307,9 @@ def test_429_is_retried_with_jittered_exponential_backoff(
     server: OfflineModelServer, make_client: MakeClient, delays: list[float]
 ) -> None:
     client = make_client(retry=RetryPolicy(max_attempts=4, base_delay_s=0.5, max_delay_s=8))
-    conversation = client.create_conversation()
     server.faults.push(Fault.status(429), Fault.status(429), Fault.status(429))
 
-    events = list(client.stream_reply(conversation_id=conversation, text="hello there", context=CONTEXT))
+    events = list(client.stream_reply(text="hello there", context=CONTEXT))
 
     assert isinstance(events[-1], ReplyCompleted)
     assert len(delays) == 3
@@ -299,17 +317,16 @@ def test_429_is_retried_with_jittered_exponential_backoff(
     for retry, delay in enumerate(delays):
         assert 0 <= delay <= 0.5 * 2**retry
     assert len(_posts(server)) == 4
-    assert _user_turns(server, conversation) == 1
+    assert _user_turns(server) == 1
 
 
 def test_retry_after_is_honoured_and_capped(
     server: OfflineModelServer, make_client: MakeClient, delays: list[float]
 ) -> None:
     client = make_client(retry=RetryPolicy(max_attempts=3, base_delay_s=0.5, max_delay_s=8))
-    conversation = client.create_conversation()
     server.faults.push(Fault.status(429, retry_after=2), Fault.status(429, retry_after=120))
 
-    list(client.stream_reply(conversation_id=conversation, text="hello there", context=CONTEXT))
+    list(client.stream_reply(text="hello there", context=CONTEXT))
 
     assert delays == [2.0, 8.0]
 
@@ -318,12 +335,11 @@ def test_5xx_until_retries_run_out_is_unavailable(
     server: OfflineModelServer, make_client: MakeClient, delays: list[float]
 ) -> None:
     client = make_client(retry=RetryPolicy(max_attempts=3))
-    conversation = client.create_conversation()
     server.faults.push(*[Fault.status(500)] * 3, Fault.status(503))
     events: list[ModelEvent] = []
 
     with pytest.raises(ModelUnavailable) as raised:
-        events.extend(client.stream_reply(conversation_id=conversation, text="hello there", context=CONTEXT))
+        events.extend(client.stream_reply(text="hello there", context=CONTEXT))
 
     assert raised.value.retryable
     assert events == []
@@ -336,9 +352,10 @@ def test_client_errors_are_not_retried(
     server: OfflineModelServer, make_client: MakeClient, delays: list[float]
 ) -> None:
     client = make_client()
+    server.faults.push(Fault.status(400))
 
     with pytest.raises(ModelFailed) as raised:
-        list(client.stream_reply(conversation_id="conv_missing", text="hello there", context=CONTEXT))
+        list(client.stream_reply(text="hello there", context=CONTEXT))
 
     assert not raised.value.retryable
     assert len(_posts(server)) == 1
@@ -349,36 +366,33 @@ def test_slow_first_byte_times_out_and_is_retried(
     server: OfflineModelServer, make_client: MakeClient, delays: list[float]
 ) -> None:
     client = make_client(timeouts=ModelTimeouts(read_s=0.1))
-    conversation = client.create_conversation()
     server.faults.push(Fault.stall(0.5))
 
-    events = list(client.stream_reply(conversation_id=conversation, text="hello there", context=CONTEXT))
+    events = list(client.stream_reply(text="hello there", context=CONTEXT))
 
     assert isinstance(events[-1], ReplyCompleted)
     assert len(delays) == 1
-    assert _user_turns(server, conversation) == 1
+    assert _user_turns(server) == 1
 
 
 def test_stalling_every_time_is_unavailable(
     server: OfflineModelServer, make_client: MakeClient, delays: list[float]
 ) -> None:
     client = make_client(timeouts=ModelTimeouts(read_s=0.1), retry=RetryPolicy(max_attempts=2))
-    conversation = client.create_conversation()
     server.faults.push(Fault.stall(0.5), Fault.stall(0.5))
 
     with pytest.raises(ModelUnavailable):
-        list(client.stream_reply(conversation_id=conversation, text="hello there", context=CONTEXT))
+        list(client.stream_reply(text="hello there", context=CONTEXT))
     assert len(delays) == 1
 
 
 def test_sdk_retries_are_off_even_for_a_client_built_elsewhere(server: OfflineModelServer, delays: list[float]) -> None:
     sdk = openai.OpenAI(api_key="test-key", base_url=server.base_url, max_retries=5)
     client = ModelClient(sdk, DEFINITION, default_registry(), retry=RetryPolicy(max_attempts=1), sleep=delays.append)
-    conversation = client.create_conversation()
     server.faults.push(Fault.status(500), Fault.status(500))
 
     with pytest.raises(ModelUnavailable):
-        list(client.stream_reply(conversation_id=conversation, text="hello there", context=CONTEXT))
+        list(client.stream_reply(text="hello there", context=CONTEXT))
     assert len(_posts(server)) == 1
     assert delays == []
 
@@ -388,7 +402,7 @@ def test_openai_exceptions_never_escape(make_client: MakeClient) -> None:
     client = make_client(base_url="http://127.0.0.1:9/v1", retry=RetryPolicy(max_attempts=2))
 
     with pytest.raises(ModelUnavailable) as raised:
-        client.create_conversation()
+        list(client.stream_reply(text="hello", context=CONTEXT))
     assert not isinstance(raised.value, openai.OpenAIError)
 
 
@@ -398,12 +412,11 @@ def test_openai_exceptions_never_escape(make_client: MakeClient) -> None:
 @pytest.mark.parametrize("after_deltas", [0, 3])
 def test_error_event_is_model_failed(server: OfflineModelServer, make_client: MakeClient, after_deltas: int) -> None:
     client = make_client()
-    conversation = client.create_conversation()
     server.faults.push(Fault.error_event("server_error", "boom", after_deltas=after_deltas))
     events: list[ModelEvent] = []
 
     with pytest.raises(ModelFailed):
-        events.extend(client.stream_reply(conversation_id=conversation, text=LONG_MESSAGE, context=CONTEXT))
+        events.extend(client.stream_reply(text=LONG_MESSAGE, context=CONTEXT))
 
     # The response existed (response.created came first), so it is not retried: that could double the turn.
     assert len(_posts(server)) == 1
@@ -412,21 +425,19 @@ def test_error_event_is_model_failed(server: OfflineModelServer, make_client: Ma
 
 def test_response_failed_is_model_failed(server: OfflineModelServer, make_client: MakeClient) -> None:
     client = make_client()
-    conversation = client.create_conversation()
     server.faults.push(Fault.failed(after_deltas=2))
 
     with pytest.raises(ModelFailed):
-        list(client.stream_reply(conversation_id=conversation, text=LONG_MESSAGE, context=CONTEXT))
+        list(client.stream_reply(text=LONG_MESSAGE, context=CONTEXT))
     assert len(_posts(server)) == 1
 
 
 def test_incomplete_is_model_incomplete_with_reason(server: OfflineModelServer, make_client: MakeClient) -> None:
     client = make_client()
-    conversation = client.create_conversation()
     server.faults.push(Fault.incomplete("content_filter", after_deltas=2))
 
     with pytest.raises(ModelIncomplete) as raised:
-        list(client.stream_reply(conversation_id=conversation, text=LONG_MESSAGE, context=CONTEXT))
+        list(client.stream_reply(text=LONG_MESSAGE, context=CONTEXT))
     assert raised.value.reason == "content_filter"
 
 
@@ -437,10 +448,9 @@ def test_stream_cut_mid_reply_is_recovered_with_the_full_text_exactly_once(
     server: OfflineModelServer, make_client: MakeClient
 ) -> None:
     client = make_client()
-    conversation = client.create_conversation()
     server.faults.push(Fault.cut_after_deltas(5))
 
-    events = list(client.stream_reply(conversation_id=conversation, text=LONG_MESSAGE, context=CONTEXT))
+    events = list(client.stream_reply(text=LONG_MESSAGE, context=CONTEXT))
 
     [started] = [e for e in events if isinstance(e, ResponseStarted)]
     deltas = [e for e in events if isinstance(e, TextDelta)]
@@ -449,19 +459,16 @@ def test_stream_cut_mid_reply_is_recovered_with_the_full_text_exactly_once(
     assert isinstance(events[-1], ReplyCompleted)
     assert len(_posts(server)) == 1
     assert any(r.method == "GET" and r.path == f"/v1/responses/{started.response_id}" for r in server.requests)
-    assert _user_turns(server, conversation) == 1
+    assert _user_turns(server) == 1
 
 
 def test_resume_of_a_completed_response_sends_no_new_turn(server: OfflineModelServer, make_client: MakeClient) -> None:
     client = make_client()
-    conversation = client.create_conversation()
-    original = list(client.stream_reply(conversation_id=conversation, text=LONG_MESSAGE, context=CONTEXT))
+    original = list(client.stream_reply(text=LONG_MESSAGE, context=CONTEXT))
     completed = original[-1]
     assert isinstance(completed, ReplyCompleted)
 
-    resumed = list(
-        client.resume_reply(response_id=completed.response_id, conversation_id=conversation, context=CONTEXT)
-    )
+    resumed = list(client.resume_reply(response_id=completed.response_id, context=CONTEXT))
 
     assert resumed == [ResponseStarted(completed.response_id), TextDelta(_text(original)), completed]
     assert len(_posts(server)) == 1
@@ -469,15 +476,14 @@ def test_resume_of_a_completed_response_sends_no_new_turn(server: OfflineModelSe
 
 def test_resume_continues_a_tool_loop(server: OfflineModelServer, make_client: MakeClient) -> None:
     client = make_client()
-    conversation = client.create_conversation()
     # A worker that died right after the response started: it never reads (or closes) its stream again, and the
     # model finishes the response (a tool call) server-side.
-    dead_worker = client.stream_reply(conversation_id=conversation, text="calculate 2+3*4", context=CONTEXT)
+    dead_worker = client.stream_reply(text="calculate 2+3*4", context=CONTEXT)
     started = next(dead_worker)
     assert isinstance(started, ResponseStarted)
     server_run = server.state.responses[started.response_id]
 
-    resumed = list(client.resume_reply(response_id=started.response_id, conversation_id=conversation, context=CONTEXT))
+    resumed = list(client.resume_reply(response_id=started.response_id, context=CONTEXT))
 
     assert server_run.finished
     assert [e for e in resumed if isinstance(e, ToolEvent)] == [
@@ -486,29 +492,28 @@ def test_resume_continues_a_tool_loop(server: OfflineModelServer, make_client: M
     ]
     assert "14" in _text(resumed)
     assert isinstance(resumed[-1], ReplyCompleted)
-    assert _user_turns(server, conversation) == 1
+    assert _user_turns(server) == 1
 
 
 def test_resume_of_an_unknown_response_is_interrupted(server: OfflineModelServer, make_client: MakeClient) -> None:
     client = make_client()
 
     with pytest.raises(ReplyInterrupted):
-        list(client.resume_reply(response_id="resp_missing", conversation_id="conv_x", context=CONTEXT))
+        list(client.resume_reply(response_id="resp_missing", context=CONTEXT))
     assert _posts(server) == []
 
 
 def test_resume_of_a_failed_response_is_interrupted(server: OfflineModelServer, make_client: MakeClient) -> None:
     client = make_client()
-    conversation = client.create_conversation()
     server.faults.push(Fault.failed())
-    reply = client.stream_reply(conversation_id=conversation, text="hello there", context=CONTEXT)
+    reply = client.stream_reply(text="hello there", context=CONTEXT)
     started = next(reply)
     assert isinstance(started, ResponseStarted)
     with pytest.raises(ModelFailed):
         list(reply)
 
     with pytest.raises(ReplyInterrupted):
-        list(client.resume_reply(response_id=started.response_id, conversation_id=conversation, context=CONTEXT))
+        list(client.resume_reply(response_id=started.response_id, context=CONTEXT))
 
 
 def test_resume_gives_up_on_a_response_that_never_finishes(
@@ -516,8 +521,7 @@ def test_resume_gives_up_on_a_response_that_never_finishes(
 ) -> None:
     server.pace = Pace(first_token_s=30, tokens_per_s=1)
     client = make_client()
-    conversation = client.create_conversation()
-    dead_worker = client.stream_reply(conversation_id=conversation, text="hello there", context=CONTEXT)
+    dead_worker = client.stream_reply(text="hello there", context=CONTEXT)
     started = next(dead_worker)
     assert isinstance(started, ResponseStarted)
 
@@ -525,7 +529,6 @@ def test_resume_gives_up_on_a_response_that_never_finishes(
         list(
             client.resume_reply(
                 response_id=started.response_id,
-                conversation_id=conversation,
                 context=CONTEXT,
                 poll_interval_s=0.5,
                 max_wait_s=2,
@@ -539,12 +542,11 @@ def test_without_resumable_a_dropped_stream_is_interrupted_at_once(
     server: OfflineModelServer, make_client: MakeClient, delays: list[float]
 ) -> None:
     client = make_client(definition=NOT_RESUMABLE)
-    conversation = client.create_conversation()
     server.faults.push(Fault.cut_after_deltas(5))
     events: list[ModelEvent] = []
 
     with pytest.raises(ReplyInterrupted):
-        events.extend(client.stream_reply(conversation_id=conversation, text=LONG_MESSAGE, context=CONTEXT))
+        events.extend(client.stream_reply(text=LONG_MESSAGE, context=CONTEXT))
 
     [body] = _posts(server)
     assert "background" not in body
@@ -556,32 +558,28 @@ def test_without_resumable_a_dropped_stream_is_interrupted_at_once(
     run = server.state.responses[started.response_id]
     _wait_for(lambda: run.finished)
     assert run.response["status"] == "cancelled"
-    assert _user_turns(server, conversation) == 0
 
 
 def test_without_resumable_resume_looks_once(
     server: OfflineModelServer, make_client: MakeClient, delays: list[float]
 ) -> None:
     client = make_client(definition=NOT_RESUMABLE)
-    conversation = client.create_conversation()
-    original = list(client.stream_reply(conversation_id=conversation, text="hello there", context=CONTEXT))
+    original = list(client.stream_reply(text="hello there", context=CONTEXT))
     completed = original[-1]
     assert isinstance(completed, ReplyCompleted)
     # A response that completed before its worker died is still picked up...
-    resumed = list(
-        client.resume_reply(response_id=completed.response_id, conversation_id=conversation, context=CONTEXT)
-    )
+    resumed = list(client.resume_reply(response_id=completed.response_id, context=CONTEXT))
     assert resumed == [ResponseStarted(completed.response_id), TextDelta(_text(original)), completed]
 
     # ...but one still running is not waited for.
     server.pace = Pace(first_token_s=30, tokens_per_s=1)
-    dead_worker = client.stream_reply(conversation_id=conversation, text="hello again", context=CONTEXT)
+    dead_worker = client.stream_reply(text="hello again", context=CONTEXT)
     started = next(dead_worker)
     assert isinstance(started, ResponseStarted)
     server.requests.clear()
 
     with pytest.raises(ReplyInterrupted):
-        list(client.resume_reply(response_id=started.response_id, conversation_id=conversation, context=CONTEXT))
+        list(client.resume_reply(response_id=started.response_id, context=CONTEXT))
     assert _retrieves(server) == [f"/v1/responses/{started.response_id}"]
     assert delays == []
     dead_worker.close()
@@ -601,9 +599,8 @@ def test_closing_the_iterator_stops_the_response(
     sdk = openai.OpenAI(api_key="test-key", base_url=server.base_url, http_client=http_client)
     definition = DEFINITION if resumable else NOT_RESUMABLE
     client = ModelClient(sdk, definition, default_registry(), sleep=delays.append)
-    conversation = client.create_conversation()
 
-    reply = client.stream_reply(conversation_id=conversation, text=LONG_MESSAGE, context=CONTEXT)
+    reply = client.stream_reply(text=LONG_MESSAGE, context=CONTEXT)
     started = next(reply)
     assert isinstance(started, ResponseStarted)
     assert isinstance(next(reply), TextDelta)
@@ -625,7 +622,6 @@ def test_closing_the_iterator_stops_the_response(
         assert _cancels(server) == []
         assert run.response["status"] == "cancelled"
     assert len(_stored_text(server, started.response_id).split()) < 100  # stopped early, not run to its end
-    assert _user_turns(server, conversation) == 0
     http_client.close()
 
 
@@ -633,8 +629,7 @@ def test_closing_in_a_later_round_cancels_that_rounds_response(
     server: OfflineModelServer, make_client: MakeClient
 ) -> None:
     client = make_client()
-    conversation = client.create_conversation()
-    reply = client.stream_reply(conversation_id=conversation, text="calculate 2+3*4", context=CONTEXT)
+    reply = client.stream_reply(text="calculate 2+3*4", context=CONTEXT)
     rounds: list[str] = []
     for event in reply:
         if isinstance(event, ResponseStarted):
@@ -651,13 +646,12 @@ def test_closing_after_a_round_completed_cancels_nothing(
     server: OfflineModelServer, make_client: MakeClient, stop_after: str
 ) -> None:
     client = make_client()
-    conversation = client.create_conversation()
     stop_at: dict[str, Callable[[ModelEvent], bool]] = {
         "tool_started": lambda e: e == ToolEvent("calculate", "started"),
         "tool_done": lambda e: e == ToolEvent("calculate", "done"),
         "completed": lambda e: isinstance(e, ReplyCompleted),
     }
-    reply = client.stream_reply(conversation_id=conversation, text="calculate 2+3*4", context=CONTEXT)
+    reply = client.stream_reply(text="calculate 2+3*4", context=CONTEXT)
     for event in reply:
         if stop_at[stop_after](event):
             break
@@ -686,8 +680,7 @@ def test_closing_while_stopping_on_purpose_cancels(
 ) -> None:
     server.pace = Pace(first_token_s=0, tokens_per_s=50)
     client = make_client()
-    conversation = client.create_conversation()
-    reply = client.stream_reply(conversation_id=conversation, text=LONG_MESSAGE, context=CONTEXT)
+    reply = client.stream_reply(text=LONG_MESSAGE, context=CONTEXT)
     started = next(reply)
     assert isinstance(started, ResponseStarted)
 
@@ -705,8 +698,7 @@ def test_closing_while_the_caller_fails_leaves_the_response_running(
     # and SQS redelivers the message, whose resume must find the very same response still generating.
     server.pace = Pace(first_token_s=0, tokens_per_s=200)
     client = make_client()
-    conversation = client.create_conversation()
-    reply = client.stream_reply(conversation_id=conversation, text=LONG_MESSAGE, context=CONTEXT)
+    reply = client.stream_reply(text=LONG_MESSAGE, context=CONTEXT)
     started = next(reply)
     assert isinstance(started, ResponseStarted)
     assert isinstance(next(reply), TextDelta)
@@ -717,10 +709,10 @@ def test_closing_while_the_caller_fails_leaves_the_response_running(
     assert _cancels(server) == []
     assert not server.state.responses[started.response_id].finished
     server.pace = Pace.instant()
-    resumed = list(client.resume_reply(response_id=started.response_id, conversation_id=conversation, context=CONTEXT))
+    resumed = list(client.resume_reply(response_id=started.response_id, context=CONTEXT))
     assert _text(resumed) == _stored_text(server, started.response_id)
     assert len(_text(resumed).split()) > 300
-    assert _user_turns(server, conversation) == 1
+    assert _user_turns(server) == 1
 
 
 def test_a_failed_cancel_is_logged_not_raised(
@@ -728,8 +720,7 @@ def test_a_failed_cancel_is_logged_not_raised(
 ) -> None:
     server.pace = Pace(first_token_s=30, tokens_per_s=1)
     client = make_client()
-    conversation = client.create_conversation()
-    reply = client.stream_reply(conversation_id=conversation, text="hello there", context=CONTEXT)
+    reply = client.stream_reply(text="hello there", context=CONTEXT)
     started = next(reply)
     assert isinstance(started, ResponseStarted)
     run = server.state.responses.pop(started.response_id)  # the cancel call will find nothing: 404

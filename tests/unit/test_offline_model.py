@@ -385,10 +385,45 @@ def test_max_output_tokens_ends_incomplete(client: Any, server: OfflineModelServ
     assert items[1].content[0].text == "".join(deltas_of(events))
 
 
-def test_previous_response_id_is_refused_rather_than_ignored(client: Any, openai: ModuleType) -> None:
-    with pytest.raises(openai.BadRequestError) as raised:
-        client.responses.create(model="m", input="hi", previous_response_id="resp_1")
-    assert raised.value.body["param"] == "previous_response_id"
+def test_previous_response_id_continues_that_response(client: Any, openai: ModuleType) -> None:
+    first = client.responses.create(model="m", input="Hello")
+    second = client.responses.create(model="m", input="Hello", previous_response_id=first.id)
+    alone = client.responses.create(model="m", input="Hello")
+    # The context is the first response's input and output plus the new input: a second user message, which the
+    # canned reply counts (the same message without the earlier turn gets the first reply again).
+    assert second.output_text != first.output_text
+    assert alone.output_text == first.output_text
+
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.responses.create(model="m", input="hi", previous_response_id="resp_missing")
+    assert missing.value.body["param"] == "previous_response_id"
+
+
+def test_stateless_profile_serves_only_responses_and_reads_the_conversation_from_input(openai: ModuleType) -> None:
+    with OfflineModelServer(pace=Pace.instant(), profile="stateless") as stateless:
+        client = openai.OpenAI(api_key="test", base_url=stateless.base_url, max_retries=0)
+        first = client.responses.create(model="m", input="Hello")
+        second = client.responses.create(
+            model="m",
+            input=[
+                {"role": "user", "content": "Hello"},
+                {"role": "assistant", "content": first.output_text},
+                {"role": "user", "content": "Hello"},
+            ],
+        )
+        # Its canned replies count the user messages it was sent: the second reply knows it is the second.
+        assert second.output_text != first.output_text
+
+        for refused in ({"background": True}, {"store": True}, {"previous_response_id": first.id}):
+            with pytest.raises(openai.BadRequestError) as raised:
+                client.responses.create(model="m", input="hi", **refused)
+            assert raised.value.body["param"] == next(iter(refused))
+        with pytest.raises(openai.BadRequestError):
+            client.responses.create(model="m", input="hi", conversation="conv_1")
+        with pytest.raises(openai.NotFoundError):
+            client.conversations.create()
+        with pytest.raises(openai.NotFoundError):
+            client.responses.retrieve(first.id)
 
 
 def test_max_output_tokens_below_the_api_floor_is_refused(client: Any, openai: ModuleType) -> None:

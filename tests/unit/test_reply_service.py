@@ -31,6 +31,7 @@ from assistant.stores.messages import (
     MessageStore,
     read_usage,
 )
+from assistant.stores.turns import TurnStore
 from assistant.stores.usage import Quotas, UsageStore
 from tests.frames import assemble
 
@@ -55,10 +56,7 @@ class ScriptedModel:
     resume: list[ModelEvent | Exception] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     resumable: bool = True
-
-    def create_conversation(self, *, metadata: dict[str, str] | None = None) -> str:
-        self.calls.append("create_conversation")
-        return "conv_provider_1"
+    model: str = "scripted-model"
 
     def stream_reply(self, *, usage_sink: UsageSink | None = None, **_: Any) -> Iterator[ModelEvent]:
         self.calls.append("stream_reply")
@@ -113,6 +111,7 @@ def harness(ddb_table: Any) -> Harness:
     service = ReplyService(
         messages=messages,
         conversations=conversations,
+        turns=TurnStore(ddb_table),
         usage=UsageStore(ddb_table),
         broadcaster=Broadcaster(client, connections, cache_seconds=0),
         model=lambda: model,  # type: ignore[arg-type, return-value]
@@ -263,6 +262,7 @@ def _second_worker(harness: Harness, messages: MessageStore) -> ReplyService:
     return ReplyService(
         messages=messages,
         conversations=harness.conversations,
+        turns=original._turns,
         usage=original._usage,
         broadcaster=original._broadcaster,
         model=original._model,
@@ -323,6 +323,7 @@ def _with_clock(harness: Harness, clock: _Clock) -> ReplyService:
     return ReplyService(
         messages=harness.messages,
         conversations=harness.conversations,
+        turns=original._turns,
         usage=original._usage,
         broadcaster=original._broadcaster,
         model=original._model,
@@ -404,7 +405,7 @@ def test_a_redelivery_after_a_cancel_starts_no_new_turn(harness: Harness) -> Non
     outcome = harness.service.handle(queued, attempt=2)
 
     assert outcome.result is ReplyResult.CANCELLED
-    assert harness.model.calls == ["create_conversation", "stream_reply"]  # no resume, no new response
+    assert harness.model.calls == ["stream_reply"]  # no resume, no new response
     assert harness.frames()[-1]["type"] == "cancelled"
 
 
@@ -425,6 +426,7 @@ def test_checkpoints_are_written_about_once_a_second_not_once_a_frame(harness: H
     service = ReplyService(
         messages=counting,
         conversations=harness.conversations,
+        turns=original._turns,
         usage=original._usage,
         broadcaster=original._broadcaster,
         model=original._model,

@@ -15,6 +15,8 @@ CONVERSATION_PREFIX: Final = "CONV#"
 MESSAGE_PREFIX: Final = "MSG#"
 USAGE_PREFIX: Final = "USAGE#"
 RATE_LIMIT_PREFIX: Final = "RATE#"
+#: One item per finished turn of a conversation (user message + reply): what the model is sent and history shows.
+TURN_PREFIX: Final = "TURN#"
 #: The set of the user's messages that wait to be claimed (see MessageStore.create).
 WAITING_SK: Final = "WAITING"
 #: The pointer to the user's current conversation (the one `sendMessage` without `conversationId` continues).
@@ -35,6 +37,18 @@ def conversation_sk(conversation_id: str) -> str:
 
 def message_sk(message_id: str) -> str:
     return f"{MESSAGE_PREFIX}{message_id}"
+
+
+def turn_prefix(conversation_id: str) -> str:
+    """Every turn of one conversation starts with this; the ids hold no ``#``, so no conversation's prefix is
+    another's."""
+    return f"{TURN_PREFIX}{conversation_id}#"
+
+
+def turn_sk(conversation_id: str, created_at: str, message_id: str) -> str:
+    """``created_at`` is the user message's ISO-8601 UTC time (fixed width), so turns sort oldest first; the
+    message id makes the key unique and a redelivery's write land on the same item."""
+    return f"{turn_prefix(conversation_id)}{created_at}#{message_id}"
 
 
 def usage_sk(day: str) -> str:

@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 from assistant.errors import RateLimited
 from assistant.stores.keys import PK, TTL, WAITING_SK, key, message_sk, usage_sk
 from assistant.stores.timestamps import iso_utc, utc_day
+from assistant.stores.turns import Turn
 from assistant.stores.usage import DailyUsage, Quotas, UsageStore
 from assistant.wiring import MESSAGE_TTL_SECONDS, USAGE_TTL_SECONDS
 
@@ -366,8 +367,12 @@ class MessageStore:
         now: float,
         error_code: str | None = None,
         expected: MessageStatus = MessageStatus.STREAMING,
+        turn: Turn | None = None,
     ) -> bool:
         """Move a message to a final status (its tokens were counted as each response ended: :meth:`count_usage`).
+
+        With ``turn``, the conversation turn is written in the same transaction: it exists exactly when the message
+        reached its final status through this call, so a redelivery never writes a second one.
 
         ``False`` when the message was no longer ``expected`` (another delivery or a cancel got there first).
         """
@@ -376,16 +381,31 @@ class MessageStore:
         if error_code:
             updates.append("errorCode = :error_code")
             values[":error_code"] = error_code
+        update: dict[str, Any] = {
+            "Key": key(record.user_id, message_sk(record.message_id)),
+            "UpdateExpression": "SET " + ", ".join(updates),
+            "ConditionExpression": "#status = :expected",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": values,
+        }
+        if turn is None:
+            try:
+                self._table.update_item(**update)
+            except ClientError as exc:
+                if _is_condition_failure(exc):
+                    return False
+                raise
+            return True
         try:
-            self._table.update_item(
-                Key=key(record.user_id, message_sk(record.message_id)),
-                UpdateExpression="SET " + ", ".join(updates),
-                ConditionExpression="#status = :expected",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=values,
+            self._client.transact_write_items(
+                TransactItems=[
+                    {"Update": {"TableName": self._table.name, **update}},
+                    {"Put": {"TableName": self._table.name, "Item": turn.to_item(record.user_id)}},
+                ]
             )
         except ClientError as exc:
-            if _is_condition_failure(exc):
+            reasons = _cancellation_reasons(exc)
+            if reasons and reasons[0] == "ConditionalCheckFailed":
                 return False
             raise
         return True

@@ -1,0 +1,173 @@
+"""Conversation turns: the conversation state is ours, not the model provider's.
+
+One item per finished reply (done, stopped or failed), under the user's partition with the sort key
+``TURN#<conversationId>#<createdAt>#<messageId>`` (see :func:`assistant.stores.keys.turn_sk`): the user's message,
+the text the assistant showed, the tools it ran, what it cost, the model and how it ended. The worker writes it in
+the same transaction that moves the message record to its final status (:meth:`MessageStore.finish`), so a turn
+is committed exactly once: a redelivery finds the message final and writes nothing.
+
+What the model is sent for a new message is built from these items (:meth:`TurnStore.context`), and ``getHistory``
+reads them (:meth:`TurnStore.recent`), so any Responses server works, stateless ones included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Final, Literal
+
+from boto3.dynamodb.conditions import Key
+
+from assistant.stores.keys import PK, SK, key, turn_prefix, turn_sk, user_pk
+
+#: Each text of a turn is cut to this many UTF-8 bytes, so an item (two texts plus small attributes) stays well
+#: under DynamoDB's 400 KB. A user message is far smaller (``MAX_MESSAGE_CHARS``) and a reply is bounded by
+#: ``max_output_tokens``; this only guards against the unexpected.
+MAX_TEXT_BYTES: Final = 150_000
+TRUNCATED_MARKER: Final = "\n\n[… truncated]"
+#: Tool activity kept per turn (names and outcomes only).
+MAX_TOOLS: Final = 50
+#: Turns read per query page when building a context or a history.
+_PAGE: Final = 25
+
+
+class TurnStatus(StrEnum):
+    DONE = "done"
+    #: Stopped by the user: the text is what they saw before the stop.
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ToolUse:
+    name: str
+    status: Literal["done", "failed"]
+
+
+@dataclass(frozen=True)
+class Turn:
+    conversation_id: str
+    message_id: str
+    #: The user message's arrival (ISO-8601 UTC); orders the turns.
+    created_at: str
+    user_text: str
+    assistant_text: str
+    status: TurnStatus
+    model: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    tools: tuple[ToolUse, ...] = field(default_factory=tuple)
+    finished_at: str | None = None
+    error_code: str | None = None
+
+    def to_item(self, user_id: str) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            **key(user_id, turn_sk(self.conversation_id, self.created_at, self.message_id)),
+            "conversationId": self.conversation_id,
+            "messageId": self.message_id,
+            "createdAt": self.created_at,
+            "userText": clip_text(self.user_text),
+            "assistantText": clip_text(self.assistant_text),
+            "status": self.status.value,
+            "inputTokens": self.input_tokens,
+            "outputTokens": self.output_tokens,
+        }
+        if self.model:
+            item["model"] = self.model
+        if self.tools:
+            item["tools"] = [{"name": t.name, "status": t.status} for t in self.tools[:MAX_TOOLS]]
+        if self.finished_at:
+            item["finishedAt"] = self.finished_at
+        if self.error_code:
+            item["errorCode"] = self.error_code
+        return item
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Turn:
+        tools = tuple(
+            ToolUse(name=str(t.get("name", "")), status="failed" if t.get("status") == "failed" else "done")
+            for t in item.get("tools", [])
+        )
+        return cls(
+            conversation_id=str(item["conversationId"]),
+            message_id=str(item["messageId"]),
+            created_at=str(item["createdAt"]),
+            user_text=str(item.get("userText", "")),
+            assistant_text=str(item.get("assistantText", "")),
+            status=TurnStatus(item.get("status", TurnStatus.DONE.value)),
+            model=str(item["model"]) if item.get("model") else None,
+            input_tokens=int(item.get("inputTokens", 0)),
+            output_tokens=int(item.get("outputTokens", 0)),
+            tools=tools,
+            finished_at=str(item["finishedAt"]) if item.get("finishedAt") else None,
+            error_code=str(item["errorCode"]) if item.get("errorCode") else None,
+        )
+
+    @property
+    def sent_to_model(self) -> bool:
+        """A failed turn is history for the user, not context for the model (it would re-ask a broken turn)."""
+        return self.status is not TurnStatus.FAILED
+
+    def context_chars(self) -> int:
+        return len(self.user_text) + len(self.assistant_text)
+
+
+def clip_text(text: str, max_bytes: int = MAX_TEXT_BYTES) -> str:
+    """``text`` cut to at most ``max_bytes`` UTF-8 bytes (marker included), on a character boundary."""
+    encoded = text.encode()
+    if len(encoded) <= max_bytes:
+        return text
+    room = max_bytes - len(TRUNCATED_MARKER.encode())
+    return encoded[:room].decode(errors="ignore") + TRUNCATED_MARKER
+
+
+class TurnStore:
+    """``table`` is a boto3 DynamoDB ``Table`` resource. Writes happen in :meth:`MessageStore.finish`."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def newest_first(self, user_id: str, conversation_id: str) -> Iterator[Turn]:
+        """The conversation's turns, newest first, read a page at a time as the caller iterates."""
+        query: dict[str, Any] = {
+            "KeyConditionExpression": Key(PK).eq(user_pk(user_id)) & Key(SK).begins_with(turn_prefix(conversation_id)),
+            "ScanIndexForward": False,
+            "ConsistentRead": True,
+            "Limit": _PAGE,
+        }
+        while True:
+            page = self._table.query(**query)
+            for item in page.get("Items", []):
+                yield Turn.from_item(item)
+            last_key = page.get("LastEvaluatedKey")
+            if not last_key:
+                return
+            query["ExclusiveStartKey"] = last_key
+
+    def context(self, user_id: str, conversation_id: str, *, budget_chars: int) -> list[Turn]:
+        """The newest turns worth sending to the model whose texts fit ``budget_chars`` together, oldest first.
+
+        The oldest turns beyond the budget are dropped (the caller keeps its new message outside the budget).
+        """
+        kept: list[Turn] = []
+        used = 0
+        for turn in self.newest_first(user_id, conversation_id):
+            if not turn.sent_to_model:
+                continue
+            used += turn.context_chars()
+            if used > budget_chars:
+                break
+            kept.append(turn)
+        kept.reverse()
+        return kept
+
+    def recent(self, user_id: str, conversation_id: str, *, limit: int = 200) -> list[Turn]:
+        """The newest ``limit`` turns (every status), oldest first: what ``getHistory`` shows."""
+        turns: list[Turn] = []
+        for turn in self.newest_first(user_id, conversation_id):
+            turns.append(turn)
+            if len(turns) >= limit:
+                break
+        turns.reverse()
+        return turns

@@ -1,0 +1,121 @@
+"""The chat against a stateless Responses server: the offline model's ``stateless`` profile (``POST /v1/responses``
+only, 400 for ``background``/``conversation``/``previous_response_id``/``store: true``) with
+``MODEL_PROVIDER=openai-compatible``, as ``OPENAI_BASE_URL=<vLLM, Ollama...> make dev`` runs it.
+
+The conversation is ours: each request carries the earlier turns from DynamoDB, and getHistory reads them there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from scripts.local_stack.offline_model import Pace
+from scripts.local_stack.stack import LocalStack
+from tests.e2e.conftest import (
+    e2e_settings,
+    model_pace,
+    new_user,
+    of_message,
+    open_socket,
+    receive_until,
+    reply_text,
+    request,
+    responses_posted,
+    running_stack,
+    send,
+    send_message,
+    stack_info,
+    wait_for_status,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def stateless_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    settings = e2e_settings(
+        log_dir=tmp_path_factory.mktemp("lambda-logs"), offline_model_profile="stateless", model_provider=None
+    )
+    with running_stack(settings) as stack:
+        yield stack
+
+
+def _model_requests(stack: LocalStack) -> list[tuple[str, str, Any]]:
+    assert stack.offline_model is not None
+    return [(r.method, r.path, r.body) for r in stack.offline_model.state.requests]
+
+
+async def test_chat_sends_the_earlier_turns_and_history_reads_them_from_the_table(stateless_stack: LocalStack) -> None:
+    info = stack_info(stateless_stack)
+    user = new_user(stateless_stack, "stateless")
+    async with open_socket(info, user.token) as ws:
+        first = await send_message(ws, "Remember the lighthouse")
+        frames = await receive_until(ws, "done", message_id=first["messageId"])
+        first_reply = reply_text(frames, first["messageId"])
+        second = await send_message(ws, "And the keeper?")
+        assert second["conversationId"] == first["conversationId"]
+        frames = await receive_until(ws, "done", message_id=second["messageId"])
+        # The offline model counts the user messages in the input it was sent: the first turn was in it.
+        assert "That's your 2nd message in this conversation." in reply_text(frames, second["messageId"])
+        answer = await request(ws, {"action": "getHistory", "conversationId": first["conversationId"]}, "history")
+
+    [body] = responses_posted(stateless_stack, "And the keeper?")
+    assert body["input"] == [
+        {"type": "message", "role": "user", "content": "Remember the lighthouse"},
+        {"type": "message", "role": "assistant", "content": first_reply},
+        {"type": "message", "role": "user", "content": "And the keeper?"},
+    ]
+    for key in ("background", "store", "conversation", "previous_response_id"):
+        assert key not in body
+    # Nothing but POST /v1/responses was asked of the server (it would have answered 404).
+    assert {(method, path) for method, path, _ in _model_requests(stateless_stack)} == {("POST", "/v1/responses")}
+    messages = answer["messages"]
+    assert [(m["role"], m["text"]) for m in messages][:2] == [
+        ("user", "Remember the lighthouse"),
+        ("assistant", first_reply),
+    ]
+    assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
+    assert messages[1]["status"] == "done"
+    assert messages[1]["model"] == "offline-demo"
+    assert messages[1]["usage"]["outputTokens"] > 0
+    assert messages[0]["messageId"] == first["messageId"]
+
+
+async def test_cancel_then_continue(stateless_stack: LocalStack) -> None:
+    info = stack_info(stateless_stack)
+    user = new_user(stateless_stack, "stateless-cancel")
+    with model_pace(stateless_stack, Pace(first_token_s=0.05, tokens_per_s=40)):
+        async with open_socket(info, user.token) as ws:
+            stopped = await send_message(ws, "Write a long essay about tides")
+            message_id = stopped["messageId"]
+            before = await receive_until(ws, "delta", message_id=message_id)
+            await send(ws, {"action": "cancel", "messageId": message_id})
+            after = await receive_until(ws, "cancelled", message_id=message_id, timeout=5)
+    seen = reply_text(before + after, message_id)
+    assert seen
+    assert "done" not in [frame["type"] for frame in of_message(before + after, message_id)]
+    assert await wait_for_status(stateless_stack, user.user_id, message_id) == "cancelled"
+
+    async with open_socket(info, user.token) as ws:
+        history = await request(ws, {"action": "getHistory", "conversationId": stopped["conversationId"]}, "history")
+        # The stopped turn: the partial text the user saw, marked as stopped.
+        assert [(m["role"], m.get("status")) for m in history["messages"]] == [
+            ("user", None),
+            ("assistant", "cancelled"),
+        ]
+        assert history["messages"][1]["text"] == seen
+
+        again = await send_message(ws, "Continue, but shorter")
+        frames = await receive_until(ws, "done", message_id=again["messageId"])
+        assert "2nd message" in reply_text(frames, again["messageId"])
+        history = await request(ws, {"action": "getHistory", "conversationId": stopped["conversationId"]}, "history")
+
+    [body] = responses_posted(stateless_stack, "Continue, but shorter")
+    assert body["input"][:2] == [
+        {"type": "message", "role": "user", "content": "Write a long essay about tides"},
+        {"type": "message", "role": "assistant", "content": seen},
+    ]
+    assert [m.get("status") for m in history["messages"]] == [None, "cancelled", None, "done"]
