@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
+from scripts.local_stack.offline_model import Pace
 from scripts.local_stack.stack import WEB_DIR, LocalStack
 from tests.browser import ARTIFACTS, needs_chromium, open_page
-from tests.e2e.conftest import e2e_settings, running_stack, stack_info
+from tests.e2e.conftest import e2e_settings, model_pace, running_stack, stack_info
 
 pytestmark = [
     pytest.mark.e2e,
@@ -125,3 +126,35 @@ async def test_one_click_demo_sign_in_usage_meter_and_a_reload_against_the_local
     assert await page.locator("#sign-in-view").is_hidden()
     await page.wait_for_selector(f"{REPLY}:has-text('341.333333333')")
     await page.wait_for_selector("#messages li.message.user:has-text('calculate 2**10 / 3')")
+
+
+async def test_a_stopped_reply_stays_in_history_after_a_reload(web_stack: LocalStack, page: Any) -> None:
+    """Stop mid-reply, reload: the user's message and the text they saw are there, marked as stopped."""
+    info = stack_info(web_stack)
+    await page.goto(info.web_url)
+    await page.get_by_role("button", name="Use the demo account").click()
+    await page.wait_for_selector("#status[data-state='connected']")
+    await page.get_by_role("button", name="New conversation").click()
+    question = "Tell me a long story about a lighthouse"
+    with model_pace(web_stack, Pace(first_token_s=0.05, tokens_per_s=20)):
+        await page.fill("#message", question)
+        await page.click("#send")
+        # Some text has streamed in: press Stop, as a user would.
+        await page.wait_for_function(
+            "() => (document.querySelector('#messages li.message.assistant:last-child .text') || {}).textContent"
+            "?.length > 20"
+        )
+        await page.get_by_role("button", name="Stop").click()
+        await page.wait_for_selector(f"{REPLY}:last-child[data-state='cancelled']")
+    shown = await page.locator(REPLY).last.locator(".text").text_content() or ""
+    assert shown
+
+    await page.reload()
+    await page.wait_for_selector("#status[data-state='connected']")
+    await page.wait_for_selector(f"#messages li.message.user:has-text('{question}')")
+    stopped = page.locator(f"{REPLY}[data-state='cancelled']").last
+    await stopped.wait_for()
+    assert "Stopped" in (await stopped.locator(".meta").text_content() or "")
+    kept = await stopped.locator(".text").text_content() or ""
+    # What the user saw stays (the server may have checkpointed a little more than the page had drawn).
+    assert kept.startswith(shown[: len(shown) // 2])
