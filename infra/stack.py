@@ -106,6 +106,7 @@ class AssistantStack(cdk.Stack):
             Env.RATE_LIMIT_LIST_CONVERSATIONS: stage.rate_limit_list_conversations,
             Env.MAX_CONNECTIONS_PER_USER: str(stage.max_connections_per_user),
             Env.MAX_WAITING_MESSAGES: str(stage.max_waiting_messages),
+            Env.MAX_CONVERSATIONS_PER_USER: str(stage.max_conversations_per_user),
             Env.FLUSH_INTERVAL_MS: str(stage.flush_interval_ms),
             Env.FLUSH_MAX_INTERVAL_MS: str(stage.flush_max_interval_ms),
             Env.FLUSH_CHARS: str(stage.flush_chars),

@@ -38,6 +38,7 @@ class StageConfig:
     rate_limit_list_conversations: str = STAGE_DEFAULTS.rate_limit_list_conversations
     max_connections_per_user: int = STAGE_DEFAULTS.max_connections_per_user
     max_waiting_messages: int = STAGE_DEFAULTS.max_waiting_messages
+    max_conversations_per_user: int = STAGE_DEFAULTS.max_conversations_per_user
     flush_interval_ms: int = STAGE_DEFAULTS.flush_interval_ms
     flush_max_interval_ms: int = STAGE_DEFAULTS.flush_max_interval_ms
     flush_chars: int = STAGE_DEFAULTS.flush_chars
@@ -81,6 +82,7 @@ class StageConfig:
             "daily_input_token_quota": self.daily_input_token_quota,
             "max_connections_per_user": self.max_connections_per_user,
             "max_waiting_messages": self.max_waiting_messages,
+            "max_conversations_per_user": self.max_conversations_per_user,
             "flush_interval_ms": self.flush_interval_ms,
             "flush_chars": self.flush_chars,
             "max_message_chars": self.max_message_chars,

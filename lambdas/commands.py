@@ -25,6 +25,7 @@ def run_command(event: MessageEvent) -> ServerFrame | None:
                 "getHistory": settings.rate_limit_get_history,
                 "listConversations": settings.rate_limit_list_conversations,
             },
+            max_conversations=settings.max_conversations_per_user,
         ),
         model=runtime.model_client,
     )

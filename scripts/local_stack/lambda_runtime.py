@@ -606,6 +606,7 @@ def handler_env() -> dict[str, str]:
         Env.MAX_RECEIVE_COUNT,
         Env.MAX_CONNECTIONS_PER_USER,
         Env.MAX_WAITING_MESSAGES,
+        Env.MAX_CONVERSATIONS_PER_USER,
     ):
         env[numeric.value] = "10"
     for limit in (

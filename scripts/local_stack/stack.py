@@ -428,6 +428,7 @@ LOCAL_LIMIT_DEFAULTS: dict[Env, str] = {
     Env.RATE_LIMIT_LIST_CONVERSATIONS: STAGE_DEFAULTS.rate_limit_list_conversations,
     Env.MAX_CONNECTIONS_PER_USER: str(STAGE_DEFAULTS.max_connections_per_user),
     Env.MAX_WAITING_MESSAGES: str(STAGE_DEFAULTS.max_waiting_messages),
+    Env.MAX_CONVERSATIONS_PER_USER: str(STAGE_DEFAULTS.max_conversations_per_user),
     Env.FLUSH_INTERVAL_MS: str(STAGE_DEFAULTS.flush_interval_ms),
     Env.FLUSH_MAX_INTERVAL_MS: str(STAGE_DEFAULTS.flush_max_interval_ms),
     Env.FLUSH_CHARS: str(STAGE_DEFAULTS.flush_chars),

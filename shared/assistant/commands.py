@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from aws_lambda_powertools import Logger
 
-from assistant.errors import NotFound
+from assistant.errors import NotFound, QuotaExceeded
 from assistant.model import ModelClient
 from assistant.protocol import (
     Cancel,
@@ -54,6 +54,8 @@ class CommandLimits:
     quotas: Quotas
     #: Token buckets per action; actions not named here are not rate limited (cancel and ping must always work).
     rate_limits: Mapping[str, RateLimit]
+    #: Conversations one user may keep; `newConversation` beyond it is refused (`quota_exceeded`).
+    max_conversations: int
 
 
 class CommandService:
@@ -86,6 +88,12 @@ class CommandService:
         if isinstance(frame, Cancel):
             return self._cancel(user_id, frame.message_id)
         if isinstance(frame, NewConversation):
+            kept = self._conversations.count(user_id)
+            if kept >= self._limits.max_conversations:
+                # Every conversation is listed and kept with its turns: a bound on what one user can store.
+                raise QuotaExceeded(
+                    f"You have {kept} conversations, the most one user can keep; continue one of them instead."
+                )
             created = self._conversations.create(user_id, now=self._clock(), make_current=True)
             return ConversationFrame(conversation_id=created.conversation_id)
         if isinstance(frame, ListConversations):

@@ -56,6 +56,7 @@ class Settings(BaseModel):
     rate_limit_list_conversations: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_list_conversations)
     max_connections_per_user: PositiveInt = STAGE_DEFAULTS.max_connections_per_user
     max_waiting_messages: PositiveInt = STAGE_DEFAULTS.max_waiting_messages
+    max_conversations_per_user: PositiveInt = STAGE_DEFAULTS.max_conversations_per_user
     flush_interval_ms: int = Field(default=STAGE_DEFAULTS.flush_interval_ms, ge=0, le=2_000)
     flush_max_interval_ms: int = Field(default=STAGE_DEFAULTS.flush_max_interval_ms, ge=0, le=2_000)
     flush_chars: int = Field(default=STAGE_DEFAULTS.flush_chars, ge=1, le=16_000)
@@ -88,6 +89,7 @@ class Settings(BaseModel):
             "rate_limit_list_conversations": Env.RATE_LIMIT_LIST_CONVERSATIONS,
             "max_connections_per_user": Env.MAX_CONNECTIONS_PER_USER,
             "max_waiting_messages": Env.MAX_WAITING_MESSAGES,
+            "max_conversations_per_user": Env.MAX_CONVERSATIONS_PER_USER,
             "flush_interval_ms": Env.FLUSH_INTERVAL_MS,
             "flush_chars": Env.FLUSH_CHARS,
             "flush_max_interval_ms": Env.FLUSH_MAX_INTERVAL_MS,

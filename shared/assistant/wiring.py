@@ -62,6 +62,8 @@ class Env(StrEnum):
     MAX_CONNECTIONS_PER_USER = "MAX_CONNECTIONS_PER_USER"
     #: Messages of one user that may wait in the queue at once; more are refused at intake (``rate_limited``).
     MAX_WAITING_MESSAGES = "MAX_WAITING_MESSAGES"
+    #: Conversations one user may keep; `newConversation` beyond it is refused with `quota_exceeded`.
+    MAX_CONVERSATIONS_PER_USER = "MAX_CONVERSATIONS_PER_USER"
     FLUSH_INTERVAL_MS = "FLUSH_INTERVAL_MS"
     FLUSH_CHARS = "FLUSH_CHARS"
     #: Frames of a steadily streaming reply are coalesced on an interval growing from FLUSH_INTERVAL_MS to this.
@@ -309,6 +311,7 @@ COMMANDS: Final = FunctionSpec(
         Env.RATE_LIMIT_NEW_CONVERSATION,
         Env.RATE_LIMIT_GET_HISTORY,
         Env.RATE_LIMIT_LIST_CONVERSATIONS,
+        Env.MAX_CONVERSATIONS_PER_USER,
     ),
     # cancel also stops a running background response (openai profile); getHistory reads only the table.
     reads_openai_secret=True,
@@ -412,6 +415,8 @@ class StageDefaults:
     max_connections_per_user: int = 10
     #: One user's replies are answered one at a time, so a longer line only delays them.
     max_waiting_messages: int = 5
+    #: listConversations reads them all, and each keeps its turns: a bound on what one user stores.
+    max_conversations_per_user: int = 1000
     #: The first frames of a reply go out quickly; a steady stream is coalesced every 300 ms (a gap a reader does not
     #: notice, at about 70 frames per 1000 tokens at 45 tokens/s instead of one per token).
     flush_interval_ms: int = 100

@@ -272,3 +272,22 @@ def test_a_waiting_entry_whose_message_vanished_does_not_block_the_user(
     answer = deployment.route(send_message.handler, {"action": "sendMessage", "message": "hi", "messageId": "next"})
     assert answer is not None
     assert answer["type"] == "accepted"
+
+
+def test_a_user_keeps_a_bounded_number_of_conversations(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _limit(monkeypatch, MAX_CONVERSATIONS_PER_USER="2")
+    answers = [deployment.route(commands.handler, {"action": "newConversation"}) for _ in range(3)]
+    assert [a["type"] for a in answers if a] == ["conversation", "conversation", "error"]
+    refused = answers[2]
+    assert refused is not None
+    assert refused["code"] == "quota_exceeded"
+    assert "2 conversations" in refused["message"]
+    # Nothing else is refused: the user continues one they have.
+    listed = deployment.route(commands.handler, {"action": "listConversations"})
+    assert listed is not None
+    assert len(listed["items"]) == 2
+    accepted = deployment.route(send_message.handler, {"action": "sendMessage", "message": "still here"})
+    assert accepted is not None
+    assert accepted["type"] == "accepted"

@@ -86,6 +86,20 @@ class ConversationStore:
             return conversation
         raise RuntimeError("the current-conversation pointer kept changing")
 
+    def count(self, user_id: str) -> int:
+        """How many conversations the user keeps (a count-only query: no items are returned)."""
+        query: dict[str, Any] = {
+            "KeyConditionExpression": Key(PK).eq(user_pk(user_id)) & Key(SK).begins_with(CONVERSATION_PREFIX),
+            "Select": "COUNT",
+        }
+        total = 0
+        while True:
+            page = self._table.query(**query)
+            total += int(page.get("Count", 0))
+            if not page.get("LastEvaluatedKey"):
+                return total
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     def list_recent(self, user_id: str, *, limit: int = 50) -> list[Conversation]:
         """Most recently updated first.
 
