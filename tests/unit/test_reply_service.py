@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -257,17 +257,20 @@ class _StaleFirstRead(MessageStore):
         return super().get(user_id, message_id)
 
 
-def _second_worker(harness: Harness, messages: MessageStore) -> ReplyService:
+def _rebuilt(
+    harness: Harness, *, messages: MessageStore | None = None, clock: Callable[[], float] | None = None
+) -> ReplyService:
+    """The harness's service with another message store (a second worker's view) or clock."""
     original = harness.service
     return ReplyService(
-        messages=messages,
+        messages=messages or original._messages,
         conversations=harness.conversations,
         turns=original._turns,
         usage=original._usage,
         broadcaster=original._broadcaster,
         model=original._model,
         limits=original._limits,
-        clock=original._clock,
+        clock=clock or original._clock,
     )
 
 
@@ -295,7 +298,7 @@ def test_a_delivery_that_read_queued_before_another_answered_does_not_answer_aga
     assert seen_by_second.status is MessageStatus.QUEUED
 
     first = harness.service.handle(queued, attempt=1)
-    second = _second_worker(harness, _StaleFirstRead(ddb_table, seen_by_second)).handle(queued, attempt=1)
+    second = _rebuilt(harness, messages=_StaleFirstRead(ddb_table, seen_by_second)).handle(queued, attempt=1)
 
     assert (first.result, second.result) == (ReplyResult.DONE, ReplyResult.DUPLICATE)
     assert harness.model.calls.count("stream_reply") == 1
@@ -318,20 +321,6 @@ class _Clock:
         return self.now
 
 
-def _with_clock(harness: Harness, clock: _Clock) -> ReplyService:
-    original = harness.service
-    return ReplyService(
-        messages=harness.messages,
-        conversations=harness.conversations,
-        turns=original._turns,
-        usage=original._usage,
-        broadcaster=original._broadcaster,
-        model=original._model,
-        limits=original._limits,
-        clock=clock,
-    )
-
-
 def _slow_reply(clock: _Clock) -> Iterator[ModelEvent]:
     """A reply whose second delta arrives a minute after the first: long after the deadline below."""
     yield ResponseStarted("resp_1")
@@ -346,7 +335,7 @@ def test_a_reply_near_the_workers_timeout_is_handed_back_or_failed_cleanly(harne
     harness.model.resumable = resumable
     queued = harness.queue()
     clock = _Clock()
-    service = _with_clock(harness, clock)
+    service = _rebuilt(harness, clock=clock)
     harness.model.stream_reply = lambda **_: _slow_reply(clock)  # type: ignore[method-assign]
 
     if resumable:
@@ -368,7 +357,7 @@ def test_a_reply_near_the_workers_timeout_is_handed_back_or_failed_cleanly(harne
 def test_on_the_last_attempt_the_deadline_fails_the_reply_with_an_error_frame(harness: Harness) -> None:
     queued = harness.queue()
     clock = _Clock()
-    service = _with_clock(harness, clock)
+    service = _rebuilt(harness, clock=clock)
     harness.model.stream_reply = lambda **_: _slow_reply(clock)  # type: ignore[method-assign]
     outcome = service.handle(queued, attempt=3, deadline=1_030.0)
     assert outcome.result is ReplyResult.FAILED
@@ -422,17 +411,7 @@ class _CountingStore(MessageStore):
 def test_checkpoints_are_written_about_once_a_second_not_once_a_frame(harness: Harness, ddb_table: Any) -> None:
     clock = _Clock()
     counting = _CountingStore(ddb_table)
-    original = harness.service
-    service = ReplyService(
-        messages=counting,
-        conversations=harness.conversations,
-        turns=original._turns,
-        usage=original._usage,
-        broadcaster=original._broadcaster,
-        model=original._model,
-        limits=original._limits,
-        clock=clock,
-    )
+    service = _rebuilt(harness, messages=counting, clock=clock)
     queued = harness.queue()
 
     def steady() -> Iterator[ModelEvent]:
