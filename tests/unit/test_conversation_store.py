@@ -63,7 +63,6 @@ def test_create_makes_a_fresh_current_conversation(store: ConversationStore, ddb
     assert created.conversation_id.startswith("c_")
     assert is_valid_id(created.conversation_id)
     assert created.title == DEFAULT_TITLE
-    assert created.openai_conversation_id is None
     assert created.created_at == created.updated_at == "2023-11-14T22:13:20.000Z"
     assert ISO_Z.match(created.created_at)
     assert store.get("u1", created.conversation_id) == created
@@ -94,14 +93,12 @@ def test_get_unknown_conversation_is_none(store: ConversationStore) -> None:
     assert store.get("u1", "c_doesnotexist") is None
 
 
-def test_another_user_cannot_get_or_touch_or_attach_my_conversation(store: ConversationStore, ddb_table: Any) -> None:
+def test_another_user_cannot_get_or_touch_my_conversation(store: ConversationStore, ddb_table: Any) -> None:
     mine = store.create("alice", now=NOW)
 
     assert store.get("bob", mine.conversation_id) is None
     with pytest.raises(NotFound):
         store.touch("bob", mine.conversation_id, now=NOW + 1, title="hijack")
-    with pytest.raises(NotFound):
-        store.attach_openai_conversation("bob", mine.conversation_id, "conv_evil")
     assert conversation_items(ddb_table, "bob") == []
     assert store.get("alice", mine.conversation_id) == mine
     assert store.list_recent("bob") == []
@@ -195,29 +192,6 @@ def test_list_recent_rejects_a_nonsense_limit(store: ConversationStore) -> None:
         store.list_recent("u1", limit=0)
 
 
-# --- attach_openai_conversation ---------------------------------------------------------------------------------
-
-
-def test_attach_sets_the_provider_conversation_once(store: ConversationStore) -> None:
-    conv = store.create("u1", now=NOW)
-
-    assert store.attach_openai_conversation("u1", conv.conversation_id, "conv_first") == "conv_first"
-    # A second worker that created its own provider conversation is told to use the first one.
-    assert store.attach_openai_conversation("u1", conv.conversation_id, "conv_second") == "conv_first"
-    # A retry of the winner is idempotent.
-    assert store.attach_openai_conversation("u1", conv.conversation_id, "conv_first") == "conv_first"
-    fetched = store.get("u1", conv.conversation_id)
-    assert fetched is not None
-    assert fetched.openai_conversation_id == "conv_first"
-
-
-def test_attach_to_a_missing_conversation_is_not_found(store: ConversationStore, ddb_table: Any) -> None:
-    with pytest.raises(NotFound):
-        store.attach_openai_conversation("u1", "c_missing", "conv_x")
-
-    assert conversation_items(ddb_table, "u1") == []
-
-
 # --- touch ------------------------------------------------------------------------------------------------------
 
 
@@ -233,17 +207,6 @@ def test_touch_updates_time_and_sets_the_first_title_only(store: ConversationSto
     assert touched.title == "Trip to Lisbon"
     assert touched.updated_at == "2023-11-14T22:16:20.000Z"
     assert touched.created_at == conv.created_at
-
-
-def test_touch_keeps_the_provider_conversation(store: ConversationStore) -> None:
-    conv = store.create("u1", now=NOW)
-    store.attach_openai_conversation("u1", conv.conversation_id, "conv_1")
-
-    store.touch("u1", conv.conversation_id, now=NOW + 1, title="Hello")
-
-    touched = store.get("u1", conv.conversation_id)
-    assert touched is not None
-    assert (touched.openai_conversation_id, touched.title) == ("conv_1", "Hello")
 
 
 @pytest.mark.parametrize(
@@ -302,8 +265,6 @@ def test_reads_that_follow_writes_are_consistent(ddb_table: Any) -> None:
     store.current("u1", now=NOW + 1)
     store.get("u1", conv.conversation_id)
     store.list_recent("u1")
-    store.attach_openai_conversation("u1", conv.conversation_id, "conv_1")
-    store.attach_openai_conversation("u1", conv.conversation_id, "conv_2")
 
     assert {name for name, _ in recording.reads} == {"get_item", "query"}
     assert all(kwargs.get("ConsistentRead") is True for _, kwargs in recording.reads)

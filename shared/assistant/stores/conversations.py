@@ -2,7 +2,7 @@
 
 Several Lambda invocations act for one user at once (two tabs connecting, a worker and the commands function), so
 every write that decides "which one" is conditional: the first writer wins and the others adopt its result. That is
-what keeps a user with one current conversation and one provider-side conversation per conversation of ours.
+what keeps a user with one current conversation. The turns themselves are in :mod:`assistant.stores.turns`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ class Conversation:
     user_id: str
     conversation_id: str
     #: The Conversations API id that holds the model-side history; ``None`` until the first reply starts.
-    openai_conversation_id: str | None
     title: str
     created_at: str
     updated_at: str
@@ -123,32 +122,6 @@ class ConversationStore:
         conversations.sort(key=lambda c: (c.updated_at, c.created_at, c.conversation_id), reverse=True)
         return conversations[:limit]
 
-    def attach_openai_conversation(self, user_id: str, conversation_id: str, openai_conversation_id: str) -> str:
-        """Record the provider-side conversation unless one is already recorded; return the one that counts.
-
-        Two workers may both have created a provider conversation; the first recorded wins and the other must use
-        it (and may delete its own), so the history never splits in two.
-        """
-        try:
-            self._table.update_item(
-                Key=key(user_id, conversation_sk(conversation_id)),
-                UpdateExpression="SET #oid = :oid",
-                ConditionExpression="attribute_exists(#pk) AND attribute_not_exists(#oid)",
-                ExpressionAttributeNames={"#pk": PK, "#oid": "openaiConversationId"},
-                ExpressionAttributeValues={":oid": openai_conversation_id},
-            )
-        except ClientError as exc:
-            if not _is_condition_failure(exc):
-                raise
-            existing = self.get(user_id, conversation_id)
-            if existing is None:
-                raise NotFound("That conversation does not exist.") from None
-            if existing.openai_conversation_id is None:
-                # The condition failed on a record that has no id: it cannot happen short of a concurrent rewrite.
-                raise RuntimeError("conversation record changed during attach") from exc
-            return existing.openai_conversation_id
-        return openai_conversation_id
-
     def touch(self, user_id: str, conversation_id: str, *, now: float, title: str | None = None) -> None:
         """Mark the conversation as active; ``title`` replaces the default title only, never a title already set."""
         record_key = key(user_id, conversation_sk(conversation_id))
@@ -235,7 +208,6 @@ def _new_conversation(user_id: str, now: float) -> Conversation:
     return Conversation(
         user_id=user_id,
         conversation_id=new_id("c"),
-        openai_conversation_id=None,
         title=DEFAULT_TITLE,
         created_at=stamp,
         updated_at=stamp,
@@ -250,17 +222,13 @@ def _to_item(conversation: Conversation) -> dict[str, Any]:
         "createdAt": conversation.created_at,
         "updatedAt": conversation.updated_at,
     }
-    if conversation.openai_conversation_id is not None:
-        item["openaiConversationId"] = conversation.openai_conversation_id
     return item
 
 
 def _from_item(user_id: str, item: dict[str, Any]) -> Conversation:
-    openai_id = item.get("openaiConversationId")
     return Conversation(
         user_id=user_id,
         conversation_id=str(item["conversationId"]),
-        openai_conversation_id=str(openai_id) if openai_id is not None else None,
         title=str(item["title"]),
         created_at=str(item["createdAt"]),
         updated_at=str(item["updatedAt"]),
