@@ -30,7 +30,10 @@ REPLY = "#messages li.message.assistant"
 @pytest.fixture(scope="module")
 def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """The local stack serving the repository's web/ (the e2e stack of the other modules serves no page)."""
-    with running_stack(e2e_settings(web_dir=WEB_DIR, log_dir=tmp_path_factory.mktemp("lambda-logs"))) as stack:
+    # As deployed, the visibility timeout is far above a reply's length: the other modules shorten it to test
+    # redelivery, which would hand a reply that streams for a few seconds to a second worker here.
+    settings = e2e_settings(web_dir=WEB_DIR, log_dir=tmp_path_factory.mktemp("lambda-logs"), visibility_timeout_s=300)
+    with running_stack(settings) as stack:
         yield stack
 
 
@@ -134,20 +137,21 @@ async def test_a_stopped_reply_stays_in_history_after_a_reload(web_stack: LocalS
     await page.goto(info.web_url)
     await page.get_by_role("button", name="Use the demo account").click()
     await page.wait_for_selector("#status[data-state='connected']")
-    await page.get_by_role("button", name="New conversation").click()
     question = "Tell me a long story about a lighthouse"
     with model_pace(web_stack, Pace(first_token_s=0.05, tokens_per_s=20)):
         await page.fill("#message", question)
         await page.click("#send")
-        # Some text has streamed in: press Stop, as a user would.
+        await page.wait_for_selector(f"#messages li.message.user:has-text('{question}')")
+        # Some text has streamed in (a cold worker container may take a few seconds): press Stop, as a user would.
         await page.wait_for_function(
-            "() => (document.querySelector('#messages li.message.assistant:last-child .text') || {}).textContent"
-            "?.length > 20"
+            "() => (document.querySelector(\"#messages li.message.assistant[data-state='streaming'] .text\")"
+            " || {}).textContent?.length > 20",
+            timeout=45_000,
         )
         await page.get_by_role("button", name="Stop").click()
-        await page.wait_for_selector(f"{REPLY}:last-child[data-state='cancelled']")
-    shown = await page.locator(REPLY).last.locator(".text").text_content() or ""
-    assert shown
+        await page.wait_for_selector(f"{REPLY}[data-state='cancelled']", timeout=30_000)
+    shown = await page.locator(f"{REPLY}[data-state='cancelled']").last.locator(".text").text_content() or ""
+    assert len(shown) > 20
 
     await page.reload()
     await page.wait_for_selector("#status[data-state='connected']")
