@@ -104,9 +104,10 @@ class TooManyWaiting(RateLimited):
 WAITING_RETRY_AFTER_MS = 5_000
 
 
-def _cancellation_reasons(exc: ClientError) -> list[str | None]:
+def _cancellation_reasons(exc: ClientError) -> list[str | None] | None:
+    """Per item, why a transaction was cancelled; ``None`` when the error is not a cancellation."""
     if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-        return []
+        return None
     return [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
 
 
@@ -145,7 +146,7 @@ class MessageStore:
         for attempt in range(2):
             items: list[dict[str, Any]] = [{"Put": put}]
             if max_waiting is not None:
-                items.append({"Update": self._waiting_update(user_id, message_id, "ADD", max_waiting=max_waiting)})
+                items.append({"Update": self._waiting_update(user_id, {message_id}, "ADD", max_waiting=max_waiting)})
             try:
                 self._client.transact_write_items(TransactItems=items)
             except ClientError as exc:
@@ -155,7 +156,7 @@ class MessageStore:
                     if existing is None:  # expired between the two calls: practically impossible, but never guess
                         raise
                     return existing, False
-                if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                if reasons and len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
                     # Full; entries whose message left `queued` without saying so (expired) are pruned once.
                     if attempt == 0 and self._prune_waiting(user_id):
                         continue
@@ -166,16 +167,16 @@ class MessageStore:
 
     def forget_waiting(self, user_id: str, message_id: str) -> None:
         """The message left ``queued`` outside a claim (cancelled, refused over quota)."""
-        self._client.update_item(**self._waiting_update(user_id, message_id, "DELETE"))
+        self._client.update_item(**self._waiting_update(user_id, {message_id}, "DELETE"))
 
     def _waiting_update(
-        self, user_id: str, message_id: str, action: str, *, max_waiting: int | None = None
+        self, user_id: str, message_ids: set[str], action: str, *, max_waiting: int | None = None
     ) -> dict[str, Any]:
         update: dict[str, Any] = {
             "TableName": self._table.name,
             "Key": key(user_id, WAITING_SK),
             "UpdateExpression": f"{action} waiting :ids",
-            "ExpressionAttributeValues": {":ids": {message_id}},
+            "ExpressionAttributeValues": {":ids": message_ids},
         }
         if max_waiting is not None:
             update["ConditionExpression"] = "attribute_not_exists(waiting) OR size(waiting) < :max"
@@ -190,12 +191,7 @@ class MessageStore:
             if record is None or record.status is not MessageStatus.QUEUED:
                 stale.add(str(message_id))
         if stale:
-            self._client.update_item(
-                TableName=self._table.name,
-                Key=key(user_id, WAITING_SK),
-                UpdateExpression="DELETE waiting :ids",
-                ExpressionAttributeValues={":ids": stale},
-            )
+            self._client.update_item(**self._waiting_update(user_id, stale, "DELETE"))
         return bool(stale)
 
     def get(self, user_id: str, message_id: str) -> MessageRecord | None:
@@ -279,13 +275,13 @@ class MessageStore:
                         }
                     },
                     # No longer waiting (no condition: a message recorded without the set is fine too).
-                    {"Update": self._waiting_update(record.user_id, record.message_id, "DELETE")},
+                    {"Update": self._waiting_update(record.user_id, {record.message_id}, "DELETE")},
                 ]
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+            reasons = _cancellation_reasons(exc)
+            if reasons is None:
                 raise
-            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
             if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed" and reasons[0] in (None, "None"):
                 return ClaimOutcome.QUOTA_EXCEEDED
             return ClaimOutcome.CONFLICT
@@ -354,7 +350,7 @@ class MessageStore:
                 ]
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
+            if _cancellation_reasons(exc) is not None:
                 return False
             raise
         return True
