@@ -21,7 +21,6 @@ import pytest
 
 from assistant import runtime
 from assistant.push import Broadcaster
-from assistant.reply import ReplyService
 from scripts.local_stack.aws import client
 from scripts.local_stack.offline_model import Fault, Pace
 from scripts.local_stack.stack import LocalStack
@@ -44,6 +43,7 @@ from tests.e2e.conftest import (
     wait_for_history,
     wait_for_status,
 )
+from tests.replies import replaced
 
 pytestmark = pytest.mark.e2e
 
@@ -230,15 +230,7 @@ def dying_worker(monkeypatch: pytest.MonkeyPatch) -> Iterator[_DiesOnce]:
     """The worker's reply service with a broadcaster whose process dies after 4 frames of the next reply."""
     healthy = runtime.reply_service()
     dies = _DiesOnce(runtime.broadcaster()._client, posts_before_death=4)
-    service = ReplyService(
-        messages=runtime.messages(),
-        conversations=runtime.conversations(),
-        turns=runtime.turns(),
-        usage=runtime.usage(),
-        broadcaster=Broadcaster(dies, runtime.connections()),
-        model=runtime.model_client,
-        limits=healthy._limits,
-    )
+    service = replaced(healthy, broadcaster=Broadcaster(dies, runtime.connections()), model=runtime.model_client)
     monkeypatch.setattr(runtime, "reply_service", lambda: service)
     try:
         yield dies

@@ -20,6 +20,7 @@ from assistant.stores.messages import MessageRecord, MessageStatus, MessageStore
 from scripts.local_stack.offline_model import Fault
 from tests.frames import assemble
 from tests.integration.conftest import Deployment
+from tests.replies import replaced
 
 
 def _connect(deployment: Deployment, user: str, *connections: str) -> None:
@@ -205,17 +206,12 @@ def test_a_worker_dying_mid_reply_is_resumed_without_a_second_turn(
 
 
 def _service_with(broadcaster: Broadcaster, messages: MessageStore | None = None) -> Any:
-    from assistant.reply import ReplyService
-
-    original = runtime.reply_service()
-    service = ReplyService(
-        messages=messages or runtime.messages(),
-        conversations=runtime.conversations(),
-        turns=runtime.turns(),
-        usage=runtime.usage(),
+    # The model factory as the test has it now (a test may have replaced it after the service was built).
+    service = replaced(
+        runtime.reply_service(),
         broadcaster=broadcaster,
+        messages=messages or runtime.messages(),
         model=runtime.model_client,
-        limits=original._limits,
     )
     return lambda: service
 

@@ -34,6 +34,7 @@ from assistant.stores.messages import (
 from assistant.stores.turns import TurnStore
 from assistant.stores.usage import Quotas, UsageStore
 from tests.frames import assemble
+from tests.replies import replaced
 
 USER = "alice"
 
@@ -261,17 +262,7 @@ def _rebuilt(
     harness: Harness, *, messages: MessageStore | None = None, clock: Callable[[], float] | None = None
 ) -> ReplyService:
     """The harness's service with another message store (a second worker's view) or clock."""
-    original = harness.service
-    return ReplyService(
-        messages=messages or original._messages,
-        conversations=harness.conversations,
-        turns=original._turns,
-        usage=original._usage,
-        broadcaster=original._broadcaster,
-        model=original._model,
-        limits=original._limits,
-        clock=clock or original._clock,
-    )
+    return replaced(harness.service, messages=messages or harness.messages, clock=clock or harness.service._clock)
 
 
 def _completed(text: str = "Hi there.") -> list[ModelEvent | Exception]:
