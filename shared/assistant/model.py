@@ -224,21 +224,23 @@ class ModelClient:
         self._recover_poll_interval_s = recover_poll_interval_s
         self._recover_max_wait_s = recover_max_wait_s
         self._provider = provider
-        #: A stateless server keeps nothing between requests: no stored responses, no background mode.
-        self._stateless = provider is ModelProvider.OPENAI_COMPATIBLE
+        self._capabilities = provider.capabilities
 
     @classmethod
     def create(
         cls,
         *,
-        api_key: str,
+        api_key: str | Callable[[], str],
         base_url: str | None,
         definition: AssistantDefinition,
         tools: ToolRegistry,
         timeouts: ModelTimeouts = ModelTimeouts(),
         **options: Unpack[ModelClientOptions],
     ) -> ModelClient:
-        """Build the SDK client with the SDK's retries off and Lambda-sized timeouts."""
+        """Build the SDK client with the SDK's retries off and Lambda-sized timeouts.
+
+        ``api_key`` may be a callable: the SDK then asks it before every request, which is how short-lived bearer
+        tokens (Bedrock's, minted from the function's IAM role) stay fresh on a long-lived client."""
         import httpx2
         import openai
 
@@ -263,8 +265,8 @@ class ModelClient:
     @property
     def resumable(self) -> bool:
         """Whether a response outlives its stream (background mode): only then can a reply be handed back.
-        Needs stored responses, so never on a stateless server."""
-        return self._definition.resumable and not self._stateless
+        Needs a provider with background mode, so never on a stateless server."""
+        return self._definition.resumable and self._capabilities.background
 
     def cancel_response(self, response_id: str) -> bool:
         """Stop a running background response from outside the worker (a user's Stop while the model is silent:
@@ -314,7 +316,7 @@ class ModelClient:
         Yields the response's whole text in one :class:`TextDelta`; the caller knows from its checkpoint how much
         of it the user already has. If the response ended in tool calls, the tool loop continues from there.
         """
-        if self._stateless:
+        if not self._capabilities.stored_responses:
             # Nothing is stored server-side: the dead worker's response is gone with its stream.
             logger.error("Cannot resume a reply on a stateless server", extra={"response_id": response_id})
             raise ReplyInterrupted(INTERRUPTED_MESSAGE)
@@ -362,7 +364,7 @@ class ModelClient:
         stateless one is sent everything again: the earlier input, the calls and their outputs, each call with its
         output (a server refuses a call without one).
         """
-        if not self._stateless:
+        if self._capabilities.stored_responses:
             return _Request(outputs, previous_response_id=result.response_id)
         calls: list[ResponseInputItemParam] = [
             {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments}
@@ -483,6 +485,10 @@ class ModelClient:
         definition = self._definition
         # The specs have exactly the FunctionToolParam shape; the tools modules just don't import openai.
         tools: list[ToolParam] = offered.specs  # type: ignore[assignment]
+        capabilities = self._capabilities
+        # The last permitted tool round forbids tools: with `tool_choice="none"` where the server honours it, else
+        # by offering none (the earlier calls and their outputs stay in the input either way).
+        offer_tools = bool(tools) and (allow_tools or capabilities.tool_choice)
         # Markers rather than a subsegment around the stream: the caller's own calls (checkpoints, posts) run
         # between the yields and would otherwise nest under the model request in X-Ray.
         requested_at = time.time()
@@ -496,14 +502,19 @@ class ModelClient:
             instructions=definition.instructions,
             input=request.input,
             previous_response_id=request.previous_response_id or omit,
-            tools=tools or omit,
-            tool_choice=omit if not tools or allow_tools else "none",
+            tools=tools if offer_tools else omit,
+            tool_choice="none" if offer_tools and not allow_tools else omit,
             max_output_tokens=definition.max_output_tokens,
             temperature=definition.temperature if definition.temperature is not None else omit,
-            reasoning={"effort": definition.reasoning_effort} if definition.reasoning_effort else omit,
+            reasoning={"effort": definition.reasoning_effort}
+            if definition.reasoning_effort and capabilities.reasoning
+            else omit,
+            # Where the server can, it drops the oldest input itself should our own budget (assistant.context)
+            # still overshoot the model's window, e.g. after a long tool exchange.
+            truncation="auto" if capabilities.truncation_auto else omit,
             # Background mode requires stored responses; recovery by id and previous_response_id need them in any
             # case. A stateless server is sent no `store` at all (some refuse `store=true`).
-            store=omit if self._stateless else True,
+            store=True if capabilities.stored_responses else omit,
         ) as stream:
             for event in stream:
                 if event.type == "response.created":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
+from typing import Final, Literal
 
 # --- Limits that are part of the protocol -----------------------------------------------------------------------
 
@@ -83,16 +83,63 @@ class Env(StrEnum):
 
 
 class ModelProvider(StrEnum):
-    """Provider profiles. The conversation is ours in both (stored turns are the input of every request); they
-    differ in what the server keeps between requests."""
+    """Provider profiles: which server of the Responses API a stage talks to. The conversation is ours in every one
+    (stored turns are the input of every request); they differ in what the server keeps between requests and how it
+    authenticates, which :attr:`capabilities` declares once for the model client, the stack and the docs."""
 
     #: OpenAI: stored responses, background mode for resumable definitions (a reply survives a dropped stream or
-    #: a handed-back worker), tool rounds continued with ``previous_response_id``, Stop cancels the response.
+    #: a handed-back worker), stream resume, tool rounds continued with ``previous_response_id``, Stop cancels.
     OPENAI = "openai"
-    #: Any other server of the Responses API (vLLM, Ollama, LM Studio, llama.cpp, Amazon Bedrock's
-    #: OpenAI-compatible endpoint): stateless. Only ``POST /responses``; no ``store``, ``background`` or
-    #: ``previous_response_id``; a dropped stream fails the reply.
+    #: Any other server of the Responses API (vLLM, Ollama, LM Studio, llama.cpp): stateless. Only
+    #: ``POST /responses``; no ``store``, ``background`` or ``previous_response_id``; a dropped stream is retried
+    #: from the start of the turn.
     OPENAI_COMPATIBLE = "openai-compatible"
+
+    @property
+    def capabilities(self) -> ProviderCapabilities:
+        return PROVIDER_CAPABILITIES[self]
+
+
+@dataclass(frozen=True)
+class ProviderCapabilities:
+    """What a provider's Responses endpoint supports beyond one streamed response, and how it authenticates."""
+
+    #: ``store=true``, ``responses.retrieve`` and ``previous_response_id``.
+    stored_responses: bool
+    #: ``background=true`` and ``responses.cancel`` (needs stored responses): a response outlives its stream.
+    background: bool
+    #: ``responses.retrieve(id, stream=True, starting_after=N)`` re-streams a background response's events.
+    stream_resume: bool
+    #: ``reasoning={"effort": ...}`` is accepted.
+    reasoning: bool
+    #: ``tool_choice`` is honoured (the last permitted tool round forbids tools with ``"none"``).
+    tool_choice: bool
+    #: ``truncation="auto"``: the server drops the oldest input itself when it outgrows the window.
+    truncation_auto: bool
+    #: ``secret``: an API key in the stage's secret; ``optional_secret``: a key only if the server wants one.
+    auth: Literal["secret", "optional_secret"]
+
+
+PROVIDER_CAPABILITIES: Final[dict[ModelProvider, ProviderCapabilities]] = {
+    ModelProvider.OPENAI: ProviderCapabilities(
+        stored_responses=True,
+        background=True,
+        stream_resume=True,
+        reasoning=True,
+        tool_choice=True,
+        truncation_auto=True,
+        auth="secret",
+    ),
+    ModelProvider.OPENAI_COMPATIBLE: ProviderCapabilities(
+        stored_responses=False,
+        background=False,
+        stream_resume=False,
+        reasoning=True,
+        tool_choice=True,
+        truncation_auto=False,
+        auth="optional_secret",
+    ),
+}
 
 
 class MissingSetting(RuntimeError):
