@@ -8,7 +8,7 @@ that talk to the model. Tests and the local stack call :func:`reset` after chang
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,7 @@ from assistant.settings import Settings
 
 if TYPE_CHECKING:
     from assistant.auth import TokenVerifier
+    from assistant.bedrock_auth import BedrockTokenSource
     from assistant.errors import ModelNotConfigured
     from assistant.model import ModelClient
     from assistant.push import Broadcaster
@@ -130,19 +131,53 @@ def openai_api_key() -> str:
     The stack creates the secret without a value, so a stage whose key was never set is told apart from an outage:
     the user gets ``model_not_configured`` and the operator a log line with the command that fixes it.
     """
+    secret_name = settings().require("openai_secret_name")
+    value = _secret_value(secret_name)
+    if value is None:
+        raise _model_not_configured(secret_name)
+    return value
+
+
+def _secret_value(secret_name: str) -> str | None:
+    """The secret's trimmed value; ``None`` if it does not exist or was never given one."""
     from aws_lambda_powertools.utilities import parameters
 
-    secret_name = settings().require("openai_secret_name")
     try:
         value = parameters.get_secret(secret_name, max_age=SECRET_MAX_AGE_SECONDS)
     except parameters.exceptions.GetParameterError as error:
         # Powertools wraps the SDK's error; the ClientError it raised from is the exception's context.
         if _error_code(error.__context__) != "ResourceNotFoundException":
             raise
-        raise _model_not_configured(secret_name) from error
+        return None
     if not isinstance(value, str) or not value.strip():
-        raise _model_not_configured(secret_name)
+        return None
     return value.strip()
+
+
+#: What the SDK is given for a server that wants no key (it refuses to start without one; such servers ignore it).
+NO_API_KEY = "no-key"
+
+
+def model_api_key() -> str | Callable[[], str]:
+    """The model's credential, as the provider profile's ``auth`` says: the stage's secret (``secret``), the
+    secret if it holds a key and :data:`NO_API_KEY` otherwise (``optional_secret``), or a source of short-lived
+    Bedrock API keys minted from the function's role (``bedrock_iam``; Secrets Manager is never asked)."""
+    config = settings()
+    auth = config.model_provider.capabilities.auth
+    if auth == "bedrock_iam":
+        return bedrock_token_source()
+    if auth == "optional_secret":
+        value = _secret_value(config.openai_secret_name) if config.openai_secret_name else None
+        return value or NO_API_KEY
+    return openai_api_key()
+
+
+@cache
+def bedrock_token_source() -> BedrockTokenSource:
+    """One source of Bedrock API keys per container (it caches the key it minted), for the function's region."""
+    from assistant.bedrock_auth import BedrockTokenSource
+
+    return BedrockTokenSource(settings().region)
 
 
 def _error_code(error: BaseException | None) -> str | None:
@@ -163,12 +198,13 @@ def _model_not_configured(secret_name: str) -> ModelNotConfigured:
 
 
 def model_client() -> ModelClient:
-    """The model client for the current key: a rotated key gets a new client within the secret's max age."""
-    return _model_client_for(openai_api_key())
+    """The model client for the current key: a rotated key gets a new client within the secret's max age. A Bedrock
+    stage's client is built once: its key source (the same object every time) mints fresh keys itself."""
+    return _model_client_for(model_api_key())
 
 
 @lru_cache(maxsize=1)
-def _model_client_for(api_key: str) -> ModelClient:
+def _model_client_for(api_key: str | Callable[[], str]) -> ModelClient:
     from pathlib import Path
 
     from assistant.definition import load_definition
@@ -182,7 +218,9 @@ def _model_client_for(api_key: str) -> ModelClient:
     definition = load_definition(Path(config.assistant_file) if config.assistant_file else None)
     return ModelClient.create(
         api_key=api_key,
-        base_url=config.openai_base_url,
+        # An explicit OPENAI_BASE_URL wins (a proxy, the local stack); otherwise the profile's own endpoint in the
+        # function's region (Bedrock), or the SDK's default (OpenAI).
+        base_url=config.openai_base_url or config.model_provider.base_url(config.region),
         definition=definition,
         tools=default_registry(),
         model_override=config.model_override,
@@ -261,6 +299,7 @@ def reset() -> None:
         connections_api,
         broadcaster,
         _model_client_for,
+        bedrock_token_source,
         reply_service,
     ):
         cached.cache_clear()

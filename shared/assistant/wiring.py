@@ -94,10 +94,23 @@ class ModelProvider(StrEnum):
     #: ``POST /responses``; no ``store``, ``background`` or ``previous_response_id``; a dropped stream is retried
     #: from the start of the turn.
     OPENAI_COMPATIBLE = "openai-compatible"
+    #: Amazon Bedrock's OpenAI-compatible endpoint on ``bedrock-runtime`` (AWS's recommended one): synchronous, so
+    #: stateless like ``openai-compatible``, and authenticated by short-lived Bedrock API keys the function mints
+    #: from its own role (``assistant.bedrock_auth``): no key in Secrets Manager.
+    BEDROCK = "bedrock"
+    #: Amazon Bedrock's ``bedrock-mantle`` endpoint: stored responses, background inference (a response outlives its
+    #: stream, is retrieved and cancelled) and ``previous_response_id``; its own IAM service (``bedrock-mantle:``).
+    BEDROCK_MANTLE = "bedrock-mantle"
 
     @property
     def capabilities(self) -> ProviderCapabilities:
         return PROVIDER_CAPABILITIES[self]
+
+    def base_url(self, region: str) -> str | None:
+        """The provider's Responses endpoint in ``region``; ``None``: the SDK's default (OpenAI) or whatever
+        ``OPENAI_BASE_URL`` names (self-hosted servers have no fixed address)."""
+        template = self.capabilities.base_url_template
+        return template.format(region=region) if template else None
 
 
 @dataclass(frozen=True)
@@ -116,8 +129,12 @@ class ProviderCapabilities:
     tool_choice: bool
     #: ``truncation="auto"``: the server drops the oldest input itself when it outgrows the window.
     truncation_auto: bool
-    #: ``secret``: an API key in the stage's secret; ``optional_secret``: a key only if the server wants one.
-    auth: Literal["secret", "optional_secret"]
+    #: ``secret``: an API key in the stage's secret; ``optional_secret``: a key only if the server wants one;
+    #: ``bedrock_iam``: short-lived Bedrock API keys minted from the function's role (no secret at all).
+    auth: Literal["secret", "optional_secret", "bedrock_iam"]
+    #: The endpoint, ``{region}`` filled in from the function's region; ``None``: the SDK's default or
+    #: ``OPENAI_BASE_URL``. An explicit ``OPENAI_BASE_URL`` always wins.
+    base_url_template: str | None = None
 
 
 PROVIDER_CAPABILITIES: Final[dict[ModelProvider, ProviderCapabilities]] = {
@@ -139,7 +156,46 @@ PROVIDER_CAPABILITIES: Final[dict[ModelProvider, ProviderCapabilities]] = {
         truncation_auto=False,
         auth="optional_secret",
     ),
+    # AWS: "Requests on bedrock-runtime are always synchronous, server-side tools aren't available, and only the
+    # default project is supported": no background, no stored responses to retrieve or continue. Function tools,
+    # tool_choice and reasoning effort are part of the Responses API it serves (docs/providers.md).
+    ModelProvider.BEDROCK: ProviderCapabilities(
+        stored_responses=False,
+        background=False,
+        stream_resume=False,
+        reasoning=True,
+        tool_choice=True,
+        truncation_auto=False,
+        auth="bedrock_iam",
+        base_url_template="https://bedrock-runtime.{region}.amazonaws.com/openai/v1",
+    ),
+    # AWS documents asynchronous (background) inference and stateful conversations (stored responses,
+    # previous_response_id) on bedrock-mantle; not a re-stream of a running response from an event offset, so a
+    # dropped stream is recovered by polling the stored response (what the model client does anyway).
+    ModelProvider.BEDROCK_MANTLE: ProviderCapabilities(
+        stored_responses=True,
+        background=True,
+        stream_resume=False,
+        reasoning=True,
+        tool_choice=True,
+        truncation_auto=False,
+        auth="bedrock_iam",
+        base_url_template="https://bedrock-mantle.{region}.api.aws/v1",
+    ),
 }
+
+#: The model a Bedrock stage uses without ``--context model=...``: OpenAI's open-weight gpt-oss-120b, served in
+#: Bedrock's main regions with function calling and reasoning effort. Bedrock model ids name the provider and
+#: version; a cross-region inference profile adds a geography prefix (``us.``, ``eu.``, ``apac.``, ``global.``).
+BEDROCK_DEFAULT_MODEL: Final = "openai.gpt-oss-120b-1:0"
+#: The geography prefixes of Bedrock's system-defined cross-region inference profiles.
+BEDROCK_INFERENCE_PROFILE_PREFIXES: Final = ("us.", "eu.", "apac.", "global.", "jp.", "au.", "ca.", "us-gov.")
+#: How long a minted Bedrock API key is used before a new one is minted (``assistant.bedrock_auth``). A key lives
+#: at most 12 hours and never beyond the credentials that signed it; Lambda's role credentials are refreshed well
+#: before they expire, so a key minted every 10 minutes from the current credentials is always valid.
+BEDROCK_TOKEN_REFRESH_SECONDS: Final = 10 * 60
+#: The lifetime asked for each minted key: a bound on the damage of a leaked key, well beyond the refresh interval.
+BEDROCK_TOKEN_LIFETIME_SECONDS: Final = 60 * 60
 
 
 class MissingSetting(RuntimeError):
