@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import math
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -204,15 +203,19 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Serve the offline demo model (OpenAI Responses API, no model).")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--first-token-s", type=float, default=Pace.first_token_s)
-    parser.add_argument("--tokens-per-s", type=float, default=Pace.tokens_per_s, help="0 for no pause")
+    demo = Pace.demo()
+    parser.add_argument("--first-token-s", type=float, default=demo.first_token_s, help="0 for no pause")
+    parser.add_argument("--tokens-per-s", type=float, default=demo.tokens_per_s, help="0 for no pause")
+    parser.add_argument(
+        "--reasoning-s", type=float, default=demo.reasoning_s, help="silence of a reasoning request; 0 for none"
+    )
     parser.add_argument("--profile", choices=PROFILES, default="openai", help="stateless: POST /v1/responses only")
     return parser.parse_args(argv)
 
 
 async def _serve_forever(args: argparse.Namespace) -> None:
-    tokens_per_s = math.inf if args.tokens_per_s == 0 else args.tokens_per_s
-    running = await start_async(args.host, args.port, pace=Pace(args.first_token_s, tokens_per_s), profile=args.profile)
+    pace = Pace(first_token_s=args.first_token_s, tokens_per_s=args.tokens_per_s, reasoning_s=args.reasoning_s)
+    running = await start_async(args.host, args.port, pace=pace, profile=args.profile)
     # A line on stdout, not a log record: a parent process (the local stack, a test) reads the URL from it.
     print(f"offline model listening at {running.base_url}", flush=True)
     try:

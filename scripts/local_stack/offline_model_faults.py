@@ -11,33 +11,47 @@ import math
 import threading
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 
 @dataclass(frozen=True)
 class Pace:
-    """How fast replies stream: a pause before the first token, then a steady rate."""
+    """How fast replies stream: a pause before the first token, then a steady rate; for a reasoning request
+    (see ``offline_model_rules.is_reasoning_request``) first a silent pause while the model "thinks".
+
+    ``0`` is the one way to say "no pause", for every field: ``tokens_per_s=0`` streams tokens back to back (an
+    infinite rate, which JSON and a command line cannot spell). ``reasoning_s`` defaults to 0 so that a pace built
+    for its first-token and rate pauses (tests, benchmarks) gets no others; :meth:`demo` adds the silence.
+    """
 
     first_token_s: float = 0.3
     tokens_per_s: float = 40.0
+    #: The silence between a reasoning item and the first text, as a gpt-5 model keeps before it answers.
+    reasoning_s: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.first_token_s < 0 or math.isnan(self.first_token_s):
-            raise ValueError("first_token_s must be >= 0")
-        if not self.tokens_per_s > 0:
-            raise ValueError("tokens_per_s must be > 0 (math.inf for no pause)")
+        for name in ("first_token_s", "tokens_per_s", "reasoning_s"):
+            value = getattr(self, name)
+            if not (0 <= value < math.inf):
+                raise ValueError(f"{name} must be a finite number >= 0 (0 for no pause), got {value}")
+
+    @classmethod
+    def demo(cls) -> Pace:
+        """What ``make dev`` shows a person: a reasoning model's silence before its first word (a "thinking"
+        state the page must survive), then text at a readable speed."""
+        return cls(first_token_s=0.3, tokens_per_s=40.0, reasoning_s=1.5)
 
     @classmethod
     def instant(cls) -> Pace:
         """No pauses at all: what unit tests want."""
-        return cls(first_token_s=0.0, tokens_per_s=math.inf)
+        return cls(first_token_s=0.0, tokens_per_s=0.0, reasoning_s=0.0)
 
     @property
     def token_interval_s(self) -> float:
-        return 0.0 if math.isinf(self.tokens_per_s) else 1.0 / self.tokens_per_s
+        return 0.0 if self.tokens_per_s == 0 else 1.0 / self.tokens_per_s
 
 
 class _Fault(BaseModel):
@@ -184,19 +198,15 @@ class FaultPlan:
 
 
 class PaceUpdate(BaseModel):
-    """JSON body of ``POST /_control/pace``; ``tokens_per_s: null`` means no pause between tokens."""
+    """JSON body of ``POST /_control/pace``: the fields of :class:`Pace`, each ``0`` for no pause; a field left
+    out keeps its current value."""
 
     model_config = ConfigDict(extra="forbid")
 
-    first_token_s: float = Field(default=0.3, ge=0)
-    tokens_per_s: float | None = 40.0
+    # Not Optional: ``null`` once meant "no pause" here, and a silent "keep" would hide a stale client.
+    first_token_s: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    tokens_per_s: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    reasoning_s: float = Field(default=0.0, ge=0, allow_inf_nan=False)
 
-    @field_validator("tokens_per_s")
-    @classmethod
-    def _positive(cls, value: float | None) -> float | None:
-        if value is not None and value <= 0:
-            raise ValueError("tokens_per_s must be > 0, or null for no pause")
-        return value
-
-    def to_pace(self) -> Pace:
-        return Pace(self.first_token_s, math.inf if self.tokens_per_s is None else self.tokens_per_s)
+    def apply_to(self, pace: Pace) -> Pace:
+        return replace(pace, **{name: getattr(self, name) for name in self.model_fields_set})

@@ -1,10 +1,12 @@
 """Turning a planned reply into the Responses API's event sequence, at the configured pace.
 
 The sequence mirrors OpenAI's: ``response.created`` (and ``response.queued`` for a background response),
-``response.in_progress``, ``response.output_item.added``, (``response.content_part.added``), one delta per token,
-the matching ``.done`` events, then exactly one of ``response.completed`` / ``response.incomplete`` /
-``response.failed`` / ``error``. Only a completed or incomplete response is added to its conversation, and only
-here, once: a failed or cancelled one leaves the conversation as it was (its input too).
+``response.in_progress``, for a reasoning request a ``reasoning`` item (added, a silent ``Pace.reasoning_s``, done:
+what makes a gpt-5 model look stalled to a client that only watches text), ``response.output_item.added``,
+(``response.content_part.added``), one delta per token, the matching ``.done`` events, then exactly one of
+``response.completed`` / ``response.incomplete`` / ``response.failed`` / ``error``. Only a completed or
+incomplete response is added to its conversation, and only here, once: a failed or cancelled one leaves the
+conversation as it was (its input too).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from scripts.local_stack.offline_model_schema import (
     message_item,
     new_id,
     output_text_part,
+    reasoning_item,
 )
 from scripts.local_stack.offline_model_store import Conversation, OfflineModelState, ResponseRun
 
@@ -35,9 +38,11 @@ def count_input_tokens(instructions: str | None, context: Sequence[dict[str, Any
     return count_tokens(instructions or "") + sum(count_tokens(item_text(item)) for item in context)
 
 
-def new_response(request: CreateResponse, conversation_id: str | None) -> dict[str, Any]:
+def new_response(request: CreateResponse, conversation_id: str | None, *, reasoning: bool) -> dict[str, Any]:
     """A Response object in its first state (``queued`` in background mode, else ``in_progress``), labelled as
-    offline in ``model`` and ``metadata``."""
+    offline in ``model`` and ``metadata``; the settings it was asked for are echoed with OpenAI's defaults."""
+    effort = request.reasoning.effort if request.reasoning else None
+    summary = request.reasoning.summary if request.reasoning else None
     metadata = {
         **(request.metadata or {}),
         "offline": "true",
@@ -59,17 +64,18 @@ def new_response(request: CreateResponse, conversation_id: str | None) -> dict[s
         "metadata": metadata,
         "model": OFFLINE_MODEL_NAME,
         "output": [],
-        "parallel_tool_calls": True,
-        "previous_response_id": None,
-        "reasoning": {"effort": None, "summary": None},
+        "parallel_tool_calls": request.parallel_tool_calls is not False,
+        "previous_response_id": request.previous_response_id,
+        # A reasoning model that was not told an effort uses its default, which OpenAI reports as "medium".
+        "reasoning": {"effort": effort or ("medium" if reasoning else None), "summary": summary},
         "service_tier": "default",
         "store": request.store is not False,
-        "temperature": 1.0,
+        "temperature": 1.0 if request.temperature is None else request.temperature,
         "text": {"format": {"type": "text"}, "verbosity": "medium"},
-        "tool_choice": "auto",
+        "tool_choice": request.tool_choice or "auto",
         "tools": [tool.to_json() for tool in request.tools],
-        "top_p": 1.0,
-        "truncation": "disabled",
+        "top_p": 1.0 if request.top_p is None else request.top_p,
+        "truncation": request.truncation or "disabled",
         "usage": None,
         "user": None,
     }
@@ -83,6 +89,7 @@ async def generate(
     run: ResponseRun,
     *,
     reply: TextReply | ToolCallReply,
+    reasoning: bool,
     state: OfflineModelState,
     input_tokens: int,
     max_output_tokens: int | None,
@@ -92,7 +99,9 @@ async def generate(
 ) -> None:
     """Produce the whole response into ``run``; runs as its own task, stopped only by :meth:`ResponseRun.cancel`."""
     try:
-        await _generate(run, reply, state, input_tokens, max_output_tokens, ending, conversation, input_items)
+        await _generate(
+            run, reply, reasoning, state, input_tokens, max_output_tokens, ending, conversation, input_items
+        )
     finally:
         run.finish()
 
@@ -100,6 +109,7 @@ async def generate(
 async def _generate(
     run: ResponseRun,
     reply: TextReply | ToolCallReply,
+    reasoning: bool,
     state: OfflineModelState,
     input_tokens: int,
     max_output_tokens: int | None,
@@ -114,6 +124,15 @@ async def _generate(
         response["status"] = "in_progress"
     run.emit("response.in_progress", response=run.snapshot())
 
+    if reasoning:
+        thought = reasoning_item()
+        response["output"].append(thought)
+        run.emit("response.output_item.added", output_index=0, item=thought)
+        # Silence, not keep-alives: OpenAI sends nothing while the model thinks, however long that takes.
+        await asyncio.sleep(state.pace.reasoning_s)
+        run.emit("response.output_item.done", output_index=0, item=thought)
+
+    output_index = len(response["output"])
     if isinstance(reply, TextReply):
         item = message_item("assistant", "", status="in_progress")
         item["content"] = []
@@ -122,8 +141,8 @@ async def _generate(
         item = function_call_item(new_id("call"), reply.name, "", status="in_progress")
         tokens = split_tokens(reply.arguments)
     response["output"].append(item)
-    where = {"item_id": item["id"], "output_index": 0}
-    run.emit("response.output_item.added", output_index=0, item=item)
+    where = {"item_id": item["id"], "output_index": output_index}
+    run.emit("response.output_item.added", output_index=output_index, item=item)
     if isinstance(reply, TextReply):
         part = output_text_part("")
         item["content"].append(part)
@@ -165,8 +184,9 @@ async def _generate(
         run.emit("response.output_text.done", **where, content_index=0, text=part["text"], logprobs=[])
         run.emit("response.content_part.done", **where, content_index=0, part=part)
     else:
-        run.emit("response.function_call_arguments.done", **where, arguments=item["arguments"])
-    run.emit("response.output_item.done", output_index=0, item=item)
+        # OpenAI names the function here too (the SDK's type, which predates that, keeps it as an extra field).
+        run.emit("response.function_call_arguments.done", **where, name=item["name"], arguments=item["arguments"])
+    run.emit("response.output_item.done", output_index=output_index, item=item)
 
     response["usage"] = {
         "input_tokens": input_tokens,
@@ -176,7 +196,7 @@ async def _generate(
         "total_tokens": input_tokens + emitted,
     }
     if conversation is not None:
-        conversation.items.extend([*input_items, copy.deepcopy(item)])
+        conversation.items.extend([*input_items, *copy.deepcopy(response["output"])])
     if incomplete_reason is None:
         response["status"] = "completed"
         response["completed_at"] = int(time.time())

@@ -2,7 +2,8 @@
 
 Requests are validated as strictly as the real API would for the parts we implement, so a client bug (a missing
 ``call_id``, a non-function tool, a too-small ``max_output_tokens``) fails here the way it would against OpenAI
-instead of passing silently. Fields the offline model does not act on (``temperature``...) are accepted.
+instead of passing silently. Which top-level parameters exist at all is a profile's business
+(``offline_model_rules``); of those, the ones the offline model does not act on are accepted and ignored.
 Input items are normalised into the stored shape of conversation items, the one ``conversations.items.list``
 returns.
 """
@@ -88,6 +89,20 @@ class FunctionCallOutputIn(_Model):
         return self.output if isinstance(self.output, str) else "".join(part.text for part in self.output)
 
 
+class SummaryPart(_Model):
+    type: Literal["summary_text"]
+    text: str
+
+
+class ReasoningItemIn(_Model):
+    """A reasoning item sent back as input, as OpenAI asks of a client that keeps the context itself."""
+
+    type: Literal["reasoning"]
+    id: str = Field(min_length=1)
+    summary: list[SummaryPart] = Field(default_factory=list)
+    encrypted_content: str | None = None
+
+
 def _item_kind(raw: Any) -> str:
     # Easy input messages (``{"role": ..., "content": ...}``) carry no ``type``.
     if isinstance(raw, dict):
@@ -98,7 +113,8 @@ def _item_kind(raw: Any) -> str:
 InputItem = Annotated[
     Annotated[MessageIn, Tag("message")]
     | Annotated[FunctionCallIn, Tag("function_call")]
-    | Annotated[FunctionCallOutputIn, Tag("function_call_output")],
+    | Annotated[FunctionCallOutputIn, Tag("function_call_output")]
+    | Annotated[ReasoningItemIn, Tag("reasoning")],
     Discriminator(_item_kind),
 ]
 
@@ -124,6 +140,11 @@ class ConversationRef(_Model):
     id: str
 
 
+class ReasoningIn(_Model):
+    effort: Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None = None
+    summary: Literal["auto", "concise", "detailed"] | None = None
+
+
 class CreateResponse(_Model):
     model: str = Field(min_length=1)
     input: str | list[InputItem]
@@ -138,6 +159,13 @@ class CreateResponse(_Model):
     #: Generate server-side whatever happens to the connection, as OpenAI's background mode does.
     background: bool = False
     store: bool | None = None
+    reasoning: ReasoningIn | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    truncation: Literal["auto", "disabled"] | None = None
+    #: ``"none"`` is honoured (no tool call is planned); a forced choice is accepted and otherwise ignored.
+    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
 
     @property
     def conversation_id(self) -> str | None:
@@ -200,7 +228,14 @@ def function_call_output_item(call_id: str, output: str) -> dict[str, Any]:
     }
 
 
-def stored_items(request_input: str | list[MessageIn | FunctionCallIn | FunctionCallOutputIn]) -> list[dict[str, Any]]:
+def reasoning_item(*, item_id: str | None = None, summary: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A reasoning item as OpenAI returns it without ``include=["reasoning.encrypted_content"]``."""
+    return {"id": item_id or new_id("rs"), "type": "reasoning", "summary": summary or []}
+
+
+def stored_items(
+    request_input: str | list[MessageIn | FunctionCallIn | FunctionCallOutputIn | ReasoningItemIn],
+) -> list[dict[str, Any]]:
     """The request's input as the items a conversation stores."""
     if isinstance(request_input, str):
         return [message_item("user", request_input)]
@@ -210,6 +245,8 @@ def stored_items(request_input: str | list[MessageIn | FunctionCallIn | Function
             items.append(message_item(item.role, item.text()))
         elif isinstance(item, FunctionCallIn):
             items.append(function_call_item(item.call_id, item.name, item.arguments))
+        elif isinstance(item, ReasoningItemIn):
+            items.append(reasoning_item(item_id=item.id, summary=[part.model_dump() for part in item.summary]))
         else:
             items.append(function_call_output_item(item.call_id, item.text()))
     return items

@@ -47,6 +47,8 @@ class Conversation:
     metadata: dict[str, str]
     #: Stored items, oldest first.
     items: list[dict[str, Any]] = field(default_factory=list)
+    #: The response last started in this conversation: while it runs, the conversation is locked.
+    running: ResponseRun | None = None
 
     @classmethod
     def new(cls, metadata: dict[str, str] | None, items: list[dict[str, Any]]) -> Conversation:

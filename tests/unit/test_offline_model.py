@@ -174,7 +174,7 @@ def test_replies_are_deterministic_and_long_only_when_asked(client: Any) -> None
 
 
 def test_streaming_can_be_replayed_from_a_sequence_number(client: Any) -> None:
-    events = stream_events(client, input="Hello")
+    events = stream_events(client, input="Hello", background=True)
     response_id = events[0].response.id
 
     replay = list(client.responses.retrieve(response_id, stream=True, starting_after=3))
@@ -761,13 +761,18 @@ def test_http_control_endpoints_steer_the_server(client: Any, server: OfflineMod
     assert status == 400
     assert "error" in body
 
-    assert control(server, "POST", "/_control/pace", {"first_token_s": 0, "tokens_per_s": 1000}) == (
+    assert control(server, "POST", "/_control/pace", {"first_token_s": 0.5, "tokens_per_s": 1000}) == (
         200,
-        {"first_token_s": 0.0, "tokens_per_s": 1000.0},
+        {"first_token_s": 0.5, "tokens_per_s": 1000.0, "reasoning_s": 0.0},
     )
-    assert server.pace == Pace(0.0, 1000.0)
-    unpaced = control(server, "POST", "/_control/pace", {"first_token_s": 0, "tokens_per_s": None})
-    assert unpaced == (200, {"first_token_s": 0.0, "tokens_per_s": None})
+    assert server.pace == Pace(first_token_s=0.5, tokens_per_s=1000.0, reasoning_s=0.0)
+    # A field left out keeps its value; 0 is the one spelling of "no pause", null is refused.
+    assert control(server, "POST", "/_control/pace", {"reasoning_s": 2.5})[1]["reasoning_s"] == 2.5
+    assert server.pace == Pace(first_token_s=0.5, tokens_per_s=1000.0, reasoning_s=2.5)
+    assert control(server, "POST", "/_control/pace", {"tokens_per_s": None})[0] == 400
+    assert control(server, "POST", "/_control/pace", {"tokens_per_s": -1})[0] == 400
+    unpaced = control(server, "POST", "/_control/pace", {"first_token_s": 0, "tokens_per_s": 0, "reasoning_s": 0})
+    assert unpaced == (200, {"first_token_s": 0.0, "tokens_per_s": 0.0, "reasoning_s": 0.0})
     assert server.pace == Pace.instant()
 
     client.responses.create(model="m", input="recorded")
