@@ -51,8 +51,11 @@ class AssistantFunctions(Construct):
         stage: StageConfig,
         code: lambda_.Code,
         layers: Sequence[lambda_.ILayerVersion],
+        optional_env: frozenset[Env] = frozenset(),
     ) -> None:
         super().__init__(scope, construct_id)
+        #: Declared variables this stack leaves unset beyond :data:`OPTIONAL_ENV` (a Bedrock stage has no secret).
+        self.optional_env = OPTIONAL_ENV | optional_env
         self._functions: dict[str, lambda_.Function] = {}
         self._provided: dict[str, set[Env]] = {spec.name: set() for spec in FUNCTIONS}
         for spec in FUNCTIONS:
@@ -83,7 +86,9 @@ class AssistantFunctions(Construct):
         missing: dict[str, list[str]] = {}
         for spec in FUNCTIONS:
             absent = [
-                name.value for name in spec.env if name not in OPTIONAL_ENV and name not in self._provided[spec.name]
+                name.value
+                for name in spec.env
+                if name not in self.optional_env and name not in self._provided[spec.name]
             ]
             if absent:
                 missing[spec.name] = absent

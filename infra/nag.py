@@ -13,6 +13,8 @@ from aws_cdk import Acknowledgment, CfnElement, Validations
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
+from assistant.wiring import ModelProvider
+from infra.bedrock import BEDROCK_BEARER_TOKEN_ACTION, MANTLE_BEARER_TOKEN_ACTION, inference_profile_geography
 from infra.stack import AssistantStack
 
 
@@ -39,12 +41,13 @@ def acknowledge_accepted_findings(stack: AssistantStack) -> None:
         "The Plus feature plan (threat protection) is billed per monthly active user. Self sign-up is off by default, "
         "so an operator creates every user and the pool is not open to mass sign-up or credential stuffing.",
     )
-    _acknowledge(
-        stack.openai_secret.secret,
-        "AwsSolutions-SMG4",
-        "The secret holds an OpenAI API key, which only OpenAI can issue, so no rotation Lambda can mint one. To "
-        "rotate, issue a new key at OpenAI and run scripts/set_openai_key.py.",
-    )
+    if stack.openai_secret is not None:
+        _acknowledge(
+            stack.openai_secret.secret,
+            "AwsSolutions-SMG4",
+            "The secret holds an OpenAI API key, which only OpenAI can issue, so no rotation Lambda can mint one. To "
+            "rotate, issue a new key at OpenAI and run scripts/set_openai_key.py.",
+        )
     _acknowledge(
         stack.functions,
         "AwsSolutions-L1",
@@ -75,15 +78,19 @@ def acknowledge_accepted_findings(stack: AssistantStack) -> None:
         "The route functions close the connection whose access token has expired; its id is assigned by API Gateway "
         "at $connect, so it cannot be named in advance. Limited to DELETE on this API's stage.",
     )
-    for _spec, function in stack.functions.items():
+    bedrock_reason = _bedrock_reason(stack)
+    for spec, function in stack.functions.items():
         assert function.role is not None
-        _acknowledge(
-            function.role,
-            "AwsSolutions-IAM5[Resource::*]",
+        reason = (
             "Active tracing (infra/functions.py): xray:PutTraceSegments and xray:PutTelemetryRecords, which CDK adds "
             "for it, support no resource-level permissions, so X-Ray's own documentation grants them on '*'. "
-            "Acknowledged on each function's role only; every other statement names its resources.",
+            "Acknowledged on each function's role only; every other statement names its resources."
         )
+        if bedrock_reason is not None and stack.grants_model_access(spec):
+            reason = f"{reason} {bedrock_reason}"
+        _acknowledge(function.role, "AwsSolutions-IAM5[Resource::*]", reason)
+        if stack.grants_model_access(spec):
+            _acknowledge_cross_region_model(stack, function.role)
     _acknowledge(
         stack.api_gateway_logging.role,
         "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:*]",
@@ -93,6 +100,34 @@ def acknowledge_accepted_findings(stack: AssistantStack) -> None:
     )
     if stack.web is not None:
         _acknowledge_web_hosting(stack)
+
+
+def _bedrock_reason(stack: AssistantStack) -> str | None:
+    """Why a Bedrock stage's model callers hold a bearer-token action on '*' (infra.bedrock)."""
+    if not stack.mints_model_keys:
+        return None
+    return (
+        "Bedrock stage: the role signs its own short-term Bedrock API keys, which need "
+        f"{BEDROCK_BEARER_TOKEN_ACTION} (bedrock-runtime) or {MANTLE_BEARER_TOKEN_ACTION} (bedrock-mantle); AWS's "
+        "Service Authorization Reference defines no resource type for either, so the resource is '*' "
+        "(bedrock:CallWithBearerToken is further limited to short-term keys by bedrock:bearerTokenType). What a key "
+        "can do is what the role can do: inference on the stage's model alone."
+    )
+
+
+def _acknowledge_cross_region_model(stack: AssistantStack, role: IConstruct) -> None:
+    """A cross-region inference profile routes each request to a region of its geography that Bedrock picks."""
+    model = stack.stage_config.model or ""
+    geography = inference_profile_geography(model)
+    if stack.stage_config.model_provider is not ModelProvider.BEDROCK or geography is None:
+        return
+    _acknowledge(
+        role,
+        f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock:*::foundation-model/{model[len(geography) :]}]",
+        f"The stage's model {model} is a cross-region inference profile: Bedrock serves each request from a region "
+        "of its geography that it picks, and authorizes the foundation model in that region, so the region cannot "
+        "be named. Limited to this one model; the profile itself is named with the stack's region and account.",
+    )
 
 
 def _acknowledge_web_hosting(stack: AssistantStack) -> None:

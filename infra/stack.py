@@ -7,10 +7,11 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from constructs import Construct
 
-from assistant.wiring import AUTHORIZER, QUEUE, WORKER, Env
+from assistant.wiring import AUTHORIZER, QUEUE, WORKER, Env, FunctionSpec
 from infra.alarms import AuthorizerAlarms, WorkerAlarms
 from infra.api_gateway_logging import ApiGatewayLoggingRole
 from infra.auth import UserDirectory
+from infra.bedrock import model_grant
 from infra.definition import DeployedDefinition
 from infra.functions import AssistantFunctions
 from infra.layers import Layers, handlers_code
@@ -41,11 +42,17 @@ class AssistantStack(cdk.Stack):
         self.users = UserDirectory(self, "Users", stage=stage)
         self.table = AssistantTable(self, "Data", stage=stage)
         self.messages = MessageQueue(self, "Messages", stage=stage)
-        self.openai_secret = OpenAiKeySecret(self, "OpenAiKey", stage=stage)
+        #: The model key's secret; ``None`` on a stage whose functions mint Bedrock keys from their roles.
+        self.openai_secret = None if self.mints_model_keys else OpenAiKeySecret(self, "OpenAiKey", stage=stage)
         self.layers = Layers(self, "Layers")
         self.definition = DeployedDefinition(self, "Definition", assistant_file=stage.assistant_file)
         self.functions = AssistantFunctions(
-            self, "Functions", stage=stage, code=handlers or handlers_code(), layers=self.layers.all
+            self,
+            "Functions",
+            stage=stage,
+            code=handlers or handlers_code(),
+            layers=self.layers.all,
+            optional_env=frozenset({Env.OPENAI_SECRET_NAME}) if self.mints_model_keys else frozenset(),
         )
         self.websocket = WebSocketGateway(
             self,
@@ -86,6 +93,11 @@ class AssistantStack(cdk.Stack):
         self.web = self._host_web_page() if stage.web_hosting else None
         self._outputs()
 
+    @property
+    def mints_model_keys(self) -> bool:
+        """The stage's functions authenticate to the model with keys minted from their roles: no secret."""
+        return self.stage_config.model_provider.capabilities.auth == "bedrock_iam"
+
     def _provide_environment(self) -> None:
         stage = self.stage_config
         values = {
@@ -94,8 +106,6 @@ class AssistantStack(cdk.Stack):
             Env.CALLBACK_URL: self.websocket.callback_url,
             Env.USER_POOL_ID: self.users.user_pool.user_pool_id,
             Env.USER_POOL_CLIENT_ID: self.users.client.user_pool_client_id,
-            # The literal name, not secret_name: that token would render as an Fn::Split of the ARN.
-            Env.OPENAI_SECRET_NAME: openai_secret_name(stage.name),
             Env.MAX_MESSAGE_CHARS: str(stage.max_message_chars),
             Env.DAILY_MESSAGE_QUOTA: str(stage.daily_message_quota),
             Env.DAILY_OUTPUT_TOKEN_QUOTA: str(stage.daily_output_token_quota),
@@ -115,6 +125,9 @@ class AssistantStack(cdk.Stack):
         }
         if stage.model is not None:
             values[Env.MODEL_OVERRIDE] = stage.model
+        if self.openai_secret is not None:
+            # The literal name, not secret_name: that token would render as an Fn::Split of the ARN.
+            values[Env.OPENAI_SECRET_NAME] = openai_secret_name(stage.name)
         self.functions.provide_all(values)
 
     def _deploy_definition(self) -> None:
@@ -127,17 +140,30 @@ class AssistantStack(cdk.Stack):
                 function.add_layers(self.definition.layer)
 
     def _grant_permissions(self) -> None:
+        stage = self.stage_config
+        model = model_grant(stage.model_provider, stage.model or "") if self.mints_model_keys else None
         for spec, function in self.functions.items():
             if spec.table_actions:
                 self.table.grant(function, spec.table_actions)
             if spec.sends_to_queue:
                 self.messages.grant_send(function)
-            if spec.reads_openai_secret:
+            if spec.reads_openai_secret and self.openai_secret is not None:
                 self.openai_secret.grant_read(function)
+            if model is not None and self.grants_model_access(spec):
+                model.grant(function)
             if spec.calls_mcp_servers:
                 self.definition.grant_secrets(function)
             if spec.posts_to_connections or spec.closes_connections:
                 self.websocket.grant_manage_connections(function, close=spec.closes_connections)
+
+    def grants_model_access(self, spec: FunctionSpec) -> bool:
+        """Whether ``spec``'s role is granted Bedrock inference on a stage that mints keys: the worker streams
+        replies; ``commands`` calls the model only to cancel a background response (``bedrock-mantle``)."""
+        if not self.mints_model_keys:
+            return False
+        if spec is WORKER:
+            return True
+        return spec.reads_openai_secret and self.stage_config.model_provider.capabilities.background
 
     def _host_web_page(self) -> WebHosting:
         """The page, its ``config.json`` written from the same values as the outputs below (the keys the page reads,
@@ -161,7 +187,6 @@ class AssistantStack(cdk.Stack):
             OutputKey.REGION: (self.region, "Region of the stack"),
             OutputKey.USER_POOL_ID: (self.users.user_pool.user_pool_id, "Cognito user pool id"),
             OutputKey.USER_POOL_CLIENT_ID: (self.users.client.user_pool_client_id, "Public app client id"),
-            OutputKey.OPENAI_SECRET_NAME: (openai_secret_name(self.stage_config.name), "Secret holding the OpenAI key"),
             OutputKey.DEAD_LETTER_ALARM_NAME: (
                 self.messages.dead_letter_alarm.alarm_name,
                 "Alarm raised when a message reaches the dead-letter queue",
@@ -171,6 +196,11 @@ class AssistantStack(cdk.Stack):
                 "SNS topic every alarm of the stage notifies; subscribe to it",
             ),
         }
+        if self.openai_secret is not None:
+            outputs[OutputKey.OPENAI_SECRET_NAME] = (
+                openai_secret_name(self.stage_config.name),
+                "Secret holding the OpenAI key",
+            )
         if self.web is not None:
             outputs[OutputKey.WEB_URL] = (self.web.url, "The chat page (CloudFront); its config.json is this stage's")
         for key, (value, description) in outputs.items():
