@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 from moto.utilities.utils import load_resource
 
-from scripts.local_stack.aws import create_table
+from scripts.local_stack.aws.resources import create_table
 
 REGION = "us-east-1"
 TABLE_NAME = "assistant-test"

@@ -35,7 +35,7 @@ from infra.layers import (
     RUNTIME_REQUIREMENTS,
 )
 from scripts.bench.stats import ratio
-from scripts.local_stack.lambda_runtime import handler_env, runtime_provided
+from scripts.local_stack.lambda_runtime.deployed import handler_env, runtime_provided
 
 CACHE_DIR = Path(__file__).resolve().parents[2] / ".build" / "bench"
 _IMPORT_TIMEOUT_S = 60

@@ -22,7 +22,8 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from assistant.wiring import AUTH_QUERY_PARAMETER, Env
 from scripts.local_stack.offline_model import OfflineModelState, Pace
-from scripts.local_stack.stack import LocalStack, LocalStackSettings, StackInfo, limits_from_environment
+from scripts.local_stack.settings import LocalStackSettings, StackInfo, limits_from_environment
+from scripts.local_stack.stack import LocalStack
 
 #: Frames that end a reply; a reply is finished when one of them carries its ``messageId``.
 FINAL_TYPES = frozenset({"done", "error", "cancelled"})

@@ -14,7 +14,8 @@ import warnings
 from pathlib import Path
 
 from scripts.local_stack.offline_model import Pace
-from scripts.local_stack.stack import LOG_DIR, STACK_JSON, LocalStack, LocalStackSettings, StackInfo
+from scripts.local_stack.settings import LOG_DIR, STACK_JSON, LocalStackSettings, StackInfo
+from scripts.local_stack.stack import LocalStack
 
 log = logging.getLogger("local_stack")
 

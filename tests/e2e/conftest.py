@@ -25,7 +25,8 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from assistant.stores.messages import MessageStore
 from assistant.wiring import AUTH_QUERY_PARAMETER
-from scripts.local_stack.aws import FAKE_CREDENTIALS, generate_password
+from scripts.local_stack.aws.moto_server import FAKE_CREDENTIALS
+from scripts.local_stack.aws.resources import generate_password
 from scripts.local_stack.offline_model import Pace
 from scripts.local_stack.stack import LocalStack, LocalStackSettings, StackInfo
 from tests.frames import assemble

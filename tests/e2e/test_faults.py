@@ -21,7 +21,7 @@ import pytest
 
 from assistant import runtime
 from assistant.push import Broadcaster
-from scripts.local_stack.aws import client
+from scripts.local_stack.aws.moto_server import client
 from scripts.local_stack.offline_model import Fault, Pace
 from scripts.local_stack.stack import LocalStack
 from tests.e2e.conftest import (

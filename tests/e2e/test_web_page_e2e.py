@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from scripts.local_stack.offline_model import Pace
-from scripts.local_stack.stack import WEB_DIR, LocalStack
+from scripts.local_stack.settings import WEB_DIR
+from scripts.local_stack.stack import LocalStack
 from tests.browser import ARTIFACTS, needs_chromium, open_page
 from tests.e2e.conftest import e2e_settings, model_pace, running_stack, stack_info
 

@@ -26,7 +26,7 @@ from infra.layers import (
     RUNTIME_NO_DEPS_REQUIREMENTS,
     RUNTIME_REQUIREMENTS,
 )
-from scripts.local_stack.lambda_runtime import handler_env, runtime_provided
+from scripts.local_stack.lambda_runtime.deployed import handler_env, runtime_provided
 from tests.infra.conftest import synth_app
 
 pytestmark = pytest.mark.bundling

@@ -29,7 +29,7 @@ import boto3
 import pytest
 from aws_cdk.assertions import Template
 
-from scripts.local_stack.aws import MotoServer
+from scripts.local_stack.aws.moto_server import MotoServer
 from tests.events import authorizer_event, websocket_event
 from tests.infra.conftest import resources
 

@@ -25,8 +25,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from assistant.wiring import AUTH_QUERY_PARAMETER, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, FunctionSpec
-from scripts.local_stack.gateway import Gateway
-from scripts.local_stack.lambda_runtime import Handler, LambdaRuntime
+from scripts.local_stack.gateway.server import Gateway
+from scripts.local_stack.lambda_runtime.invocation import Handler
+from scripts.local_stack.lambda_runtime.threads import LambdaRuntime
 
 #: The fake authorizer allows this token, denies "deny" and raises for "invalid".
 ALLOW = "allow"
@@ -264,22 +265,36 @@ async def test_a_frame_over_32_kb_closes_the_connection_with_1009(gateway: Gatew
     assert handlers.of("default") == []
 
 
-async def test_a_message_in_frames_of_32_kb_up_to_128_kb_is_accepted(gateway: Gateway) -> None:
-    fragments = ["y" * MAX_FRAME_BYTES] * (MAX_MESSAGE_BYTES // MAX_FRAME_BYTES)
+async def test_a_frame_of_exactly_32_kb_is_accepted(gateway: Gateway) -> None:
+    async with _open(gateway) as ws:
+        await ws.send("y" * MAX_FRAME_BYTES)
+        reply = await _reply(ws)
+    assert reply["bytes"] == MAX_FRAME_BYTES
+
+
+async def test_a_message_of_32_kb_in_smaller_frames_is_accepted(gateway: Gateway) -> None:
+    fragments = ["y" * (MAX_FRAME_BYTES // 4)] * 4
     async with _open(gateway) as ws:
         await ws.send(fragments)
         reply = await _reply(ws)
-    assert reply == {"route": "$default", "bytes": MAX_MESSAGE_BYTES, "authorizer": reply["authorizer"]}
+    assert reply == {"route": "$default", "bytes": MAX_FRAME_BYTES, "authorizer": reply["authorizer"]}
 
 
-async def test_a_message_over_128_kb_closes_the_connection_with_1009(gateway: Gateway) -> None:
-    fragments = ["z" * MAX_FRAME_BYTES] * (MAX_MESSAGE_BYTES // MAX_FRAME_BYTES) + ["z"]
+async def test_a_message_over_32_kb_closes_the_connection_with_1009_even_in_smaller_frames(
+    gateway: Gateway, handlers: FakeHandlers
+) -> None:
+    """Stricter than API Gateway, which takes up to 128 KB in frames of 32 KB: the local gateway caps a message at
+    one frame (``gateway.server.MAX_CLIENT_MESSAGE_BYTES`` says why)."""
+    fragments = ["z" * (MAX_FRAME_BYTES // 4)] * 4 + ["z"]
     async with _open(gateway) as ws:
         await ws.send(fragments)
         with pytest.raises(ConnectionClosed) as closed:
             await _reply(ws)
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 1009
+    await _wait_for(handlers.disconnected.is_set)
+    assert handlers.of("disconnect")[0]["requestContext"]["disconnectStatusCode"] == 1009
+    assert handlers.of("default") == []
 
 
 # --- @connections ---------------------------------------------------------------------------------------------
@@ -306,6 +321,20 @@ async def test_post_to_a_closed_or_unknown_connection_raises_gone(gateway: Gatew
     for unknown in (connection_id, "AAAAAAAAAAAAAAA="):
         with pytest.raises(management.exceptions.GoneException):
             await asyncio.to_thread(management.post_to_connection, ConnectionId=unknown, Data=b"{}")
+
+
+async def test_post_to_connection_takes_up_to_128_kb_and_refuses_more_with_payload_too_large(
+    gateway: Gateway, handlers: FakeHandlers
+) -> None:
+    management = _management(gateway)
+    async with _open(gateway) as ws:
+        connection_id = await _connection_id(handlers)
+        largest = json.dumps({"text": "x" * (MAX_MESSAGE_BYTES - len('{"text": ""}'))}).encode()
+        assert len(largest) == MAX_MESSAGE_BYTES
+        await asyncio.to_thread(management.post_to_connection, ConnectionId=connection_id, Data=largest)
+        assert len(json.dumps(await _reply(ws))) == MAX_MESSAGE_BYTES
+        with pytest.raises(management.exceptions.PayloadTooLargeException):
+            await asyncio.to_thread(management.post_to_connection, ConnectionId=connection_id, Data=largest + b" ")
 
 
 async def test_delete_connection_closes_it_and_runs_disconnect(gateway: Gateway, handlers: FakeHandlers) -> None:

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from assistant.wiring import Env, FunctionSpec
-from scripts.local_stack.lambda_runtime import FunctionError, LambdaTimeout, ProcessLambdaRuntime
+from scripts.local_stack.lambda_runtime.invocation import FunctionError, LambdaTimeout
+from scripts.local_stack.lambda_runtime.processes import ProcessLambdaRuntime
 from scripts.local_stack.stack import LocalStack, LocalStackSettings
 
 HANDLERS = '''

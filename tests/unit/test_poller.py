@@ -15,9 +15,11 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import SqsModel
 
 from assistant.wiring import QUEUE, FunctionSpec
-from scripts.local_stack.aws import MotoServer, client, create_queues
-from scripts.local_stack.lambda_runtime import Handler, LambdaRuntime
-from scripts.local_stack.poller import QueuePoller
+from scripts.local_stack.aws.moto_server import MotoServer, client
+from scripts.local_stack.aws.resources import create_queues
+from scripts.local_stack.event_source.sqs_poller import QueuePoller
+from scripts.local_stack.lambda_runtime.invocation import Handler
+from scripts.local_stack.lambda_runtime.threads import LambdaRuntime
 
 #: Seconds before a failed record is received again; short so redelivery tests stay quick.
 VISIBILITY_S = 1

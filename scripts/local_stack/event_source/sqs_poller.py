@@ -16,14 +16,13 @@ instead of long-polling.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 from assistant.wiring import QUEUE, WORKER, FunctionSpec
-from scripts.local_stack.lambda_runtime import Invoker
+from scripts.local_stack.event_source.sqs_event import failed_ids, sqs_record
+from scripts.local_stack.lambda_runtime.invocation import Invoker
 
 log = logging.getLogger("local_stack.poller")
 
@@ -108,13 +107,14 @@ class QueuePoller:
 
     async def _process(self, messages: list[dict[str, Any]]) -> None:
         try:
-            event = {"Records": [self._record(message) for message in messages]}
+            records = [sqs_record(message, queue_arn=self._queue_arn, region=self._region) for message in messages]
+            event = {"Records": records}
             try:
                 result = await self._invoker.invoke(self._function, event)
             except Exception:  # the runtime logged it; Lambda retries the whole batch after the visibility timeout
                 log.warning("%s failed; %d record(s) return to the queue", self._function.name, len(messages))
                 return
-            failed = _failed_ids(result, messages)
+            failed = failed_ids(result, messages)
             done = [message for message in messages if message["MessageId"] not in failed]
             if done:
                 await asyncio.to_thread(self._delete, done)
@@ -126,50 +126,3 @@ class QueuePoller:
         response = self._sqs.delete_message_batch(QueueUrl=self._queue_url, Entries=entries)
         for failure in response.get("Failed", []):
             log.error("DeleteMessageBatch failed for a record: %s", failure)
-
-    def _record(self, message: Mapping[str, Any]) -> dict[str, Any]:
-        """One record exactly as Lambda builds it from a ReceiveMessage result."""
-        record: dict[str, Any] = {
-            "messageId": message["MessageId"],
-            "receiptHandle": message["ReceiptHandle"],
-            "body": message["Body"],
-            "attributes": dict(message.get("Attributes", {})),
-            "messageAttributes": {
-                name: _attribute(value) for name, value in message.get("MessageAttributes", {}).items()
-            },
-            "md5OfBody": message["MD5OfBody"],
-            "eventSource": "aws:sqs",
-            "eventSourceARN": self._queue_arn,
-            "awsRegion": self._region,
-        }
-        if "MD5OfMessageAttributes" in message:
-            record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
-        return record
-
-
-def _attribute(value: Mapping[str, Any]) -> dict[str, Any]:
-    converted: dict[str, Any] = {"stringListValues": [], "binaryListValues": [], "dataType": value["DataType"]}
-    if "StringValue" in value:
-        converted["stringValue"] = value["StringValue"]
-    if "BinaryValue" in value:
-        converted["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode()
-    return converted
-
-
-def _failed_ids(result: Any, messages: list[dict[str, Any]]) -> set[str]:
-    """The records to leave on the queue, read the way Lambda reads a partial batch response.
-
-    An identifier that is missing, empty or not in the batch makes Lambda treat the whole batch as failed.
-    """
-    all_ids = {message["MessageId"] for message in messages}
-    if not isinstance(result, dict) or "batchItemFailures" not in result:
-        return set()
-    failures = result["batchItemFailures"] or []
-    failed: set[str] = set()
-    for failure in failures:
-        identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
-        if not identifier or identifier not in all_ids:
-            log.error("invalid batchItemFailures entry %r: the whole batch returns to the queue", failure)
-            return all_ids
-        failed.add(identifier)
-    return failed

@@ -1,12 +1,11 @@
 """One Lambda execution environment of the local stack: a child process that runs one function's handler.
 
-:class:`scripts.local_stack.lambda_runtime.ProcessLambdaRuntime` starts it (multiprocessing's fork server, or
-``spawn``) and talks to it over a pipe. Before anything of the function is imported, the process takes on what a
-deployed function has and nothing else: exactly the environment the parent computed for it (the variables its
-``FunctionSpec.env`` declares, the ones the Lambda runtime sets, the SDK's endpoint pointing at moto), ``sys.path``
-= task root, layer and the Python runtime, and stdout/stderr going to the function's log file (CloudWatch Logs,
-locally). So a variable the wiring forgot fails here as it would in AWS, and Powertools' metrics are flushed as EMF
-lines into that file.
+:class:`.processes.ProcessLambdaRuntime` starts it (multiprocessing's fork server, or ``spawn``) and talks to it over
+a pipe. Before anything of the function is imported, the process takes on what a deployed function has and nothing
+else: exactly the environment the parent computed for it (the variables its ``FunctionSpec.env`` declares, the ones
+the Lambda runtime sets, the SDK's endpoint pointing at moto), ``sys.path`` = task root, layer and the Python
+runtime, and stdout/stderr going to the function's log file (CloudWatch Logs, locally). So a variable the wiring
+forgot fails here as it would in AWS, and Powertools' metrics are flushed as EMF lines into that file.
 
 It then imports the handler (the init phase: a broken module fails here, reported as ``init_error``) and answers
 one invocation at a time, like a Lambda container. Events and results cross the pipe as JSON text, as they cross

@@ -1,115 +1,18 @@
-"""moto's server and the AWS resources the CDK stack declares, created from ``assistant.wiring``."""
+"""The AWS resources the CDK stack declares, created in moto from ``assistant.wiring``: the table, the FIFO queue
+and its dead-letter queue, the OpenAI key's secret, and the Cognito pool with its demo user."""
 
 from __future__ import annotations
 
-import functools
 import json
-import logging
 import secrets
 import string
-import threading
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
-from moto.server import ThreadedMotoServer
-
 from assistant.wiring import QUEUE, TABLE
+from scripts.local_stack.aws.moto_server import REGION, client
 
-REGION = "us-east-1"
 DEMO_USERNAME = "demo@example.com"
-#: moto accepts any credentials; these only keep botocore from looking for real ones.
-FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-
-
-class MotoServer:
-    """moto's threaded server on 127.0.0.1; port 0 picks a free one."""
-
-    def __init__(self, port: int = 0) -> None:
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        self.endpoint = ""
-
-    def start(self) -> str:
-        # werkzeug logs every request at INFO on stderr; the console is for the connect info and errors.
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        keep_fifo_order_on_redelivery()
-        serialise_moto_dynamodb()
-        self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.endpoint = f"http://{host}:{port}"
-        return self.endpoint
-
-    def stop(self) -> None:
-        # moto keeps its backends in process-wide state that outlives the server: clear it, so a stack started
-        # later in the same process (tests, benchmarks) provisions into an empty account.
-        if self.endpoint:
-            request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")  # noqa: S310
-            with urllib.request.urlopen(request, timeout=5):  # noqa: S310 - our own server on 127.0.0.1
-                pass
-        self._server.stop()
-
-
-#: moto's DynamoDB backend methods that read or write a table's items.
-_MOTO_DYNAMODB_ITEM_METHODS = (
-    "put_item",
-    "get_item",
-    "query",
-    "scan",
-    "update_item",
-    "delete_item",
-    "transact_write_items",
-)
-_moto_lock = threading.RLock()
-
-
-def serialise_moto_dynamodb() -> None:
-    """Run moto's DynamoDB item operations one at a time (process-wide, idempotent).
-
-    moto 5.2.5's ``transact_write_items`` deep-copies the whole table as a backup and, when a condition fails,
-    restores that copy; its threaded server runs requests concurrently, so the copy can fail ("dictionary changed
-    size during iteration", a 500 to the caller) and the restore can silently undo other requests' writes. DynamoDB
-    itself has neither problem. Under concurrency (the throughput benchmark, two tabs, several users) that loses
-    replies the product delivered correctly, so the local stack applies this when it starts moto.
-    """
-    from moto.dynamodb.models import DynamoDBBackend
-
-    for name in _MOTO_DYNAMODB_ITEM_METHODS:
-        method = getattr(DynamoDBBackend, name)
-        if getattr(method, "_serialised", False):
-            continue
-
-        def locked(*args: Any, __method: Any = method, **kwargs: Any) -> Any:
-            with _moto_lock:
-                return __method(*args, **kwargs)
-
-        functools.update_wrapper(locked, method)
-        locked._serialised = True  # type: ignore[attr-defined]
-        setattr(DynamoDBBackend, name, locked)
-
-
-def keep_fifo_order_on_redelivery() -> None:
-    """Make moto redeliver a FIFO group's failed records in order, as SQS does.
-
-    moto 5.2.5 counts a received message whose visibility timeout has expired as still "in flight" for its group.
-    When records b and c of a group both fail and become visible again, b is skipped because c still looks in
-    flight, and c is delivered before b. A message that is visible again no longer holds its group in SQS, so it
-    must not here either. (Process-wide, but only ever makes moto more faithful; checked by test_poller.py.)
-    """
-    from moto.sqs.models import Queue
-
-    def pending_message_groups(queue: Any) -> set[str]:
-        return {
-            message.group_id
-            for message in queue._pending_messages
-            if message.group_id is not None and not message.visible
-        }
-
-    Queue.pending_message_groups = property(pending_message_groups)  # type: ignore[method-assign, assignment]
-
-
-def client(service: str, endpoint: str) -> Any:
-    return boto3.client(service, endpoint_url=endpoint, region_name=REGION, **FAKE_CREDENTIALS)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,67 @@
+"""Where moto 5.2.5 behaves unlike AWS in ways the product depends on, patched process-wide when moto starts.
+
+Each patch only ever makes moto more faithful, and is idempotent.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import Any
+
+#: moto's DynamoDB backend methods that read or write a table's items.
+_MOTO_DYNAMODB_ITEM_METHODS = (
+    "put_item",
+    "get_item",
+    "query",
+    "scan",
+    "update_item",
+    "delete_item",
+    "transact_write_items",
+)
+_moto_lock = threading.RLock()
+
+
+def serialise_moto_dynamodb() -> None:
+    """Run moto's DynamoDB item operations one at a time (process-wide, idempotent).
+
+    moto 5.2.5's ``transact_write_items`` deep-copies the whole table as a backup and, when a condition fails,
+    restores that copy; its threaded server runs requests concurrently, so the copy can fail ("dictionary changed
+    size during iteration", a 500 to the caller) and the restore can silently undo other requests' writes. DynamoDB
+    itself has neither problem. Under concurrency (the throughput benchmark, two tabs, several users) that loses
+    replies the product delivered correctly, so the local stack applies this when it starts moto.
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    for name in _MOTO_DYNAMODB_ITEM_METHODS:
+        method = getattr(DynamoDBBackend, name)
+        if getattr(method, "_serialised", False):
+            continue
+
+        def locked(*args: Any, __method: Any = method, **kwargs: Any) -> Any:
+            with _moto_lock:
+                return __method(*args, **kwargs)
+
+        functools.update_wrapper(locked, method)
+        locked._serialised = True  # type: ignore[attr-defined]
+        setattr(DynamoDBBackend, name, locked)
+
+
+def keep_fifo_order_on_redelivery() -> None:
+    """Make moto redeliver a FIFO group's failed records in order, as SQS does.
+
+    moto 5.2.5 counts a received message whose visibility timeout has expired as still "in flight" for its group.
+    When records b and c of a group both fail and become visible again, b is skipped because c still looks in
+    flight, and c is delivered before b. A message that is visible again no longer holds its group in SQS, so it
+    must not here either. (Process-wide, but only ever makes moto more faithful; checked by test_poller.py.)
+    """
+    from moto.sqs.models import Queue
+
+    def pending_message_groups(queue: Any) -> set[str]:
+        return {
+            message.group_id
+            for message in queue._pending_messages
+            if message.group_id is not None and not message.visible
+        }
+
+    Queue.pending_message_groups = property(pending_message_groups)  # type: ignore[method-assign, assignment]
