@@ -65,7 +65,6 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: OpenAI's ``error.type`` for the statuses a status fault may script.
 _ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error"}
 _ERROR_CODES = {401: "invalid_api_key", 429: "rate_limit_exceeded"}
-_LIST_LIMIT_MAX = 100
 #: How often a response without background mode checks that its client is still connected.
 _DISCONNECT_POLL_S = 0.02
 
@@ -177,7 +176,7 @@ async def _create_response(request: web.Request) -> web.StreamResponse:
         generate(
             run,
             reply=plan_reply(context, _offered_tools(create)),
-            reasoning=False,  # switched on in the next commit, with the tests that expect it
+            reasoning=reasoning,
             state=state,
             input_tokens=count_input_tokens(create.instructions, context),
             max_output_tokens=create.max_output_tokens,
@@ -348,33 +347,7 @@ async def _get_conversation(request: web.Request) -> web.StreamResponse:
 
 async def _list_items(request: web.Request) -> web.StreamResponse:
     conversation = _conversation(_state(request), request.match_info["conversation_id"], param="conversation_id")
-    query = request.query
-    order = query.get("order", "desc")
-    if order not in ("asc", "desc"):
-        raise ApiError(400, "order must be 'asc' or 'desc'.", param="order")
-    try:
-        limit = int(query.get("limit", "20"))
-    except ValueError:
-        raise ApiError(400, "limit must be an integer.", param="limit") from None
-    if not 1 <= limit <= _LIST_LIMIT_MAX:
-        raise ApiError(400, f"limit must be between 1 and {_LIST_LIMIT_MAX}.", param="limit")
-    ordered = conversation.items if order == "asc" else conversation.items[::-1]
-    start = 0
-    if "after" in query:
-        ids = [item["id"] for item in ordered]
-        if query["after"] not in ids:
-            raise ApiError(400, f"No item with id '{query['after']}' in this conversation.", param="after")
-        start = ids.index(query["after"]) + 1
-    page = ordered[start : start + limit]
-    return web.json_response(
-        {
-            "object": "list",
-            "data": page,
-            "first_id": page[0]["id"] if page else None,
-            "last_id": page[-1]["id"] if page else None,
-            "has_more": start + limit < len(ordered),
-        }
-    )
+    return web.json_response(conversation.items_page(request.query))
 
 
 # --- Control ----------------------------------------------------------------------------------------------------

@@ -12,12 +12,12 @@ import asyncio
 import copy
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from scripts.local_stack.offline_model_faults import FaultPlan, Pace
-from scripts.local_stack.offline_model_schema import new_id
+from scripts.local_stack.offline_model_schema import ApiError, new_id
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 #: requests; ``background``, ``conversation``, ``previous_response_id`` and ``store: true`` are refused with 400.
 Profile = Literal["openai", "stateless"]
 PROFILES: tuple[Profile, ...] = ("openai", "stateless")
+#: OpenAI's largest page of conversation items.
+_LIST_LIMIT_MAX = 100
 
 
 class RecordedRequest(NamedTuple):
@@ -56,6 +58,33 @@ class Conversation:
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "object": "conversation", "created_at": self.created_at, "metadata": self.metadata}
+
+    def items_page(self, query: Mapping[str, str]) -> dict[str, Any]:
+        """One page of ``GET /v1/conversations/{id}/items`` (``order``, ``limit``, ``after``), as OpenAI lists."""
+        order = query.get("order", "desc")
+        if order not in ("asc", "desc"):
+            raise ApiError(400, "order must be 'asc' or 'desc'.", param="order")
+        try:
+            limit = int(query.get("limit", "20"))
+        except ValueError:
+            raise ApiError(400, "limit must be an integer.", param="limit") from None
+        if not 1 <= limit <= _LIST_LIMIT_MAX:
+            raise ApiError(400, f"limit must be between 1 and {_LIST_LIMIT_MAX}.", param="limit")
+        ordered = self.items if order == "asc" else self.items[::-1]
+        start = 0
+        if "after" in query:
+            ids = [item["id"] for item in ordered]
+            if query["after"] not in ids:
+                raise ApiError(400, f"No item with id '{query['after']}' in this conversation.", param="after")
+            start = ids.index(query["after"]) + 1
+        page = ordered[start : start + limit]
+        return {
+            "object": "list",
+            "data": page,
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None,
+            "has_more": start + limit < len(ordered),
+        }
 
 
 class ResponseRun:
