@@ -427,6 +427,18 @@ function onDelta(frame) {
   }
 }
 
+// The server's model stream dropped and the reply is being generated again from `offset` (usually 0): the text
+// from there on is void, and the deltas that follow number their `seq` from 0 again (docs/protocol.md).
+function onReset(frame) {
+  const current = reply(frame.messageId);
+  if (current.finished) return;
+  current.text = current.text.slice(0, Math.max(0, Number(frame.offset) || 0));
+  current.ahead.clear();
+  current.early.clear();
+  current.nextSeq = 0;
+  renderReply(current);
+}
+
 function toolLine(tools, name, status) {
   let entry = tools.querySelector(`li[data-tool="${CSS.escape(String(name))}"][data-status="started"]`);
   if (!entry || status === "started") {
@@ -662,6 +674,9 @@ function onFrame(data) {
     }
     case "delta":
       onDelta(frame);
+      break;
+    case "reset":
+      onReset(frame);
       break;
     case "tool":
       onTool(frame);

@@ -51,6 +51,7 @@ from scripts.chat.events import (
     ReplyOutcome,
     ServerError,
     TextReceived,
+    TextReset,
     ToolUpdate,
     Usage,
 )
@@ -87,6 +88,7 @@ __all__ = [
     "ServerError",
     "TerminalChat",
     "TextReceived",
+    "TextReset",
     "TokenSource",
     "ToolUpdate",
     "Usage",

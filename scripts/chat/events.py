@@ -27,6 +27,16 @@ class TextReceived:
 
 
 @dataclass(frozen=True)
+class TextReset:
+    """The server is generating the reply again from ``offset`` (its model stream dropped): the text shown from
+    there on is void, and the reply's text continues with the next ``TextReceived``."""
+
+    message_id: str
+    offset: int
+    own: bool
+
+
+@dataclass(frozen=True)
 class ToolUpdate:
     message_id: str
     name: str
@@ -125,6 +135,7 @@ class Fatal:
 ChatEvent = (
     ReplyAccepted
     | TextReceived
+    | TextReset
     | ToolUpdate
     | ReplyFinished
     | ServerError

@@ -22,6 +22,7 @@ from scripts.chat.events import (
     ReplyOutcome,
     ServerError,
     TextReceived,
+    TextReset,
     ToolUpdate,
     Usage,
 )
@@ -58,6 +59,16 @@ class Reply:
             added.append(new)
             self.length += len(new)
         return "".join(added)
+
+    def reset(self, offset: int) -> None:
+        """Forget the text from ``offset`` on, and every frame waiting beyond it: the server is generating that
+        part again, with ``seq`` counting from 0."""
+        kept = self.text[:offset]
+        self.parts = [kept] if kept else []
+        self.length = len(kept)
+        self.ahead.clear()
+        self.early.clear()
+        self.next_seq = 0
 
     @property
     def text(self) -> str:
@@ -150,6 +161,13 @@ class ChatSession:
                 str(frame["text"]),
                 None if offset is None else _as_int(offset),
             )
+        if kind == "reset":
+            reply = self._reply(str(frame["messageId"]))
+            if reply.finished:
+                return []
+            offset = _as_int(frame.get("offset", 0))
+            reply.reset(offset)
+            return [TextReset(reply.message_id, offset, reply.own)]
         if kind == "tool":
             reply = self._reply(str(frame["messageId"]))
             return [ToolUpdate(reply.message_id, str(frame["name"]), str(frame["status"]), reply.own)]

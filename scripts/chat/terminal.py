@@ -24,6 +24,7 @@ from scripts.chat.events import (
     ReplyFinished,
     ServerError,
     TextReceived,
+    TextReset,
     ToolUpdate,
 )
 from scripts.chat.signin import AuthenticationFailed
@@ -282,6 +283,10 @@ class TerminalChat:
                 self._headed = event.message_id
                 self._streaming = event.message_id
             self.write(self.wrapper.feed(event.text))
+        elif isinstance(event, TextReset):
+            # Printed text cannot be taken back: say so, and the reply starts again on a fresh line.
+            self._line("  [the model's connection dropped; the answer starts again]")
+            self._headed = None
         elif isinstance(event, ToolUpdate):
             self._line(f"  [tool {event.name}: {event.status}]")
             self._headed = None

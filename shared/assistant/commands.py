@@ -44,9 +44,6 @@ STUCK_AFTER_S = WORKER.timeout_seconds + 60
 HISTORY_BUDGET_BYTES = MAX_MESSAGE_BYTES - 8 * 1024
 
 logger = Logger(child=True)
-LIST_LIMIT = 50
-#: getHistory shows at most this many turns (the newest), fewer if they do not fit one WebSocket message.
-HISTORY_TURNS = 200
 
 
 @dataclass(frozen=True)
@@ -97,14 +94,9 @@ class CommandService:
             created = self._conversations.create(user_id, now=self._clock(), make_current=True)
             return ConversationFrame(conversation_id=created.conversation_id)
         if isinstance(frame, ListConversations):
-            return Conversations(
-                items=[
-                    ConversationSummary(conversation_id=c.conversation_id, title=c.title, updated_at=c.updated_at)
-                    for c in self._conversations.list_recent(user_id, limit=LIST_LIMIT)
-                ]
-            )
+            return self._conversation_list(user_id, frame)
         if isinstance(frame, GetHistory):
-            return self._history(user_id, frame.conversation_id)
+            return self._history(user_id, frame)
         if isinstance(frame, Ping):
             return Pong()
         if isinstance(frame, GetUsage):
@@ -145,18 +137,41 @@ class CommandService:
             resets_at=next_utc_midnight(now),
         )
 
-    def _history(self, user_id: str, conversation_id: str) -> History:
-        """The conversation's turns from the table (no model call), stopped and failed ones marked as such."""
-        conversation = self._conversations.get(user_id, conversation_id)
-        if conversation is None:
+    def _conversation_list(self, user_id: str, frame: ListConversations) -> Conversations:
+        """A page of the user's conversations, most recently active first (the table only, no model call)."""
+        found = self._conversations.list_recent(user_id, limit=frame.limit + 1, before=frame.before)
+        page = found[: frame.limit]
+        return Conversations(
+            items=[
+                ConversationSummary(conversation_id=c.conversation_id, title=c.title, updated_at=c.updated_at)
+                for c in page
+            ],
+            cursor=page[-1].cursor if len(found) > frame.limit else None,
+        )
+
+    def _history(self, user_id: str, frame: GetHistory) -> History:
+        """A page of the conversation's turns from the table (no model call), stopped and failed ones marked as
+        such: the newest ``limit`` (before ``before``), fewer if they would not fit one WebSocket message."""
+        conversation_id = frame.conversation_id
+        if self._conversations.get(user_id, conversation_id) is None:
             raise NotFound("No such conversation.")
-        turns = self._turns.recent(user_id, conversation_id, limit=HISTORY_TURNS)
-        messages = [message for turn in turns for message in _shown(turn)]
-        history = History(conversation_id=conversation_id, messages=messages)
-        # Keep the newest turns that fit one WebSocket message.
-        while messages and len(history.to_json().encode()) > HISTORY_BUDGET_BYTES:
-            messages = messages[max(1, len(messages) // 10) :]
-            history = History(conversation_id=conversation_id, messages=messages)
+        turns, more = self._turns.page(user_id, conversation_id, limit=frame.limit, before=frame.before)
+
+        def page_of(shown: list[Turn], *, older: bool) -> History:
+            # A turn too large for a message on its own is skipped over: the cursor moves past it.
+            boundary = shown[0] if shown else turns[-1] if turns else None
+            return History(
+                conversation_id=conversation_id,
+                messages=[message for turn in shown for message in _shown(turn)],
+                cursor=boundary.cursor if older and boundary is not None else None,
+            )
+
+        shown = turns
+        history = page_of(shown, older=more)
+        # Keep the newest turns that fit one WebSocket message; the cursor then points at the ones left out.
+        while shown and len(history.to_json().encode()) > HISTORY_BUDGET_BYTES:
+            shown = shown[max(1, len(shown) // 10) :]
+            history = page_of(shown, older=True)
         return history
 
 

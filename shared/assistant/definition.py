@@ -12,7 +12,7 @@ import tomllib
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo, field_validator
 
@@ -43,8 +43,16 @@ class AssistantDefinition(BaseModel):
     tools: tuple[str, ...] = ()
     #: Per response. Below ~256 a reasoning model can spend everything on reasoning and return no text at all.
     max_output_tokens: int = Field(ge=256, le=128_000)
+    #: The most one request may send, in tokens: instructions, the earlier turns and the new message. Beyond it the
+    #: oldest turns are left out (never the instructions or the new message), so a long conversation keeps being
+    #: answered. Keep it below the model's context window minus ``max_output_tokens``; it also caps what every
+    #: message of a long conversation costs in input tokens.
+    input_budget_tokens: int = Field(default=25_000, ge=1_000, le=2_000_000)
+    #: Only for models that are not reasoning models (which refuse it): see :func:`is_reasoning_model`.
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
+    #: One of the values the installed ``openai`` SDK knows (:func:`reasoning_efforts`), so the definition can never
+    #: send what the API would refuse, nor lag behind it.
+    reasoning_effort: str | None = None
     #: Create responses in background mode, so they outlive their HTTP stream: a dropped stream or a crashed worker
     #: finishes the same response instead of losing it. The price: the response is stored by the provider, and
     #: stopping it takes an explicit cancel call (closing the stream no longer stops it).
@@ -61,6 +69,32 @@ class AssistantDefinition(BaseModel):
             raise ValueError("two MCP servers have the same name (it prefixes their tools' names)")
         return servers
 
+    @field_validator("temperature")
+    @classmethod
+    def _temperature_for_a_sampling_model(cls, temperature: float | None, info: ValidationInfo) -> float | None:
+        model = info.data.get("model")
+        if temperature is not None and isinstance(model, str) and is_reasoning_model(model):
+            raise ValueError(
+                f"{model} is a reasoning model, which refuses `temperature` (the API answers 400): remove it, and "
+                "use `reasoning_effort` to trade speed for depth"
+            )
+        return temperature
+
+    @field_validator("reasoning_effort")
+    @classmethod
+    def _effort_the_sdk_knows(cls, effort: str | None, info: ValidationInfo) -> str | None:
+        if effort is None:
+            return None
+        known = reasoning_efforts()
+        if effort not in known:
+            raise ValueError(f"unknown reasoning effort {effort!r}; the installed openai SDK knows {', '.join(known)}")
+        if info.data.get("temperature") is not None:
+            raise ValueError(
+                "`reasoning_effort` is for reasoning models, which refuse `temperature` (the API answers 400): "
+                "set one of the two"
+            )
+        return effort
+
     @field_validator("tools")
     @classmethod
     def _known_unique_tools(cls, tools: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
@@ -71,6 +105,27 @@ class AssistantDefinition(BaseModel):
         if len(set(tools)) != len(tools):
             raise ValueError("a tool is listed more than once")
         return tools
+
+
+#: OpenAI's model families that reason before answering and refuse ``temperature``. The chat variants of gpt-5
+#: (``gpt-5-chat-latest``) are not reasoning models, and open-weight ones (gpt-oss on Bedrock or vLLM) accept both.
+_REASONING_MODEL_PREFIXES: Final = ("gpt-5", "o1", "o3", "o4")
+
+
+def is_reasoning_model(model: str) -> bool:
+    name = model.lower()
+    return name.startswith(_REASONING_MODEL_PREFIXES) and "-chat" not in name
+
+
+def reasoning_efforts() -> tuple[str, ...]:
+    """The values of ``reasoning.effort`` the installed ``openai`` SDK declares (its ``ReasoningEffort`` type).
+
+    Imported here rather than at module level: the SDK costs most of a second to import, and only what loads a
+    definition (the worker, which uses the SDK anyway, and the CDK app) pays for it."""
+    from openai.types.shared.reasoning_effort import ReasoningEffort
+
+    literal = next(arg for arg in get_args(ReasoningEffort) if get_origin(arg) is Literal)
+    return tuple(str(value) for value in get_args(literal))
 
 
 def _registry_from(context: Any) -> ToolRegistry:

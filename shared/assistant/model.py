@@ -2,29 +2,31 @@
 rounds and failures handled.
 
 The conversation is ours (:mod:`assistant.stores.turns`): every request carries the earlier turns as input items and
-never a provider-side ``conversation``, so any server of the Responses API works. The provider profile
-(:class:`assistant.wiring.ModelProvider`) says what else the server can do: ``openai`` stores responses, runs them
-in background mode (for a resumable definition) and continues tool rounds with ``previous_response_id``;
-``openai-compatible`` (vLLM, Ollama, LM Studio, llama.cpp, Bedrock) is stateless: no ``store``, no ``background``,
-each tool round re-sends the whole input, and a dropped stream cannot be recovered.
+never a provider-side ``conversation``, so any server of the Responses API works. The provider's capabilities
+(:class:`assistant.wiring.ProviderCapabilities`, one declaration per profile) say what else the server can do:
+``openai`` (and ``bedrock-mantle``) store responses, run them in background mode for a resumable definition and
+continue tool rounds with ``previous_response_id``; ``openai-compatible`` (vLLM, Ollama, LM Studio, llama.cpp) and
+``bedrock`` (bedrock-runtime) are stateless: no ``store``, no ``background``, each tool round re-sends the input.
 
 What it guarantees the worker:
 
 - No ``openai`` type escapes. Failures are :mod:`assistant.errors` types: ``ModelUnavailable`` (transient, after
   retries), ``ModelFailed``, ``ModelIncomplete`` and ``ReplyInterrupted``.
-- A request is retried only while no response is known to exist for it (nothing of the round was yielded).
-  Once ``response.created`` arrived the response may already be part of the conversation and a retry could
-  double the turn, so a dropped stream is recovered by retrieving that response and yielding only the text the
-  caller has not had.
-- Closing the generator is how the caller stops a reply: it closes the HTTP stream and, for a resumable
-  definition, also cancels the running response (see :class:`StopReply` for when a close does not cancel).
+- A request is retried silently only while nothing of its response was yielded.
+- A stream that drops after that is recovered as the provider allows, and the caller ends with one whole answer:
+  a background response is followed again by re-streaming its events after the last one seen
+  (``starting_after``), or by polling where the provider cannot re-stream; any other response died with its stream,
+  so the round is asked again from its start and the caller told with :class:`RoundRestarted` to discard what it
+  showed of the dropped attempt (nothing of it is in any conversation: the conversation is ours).
+- Closing the generator is how the caller stops a reply: it closes the HTTP stream and, for a background response,
+  also cancels it (see :class:`StopReply` for when a close does not cancel).
 
 Resumable definitions (``AssistantDefinition.resumable``, the default) create every response with
-``background=True``: OpenAI then keeps generating when the stream drops or the worker dies, which is what makes
-recovery by response id possible at all; a normal streamed response is terminated by the server as soon as its
-connection closes. The flip side is that closing the stream no longer stops a background response, so an early
-close calls ``responses.cancel``. Without background mode a dropped stream cannot be recovered and ends in
-``ReplyInterrupted`` at once, and ``resume_reply`` only picks up a response that had already completed.
+``background=True`` where the provider has it: the model then keeps generating when the stream drops or the worker
+dies, which is what lets a redelivered message resume the very same response; a normal streamed response is
+terminated by the server as soon as its connection closes. The flip side is that closing the stream no longer stops
+a background response, so an early close calls ``responses.cancel``. Without background mode ``resume_reply`` only
+picks up a response that had already completed.
 
 ``openai`` is imported inside functions only: importing it costs most of a second, and the handlers that merely
 import this module (for types) must not pay for it at cold start.
@@ -34,9 +36,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, TypedDict, TypeVar, Unpack
+from typing import TYPE_CHECKING, Literal, TypedDict, TypeVar, Unpack, cast
 
 from assistant import tracing
 from assistant.definition import AssistantDefinition
@@ -46,6 +48,7 @@ from assistant.model_events import (
     ReplyCompleted,
     ResponseStarted,
     ResponseUsage,
+    RoundRestarted,
     TextDelta,
     ToolEvent,
     UsageSink,
@@ -57,7 +60,8 @@ from assistant.wiring import ModelProvider
 
 if TYPE_CHECKING:
     import openai
-    from openai.types.responses import Response, ResponseInputItemParam, ToolParam
+    from openai.types.responses import Response, ResponseInputItemParam, ResponseStreamEvent, ToolParam
+    from openai.types.shared.reasoning_effort import ReasoningEffort
 
     from assistant.tools.mcp_tools import McpTools
 
@@ -70,6 +74,7 @@ __all__ = [
     "ResponseStarted",
     "ResponseUsage",
     "RetryPolicy",
+    "RoundRestarted",
     "StopReply",
     "TextDelta",
     "ToolEvent",
@@ -175,6 +180,8 @@ class _Progress:
     response_id: str | None = None
     text: list[str] = field(default_factory=list)
     calls: list[_Call] = field(default_factory=list)
+    #: The ``sequence_number`` of the last stream event seen: where a resumed stream starts again.
+    sequence_number: int = -1
 
     @property
     def visible(self) -> bool:
@@ -258,6 +265,13 @@ class ModelClient:
     def model(self) -> str:
         return self._model
 
+    def history_budget_chars(self, text: str) -> int:
+        """How many characters of earlier turns may go with ``text``: the definition's input budget, less the
+        instructions and the message itself (tokens estimated at :data:`CHARS_PER_TOKEN`). Tool specs are not
+        counted; where the provider supports it, ``truncation="auto"`` covers what the estimate misses."""
+        budget = self._definition.input_budget_tokens * CHARS_PER_TOKEN
+        return max(0, budget - len(self._definition.instructions) - len(text))
+
     @property
     def provider(self) -> ModelProvider:
         return self._provider
@@ -313,18 +327,30 @@ class ModelClient:
     ) -> Generator[ModelEvent, None, None]:
         """Pick up a reply whose stream was lost (e.g. a redelivered message) without sending the user text again.
 
-        Yields the response's whole text in one :class:`TextDelta`; the caller knows from its checkpoint how much
-        of it the user already has. If the response ended in tool calls, the tool loop continues from there.
+        Yields the response's text from its start (as it streams again, or in one :class:`TextDelta`); the caller
+        knows from its checkpoint how much of it the user already has. If the response ended in tool calls, the tool
+        loop continues from there.
         """
         if not self._capabilities.stored_responses:
             # Nothing is stored server-side: the dead worker's response is gone with its stream.
             logger.error("Cannot resume a reply on a stateless server", extra={"response_id": response_id})
             raise ReplyInterrupted(INTERRUPTED_MESSAGE)
-        if not self._definition.resumable:
+        sink = usage_sink or _ignore_usage
+        if self.resumable and self._capabilities.stream_resume:
+            # A background response: re-stream it from its first event, live if it is still generating, so a
+            # reasoning model's long silence is waited out instead of polled for a fixed time.
+            progress = _Progress(response_id=response_id)
+            try:
+                result = yield from self._stopping_on_close(self._resume_stream(progress, sink), progress, sink)
+            except ReplyInterrupted:
+                _report(sink, progress.estimated_usage())
+                raise
+            yield from self._finish(_Request([]), context, result, self._toolbox.offer(), sink)
+            return
+        if not self.resumable:
             # Not a background response: the server stopped it when the dead worker's stream closed. Only one that
             # had already completed can be picked up, so look once instead of polling.
             max_wait_s = 0
-        sink = usage_sink or _ignore_usage
         response = self._await_final(response_id, poll_interval_s=poll_interval_s, max_wait_s=max_wait_s)
         yield ResponseStarted(response.id)
         if response.output_text:
@@ -395,11 +421,12 @@ class ModelClient:
         """One model response, streamed. Retries while nothing of it was yielded; recovers by id afterwards."""
         import openai
 
-        retry = 0
+        retry = restarts = 0
         while True:
             progress = _Progress()
             try:
-                return (yield from self._stream_once(request, offered, allow_tools, progress, sink))
+                events = self._stream_events(request, offered, allow_tools, progress, sink)
+                return (yield from self._stopping_on_close(events, progress, sink))
             except (openai.APIError, StreamBroken, StreamErrorEvent) as exc:
                 failure = classify(exc)
                 if failure is None:  # pragma: no cover - classify knows every type caught above
@@ -436,23 +463,32 @@ class ModelClient:
                         "resumable": self.resumable,
                     },
                 )
+                if not self.resumable:
+                    # The response died with its stream (a stateless server, or no background mode), and nothing
+                    # of it is in a conversation: the conversation is ours. So the round is asked again from its
+                    # start, and the caller told to discard what it showed of the dropped attempt.
+                    _report(sink, progress.estimated_usage())  # what streamed was generated, and is billed
+                    if restarts + 1 >= self._retry.max_attempts:
+                        logger.error("Model stream kept dropping", extra={"attempts": restarts + 1})
+                        raise ReplyInterrupted(INTERRUPTED_MESSAGE) from exc
+                    restarts += 1
+                    yield RoundRestarted()
+                    self._wait_before_retry("responses.create", restarts - 1, failure.kind, failure.status, None)
+                    continue
                 try:
-                    return (yield from self._recover(progress, exc))
+                    return (yield from self._recover(progress, sink, exc))
                 except ReplyInterrupted:
                     # The response is gone or cannot be followed; what the user saw of it was still generated.
                     _report(sink, progress.estimated_usage())
                     raise
 
-    def _stream_once(
-        self,
-        request: _Request,
-        offered: OfferedTools,
-        allow_tools: bool,
-        progress: _Progress,
-        sink: UsageSink,
+    def _stopping_on_close(
+        self, events: Generator[ModelEvent, None, _Round], progress: _Progress, sink: UsageSink
     ) -> Generator[ModelEvent, None, _Round]:
+        """Follow one response's events (a new stream or a resumed one); if the caller closes the reply meanwhile,
+        stop the response as the close means (see :class:`StopReply`) and account for what it produced."""
         try:
-            return (yield from self._stream_events(request, offered, allow_tools, progress, sink))
+            return (yield from events)
         except GeneratorExit as closing:
             # The caller stopped early. Every yield of a round comes before its terminal event, so a response that
             # has started is still running server-side; in background mode nothing but a cancel call stops it.
@@ -492,7 +528,6 @@ class ModelClient:
         # Markers rather than a subsegment around the stream: the caller's own calls (checkpoints, posts) run
         # between the yields and would otherwise nest under the model request in X-Ray.
         requested_at = time.time()
-        first_text = True
         # `with` closes the HTTP response when the caller stops iterating (GeneratorExit). That stops a normal
         # response; a background one (resumable) keeps running until it is cancelled.
         with self._client.responses.create(
@@ -506,7 +541,8 @@ class ModelClient:
             tool_choice="none" if offer_tools and not allow_tools else omit,
             max_output_tokens=definition.max_output_tokens,
             temperature=definition.temperature if definition.temperature is not None else omit,
-            reasoning={"effort": definition.reasoning_effort}
+            # The definition accepts only the SDK's own ReasoningEffort values (assistant.definition), hence the cast.
+            reasoning={"effort": cast("ReasoningEffort", definition.reasoning_effort)}
             if definition.reasoning_effort and capabilities.reasoning
             else omit,
             # Where the server can, it drops the oldest input itself should our own budget (assistant.context)
@@ -516,58 +552,56 @@ class ModelClient:
             # case. A stateless server is sent no `store` at all (some refuse `store=true`).
             store=True if capabilities.stored_responses else omit,
         ) as stream:
-            for event in stream:
-                if event.type == "response.created":
-                    progress.response_id = event.response.id
-                    yield ResponseStarted(event.response.id)
-                elif event.type == "response.output_text.delta":
-                    if first_text:
-                        first_text = False
-                        tracing.mark_since("model first token", requested_at)
-                    progress.text.append(event.delta)
-                    yield TextDelta(event.delta)
-                elif event.type == "response.output_item.done" and event.item.type == "function_call":
-                    item = event.item
-                    progress.calls.append(_Call(call_id=item.call_id, name=item.name, arguments=item.arguments))
-                elif event.type == "response.completed":
-                    tracing.mark_since("model request", requested_at)
-                    return _Round.of(event.response, calls=tuple(progress.calls))
-                elif event.type == "response.failed":
-                    error = event.response.error
-                    logger.error(
-                        "Model response failed",
-                        extra={"response_id": event.response.id, "code": error.code if error else None},
-                    )
-                    _report(
-                        sink, _Round.of(event.response).usage() if event.response.usage else progress.estimated_usage()
-                    )
-                    raise ModelFailed(FAILED_MESSAGE)
-                elif event.type == "response.incomplete":
-                    details = event.response.incomplete_details
-                    reason = details.reason if details else None
-                    logger.warning(
-                        "Model response incomplete", extra={"response_id": event.response.id, "reason": reason}
-                    )
-                    # A reply cut off at max_output_tokens cost exactly that: it counts like any other.
-                    _report(
-                        sink, _Round.of(event.response).usage() if event.response.usage else progress.estimated_usage()
-                    )
-                    raise ModelIncomplete(_incomplete_message(reason), reason=reason)
-                elif event.type == "error":
-                    raise StreamErrorEvent(event.code)
+            return (yield from self._consume(stream, progress, sink, requested_at))
+
+    def _consume(
+        self, stream: Iterable[ResponseStreamEvent], progress: _Progress, sink: UsageSink, requested_at: float
+    ) -> Generator[ModelEvent, None, _Round]:
+        """Turn one response's stream events (a new stream or a resumed one) into model events, until it ends."""
+        first_text = True
+        for event in stream:
+            progress.sequence_number = event.sequence_number
+            if event.type == "response.created":
+                progress.response_id = event.response.id
+                yield ResponseStarted(event.response.id)
+            elif event.type == "response.output_text.delta":
+                if first_text:
+                    first_text = False
+                    tracing.mark_since("model first token", requested_at)
+                progress.text.append(event.delta)
+                yield TextDelta(event.delta)
+            elif event.type == "response.output_item.done" and event.item.type == "function_call":
+                item = event.item
+                progress.calls.append(_Call(call_id=item.call_id, name=item.name, arguments=item.arguments))
+            elif event.type == "response.completed":
+                tracing.mark_since("model request", requested_at)
+                return _Round.of(event.response, calls=tuple(progress.calls))
+            elif event.type == "response.failed":
+                error = event.response.error
+                logger.error(
+                    "Model response failed",
+                    extra={"response_id": event.response.id, "code": error.code if error else None},
+                )
+                _report(sink, _Round.of(event.response).usage() if event.response.usage else progress.estimated_usage())
+                raise ModelFailed(FAILED_MESSAGE)
+            elif event.type == "response.incomplete":
+                details = event.response.incomplete_details
+                reason = details.reason if details else None
+                logger.warning("Model response incomplete", extra={"response_id": event.response.id, "reason": reason})
+                # A reply cut off at max_output_tokens cost exactly that: it counts like any other.
+                _report(sink, _Round.of(event.response).usage() if event.response.usage else progress.estimated_usage())
+                raise ModelIncomplete(_incomplete_message(reason), reason=reason)
+            elif event.type == "error":
+                raise StreamErrorEvent(event.code)
         raise StreamBroken()
 
-    def _recover(self, progress: _Progress, cause: Exception) -> Generator[ModelEvent, None, _Round]:
-        """Finish a round whose stream dropped after it became visible, from the stored response."""
-        if progress.response_id is None:
+    def _recover(self, progress: _Progress, sink: UsageSink, cause: Exception) -> Generator[ModelEvent, None, _Round]:
+        """Finish a background response whose stream dropped after it became visible."""
+        if progress.response_id is None:  # pragma: no cover - the caller recovers only visible rounds
             raise ReplyInterrupted(INTERRUPTED_MESSAGE) from cause
-        if not self.resumable:
-            # Not a background response: the server stopped generating when the stream dropped, so there is
-            # nothing to wait for (a retrieve would show it cancelled or stuck in progress).
-            logger.error(
-                "Model stream dropped and the response is not resumable", extra={"response_id": progress.response_id}
-            )
-            raise ReplyInterrupted(INTERRUPTED_MESSAGE) from cause
+        if self._capabilities.stream_resume:
+            return (yield from self._stopping_on_close(self._resume_stream(progress, sink), progress, sink))
+        # A provider that keeps background responses but cannot re-stream them: wait for the stored response.
         response = self._await_final(
             progress.response_id, poll_interval_s=self._recover_poll_interval_s, max_wait_s=self._recover_max_wait_s
         )
@@ -580,6 +614,49 @@ class ModelClient:
         if len(full) > len(seen):
             yield TextDelta(full[len(seen) :])
         return _Round.of(response)
+
+    def _resume_stream(self, progress: _Progress, sink: UsageSink) -> Generator[ModelEvent, None, _Round]:
+        """Follow a background response by re-streaming its events after the last one seen
+        (``responses.retrieve(id, stream=True, starting_after=N)``), again after every drop.
+
+        No wall-clock limit of its own: a reasoning model may be silent for longer than the read timeout, and each
+        timeout just resumes from the same place. What bounds the wait is drops without progress (the retry
+        policy's attempts) and, above this, the worker's deadline, which hands the reply back for the next delivery.
+        """
+        import openai
+        from openai import omit
+
+        assert progress.response_id is not None
+        response_id = progress.response_id
+        fruitless = 0
+        while True:
+            seen = progress.sequence_number
+            try:
+                with self._client.responses.retrieve(
+                    response_id, stream=True, starting_after=seen if seen >= 0 else omit
+                ) as stream:
+                    return (yield from self._consume(stream, progress, sink, time.time()))
+            except StreamErrorEvent as exc:
+                logger.error("Model stream reported an error", extra={"code": exc.code, "response_id": response_id})
+                _report(sink, progress.estimated_usage())
+                raise ModelFailed(FAILED_MESSAGE) from exc
+            except (openai.APIError, StreamBroken) as exc:
+                failure = classify(exc)
+                if failure is None:  # pragma: no cover - classify knows every type caught above
+                    raise
+                fruitless = 0 if progress.sequence_number > seen else fruitless + 1
+                if not failure.retryable or fruitless >= self._retry.max_attempts:
+                    logger.error(
+                        "Could not resume the model stream",
+                        extra={"response_id": response_id, "kind": failure.kind, "status": failure.status},
+                    )
+                    raise ReplyInterrupted(INTERRUPTED_MESSAGE) from exc
+                logger.warning(
+                    "Model stream dropped again; resuming",
+                    extra={"response_id": response_id, "kind": failure.kind, "after": progress.sequence_number},
+                )
+                if fruitless:
+                    self._wait_before_retry("responses.retrieve", fruitless - 1, failure.kind, failure.status, None)
 
     def _cancel_quietly(self, response_id: str) -> Response | None:
         """Best-effort ``responses.cancel`` of a background response whose reader has gone.

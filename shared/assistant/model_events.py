@@ -18,6 +18,13 @@ class ResponseStarted:
 
 
 @dataclass(frozen=True)
+class RoundRestarted:
+    """The model's stream dropped and its response could not be followed (a stateless server, or no background
+    mode), so the round is being asked again from its start: the text yielded since this round's
+    :class:`ResponseStarted` is void and the caller should discard what it showed of it."""
+
+
+@dataclass(frozen=True)
 class TextDelta:
     text: str
 
@@ -54,4 +61,4 @@ class ResponseUsage:
 #: why it is a callback rather than an event: a closing generator cannot yield).
 UsageSink = Callable[[ResponseUsage], None]
 
-ModelEvent = ResponseStarted | TextDelta | ToolEvent | ReplyCompleted
+ModelEvent = ResponseStarted | TextDelta | ToolEvent | ReplyCompleted | RoundRestarted

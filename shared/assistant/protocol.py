@@ -23,6 +23,12 @@ ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _ID_RE = re.compile(ID_PATTERN)
 
 ClientId = Annotated[str, Field(pattern=ID_PATTERN)]
+#: Where a page of ``history`` or ``conversations`` ends: ``<ISO-8601 UTC time>#<id>``, as the server gave it.
+CURSOR_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{8,15}Z#[A-Za-z0-9_-]{1,64}$"
+Cursor = Annotated[str, Field(pattern=CURSOR_PATTERN)]
+#: The most turns one ``history`` page shows, and conversations one ``conversations`` page lists.
+MAX_HISTORY_TURNS = 200
+MAX_CONVERSATIONS_PAGE = 100
 
 
 def new_id(prefix: str) -> str:
@@ -63,11 +69,18 @@ class NewConversation(_ClientFrame):
 
 class ListConversations(_ClientFrame):
     action: Literal["listConversations"]
+    #: The ``cursor`` of the previous ``conversations`` page: list the conversations after it (less recent).
+    before: Cursor | None = None
+    limit: int = Field(default=50, ge=1, le=MAX_CONVERSATIONS_PAGE)
 
 
 class GetHistory(_ClientFrame):
     action: Literal["getHistory"]
     conversation_id: ClientId = Field(alias="conversationId")
+    #: The ``cursor`` of the previous ``history`` page: show the turns before it (older).
+    before: Cursor | None = None
+    #: Turns (each a user and an assistant message), newest first; fewer if they do not fit one WebSocket message.
+    limit: int = Field(default=MAX_HISTORY_TURNS, ge=1, le=MAX_HISTORY_TURNS)
 
 
 class Ping(_ClientFrame):
@@ -193,6 +206,16 @@ class Delta(_ServerFrame):
     offset: int | None = None
 
 
+class Reset(_ServerFrame):
+    """The model's stream dropped and could not be followed, so the reply is being generated again from ``offset``:
+    discard the message's text from ``offset`` on (usually 0: all of it). The ``delta`` frames that follow number
+    their ``seq`` from 0 again and carry offsets from ``offset`` on. See docs/protocol.md."""
+
+    type: Literal["reset"] = "reset"
+    message_id: str = Field(alias="messageId")
+    offset: int = 0
+
+
 class ToolStatus(StrEnum):
     STARTED = "started"
     DONE = "done"
@@ -253,6 +276,8 @@ class ConversationSummary(_ServerFrame):
 class Conversations(_ServerFrame):
     type: Literal["conversations"] = "conversations"
     items: list[ConversationSummary]
+    #: Present when there are more (less recent) conversations: send it as ``before`` for the next page.
+    cursor: str | None = None
 
 
 class HistoryTool(_ServerFrame):
@@ -278,7 +303,10 @@ class HistoryMessage(_ServerFrame):
 class History(_ServerFrame):
     type: Literal["history"] = "history"
     conversation_id: str = Field(alias="conversationId")
+    #: Oldest first: the newest page of turns, or the page before ``before``.
     messages: list[HistoryMessage]
+    #: Present when older turns exist: send it as ``before`` for the page before this one.
+    cursor: str | None = None
 
 
 class Pong(_ServerFrame):
@@ -304,6 +332,7 @@ class DailyUsageFrame(_ServerFrame):
 ServerFrame = (
     Accepted
     | Delta
+    | Reset
     | ToolActivity
     | Done
     | Cancelled

@@ -35,11 +35,22 @@ from assistant.model import (
     ReplyCompleted,
     ResponseStarted,
     ResponseUsage,
+    RoundRestarted,
     StopReply,
     TextDelta,
     ToolEvent,
 )
-from assistant.protocol import Cancelled, Delta, Done, ErrorFrame, ServerFrame, ToolActivity, ToolStatus, Usage
+from assistant.protocol import (
+    Cancelled,
+    Delta,
+    Done,
+    ErrorFrame,
+    Reset,
+    ServerFrame,
+    ToolActivity,
+    ToolStatus,
+    Usage,
+)
 from assistant.push import Broadcaster, DeltaCoalescer
 from assistant.queue import QueuedMessage
 from assistant.stores.conversations import ConversationStore
@@ -55,9 +66,6 @@ logger = Logger(child=True)
 CHECKPOINT_INTERVAL_S = 1.0
 #: Conversation titles are the start of the first message.
 TITLE_CHARS = 60
-#: The earlier turns sent with a new message fit in this many characters (about 25k tokens of English); older
-#: turns are left out. The new message is never dropped.
-CONTEXT_BUDGET_CHARS = 100_000
 
 
 class ReplyResult(StrEnum):
@@ -121,6 +129,8 @@ class _Progress:
     first_text_at: float | None = None
     #: On resume, the round text fetched from the model must be trimmed to what the user has not seen.
     resume: MessageRecord | None = None
+    #: The resumed round's text as it streams again, held until it covers what the checkpoint says was posted.
+    replayed: list[str] = field(default_factory=list)
     completed: list[ReplyCompleted] = field(default_factory=list)
     #: A response's tokens were just counted: check the quota before the model is asked for another round.
     check_quota: bool = False
@@ -291,7 +301,7 @@ class ReplyService:
             events = model.resume_reply(response_id=checkpoint.response_id, context=context, usage_sink=count)
         else:
             events = model.stream_reply(
-                text=queued.text, history=self._history(queued), context=context, usage_sink=count
+                text=queued.text, history=self._history(queued, model), context=context, usage_sink=count
             )
 
         coalescer = DeltaCoalescer(
@@ -308,11 +318,16 @@ class ReplyService:
                     raise _DeadlineReached(resumable=model.resumable)
                 if isinstance(event, TextDelta):
                     if progress.resume is not None:
-                        self._resend_after_checkpoint(record, progress, event.text)
+                        self._replay(record, progress, event.text)
                     else:
                         self._post_chunks(record, progress, coalescer.add(event.text))
                     continue
+                if isinstance(event, RoundRestarted):
+                    coalescer.drain()  # unsent text of the dropped attempt is void as well
+                    self._restart_round(record, progress)
+                    continue
                 # Any other event ends a run of text: what is buffered goes out first, in order.
+                self._catch_up(record, progress)
                 self._post_chunks(record, progress, coalescer.drain())
                 if isinstance(event, ResponseStarted):
                     self._start_round(record, progress, event.response_id)
@@ -327,6 +342,7 @@ class ReplyService:
                     )
                 elif isinstance(event, ReplyCompleted):
                     progress.completed.append(event)
+            self._catch_up(record, progress)
             self._post_chunks(record, progress, coalescer.drain())
         finally:
             # Closing the generator closes the HTTP stream; while a cancel (a StopReply) propagates it also cancels
@@ -341,9 +357,10 @@ class ReplyService:
             self._checkpoint(record, progress, progress.unchecked, self._clock())
         return self._complete(queued, record, progress)
 
-    def _history(self, queued: QueuedMessage) -> list[tuple[Literal["user", "assistant"], str]]:
-        """The conversation's earlier turns as the model is sent them, oldest first, within the context budget."""
-        budget = max(0, CONTEXT_BUDGET_CHARS - len(queued.text))
+    def _history(self, queued: QueuedMessage, model: ModelClient) -> list[tuple[Literal["user", "assistant"], str]]:
+        """The conversation's earlier turns as the model is sent them, oldest first, within the definition's input
+        budget (the oldest are left out)."""
+        budget = model.history_budget_chars(queued.text)
         history: list[tuple[Literal["user", "assistant"], str]] = []
         for turn in self._turns.context(queued.user_id, queued.conversation_id, budget_chars=budget):
             history.append(("user", turn.user_text))
@@ -372,6 +389,36 @@ class ReplyService:
             raise _CancelRequested
         progress.checkpoints += 1
         progress.checkpointed_at, progress.unchecked = self._clock(), None
+
+    def _replay(self, record: MessageRecord, progress: _Progress, text: str) -> None:
+        """Text of a resumed round, which the model re-streams from its start: post nothing until it covers the
+        last checkpointed frame, then re-post that frame and go on with what the user has not seen."""
+        assert progress.resume is not None
+        progress.replayed.append(text)
+        checkpoint = progress.resume.checkpoint
+        seen = checkpoint.frame_end - checkpoint.round_start if checkpoint.seq >= 0 else 0
+        if sum(len(part) for part in progress.replayed) >= seen:
+            self._catch_up(record, progress)
+
+    def _catch_up(self, record: MessageRecord, progress: _Progress) -> None:
+        """Post the replayed text of a resumed round (also when the round ended shorter than the checkpoint)."""
+        if progress.resume is not None and progress.replayed:
+            round_text = "".join(progress.replayed)
+            progress.replayed = []
+            self._resend_after_checkpoint(record, progress, round_text)
+
+    def _restart_round(self, record: MessageRecord, progress: _Progress) -> None:
+        """The model is asked for this round again (its stream dropped and could not be followed): tell every tab
+        to discard the round's text, then number frames from 0 again (docs/protocol.md, ``reset``)."""
+        void = progress.sent_chars - progress.round_start
+        shown = "".join(progress.text)
+        progress.text = [shown[: max(0, len(shown) - void)]]
+        progress.sent_chars = progress.round_start
+        progress.next_seq = 0
+        progress.unchecked = None
+        progress.resume, progress.replayed = None, []
+        self._send(record, Reset(message_id=record.message_id, offset=progress.round_start))
+        progress.frames += 1
 
     def _resend_after_checkpoint(self, record: MessageRecord, progress: _Progress, round_text: str) -> None:
         """Post what the user may not have of a resumed round, given its full text."""

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from scripts.local_stack.offline_model import Pace
+from scripts.local_stack.offline_model import Fault, Pace
 from scripts.local_stack.stack import LocalStack
 from tests.e2e.conftest import (
     e2e_settings,
@@ -119,3 +119,37 @@ async def test_cancel_then_continue(stateless_stack: LocalStack) -> None:
         {"type": "message", "role": "assistant", "content": seen},
     ]
     assert [m.get("status") for m in history["messages"]] == [None, "cancelled", None, "done"]
+
+
+async def test_a_dropped_stream_is_asked_again_the_client_told_to_reset_and_one_turn_kept(
+    stateless_stack: LocalStack,
+) -> None:
+    """No stored responses, so a drop cannot be resumed: the worker asks the model again and sends ``reset``."""
+    assert stateless_stack.offline_model is not None
+    info = stack_info(stateless_stack)
+    user = new_user(stateless_stack, "stateless-drop")
+    stateless_stack.offline_model.state.faults.push(Fault.cut_after_deltas(4))
+    async with open_socket(info, user.token) as ws:
+        sent = await send_message(ws, "Tell me about storms at sea")
+        frames = await receive_until(ws, "done", message_id=sent["messageId"])
+        answer = await request(ws, {"action": "getHistory", "conversationId": sent["conversationId"]}, "history")
+
+    ours = of_message(frames, sent["messageId"])
+    types = [frame["type"] for frame in ours]
+    assert types.count("reset") == 1
+    reset = ours[types.index("reset")]
+    assert reset["offset"] == 0
+    before = [frame for frame in ours[: types.index("reset")] if frame["type"] == "delta"]
+    assert before, "the dropped attempt had shown text before the reset"
+    after = [frame for frame in ours[types.index("reset") :] if frame["type"] == "delta"]
+    assert after[0]["seq"] == 0
+    assert after[0]["offset"] == 0
+    text = reply_text(frames, sent["messageId"])
+    first, second = responses_posted(stateless_stack, "Tell me about storms at sea")
+    assert first == second  # the same request again, from the start of the turn
+    # One whole answer, one turn.
+    assert [(m["role"], m["text"]) for m in answer["messages"]] == [
+        ("user", "Tell me about storms at sea"),
+        ("assistant", text),
+    ]
+    assert answer["messages"][1]["status"] == "done"

@@ -517,6 +517,52 @@ def test_conversations_are_created_listed_and_kept_apart(deployment: Deployment)
     assert deployment.route(commands.handler, {"action": "ping"}) == {"type": "pong"}
 
 
+def test_history_and_the_conversation_list_come_in_pages_with_a_cursor(deployment: Deployment) -> None:
+    _connect(deployment, "alice", "conn-a1")
+    sent: list[str] = []
+    for i in range(5):
+        text = f"Question {i}"
+        accepted = deployment.route(send_message.handler, {"action": "sendMessage", "message": text})
+        assert accepted is not None
+        conversation_id = accepted["conversationId"]
+        sent.append(text)
+        deployment.deliver(deployment.receive())
+
+    def history(**page: Any) -> dict[str, Any]:
+        answer = deployment.route(commands.handler, {"action": "getHistory", "conversationId": conversation_id, **page})
+        assert answer is not None
+        assert answer["type"] == "history", answer
+        return answer
+
+    newest = history(limit=2)
+    assert [m["text"] for m in newest["messages"] if m["role"] == "user"] == sent[3:]
+    older = history(limit=2, before=newest["cursor"])
+    assert [m["text"] for m in older["messages"] if m["role"] == "user"] == sent[1:3]
+    oldest = history(limit=2, before=older["cursor"])
+    assert [m["text"] for m in oldest["messages"] if m["role"] == "user"] == sent[:1]
+    assert "cursor" not in oldest  # nothing older
+    assert "cursor" not in history()  # all five fit the default page
+
+    bad = deployment.route(
+        commands.handler, {"action": "getHistory", "conversationId": conversation_id, "before": "TURN#x"}
+    )
+    assert bad is not None
+    assert (bad["type"], bad["code"]) == ("error", "bad_request")
+
+    for _ in range(2):
+        assert deployment.route(commands.handler, {"action": "newConversation"}) is not None
+    first_page = deployment.route(commands.handler, {"action": "listConversations", "limit": 2})
+    assert first_page is not None
+    second_page = deployment.route(
+        commands.handler, {"action": "listConversations", "limit": 2, "before": first_page["cursor"]}
+    )
+    assert second_page is not None
+    assert "cursor" not in second_page
+    listed = [c["conversationId"] for c in first_page["items"] + second_page["items"]]
+    assert len(listed) == len(set(listed)) == 3
+    assert listed[-1] == conversation_id  # the least recently active comes last
+
+
 def test_disconnect_forgets_only_that_connection(deployment: Deployment) -> None:
     _connect(deployment, "alice", "conn-a1", "conn-a2")
     deployment.call(disconnect.handler, deployment.ws_event("$disconnect", connection="conn-a1"))

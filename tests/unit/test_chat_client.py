@@ -35,6 +35,7 @@ from scripts.chat import (
     ReplyFinished,
     ServerError,
     TextReceived,
+    TextReset,
     ToolUpdate,
     load_outputs_file,
     load_stack_file,
@@ -126,6 +127,26 @@ def test_a_gap_that_never_fills_is_released_at_done_and_flagged() -> None:
     assert finished.incomplete
     assert finished.late_text == "C"
     assert finished.text == "AC"
+
+
+def test_a_reset_voids_the_text_from_its_offset_and_seq_counts_from_zero_again() -> None:
+    session = ChatSession()
+    mid, _ = session.send_message("hi")
+
+    def at(seq: int, offset: int, text: str) -> dict[str, Any]:
+        return {**delta(mid, seq, text), "offset": offset}
+
+    session.handle(at(0, 0, "Let me check. "))
+    session.handle(at(1, 14, "It is"))
+    session.handle(at(3, 30, "held beyond a gap"))  # of the dropped attempt: must not survive the reset
+    [reset] = session.handle({"type": "reset", "messageId": mid, "offset": 14})
+    assert reset == TextReset(mid, 14, own=True)
+    assert session.replies[mid].text == "Let me check. "
+    assert texts(session.handle(at(0, 14, "It is noon."))) == ["It is noon."]
+    [finished] = session.handle({"type": "done", "messageId": mid, "conversationId": "c", "usage": {}})
+    assert isinstance(finished, ReplyFinished)
+    assert finished.text == "Let me check. It is noon."
+    assert not finished.incomplete
 
 
 def test_frames_of_a_reply_from_another_tab_are_shown_without_touching_ours() -> None:

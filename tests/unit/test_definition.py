@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from assistant.definition import AssistantDefinition, DefinitionError, load_definition
+from assistant.definition import (
+    AssistantDefinition,
+    DefinitionError,
+    is_reasoning_model,
+    load_definition,
+    reasoning_efforts,
+)
 from assistant.tools import ToolRegistry, default_registry
 
 VALID = """
@@ -90,6 +96,13 @@ def test_definition_is_frozen(tmp_path: Path) -> None:
         (('model = "gpt-5-mini"', 'model = ""'), "model", "at least 1 character"),
         (('model = "gpt-5-mini"', 'model = "gpt-5-mini"\nreasoning_effort = "extreme"'), "reasoning_effort", ""),
         (('model = "gpt-5-mini"', 'model = "gpt-5-mini"\ntemperature = 3.5'), "temperature", ""),
+        (('model = "gpt-5-mini"', 'model = "gpt-5-mini"\ntemperature = 0.7'), "temperature", "refuses `temperature`"),
+        (
+            ('model = "gpt-5-mini"', 'model = "my-llama"\ntemperature = 0.7\nreasoning_effort = "low"'),
+            "reasoning_effort",
+            "set one of the two",
+        ),
+        (('model = "gpt-5-mini"', 'model = "gpt-5-mini"\nreasoning_effort = "extreme"'), "reasoning_effort", "xhigh"),
         (('model = "gpt-5-mini"', 'model = "gpt-5-mini"\nresumable = "sometimes"'), "resumable", "boolean"),
         (('model = "gpt-5-mini"', 'model = "gpt-5-mini"\nassistant_id = "asst_123"'), "assistant_id", "Extra"),
         (('name = "Test assistant"\n', ""), "name", "Field required"),
@@ -141,3 +154,14 @@ def test_tools_are_checked_against_the_given_registry(tmp_path: Path) -> None:
     # The built-in registry does not have it, so the default check refuses the same file.
     with pytest.raises(DefinitionError, match="lookup_order"):
         load_definition(path)
+
+
+def test_reasoning_efforts_are_the_installed_sdks_and_a_sampling_model_takes_temperature(tmp_path: Path) -> None:
+    from openai.types.shared.reasoning_effort import ReasoningEffort
+
+    assert set(reasoning_efforts()) == set(ReasoningEffort.__args__[0].__args__)  # type: ignore[attr-defined]
+    assert "low" in reasoning_efforts()
+    path = _write(tmp_path, VALID.replace('model = "gpt-5-mini"', 'model = "gpt-5-chat-latest"\ntemperature = 0.7'))
+    assert load_definition(path).temperature == 0.7
+    assert is_reasoning_model("o4-mini")
+    assert not is_reasoning_model("openai.gpt-oss-120b-1:0")

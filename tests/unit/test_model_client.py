@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +25,9 @@ from assistant.model import (
     ModelTimeouts,
     ReplyCompleted,
     ResponseStarted,
+    ResponseUsage,
     RetryPolicy,
+    RoundRestarted,
     StopReply,
     TextDelta,
     ToolEvent,
@@ -99,6 +102,18 @@ def _cancels(server: OfflineModelServer) -> list[str]:
 
 def _retrieves(server: OfflineModelServer) -> list[str]:
     return [r.path for r in server.requests if r.method == "GET" and r.path.startswith("/v1/responses/")]
+
+
+def _resumed_streams(server: OfflineModelServer) -> list[tuple[str, int | None]]:
+    """The re-streams of stored responses: ``(response id, starting_after)`` of each."""
+    resumed: list[tuple[str, int | None]] = []
+    for path in _retrieves(server):
+        url = urllib.parse.urlsplit(path)
+        query = urllib.parse.parse_qs(url.query)
+        if query.get("stream") == ["true"]:
+            after = query.get("starting_after")
+            resumed.append((url.path.rsplit("/", 1)[-1], int(after[0]) if after else None))
+    return resumed
 
 
 def _wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
@@ -453,12 +468,13 @@ def test_stream_cut_mid_reply_is_recovered_with_the_full_text_exactly_once(
     events = list(client.stream_reply(text=LONG_MESSAGE, context=CONTEXT))
 
     [started] = [e for e in events if isinstance(e, ResponseStarted)]
-    deltas = [e for e in events if isinstance(e, TextDelta)]
-    assert len(deltas) == 6  # five streamed, then the rest in one piece
     assert _text(events) == _stored_text(server, started.response_id)
     assert isinstance(events[-1], ReplyCompleted)
     assert len(_posts(server)) == 1
-    assert any(r.method == "GET" and r.path == f"/v1/responses/{started.response_id}" for r in server.requests)
+    # Resumed by stream right after the last event seen (created, in_progress, the reasoning item added and done,
+    # the message item and its content part, five deltas: sequence numbers 0-10, and the cut comes after the
+    # sixth delta), not by polling.
+    assert _resumed_streams(server) == [(started.response_id, 11)]
     assert _user_turns(server) == 1
 
 
@@ -470,7 +486,9 @@ def test_resume_of_a_completed_response_sends_no_new_turn(server: OfflineModelSe
 
     resumed = list(client.resume_reply(response_id=completed.response_id, context=CONTEXT))
 
-    assert resumed == [ResponseStarted(completed.response_id), TextDelta(_text(original)), completed]
+    assert resumed[0] == ResponseStarted(completed.response_id)
+    assert _text(resumed) == _text(original)
+    assert resumed[-1] == completed
     assert len(_posts(server)) == 1
 
 
@@ -503,7 +521,7 @@ def test_resume_of_an_unknown_response_is_interrupted(server: OfflineModelServer
     assert _posts(server) == []
 
 
-def test_resume_of_a_failed_response_is_interrupted(server: OfflineModelServer, make_client: MakeClient) -> None:
+def test_resume_of_a_failed_response_fails(server: OfflineModelServer, make_client: MakeClient) -> None:
     client = make_client()
     server.faults.push(Fault.failed())
     reply = client.stream_reply(text="hello there", context=CONTEXT)
@@ -512,52 +530,95 @@ def test_resume_of_a_failed_response_is_interrupted(server: OfflineModelServer, 
     with pytest.raises(ModelFailed):
         list(reply)
 
-    with pytest.raises(ReplyInterrupted):
+    with pytest.raises(ModelFailed):
         list(client.resume_reply(response_id=started.response_id, context=CONTEXT))
+    assert len(_posts(server)) == 1
 
 
-def test_resume_gives_up_on_a_response_that_never_finishes(
+def test_resume_waits_out_a_silence_longer_than_the_read_timeout(
     server: OfflineModelServer, make_client: MakeClient, delays: list[float]
 ) -> None:
-    server.pace = Pace(first_token_s=30, tokens_per_s=1)
-    client = make_client()
+    # A reasoning model may say nothing for longer than the client's read timeout; each timeout resumes the stream
+    # where it was instead of giving up (the worker's deadline is what bounds a reply).
+    server.pace = Pace(first_token_s=1.5, tokens_per_s=200)
+    client = make_client(timeouts=ModelTimeouts(connect_s=2, read_s=0.4, write_s=2, pool_s=2))
     dead_worker = client.stream_reply(text="hello there", context=CONTEXT)
     started = next(dead_worker)
     assert isinstance(started, ResponseStarted)
+    server.requests.clear()
 
-    with pytest.raises(ReplyInterrupted):
-        list(
-            client.resume_reply(
-                response_id=started.response_id,
-                context=CONTEXT,
-                poll_interval_s=0.5,
-                max_wait_s=2,
-            )
-        )
-    assert delays == [0.5] * 4
+    resumed = list(client.resume_reply(response_id=started.response_id, context=CONTEXT))
+
+    assert _text(resumed) == _stored_text(server, started.response_id)
+    assert isinstance(resumed[-1], ReplyCompleted)
+    streams = _retrieves(server)
+    assert len(streams) >= 3  # timed out at least twice during the silence
+    assert all("stream=true" in path for path in streams)
+    assert _posts(server) == []
     assert _cancels(server) == []
+    dead_worker.close()
 
 
-def test_without_resumable_a_dropped_stream_is_interrupted_at_once(
+def test_a_stream_silent_past_the_read_timeout_resumes_after_the_last_event(
+    server: OfflineModelServer, make_client: MakeClient
+) -> None:
+    server.pace = Pace(first_token_s=1.2, tokens_per_s=200)
+    client = make_client(timeouts=ModelTimeouts(connect_s=2, read_s=0.5, write_s=2, pool_s=2))
+
+    events = list(client.stream_reply(text="hello there", context=CONTEXT))
+
+    [started] = [e for e in events if isinstance(e, ResponseStarted)]
+    assert _text(events) == _stored_text(server, started.response_id)
+    assert len(_posts(server)) == 1  # never asked again
+    resumed = _resumed_streams(server)
+    assert resumed
+    assert {response_id for response_id, _ in resumed} == {started.response_id}
+    # Every resume starts after the last event seen before the silence (nothing arrived in between).
+    [after] = {after for _, after in resumed}
+    assert after is not None
+    assert after > 0
+
+
+def test_without_resumable_a_dropped_stream_is_asked_again_and_the_caller_told_to_reset(
     server: OfflineModelServer, make_client: MakeClient, delays: list[float]
 ) -> None:
     client = make_client(definition=NOT_RESUMABLE)
     server.faults.push(Fault.cut_after_deltas(5))
+    usages: list[ResponseUsage] = []
+
+    events = list(client.stream_reply(text=LONG_MESSAGE, context=CONTEXT, usage_sink=usages.append))
+
+    first, second = _posts(server)
+    assert "background" not in first
+    assert first == second  # the same round, asked again from its start
+    restart = events.index(RoundRestarted())
+    assert sum(isinstance(e, TextDelta) for e in events[:restart]) == 5
+    dropped, answered = (e.response_id for e in events if isinstance(e, ResponseStarted))
+    # After the reset the caller has exactly one whole answer.
+    assert _text(events[restart:]) == _stored_text(server, answered)
+    assert isinstance(events[-1], ReplyCompleted)
+    # Nothing to poll for: the server stopped the dropped response when its stream closed.
+    assert _retrieves(server) == []
+    run = server.state.responses[dropped]
+    _wait_for(lambda: run.finished)
+    assert run.response["status"] == "cancelled"
+    # Both attempts are counted: what streamed of the dropped one was generated.
+    assert [u.response_id for u in usages] == [dropped, answered]
+    assert usages[0].estimated
+
+
+def test_a_stream_that_keeps_dropping_is_interrupted_after_the_retry_budget(
+    server: OfflineModelServer, make_client: MakeClient, delays: list[float]
+) -> None:
+    client = make_client(provider=ModelProvider.OPENAI_COMPATIBLE, retry=RetryPolicy(max_attempts=3))
+    server.faults.push(*[Fault.cut_after_deltas(2)] * 3)
     events: list[ModelEvent] = []
 
     with pytest.raises(ReplyInterrupted):
         events.extend(client.stream_reply(text=LONG_MESSAGE, context=CONTEXT))
 
-    [body] = _posts(server)
-    assert "background" not in body
-    assert sum(isinstance(e, TextDelta) for e in events) == 5
-    # The server stopped the response when its stream dropped: nothing to poll for, nothing retried.
-    assert _retrieves(server) == []
-    assert delays == []
-    [started] = [e for e in events if isinstance(e, ResponseStarted)]
-    run = server.state.responses[started.response_id]
-    _wait_for(lambda: run.finished)
-    assert run.response["status"] == "cancelled"
+    assert len(_posts(server)) == 3
+    assert events.count(RoundRestarted()) == 2
 
 
 def test_without_resumable_resume_looks_once(
@@ -571,7 +632,7 @@ def test_without_resumable_resume_looks_once(
     resumed = list(client.resume_reply(response_id=completed.response_id, context=CONTEXT))
     assert resumed == [ResponseStarted(completed.response_id), TextDelta(_text(original)), completed]
 
-    # ...but one still running is not waited for.
+    # ...but one still running is not waited for (nor can it be re-streamed: it is not a background response).
     server.pace = Pace(first_token_s=30, tokens_per_s=1)
     dead_worker = client.stream_reply(text="hello again", context=CONTEXT)
     started = next(dead_worker)
@@ -762,3 +823,79 @@ def test_importing_the_model_module_does_not_import_openai() -> None:
     completed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
 
     assert completed.returncode == 0, completed.stderr
+
+
+def test_the_history_budget_is_the_definitions_input_budget_less_instructions_and_message(
+    make_client: MakeClient,
+) -> None:
+    client = make_client(definition=DEFINITION.model_copy(update={"input_budget_tokens": 1_000}))
+    assert client.history_budget_chars("x" * 100) == 1_000 * 4 - len(DEFINITION.instructions) - 100
+    assert client.history_budget_chars("x" * 10_000) == 0
+
+
+# --- Faults of the real API that must not break the next message ------------------------------------------------
+
+
+def test_after_a_lost_cancel_race_the_next_message_is_answered_while_the_old_response_runs_on(
+    server: OfflineModelServer, make_client: MakeClient
+) -> None:
+    """A Stop whose cancel lost the race, or a reply abandoned after ``ReplyInterrupted``, leaves its response
+    running. With OpenAI's Conversations API the user's next message would be refused (``conversation_locked``), as
+    the offline model's ``openai`` profile shows; our conversation is our own, so it is answered."""
+    server.pace = Pace(first_token_s=0, tokens_per_s=60)
+    client = make_client()
+    abandoned = client.stream_reply(text=LONG_MESSAGE, context=CONTEXT)
+    started = next(abandoned)
+    assert isinstance(started, ResponseStarted)
+    old = server.state.responses[started.response_id]
+
+    sdk = openai.OpenAI(api_key="test-key", base_url=server.base_url, max_retries=0)
+    conversation = sdk.conversations.create()
+    sdk.responses.create(
+        model="gpt-5-mini", input=LONG_MESSAGE, conversation=conversation.id, background=True, store=True
+    )
+    with pytest.raises(openai.BadRequestError) as locked:
+        sdk.responses.create(model="gpt-5-mini", input="next question", conversation=conversation.id)
+    assert locked.value.code == "conversation_locked"
+
+    events = list(client.stream_reply(text="next question", history=[("user", LONG_MESSAGE)], context=CONTEXT))
+
+    assert isinstance(events[-1], ReplyCompleted)
+    assert not old.finished  # answered while the abandoned response still ran
+    assert all("conversation" not in body for body in _posts(server)[:1] + _posts(server)[-1:])
+    abandoned.close()
+
+
+def test_a_reply_stopped_during_a_tool_round_leaves_nothing_that_breaks_the_next_message(
+    server: OfflineModelServer, make_client: MakeClient
+) -> None:
+    """The offline model refuses a function call sent without its output, as OpenAI does ("No tool output found"):
+    the next turn carries the stopped one as the text the user saw, never a dangling call."""
+    client = make_client()
+    reply = client.stream_reply(text="calculate 2+3*4", context=CONTEXT)
+    seen: list[ModelEvent] = []
+    for event in reply:
+        seen.append(event)
+        if event == ToolEvent("calculate", "started"):
+            break
+    with pytest.raises(_UserPressedStop):
+        _close_while_unwinding(reply, _UserPressedStop())
+    with pytest.raises(openai.BadRequestError, match="No tool output found"):
+        openai.OpenAI(api_key="test-key", base_url=server.base_url, max_retries=0).responses.create(
+            model="gpt-5-mini",
+            input=[
+                {"type": "message", "role": "user", "content": "calculate 2+3*4"},
+                {"type": "function_call", "call_id": "call_1", "name": "calculate", "arguments": '{"expression": "1"}'},
+                {"type": "message", "role": "user", "content": "and 3+4?"},
+            ],
+        )
+
+    events = list(
+        client.stream_reply(
+            text="and 3+4?", history=[("user", "calculate 2+3*4"), ("assistant", _text(seen))], context=CONTEXT
+        )
+    )
+
+    assert isinstance(events[-1], ReplyCompleted)
+    sent = _posts(server)[-1]["input"]
+    assert [item["role"] for item in sent] == ["user", "user"]  # the stopped turn had shown no text

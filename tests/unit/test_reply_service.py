@@ -16,6 +16,7 @@ from assistant.model_events import (
     ReplyCompleted,
     ResponseStarted,
     ResponseUsage,
+    RoundRestarted,
     TextDelta,
     ToolEvent,
     UsageSink,
@@ -58,9 +59,16 @@ class ScriptedModel:
     calls: list[str] = field(default_factory=list)
     resumable: bool = True
     model: str = "scripted-model"
+    budget_chars: int = 100_000
+    #: The earlier turns each ``stream_reply`` was given.
+    histories: list[list[tuple[str, str]]] = field(default_factory=list)
 
-    def stream_reply(self, *, usage_sink: UsageSink | None = None, **_: Any) -> Iterator[ModelEvent]:
+    def history_budget_chars(self, text: str) -> int:
+        return max(0, self.budget_chars - len(text))
+
+    def stream_reply(self, *, history: Any = (), usage_sink: UsageSink | None = None, **_: Any) -> Iterator[ModelEvent]:
         self.calls.append("stream_reply")
+        self.histories.append(list(history))
         return self._play(self.stream, usage_sink)
 
     def resume_reply(self, *, response_id: str, usage_sink: UsageSink | None = None, **_: Any) -> Iterator[ModelEvent]:
@@ -420,3 +428,98 @@ def test_checkpoints_are_written_about_once_a_second_not_once_a_frame(harness: H
     # About one a second over ten seconds, plus the last frame's before `done` (the round's start is a write too).
     assert 9 <= len(counting.writes) <= 12
     assert _text(harness.frames()) == "".join(f"word{i} " for i in range(40))
+
+
+# --- A round asked again, a resumed round streamed again ---------------------------------------------------------
+
+
+def _turn_texts(ddb_table: Any, queued: QueuedMessage) -> list[str]:
+    return [t.assistant_text for t in TurnStore(ddb_table).recent(USER, queued.conversation_id)]
+
+
+def test_a_round_asked_again_resets_the_text_and_the_user_gets_one_answer(harness: Harness, ddb_table: Any) -> None:
+    queued = harness.queue()
+    harness.model.stream = [
+        ResponseStarted("resp_1"),
+        TextDelta("Let me check. "),
+        ToolEvent("current_time", "started"),
+        ToolEvent("current_time", "done"),
+        ResponseStarted("resp_2"),
+        TextDelta("It is"),
+        TextDelta(" half"),
+        RoundRestarted(),  # the stream of resp_2 dropped; the round is asked again
+        ResponseStarted("resp_3"),
+        TextDelta("It is "),
+        TextDelta("noon."),
+        ReplyCompleted("resp_3", input_tokens=9, output_tokens=7, model="m"),
+    ]
+
+    outcome = harness.service.handle(queued, attempt=1)
+
+    assert outcome.result is ReplyResult.DONE
+    frames = harness.frames()
+    [reset] = [f for f in frames if f["type"] == "reset"]
+    # Only the dropped round's text is void: the first round's stays.
+    assert reset == {"type": "reset", "messageId": queued.message_id, "offset": len("Let me check. ")}
+    after = frames[frames.index(reset) + 1 :]
+    assert [(f["seq"], f["offset"]) for f in after if f["type"] == "delta"] == [(0, 14), (1, 20)]
+    assert _text(frames) == "Let me check. It is noon."
+    assert _turn_texts(ddb_table, queued) == ["Let me check. It is noon."]  # one turn, one answer
+    assert harness.model.calls == ["stream_reply"]
+
+
+def test_a_resumed_round_that_streams_again_posts_only_from_the_last_checkpoint(
+    harness: Harness, ddb_table: Any
+) -> None:
+    clock = _Clock()
+    service = _rebuilt(harness, clock=clock)
+    queued = harness.queue()
+
+    def dies_after_two_seconds() -> Iterator[ModelEvent]:
+        yield ResponseStarted("resp_1")
+        for word in ("One ", "two ", "three "):
+            yield TextDelta(word)
+            clock.now += 1.1  # each frame is checkpointed
+        raise RuntimeError("worker killed")
+
+    harness.model.stream_reply = lambda **_: dies_after_two_seconds()  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        service.handle(queued, attempt=1)
+    record = harness.messages.get(USER, queued.message_id)
+    assert record is not None
+    assert (record.checkpoint.seq, record.checkpoint.frame_start, record.checkpoint.frame_end) == (2, 8, 14)
+
+    # The model re-streams the round from its start, in other pieces than the first time.
+    harness.model.resume = [
+        ResponseStarted("resp_1"),
+        TextDelta("One two"),
+        TextDelta(" thr"),
+        TextDelta("ee four "),
+        TextDelta("five."),
+        ReplyCompleted("resp_1", input_tokens=5, output_tokens=5, model="m"),
+    ]
+    assert service.handle(queued, attempt=2).result is ReplyResult.DONE
+
+    resumed = [(f["seq"], f["offset"], f["text"]) for f in harness.frames() if f["type"] == "delta"][3:]
+    # The last checkpointed frame again (it may never have been posted), then only what is new.
+    assert resumed[0] == (2, 8, "three ")
+    assert "".join(text for _, _, text in resumed[1:]) == "four five."
+    assert _text(harness.frames()) == "One two three four five."
+    assert _turn_texts(ddb_table, queued) == ["One two three four five."]
+
+
+def test_a_conversation_longer_than_the_budget_is_still_answered_with_its_newest_turns(harness: Harness) -> None:
+    harness.model.budget_chars = 1_000
+    for i in range(6):  # six turns of 300 characters each (100 asked, 200 answered): 1800 in all
+        queued = harness.queue(f"question {i} ".ljust(100, "?"))
+        harness.model.stream = _completed(f"answer {i} ".ljust(200, "!"))
+        assert harness.service.handle(queued, attempt=1).result is ReplyResult.DONE
+
+    last = harness.queue("and now?")
+    harness.model.stream = _completed("Here you are.")
+    assert harness.service.handle(last, attempt=1).result is ReplyResult.DONE
+
+    sent = harness.model.histories[-1]
+    # The newest three turns fit (900 characters of 992); the oldest three are left out, never half a turn.
+    assert [text.split()[1] for _, text in sent] == ["3", "3", "4", "4", "5", "5"]
+    assert [role for role, _ in sent] == ["user", "assistant"] * 3

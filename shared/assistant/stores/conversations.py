@@ -29,10 +29,14 @@ _CURRENT_ATTEMPTS: Final = 3
 class Conversation:
     user_id: str
     conversation_id: str
-    #: The Conversations API id that holds the model-side history; ``None`` until the first reply starts.
     title: str
     created_at: str
     updated_at: str
+
+    @property
+    def cursor(self) -> str:
+        """``<updatedAt>#<conversationId>``: orders the list (newest first) and ends a page of it."""
+        return f"{self.updated_at}#{self.conversation_id}"
 
 
 class _PointerMoved(Exception):
@@ -99,8 +103,8 @@ class ConversationStore:
                 return total
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def list_recent(self, user_id: str, *, limit: int = 50) -> list[Conversation]:
-        """Most recently updated first.
+    def list_recent(self, user_id: str, *, limit: int = 50, before: str | None = None) -> list[Conversation]:
+        """Most recently updated first; with ``before`` (a :meth:`Conversation.cursor`), only those after it.
 
         Conversations are keyed by id, not time, so this reads all of the user's (a few hundred small items at
         most) and sorts them; a time-ordered index would cost a GSI write on every touch for no practical gain.
@@ -119,7 +123,9 @@ class ConversationStore:
             if not last_key:
                 break
             query["ExclusiveStartKey"] = last_key
-        conversations.sort(key=lambda c: (c.updated_at, c.created_at, c.conversation_id), reverse=True)
+        conversations.sort(key=lambda c: c.cursor, reverse=True)
+        if before is not None:
+            conversations = [c for c in conversations if c.cursor < before]
         return conversations[:limit]
 
     def touch(self, user_id: str, conversation_id: str, *, now: float, title: str | None = None) -> None:

@@ -109,6 +109,11 @@ class Turn:
         """A failed turn is history for the user, not context for the model (it would re-ask a broken turn)."""
         return self.status is not TurnStatus.FAILED
 
+    @property
+    def cursor(self) -> str:
+        """Where this turn is in its conversation (``<createdAt>#<messageId>``): a history page's ``cursor``."""
+        return f"{self.created_at}#{self.message_id}"
+
     def context_chars(self) -> int:
         return len(self.user_text) + len(self.assistant_text)
 
@@ -128,10 +133,13 @@ class TurnStore:
     def __init__(self, table: Any) -> None:
         self._table = table
 
-    def newest_first(self, user_id: str, conversation_id: str) -> Iterator[Turn]:
-        """The conversation's turns, newest first, read a page at a time as the caller iterates."""
+    def newest_first(self, user_id: str, conversation_id: str, *, before: str | None = None) -> Iterator[Turn]:
+        """The conversation's turns, newest first, read a page at a time as the caller iterates; with ``before``
+        (a :meth:`Turn.cursor`), only the turns older than that one."""
+        prefix = turn_prefix(conversation_id)
+        in_range = Key(SK).begins_with(prefix) if before is None else Key(SK).between(prefix, prefix + before)
         query: dict[str, Any] = {
-            "KeyConditionExpression": Key(PK).eq(user_pk(user_id)) & Key(SK).begins_with(turn_prefix(conversation_id)),
+            "KeyConditionExpression": Key(PK).eq(user_pk(user_id)) & in_range,
             "ScanIndexForward": False,
             "ConsistentRead": True,
             "Limit": _PAGE,
@@ -139,7 +147,9 @@ class TurnStore:
         while True:
             page = self._table.query(**query)
             for item in page.get("Items", []):
-                yield Turn.from_item(item)
+                turn = Turn.from_item(item)
+                if turn.cursor != before:  # `between` includes its bound
+                    yield turn
             last_key = page.get("LastEvaluatedKey")
             if not last_key:
                 return
@@ -163,11 +173,20 @@ class TurnStore:
         return kept
 
     def recent(self, user_id: str, conversation_id: str, *, limit: int = 200) -> list[Turn]:
-        """The newest ``limit`` turns (every status), oldest first: what ``getHistory`` shows."""
+        """The newest ``limit`` turns (every status), oldest first."""
+        return self.page(user_id, conversation_id, limit=limit)[0]
+
+    def page(
+        self, user_id: str, conversation_id: str, *, limit: int, before: str | None = None
+    ) -> tuple[list[Turn], bool]:
+        """What ``getHistory`` shows: the newest ``limit`` turns (every status) before ``before`` (or the newest),
+        oldest first, and whether older turns exist."""
         turns: list[Turn] = []
-        for turn in self.newest_first(user_id, conversation_id):
-            turns.append(turn)
+        more = False
+        for turn in self.newest_first(user_id, conversation_id, before=before):
             if len(turns) >= limit:
+                more = True
                 break
+            turns.append(turn)
         turns.reverse()
-        return turns
+        return turns, more
