@@ -76,6 +76,13 @@ async def _latency(results: report.Results, plan: Plan) -> None:
         log.info("latency: the original's polling design")
         results.polling = await polling.run_polling_baseline(stack, batch)
     results.frames = frames.compare((r.message_id, r.text, r.delta_sizes) for r in results.pipeline)
+    results.profiles.append(report.ProfileRun("openai", results.pipeline, results.model, results.frames))
+    with running_stack(pace=LATENCY_PACE, poller_concurrency=POLLER_CONCURRENCY, profile="stateless") as stack:
+        log.info("latency: the same prompts against the stateless profile")
+        pipeline = await streaming.run_pipeline(stack, batch)
+        model = await streaming.run_model_direct(stack, batch)
+    compared = frames.compare((r.message_id, r.text, r.delta_sizes) for r in pipeline)
+    results.profiles.append(report.ProfileRun("stateless", pipeline, model, compared))
 
 
 async def _throughput(results: report.Results, plan: Plan) -> None:
@@ -116,8 +123,9 @@ def _findings(results: report.Results) -> list[str]:
         "claim). The throughput figures describe this machine's emulator, not AWS.",
         "moto 5.2.5's `transact_write_items` is not safe under its threaded server (it deep-copies the table, and "
         "restores the copy when a condition fails, undoing concurrent writes): without serialising it, a 50-user "
-        "step lost replies ('No record for message', 'The conversation no longer exists'). The benchmark serialises "
-        "moto's DynamoDB item operations (`scripts/bench/harness.py`); the local stack itself does not yet.",
+        "step lost replies ('No record for message', 'The conversation no longer exists'). The local stack (and with "
+        "it the benchmark) serialises moto's DynamoDB item operations when it starts moto "
+        "(`scripts/local_stack/aws/moto_patches.py`).",
         "A second `LocalStack` in one process keeps the first one's handler caches (`assistant.runtime`): the "
         "authorizer then verifies against the old pool and answers 403. The benchmark calls `runtime.reset()`.",
     ]

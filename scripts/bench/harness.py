@@ -21,7 +21,7 @@ import boto3
 from websockets.asyncio.client import ClientConnection, connect
 
 from assistant.wiring import AUTH_QUERY_PARAMETER, Env
-from scripts.local_stack.offline_model import OfflineModelState, Pace
+from scripts.local_stack.offline_model import OfflineModelState, Pace, Profile
 from scripts.local_stack.settings import LocalStackSettings, StackInfo, limits_from_environment
 from scripts.local_stack.stack import LocalStack
 
@@ -72,11 +72,16 @@ def unthrottled_limits() -> dict[Env, str]:
 
 
 @contextmanager
-def running_stack(*, pace: Pace, poller_concurrency: int, visibility_timeout_s: int = 30) -> Iterator[RunningStack]:
-    """The whole local stack on free ports with the offline model at ``pace``, whatever the environment says."""
+def running_stack(
+    *, pace: Pace, poller_concurrency: int, visibility_timeout_s: int = 30, profile: Profile = "openai"
+) -> Iterator[RunningStack]:
+    """The whole local stack on free ports with the offline model at ``pace`` speaking ``profile`` (the functions
+    get the provider profile that matches it), whatever the environment says."""
     settings = LocalStackSettings(
         port=0,
         model_pace=pace,
+        offline_model_profile=profile,
+        model_provider=None,
         poller_concurrency=poller_concurrency,
         visibility_timeout_s=visibility_timeout_s,
         stack_json=None,

@@ -31,8 +31,20 @@ class Results:
     cold_start: ColdStart | None = None
     throughput: list[ThroughputRun] = field(default_factory=list)
     authorizer: AuthorizerResult | None = None
+    #: The same prompts against each offline profile (``openai``: the run above; ``stateless``: a second stack).
+    profiles: list[ProfileRun] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
     duration_s: float = 0.0
+
+
+@dataclass
+class ProfileRun:
+    """First text and frames of one latency batch against one offline model profile."""
+
+    profile: str
+    pipeline: list[PipelineReply]
+    model: list[ModelTiming]
+    frames: FrameComparison
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -101,6 +113,43 @@ def _latency_section(results: Results) -> list[str]:
             "",
         ]
     return out
+
+
+def _profiles_section(runs: Sequence[ProfileRun]) -> list[str]:
+    rows = []
+    for run in runs:
+        pipe = Summary.of([r.first_text_s for r in run.pipeline])
+        model = Summary.of([m.first_token_s for m in run.model])
+        rows.append(
+            [
+                f"`{run.profile}`",
+                str(len(run.pipeline)),
+                ms(model.p50),
+                ms(pipe.p50),
+                ms(pipe.p50 - model.p50),
+                ms(pipe.p95 - model.p95),
+                f"{run.frames.frames_per_1000_tokens()[0]:,.0f}",
+            ]
+        )
+    headers = [
+        "offline profile",
+        "n",
+        "model first token p50",
+        "first text p50",
+        "overhead p50",
+        "overhead p95",
+        "frames / 1000 tokens",
+    ]
+    return [
+        "## Both offline model profiles",
+        "",
+        "The latency prompts again against each dialect of the offline model, with the provider profile that matches "
+        "it (`openai`: background responses; `stateless`: `POST /v1/responses` only, as vLLM or Ollama). Overhead is "
+        "the pipeline's first text less the model's own first token, measured in the same run.",
+        "",
+        markdown_table(headers, rows),
+        "",
+    ]
 
 
 def _frames_section(frames: FrameComparison) -> list[str]:
@@ -295,6 +344,8 @@ def render(results: Results) -> str:
         out += _latency_section(results)
     if results.frames is not None:
         out += _frames_section(results.frames)
+    if results.profiles:
+        out += _profiles_section(results.profiles)
     if results.throughput:
         out += _throughput_section(results)
     if results.cold_start is not None:

@@ -132,13 +132,12 @@ def _model_first_tokens(base_url: str, batch: list[Prompt]) -> list[ModelTiming]
 
     client = openai.OpenAI(api_key="bench", base_url=base_url, max_retries=0, timeout=30)
     try:
-        conversation = client.conversations.create().id
         timings: list[ModelTiming] = []
         for prompt in batch:
             started = time.perf_counter()
             stream = client.responses.create(
+                # No provider-side conversation (the worker sends none either), so both offline profiles answer.
                 model=MODEL_NAME,
-                conversation=conversation,
                 input=[{"type": "message", "role": "user", "content": prompt.text}],
                 stream=True,
             )
