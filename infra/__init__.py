@@ -1,2 +1,2 @@
 """The CDK app's stacks and constructs. Importing this package alone does not import aws_cdk, so scripts can read
-``infra.names`` and the local stack can read ``infra.stage`` cheaply."""
+``infra.names`` and ``infra.stage`` cheaply."""

@@ -1,7 +1,8 @@
 """Everything that differs between stages, in one typed object.
 
-The CDK stack and the local stack both read this module, so it imports nothing from aws_cdk (which would start a
-jsii kernel); the stack translates the plain values here into CDK types.
+It imports nothing from aws_cdk (which would start a jsii kernel), so scripts can read it cheaply; the stack
+translates the plain values here into CDK types. The defaults both stacks share live in
+``assistant.wiring.STAGE_DEFAULTS``, which the local stack reads directly.
 """
 
 from __future__ import annotations

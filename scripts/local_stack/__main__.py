@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import errno
 import logging
-import math
 import signal
 import socket
 import sys
@@ -21,12 +20,21 @@ log = logging.getLogger("local_stack")
 
 
 def _pace(text: str) -> Pace:
-    """``FIRST_TOKEN_S:TOKENS_PER_S``, e.g. ``0.3:40``; ``0:inf`` streams without pauses."""
+    """``FIRST_TOKEN_S:TOKENS_PER_S[:REASONING_S]``, e.g. ``0.3:40:1.5``; ``0`` is no pause, so ``0:0`` streams
+    without any."""
     try:
-        first, rate = text.split(":")
-        return Pace(first_token_s=float(first), tokens_per_s=math.inf if rate == "inf" else float(rate))
+        first, rate, *reasoning = text.split(":")
+        if len(reasoning) > 1:
+            raise ValueError("at most three numbers")
+        return Pace(
+            first_token_s=float(first),
+            tokens_per_s=float(rate),
+            reasoning_s=float(reasoning[0]) if reasoning else 0.0,
+        )
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected FIRST_TOKEN_S:TOKENS_PER_S such as 0.3:40 ({exc})") from None
+        raise argparse.ArgumentTypeError(
+            f"expected FIRST_TOKEN_S:TOKENS_PER_S[:REASONING_S] such as 0.3:40:1.5 ({exc})"
+        ) from None
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -34,7 +42,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8080, help="gateway port: WebSocket, @connections, web page")
     parser.add_argument("--host", choices=["127.0.0.1"], default="127.0.0.1", help="loopback only")
     parser.add_argument(
-        "--model-pace", type=_pace, default=Pace(), metavar="FIRST_S:TOKENS_PER_S", help="offline model speed"
+        "--model-pace",
+        type=_pace,
+        # A reasoning model's silence before its first word, then text at a readable speed (Pace.demo).
+        default=Pace.demo(),
+        metavar="FIRST_S:TOKENS_PER_S[:REASONING_S]",
+        help="offline model speed (0 = no pause)",
     )
     parser.add_argument(
         "--visibility-timeout",
