@@ -12,7 +12,7 @@ PY_SOURCES := infra lambdas shared scripts app.py
 
 .PHONY: dev test lint typecheck unit synth bench deploy browser-deps clean
 
-$(VENV)/.stamp: requirements/runtime.txt requirements/dev.txt requirements/constraints.txt pyproject.toml
+$(VENV)/.stamp: requirements.txt requirements/runtime.txt requirements/runtime-no-deps.txt requirements/dev.txt requirements/constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt -c requirements/constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
