@@ -51,6 +51,7 @@ from assistant.model_events import (
     RoundRestarted,
     TextDelta,
     ToolEvent,
+    ToolExchange,
     UsageSink,
 )
 from assistant.model_retry import FAILED_MESSAGE, RetryPolicy, StreamBroken, StreamErrorEvent, classify
@@ -78,6 +79,7 @@ __all__ = [
     "StopReply",
     "TextDelta",
     "ToolEvent",
+    "ToolExchange",
     "UsageSink",
 ]
 
@@ -131,6 +133,9 @@ class ModelClientOptions(TypedDict, total=False):
 
 #: An earlier message of the conversation, as the model is sent it.
 HistoryMessage = tuple[Literal["user", "assistant"], str]
+#: What ``stream_reply`` is sent of the conversation so far, oldest first: messages, and tool exchanges (each call
+#: with its output) where they happened.
+HistoryItem = HistoryMessage | ToolExchange
 
 
 @dataclass(frozen=True)
@@ -296,7 +301,7 @@ class ModelClient:
         *,
         text: str,
         context: ToolContext,
-        history: Sequence[HistoryMessage] = (),
+        history: Sequence[HistoryItem] = (),
         usage_sink: UsageSink | None = None,
     ) -> Generator[ModelEvent, None, None]:
         """Send the conversation so far (``history``, oldest first) and one user message, and stream the reply,
@@ -307,9 +312,11 @@ class ModelClient:
         """
         sink = usage_sink or _ignore_usage
         first: list[ResponseInputItemParam] = []
-        for role, past in history:
-            if past:
-                first.append({"type": "message", "role": role, "content": past})
+        for past in history:
+            if isinstance(past, ToolExchange):
+                first.extend(_exchange_items(past))
+            elif past[1]:
+                first.append({"type": "message", "role": past[0], "content": past[1]})
         first.append({"type": "message", "role": "user", "content": text})
         offered = self._toolbox.offer()
         request = _Request(first)
@@ -407,6 +414,7 @@ class ModelClient:
             # Only what this reply offered runs; a failing MCP server is an error result here, never an exception.
             result = offered.invoke(call.name, call.arguments, context)
             yield ToolEvent(call.name, "done" if result.ok else "failed")
+            yield ToolExchange(call.call_id, call.name, call.arguments, result.output)
             outputs.append({"type": "function_call_output", "call_id": call.call_id, "output": result.output})
         return outputs
 
@@ -743,6 +751,13 @@ class ModelClient:
             extra={"call": what, "kind": kind, "status": status, "retry": retry + 1, "delay_s": round(delay, 3)},
         )
         self._sleep(delay)
+
+
+def _exchange_items(exchange: ToolExchange) -> list[ResponseInputItemParam]:
+    return [
+        {"type": "function_call", "call_id": exchange.call_id, "name": exchange.name, "arguments": exchange.arguments},
+        {"type": "function_call_output", "call_id": exchange.call_id, "output": exchange.output},
+    ]
 
 
 def _ignore_usage(usage: ResponseUsage) -> None:

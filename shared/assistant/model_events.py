@@ -36,6 +36,18 @@ class ToolEvent:
 
 
 @dataclass(frozen=True)
+class ToolExchange:
+    """A tool call the model made and the output it was given. Yielded after the call's ``done``/``failed``
+    :class:`ToolEvent`, kept with the turn, and sent with later turns, always as a pair (a server refuses a call
+    without its output)."""
+
+    call_id: str
+    name: str
+    arguments: str
+    output: str
+
+
+@dataclass(frozen=True)
 class ReplyCompleted:
     """The reply is complete. Token counts are summed over every round of the reply (tool rounds included)."""
 
@@ -61,4 +73,4 @@ class ResponseUsage:
 #: why it is a callback rather than an event: a closing generator cannot yield).
 UsageSink = Callable[[ResponseUsage], None]
 
-ModelEvent = ResponseStarted | TextDelta | ToolEvent | ReplyCompleted | RoundRestarted
+ModelEvent = ResponseStarted | TextDelta | ToolEvent | ToolExchange | ReplyCompleted | RoundRestarted

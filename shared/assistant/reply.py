@@ -24,12 +24,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Literal
 
 from aws_lambda_powertools import Logger
 
 from assistant.errors import AssistantError, ErrorCode, ModelError, NotFound, QuotaExceeded
 from assistant.model import (
+    HistoryItem,
     ModelClient,
     ModelEvent,
     ReplyCompleted,
@@ -39,6 +39,7 @@ from assistant.model import (
     StopReply,
     TextDelta,
     ToolEvent,
+    ToolExchange,
 )
 from assistant.protocol import (
     Cancelled,
@@ -142,6 +143,8 @@ class _Progress:
     #: What the user was shown of the reply (this delivery's frames; on a resume, from the resumed round on).
     text: list[str] = field(default_factory=list)
     tools: list[ToolUse] = field(default_factory=list)
+    #: Each tool call of this delivery with its output, for the turn (the model is sent them with later messages).
+    exchanges: list[ToolExchange] = field(default_factory=list)
     #: Tokens of every response counted by this delivery, however it ended.
     input_tokens: int = 0
     output_tokens: int = 0
@@ -326,6 +329,9 @@ class ReplyService:
                     coalescer.drain()  # unsent text of the dropped attempt is void as well
                     self._restart_round(record, progress)
                     continue
+                if isinstance(event, ToolExchange):
+                    progress.exchanges.append(event)
+                    continue
                 # Any other event ends a run of text: what is buffered goes out first, in order.
                 self._catch_up(record, progress)
                 self._post_chunks(record, progress, coalescer.drain())
@@ -357,13 +363,15 @@ class ReplyService:
             self._checkpoint(record, progress, progress.unchecked, self._clock())
         return self._complete(queued, record, progress)
 
-    def _history(self, queued: QueuedMessage, model: ModelClient) -> list[tuple[Literal["user", "assistant"], str]]:
+    def _history(self, queued: QueuedMessage, model: ModelClient) -> list[HistoryItem]:
         """The conversation's earlier turns as the model is sent them, oldest first, within the definition's input
-        budget (the oldest are left out)."""
+        budget (the oldest whole turns are left out): the user's message, the reply's tool calls each with its
+        output, then the reply's text."""
         budget = model.history_budget_chars(queued.text)
-        history: list[tuple[Literal["user", "assistant"], str]] = []
+        history: list[HistoryItem] = []
         for turn in self._turns.context(queued.user_id, queued.conversation_id, budget_chars=budget):
             history.append(("user", turn.user_text))
+            history.extend(turn.exchanges)
             if turn.assistant_text:
                 history.append(("assistant", turn.assistant_text))
         return history
@@ -547,6 +555,7 @@ class ReplyService:
             tools=tuple(progress.tools),
             finished_at=iso_utc(self._clock()),
             error_code=error_code,
+            exchanges=tuple(progress.exchanges),
         )
 
     def _send(self, record: MessageRecord, frame: ServerFrame) -> None:

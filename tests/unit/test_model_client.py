@@ -31,6 +31,7 @@ from assistant.model import (
     StopReply,
     TextDelta,
     ToolEvent,
+    ToolExchange,
 )
 from assistant.model_retry import retry_after_seconds
 from assistant.tools import ToolContext, ToolRegistry, default_registry
@@ -899,3 +900,33 @@ def test_a_reply_stopped_during_a_tool_round_leaves_nothing_that_breaks_the_next
     assert isinstance(events[-1], ReplyCompleted)
     sent = _posts(server)[-1]["input"]
     assert [item["role"] for item in sent] == ["user", "user"]  # the stopped turn had shown no text
+
+
+@pytest.mark.parametrize("provider", [ModelProvider.OPENAI, ModelProvider.OPENAI_COMPATIBLE])
+def test_earlier_tool_exchanges_are_sent_as_call_and_output_pairs(
+    server: OfflineModelServer, make_client: MakeClient, provider: ModelProvider
+) -> None:
+    server.state.profile = "openai" if provider is ModelProvider.OPENAI else "stateless"
+    client = make_client(provider=provider)
+    first = list(client.stream_reply(text="calculate 2+3*4", context=CONTEXT))
+    [exchange] = [e for e in first if isinstance(e, ToolExchange)]
+    assert (exchange.name, exchange.output) == ("calculate", "14")
+
+    events = list(
+        client.stream_reply(
+            text="and doubled?",
+            history=[("user", "calculate 2+3*4"), exchange, ("assistant", _text(first))],
+            context=CONTEXT,
+        )
+    )
+
+    assert isinstance(events[-1], ReplyCompleted)  # the strict server accepted the pair
+    sent = _posts(server)[-1]["input"]
+    assert [item["type"] for item in sent] == [
+        "message",
+        "function_call",
+        "function_call_output",
+        "message",
+        "message",
+    ]
+    assert sent[1]["call_id"] == sent[2]["call_id"] == exchange.call_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -19,6 +19,7 @@ from assistant.model_events import (
     RoundRestarted,
     TextDelta,
     ToolEvent,
+    ToolExchange,
     UsageSink,
 )
 from assistant.push import Broadcaster
@@ -32,7 +33,7 @@ from assistant.stores.messages import (
     MessageStore,
     read_usage,
 )
-from assistant.stores.turns import TurnStore
+from assistant.stores.turns import MAX_EXCHANGE_BYTES, MAX_TOOL_OUTPUT_BYTES, Turn, TurnStatus, TurnStore
 from assistant.stores.usage import Quotas, UsageStore
 from tests.frames import assemble
 from tests.replies import replaced
@@ -523,3 +524,64 @@ def test_a_conversation_longer_than_the_budget_is_still_answered_with_its_newest
     # The newest three turns fit (900 characters of 992); the oldest three are left out, never half a turn.
     assert [text.split()[1] for _, text in sent] == ["3", "3", "4", "4", "5", "5"]
     assert [role for role, _ in sent] == ["user", "assistant"] * 3
+
+
+# --- Tool exchanges kept with the turn ---------------------------------------------------------------------------
+
+
+def test_a_turns_tool_calls_and_outputs_go_to_the_model_with_the_next_message(harness: Harness, ddb_table: Any) -> None:
+    first = harness.queue("what is 2+3*4?")
+    harness.model.stream = [
+        ResponseStarted("resp_1"),
+        ToolEvent("calculate", "started"),
+        ToolEvent("calculate", "done"),
+        ToolExchange("call_1", "calculate", '{"expression": "2+3*4"}', "14"),
+        ResponseStarted("resp_2"),
+        TextDelta("It is 14."),
+        ReplyCompleted("resp_2", input_tokens=9, output_tokens=4, model="m"),
+    ]
+    assert harness.service.handle(first, attempt=1).result is ReplyResult.DONE
+    [turn] = TurnStore(ddb_table).recent(USER, first.conversation_id)
+    assert turn.exchanges == (ToolExchange("call_1", "calculate", '{"expression": "2+3*4"}', "14"),)
+    # The frames a client sees are unchanged: tool activity by name and status.
+    assert [f for f in harness.frames() if f["type"] == "tool"][-1] == {
+        "type": "tool",
+        "messageId": first.message_id,
+        "name": "calculate",
+        "status": "done",
+    }
+
+    second = harness.queue("and doubled?")
+    harness.model.stream = _completed("28.")
+    assert harness.service.handle(second, attempt=1).result is ReplyResult.DONE
+
+    assert harness.model.histories[-1] == [
+        ("user", "what is 2+3*4?"),
+        ToolExchange("call_1", "calculate", '{"expression": "2+3*4"}', "14"),
+        ("assistant", "It is 14."),
+    ]
+
+
+def test_tool_exchanges_are_kept_within_the_item_budget_and_never_cut_in_half() -> None:
+    big = "x" * (MAX_TOOL_OUTPUT_BYTES * 2)
+    exchanges = tuple(ToolExchange(f"call_{i}", "lookup", "{}", big) for i in range(20))
+    turn = Turn(
+        conversation_id="c_1",
+        message_id="m_1",
+        created_at="2026-11-29T21:00:00.000Z",
+        user_text="look everything up",
+        assistant_text="Done.",
+        status=TurnStatus.DONE,
+        exchanges=(ToolExchange("call_args", "lookup", '{"q": "' + "y" * MAX_EXCHANGE_BYTES + '"}', "ok"), *exchanges),
+    )
+
+    item = turn.to_item(USER)
+
+    # The first exchange's arguments alone are over the budget: it is left out whole, and so is what follows it,
+    # rather than sending the model a call whose JSON was cut.
+    assert "toolCalls" not in item
+    kept = Turn.from_item(replace(turn, exchanges=exchanges).to_item(USER)).exchanges
+    assert 0 < len(kept) < len(exchanges)
+    assert [e.call_id for e in kept] == [f"call_{i}" for i in range(len(kept))]
+    assert all(len(e.output.encode()) <= MAX_TOOL_OUTPUT_BYTES for e in kept)
+    assert sum(len(e.output.encode()) + len(e.arguments) for e in kept) <= MAX_EXCHANGE_BYTES

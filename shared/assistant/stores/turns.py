@@ -19,6 +19,7 @@ from typing import Any, Final, Literal
 
 from boto3.dynamodb.conditions import Key
 
+from assistant.model_events import ToolExchange
 from assistant.stores.keys import PK, SK, key, turn_prefix, turn_sk, user_pk
 
 #: Each text of a turn is cut to this many UTF-8 bytes, so an item (two texts plus small attributes) stays well
@@ -26,8 +27,13 @@ from assistant.stores.keys import PK, SK, key, turn_prefix, turn_sk, user_pk
 #: ``max_output_tokens``; this only guards against the unexpected.
 MAX_TEXT_BYTES: Final = 150_000
 TRUNCATED_MARKER: Final = "\n\n[… truncated]"
-#: Tool activity kept per turn (names and outcomes only).
+#: Tool activity kept per turn for the user (names and outcomes).
 MAX_TOOLS: Final = 50
+#: The tool exchanges (calls with their outputs) kept per turn for the model, in UTF-8 bytes all told: with the two
+#: texts that keeps an item under 400 KB. Outputs are cut to MAX_TOOL_OUTPUT_BYTES each; an exchange whose arguments
+#: alone would not fit is left out whole (cut JSON arguments would be a different call), as are those after it.
+MAX_EXCHANGE_BYTES: Final = 60_000
+MAX_TOOL_OUTPUT_BYTES: Final = 8_000
 #: Turns read per query page when building a context or a history.
 _PAGE: Final = 25
 
@@ -60,6 +66,8 @@ class Turn:
     tools: tuple[ToolUse, ...] = field(default_factory=tuple)
     finished_at: str | None = None
     error_code: str | None = None
+    #: The tool calls of the reply with their outputs, in order: sent to the model again with later messages.
+    exchanges: tuple[ToolExchange, ...] = field(default_factory=tuple)
 
     def to_item(self, user_id: str) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -77,6 +85,11 @@ class Turn:
             item["model"] = self.model
         if self.tools:
             item["tools"] = [{"name": t.name, "status": t.status} for t in self.tools[:MAX_TOOLS]]
+        kept = _exchanges_that_fit(self.exchanges)
+        if kept:
+            item["toolCalls"] = [
+                {"callId": e.call_id, "name": e.name, "arguments": e.arguments, "output": e.output} for e in kept
+            ]
         if self.finished_at:
             item["finishedAt"] = self.finished_at
         if self.error_code:
@@ -102,6 +115,15 @@ class Turn:
             tools=tools,
             finished_at=str(item["finishedAt"]) if item.get("finishedAt") else None,
             error_code=str(item["errorCode"]) if item.get("errorCode") else None,
+            exchanges=tuple(
+                ToolExchange(
+                    call_id=str(e["callId"]),
+                    name=str(e["name"]),
+                    arguments=str(e["arguments"]),
+                    output=str(e["output"]),
+                )
+                for e in item.get("toolCalls", [])
+            ),
         )
 
     @property
@@ -115,7 +137,22 @@ class Turn:
         return f"{self.created_at}#{self.message_id}"
 
     def context_chars(self) -> int:
-        return len(self.user_text) + len(self.assistant_text)
+        exchanged = sum(len(e.arguments) + len(e.output) for e in self.exchanges)
+        return len(self.user_text) + len(self.assistant_text) + exchanged
+
+
+def _exchanges_that_fit(exchanges: tuple[ToolExchange, ...]) -> list[ToolExchange]:
+    """The first exchanges that fit :data:`MAX_EXCHANGE_BYTES`, outputs cut to :data:`MAX_TOOL_OUTPUT_BYTES`."""
+    kept: list[ToolExchange] = []
+    used = 0
+    for exchange in exchanges:
+        output = clip_text(exchange.output, MAX_TOOL_OUTPUT_BYTES)
+        size = len(exchange.call_id) + len(exchange.name) + len(exchange.arguments.encode()) + len(output.encode())
+        if used + size > MAX_EXCHANGE_BYTES:
+            break
+        used += size
+        kept.append(ToolExchange(exchange.call_id, exchange.name, exchange.arguments, output))
+    return kept
 
 
 def clip_text(text: str, max_bytes: int = MAX_TEXT_BYTES) -> str:
