@@ -1,8 +1,8 @@
 """One Lambda function per ``wiring.FUNCTIONS`` entry, each with its own role, log group and declared environment.
 
 Every function gets its own role so that a grant to one (the secret to the worker, say) never reaches another.
-Environment variables are set only if the function's ``FunctionSpec.env`` declares them, and the construct refuses
-to synthesize while a declared, required variable has no value.
+Each function's environment is built by ``assistant.wiring.function_environment``, as the local stack builds it:
+exactly the variables its ``FunctionSpec.env`` declares, and the synth stops at a declared variable without a value.
 """
 
 from __future__ import annotations
@@ -10,13 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import aws_cdk as cdk
-import jsii
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from constructs import Construct, IValidation
+from constructs import Construct
 
-from assistant.wiring import FUNCTIONS, Env, FunctionSpec
+from assistant.wiring import FUNCTIONS, Env, FunctionSpec, function_environment
 from infra.layers import ARCHITECTURE, RUNTIME
 from infra.retention import log_retention, removal_policy
 from infra.stage import StageConfig
@@ -54,16 +53,13 @@ class AssistantFunctions(Construct):
         optional_env: frozenset[Env] = frozenset(),
     ) -> None:
         super().__init__(scope, construct_id)
+        self._stage = stage
         #: Declared variables this stack leaves unset beyond :data:`OPTIONAL_ENV` (a Bedrock stage has no secret).
         self.optional_env = OPTIONAL_ENV | optional_env
         self._functions: dict[str, lambda_.Function] = {}
-        self._provided: dict[str, set[Env]] = {spec.name: set() for spec in FUNCTIONS}
         for spec in FUNCTIONS:
             self._functions[spec.name] = self._create(spec, stage, code, layers)
-            self._set(spec, Env.SERVICE_NAME, spec.name)
-        self.provide(Env.METRICS_NAMESPACE, metrics_namespace(stage))
-        self.provide(Env.LOG_LEVEL, stage.log_level)
-        self.node.add_validation(_RequiredEnvValidation(self))
+        self._environment_set = False
 
     def __getitem__(self, spec: FunctionSpec) -> lambda_.Function:
         return self._functions[spec.name]
@@ -71,32 +67,22 @@ class AssistantFunctions(Construct):
     def items(self) -> list[tuple[FunctionSpec, lambda_.Function]]:
         return [(spec, self._functions[spec.name]) for spec in FUNCTIONS]
 
-    def provide(self, name: Env, value: str) -> None:
-        """Give ``value`` to every function that declares ``name``, and to no other."""
+    def set_environment(self, values: Mapping[Env, str]) -> None:
+        """Give every function the variables its spec declares, from the stack's ``values`` (once, all of them:
+        a declared variable that is neither here nor optional stops the synth with its name)."""
+        if self._environment_set:
+            raise RuntimeError("the functions' environment is set once, from all of the stack's values")
+        self._environment_set = True
+        stage_values: dict[Env, str | None] = {
+            **dict.fromkeys(self.optional_env),
+            Env.METRICS_NAMESPACE: metrics_namespace(self._stage),
+            Env.LOG_LEVEL: self._stage.log_level,
+            **values,
+        }
         for spec in FUNCTIONS:
-            if name in spec.env:
-                self._set(spec, name, value)
-
-    def provide_all(self, values: Mapping[Env, str]) -> None:
-        for name, value in values.items():
-            self.provide(name, value)
-
-    def missing_env(self) -> dict[str, list[str]]:
-        """Required variables (declared, not optional) that no value was provided for, per function."""
-        missing: dict[str, list[str]] = {}
-        for spec in FUNCTIONS:
-            absent = [
-                name.value
-                for name in spec.env
-                if name not in self.optional_env and name not in self._provided[spec.name]
-            ]
-            if absent:
-                missing[spec.name] = absent
-        return missing
-
-    def _set(self, spec: FunctionSpec, name: Env, value: str) -> None:
-        self._functions[spec.name].add_environment(name.value, value)
-        self._provided[spec.name].add(name)
+            environment = function_environment(spec, {**stage_values, Env.SERVICE_NAME: spec.name})
+            for name, value in environment.items():
+                self._functions[spec.name].add_environment(name, value)
 
     def _create(
         self,
@@ -147,15 +133,3 @@ class AssistantFunctions(Construct):
 
 def _pascal(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_"))
-
-
-@jsii.implements(IValidation)
-class _RequiredEnvValidation:
-    def __init__(self, functions: AssistantFunctions) -> None:
-        self._functions = functions
-
-    def validate(self) -> list[str]:
-        return [
-            f"function {name} declares {', '.join(names)} in wiring but the stack provides no value"
-            for name, names in self._functions.missing_env().items()
-        ]

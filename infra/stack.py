@@ -100,7 +100,7 @@ class AssistantStack(cdk.Stack):
 
     def _provide_environment(self) -> None:
         stage = self.stage_config
-        values = {
+        values: dict[Env, str] = {
             Env.TABLE_NAME: self.table.table.table_name,
             Env.QUEUE_URL: self.messages.queue.queue_url,
             Env.CALLBACK_URL: self.websocket.callback_url,
@@ -128,13 +128,15 @@ class AssistantStack(cdk.Stack):
         if self.openai_secret is not None:
             # The literal name, not secret_name: that token would render as an Fn::Split of the ARN.
             values[Env.OPENAI_SECRET_NAME] = openai_secret_name(stage.name)
-        self.functions.provide_all(values)
+        if self.definition.layer is not None and self.definition.path is not None:
+            values[Env.ASSISTANT_FILE] = self.definition.path
+        self.functions.set_environment(values)
 
     def _deploy_definition(self) -> None:
-        """A definition other than the packaged one: its layer and path for the functions that load it."""
+        """A definition other than the packaged one: its layer for the functions that load it (its path is in
+        their environment)."""
         if self.definition.layer is None or self.definition.path is None:
             return
-        self.functions.provide(Env.ASSISTANT_FILE, self.definition.path)
         for spec, function in self.functions.items():
             if Env.ASSISTANT_FILE in spec.env:
                 function.add_layers(self.definition.layer)

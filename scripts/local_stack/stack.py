@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from assistant.wiring import FUNCTIONS, QUEUE, WORKER, Env, ModelProvider
+from assistant.wiring import FUNCTIONS, QUEUE, WORKER, Env, ModelProvider, function_environment
 from scripts.local_stack.aws.moto_server import FAKE_CREDENTIALS, REGION, MotoServer, client
 from scripts.local_stack.aws.resources import Resources, provision
 from scripts.local_stack.event_source.sqs_poller import QueuePoller
@@ -191,8 +191,9 @@ class LocalStack:
     def _local_values(
         self, resources: Resources, callback_url: str, model_base_url: str | None
     ) -> dict[Env, str | None]:
-        """The local value of every variable a function may declare (``None``: left unset, as deployed); fails if
-        the wiring names one this stack has no value for."""
+        """The local value of every variable a function may declare (``None``: left unset, as deployed). Each
+        function's environment is built from these by ``assistant.wiring.function_environment``, as the CDK stack
+        builds it, which refuses a declared variable missing here."""
         values: dict[Env, str | None] = {
             Env.TABLE_NAME: resources.table_name,
             Env.QUEUE_URL: resources.queue_url,
@@ -216,17 +217,14 @@ class LocalStack:
             Env.METRICS_NAMESPACE: "ServerlessGptAssistant",
             Env.LOG_LEVEL: self.settings.handler_log_level,
         }
-        needed = {name for function in FUNCTIONS for name in function.env}
-        missing = needed - values.keys()
-        if missing:
-            raise RuntimeError(f"the local stack has no value for {sorted(m.value for m in missing)}; add one here")
         return values
 
     @staticmethod
     def _union_env(values: dict[Env, str | None], resources: Resources) -> dict[str, str]:
         """Thread isolation: the union of every function's environment, for all handlers in this process."""
-        needed = {name for function in FUNCTIONS for name in function.env}
-        env = {name.value: value for name, value in values.items() if name in needed and value is not None}
+        env: dict[str, str] = {}
+        for function in FUNCTIONS:
+            env |= function_environment(function, values)
         env |= {
             "AWS_ENDPOINT_URL": resources.endpoint,
             "AWS_ACCESS_KEY_ID": FAKE_CREDENTIALS["aws_access_key_id"],

@@ -7,6 +7,7 @@ dependency: the CDK app imports it at synth time and the Lambda handlers at cold
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final, Literal
@@ -528,3 +529,19 @@ class StageDefaults:
 
 
 STAGE_DEFAULTS: Final = StageDefaults()
+
+
+def function_environment(spec: FunctionSpec, values: Mapping[Env, str | None]) -> dict[str, str]:
+    """The environment ``spec``'s function gets from a stack's ``values``: exactly the variables its spec declares.
+
+    The CDK stack and the local stack both build every function's environment here, so neither can give a function
+    a variable it does not declare, nor forget one it does. ``values`` has the stack's value of each variable;
+    ``None`` leaves a variable unset on purpose (an optional one, as a deployed stack leaves ``OPENAI_BASE_URL``).
+    A declared variable missing from ``values`` is a wiring bug, refused with its name.
+    """
+    missing = [name.value for name in spec.env if name not in values]
+    if missing:
+        raise MissingSetting(
+            f"function {spec.name} declares {', '.join(missing)} in wiring but the stack provides no value"
+        )
+    return {name.value: value for name in spec.env if (value := values[name]) is not None}

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from assistant.wiring import FUNCTIONS, POWERTOOLS_ENV, FunctionSpec, set_openai_key_command
+import pytest
+
+from assistant.wiring import (
+    FUNCTIONS,
+    POWERTOOLS_ENV,
+    Env,
+    FunctionSpec,
+    MissingSetting,
+    function_environment,
+    set_openai_key_command,
+)
 from infra.names import openai_secret_name
 
 
@@ -22,3 +32,17 @@ def test_the_operator_is_told_the_exact_command_that_sets_the_model_key() -> Non
     # A secret named some other way still gets a command that works, without the key on the command line.
     assert "--secret-id other/name" in set_openai_key_command("other/name")
     assert "file://" in set_openai_key_command("other/name")
+
+
+def test_a_function_environment_is_exactly_its_declared_variables_with_a_value() -> None:
+    spec = FunctionSpec(
+        name="x", handler="x.handler", description="", timeout_seconds=1, env=(Env.QUEUE_URL, Env.MODEL_OVERRIDE)
+    )
+    values: dict[Env, str | None] = dict.fromkeys(POWERTOOLS_ENV, "p")
+    values |= {Env.QUEUE_URL: "https://queue", Env.TABLE_NAME: "not-declared", Env.MODEL_OVERRIDE: None}
+    environment = function_environment(spec, values)
+    assert environment == {**{name.value: "p" for name in POWERTOOLS_ENV}, "QUEUE_URL": "https://queue"}
+    # A declared variable the stack has no value for (not even None: deliberately unset) is named.
+    del values[Env.QUEUE_URL]
+    with pytest.raises(MissingSetting, match="QUEUE_URL"):
+        function_environment(spec, values)

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from assistant.wiring import Env, FunctionSpec
+from assistant.wiring import Env, FunctionSpec, function_environment
 from scripts.local_stack.lambda_runtime import execution_environment
 from scripts.local_stack.lambda_runtime.container_pool import Container, ContainerPool
 from scripts.local_stack.lambda_runtime.execution_environment import ContainerSpec
@@ -84,10 +84,8 @@ class ProcessLambdaRuntime:
     def environment_for(self, function: FunctionSpec) -> dict[str, str]:
         """The whole environment of the function's containers: nothing of this process's own is passed on."""
         values = self._values() if callable(self._values) else self._values
-        missing = [name.value for name in function.env if name not in values]
-        if missing:
-            raise RuntimeError(f"the local stack has no value for {missing} ({function.name}); add one")
-        declared = {name.value: value for name in function.env if (value := values[name]) is not None}
+        # Built as the CDK stack builds it: exactly what the spec declares; a declared variable without a value fails.
+        declared = function_environment(function, values)
         name = f"{self._stage}-{function.name}"
         runtime = {
             # What the Lambda runtime sets (reserved: a function's configuration cannot override them).
