@@ -119,7 +119,7 @@ class WebSocketGateway(Construct):
             self,
             "Stage",
             web_socket_api=self.api,
-            # The original's contract: clients connect to wss://…/<stage>.
+            # Part of the protocol (docs/protocol.md): clients connect to wss://…/<stage>.
             stage_name=stage.name,
             auto_deploy=True,
             throttle=apigwv2.ThrottleSettings(

@@ -1,9 +1,7 @@
 """The assistant's definition, read from ``assistant.toml``.
 
-The original created an assistant object through the API and had people copy its id into configuration. With the
-Responses API the definition is just data sent with every request, so it lives in a human-edited file deployed in
-the package layer and is validated at load time: a typo in a tool name fails the cold start (and CI), not a user's
-first message.
+The definition is data sent with every request, so it lives in a human-edited file deployed in the package layer and
+is validated at load time: a typo in a tool name fails the cold start (and CI), not a user's first message.
 """
 
 from __future__ import annotations

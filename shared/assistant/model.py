@@ -34,11 +34,12 @@ import this module (for types) must not pay for it at cold start.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TypedDict, TypeVar, Unpack, cast
+
+from aws_lambda_powertools import Logger
 
 from assistant import tracing
 from assistant.definition import AssistantDefinition
@@ -83,7 +84,8 @@ __all__ = [
     "UsageSink",
 ]
 
-logger = logging.getLogger(__name__)
+#: A child of the functions' Powertools logger: its lines carry the invocation's correlation id and user.
+logger = Logger(child=True)
 
 _T = TypeVar("_T")
 
@@ -217,6 +219,7 @@ class ModelClient:
         sleep: Callable[[float], None] = time.sleep,
         max_tool_rounds: int = 5,
         model_override: str | None = None,
+        # Only for a provider with background responses but no stream resume: how to poll a dropped response.
         recover_poll_interval_s: float = 0.5,
         recover_max_wait_s: float = 20,
         mcp_tools: McpTools | None = None,
@@ -328,8 +331,6 @@ class ModelClient:
         *,
         response_id: str,
         context: ToolContext,
-        poll_interval_s: float = 0.5,
-        max_wait_s: float = 20,
         usage_sink: UsageSink | None = None,
     ) -> Generator[ModelEvent, None, None]:
         """Pick up a reply whose stream was lost (e.g. a redelivered message) without sending the user text again.
@@ -354,11 +355,10 @@ class ModelClient:
                 raise
             yield from self._finish(_Request([]), context, result, self._toolbox.offer(), sink)
             return
-        if not self.resumable:
-            # Not a background response: the server stopped it when the dead worker's stream closed. Only one that
-            # had already completed can be picked up, so look once instead of polling.
-            max_wait_s = 0
-        response = self._await_final(response_id, poll_interval_s=poll_interval_s, max_wait_s=max_wait_s)
+        # Not a background response: the server stopped it when the dead worker's stream closed. Only one that had
+        # already completed can be picked up, so look once instead of polling.
+        max_wait_s = self._recover_max_wait_s if self.resumable else 0
+        response = self._await_final(response_id, poll_interval_s=self._recover_poll_interval_s, max_wait_s=max_wait_s)
         yield ResponseStarted(response.id)
         if response.output_text:
             yield TextDelta(response.output_text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -930,3 +931,50 @@ def test_earlier_tool_exchanges_are_sent_as_call_and_output_pairs(
         "message",
     ]
     assert sent[1]["call_id"] == sent[2]["call_id"] == exchange.call_id
+
+
+def test_the_model_clients_log_lines_carry_the_invocations_correlation_id_and_user(
+    server: OfflineModelServer, make_client: MakeClient
+) -> None:
+    from assistant.observability import logger as function_logger
+
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(function_logger.registered_formatter)
+    function_logger.addHandler(handler)
+    function_logger.set_correlation_id("conn-1:req-1")
+    function_logger.append_keys(userId="user-1")
+    try:
+        server.faults.push(Fault.status(503))
+        list(make_client().stream_reply(text="hello there", context=CONTEXT))
+    finally:
+        function_logger.removeHandler(handler)
+        function_logger.remove_keys(["userId"])
+        function_logger.set_correlation_id(None)
+
+    [retrying] = [json.loads(line) for line in lines.getvalue().splitlines() if "retrying" in line]
+    assert retrying["correlation_id"] == "conn-1:req-1"
+    assert retrying["userId"] == "user-1"
+    assert retrying["call"] == "responses.create"
+
+
+def test_without_stream_resume_a_dropped_background_stream_is_recovered_by_polling(
+    server: OfflineModelServer, make_client: MakeClient, delays: list[float]
+) -> None:
+    # bedrock-mantle keeps background responses but is not documented to re-stream them.
+    provider = ModelProvider.BEDROCK_MANTLE
+    assert provider.capabilities.background
+    assert not provider.capabilities.stream_resume
+    server.pace = Pace(first_token_s=0, tokens_per_s=400)
+    # Real sleeps: the poll waits for the response to finish generating server-side.
+    client = make_client(provider=provider, recover_poll_interval_s=0.2, recover_max_wait_s=10, sleep=time.sleep)
+    server.faults.push(Fault.cut_after_deltas(5))
+
+    events = list(client.stream_reply(text=LONG_MESSAGE, context=CONTEXT))
+
+    [started] = [e for e in events if isinstance(e, ResponseStarted)]
+    assert _text(events) == _stored_text(server, started.response_id)
+    assert isinstance(events[-1], ReplyCompleted)
+    assert _resumed_streams(server) == []  # polled, never re-streamed
+    assert _retrieves(server)
+    assert len(_posts(server)) == 1

@@ -15,12 +15,13 @@ only when the definition declares a server.
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
+
+from aws_lambda_powertools import Logger
 
 from assistant.tools.mcp_config import USER_ID_HEADER, McpServerConfig
 from assistant.tools.mcp_specs import function_name, function_tool
@@ -29,7 +30,8 @@ from assistant.tools.registry import ToolContext, ToolResult
 if TYPE_CHECKING:
     from assistant.tools.mcp_session import Endpoint, RemoteTool
 
-logger = logging.getLogger(__name__)
+#: A child of the functions' Powertools logger: its lines carry the invocation's correlation id and user.
+logger = Logger(child=True)
 
 #: How long a server's tool list is reused by a warm container.
 LISTING_TTL_S: Final = 60.0

@@ -2,25 +2,26 @@
 
 The schema of a tool is derived from its Python signature, so the function and what the model is told about it
 cannot drift apart. Tools run in strict mode: the model must supply every declared argument and nothing else, and
-the server's own values (the :class:`ToolContext`) are never part of what the model can set. The original merged
-model-supplied arguments over the server's parameters, which let a model choose the user a tool ran for.
+the server's own values (the :class:`ToolContext`) are never part of what the model can set, so a model can never
+choose the user a tool runs for.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
-import logging
 import re
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
+from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from pydantic_core import to_json
 
-logger = logging.getLogger(__name__)
+#: A child of the functions' Powertools logger: its lines carry the invocation's correlation id and user.
+logger = Logger(child=True)
 
 #: What the Responses API accepts as a function name.
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -8,17 +8,19 @@ refused even if it is registered or a server has it.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger
 
 from assistant.tools.registry import ToolContext, ToolRegistry, ToolResult
 
 if TYPE_CHECKING:
     from assistant.tools.mcp_tools import McpTool, McpTools
 
-logger = logging.getLogger(__name__)
+#: A child of the functions' Powertools logger: its lines carry the invocation's correlation id and user.
+logger = Logger(child=True)
 
 
 @dataclass(frozen=True)
