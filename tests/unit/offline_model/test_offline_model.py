@@ -13,7 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -22,6 +22,7 @@ import pytest
 
 from scripts.local_stack.offline_model import OFFLINE_MODEL_NAME, Fault, OfflineModelServer, Pace, start_async
 from scripts.local_stack.offline_model_replies import extract_expression, split_tokens, timezone_for
+from tests.unit.offline_model import CALC_TOOL
 
 TIME_TOOL = {
     "type": "function",
@@ -34,35 +35,6 @@ TIME_TOOL = {
         "additionalProperties": False,
     },
 }
-CALC_TOOL = {
-    "type": "function",
-    "name": "calculate",
-    "parameters": {
-        "type": "object",
-        "properties": {"expression": {"type": "string"}},
-        "required": ["expression"],
-        "additionalProperties": False,
-    },
-}
-
-
-@pytest.fixture(scope="module")
-def openai() -> ModuleType:
-    # Imported here, not at module level: `import openai` costs most of a second for every test run.
-    import openai
-
-    return openai
-
-
-@pytest.fixture
-def server() -> Iterator[OfflineModelServer]:
-    with OfflineModelServer(pace=Pace.instant()) as running:
-        yield running
-
-
-@pytest.fixture
-def client(openai: ModuleType, server: OfflineModelServer) -> Any:
-    return openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=0, timeout=10)
 
 
 @functools.cache

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -16,30 +15,7 @@ import pytest
 
 from scripts.local_stack.offline_model import OfflineModelServer, Pace
 from scripts.local_stack.offline_model_rules import known_create_parameters
-
-CALC_TOOL = {
-    "type": "function",
-    "name": "calculate",
-    "parameters": {"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]},
-}
-
-
-@pytest.fixture(scope="module")
-def openai() -> ModuleType:
-    import openai
-
-    return openai
-
-
-@pytest.fixture
-def server() -> Iterator[OfflineModelServer]:
-    with OfflineModelServer(pace=Pace.instant()) as running:
-        yield running
-
-
-@pytest.fixture
-def client(openai: ModuleType, server: OfflineModelServer) -> Any:
-    return openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=0, timeout=10)
+from tests.unit.offline_model import CALC_TOOL
 
 
 def refused(openai: ModuleType, call: Any, *args: Any, **params: Any) -> dict[str, Any]:

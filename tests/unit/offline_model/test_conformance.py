@@ -17,17 +17,7 @@ from typing import Any
 import pytest
 
 from scripts.local_stack.offline_model import Fault, OfflineModelServer, Pace, Profile
-
-CALC_TOOL = {
-    "type": "function",
-    "name": "calculate",
-    "parameters": {
-        "type": "object",
-        "properties": {"expression": {"type": "string"}},
-        "required": ["expression"],
-        "additionalProperties": False,
-    },
-}
+from tests.unit.offline_model import CALC_TOOL
 
 
 @functools.cache
