@@ -10,6 +10,7 @@ boto3: it makes no AWS call; see docs/benchmarks.md, "Cold start").
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -21,8 +22,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from assistant import auth, tracing
 from assistant.auth import InvalidToken
+from assistant.lifecycle import PerContainer
 from assistant.observability import Metric, logger, metrics
 from assistant.wiring import AUTH_QUERY_PARAMETER
+
+#: Built at the first invocation, kept for the container's life: it caches the JWKS it fetched.
+dependencies = PerContainer(lambda: auth.verifier_from_env(os.environ))
 
 
 @tracing.capture_handler
@@ -32,7 +37,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = APIGatewayAuthorizerRequestEvent(event)
     token = (request.query_string_parameters or {}).get(AUTH_QUERY_PARAMETER, "")
     try:
-        principal = auth.token_verifier().verify(token)
+        principal = dependencies().verify(token)
     except InvalidToken as denied:
         logger.info("Connection denied", extra={"reason": str(denied)})
         metrics.add_metric(name=Metric.AUTH_DENIED.value, unit=MetricUnit.Count, value=1)

@@ -8,12 +8,18 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from assistant import runtime, tracing
+from assistant import dependencies as build
+from assistant import tracing
 from assistant.events import ConnectEvent
+from assistant.lifecycle import PerContainer
 from assistant.observability import WEBSOCKET_CORRELATION_PATH, Metric, logger, metrics
+from assistant.settings import ConnectSettings
 
 #: A non-2xx answer to `$connect` makes API Gateway refuse the connection (the client sees this status).
 TOO_MANY_CONNECTIONS = 429
+
+#: Built at the first invocation, kept for the container's life.
+dependencies = PerContainer(lambda: build.connect(ConnectSettings.from_env()))
 
 
 @tracing.capture_handler
@@ -22,10 +28,11 @@ TOO_MANY_CONNECTIONS = 429
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = ConnectEvent.model_validate(event)
     authorizer = parsed.request_context.authorizer
-    connections = runtime.connections()
+    deps = dependencies()
+    connections = deps.connections
     # Newest refused: the tabs a user already has keep working. Two connects racing may both pass; the cap is a
     # guard against a script opening hundreds, not an exact count.
-    if len(connections.list_ids(authorizer.user_id)) >= runtime.settings().max_connections_per_user:
+    if len(connections.list_ids(authorizer.user_id)) >= deps.settings.max_connections_per_user:
         logger.info("Connection refused: too many open connections", extra={"userId": authorizer.user_id})
         metrics.add_metric(name=Metric.CONNECTIONS_REFUSED.value, unit=MetricUnit.Count, value=1)
         return {"statusCode": TOO_MANY_CONNECTIONS, "body": "Too many open connections for this user."}

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from assistant import dependencies as build
 from assistant.errors import UnknownAction
 from assistant.events import MessageEvent
+from assistant.lifecycle import PerContainer
 from assistant.protocol import parse_client_frame
 from assistant.routes import websocket_route
+from assistant.settings import DefaultSettings
 from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS
+
+#: Built at the first invocation, kept for the container's life.
+dependencies = PerContainer(lambda: build.default(DefaultSettings.from_env()))
 
 
 def unroutable(event: MessageEvent) -> None:
@@ -16,4 +22,4 @@ def unroutable(event: MessageEvent) -> None:
     raise UnknownAction(f"The action {frame.action!r} is not available on this endpoint.")
 
 
-handler = websocket_route(unroutable)
+handler = websocket_route(unroutable, connections_api=lambda: dependencies().connections_api())

@@ -16,12 +16,17 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from assistant import runtime, tracing
+from assistant import dependencies as build
+from assistant import tracing
+from assistant.lifecycle import PerContainer
 from assistant.observability import Metric, logger, metrics
 from assistant.queue import QueuedMessage, retry_soon
 from assistant.reply import ReplyOutcome, ReplyResult
+from assistant.settings import WorkerSettings
 
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+#: Built at the first record, kept for the container's life.
+dependencies = PerContainer(lambda: build.worker(WorkerSettings.from_env()))
 
 _RESULT_METRICS = {
     ReplyResult.DONE: Metric.REPLIES_COMPLETED,
@@ -46,7 +51,7 @@ def answer(record: SQSRecord, lambda_context: LambdaContext | None = None) -> No
     if lambda_context is not None:
         deadline = time.time() + lambda_context.get_remaining_time_in_millis() / 1000 - DEADLINE_MARGIN_S
     try:
-        outcome = runtime.reply_service().handle(queued, attempt=attempt, deadline=deadline)
+        outcome = dependencies().reply_service.handle(queued, attempt=attempt, deadline=deadline)
     except Exception:
         _retry_soon(record, attempt)
         raise
@@ -59,7 +64,8 @@ def answer(record: SQSRecord, lambda_context: LambdaContext | None = None) -> No
 
 def _retry_soon(record: SQSRecord, attempt: int) -> None:
     try:
-        retry_soon(runtime.sqs(), runtime.settings().require("queue_url"), record.receipt_handle, attempt=attempt)
+        deps = dependencies()
+        retry_soon(deps.sqs, deps.settings.queue_url, record.receipt_handle, attempt=attempt)
     except Exception:
         # The record still comes back, only after the full visibility timeout; the reply's own failure is what
         # propagates, so this one is logged rather than raised over it.

@@ -126,8 +126,8 @@ def _findings(results: report.Results) -> list[str]:
         "step lost replies ('No record for message', 'The conversation no longer exists'). The local stack (and with "
         "it the benchmark) serialises moto's DynamoDB item operations when it starts moto "
         "(`scripts/local_stack/aws/moto_patches.py`).",
-        "A second `LocalStack` in one process keeps the first one's handler caches (`assistant.runtime`): the "
-        "authorizer then verifies against the old pool and answers 403. The benchmark calls `runtime.reset()`.",
+        "A second `LocalStack` in one process keeps the first one's handler dependencies (built once per container): "
+        "the authorizer then verifies against the old pool and answers 403. The benchmark resets them.",
     ]
     return found
 

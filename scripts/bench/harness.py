@@ -98,9 +98,10 @@ def running_stack(
     with stack as info:
         # The handlers' per-container caches (settings, clients, token verifier) belong to the previous stack of
         # this process, if any: LocalStack does not reset them (see the report's findings).
-        from assistant import runtime
+        from assistant.wiring import FUNCTIONS
+        from scripts.local_stack.lambda_runtime.invocation import reset_handler_modules
 
-        runtime.reset()
+        reset_handler_modules(FUNCTIONS)
         yield RunningStack(stack=stack, info=info, settings=settings)
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant.settings import Settings
+from assistant.settings import check_values
 from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS, QUEUE, STAGE_DEFAULTS, WORKER, Env
 from scripts.local_stack.gateway.server import IDLE_TIMEOUT_S, MAX_CONNECTION_AGE_S
 from scripts.local_stack.gateway.static import DEMO_SIGN_IN_PATH
@@ -45,7 +45,7 @@ class LocalStackSettings:
     #: "process": every function in containers of its own, with exactly the environment it has when deployed and
     #: Powertools' metrics on, so a variable the wiring forgot fails here as in AWS. "thread": every handler in this
     #: process under the union of all functions' environments, metrics off; only for tests that must reach into the
-    #: handlers' process (fault injection, patched ``assistant.runtime``) or inject a ``resolver``. It cannot catch
+    #: handlers' process (fault injection, replaced handler ``dependencies``) or inject a ``resolver``. It cannot catch
     #: a missing variable or a failing metrics flush. See ``scripts.local_stack.lambda_runtime``.
     isolation: Isolation = "process"
     #: Each function's log file (``<function>.log``: its logs, its EMF metrics) in process isolation.
@@ -133,7 +133,7 @@ def limits_from_environment(environ: Mapping[str, str] | None = None) -> dict[En
     """The local limits, with the developer's overrides; a bad value fails the start with the variable's name."""
     env = os.environ if environ is None else environ
     values = {name: env.get(name.value) or default for name, default in LOCAL_LIMIT_DEFAULTS.items()}
-    Settings.from_env({name.value: value for name, value in values.items()})  # raises MissingSetting, naming it
+    check_values({name.value: value for name, value in values.items()})  # raises MissingSetting, naming it
     return values
 
 

@@ -24,7 +24,7 @@ from scripts.local_stack.aws.moto_server import FAKE_CREDENTIALS, REGION, MotoSe
 from scripts.local_stack.aws.resources import Resources, provision
 from scripts.local_stack.event_source.sqs_poller import QueuePoller
 from scripts.local_stack.gateway.server import Gateway
-from scripts.local_stack.lambda_runtime.invocation import import_handler
+from scripts.local_stack.lambda_runtime.invocation import import_handler, reset_handler_modules
 from scripts.local_stack.lambda_runtime.processes import ProcessLambdaRuntime
 from scripts.local_stack.lambda_runtime.threads import LambdaRuntime
 from scripts.local_stack.local_definition import LocalDefinition
@@ -244,10 +244,8 @@ class LocalStack:
             os.environ.pop(name, None)
         os.environ.pop(Env.OPENAI_BASE_URL.value, None)
         os.environ.update(env)
-        # Handlers cache their clients per "container"; this stack is a new one.
-        from assistant import runtime
-
-        runtime.reset()
+        # Handlers keep their clients per "container"; this stack is a new one.
+        reset_handler_modules(FUNCTIONS)
 
     def _restore_env(self) -> None:
         for name, value in self._saved_env.items():

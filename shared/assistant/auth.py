@@ -13,14 +13,12 @@ checks testable without sleeping or patching.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 import jwt
@@ -213,17 +211,11 @@ class TokenVerifier:
         self._keys = keys
 
 
-@cache
-def token_verifier() -> TokenVerifier:
-    """This function's verifier, built from its environment once per container (see :func:`verifier_from_env`)."""
-    return verifier_from_env(os.environ)
-
-
 def verifier_from_env(environ: Mapping[str, str]) -> TokenVerifier:
-    """A verifier from the authorizer's five variables, read directly.
+    """A verifier from the authorizer's five variables, read directly (the authorizer builds it once per container).
 
     Not through :class:`assistant.settings.Settings`: the authorizer is on the path of every page load, and pydantic
-    plus boto3 (which the settings and ``assistant.runtime`` bring) would triple its cold start for five strings.
+    plus boto3 (which the settings and ``assistant.dependencies`` bring) would triple its cold start for five strings.
     """
 
     def required(name: Env) -> str:

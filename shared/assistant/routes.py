@@ -15,7 +15,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from assistant import runtime, tracing
+from assistant import tracing
 from assistant.errors import AssistantError, ErrorCode, TokenExpired
 from assistant.events import MessageEvent
 from assistant.observability import WEBSOCKET_CORRELATION_PATH, Metric, logger, metrics
@@ -26,7 +26,10 @@ RouteAction = Callable[[MessageEvent], ServerFrame | None]
 LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 
-def websocket_route(action: RouteAction) -> LambdaHandler:
+def websocket_route(action: RouteAction, *, connections_api: Callable[[], Any]) -> LambdaHandler:
+    """The route's Lambda handler; ``connections_api`` gives the function's ``@connections`` client (to close a
+    connection whose token expired)."""
+
     @tracing.capture_handler
     @logger.inject_lambda_context(correlation_id_path=WEBSOCKET_CORRELATION_PATH)
     @metrics.log_metrics
@@ -39,7 +42,7 @@ def websocket_route(action: RouteAction) -> LambdaHandler:
         )
         metrics.add_metric(name=Metric.ROUTE_REQUESTS.value, unit=MetricUnit.Count, value=1)
         if parsed.request_context.authorizer.expired(time.time()):
-            return _end_expired_connection(parsed)
+            return _end_expired_connection(parsed, connections_api())
         try:
             return route_response(action(parsed))
         except AssistantError as error:
@@ -57,11 +60,11 @@ def websocket_route(action: RouteAction) -> LambdaHandler:
     return handler
 
 
-def _end_expired_connection(event: MessageEvent) -> dict[str, Any]:
+def _end_expired_connection(event: MessageEvent, connections_api: Any) -> dict[str, Any]:
     """The connection outlived its access token: say so, then close it (a route response would arrive after the
     close, so the frame is posted first). The client signs in again and reconnects."""
     metrics.add_metric(name=Metric.CONNECTIONS_EXPIRED.value, unit=MetricUnit.Count, value=1)
     logger.info("Connection ended: its access token expired")
     expired = TokenExpired("Your sign-in has expired. Sign in again to continue.")
-    post_then_close(runtime.connections_api(), event.request_context.connection_id, ErrorFrame.from_error(expired))
+    post_then_close(connections_api, event.request_context.connection_id, ErrorFrame.from_error(expired))
     return route_response(None)

@@ -1,35 +1,26 @@
-"""Per-container dependencies, built on first use and reused by every invocation of a warm Lambda.
+"""Builders of what the functions depend on: AWS clients, the table, the model key and the model client.
 
-Handlers ask for what they need (a store, the queue client, the model client) instead of building it at import,
-so a cold start pays only for what that function uses; ``openai`` in particular is imported only by the functions
-that talk to the model. Tests and the local stack call :func:`reset` after changing the environment.
+No state lives here: each handler module builds its own dependencies from its own settings with these functions,
+once per container (``assistant.lifecycle.PerContainer``), and keeps them itself. Heavy modules are imported inside
+the builders, so a cold start pays only for what that function uses; ``openai`` in particular is imported only by
+the functions that talk to the model.
 """
 
 from __future__ import annotations
 
-import sys
+import threading
 from collections.abc import Callable, Sequence
-from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 
-from assistant.settings import Settings
+from assistant.settings import ModelSettings
 
 if TYPE_CHECKING:
-    from assistant.auth import TokenVerifier
     from assistant.bedrock_auth import BedrockTokenSource
     from assistant.errors import ModelNotConfigured
     from assistant.model import ModelClient
-    from assistant.push import Broadcaster
-    from assistant.reply import ReplyService
-    from assistant.stores.connections import ConnectionStore
-    from assistant.stores.conversations import ConversationStore
-    from assistant.stores.messages import MessageStore
-    from assistant.stores.rate_limits import RateLimiter
-    from assistant.stores.turns import TurnStore
-    from assistant.stores.usage import UsageStore
     from assistant.tools.mcp_config import McpServerConfig
     from assistant.tools.mcp_tools import McpTools
 
@@ -43,103 +34,24 @@ _AWS_CONFIG = Config(
 SECRET_MAX_AGE_SECONDS = 300
 
 
-@cache
-def settings() -> Settings:
-    return Settings.from_env()
+def table(table_name: str, region: str) -> Any:
+    return boto3.resource("dynamodb", region_name=region, config=_AWS_CONFIG).Table(table_name)
 
 
-@cache
-def table() -> Any:
-    return boto3.resource("dynamodb", region_name=settings().region, config=_AWS_CONFIG).Table(
-        settings().require("table_name")
-    )
+def sqs(region: str) -> Any:
+    return boto3.client("sqs", region_name=region, config=_AWS_CONFIG)
 
 
-@cache
-def sqs() -> Any:
-    return boto3.client("sqs", region_name=settings().region, config=_AWS_CONFIG)
-
-
-@cache
-def connections() -> ConnectionStore:
-    from assistant.stores.connections import ConnectionStore
-
-    return ConnectionStore(table())
-
-
-@cache
-def conversations() -> ConversationStore:
-    from assistant.stores.conversations import ConversationStore
-
-    return ConversationStore(table())
-
-
-@cache
-def turns() -> TurnStore:
-    from assistant.stores.turns import TurnStore
-
-    return TurnStore(table())
-
-
-@cache
-def messages() -> MessageStore:
-    from assistant.stores.messages import MessageStore
-
-    return MessageStore(table())
-
-
-@cache
-def usage() -> UsageStore:
-    from assistant.stores.usage import UsageStore
-
-    return UsageStore(table())
-
-
-@cache
-def rate_limiter() -> RateLimiter:
-    from assistant.stores.rate_limits import RateLimiter
-
-    return RateLimiter(table())
-
-
-@cache
-def connections_api() -> Any:
+def connections_api(callback_url: str) -> Any:
     """The stage's ``@connections`` client (boto3's ``apigatewaymanagementapi``)."""
     from assistant.push import management_client
 
-    return management_client(settings().require("callback_url"))
-
-
-@cache
-def broadcaster() -> Broadcaster:
-    from assistant.push import Broadcaster
-
-    return Broadcaster(connections_api(), connections())
-
-
-def token_verifier() -> TokenVerifier:
-    """The authorizer's verifier. It lives in :mod:`assistant.auth` (cached there), because the authorizer imports
-    neither this module nor boto3 nor pydantic: it is on the path of every page load."""
-    from assistant import auth
-
-    return auth.token_verifier()
-
-
-def openai_api_key() -> str:
-    """The OpenAI key from Secrets Manager, cached by Powertools for :data:`SECRET_MAX_AGE_SECONDS`.
-
-    The stack creates the secret without a value, so a stage whose key was never set is told apart from an outage:
-    the user gets ``model_not_configured`` and the operator a log line with the command that fixes it.
-    """
-    secret_name = settings().require("openai_secret_name")
-    value = _secret_value(secret_name)
-    if value is None:
-        raise _model_not_configured(secret_name)
-    return value
+    return management_client(callback_url)
 
 
 def _secret_value(secret_name: str) -> str | None:
-    """The secret's trimmed value; ``None`` if it does not exist or was never given one."""
+    """The secret's trimmed value, cached by Powertools for :data:`SECRET_MAX_AGE_SECONDS`; ``None`` if it does
+    not exist or was never given one."""
     from aws_lambda_powertools.utilities import parameters
 
     try:
@@ -158,26 +70,91 @@ def _secret_value(secret_name: str) -> str | None:
 NO_API_KEY = "no-key"
 
 
-def model_api_key() -> str | Callable[[], str]:
-    """The model's credential, as the provider profile's ``auth`` says: the stage's secret (``secret``), the
-    secret if it holds a key and :data:`NO_API_KEY` otherwise (``optional_secret``), or a source of short-lived
-    Bedrock API keys minted from the function's role (``bedrock_iam``; Secrets Manager is never asked)."""
-    config = settings()
-    auth = config.model_provider.capabilities.auth
-    if auth == "bedrock_iam":
-        return bedrock_token_source()
-    if auth == "optional_secret":
-        value = _secret_value(config.openai_secret_name) if config.openai_secret_name else None
-        return value or NO_API_KEY
-    return openai_api_key()
+class ModelClients:
+    """A function's model client, for the current key: a rotated key gets a new client within the secret's max
+    age. A Bedrock stage's client is built once: its key source (the same object every time) mints fresh keys
+    itself. Built once per container by the functions that talk to the model (the worker, ``commands``); calling
+    it returns the client, so it is what a service takes as its ``model``."""
 
+    def __init__(self, settings: ModelSettings, *, model_override: str | None = None) -> None:
+        self._settings = settings
+        self._model_override = model_override
+        self._lock = threading.Lock()
+        self._client: tuple[str | Callable[[], str], ModelClient] | None = None
+        self._token_source: BedrockTokenSource | None = None
 
-@cache
-def bedrock_token_source() -> BedrockTokenSource:
-    """One source of Bedrock API keys per container (it caches the key it minted), for the function's region."""
-    from assistant.bedrock_auth import BedrockTokenSource
+    def __call__(self) -> ModelClient:
+        key = self.api_key()
+        with self._lock:
+            # One client per key (the client and its connection pool, with the TLS session to the model, are
+            # reused by every later invocation); a new key replaces it.
+            if self._client is None or self._client[0] != key:
+                self._client = (key, self.client_for(key))
+            return self._client[1]
 
-    return BedrockTokenSource(settings().region)
+    def api_key(self) -> str | Callable[[], str]:
+        """The model's credential, as the provider profile's ``auth`` says: the stage's secret (``secret``), the
+        secret if it holds a key and :data:`NO_API_KEY` otherwise (``optional_secret``), or a source of short-lived
+        Bedrock API keys minted from the function's role (``bedrock_iam``; Secrets Manager is never asked)."""
+        config = self._settings
+        auth = config.model_provider.capabilities.auth
+        if auth == "bedrock_iam":
+            return self.bedrock_token_source()
+        if auth == "optional_secret":
+            value = _secret_value(config.openai_secret_name) if config.openai_secret_name else None
+            return value or NO_API_KEY
+        return self.openai_api_key()
+
+    def openai_api_key(self) -> str:
+        """The OpenAI key from Secrets Manager, cached by Powertools for :data:`SECRET_MAX_AGE_SECONDS`.
+
+        The stack creates the secret without a value, so a stage whose key was never set is told apart from an
+        outage: the user gets ``model_not_configured`` and the operator a log line with the command that fixes it.
+        """
+        from assistant.wiring import Env, MissingSetting
+
+        secret_name = self._settings.openai_secret_name
+        if not secret_name:
+            raise MissingSetting(f"Environment variable {Env.OPENAI_SECRET_NAME.value} is not set for this function.")
+        value = _secret_value(secret_name)
+        if value is None:
+            raise _model_not_configured(secret_name)
+        return value
+
+    def bedrock_token_source(self) -> BedrockTokenSource:
+        """One source of Bedrock API keys per container (it caches the key it minted), for the function's region."""
+        from assistant.bedrock_auth import BedrockTokenSource
+
+        with self._lock:
+            if self._token_source is None:
+                self._token_source = BedrockTokenSource(self._settings.region)
+            return self._token_source
+
+    def client_for(self, api_key: str | Callable[[], str]) -> ModelClient:
+        """A new model client with ``api_key`` (the SDK, the definition, its tools and MCP servers)."""
+        from pathlib import Path
+
+        from assistant.definition import load_definition
+        from assistant.model import ModelClient, ModelTimeouts
+        from assistant.tools.builtin import default_registry
+
+        config = self._settings
+        timeouts = ModelTimeouts()
+        if config.model_read_timeout_ms is not None:
+            timeouts = ModelTimeouts(read_s=config.model_read_timeout_ms / 1000)
+        definition = load_definition(Path(config.assistant_file) if config.assistant_file else None)
+        return ModelClient.create(
+            api_key=api_key,
+            # An explicit OPENAI_BASE_URL wins (a proxy, the local stack); otherwise the profile's own endpoint in
+            # the function's region (Bedrock), or the SDK's default (OpenAI).
+            base_url=config.openai_base_url or config.model_provider.base_url(config.region),
+            definition=definition,
+            tools=default_registry(),
+            model_override=self._model_override,
+            provider=config.model_provider,
+            timeouts=timeouts,
+            mcp_tools=mcp_tools(definition.mcp_servers),
+        )
 
 
 def _error_code(error: BaseException | None) -> str | None:
@@ -195,39 +172,6 @@ def _model_not_configured(secret_name: str) -> ModelNotConfigured:
         extra={"secret": secret_name, "fix": set_openai_key_command(secret_name)},
     )
     return ModelNotConfigured("This assistant has no model key configured yet. Please tell its operator.")
-
-
-def model_client() -> ModelClient:
-    """The model client for the current key: a rotated key gets a new client within the secret's max age. A Bedrock
-    stage's client is built once: its key source (the same object every time) mints fresh keys itself."""
-    return _model_client_for(model_api_key())
-
-
-@lru_cache(maxsize=1)
-def _model_client_for(api_key: str | Callable[[], str]) -> ModelClient:
-    from pathlib import Path
-
-    from assistant.definition import load_definition
-    from assistant.model import ModelClient, ModelTimeouts
-    from assistant.tools.builtin import default_registry
-
-    config = settings()
-    timeouts = ModelTimeouts()
-    if config.model_read_timeout_ms is not None:
-        timeouts = ModelTimeouts(read_s=config.model_read_timeout_ms / 1000)
-    definition = load_definition(Path(config.assistant_file) if config.assistant_file else None)
-    return ModelClient.create(
-        api_key=api_key,
-        # An explicit OPENAI_BASE_URL wins (a proxy, the local stack); otherwise the profile's own endpoint in the
-        # function's region (Bedrock), or the SDK's default (OpenAI).
-        base_url=config.openai_base_url or config.model_provider.base_url(config.region),
-        definition=definition,
-        tools=default_registry(),
-        model_override=config.model_override,
-        provider=config.model_provider,
-        timeouts=timeouts,
-        mcp_tools=mcp_tools(definition.mcp_servers),
-    )
 
 
 def mcp_tools(servers: Sequence[McpServerConfig]) -> McpTools | None:
@@ -256,53 +200,3 @@ def _count_mcp_failure(kind: str) -> None:
     from assistant.observability import Metric, metrics
 
     metrics.add_metric(name=Metric.MCP_TOOL_FAILURES.value, unit=MetricUnit.Count, value=1)
-
-
-@cache
-def reply_service() -> ReplyService:
-    from assistant.reply import ReplyLimits, ReplyService
-
-    config = settings()
-    return ReplyService(
-        messages=messages(),
-        conversations=conversations(),
-        turns=turns(),
-        usage=usage(),
-        broadcaster=broadcaster(),
-        model=model_client,
-        limits=ReplyLimits(
-            quotas=config.quotas(),
-            flush_interval_s=config.flush_interval_ms / 1000,
-            flush_max_interval_s=config.flush_max_interval_ms / 1000,
-            flush_chars=config.flush_chars,
-            max_receive_count=config.max_receive_count,
-        ),
-    )
-
-
-def reset() -> None:
-    """Forget every cached dependency (tests and the local stack change the environment between runs)."""
-    from aws_lambda_powertools.utilities import parameters
-
-    # Powertools keeps the secret and its boto3 client; a new environment may mean a new endpoint.
-    parameters.clear_caches()
-    for cached in (
-        settings,
-        table,
-        sqs,
-        connections,
-        conversations,
-        turns,
-        messages,
-        usage,
-        rate_limiter,
-        connections_api,
-        broadcaster,
-        _model_client_for,
-        bedrock_token_source,
-        reply_service,
-    ):
-        cached.cache_clear()
-    auth = sys.modules.get("assistant.auth")
-    if auth is not None:
-        auth.token_verifier.cache_clear()

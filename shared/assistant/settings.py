@@ -1,22 +1,55 @@
-"""Typed access to the environment each function gets (names declared in :mod:`assistant.wiring`).
+"""Typed settings per function, read from the environment its ``FunctionSpec`` declares (:mod:`assistant.wiring`).
 
-Every value is validated once per container; a missing required variable fails with the variable's name instead
-of a ``KeyError`` deep inside a handler. Nothing here is a secret: the OpenAI key is read from Secrets Manager.
+Each function has one settings class here, whose fields are exactly the variables its spec declares: a field is
+named after its :class:`~assistant.wiring.Env` member (``queue_url`` is ``QUEUE_URL``), so nothing maps names by
+hand, and a class that drifts from its spec fails at import. A required field (no default) missing from the
+environment fails with the variable's name (:class:`MissingSetting`) instead of a ``KeyError`` deep inside a
+handler; every value is validated once per container. Nothing here is a secret: the model key is read from
+Secrets Manager.
+
+The authorizer has no class here: it reads its five variables itself (``assistant.auth.verifier_from_env``), to
+keep pydantic off the path of every page load.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, ValidationError
 
 from assistant.stores.rate_limits import RateLimit
 from assistant.stores.usage import Quotas
-from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS, QUEUE, STAGE_DEFAULTS, Env, MissingSetting, ModelProvider
+from assistant.wiring import (
+    COMMANDS,
+    CONNECT,
+    DEFAULT,
+    DEFAULT_MAX_MESSAGE_CHARS,
+    DISCONNECT,
+    POWERTOOLS_ENV,
+    QUEUE,
+    SEND_MESSAGE,
+    STAGE_DEFAULTS,
+    WORKER,
+    Env,
+    FunctionSpec,
+    MissingSetting,
+    ModelProvider,
+)
 
-__all__ = ["MissingSetting", "RateLimitSetting", "Settings"]
+__all__ = [
+    "CommandsSettings",
+    "ConnectSettings",
+    "DefaultSettings",
+    "DisconnectSettings",
+    "MissingSetting",
+    "ModelSettings",
+    "RateLimitSetting",
+    "SendMessageSettings",
+    "WorkerSettings",
+    "check_values",
+]
 
 
 def _rate_limit(value: object) -> RateLimit:
@@ -26,83 +59,68 @@ def _rate_limit(value: object) -> RateLimit:
 #: ``"<burst>/<per minute>"`` in the environment, a :class:`RateLimit` in the settings.
 RateLimitSetting = Annotated[RateLimit, BeforeValidator(_rate_limit)]
 
+#: Not a variable of the spec: Lambda's runtime sets the region itself.
+_REGION_FIELD = "region"
 
-class Settings(BaseModel):
+
+class _EnvironmentSettings(BaseModel):
+    """Settings read from the environment: each field is the variable of the same name (upper case)."""
+
     model_config = ConfigDict(frozen=True)
 
-    table_name: str | None = None
-    queue_url: str | None = None
-    callback_url: str | None = None
-    user_pool_id: str | None = None
-    user_pool_client_id: str | None = None
-    cognito_issuer: str | None = None
-    cognito_jwks_url: str | None = None
-    openai_secret_name: str | None = None
-    openai_base_url: str | None = None
-    model_provider: ModelProvider = ModelProvider.OPENAI
-    model_override: str | None = None
-    #: ``None``: the packaged ``assistant.toml``.
-    assistant_file: str | None = None
-    #: ``None``: the model client's default (see ``assistant.model.ModelTimeouts``).
-    model_read_timeout_ms: int | None = Field(default=None, ge=100, le=120_000)
+    #: The function whose environment this class reads; its fields must be exactly that spec's variables.
+    spec: ClassVar[FunctionSpec | None] = None
+
     region: str = "us-east-1"
-    max_message_chars: PositiveInt = DEFAULT_MAX_MESSAGE_CHARS
-    daily_message_quota: PositiveInt = STAGE_DEFAULTS.daily_message_quota
-    daily_output_token_quota: PositiveInt = STAGE_DEFAULTS.daily_output_token_quota
-    daily_input_token_quota: PositiveInt = STAGE_DEFAULTS.daily_input_token_quota
-    rate_limit_send_message: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_send_message)
-    rate_limit_new_conversation: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_new_conversation)
-    rate_limit_get_history: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_get_history)
-    rate_limit_list_conversations: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_list_conversations)
-    max_connections_per_user: PositiveInt = STAGE_DEFAULTS.max_connections_per_user
-    max_waiting_messages: PositiveInt = STAGE_DEFAULTS.max_waiting_messages
-    max_conversations_per_user: PositiveInt = STAGE_DEFAULTS.max_conversations_per_user
-    flush_interval_ms: int = Field(default=STAGE_DEFAULTS.flush_interval_ms, ge=0, le=2_000)
-    flush_max_interval_ms: int = Field(default=STAGE_DEFAULTS.flush_max_interval_ms, ge=0, le=2_000)
-    flush_chars: int = Field(default=STAGE_DEFAULTS.flush_chars, ge=1, le=16_000)
-    max_receive_count: PositiveInt = QUEUE.max_receive_count
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+    def variables(cls) -> frozenset[Env]:
+        return frozenset(Env[name.upper()] for name in cls.model_fields if name != _REGION_FIELD)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
         env = os.environ if environ is None else environ
-        names = {
-            "table_name": Env.TABLE_NAME,
-            "queue_url": Env.QUEUE_URL,
-            "callback_url": Env.CALLBACK_URL,
-            "user_pool_id": Env.USER_POOL_ID,
-            "user_pool_client_id": Env.USER_POOL_CLIENT_ID,
-            "cognito_issuer": Env.COGNITO_ISSUER,
-            "cognito_jwks_url": Env.COGNITO_JWKS_URL,
-            "openai_secret_name": Env.OPENAI_SECRET_NAME,
-            "openai_base_url": Env.OPENAI_BASE_URL,
-            "model_provider": Env.MODEL_PROVIDER,
-            "model_override": Env.MODEL_OVERRIDE,
-            "assistant_file": Env.ASSISTANT_FILE,
-            "model_read_timeout_ms": Env.MODEL_READ_TIMEOUT_MS,
-            "max_message_chars": Env.MAX_MESSAGE_CHARS,
-            "daily_message_quota": Env.DAILY_MESSAGE_QUOTA,
-            "daily_output_token_quota": Env.DAILY_OUTPUT_TOKEN_QUOTA,
-            "daily_input_token_quota": Env.DAILY_INPUT_TOKEN_QUOTA,
-            "rate_limit_send_message": Env.RATE_LIMIT_SEND_MESSAGE,
-            "rate_limit_new_conversation": Env.RATE_LIMIT_NEW_CONVERSATION,
-            "rate_limit_get_history": Env.RATE_LIMIT_GET_HISTORY,
-            "rate_limit_list_conversations": Env.RATE_LIMIT_LIST_CONVERSATIONS,
-            "max_connections_per_user": Env.MAX_CONNECTIONS_PER_USER,
-            "max_waiting_messages": Env.MAX_WAITING_MESSAGES,
-            "max_conversations_per_user": Env.MAX_CONVERSATIONS_PER_USER,
-            "flush_interval_ms": Env.FLUSH_INTERVAL_MS,
-            "flush_chars": Env.FLUSH_CHARS,
-            "flush_max_interval_ms": Env.FLUSH_MAX_INTERVAL_MS,
-            "max_receive_count": Env.MAX_RECEIVE_COUNT,
+        values: dict[str, Any] = {
+            name.name.lower(): value for name in cls.variables() if (value := env.get(name.value))
         }
-        values: dict[str, str] = {field: env[var.value] for field, var in names.items() if env.get(var.value)}
         region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
         if region:
-            values["region"] = region
+            values[_REGION_FIELD] = region
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
-            raise MissingSetting(f"Invalid function environment: {exc}") from exc
+            if any(error["type"] != "missing" for error in exc.errors()):
+                raise MissingSetting(f"Invalid function environment: {exc}") from exc
+            missing = [Env[str(error["loc"][0]).upper()].value for error in exc.errors()]
+            raise MissingSetting(f"Environment variable {', '.join(missing)} is not set for this function.") from None
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        spec = cls.__dict__.get("spec")
+        if spec is None:
+            return
+        declared = set(spec.env) - set(POWERTOOLS_ENV)
+        if cls.variables() != declared:
+            raise TypeError(
+                f"{cls.__name__} reads {sorted(v.value for v in cls.variables())} but {spec.name}'s spec declares "
+                f"{sorted(v.value for v in declared)}: the fields of a function's settings are its spec's variables"
+            )
+
+
+class _Table(_EnvironmentSettings):
+    table_name: str
+
+
+class _Callback(_EnvironmentSettings):
+    #: The stage's ``@connections`` endpoint (routes close expired connections through it; the worker posts).
+    callback_url: str
+
+
+class _Quotas(_EnvironmentSettings):
+    daily_message_quota: PositiveInt = STAGE_DEFAULTS.daily_message_quota
+    daily_output_token_quota: PositiveInt = STAGE_DEFAULTS.daily_output_token_quota
+    daily_input_token_quota: PositiveInt = STAGE_DEFAULTS.daily_input_token_quota
 
     def quotas(self) -> Quotas:
         return Quotas(
@@ -111,9 +129,81 @@ class Settings(BaseModel):
             output_tokens=self.daily_output_token_quota,
         )
 
-    def require(self, field: str) -> str:
-        """The value of a setting this function cannot work without."""
-        value = getattr(self, field)
-        if not value:
-            raise MissingSetting(f"Environment variable {Env[field.upper()].value} is not set for this function.")
-        return str(value)
+
+class ModelSettings(_EnvironmentSettings):
+    """What building a model client reads (the worker's and the ``commands`` function's)."""
+
+    #: ``None``: no secret (a Bedrock stage mints its keys); a profile that needs one then fails with its name.
+    openai_secret_name: str | None = None
+    openai_base_url: str | None = None
+    model_provider: ModelProvider = ModelProvider.OPENAI
+    #: ``None``: the model client's default (see ``assistant.model.ModelTimeouts``).
+    model_read_timeout_ms: int | None = Field(default=None, ge=100, le=120_000)
+    #: ``None``: the packaged ``assistant.toml``.
+    assistant_file: str | None = None
+
+
+class ConnectSettings(_Table):
+    spec = CONNECT
+
+    max_connections_per_user: PositiveInt = STAGE_DEFAULTS.max_connections_per_user
+
+
+class DisconnectSettings(_Table):
+    spec = DISCONNECT
+
+
+class DefaultSettings(_Callback):
+    spec = DEFAULT
+
+
+class SendMessageSettings(_Table, _Callback, _Quotas):
+    spec = SEND_MESSAGE
+
+    queue_url: str
+    max_message_chars: PositiveInt = DEFAULT_MAX_MESSAGE_CHARS
+    rate_limit_send_message: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_send_message)
+    max_waiting_messages: PositiveInt = STAGE_DEFAULTS.max_waiting_messages
+
+
+class CommandsSettings(_Table, _Callback, _Quotas, ModelSettings):
+    spec = COMMANDS
+
+    rate_limit_new_conversation: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_new_conversation)
+    rate_limit_get_history: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_get_history)
+    rate_limit_list_conversations: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_list_conversations)
+    max_conversations_per_user: PositiveInt = STAGE_DEFAULTS.max_conversations_per_user
+
+
+class WorkerSettings(_Table, _Callback, _Quotas, ModelSettings):
+    spec = WORKER
+
+    #: To bring a failed record back sooner than the (long) visibility timeout; see assistant.queue.retry_soon.
+    queue_url: str
+    model_override: str | None = None
+    flush_interval_ms: int = Field(default=STAGE_DEFAULTS.flush_interval_ms, ge=0, le=2_000)
+    flush_max_interval_ms: int = Field(default=STAGE_DEFAULTS.flush_max_interval_ms, ge=0, le=2_000)
+    flush_chars: int = Field(default=STAGE_DEFAULTS.flush_chars, ge=1, le=16_000)
+    max_receive_count: PositiveInt = QUEUE.max_receive_count
+
+
+#: Every function's settings class (the authorizer's are ``assistant.auth.verifier_from_env``).
+FUNCTION_SETTINGS: tuple[type[_EnvironmentSettings], ...] = (
+    ConnectSettings,
+    DisconnectSettings,
+    DefaultSettings,
+    SendMessageSettings,
+    CommandsSettings,
+    WorkerSettings,
+)
+
+
+def check_values(environ: Mapping[str, str]) -> None:
+    """Validate the variables present in ``environ`` as the functions that read them will (a stage's limits, say,
+    before anything starts); raises :class:`MissingSetting` naming a bad one. Absent variables are not checked."""
+    for settings in FUNCTION_SETTINGS:
+        try:
+            settings.from_env(environ)
+        except MissingSetting as exc:
+            if not str(exc).startswith("Environment variable "):
+                raise

@@ -3,7 +3,8 @@
 The stack runs its handlers as it does under ``make dev``: each function in processes of its own with exactly its
 deployed environment and metrics on (``isolation="process"``), so these tests fail where AWS would. Assertions
 read the stack's state through boto3 against moto, never through the handlers' process. Only tests that must
-reach into that process (tests/e2e/test_faults.py patches ``assistant.runtime``) run a stack in thread isolation.
+reach into that process (tests/e2e/test_faults.py replaces the worker's dependencies) run a stack in thread
+isolation.
 """
 
 from __future__ import annotations
@@ -74,18 +75,15 @@ def e2e_settings(*, log_dir: Path, **changes: Any) -> LocalStackSettings:
 def running_stack(settings: LocalStackSettings) -> Iterator[LocalStack]:
     """A started stack whose handlers use its resources, not those of a stack that ran before in this process.
 
-    Only thread isolation needs this (process isolation starts fresh containers for every stack): LocalStack does
-    not call ``assistant.runtime.reset()`` after setting the handlers' environment, so without the resets here the
-    handlers would keep the clients (table, queue, JWKS, callback URL) of an earlier stack, and Powertools'
-    parameters utility its Secrets Manager client bound to the earlier stack's moto endpoint.
+    Only thread isolation needs this (process isolation starts fresh containers for every stack): without the
+    resets here the handlers would keep the dependencies they built (table, queue, JWKS, callback URL) for an
+    earlier stack, and Powertools' parameters utility its Secrets Manager client bound to the earlier stack's moto
+    endpoint.
     """
-    from aws_lambda_powertools.utilities import parameters
-
-    from assistant import runtime
+    from tests.handlers import reset_handlers
 
     def forget_earlier_stacks() -> None:
-        runtime.reset()
-        parameters.clear_caches()
+        reset_handlers()
 
     # In thread isolation the worker imports the SDK on its first message (most of a second on this machine). Paid
     # here instead, so the first reply of a module cannot outlast the 3 s visibility timeout and be redelivered

@@ -3,9 +3,9 @@
 The stack's queue has a 3 s visibility timeout, so SQS redeliveries happen within seconds. Faults are a FIFO shared by
 every model request, so each test starts with an empty plan and clears what it left.
 
-These tests reach into the handlers' process (they reset ``assistant.runtime``, patch the worker's reply service and
-write connection records through it), so this module's stack runs in thread isolation; the chat-flow modules cover
-process isolation, where each function has only its own environment.
+These tests reach into the handlers' process (they reset the handlers' dependencies, patch the worker's reply
+service and write connection records through it), so this module's stack runs in thread isolation; the chat-flow
+modules cover process isolation, where each function has only its own environment.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import worker
 
-from assistant import runtime
 from assistant.push import Broadcaster
 from scripts.local_stack.aws.moto_server import client
 from scripts.local_stack.offline_model import Fault, Pace
@@ -43,6 +43,7 @@ from tests.e2e.conftest import (
     wait_for_history,
     wait_for_status,
 )
+from tests.handlers import reset_handlers, use_dependencies
 from tests.replies import replaced
 
 pytestmark = pytest.mark.e2e
@@ -175,7 +176,7 @@ async def test_a_model_that_never_sends_a_byte_ends_in_an_error_frame(
     info = stack_info(local_stack)
     user = new_user(local_stack, "stalled")
     monkeypatch.setenv(PROPOSED_READ_TIMEOUT_ENV, "500")
-    runtime.reset()
+    reset_handlers()
     # Every attempt of every delivery stalls 1.5 s, three times the proposed read timeout.
     _model_state(local_stack).faults.push(*[Fault.stall(1.5)] * 20)
     message_id = None
@@ -189,7 +190,7 @@ async def test_a_model_that_never_sends_a_byte_ends_in_an_error_frame(
         if message_id is not None:
             await wait_for_status(local_stack, user.user_id, message_id)
         monkeypatch.delenv(PROPOSED_READ_TIMEOUT_ENV)
-        runtime.reset()
+        reset_handlers()
     assert frames[-1]["type"] == "error", "a stalled model must not end in a reply"
     assert frames[-1]["code"] == "model_unavailable"
 
@@ -228,10 +229,11 @@ class _DiesOnce:
 @pytest.fixture
 def dying_worker(monkeypatch: pytest.MonkeyPatch) -> Iterator[_DiesOnce]:
     """The worker's reply service with a broadcaster whose process dies after 4 frames of the next reply."""
-    healthy = runtime.reply_service()
-    dies = _DiesOnce(runtime.broadcaster()._client, posts_before_death=4)
-    service = replaced(healthy, broadcaster=Broadcaster(dies, runtime.connections()), model=runtime.model_client)
-    monkeypatch.setattr(runtime, "reply_service", lambda: service)
+    dependencies = worker.dependencies()
+    healthy = dependencies.reply_service
+    dies = _DiesOnce(dependencies.broadcaster._client, posts_before_death=4)
+    service = replaced(healthy, broadcaster=Broadcaster(dies, dependencies.connections), model=dependencies.model)
+    use_dependencies(monkeypatch, worker, reply_service=service)
     try:
         yield dies
     finally:
@@ -300,7 +302,7 @@ async def stale_connection(local_stack: LocalStack) -> tuple[E2EUser, str]:
     """A user with a connection record for a connection the gateway no longer knows (its $disconnect was lost)."""
     user = new_user(local_stack, "stale")
     stale_id = "StaleConnId0000="
-    await asyncio.to_thread(runtime.connections().add, user.user_id, stale_id, now=time.time())
+    await asyncio.to_thread(worker.dependencies().connections.add, user.user_id, stale_id, now=time.time())
     return user, stale_id
 
 
@@ -310,7 +312,7 @@ async def test_a_gone_connection_is_dropped_while_the_live_tab_gets_the_whole_re
     info = stack_info(local_stack)
     user, stale_id = stale_connection
     async with open_socket(info, user.token) as ws:
-        records = await asyncio.to_thread(runtime.connections().list_ids, user.user_id)
+        records = await asyncio.to_thread(worker.dependencies().connections.list_ids, user.user_id)
         assert stale_id in records
         assert len(records) == 2
         live_id = next(connection_id for connection_id in records if connection_id != stale_id)
@@ -322,7 +324,7 @@ async def test_a_gone_connection_is_dropped_while_the_live_tab_gets_the_whole_re
         frames = await receive_until(ws, "done", message_id=accepted["messageId"])
         turns = await history(ws, accepted["conversationId"])
         # The 410 from @connections removed the stale record; the live one stays.
-        assert await asyncio.to_thread(runtime.connections().list_ids, user.user_id) == [live_id]
+        assert await asyncio.to_thread(worker.dependencies().connections.list_ids, user.user_id) == [live_id]
 
     assert _errors(frames) == []
     assert turns[1] == ("assistant", reply_text(frames, accepted["messageId"]))

@@ -14,11 +14,12 @@ import boto3
 import pytest
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 
-from assistant import queue, runtime
+from assistant import queue
 from assistant.wiring import QUEUE, Env
 from scripts.local_stack.offline_model import OfflineModelServer, Pace
 from tests.conftest import REGION
 from tests.events import websocket_event
+from tests.handlers import reset_handlers
 
 # Powertools reads these when the handlers' module-level Logger and Metrics are created, as Lambda would have them.
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "assistant-test")
@@ -163,8 +164,8 @@ def deployment(ddb_table: Any, model: OfflineModelServer, monkeypatch: pytest.Mo
         monkeypatch.setenv(name.value, value)
     # A failed record comes back at once here (the worker asks SQS for 2 s, 4 s, ... in production).
     monkeypatch.setattr(queue, "retry_delay_seconds", lambda attempt: 0)
-    runtime.reset()
+    reset_handlers()
     yield Deployment(table=ddb_table, sqs=sqs, queue_url=queue_url, dlq_url=dlq_url, model=model)
-    monkeypatch.undo()  # tests replace runtime factories; put the cached originals back before clearing them
-    runtime.reset()
+    monkeypatch.undo()  # tests replace handlers' dependencies; put the originals back before resetting them
+    reset_handlers()
     apigatewaymanagementapi_backends[ACCOUNT][REGION].connections.clear()

@@ -18,7 +18,6 @@ from moto.cognitoidp.models import cognitoidp_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.utilities.utils import load_resource
 
-from assistant import auth
 from assistant.auth import TokenVerifier
 from tests.conftest import CognitoPool
 from tests.integration.conftest import ACCOUNT, API_ID, STAGE, LambdaContext
@@ -32,7 +31,7 @@ def verifier(cognito_pool: CognitoPool, monkeypatch: pytest.MonkeyPatch) -> Toke
     verifier = TokenVerifier(
         issuer=cognito_pool.issuer, client_id=cognito_pool.client_id, jwks_source=cognito_pool.jwks
     )
-    monkeypatch.setattr(auth, "token_verifier", lambda: verifier)
+    monkeypatch.setattr(authorizer, "dependencies", lambda: verifier)
     return verifier
 
 

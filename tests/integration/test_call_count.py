@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 import send_message
+import worker
 
-from assistant import runtime
 from tests.integration.conftest import Deployment
 
 
@@ -36,8 +36,10 @@ class CallLog:
 @pytest.fixture
 def calls(deployment: Deployment) -> CallLog:
     log = CallLog(deployment)
-    for client in (runtime.table().meta.client, runtime.sqs()):
-        client.meta.events.register("before-call", log.hook)
+    for handler in (send_message, worker):
+        dependencies = handler.dependencies()
+        for client in (dependencies.messages._table.meta.client, dependencies.sqs):
+            client.meta.events.register("before-call", log.hook)
     return log
 
 

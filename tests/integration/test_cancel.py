@@ -8,16 +8,16 @@ import commands
 import pytest
 import send_message
 
-from assistant import runtime
 from assistant.stores.messages import MessageStatus
+from tests.handlers import use_dependencies
 from tests.integration.conftest import Deployment
 
 
 def _streaming(deployment: Deployment, message_id: str, *, response_id: str | None) -> Any:
     deployment.route(send_message.handler, {"action": "sendMessage", "message": "Think hard", "messageId": message_id})
-    record = runtime.messages().get("alice", message_id)
+    record = commands.dependencies().messages.get("alice", message_id)
     assert record is not None
-    runtime.messages()._table.update_item(  # a worker claimed it and (maybe) started a model response
+    commands.dependencies().messages._table.update_item(  # a worker claimed it and (maybe) started a model response
         Key={"pk": "USER#alice", "sk": f"MSG#{message_id}"},
         UpdateExpression="SET #s = :streaming, claimedAt = :at" + (", responseId = :rid" if response_id else ""),
         ExpressionAttributeNames={"#s": "status"},
@@ -44,10 +44,10 @@ def test_stop_while_the_model_is_silent_cancels_its_response(
 ) -> None:
     """Reasoning models can be silent for many seconds: no frame, so no checkpoint would notice the cancel."""
     model = _RecordingModel()
-    monkeypatch.setattr(runtime, "model_client", lambda: model)
+    use_dependencies(monkeypatch, commands, model=lambda: model)
     _streaming(deployment, "m-think", response_id="resp_thinking")
     # Fresh progress: a live worker owns it.
-    runtime.messages()._table.update_item(
+    commands.dependencies().messages._table.update_item(
         Key={"pk": "USER#alice", "sk": "MSG#m-think"},
         UpdateExpression="SET progressAt = :now",
         ExpressionAttributeValues={":now": "2999-01-01T00:00:00.000Z"},
@@ -57,7 +57,7 @@ def test_stop_while_the_model_is_silent_cancels_its_response(
 
     assert answer is None  # the worker announces `cancelled` to every tab when its stream ends
     assert model.cancelled == ["resp_thinking"]
-    record = runtime.messages().get("alice", "m-think")
+    record = commands.dependencies().messages.get("alice", "m-think")
     assert record is not None
     assert record.cancel_requested
 
@@ -69,6 +69,6 @@ def test_stop_of_a_message_its_worker_left_streaming_finishes_it(deployment: Dep
     answer = deployment.route(commands.handler, {"action": "cancel", "messageId": "m-stuck"})
 
     assert answer == {"type": "cancelled", "messageId": "m-stuck"}
-    record = runtime.messages().get("alice", "m-stuck")
+    record = commands.dependencies().messages.get("alice", "m-stuck")
     assert record is not None
     assert record.status is MessageStatus.CANCELLED

@@ -12,18 +12,20 @@ import connect
 import default
 import pytest
 import send_message
+import worker
 
 from assistant import runtime
 from assistant.queue import QueuedMessage
 from assistant.stores.messages import read_usage
 from scripts.local_stack.offline_model import Fault
-from tests.integration.conftest import Deployment
+from tests.handlers import reset_handlers
+from tests.integration.conftest import CALLBACK_URL, Deployment
 
 
 def _limit(monkeypatch: pytest.MonkeyPatch, **variables: str) -> None:
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
-    runtime.reset()
+    reset_handlers()
 
 
 def _queued(deployment: Deployment) -> int:
@@ -74,7 +76,7 @@ def test_send_message_beyond_the_rate_is_refused_and_leaves_no_trace(
     assert isinstance(refused["retryAfterMs"], int)
     assert 0 < refused["retryAfterMs"] <= 60_000
     assert _queued(deployment) == 2
-    assert runtime.messages().get("alice", "m2") is None
+    assert worker.dependencies().messages.get("alice", "m2") is None
     # The connection keeps working for what is not limited, and other users have buckets of their own.
     assert deployment.route(commands.handler, {"action": "ping"}) == {"type": "pong"}
     other = deployment.route(send_message.handler, {"action": "sendMessage", "message": "hi"}, user="bob")
@@ -111,7 +113,7 @@ def test_the_newest_connection_beyond_the_cap_is_refused(
         for i in range(3)
     ]
     assert statuses == [200, 200, 429]
-    assert sorted(runtime.connections().list_ids("alice")) == ["conn-0", "conn-1"]
+    assert sorted(worker.dependencies().connections.list_ids("alice")) == ["conn-0", "conn-1"]
 
 
 class _RecordingApi:
@@ -141,8 +143,8 @@ class _RecordingApi:
 def test_a_connection_whose_token_expired_is_told_and_closed(
     deployment: Deployment, monkeypatch: pytest.MonkeyPatch, handler: Any, frame: dict[str, Any]
 ) -> None:
-    api = _RecordingApi(runtime.connections_api())
-    monkeypatch.setattr(runtime, "connections_api", lambda: api)
+    api = _RecordingApi(runtime.connections_api(CALLBACK_URL))
+    monkeypatch.setattr(runtime, "connections_api", lambda callback_url: api)
     event = deployment.ws_event("sendMessage", frame)
     # Expired 31 s ago: past the 30 s leeway the authorizer also allows.
     event["requestContext"]["authorizer"]["exp"] = str(int(time.time()) - 31)
@@ -153,7 +155,7 @@ def test_a_connection_whose_token_expired_is_told_and_closed(
     assert [(call, connection) for call, connection, _ in api.calls] == [("post", "conn-a1"), ("delete", "conn-a1")]
     assert api.calls[0][2]["code"] == "token_expired"
     assert _queued(deployment) == 0
-    assert runtime.messages().get("alice", "m-late") is None
+    assert worker.dependencies().messages.get("alice", "m-late") is None
 
 
 def test_a_token_within_its_leeway_still_works(deployment: Deployment) -> None:
@@ -172,7 +174,7 @@ def test_replies_stop_going_to_a_connection_once_its_token_expired(deployment: D
     for event in (fresh, stale):
         assert deployment.call(connect.handler, event)["statusCode"] == 200
 
-    assert runtime.connections().list_ids("alice") == ["conn-fresh"]
+    assert worker.dependencies().connections.list_ids("alice") == ["conn-fresh"]
 
 
 def _usage(deployment: Deployment) -> tuple[int, int]:
@@ -211,10 +213,10 @@ def test_a_redelivered_reply_is_not_counted_twice(deployment: Deployment) -> Non
     records = deployment.receive()
     assert deployment.deliver(records) == []
     once = _usage(deployment)
-    record = runtime.messages().get("alice", "m-once")
+    record = worker.dependencies().messages.get("alice", "m-once")
     assert record is not None
     # SQS delivers the same record again (the first delete was lost): nothing is asked, nothing counted.
-    runtime.reply_service().handle(QueuedMessage.model_validate_json(records[0]["body"]), attempt=2)
+    worker.dependencies().reply_service.handle(QueuedMessage.model_validate_json(records[0]["body"]), attempt=2)
     assert _usage(deployment) == once
 
 
@@ -250,7 +252,7 @@ def test_too_many_waiting_messages_are_refused_at_intake_until_one_is_answered(
     assert [send("w1")["type"], send("w2")["type"]] == ["accepted", "accepted"]
     refused = send("w3")
     assert (refused["code"], refused["retryAfterMs"]) == ("rate_limited", 5000)
-    assert runtime.messages().get("alice", "w3") is None
+    assert worker.dependencies().messages.get("alice", "w3") is None
     assert _queued(deployment) == 2
     # A retry of a waiting message is still the same message, not a new one to refuse.
     assert send("w1")["type"] == "accepted"

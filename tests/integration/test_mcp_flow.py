@@ -16,10 +16,10 @@ import connect
 import pytest
 import send_message
 
-from assistant import runtime
 from assistant.wiring import Env
 from scripts.local_stack.mcp_demo import RunningMcpServer
 from tests.conftest import REGION
+from tests.handlers import reset_handlers
 from tests.integration.conftest import Deployment
 from tests.mcp_servers import running_test_server
 
@@ -39,7 +39,7 @@ def _use_definition(deployment: Deployment, monkeypatch: pytest.MonkeyPatch, tmp
     path = tmp_path / "assistant.toml"
     path.write_text(packaged + servers, encoding="utf-8")
     monkeypatch.setenv(Env.ASSISTANT_FILE.value, str(path))
-    runtime.reset()
+    reset_handlers()
 
 
 def _ask(deployment: Deployment, text: str) -> tuple[str, list[dict]]:

@@ -12,13 +12,14 @@ import default
 import disconnect
 import pytest
 import send_message
+import worker
 from botocore.exceptions import ClientError
 
-from assistant import runtime
 from assistant.push import Broadcaster
 from assistant.stores.messages import MessageRecord, MessageStatus, MessageStore, read_usage
 from scripts.local_stack.offline_model import Fault
 from tests.frames import assemble
+from tests.handlers import reset_handlers, use_dependencies
 from tests.integration.conftest import Deployment
 from tests.replies import replaced
 
@@ -117,14 +118,14 @@ def test_a_retry_after_a_failed_enqueue_is_queued_once_and_answered_once(
     deployment: Deployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _connect(deployment, "alice", "conn-a1")
-    flaky = _SendFailsOnce(runtime.sqs())
-    monkeypatch.setattr(runtime, "sqs", lambda: flaky)
+    flaky = _SendFailsOnce(send_message.dependencies().sqs)
+    use_dependencies(monkeypatch, send_message, sqs=flaky)
     frame = {"action": "sendMessage", "message": "Did this arrive?", "messageId": "client-retry-1"}
 
     failed = deployment.route(send_message.handler, frame)
     assert failed is not None
     assert (failed["type"], failed["code"]) == ("error", "internal")
-    record = runtime.messages().get("alice", "client-retry-1")
+    record = worker.dependencies().messages.get("alice", "client-retry-1")
     assert record is not None
     assert record.status is MessageStatus.QUEUED  # written before the enqueue failed: the id is taken
     assert deployment.receive() == []  # but nothing is on its way to the worker
@@ -176,15 +177,15 @@ def test_a_worker_dying_mid_reply_is_resumed_without_a_second_turn(
     )
     assert accepted is not None
     message_id = accepted["messageId"]
-    healthy = runtime.broadcaster()
-    crashing = Broadcaster(_CrashAfter(healthy._client, frames_before_crash=3), runtime.connections())
-    monkeypatch.setattr(runtime, "reply_service", _service_with(crashing))
+    healthy = worker.dependencies().broadcaster
+    crashing = Broadcaster(_CrashAfter(healthy._client, frames_before_crash=3), worker.dependencies().connections)
+    use_dependencies(monkeypatch, worker, reply_service=_service_with(crashing))
 
     records = deployment.receive()
     assert deployment.deliver(records) == [records[0]["messageId"]]  # failed: SQS will redeliver
-    assert runtime.messages().get("alice", message_id).status is MessageStatus.STREAMING  # type: ignore[union-attr]
+    assert worker.dependencies().messages.get("alice", message_id).status is MessageStatus.STREAMING  # type: ignore[union-attr]
 
-    monkeypatch.setattr(runtime, "reply_service", _service_with(healthy))
+    use_dependencies(monkeypatch, worker, reply_service=_service_with(healthy))
     redelivered = deployment.receive()
     assert redelivered[0]["attributes"]["ApproximateReceiveCount"] == "2"
     assert deployment.deliver(redelivered) == []
@@ -207,13 +208,13 @@ def test_a_worker_dying_mid_reply_is_resumed_without_a_second_turn(
 
 def _service_with(broadcaster: Broadcaster, messages: MessageStore | None = None) -> Any:
     # The model factory as the test has it now (a test may have replaced it after the service was built).
-    service = replaced(
-        runtime.reply_service(),
+    dependencies = worker.dependencies()
+    return replaced(
+        dependencies.reply_service,
         broadcaster=broadcaster,
-        messages=messages or runtime.messages(),
-        model=runtime.model_client,
+        messages=messages or dependencies.messages,
+        model=dependencies.model,
     )
-    return lambda: service
 
 
 class _StaleFirstRead(MessageStore):
@@ -246,7 +247,7 @@ def test_two_deliveries_that_both_read_queued_answer_once(
     assert accepted is not None
     message_id = accepted["messageId"]
     records = deployment.receive()
-    seen_by_second = runtime.messages().get("alice", message_id)
+    seen_by_second = worker.dependencies().messages.get("alice", message_id)
     assert seen_by_second is not None
     assert seen_by_second.status is MessageStatus.QUEUED
 
@@ -255,7 +256,7 @@ def test_two_deliveries_that_both_read_queued_answer_once(
     assert [f["type"] for f in frames_after_first].count("done") == 1
 
     stale = _StaleFirstRead(deployment.table, seen_by_second)
-    monkeypatch.setattr(runtime, "reply_service", _service_with(runtime.broadcaster(), stale))
+    use_dependencies(monkeypatch, worker, reply_service=_service_with(worker.dependencies().broadcaster, stale))
     assert deployment.deliver(records) == []  # a duplicate is a success for SQS: deleted, not retried
 
     assert deployment.frames("conn-a1") == frames_after_first
@@ -263,7 +264,7 @@ def test_two_deliveries_that_both_read_queued_answer_once(
     usage = read_usage(deployment.table, "alice")
     assert usage.messages == 1
     assert usage.output_tokens == frames_after_first[-1]["usage"]["outputTokens"]
-    assert runtime.messages().get("alice", message_id).status is MessageStatus.DONE  # type: ignore[union-attr]
+    assert worker.dependencies().messages.get("alice", message_id).status is MessageStatus.DONE  # type: ignore[union-attr]
 
 
 class _GoneFor:
@@ -285,11 +286,13 @@ def test_a_gone_connection_is_dropped_and_the_other_tab_gets_the_whole_reply(
     deployment: Deployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _connect(deployment, "alice", "conn-stale", "conn-live")
-    healthy = runtime.broadcaster()
-    monkeypatch.setattr(
-        runtime,
-        "reply_service",
-        _service_with(Broadcaster(_GoneFor(healthy._client, {"conn-stale"}), runtime.connections())),
+    healthy = worker.dependencies().broadcaster
+    use_dependencies(
+        monkeypatch,
+        worker,
+        reply_service=_service_with(
+            Broadcaster(_GoneFor(healthy._client, {"conn-stale"}), worker.dependencies().connections)
+        ),
     )
     accepted = deployment.route(send_message.handler, {"action": "sendMessage", "message": "Hi"})
     assert accepted is not None
@@ -297,7 +300,7 @@ def test_a_gone_connection_is_dropped_and_the_other_tab_gets_the_whole_reply(
     frames = deployment.frames("conn-live")
     assert frames[-1]["type"] == "done"
     assert _reply_text(frames, accepted["messageId"])
-    assert runtime.connections().list_ids("alice") == ["conn-live"]
+    assert worker.dependencies().connections.list_ids("alice") == ["conn-live"]
 
 
 def test_cancel_stops_a_streaming_reply(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -307,7 +310,7 @@ def test_cancel_stops_a_streaming_reply(deployment: Deployment, monkeypatch: pyt
     )
     assert accepted is not None
     message_id = accepted["messageId"]
-    healthy = runtime.broadcaster()
+    healthy = worker.dependencies().broadcaster
 
     class _CancelOnFirstDelta:
         exceptions = healthy._client.exceptions
@@ -319,8 +322,10 @@ def test_cancel_stops_a_streaming_reply(deployment: Deployment, monkeypatch: pyt
                 assert answer is None  # the worker announces it
             return healthy._client.post_to_connection(**kwargs)
 
-    monkeypatch.setattr(
-        runtime, "reply_service", _service_with(Broadcaster(_CancelOnFirstDelta(), runtime.connections()))
+    use_dependencies(
+        monkeypatch,
+        worker,
+        reply_service=_service_with(Broadcaster(_CancelOnFirstDelta(), worker.dependencies().connections)),
     )
     assert deployment.deliver(deployment.receive()) == []
     types = [f["type"] for f in deployment.frames("conn-a1")]
@@ -328,7 +333,7 @@ def test_cancel_stops_a_streaming_reply(deployment: Deployment, monkeypatch: pyt
     # cancellation of the model response ends its stream.
     assert types[-1] == "cancelled"
     assert "done" not in types
-    assert runtime.messages().get("alice", message_id).status is MessageStatus.CANCELLED  # type: ignore[union-attr]
+    assert worker.dependencies().messages.get("alice", message_id).status is MessageStatus.CANCELLED  # type: ignore[union-attr]
     # What was generated before Stop counts against the quota too (the offline model, like OpenAI for a cancelled
     # background response, reports no usage: the streamed text is estimated).
     assert read_usage(deployment.table, "alice").output_tokens > 0
@@ -351,7 +356,7 @@ def test_the_daily_quota_is_checked_before_the_model_is_called(
     deployment: Deployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DAILY_MESSAGE_QUOTA", "1")
-    runtime.reset()
+    reset_handlers()
     _connect(deployment, "alice", "conn-a1")
     # Both are accepted: nothing is used yet when they arrive. The worker's claim is the exact check.
     for text in ("first", "second"):
@@ -367,7 +372,7 @@ def test_the_daily_quota_is_checked_before_the_model_is_called(
     refused = deployment.route(send_message.handler, {"action": "sendMessage", "message": "third", "messageId": "m3"})
     assert refused["code"] == "quota_exceeded"
     assert deployment.receive() == []
-    assert runtime.messages().get("alice", "m3") is None
+    assert worker.dependencies().messages.get("alice", "m3") is None
 
 
 def test_a_model_that_keeps_failing_ends_in_an_error_frame_and_the_dead_letter_queue(
@@ -384,8 +389,9 @@ def test_a_model_that_keeps_failing_ends_in_an_error_frame_and_the_dead_letter_q
         tools=default_registry(),
         retry=RetryPolicy(max_attempts=2, base_delay_s=0.01, max_delay_s=0.02),
     )
-    monkeypatch.setattr(runtime, "model_client", lambda: fast)
-    runtime.reply_service.cache_clear()
+    use_dependencies(
+        monkeypatch, worker, reply_service=replaced(worker.dependencies().reply_service, model=lambda: fast)
+    )
     _connect(deployment, "alice", "conn-a1")
     accepted = deployment.route(send_message.handler, {"action": "sendMessage", "message": "Hello?"})
     assert accepted is not None
@@ -485,7 +491,7 @@ def test_someone_elses_conversation_and_message_are_not_found(deployment: Deploy
         assert answer is not None
         assert (answer["type"], answer["code"]) == ("error", "not_found"), frame
     # and alice's message is untouched
-    assert runtime.messages().get("alice", accepted["messageId"]).status is MessageStatus.QUEUED  # type: ignore[union-attr]
+    assert worker.dependencies().messages.get("alice", accepted["messageId"]).status is MessageStatus.QUEUED  # type: ignore[union-attr]
 
 
 def test_conversations_are_created_listed_and_kept_apart(deployment: Deployment) -> None:
@@ -566,7 +572,7 @@ def test_history_and_the_conversation_list_come_in_pages_with_a_cursor(deploymen
 def test_disconnect_forgets_only_that_connection(deployment: Deployment) -> None:
     _connect(deployment, "alice", "conn-a1", "conn-a2")
     deployment.call(disconnect.handler, deployment.ws_event("$disconnect", connection="conn-a1"))
-    assert runtime.connections().list_ids("alice") == ["conn-a2"]
+    assert worker.dependencies().connections.list_ids("alice") == ["conn-a2"]
 
 
 def test_an_unexpected_failure_answers_internal_without_details(
@@ -575,7 +581,7 @@ def test_an_unexpected_failure_answers_internal_without_details(
     def broken() -> Any:
         raise ClientError({"Error": {"Code": "InternalServerError", "Message": "secret detail"}}, "Query")
 
-    monkeypatch.setattr(runtime, "conversations", broken)
+    monkeypatch.setattr(commands, "dependencies", broken)
     answer = deployment.route(commands.handler, {"action": "listConversations"})
     assert answer is not None
     assert answer["code"] == "internal"
@@ -591,8 +597,7 @@ def test_a_failed_record_comes_back_after_a_short_delay_not_the_visibility_timeo
     deployment.sqs.set_queue_attributes(QueueUrl=deployment.queue_url, Attributes={"VisibilityTimeout": "1800"})
     _connect(deployment, "alice", "conn-a1")
     assert deployment.route(send_message.handler, {"action": "sendMessage", "message": "hi"}) is not None
-    monkeypatch.setattr(runtime, "conversations", lambda: (_ for _ in ()).throw(RuntimeError("DynamoDB is down")))
-    runtime.reply_service.cache_clear()
+    use_dependencies(monkeypatch, worker, reply_service=_Down())
     records = deployment.receive()
     assert deployment.deliver(records) == [records[0]["messageId"]]
     assert deployment.receive() == []  # not visible yet ...
@@ -600,6 +605,13 @@ def test_a_failed_record_comes_back_after_a_short_delay_not_the_visibility_timeo
     while not (again := deployment.receive()) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert [r["attributes"]["ApproximateReceiveCount"] for r in again] == ["2"]  # ... but long before 30 minutes
+
+
+class _Down:
+    """A reply service whose table is unreachable."""
+
+    def handle(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("DynamoDB is down")
 
 
 def test_retry_delays_grow_and_stay_short() -> None:

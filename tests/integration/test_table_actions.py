@@ -22,8 +22,9 @@ import default
 import disconnect
 import pytest
 import send_message
+import worker
 
-from assistant import auth, runtime
+from assistant import runtime
 from assistant.auth import TokenVerifier
 from assistant.wiring import (
     AUTHORIZER,
@@ -38,7 +39,7 @@ from assistant.wiring import (
 )
 from tests.conftest import REGION, CognitoPool
 from tests.events import authorizer_event
-from tests.integration.conftest import API_ID, STAGE, Deployment, LambdaContext
+from tests.integration.conftest import API_ID, CALLBACK_URL, STAGE, Deployment, LambdaContext
 
 _TRANSACTION_ITEM_ACTIONS = {
     "Put": "dynamodb:PutItem",
@@ -86,8 +87,8 @@ def recorder(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> TableCa
     # Before the parameters are serialized: the operation's name and its plain parameters (transaction items too).
     resource.meta.client.meta.events.register("before-parameter-build.dynamodb", recorder)
     table = resource.Table(deployment.table.name)
-    # Every store the handlers build reads runtime.table(); the fixture puts the cached original back afterwards.
-    monkeypatch.setattr(runtime, "table", lambda: table)
+    # Every store the handlers build reads runtime.table(); the fixture puts the original back afterwards.
+    monkeypatch.setattr(runtime, "table", lambda table_name, region: table)
     return recorder
 
 
@@ -124,7 +125,7 @@ def test_each_function_calls_exactly_the_table_actions_its_spec_declares(
     verifier = TokenVerifier(
         issuer=cognito_pool.issuer, client_id=cognito_pool.client_id, jwks_source=cognito_pool.jwks
     )
-    monkeypatch.setattr(auth, "token_verifier", lambda: verifier)
+    monkeypatch.setattr(authorizer, "dependencies", lambda: verifier)
     with recorder.running(AUTHORIZER):
         for token in (cognito_pool.access_token(), "not-a-jwt"):
             authorizer.handler(authorizer_event(token, api_id=API_ID, stage=STAGE), LambdaContext())
@@ -160,8 +161,9 @@ def test_each_function_calls_exactly_the_table_actions_its_spec_declares(
         assert _answer(deployment, commands.handler, {"action": "cancel", "messageId": "m-1"})["type"] == "cancelled"
 
     # The worker answers the first message; API Gateway says conn-stale is gone, so its record is deleted.
-    healthy = runtime.connections_api()
-    monkeypatch.setattr(runtime, "connections_api", lambda: _GoneFor(healthy, {"conn-stale"}))
+    healthy = runtime.connections_api(CALLBACK_URL)
+    monkeypatch.setattr(runtime, "connections_api", lambda callback_url: _GoneFor(healthy, {"conn-stale"}))
+    worker.dependencies.reset()  # built again with the client above
     with recorder.running(WORKER):
         assert deployment.deliver(deployment.receive()) == []
     assert deployment.frames("conn-a1")[-1]["type"] == "done"

@@ -20,12 +20,14 @@ from botocore.credentials import Credentials
 
 from assistant import runtime
 from assistant.bedrock_auth import BedrockTokenSource, mint_token
+from assistant.settings import ModelSettings
 from assistant.wiring import (
     BEDROCK_TOKEN_LIFETIME_SECONDS,
     BEDROCK_TOKEN_REFRESH_SECONDS,
     Env,
     ModelProvider,
 )
+from tests.handlers import reset_handlers
 
 KEY_PREFIX = "bedrock-api-key-"
 
@@ -188,10 +190,15 @@ def bedrock_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     from assistant import bedrock_auth
 
     bedrock_auth._session.cache_clear()
-    runtime.reset()
+    reset_handlers()
     yield
     bedrock_auth._session.cache_clear()
-    runtime.reset()
+    reset_handlers()
+
+
+def _model_clients() -> runtime.ModelClients:
+    """What a function that talks to the model builds from its environment in a new container."""
+    return runtime.ModelClients(ModelSettings.from_env())
 
 
 def _never_read_secrets(*args: Any, **kwargs: Any) -> Any:
@@ -205,9 +212,9 @@ def test_a_bedrock_stage_sends_a_minted_key_and_never_reads_a_secret(
 
     monkeypatch.setattr(parameters, "get_secret", _never_read_secrets)
     monkeypatch.setenv(Env.OPENAI_BASE_URL.value, recorder)  # an explicit endpoint wins over the profile's
-    runtime.reset()
-    client = runtime.model_client()
-    assert runtime.model_client() is client  # one client per container: the key source refreshes itself
+    model = _model_clients()
+    client = model()
+    assert model() is client  # one client per container: the key source refreshes itself
     client._client.models.list()
     client._client.models.list()
     assert _Recorder.paths == ["/v1/models", "/v1/models"]
@@ -230,10 +237,10 @@ def test_a_bedrock_stage_talks_to_its_region_s_endpoint(
     bedrock_env: None, monkeypatch: pytest.MonkeyPatch, provider: ModelProvider, expected: str
 ) -> None:
     monkeypatch.setenv(Env.MODEL_PROVIDER.value, provider.value)
-    runtime.reset()
-    client = runtime.model_client()
+    model = _model_clients()
+    client = model()
     assert str(client._client.base_url) == expected
-    assert runtime.model_api_key() is runtime.bedrock_token_source()
+    assert model.api_key() is model.bedrock_token_source()
 
 
 def test_the_openai_profile_has_no_fixed_endpoint_and_bedrock_profiles_do() -> None:
@@ -254,9 +261,9 @@ def test_an_openai_compatible_stage_without_a_secret_sends_a_placeholder_key(
     monkeypatch.setattr(parameters, "get_secret", _never_read_secrets)
     monkeypatch.setenv(Env.MODEL_PROVIDER.value, ModelProvider.OPENAI_COMPATIBLE.value)
     monkeypatch.setenv(Env.OPENAI_BASE_URL.value, recorder)
-    runtime.reset()
-    assert runtime.model_api_key() == runtime.NO_API_KEY
-    runtime.model_client()._client.models.list()
+    model = _model_clients()
+    assert model.api_key() == runtime.NO_API_KEY
+    model()._client.models.list()
     assert _Recorder.authorizations == [f"Bearer {runtime.NO_API_KEY}"]
 
 
@@ -269,8 +276,8 @@ def test_an_openai_compatible_stage_uses_the_secret_when_it_holds_a_key(
     monkeypatch.setattr(parameters, "get_secret", lambda name, **_: values[name])
     monkeypatch.setenv(Env.MODEL_PROVIDER.value, ModelProvider.OPENAI_COMPATIBLE.value)
     monkeypatch.setenv(Env.OPENAI_SECRET_NAME.value, "stage-key")
-    runtime.reset()
-    assert runtime.model_api_key() == "sk-self-hosted"
+    model = _model_clients()
+    assert model.api_key() == "sk-self-hosted"
     monkeypatch.setenv(Env.OPENAI_SECRET_NAME.value, "empty")
-    runtime.reset()
-    assert runtime.model_api_key() == runtime.NO_API_KEY
+    model = _model_clients()
+    assert model.api_key() == runtime.NO_API_KEY

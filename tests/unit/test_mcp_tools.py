@@ -443,7 +443,8 @@ _WORKER_COLD_START = """
 import json, sys
 import worker  # the handler module, as Lambda imports it
 from assistant import runtime
-client = runtime._model_client_for("test-key")
+from assistant.settings import ModelSettings
+client = runtime.ModelClients(ModelSettings.from_env()).client_for("test-key")
 client._toolbox.offer()  # what every reply does before its first request
 print(json.dumps({"mcp": "mcp" in sys.modules, "servers": len(client._toolbox.offer().mcp)}))
 """

@@ -46,3 +46,22 @@ def test_a_function_environment_is_exactly_its_declared_variables_with_a_value()
     del values[Env.QUEUE_URL]
     with pytest.raises(MissingSetting, match="QUEUE_URL"):
         function_environment(spec, values)
+
+
+def test_a_function_s_settings_are_typed_and_read_exactly_its_spec_s_variables() -> None:
+    from assistant.settings import FUNCTION_SETTINGS, SendMessageSettings, _Table
+
+    for settings in FUNCTION_SETTINGS:
+        assert settings.spec is not None
+        assert settings.variables() == set(settings.spec.env) - set(POWERTOOLS_ENV), settings.__name__
+    with pytest.raises(MissingSetting, match="QUEUE_URL"):
+        SendMessageSettings.from_env({"TABLE_NAME": "t", "CALLBACK_URL": "https://c"})
+    with pytest.raises(MissingSetting, match="max_waiting_messages"):
+        SendMessageSettings.from_env(
+            {"TABLE_NAME": "t", "CALLBACK_URL": "c", "QUEUE_URL": "q", "MAX_WAITING_MESSAGES": "0"}
+        )
+    # A settings class that drifts from its function's spec fails when it is defined.
+    with pytest.raises(TypeError, match="spec declares"):
+
+        class _Drifted(_Table):
+            spec = FUNCTIONS[0]

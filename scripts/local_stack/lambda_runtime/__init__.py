@@ -15,7 +15,7 @@ Two invokers, chosen by ``LocalStackSettings.isolation``:
     Every handler runs on a thread pool of this process, under the union of all functions' environments that the
     stack sets in ``os.environ``, with metrics disabled. It exists because tests reach into the handlers' process:
     unit tests of the gateway and the poller inject fake handlers (closures a child process cannot receive), and
-    fault-injection tests patch ``assistant.runtime`` or reset its caches while the stack runs. What it cannot
+    fault-injection tests replace a handler's ``dependencies`` or reset them while the stack runs. What it cannot
     catch: a function reading a variable only another function declares, a metrics flush that fails for lack of a
     namespace, module state shared between functions, a result that is not JSON. A handler that overruns its timeout
     keeps running (Python cannot kill a thread); the caller sees the error Lambda would give, and the overrun is

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal, Protocol
@@ -70,6 +70,25 @@ def _load_handler_module(module_name: str) -> ModuleType:
         del sys.modules[module_name]
         raise
     return module
+
+
+def reset_handler_modules(functions: Iterable[FunctionSpec]) -> None:
+    """A fresh "container" for the handler modules loaded in this process: each builds its dependencies again at its
+    next invocation (``dependencies``, an ``assistant.lifecycle.PerContainer``), from the environment as it is then.
+
+    For what runs handlers in this process (thread isolation, tests) after changing their environment or starting
+    another stack. Powertools' parameters utility keeps fetched secrets and its client (bound to an endpoint) at
+    module level, so it is cleared too.
+    """
+    from aws_lambda_powertools.utilities import parameters
+
+    for function in functions:
+        module = sys.modules.get(function.handler.rpartition(".")[0])
+        dependencies = getattr(module, "dependencies", None)
+        reset = getattr(dependencies, "reset", None)
+        if callable(reset):
+            reset()
+    parameters.clear_caches()
 
 
 class Invoker(Protocol):

@@ -24,10 +24,10 @@ class LambdaRuntime:
     """Thread isolation: runs handlers on a thread pool of this process with a Lambda-like context.
 
     For callers that must share the handlers' process: a ``resolver`` returning closures (unit tests of the gateway
-    and the poller) or tests that patch ``assistant.runtime`` while the stack runs. The handlers read whatever
-    ``os.environ`` holds (the stack sets the union of all functions' variables, metrics off), so a variable missing
-    from one function's spec, or a metrics flush that would fail, goes unnoticed here: ``ProcessLambdaRuntime``
-    catches those.
+    and the poller) or tests that replace a handler module's ``dependencies`` while the stack runs. The handlers read
+    whatever ``os.environ`` holds (the stack sets the union of all functions' variables, metrics off), so a variable
+    missing from one function's spec, or a metrics flush that would fail, goes unnoticed here:
+    ``ProcessLambdaRuntime`` catches those.
     """
 
     def __init__(

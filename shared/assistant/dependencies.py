@@ -1,0 +1,236 @@
+"""What each function is built from: one dataclass and one builder per function, from that function's settings.
+
+A handler module keeps its function's dependencies for the container's life (``assistant.lifecycle.PerContainer``)
+and builds them with the builder here at its first invocation. Nothing is shared between functions and nothing is
+cached here. The services a route runs are composed from the parts per invocation (cheap: no I/O), so a test that
+replaces a part (``dataclasses.replace(deps, sqs=fake)``) gets a service that uses it. Heavy modules are imported
+inside the builders: ``openai`` only by the functions that talk to the model, when they first do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from assistant import runtime
+from assistant.lifecycle import PerContainer
+from assistant.settings import (
+    CommandsSettings,
+    ConnectSettings,
+    DefaultSettings,
+    DisconnectSettings,
+    SendMessageSettings,
+    WorkerSettings,
+)
+
+if TYPE_CHECKING:
+    from assistant.commands import CommandService
+    from assistant.intake import MessageIntake
+    from assistant.model import ModelClient
+    from assistant.push import Broadcaster
+    from assistant.reply import ReplyService
+    from assistant.stores.connections import ConnectionStore
+    from assistant.stores.conversations import ConversationStore
+    from assistant.stores.messages import MessageStore
+    from assistant.stores.rate_limits import RateLimiter
+    from assistant.stores.turns import TurnStore
+    from assistant.stores.usage import UsageStore
+
+
+def _connections_api(callback_url: str) -> Callable[[], Any]:
+    """The ``@connections`` client of a route function, built when first needed: a route uses it only to close a
+    connection whose token expired."""
+    return PerContainer(lambda: runtime.connections_api(callback_url))
+
+
+@dataclass(frozen=True)
+class ConnectDependencies:
+    settings: ConnectSettings
+    connections: ConnectionStore
+
+
+def connect(settings: ConnectSettings) -> ConnectDependencies:
+    from assistant.stores.connections import ConnectionStore
+
+    return ConnectDependencies(
+        settings=settings, connections=ConnectionStore(runtime.table(settings.table_name, settings.region))
+    )
+
+
+@dataclass(frozen=True)
+class DisconnectDependencies:
+    settings: DisconnectSettings
+    connections: ConnectionStore
+
+
+def disconnect(settings: DisconnectSettings) -> DisconnectDependencies:
+    from assistant.stores.connections import ConnectionStore
+
+    return DisconnectDependencies(
+        settings=settings, connections=ConnectionStore(runtime.table(settings.table_name, settings.region))
+    )
+
+
+@dataclass(frozen=True)
+class DefaultDependencies:
+    settings: DefaultSettings
+    connections_api: Callable[[], Any]
+
+
+def default(settings: DefaultSettings) -> DefaultDependencies:
+    return DefaultDependencies(settings=settings, connections_api=_connections_api(settings.callback_url))
+
+
+@dataclass(frozen=True)
+class SendMessageDependencies:
+    settings: SendMessageSettings
+    conversations: ConversationStore
+    messages: MessageStore
+    usage: UsageStore
+    rate_limiter: RateLimiter
+    sqs: Any
+    connections_api: Callable[[], Any]
+
+    def intake(self) -> MessageIntake:
+        from assistant.intake import IntakeLimits, MessageIntake
+
+        settings = self.settings
+        return MessageIntake(
+            conversations=self.conversations,
+            messages=self.messages,
+            usage=self.usage,
+            rate_limiter=self.rate_limiter,
+            limits=IntakeLimits(
+                quotas=settings.quotas(),
+                rate_limit=settings.rate_limit_send_message,
+                max_waiting=settings.max_waiting_messages,
+            ),
+            sqs_client=self.sqs,
+            queue_url=settings.queue_url,
+        )
+
+
+def send_message(settings: SendMessageSettings) -> SendMessageDependencies:
+    from assistant.stores.conversations import ConversationStore
+    from assistant.stores.messages import MessageStore
+    from assistant.stores.rate_limits import RateLimiter
+    from assistant.stores.usage import UsageStore
+
+    table = runtime.table(settings.table_name, settings.region)
+    return SendMessageDependencies(
+        settings=settings,
+        conversations=ConversationStore(table),
+        messages=MessageStore(table),
+        usage=UsageStore(table),
+        rate_limiter=RateLimiter(table),
+        sqs=runtime.sqs(settings.region),
+        connections_api=_connections_api(settings.callback_url),
+    )
+
+
+@dataclass(frozen=True)
+class CommandsDependencies:
+    settings: CommandsSettings
+    conversations: ConversationStore
+    turns: TurnStore
+    messages: MessageStore
+    usage: UsageStore
+    rate_limiter: RateLimiter
+    #: The model client (``cancel`` stops a running background response), built when first asked for.
+    model: Callable[[], ModelClient]
+    connections_api: Callable[[], Any]
+
+    def commands(self) -> CommandService:
+        from assistant.commands import CommandLimits, CommandService
+
+        settings = self.settings
+        return CommandService(
+            conversations=self.conversations,
+            turns=self.turns,
+            messages=self.messages,
+            usage=self.usage,
+            rate_limiter=self.rate_limiter,
+            limits=CommandLimits(
+                quotas=settings.quotas(),
+                rate_limits={
+                    "newConversation": settings.rate_limit_new_conversation,
+                    "getHistory": settings.rate_limit_get_history,
+                    "listConversations": settings.rate_limit_list_conversations,
+                },
+                max_conversations=settings.max_conversations_per_user,
+            ),
+            model=self.model,
+        )
+
+
+def commands(settings: CommandsSettings) -> CommandsDependencies:
+    from assistant.stores.conversations import ConversationStore
+    from assistant.stores.messages import MessageStore
+    from assistant.stores.rate_limits import RateLimiter
+    from assistant.stores.turns import TurnStore
+    from assistant.stores.usage import UsageStore
+
+    table = runtime.table(settings.table_name, settings.region)
+    return CommandsDependencies(
+        settings=settings,
+        conversations=ConversationStore(table),
+        turns=TurnStore(table),
+        messages=MessageStore(table),
+        usage=UsageStore(table),
+        rate_limiter=RateLimiter(table),
+        model=runtime.ModelClients(settings),
+        connections_api=_connections_api(settings.callback_url),
+    )
+
+
+@dataclass(frozen=True)
+class WorkerDependencies:
+    settings: WorkerSettings
+    sqs: Any
+    messages: MessageStore
+    connections: ConnectionStore
+    broadcaster: Broadcaster
+    #: The model client for the current key (``runtime.ModelClients``).
+    model: Callable[[], ModelClient]
+    reply_service: ReplyService
+
+
+def worker(settings: WorkerSettings) -> WorkerDependencies:
+    from assistant.push import Broadcaster
+    from assistant.reply import ReplyLimits, ReplyService
+    from assistant.stores.connections import ConnectionStore
+    from assistant.stores.conversations import ConversationStore
+    from assistant.stores.messages import MessageStore
+    from assistant.stores.turns import TurnStore
+    from assistant.stores.usage import UsageStore
+
+    table = runtime.table(settings.table_name, settings.region)
+    messages = MessageStore(table)
+    connections = ConnectionStore(table)
+    broadcaster = Broadcaster(runtime.connections_api(settings.callback_url), connections)
+    model = runtime.ModelClients(settings, model_override=settings.model_override)
+    reply_service = ReplyService(
+        messages=messages,
+        conversations=ConversationStore(table),
+        turns=TurnStore(table),
+        usage=UsageStore(table),
+        broadcaster=broadcaster,
+        model=model,
+        limits=ReplyLimits(
+            quotas=settings.quotas(),
+            flush_interval_s=settings.flush_interval_ms / 1000,
+            flush_max_interval_s=settings.flush_max_interval_ms / 1000,
+            flush_chars=settings.flush_chars,
+            max_receive_count=settings.max_receive_count,
+        ),
+    )
+    return WorkerDependencies(
+        settings=settings,
+        sqs=runtime.sqs(settings.region),
+        messages=messages,
+        connections=connections,
+        broadcaster=broadcaster,
+        model=model,
+        reply_service=reply_service,
+    )
