@@ -6,13 +6,12 @@ import time
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from assistant import dependencies as build
-from assistant import tracing
 from assistant.events import ConnectEvent
 from assistant.lifecycle import PerContainer
-from assistant.observability import WEBSOCKET_CORRELATION_PATH, Metric, logger, metrics
+from assistant.observability import Metric, logger, metrics
+from assistant.routes import connection_route
 from assistant.settings import ConnectSettings
 
 #: A non-2xx answer to `$connect` makes API Gateway refuse the connection (the client sees this status).
@@ -22,11 +21,7 @@ TOO_MANY_CONNECTIONS = 429
 dependencies = PerContainer(lambda: build.connect(ConnectSettings.from_env()))
 
 
-@tracing.capture_handler
-@logger.inject_lambda_context(correlation_id_path=WEBSOCKET_CORRELATION_PATH)
-@metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    parsed = ConnectEvent.model_validate(event)
+def connect(parsed: ConnectEvent) -> dict[str, Any]:
     authorizer = parsed.request_context.authorizer
     deps = dependencies()
     connections = deps.connections
@@ -45,3 +40,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name=Metric.CONNECTIONS_OPENED.value, unit=MetricUnit.Count, value=1)
     logger.info("Connected", extra={"userId": authorizer.user_id})
     return {"statusCode": 200}
+
+
+handler = connection_route(ConnectEvent, connect)

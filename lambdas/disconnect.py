@@ -5,26 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from assistant import dependencies as build
-from assistant import tracing
 from assistant.events import DisconnectEvent
 from assistant.lifecycle import PerContainer
-from assistant.observability import WEBSOCKET_CORRELATION_PATH, Metric, logger, metrics
+from assistant.observability import Metric, logger, metrics
+from assistant.routes import connection_route
 from assistant.settings import DisconnectSettings
 
 #: Built at the first invocation, kept for the container's life.
 dependencies = PerContainer(lambda: build.disconnect(DisconnectSettings.from_env()))
 
 
-@tracing.capture_handler
-@logger.inject_lambda_context(correlation_id_path=WEBSOCKET_CORRELATION_PATH)
-@metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    parsed = DisconnectEvent.model_validate(event)
+def disconnect(parsed: DisconnectEvent) -> dict[str, Any]:
     context_ = parsed.request_context
     dependencies().connections.remove(context_.authorizer.user_id, context_.connection_id)
     metrics.add_metric(name=Metric.CONNECTIONS_CLOSED.value, unit=MetricUnit.Count, value=1)
     logger.info("Disconnected", extra={"status": context_.disconnect_status_code, "reason": context_.disconnect_reason})
     return {"statusCode": 200}
+
+
+handler = connection_route(DisconnectEvent, disconnect)

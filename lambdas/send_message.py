@@ -8,7 +8,7 @@ from assistant import dependencies as build
 from assistant.events import MessageEvent
 from assistant.lifecycle import PerContainer
 from assistant.observability import Metric, metrics
-from assistant.protocol import Accepted, SendMessage, parse_client_frame
+from assistant.protocol import Accepted, SendMessage
 from assistant.routes import websocket_route
 from assistant.settings import SendMessageSettings
 
@@ -16,18 +16,22 @@ from assistant.settings import SendMessageSettings
 dependencies = PerContainer(lambda: build.send_message(SendMessageSettings.from_env()))
 
 
-def send_message(event: MessageEvent) -> Accepted:
-    deps = dependencies()
-    frame = parse_client_frame(event.body, max_message_chars=deps.settings.max_message_chars)
-    if not isinstance(frame, SendMessage):
-        raise TypeError(f"sendMessage route received a {type(frame).__name__} frame")
-    accepted = deps.intake().accept(
-        user_id=event.request_context.authorizer.user_id,
-        connection_id=event.request_context.connection_id,
-        frame=frame,
+def send_message(event: MessageEvent, frame: SendMessage) -> Accepted:
+    accepted = (
+        dependencies()
+        .intake()
+        .accept(
+            user_id=event.request_context.authorizer.user_id,
+            connection_id=event.request_context.connection_id,
+            frame=frame,
+        )
     )
     metrics.add_metric(name=Metric.MESSAGES_ACCEPTED.value, unit=MetricUnit.Count, value=1)
     return accepted
 
 
-handler = websocket_route(send_message, connections_api=lambda: dependencies().connections_api())
+handler = websocket_route(
+    {"sendMessage": send_message},
+    connections_api=lambda: dependencies().connections_api(),
+    max_message_chars=lambda: dependencies().settings.max_message_chars,
+)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from assistant.errors import NotFound, QuotaExceeded
 from assistant.model import ModelClient
 from assistant.protocol import (
-    Cancel,
     Cancelled,
     ClientFrame,
     ConversationFrame,
@@ -19,13 +19,10 @@ from assistant.protocol import (
     ConversationSummary,
     DailyUsageFrame,
     GetHistory,
-    GetUsage,
     History,
     HistoryMessage,
     HistoryTool,
     ListConversations,
-    NewConversation,
-    Ping,
     Pong,
     ServerFrame,
     Usage,
@@ -78,30 +75,35 @@ class CommandService:
         self._clock = clock
 
     def handle(self, user_id: str, frame: ClientFrame) -> ServerFrame | None:
+        command = self._commands().get(frame.action)
+        if command is None:
+            raise TypeError(f"{type(frame).__name__} is not a command")  # sendMessage has its own route
         limit = self._limits.rate_limits.get(frame.action)
         if limit is not None:
             # Before any work: a refused frame changes nothing.
             self._rate_limiter.take(user_id, frame.action, limit)
-        if isinstance(frame, Cancel):
-            return self._cancel(user_id, frame.message_id)
-        if isinstance(frame, NewConversation):
-            kept = self._conversations.count(user_id)
-            if kept >= self._limits.max_conversations:
-                # Every conversation is listed and kept with its turns: a bound on what one user can store.
-                raise QuotaExceeded(
-                    f"You have {kept} conversations, the most one user can keep; continue one of them instead."
-                )
-            created = self._conversations.create(user_id, now=self._clock(), make_current=True)
-            return ConversationFrame(conversation_id=created.conversation_id)
-        if isinstance(frame, ListConversations):
-            return self._conversation_list(user_id, frame)
-        if isinstance(frame, GetHistory):
-            return self._history(user_id, frame)
-        if isinstance(frame, Ping):
-            return Pong()
-        if isinstance(frame, GetUsage):
-            return self._usage_today(user_id)
-        raise TypeError(f"{type(frame).__name__} is not a command")  # sendMessage has its own route
+        return command(user_id, frame)
+
+    def _commands(self) -> dict[str, Callable[[str, Any], ServerFrame | None]]:
+        """Each command's action and what answers it (the frame is already the action's model)."""
+        return {
+            "cancel": lambda user_id, frame: self._cancel(user_id, frame.message_id),
+            "newConversation": lambda user_id, frame: self._new_conversation(user_id),
+            "listConversations": self._conversation_list,
+            "getHistory": self._history,
+            "ping": lambda user_id, frame: Pong(),
+            "getUsage": lambda user_id, frame: self._usage_today(user_id),
+        }
+
+    def _new_conversation(self, user_id: str) -> ServerFrame:
+        kept = self._conversations.count(user_id)
+        if kept >= self._limits.max_conversations:
+            # Every conversation is listed and kept with its turns: a bound on what one user can store.
+            raise QuotaExceeded(
+                f"You have {kept} conversations, the most one user can keep; continue one of them instead."
+            )
+        created = self._conversations.create(user_id, now=self._clock(), make_current=True)
+        return ConversationFrame(conversation_id=created.conversation_id)
 
     def _cancel(self, user_id: str, message_id: str) -> ServerFrame | None:
         record = self._messages.request_cancel(user_id, message_id)

@@ -1,34 +1,56 @@
-"""What every WebSocket route handler does around its one line of logic.
+"""The handler shapes: what every Lambda handler does around its one line of logic.
 
-Parse the event (Powertools model plus the authorizer context), run the route, and turn the outcome into the
-route response: the route's frame, an ``error`` frame with the protocol's code for an :class:`AssistantError`, or an
-``internal`` error frame for anything unexpected. The unexpected case is logged with its traceback and counted; the
-user sees only a generic message and the request id to quote.
+:func:`websocket_route` is the router of the message routes (``sendMessage``, the commands, ``$default``): it
+parses the event (the authorizer's context included) and the frame, once, into the model of its action, and calls
+the function mapped to that action. API Gateway already routed by action, so a frame whose action is not one of this
+function's is refused (``bad_request``); so is one that does not parse. The outcome becomes the route response: the
+function's frame, an ``error`` frame with the protocol's code for an :class:`AssistantError`, or an ``internal``
+error frame for anything unexpected. The unexpected case is logged with its traceback and counted; the user sees
+only a generic message and the request id to quote.
+
+:func:`connection_route` is the shape of ``$connect`` and ``$disconnect``: the event parsed into its model, the
+function's answer returned as the status API Gateway reads.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
 
 from assistant import tracing
-from assistant.errors import AssistantError, ErrorCode, TokenExpired
+from assistant.errors import AssistantError, BadRequest, ErrorCode, TokenExpired
 from assistant.events import MessageEvent
 from assistant.observability import WEBSOCKET_CORRELATION_PATH, Metric, logger, metrics
-from assistant.protocol import ErrorFrame, ServerFrame, route_response
+from assistant.protocol import ClientFrame, ErrorFrame, ServerFrame, parse_client_frame, route_response
 from assistant.push import post_then_close
+from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS, ROUTES, FunctionSpec
 
-RouteAction = Callable[[MessageEvent], ServerFrame | None]
+#: What an action runs: the event (who sent it, on which connection) and its frame, parsed into its model.
+RouteAction = Callable[[MessageEvent, Any], ServerFrame | None]
 LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+EventT = TypeVar("EventT", bound=BaseModel)
 
 
-def websocket_route(action: RouteAction, *, connections_api: Callable[[], Any]) -> LambdaHandler:
-    """The route's Lambda handler; ``connections_api`` gives the function's ``@connections`` client (to close a
-    connection whose token expired)."""
+def actions_of(function: FunctionSpec) -> frozenset[str]:
+    """The actions API Gateway routes to ``function`` (its route keys in :data:`assistant.wiring.ROUTES`)."""
+    return frozenset(route.route_key for route in ROUTES if route.function is function)
+
+
+def websocket_route(
+    actions: Mapping[str, RouteAction],
+    *,
+    connections_api: Callable[[], Any],
+    max_message_chars: Callable[[], int] = lambda: DEFAULT_MAX_MESSAGE_CHARS,
+) -> LambdaHandler:
+    """The Lambda handler of a message route function: ``actions`` maps each action it answers to what runs it.
+
+    ``connections_api`` gives the function's ``@connections`` client (to close a connection whose token expired);
+    ``max_message_chars`` the function's limit on a message's characters (a ``sendMessage`` setting)."""
 
     @tracing.capture_handler
     @logger.inject_lambda_context(correlation_id_path=WEBSOCKET_CORRELATION_PATH)
@@ -44,7 +66,8 @@ def websocket_route(action: RouteAction, *, connections_api: Callable[[], Any]) 
         if parsed.request_context.authorizer.expired(time.time()):
             return _end_expired_connection(parsed, connections_api())
         try:
-            return route_response(action(parsed))
+            frame = parse_client_frame(parsed.body, max_message_chars=max_message_chars())
+            return route_response(_action_for(actions, frame, parsed)(parsed, frame))
         except AssistantError as error:
             refused = Metric.RATE_LIMITED if error.code is ErrorCode.RATE_LIMITED else Metric.BAD_REQUESTS
             metrics.add_metric(name=refused.value, unit=MetricUnit.Count, value=1)
@@ -56,6 +79,27 @@ def websocket_route(action: RouteAction, *, connections_api: Callable[[], Any]) 
             return route_response(
                 ErrorFrame(code=ErrorCode.INTERNAL, message=f"Something went wrong (request {request_id}).")
             )
+
+    return handler
+
+
+def _action_for(actions: Mapping[str, RouteAction], frame: ClientFrame, event: MessageEvent) -> RouteAction:
+    action = actions.get(frame.action)
+    if action is None:
+        # API Gateway routes on the same `action`, so only a caller invoking the function directly gets here.
+        raise BadRequest(f"The {event.request_context.route_key} route does not take {frame.action!r} frames.")
+    return action
+
+
+def connection_route(event_model: type[EventT], action: Callable[[EventT], dict[str, Any]]) -> LambdaHandler:
+    """The Lambda handler of ``$connect`` or ``$disconnect``: the event parsed into ``event_model``, then
+    ``action``'s answer (its ``statusCode`` is what API Gateway reads; a non-2xx one refuses a connection)."""
+
+    @tracing.capture_handler
+    @logger.inject_lambda_context(correlation_id_path=WEBSOCKET_CORRELATION_PATH)
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return action(event_model.model_validate(event))
 
     return handler
 

@@ -621,3 +621,14 @@ def test_retry_delays_grow_and_stay_short() -> None:
     assert delays == sorted(delays)
     assert delays[0] <= 2
     assert max(delays) <= 60
+
+
+def test_a_frame_of_another_route_is_a_bad_request_not_an_internal_error(deployment: Deployment) -> None:
+    # API Gateway routes on the action; a direct invocation with another route's frame is the caller's mistake.
+    for handler, frame in (
+        (send_message.handler, {"action": "ping"}),
+        (commands.handler, {"action": "sendMessage", "message": "hi"}),
+    ):
+        response = deployment.call(handler, deployment.ws_event("sendMessage", frame))
+        answer = json.loads(response["body"])
+        assert (answer["type"], answer["code"]) == ("error", "bad_request")
