@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from assistant.protocol import Delta
 from scripts.bench.stats import ratio
-from scripts.local_stack.offline_model_replies import split_tokens
+from scripts.local_stack.offline_model.replies import split_tokens
 
 _SHORT_PAYLOAD_MAX = 125
 _MEDIUM_PAYLOAD_MAX = 65_535

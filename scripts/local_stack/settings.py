@@ -15,7 +15,7 @@ from scripts.local_stack.gateway.server import IDLE_TIMEOUT_S, MAX_CONNECTION_AG
 from scripts.local_stack.gateway.static import DEMO_SIGN_IN_PATH
 from scripts.local_stack.lambda_runtime.invocation import REPO_ROOT, HandlerResolver, Isolation, import_handler
 from scripts.local_stack.offline_model import Pace, Profile
-from scripts.local_stack.offline_model_store import PROFILES
+from scripts.local_stack.offline_model.store import PROFILES
 
 STAGE = "local"
 STACK_JSON = REPO_ROOT / ".local" / "stack.json"

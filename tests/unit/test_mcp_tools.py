@@ -485,7 +485,7 @@ def test_the_worker_imports_the_mcp_sdk_when_its_definition_names_a_server(
 
 
 def _asked(text: str, tools: dict[str, Any]) -> Any:
-    from scripts.local_stack.offline_model_replies import plan_reply
+    from scripts.local_stack.offline_model.replies import plan_reply
 
     return plan_reply([{"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}], tools)
 
@@ -502,7 +502,7 @@ def _asked(text: str, tools: dict[str, Any]) -> Any:
 def test_the_offline_model_calls_an_offered_tool_whose_name_ends_with_the_one_asked_for(
     text: str, name: str, arguments: dict[str, Any]
 ) -> None:
-    from scripts.local_stack.offline_model_replies import ToolCallReply
+    from scripts.local_stack.offline_model.replies import ToolCallReply
 
     string = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
     tools = {
@@ -520,7 +520,7 @@ def test_the_offline_model_calls_an_offered_tool_whose_name_ends_with_the_one_as
 
 
 def test_the_offline_model_says_so_when_the_tool_asked_for_is_not_offered() -> None:
-    from scripts.local_stack.offline_model_replies import TextReply
+    from scripts.local_stack.offline_model.replies import TextReply
 
     reply = _asked("use the word_count tool on: a b", {"current_time": None})
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from scripts.local_stack.offline_model import OFFLINE_MODEL_NAME, Fault, OfflineModelServer, Pace, start_async
-from scripts.local_stack.offline_model_replies import extract_expression, split_tokens, timezone_for
+from scripts.local_stack.offline_model.replies import extract_expression, split_tokens, timezone_for
 from tests.unit.offline_model import CALC_TOOL
 
 TIME_TOOL = {

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from scripts.local_stack.offline_model import OfflineModelServer, Pace
-from scripts.local_stack.offline_model_rules import known_create_parameters
+from scripts.local_stack.offline_model.rules import known_create_parameters
 from tests.unit.offline_model import CALC_TOOL
 
 

@@ -17,9 +17,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from scripts.local_stack.offline_model_faults import EndingFault, ErrorEventFault, FailedFault
-from scripts.local_stack.offline_model_replies import TextReply, ToolCallReply, count_tokens, item_text, split_tokens
-from scripts.local_stack.offline_model_schema import (
+from scripts.local_stack.offline_model.faults import EndingFault, ErrorEventFault, FailedFault
+from scripts.local_stack.offline_model.replies import TextReply, ToolCallReply, count_tokens, item_text, split_tokens
+from scripts.local_stack.offline_model.schema import (
     OFFLINE_MODEL_NAME,
     CreateResponse,
     function_call_item,
@@ -28,7 +28,7 @@ from scripts.local_stack.offline_model_schema import (
     output_text_part,
     reasoning_item,
 )
-from scripts.local_stack.offline_model_store import Conversation, OfflineModelState, ResponseRun
+from scripts.local_stack.offline_model.store import Conversation, OfflineModelState, ResponseRun
 
 #: Metadata values are limited to 512 characters by the API.
 _METADATA_VALUE_LIMIT = 512

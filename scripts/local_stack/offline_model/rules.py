@@ -22,8 +22,8 @@ import functools
 import re
 from typing import Any
 
-from scripts.local_stack.offline_model_schema import ApiError, CreateResponse
-from scripts.local_stack.offline_model_store import Conversation, OfflineModelState
+from scripts.local_stack.offline_model.schema import ApiError, CreateResponse
+from scripts.local_stack.offline_model.store import Conversation, OfflineModelState
 
 #: Reasoning families by name: the offline model has no model catalogue, and a client that sends ``gpt-5-mini``
 #: without ``reasoning`` still gets a reasoning model from OpenAI (``gpt-5-chat-*`` is the non-reasoning one).

@@ -6,9 +6,9 @@ connection and is stopped with ``POST /v1/responses/{id}/cancel``; any other res
 client disconnects (status ``cancelled``, nothing added to the conversation). ``/_control/...`` lets a test in
 another process script faults, change the pace and read the recorded requests.
 
-The ``openai`` profile refuses what OpenAI refuses (``offline_model_rules``): unknown parameters, sampling
+The ``openai`` profile refuses what OpenAI refuses (:mod:`.rules`): unknown parameters, sampling
 parameters on a reasoning request, a second response in a busy conversation, unanswered tool calls. The
-``stateless`` profile (:data:`~scripts.local_stack.offline_model_store.Profile`) answers like the self-hosted
+``stateless`` profile (:data:`~scripts.local_stack.offline_model.store.Profile`) answers like the self-hosted
 servers: only ``POST /v1/responses``, every other ``/v1`` path is 404, and a request that relies on server-side
 state (``background``, ``conversation``, ``previous_response_id``, ``store: true``) is refused with 400. The reply
 is planned from the ``input`` items alone, so the conversation is whatever the client sent.
@@ -26,7 +26,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from scripts.local_stack.offline_model_faults import (
+from scripts.local_stack.offline_model.faults import (
     CutFault,
     ErrorEventFault,
     FailedFault,
@@ -36,9 +36,9 @@ from scripts.local_stack.offline_model_faults import (
     StallFault,
     StatusFault,
 )
-from scripts.local_stack.offline_model_generation import count_input_tokens, generate, is_delta, new_response
-from scripts.local_stack.offline_model_replies import plan_reply
-from scripts.local_stack.offline_model_rules import (
+from scripts.local_stack.offline_model.generation import count_input_tokens, generate, is_delta, new_response
+from scripts.local_stack.offline_model.replies import plan_reply
+from scripts.local_stack.offline_model.rules import (
     check_tool_outputs,
     is_reasoning_request,
     previous_context,
@@ -47,14 +47,14 @@ from scripts.local_stack.offline_model_rules import (
     refuse_state,
     refuse_unknown_parameters,
 )
-from scripts.local_stack.offline_model_schema import (
+from scripts.local_stack.offline_model.schema import (
     ApiError,
     CreateConversation,
     CreateResponse,
     parse_body,
     stored_items,
 )
-from scripts.local_stack.offline_model_store import Conversation, OfflineModelState, RecordedRequest, ResponseRun
+from scripts.local_stack.offline_model.store import Conversation, OfflineModelState, RecordedRequest, ResponseRun
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 @dataclass(frozen=True)
 class Pace:
     """How fast replies stream: a pause before the first token, then a steady rate; for a reasoning request
-    (see ``offline_model_rules.is_reasoning_request``) first a silent pause while the model "thinks".
+    (see :func:`.rules.is_reasoning_request`) first a silent pause while the model "thinks".
 
     ``0`` is the one way to say "no pause", for every field: ``tokens_per_s=0`` streams tokens back to back (an
     infinite rate, which JSON and a command line cannot spell). ``reasoning_s`` defaults to 0 so that a pace built

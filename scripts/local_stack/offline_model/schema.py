@@ -3,7 +3,7 @@
 Requests are validated as strictly as the real API would for the parts we implement, so a client bug (a missing
 ``call_id``, a non-function tool, a too-small ``max_output_tokens``) fails here the way it would against OpenAI
 instead of passing silently. Which top-level parameters exist at all is a profile's business
-(``offline_model_rules``); of those, the ones the offline model does not act on are accepted and ignored.
+(:mod:`.rules`); of those, the ones the offline model does not act on are accepted and ignored.
 Input items are normalised into the stored shape of conversation items, the one ``conversations.items.list``
 returns.
 """

@@ -23,10 +23,10 @@ from types import TracebackType
 
 from aiohttp import web
 
-from scripts.local_stack.offline_model_app import create_app
-from scripts.local_stack.offline_model_faults import AnyFault, Fault, FaultPlan, Pace
-from scripts.local_stack.offline_model_schema import OFFLINE_MODEL_NAME
-from scripts.local_stack.offline_model_store import PROFILES, OfflineModelState, Profile, RecordedRequest
+from scripts.local_stack.offline_model.app import create_app
+from scripts.local_stack.offline_model.faults import AnyFault, Fault, FaultPlan, Pace
+from scripts.local_stack.offline_model.schema import OFFLINE_MODEL_NAME
+from scripts.local_stack.offline_model.store import PROFILES, OfflineModelState, Profile, RecordedRequest
 
 __all__ = [
     "OFFLINE_MODEL_NAME",
@@ -81,7 +81,7 @@ async def start_async(
     profile: Profile | None = None,
 ) -> RunningOfflineModel:
     """Start listening in the running event loop; ``port=0`` picks a free port. ``profile="stateless"`` serves
-    only ``POST /v1/responses``, as the self-hosted servers do (see ``offline_model_app``)."""
+    only ``POST /v1/responses``, as the self-hosted servers do (see :mod:`.app`)."""
     state = state or OfflineModelState()
     if pace is not None:
         state.pace = pace
@@ -200,7 +200,10 @@ class OfflineModelServer:
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Serve the offline demo model (OpenAI Responses API, no model).")
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.local_stack.offline_model",
+        description="Serve the offline demo model (OpenAI Responses API, no model).",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     demo = Pace.demo()
@@ -230,7 +233,3 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_serve_forever(_parse_args(argv)))
     except KeyboardInterrupt:
         logger.info("offline model stopped")
-
-
-if __name__ == "__main__":
-    main()

@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
-from scripts.local_stack.offline_model_faults import FaultPlan, Pace
-from scripts.local_stack.offline_model_schema import ApiError, new_id
+from scripts.local_stack.offline_model.faults import FaultPlan, Pace
+from scripts.local_stack.offline_model.schema import ApiError, new_id
 
 logger = logging.getLogger(__name__)
 
