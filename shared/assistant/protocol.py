@@ -20,7 +20,6 @@ from assistant.wiring import MAX_FRAME_BYTES
 
 #: Ids a client may choose: short, URL- and key-safe, so they can be used in DynamoDB keys and SQS dedup ids.
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-_ID_RE = re.compile(ID_PATTERN)
 
 ClientId = Annotated[str, Field(pattern=ID_PATTERN)]
 #: Where a page of ``history`` or ``conversations`` ends: ``<ISO-8601 UTC time>#<id>``, as the server gave it.
@@ -171,12 +170,6 @@ def _describe(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in error["loc"] if p not in ACTIONS) or "frame"
         parts.append(f"`{where}`: {error['msg']}")
     return "Invalid frame: " + "; ".join(parts)
-
-
-def is_valid_id(value: str) -> bool:
-    # fullmatch: with ``match``, Python's ``$`` also matches before a trailing newline, so "a\n" passed here
-    # while the frame models (pydantic's Rust regex) refuse it.
-    return _ID_RE.fullmatch(value) is not None
 
 
 # --- Server -> client -------------------------------------------------------------------------------------------

@@ -88,18 +88,6 @@ class Broadcaster:
             raise PushFailed(f"none of {failed} connection(s) of the user could be reached")
         return delivered
 
-    def send_to(self, connection_id: str, frame: ServerFrame, *, user_id: str | None = None) -> bool:
-        """Post ``frame`` to one connection; ``False`` if it has closed (its record is removed when ``user_id``
-        is given). Raises :class:`PushFailed` if it could not be reached for another reason."""
-        outcome = self._post(connection_id, _encode(frame))
-        if outcome is _Outcome.GONE:
-            if user_id is not None:
-                self._forget(user_id, connection_id)
-            return False
-        if outcome is _Outcome.FAILED:
-            raise PushFailed("the connection could not be reached")
-        return True
-
     def invalidate(self, user_id: str) -> None:
         """Forget the cached connection list, e.g. after ``$connect`` in the same process (local stack)."""
         self._cache.pop(user_id, None)

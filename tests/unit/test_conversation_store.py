@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from assistant.errors import NotFound
-from assistant.protocol import is_valid_id
+from assistant.protocol import ID_PATTERN
 from assistant.stores.conversations import DEFAULT_TITLE, MAX_TITLE_CHARS, Conversation, ConversationStore
 from assistant.stores.keys import CURRENT_CONVERSATION_SK, SK, key, user_pk
 from tests.conftest import PagingTable
@@ -61,7 +61,7 @@ def test_create_makes_a_fresh_current_conversation(store: ConversationStore, ddb
     created = store.create("u1", now=NOW)
 
     assert created.conversation_id.startswith("c_")
-    assert is_valid_id(created.conversation_id)
+    assert re.fullmatch(ID_PATTERN, created.conversation_id)
     assert created.title == DEFAULT_TITLE
     assert created.created_at == created.updated_at == "2023-11-14T22:13:20.000Z"
     assert ISO_Z.match(created.created_at)

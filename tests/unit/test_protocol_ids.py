@@ -14,7 +14,7 @@ import pytest
 from pydantic import BaseModel
 
 from assistant.errors import AssistantError, ErrorCode
-from assistant.protocol import ID_PATTERN, ClientFrame, is_valid_id, new_id, parse_client_frame
+from assistant.protocol import ID_PATTERN, ClientFrame, new_id, parse_client_frame
 
 MAX_CHARS = 16_000
 
@@ -127,13 +127,3 @@ def test_an_id_inside_the_pattern_is_accepted_as_sent(action: str, field: str, g
     frame = parse_client_frame(_frame(action, field, good), max_message_chars=MAX_CHARS)
 
     assert frame.model_dump(by_alias=True)[field] == good
-
-
-@pytest.mark.parametrize("bad", BAD_IDS)
-def test_is_valid_id_agrees_with_the_parser_on_bad_ids(bad: str) -> None:
-    assert not is_valid_id(bad)
-
-
-@pytest.mark.parametrize("good", GOOD_IDS)
-def test_is_valid_id_agrees_with_the_parser_on_good_ids(good: str) -> None:
-    assert is_valid_id(good)

@@ -14,7 +14,7 @@ from botocore.stub import Stubber
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 
-from assistant.protocol import Delta, Pong
+from assistant.protocol import Delta
 from assistant.push import DELTA_TEXT_BUDGET, Broadcaster, DeltaCoalescer, PushFailed, split_for_frame
 from assistant.stores.connections import ConnectionStore
 from assistant.stores.keys import key
@@ -202,22 +202,6 @@ def test_invalidate_drops_the_cache(store: CountingStore, fake_clock: FakeClock)
     assert client.receivers() == ["a1", "a1", "a2"]
 
 
-def test_send_to_a_single_connection(store: CountingStore, ddb_table: Any, fake_clock: FakeClock) -> None:
-    connect(store, "alice", "a1", "closed")
-    client = FakeManagementClient(
-        {"closed": client_error("GoneException", 410), "broken": client_error("InternalServerError", 500)}
-    )
-    broadcaster = Broadcaster(client, store, clock=fake_clock)
-
-    assert broadcaster.send_to("a1", Pong()) is True
-    assert client.posts == [("a1", b'{"type":"pong"}')]
-    assert broadcaster.send_to("closed", Pong(), user_id="alice") is False
-    assert live(ddb_table, "alice") == ["a1"]
-    with pytest.raises(PushFailed):
-        broadcaster.send_to("broken", Pong())
-    assert store.lists == 0
-
-
 def test_oversized_frame_is_refused_before_any_post(store: CountingStore, fake_clock: FakeClock) -> None:
     connect(store, "alice", "a1")
     client = FakeManagementClient()
@@ -226,8 +210,6 @@ def test_oversized_frame_is_refused_before_any_post(store: CountingStore, fake_c
 
     with pytest.raises(ValueError, match="frame limit"):
         broadcaster.send("alice", too_big)
-    with pytest.raises(ValueError, match="frame limit"):
-        broadcaster.send_to("a1", too_big)
     assert client.posts == []
 
 
@@ -248,8 +230,7 @@ def test_a_frame_of_exactly_max_frame_bytes_is_posted(store: CountingStore, fake
     at_limit = _frame_of_bytes(MAX_FRAME_BYTES, last)
 
     assert broadcaster.send("alice", at_limit) == 1
-    assert broadcaster.send_to("a1", at_limit) is True
-    assert [len(data) for _, data in client.posts] == [MAX_FRAME_BYTES, MAX_FRAME_BYTES]
+    assert [len(data) for _, data in client.posts] == [MAX_FRAME_BYTES]
     assert json.loads(client.posts[0][1])["text"] == at_limit.text
 
 
@@ -264,8 +245,6 @@ def test_a_frame_one_byte_over_max_frame_bytes_is_refused_before_any_post(
 
     with pytest.raises(ValueError, match="frame limit"):
         broadcaster.send("alice", over)
-    with pytest.raises(ValueError, match="frame limit"):
-        broadcaster.send_to("a1", over)
     assert client.posts == []
 
 
