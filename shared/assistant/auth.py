@@ -1,10 +1,9 @@
 """Verification of Cognito access tokens (the ``?Auth=`` token of ``$connect``).
 
-The original authorizer fetched the JWKS on every call and never checked ``token_use`` or the app client, so an ID
-token, or a token of any other app client of the pool, opened a connection. Here a verifier is built once per Lambda
-container: it fetches the key set once, refetches only when a token names a key it has not seen (Cognito rotating
-its keys), and rate-limits those refetches so a stream of forged ``kid`` values cannot turn the authorizer into a
-load generator against the JWKS endpoint.
+Only an access token (``token_use``) of this stack's app client opens a connection: not an ID token, nor a token of
+any other app client of the pool. A verifier is built once per Lambda container: it fetches the key set once,
+refetches only when a token names a key it has not seen (Cognito rotating its keys), and rate-limits those refetches
+so a stream of forged ``kid`` values cannot turn the authorizer into a load generator against the JWKS endpoint.
 
 Times are checked here rather than by pyjwt because pyjwt reads the wall clock itself; an injected clock keeps the
 checks testable without sleeping or patching.

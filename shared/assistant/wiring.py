@@ -484,7 +484,7 @@ class RouteSpec:
     returns_response: bool = True
 
 
-#: The query-string parameter that carries the Cognito access token (the original's contract).
+#: The query-string parameter that carries the Cognito access token (part of the protocol: docs/protocol.md).
 AUTH_QUERY_PARAMETER: Final = "Auth"
 #: API Gateway selects the route from this expression.
 ROUTE_SELECTION_EXPRESSION: Final = "$request.body.action"
