@@ -4,7 +4,9 @@ Exactly-once is the point of this module. SQS may deliver a message twice and a 
 reply; the message record (:mod:`assistant.stores.messages`) tells each delivery what already happened:
 
 * final (done, cancelled, failed) -> nothing to do: no second answer;
-* queued -> claim it (and count it against the quota) and ask the model;
+* queued -> claim it (and count it against the quota) and ask the model. The worker claims without reading the
+  record first: the claim is conditional on the record being the queued one the queue message describes, and a
+  failed claim returns the record it found, which says which of these cases applies;
 * streaming -> a previous delivery died. If a model response had started, resume from the checkpoint: fetch that
   response instead of asking again (no second turn in the conversation), re-post the one frame that may not have
   arrived (clients ignore a ``seq`` they already have) and continue. Only a provider that stores responses can be
@@ -27,7 +29,7 @@ from enum import StrEnum
 
 from aws_lambda_powertools import Logger
 
-from assistant.errors import AssistantError, ErrorCode, ModelError, NotFound, QuotaExceeded
+from assistant.errors import AssistantError, ErrorCode, ModelError, QuotaExceeded
 from assistant.model import (
     HistoryItem,
     ModelClient,
@@ -181,25 +183,10 @@ class ReplyService:
         end the worker mid-frame. A resumable reply is handed back (:class:`ReplyHandedBack`) to be resumed by the
         next delivery; on the last attempt, or when the response cannot outlive its stream, it fails cleanly.
         """
-        record = self._messages.get(queued.user_id, queued.message_id)
-        if record is None:
-            # sendMessage writes the record before it enqueues, so this is a bug or an expired (7-day-old) record.
-            raise LookupError(f"No record for message {queued.message_id}; refusing to answer it twice or blind.")
-        if record.status is MessageStatus.QUEUED:
-            claimed = self._messages.claim(
-                record,
-                now=self._clock(),
-                quotas=self._limits.quotas,
-            )
-            if claimed is ClaimOutcome.QUOTA_EXCEEDED:
-                return self._reject_over_quota(queued, record)
-            if claimed is ClaimOutcome.CLAIMED:
-                record = replace(record, status=MessageStatus.STREAMING)
-            else:
-                # Changed under us (cancelled while queued, or another delivery claimed it): see what it is now.
-                record = self._reload(record)
-                if record.status is MessageStatus.QUEUED:
-                    raise RuntimeError(f"Claiming message {record.message_id} failed without a reason.")
+        claimed = self._claim(queued)
+        if isinstance(claimed, ReplyOutcome):
+            return claimed
+        record = claimed
         if record.status.is_final:
             logger.info("Duplicate delivery ignored", extra={"status": record.status.value})
             return ReplyOutcome(ReplyResult.DUPLICATE)
@@ -243,6 +230,35 @@ class ReplyService:
                 )
             raise
 
+    def _claim(self, queued: QueuedMessage) -> MessageRecord | ReplyOutcome:
+        """Claim the message without reading it first (the claim's condition checks it is the queued record the
+        queue message describes, and a failed claim returns the record it found), or learn what an earlier
+        delivery made of it: the record to go on with (``streaming`` if claimed or to be resumed, or final), or the
+        outcome of a message refused over quota.
+
+        The record is expected as ``sendMessage`` wrote it: created when it was received (intake stamps both with
+        one clock reading). A record that differs (a client's retry re-enqueued an older record) is claimed as
+        found, with one more call.
+        """
+        record = MessageRecord.queued(
+            queued.user_id, queued.message_id, queued.conversation_id, created_at=iso_utc(queued.received_at)
+        )
+        for _ in range(2):
+            claim = self._messages.claim(record, now=self._clock(), quotas=self._limits.quotas)
+            if claim.outcome is ClaimOutcome.CLAIMED:
+                return replace(record, status=MessageStatus.STREAMING)
+            if claim.outcome is ClaimOutcome.QUOTA_EXCEEDED:
+                return self._reject_over_quota(queued, record)
+            if claim.found is None:
+                # sendMessage writes the record before it enqueues, so this is a bug or an expired (7-day-old)
+                # record.
+                raise LookupError(f"No record for message {queued.message_id}; refusing to answer it twice or blind.")
+            record = claim.found
+            if record.status is not MessageStatus.QUEUED:
+                # Claimed by an earlier delivery (streaming: resume it; final: a duplicate), or cancelled while queued.
+                return record
+        raise RuntimeError(f"Claiming message {record.message_id} failed without a reason.")
+
     def _cancel_was_requested(self, record: MessageRecord) -> bool:
         fresh = self._messages.get(record.user_id, record.message_id)
         return fresh is not None and fresh.status is MessageStatus.STREAMING and fresh.cancel_requested
@@ -267,9 +283,8 @@ class ReplyService:
     def _stream(
         self, queued: QueuedMessage, record: MessageRecord, progress: _Progress, *, deadline: float | None
     ) -> ReplyOutcome:
-        conversation = self._conversations.get(queued.user_id, queued.conversation_id)
-        if conversation is None:
-            raise NotFound("The conversation no longer exists.")
+        # The conversation is not read: the claim held the record to the conversation sendMessage found (see
+        # MessageStore.claim), and the model is sent its turns, which is all a reply needs of it.
         model = self._model()
         progress.model = model.model
         # The connection list is cached between frames of a reply, not across replies: a tab opened (or reloaded)
@@ -304,7 +319,7 @@ class ReplyService:
             events = model.resume_reply(response_id=checkpoint.response_id, context=context, usage_sink=count)
         else:
             events = model.stream_reply(
-                text=queued.text, history=self._history(queued, model), context=context, usage_sink=count
+                text=queued.text, history=self._history(queued, record, model), context=context, usage_sink=count
             )
 
         coalescer = DeltaCoalescer(
@@ -363,13 +378,13 @@ class ReplyService:
             self._checkpoint(record, progress, progress.unchecked, self._clock())
         return self._complete(queued, record, progress)
 
-    def _history(self, queued: QueuedMessage, model: ModelClient) -> list[HistoryItem]:
+    def _history(self, queued: QueuedMessage, record: MessageRecord, model: ModelClient) -> list[HistoryItem]:
         """The conversation's earlier turns as the model is sent them, oldest first, within the definition's input
         budget (the oldest whole turns are left out): the user's message, the reply's tool calls each with its
         output, then the reply's text."""
         budget = model.history_budget_chars(queued.text)
         history: list[HistoryItem] = []
-        for turn in self._turns.context(queued.user_id, queued.conversation_id, budget_chars=budget):
+        for turn in self._turns.context(record.user_id, record.conversation_id, budget_chars=budget):
             history.append(("user", turn.user_text))
             history.extend(turn.exchanges)
             if turn.assistant_text:
@@ -560,12 +575,6 @@ class ReplyService:
 
     def _send(self, record: MessageRecord, frame: ServerFrame) -> None:
         self._broadcaster.send(record.user_id, frame)
-
-    def _reload(self, record: MessageRecord) -> MessageRecord:
-        fresh = self._messages.get(record.user_id, record.message_id)
-        if fresh is None:
-            raise LookupError(f"Message {record.message_id} vanished while being claimed.")
-        return fresh
 
 
 def _title(text: str) -> str:

@@ -139,8 +139,11 @@ def test_each_function_calls_exactly_the_table_actions_its_spec_declares(
         deployment.call(disconnect.handler, deployment.ws_event("$disconnect", connection="conn-a2"))
 
     with recorder.running(SEND_MESSAGE):
-        # The first message creates the current conversation; the second names it and repeats its own id.
-        first = _answer(deployment, send_message.handler, {"action": "sendMessage", "message": "Hi"})
+        # The first message creates the current conversation; the second names it and repeats its own id. The
+        # first asks for a tool, so the worker reads today's usage before the round after the tool call (its only
+        # GetItem on a reply's way: it claims without reading the message first).
+        ask_tool = {"action": "sendMessage", "message": "What time is it in Tokyo?"}
+        first = _answer(deployment, send_message.handler, ask_tool)
         assert first["type"] == "accepted"
         conversation_id = first["conversationId"]
         again = {"action": "sendMessage", "message": "Hi", "conversationId": conversation_id, "messageId": "m-1"}

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from assistant.stores.messages import ClaimOutcome, MessageStatus, MessageStore, read_usage
+from assistant.stores.messages import ClaimOutcome, MessageRecord, MessageStatus, MessageStore, read_usage
+from assistant.stores.timestamps import iso_utc
 from assistant.stores.usage import Quotas
 
 NOW = 1_764_000_000.0  # 2025-11-24 (UTC)
@@ -17,9 +18,13 @@ def store(ddb_table: Any) -> MessageStore:
     return MessageStore(ddb_table)
 
 
+QUOTAS = Quotas(messages=10, input_tokens=1_000_000, output_tokens=1_000)
+
+
 def _claim(store: MessageStore, message_id: str, *, messages: int = 10, tokens: int = 1_000) -> ClaimOutcome:
     record, _ = store.create("alice", message_id, "c_1", now=NOW)
-    return store.claim(record, now=NOW, quotas=Quotas(messages=messages, input_tokens=1_000_000, output_tokens=tokens))
+    quotas = Quotas(messages=messages, input_tokens=1_000_000, output_tokens=tokens)
+    return store.claim(record, now=NOW, quotas=quotas).outcome
 
 
 def test_a_message_is_claimed_once(store: MessageStore) -> None:
@@ -27,11 +32,49 @@ def test_a_message_is_claimed_once(store: MessageStore) -> None:
     record = store.get("alice", "m1")
     assert record is not None
     assert record.status is MessageStatus.STREAMING
-    assert (
-        store.claim(record, now=NOW, quotas=Quotas(messages=10, input_tokens=1_000_000, output_tokens=1_000))
-        is ClaimOutcome.CONFLICT
-    )
+    again = store.claim(record, now=NOW, quotas=QUOTAS)
+    assert again.outcome is ClaimOutcome.CONFLICT
     assert read_usage(store._table, "alice", now=NOW).messages == 1
+
+
+def test_a_claim_needs_no_read_and_a_failed_one_returns_the_record_it_found(store: MessageStore) -> None:
+    """The worker claims the record the queue message describes, unread; when that is not what is stored, the
+    claim changes nothing and says what is there (ReturnValuesOnConditionCheckFailure), so no read follows."""
+    created, _ = store.create("alice", "m1", "c_1", now=NOW)
+    expected = MessageRecord.queued("alice", "m1", "c_1", created_at=iso_utc(NOW))
+    assert expected == created
+
+    claim = store.claim(expected, now=NOW, quotas=QUOTAS)
+    assert claim.outcome is ClaimOutcome.CLAIMED
+    assert claim.found is None
+
+    duplicate = store.claim(expected, now=NOW, quotas=QUOTAS)
+    assert duplicate.outcome is ClaimOutcome.CONFLICT
+    assert duplicate.found == store.get("alice", "m1")
+    assert duplicate.found is not None
+    assert duplicate.found.status is MessageStatus.STREAMING
+    assert read_usage(store._table, "alice", now=NOW).messages == 1
+
+    missing = store.claim(MessageRecord.queued("alice", "nope", "c_1", created_at=iso_utc(NOW)), now=NOW, quotas=QUOTAS)
+    assert (missing.outcome, missing.found) == (ClaimOutcome.CONFLICT, None)
+
+
+def test_a_claim_that_expects_another_record_claims_nothing(store: MessageStore) -> None:
+    """A record created earlier than the queue message says (a client's retry re-enqueued it), or in another
+    conversation, is not claimed as if it were the expected one; the caller gets the real one to claim."""
+    store.create("alice", "m1", "c_1", now=NOW)
+    later = MessageRecord.queued("alice", "m1", "c_1", created_at=iso_utc(NOW + 60))
+    elsewhere = MessageRecord.queued("alice", "m1", "c_2", created_at=iso_utc(NOW))
+    found = []
+    for wrong in (later, elsewhere):
+        claim = store.claim(wrong, now=NOW, quotas=QUOTAS)
+        assert claim.outcome is ClaimOutcome.CONFLICT
+        assert claim.found is not None
+        found.append(claim.found)
+    assert found == [store.get("alice", "m1")] * 2
+    assert found[0].status is MessageStatus.QUEUED
+    assert read_usage(store._table, "alice", now=NOW).messages == 0
+    assert store.claim(found[0], now=NOW, quotas=QUOTAS).outcome is ClaimOutcome.CLAIMED
 
 
 def test_the_message_quota_stops_the_claim_and_counts_nothing(store: MessageStore) -> None:
@@ -55,10 +98,8 @@ def test_quotas_are_per_utc_day(store: MessageStore) -> None:
     assert _claim(store, "m1", messages=1) is ClaimOutcome.CLAIMED
     record, _ = store.create("alice", "m2", "c_1", now=NOW)
     tomorrow = NOW + 24 * 3600
-    assert (
-        store.claim(record, now=tomorrow, quotas=Quotas(messages=1, input_tokens=1_000_000, output_tokens=1_000))
-        is ClaimOutcome.CLAIMED
-    )
+    claim = store.claim(record, now=tomorrow, quotas=Quotas(messages=1, input_tokens=1_000_000, output_tokens=1_000))
+    assert claim.outcome is ClaimOutcome.CLAIMED
 
 
 def test_cancel_of_a_queued_message_is_final_at_once(store: MessageStore) -> None:

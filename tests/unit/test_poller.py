@@ -236,3 +236,54 @@ async def test_different_groups_are_processed_in_parallel(
     queues.send("b", "user-b")
     await _wait_for(lambda: len(a_saw_b_finish) == 1)
     assert a_saw_b_finish == [True]
+
+
+@pytest.fixture
+async def lazy_poller(queues: Queues, worker: FakeWorker) -> AsyncIterator[QueuePoller]:
+    """A poller whose idle pause is far longer than any wait below: what it delivers in time, it delivered because
+    it was woken, as a long poll returns when a message arrives."""
+
+    runtime = LambdaRuntime(lambda function: worker.handler)
+    poller = QueuePoller(
+        queues.sqs, queue_url=queues.url, queue_arn=queues.arn, invoker=runtime, concurrency=4, idle_pause_s=3600
+    )
+    try:
+        yield poller
+    finally:
+        await poller.stop()
+        await asyncio.to_thread(runtime.close)
+
+
+async def test_a_message_sent_to_an_idle_queue_is_received_without_waiting_out_the_pause(
+    queues: Queues, worker: FakeWorker, lazy_poller: QueuePoller
+) -> None:
+    lazy_poller.start()
+    await asyncio.sleep(0.2)  # the first receive found nothing: the poller now sits in its (hour-long) pause
+    queues.send("a", "user-a")
+    await _wait_for(lambda: worker.bodies() == ["a"])
+    await asyncio.sleep(0.2)
+    queues.send("b", "user-b")  # and again, once idle again
+    await _wait_for(lambda: worker.bodies() == ["a", "b"])
+
+
+async def test_a_groups_next_message_is_received_when_the_one_before_it_is_deleted(
+    queues: Queues, worker: FakeWorker, lazy_poller: QueuePoller
+) -> None:
+    """FIFO holds "a2" back while "a1" is in flight, so the receive that ran meanwhile came back empty; deleting
+    "a1" must wake the poller, as a long poll would return "a2" then."""
+    released = threading.Event()
+
+    def hold_first(records: list[dict[str, Any]]) -> dict[str, Any]:
+        if records[0]["body"] == "a1":
+            released.wait(timeout=5)
+        return {"batchItemFailures": []}
+
+    worker.behaviour = hold_first
+    lazy_poller.start()
+    await asyncio.sleep(0.2)
+    queues.send("a1", "user-a")
+    await _wait_for(lambda: worker.bodies() == ["a1"])
+    queues.send("a2", "user-a")  # wakes a receive that finds nothing: the group is in flight
+    await asyncio.sleep(0.2)
+    released.set()
+    await _wait_for(lambda: worker.bodies() == ["a1", "a2"])

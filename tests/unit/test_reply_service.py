@@ -33,6 +33,7 @@ from assistant.stores.messages import (
     MessageStore,
     read_usage,
 )
+from assistant.stores.timestamps import iso_utc
 from assistant.stores.turns import MAX_EXCHANGE_BYTES, MAX_TOOL_OUTPUT_BYTES, Turn, TurnStatus, TurnStore
 from assistant.stores.usage import Quotas, UsageStore
 from tests.frames import assemble
@@ -252,21 +253,6 @@ def test_a_cancel_between_rounds_stops_before_the_next_round_streams(harness: Ha
 # then claim one after the other, as DynamoDB would order them; the claim's condition must make the second a no-op.
 
 
-class _StaleFirstRead(MessageStore):
-    """A store whose first read returns a snapshot taken earlier: a delivery that read ``queued`` just before
-    another delivery claimed, answered and finished the message."""
-
-    def __init__(self, table: Any, stale: MessageRecord) -> None:
-        super().__init__(table)
-        self._stale: MessageRecord | None = stale
-
-    def get(self, user_id: str, message_id: str) -> MessageRecord | None:
-        if self._stale is not None:
-            stale, self._stale = self._stale, None
-            return stale
-        return super().get(user_id, message_id)
-
-
 def _rebuilt(
     harness: Harness, *, messages: MessageStore | None = None, clock: Callable[[], float] | None = None
 ) -> ReplyService:
@@ -282,23 +268,20 @@ def _completed(text: str = "Hi there.") -> list[ModelEvent | Exception]:
     ]
 
 
-def test_a_delivery_that_read_queued_before_another_answered_does_not_answer_again(
-    harness: Harness, ddb_table: Any
-) -> None:
-    """Two deliveries both see ``queued``; the first claims and answers; the second's claim must fail.
+def test_a_second_delivery_of_an_answered_message_does_not_answer_again(harness: Harness, ddb_table: Any) -> None:
+    """SQS delivers the message twice; the first delivery claims and answers; the second's claim must fail.
 
-    Interleaved by hand through a store wrapper (not threads), so it is deterministic. Without the claim's
-    ``#status = :queued`` condition the second delivery would move the ``done`` message back to ``streaming``,
-    count it again and ask the model for a second turn.
+    The worker claims without reading the record, expecting it ``queued`` (as the queue message describes it), so
+    the claim's condition is all that stands between a redelivery and a second answer. Without it the second
+    delivery would move the ``done`` message back to ``streaming``, count it again and ask the model for a second
+    turn.
     """
     queued = harness.queue()
     harness.model.stream = _completed()
-    seen_by_second = harness.messages.get(USER, queued.message_id)
-    assert seen_by_second is not None
-    assert seen_by_second.status is MessageStatus.QUEUED
 
     first = harness.service.handle(queued, attempt=1)
-    second = _rebuilt(harness, messages=_StaleFirstRead(ddb_table, seen_by_second)).handle(queued, attempt=1)
+    harness.model.stream = _completed("A second answer.")
+    second = harness.service.handle(queued, attempt=1)
 
     assert (first.result, second.result) == (ReplyResult.DONE, ReplyResult.DUPLICATE)
     assert harness.model.calls.count("stream_reply") == 1
@@ -309,6 +292,22 @@ def test_a_delivery_that_read_queued_before_another_answered_does_not_answer_aga
     record = harness.messages.get(USER, queued.message_id)
     assert record is not None
     assert record.status is MessageStatus.DONE
+
+
+def test_a_record_older_than_its_queue_message_is_claimed_as_found(harness: Harness, ddb_table: Any) -> None:
+    """A client's retry re-enqueues a record written earlier (its first enqueue failed): the queue message then
+    carries a later time than the record's. The claim expecting the later time fails and returns the real record,
+    which is claimed in turn: answered once, with the turn filed under the record's own time."""
+    queued = harness.queue()
+    retried = queued.model_copy(update={"received_at": queued.received_at + 90})
+    harness.model.stream = _completed()
+
+    outcome = harness.service.handle(retried, attempt=1)
+
+    assert outcome.result is ReplyResult.DONE
+    assert harness.model.calls.count("stream_reply") == 1
+    turns = TurnStore(ddb_table).recent(USER, queued.conversation_id)
+    assert [turn.created_at for turn in turns] == [iso_utc(queued.received_at)]
 
 
 class _Clock:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Callable
 from typing import Any
 
 #: moto's DynamoDB backend methods that read or write a table's items.
@@ -65,3 +66,51 @@ def keep_fifo_order_on_redelivery() -> None:
         }
 
     Queue.pending_message_groups = property(pending_message_groups)  # type: ignore[method-assign, assignment]
+
+
+#: Called with a queue's name whenever moto adds a message to it (see :func:`on_sqs_message`).
+SqsListener = Callable[[str], None]
+_sqs_listeners: list[SqsListener] = []
+_sqs_listeners_lock = threading.Lock()
+
+
+def on_sqs_message(listener: SqsListener) -> Callable[[], None]:
+    """Call ``listener(queue_name)`` each time moto (in this process, server or ``mock_aws``) adds a message to a
+    queue: a send, a batch send, a move to the dead-letter queue. Returns the function that removes the listener.
+
+    This is how the local event source long-polls in effect (:mod:`scripts.local_stack.event_source.sqs_poller`):
+    SQS answers a waiting ``ReceiveMessage`` as soon as a message arrives, and Lambda's event source mapping always
+    has one waiting, so a message reaches the worker without a polling interval in between. moto's own long poll
+    cannot stand in for that (it busy-waits while another message of a FIFO group is in flight, and its receive is
+    not safe to run concurrently on one queue), so the poller short-polls and sleeps, and this wakes it.
+    The listener runs on moto's request thread and must not block.
+    """
+    _listen_to_sqs_sends()
+    with _sqs_listeners_lock:
+        _sqs_listeners.append(listener)
+
+    def remove() -> None:
+        with _sqs_listeners_lock:
+            if listener in _sqs_listeners:
+                _sqs_listeners.remove(listener)
+
+    return remove
+
+
+def _listen_to_sqs_sends() -> None:
+    from moto.sqs.models import Queue
+
+    original = Queue.add_message
+    if getattr(original, "_signals", False):
+        return
+
+    def add_message(queue: Any, message: Any) -> None:
+        original(queue, message)
+        with _sqs_listeners_lock:
+            listeners = list(_sqs_listeners)
+        for listener in listeners:
+            listener(queue.name)
+
+    functools.update_wrapper(add_message, original)
+    add_message._signals = True  # type: ignore[attr-defined]
+    Queue.add_message = add_message  # type: ignore[method-assign, assignment]

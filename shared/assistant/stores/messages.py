@@ -5,6 +5,10 @@ SQS delivers at least once, and a worker can die mid-reply. The record tells eve
 ``queued`` --claim (+1 message on today's usage, in one transaction)--> ``streaming`` --> ``done``
                                                                                    \\-> ``cancelled`` / ``failed``
 
+The worker does not read the record before claiming it: the claim is conditional on the record being exactly what
+the queued message says it is (``queued``, its conversation, its creation time), and a claim that fails returns the
+record it found (``ReturnValuesOnConditionCheckFailure``), which tells a duplicate or a resumed delivery what to do.
+
 While streaming, the worker checkpoints each frame *before* posting it (sequence number, the frame's character
 span and the model response it came from). The checkpoint write is conditional on nobody having asked to cancel,
 so the same write doubles as the cancel check. A redelivered message that finds ``streaming`` resumes from the
@@ -18,6 +22,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from assistant.errors import RateLimited
@@ -82,12 +87,35 @@ class MessageRecord:
             created_at=str(item["createdAt"]),
         )
 
+    @classmethod
+    def queued(cls, user_id: str, message_id: str, conversation_id: str, *, created_at: str) -> MessageRecord:
+        """The record as a queued message says it was written, before anyone claimed it: what the worker claims
+        without reading it first. The claim's condition checks every field that matters (:meth:`MessageStore.claim`),
+        so a record that is not exactly this is never claimed by mistake."""
+        return cls(
+            user_id=user_id,
+            message_id=message_id,
+            conversation_id=conversation_id,
+            status=MessageStatus.QUEUED,
+            cancel_requested=False,
+            checkpoint=Checkpoint(response_id=None, round_start=0, seq=-1, frame_start=0, frame_end=0),
+            created_at=created_at,
+        )
+
 
 class ClaimOutcome(StrEnum):
     CLAIMED = "claimed"
     QUOTA_EXCEEDED = "quota_exceeded"
-    #: The record changed under us (cancelled while queued, or another delivery got there first): re-read it.
+    #: The record is not the queued one the claim expected (another delivery got there first, it was cancelled
+    #: while queued, or it differs from what the queued message said): :attr:`Claim.found` is what is there.
     CONFLICT = "conflict"
+
+
+@dataclass(frozen=True)
+class Claim:
+    outcome: ClaimOutcome
+    #: On :attr:`ClaimOutcome.CONFLICT`: the record as the claim found it; ``None`` when there is no such message.
+    found: MessageRecord | None = None
 
 
 class TooManyWaiting(RateLimited):
@@ -109,6 +137,16 @@ def _cancellation_reasons(exc: ClientError) -> list[str | None] | None:
     if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
         return None
     return [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+
+
+_deserializer = TypeDeserializer()
+
+#: Where each item sits in the claim's transaction (cancellation reasons come back in this order).
+_CLAIM_MESSAGE, _CLAIM_USAGE = 0, 1
+
+
+def _failed(reasons: list[str | None], index: int) -> bool:
+    return len(reasons) > index and reasons[index] == "ConditionalCheckFailed"
 
 
 def _is_condition_failure(exc: ClientError) -> bool:
@@ -232,60 +270,75 @@ class MessageStore:
 
     # --- the worker side ----------------------------------------------------------------------------------------
 
-    def claim(self, record: MessageRecord, *, now: float, quotas: Quotas) -> ClaimOutcome:
+    def claim(self, record: MessageRecord, *, now: float, quotas: Quotas) -> Claim:
         """``queued`` -> ``streaming`` and count the message on today's usage, atomically.
 
         Doing both in one transaction means a redelivery can never count a message twice, and a message over quota
-        is never claimed.
+        is never claimed. ``record`` is the queued record as the caller expects it (usually
+        :meth:`MessageRecord.queued`, built from the queue message, not read): the claim succeeds only if the stored
+        record is queued with that conversation and creation time, so the caller's copy is then exact. Otherwise
+        the claim fails with the stored record in :attr:`Claim.found` (``ReturnValuesOnConditionCheckFailure``), so
+        no read is needed before the claim, nor after a failed one.
+
+        The conversation is not read: ``sendMessage`` wrote the record only for a conversation of the user's that
+        exists, conversations are never deleted, and the condition holds the record to that conversation. (Should a
+        route ever delete conversations, add a ``ConditionCheck`` of the conversation here, which needs
+        ``dynamodb:ConditionCheckItem`` in the worker's table actions.)
         """
         usage_key = key(record.user_id, usage_sk(utc_day(now)))
+        claim_message = {
+            "Update": {
+                "TableName": self._table.name,
+                "Key": key(record.user_id, message_sk(record.message_id)),
+                "UpdateExpression": "SET #status = :streaming, claimedAt = :now",
+                "ConditionExpression": "#status = :queued AND conversationId = :conversation AND createdAt = :created",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {
+                    ":streaming": "streaming",
+                    ":queued": "queued",
+                    ":conversation": record.conversation_id,
+                    ":created": record.created_at,
+                    ":now": iso_utc(now),
+                },
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+        count_message = {
+            "Update": {
+                "TableName": self._table.name,
+                "Key": usage_key,
+                "UpdateExpression": "ADD messages :one SET #ttl = if_not_exists(#ttl, :ttl)",
+                "ConditionExpression": "(attribute_not_exists(messages) OR messages < :max_messages) "
+                "AND (attribute_not_exists(outputTokens) OR outputTokens < :max_tokens) "
+                "AND (attribute_not_exists(inputTokens) OR inputTokens < :max_input)",
+                "ExpressionAttributeNames": {"#ttl": TTL},
+                "ExpressionAttributeValues": {
+                    ":one": 1,
+                    ":max_messages": quotas.messages,
+                    ":max_tokens": quotas.output_tokens,
+                    ":max_input": quotas.input_tokens,
+                    ":ttl": int(now) + USAGE_TTL_SECONDS,
+                },
+            }
+        }
+        # No longer waiting (no condition: a message recorded without the set is fine too).
+        stop_waiting = {"Update": self._waiting_update(record.user_id, {record.message_id}, "DELETE")}
+        # In the order of the _CLAIM_* indexes, which is the order of the cancellation reasons.
+        items = [claim_message, count_message, stop_waiting]
         try:
-            self._client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self._table.name,
-                            "Key": key(record.user_id, message_sk(record.message_id)),
-                            "UpdateExpression": "SET #status = :streaming, claimedAt = :now",
-                            "ConditionExpression": "#status = :queued",
-                            "ExpressionAttributeNames": {"#status": "status"},
-                            "ExpressionAttributeValues": {
-                                ":streaming": "streaming",
-                                ":queued": "queued",
-                                ":now": iso_utc(now),
-                            },
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self._table.name,
-                            "Key": usage_key,
-                            "UpdateExpression": "ADD messages :one SET #ttl = if_not_exists(#ttl, :ttl)",
-                            "ConditionExpression": "(attribute_not_exists(messages) OR messages < :max_messages) "
-                            "AND (attribute_not_exists(outputTokens) OR outputTokens < :max_tokens) "
-                            "AND (attribute_not_exists(inputTokens) OR inputTokens < :max_input)",
-                            "ExpressionAttributeNames": {"#ttl": TTL},
-                            "ExpressionAttributeValues": {
-                                ":one": 1,
-                                ":max_messages": quotas.messages,
-                                ":max_tokens": quotas.output_tokens,
-                                ":max_input": quotas.input_tokens,
-                                ":ttl": int(now) + USAGE_TTL_SECONDS,
-                            },
-                        }
-                    },
-                    # No longer waiting (no condition: a message recorded without the set is fine too).
-                    {"Update": self._waiting_update(record.user_id, {record.message_id}, "DELETE")},
-                ]
-            )
+            self._client.transact_write_items(TransactItems=items)
         except ClientError as exc:
             reasons = _cancellation_reasons(exc)
             if reasons is None:
                 raise
-            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed" and reasons[0] in (None, "None"):
-                return ClaimOutcome.QUOTA_EXCEEDED
-            return ClaimOutcome.CONFLICT
-        return ClaimOutcome.CLAIMED
+            if _failed(reasons, _CLAIM_MESSAGE):
+                item = exc.response["CancellationReasons"][_CLAIM_MESSAGE].get("Item")
+                found = {name: _deserializer.deserialize(value) for name, value in item.items()} if item else None
+                return Claim(ClaimOutcome.CONFLICT, MessageRecord.from_item(found) if found else None)
+            if _failed(reasons, _CLAIM_USAGE):
+                return Claim(ClaimOutcome.QUOTA_EXCEEDED)
+            raise  # e.g. a transaction conflict with a concurrent write: SQS delivers the message again
+        return Claim(ClaimOutcome.CLAIMED)
 
     def start_round(self, record: MessageRecord, *, response_id: str, round_start: int, last_seq: int) -> bool:
         """Remember the model response now streaming, and that frames up to ``last_seq`` (all text before
