@@ -20,7 +20,7 @@ from assistant import dependencies as build
 from assistant import tracing
 from assistant.lifecycle import PerContainer
 from assistant.observability import Metric, logger, metrics
-from assistant.queue import QueuedMessage, retry_soon
+from assistant.queue import MessageQueue, QueuedMessage
 from assistant.reply import ReplyOutcome, ReplyResult
 from assistant.settings import WorkerSettings
 
@@ -65,7 +65,7 @@ def answer(record: SQSRecord, lambda_context: LambdaContext | None = None) -> No
 def _retry_soon(record: SQSRecord, attempt: int) -> None:
     try:
         deps = dependencies()
-        retry_soon(deps.sqs, deps.settings.queue_url, record.receipt_handle, attempt=attempt)
+        MessageQueue(deps.sqs, deps.settings.queue_url).retry_soon(record.receipt_handle, attempt=attempt)
     except Exception:
         # The record still comes back, only after the full visibility timeout; the reply's own failure is what
         # propagates, so this one is logged rather than raised over it.

@@ -31,7 +31,7 @@ class LocalStackSettings:
     stage: str = STAGE
     model_pace: Pace = field(default_factory=Pace)
     #: As deployed: well above the worker's timeout, so a slow reply is never delivered to a second worker while
-    #: the first still streams it. Handled failures come back within seconds anyway (``assistant.queue.retry_soon``).
+    #: the first still streams it. Handled failures come back within seconds anyway (``MessageQueue.retry_soon``).
     visibility_timeout_s: int = QUEUE.visibility_timeout_factor * WORKER.timeout_seconds
     idle_timeout_s: float = IDLE_TIMEOUT_S
     max_connection_age_s: float = MAX_CONNECTION_AGE_S

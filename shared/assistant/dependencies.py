@@ -94,6 +94,7 @@ class SendMessageDependencies:
 
     def intake(self) -> MessageIntake:
         from assistant.intake import IntakeLimits, MessageIntake
+        from assistant.queue import MessageQueue
 
         settings = self.settings
         return MessageIntake(
@@ -106,8 +107,7 @@ class SendMessageDependencies:
                 rate_limit=settings.rate_limit_send_message,
                 max_waiting=settings.max_waiting_messages,
             ),
-            sqs_client=self.sqs,
-            queue_url=settings.queue_url,
+            queue=MessageQueue(self.sqs, settings.queue_url),
         )
 
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from assistant.errors import NotFound, QuotaExceeded
 from assistant.protocol import Accepted, SendMessage, new_id
-from assistant.queue import QueuedMessage, enqueue
+from assistant.queue import MessageQueue, QueuedMessage
 from assistant.stores.conversations import ConversationStore
 from assistant.stores.messages import MessageStatus, MessageStore
 from assistant.stores.rate_limits import RateLimit, RateLimiter
@@ -37,8 +36,7 @@ class MessageIntake:
         usage: UsageStore,
         rate_limiter: RateLimiter,
         limits: IntakeLimits,
-        sqs_client: Any,
-        queue_url: str,
+        queue: MessageQueue,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._conversations = conversations
@@ -46,8 +44,7 @@ class MessageIntake:
         self._usage = usage
         self._rate_limiter = rate_limiter
         self._limits = limits
-        self._sqs = sqs_client
-        self._queue_url = queue_url
+        self._queue = queue
         self._clock = clock
 
     def accept(self, *, user_id: str, connection_id: str, frame: SendMessage) -> Accepted:
@@ -77,9 +74,7 @@ class MessageIntake:
             return Accepted(message_id=message_id, conversation_id=record.conversation_id)
         # Enqueue even when the record existed but is still queued: the first enqueue may have failed after the
         # record was written. SQS drops a duplicate within 5 minutes and the worker's record check after that.
-        enqueue(
-            self._sqs,
-            self._queue_url,
+        self._queue.enqueue(
             QueuedMessage(
                 user_id=user_id,
                 message_id=message_id,

@@ -31,18 +31,26 @@ def retry_delay_seconds(attempt: int) -> int:
     return int(min(2**attempt, 60))
 
 
-def retry_soon(sqs_client: Any, queue_url: str, receipt_handle: str, *, attempt: int) -> None:
-    """Make a failed record visible again after :func:`retry_delay_seconds` instead of the visibility timeout."""
-    sqs_client.change_message_visibility(
-        QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=retry_delay_seconds(attempt)
-    )
+class MessageQueue:
+    """The one door to the SQS FIFO queue: ``sendMessage`` enqueues, the worker brings a failed record back soon.
 
+    ``sqs_client`` is a boto3 SQS client (boto3 ships no types, hence ``Any``)."""
 
-def enqueue(sqs_client: Any, queue_url: str, message: QueuedMessage) -> None:
-    """Send to the FIFO queue: one message group per user, deduplicated by message id (per group, high-throughput)."""
-    sqs_client.send_message(
-        QueueUrl=queue_url,
-        MessageBody=message.to_body(),
-        MessageGroupId=message.user_id,
-        MessageDeduplicationId=message.message_id,
-    )
+    def __init__(self, sqs_client: Any, queue_url: str) -> None:
+        self._sqs = sqs_client
+        self._queue_url = queue_url
+
+    def enqueue(self, message: QueuedMessage) -> None:
+        """One message group per user (replies in order per user), deduplicated by message id (per group)."""
+        self._sqs.send_message(
+            QueueUrl=self._queue_url,
+            MessageBody=message.to_body(),
+            MessageGroupId=message.user_id,
+            MessageDeduplicationId=message.message_id,
+        )
+
+    def retry_soon(self, receipt_handle: str, *, attempt: int) -> None:
+        """Make a failed record visible again after :func:`retry_delay_seconds` instead of the visibility timeout."""
+        self._sqs.change_message_visibility(
+            QueueUrl=self._queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=retry_delay_seconds(attempt)
+        )

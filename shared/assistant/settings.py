@@ -178,7 +178,7 @@ class CommandsSettings(_Table, _Callback, _Quotas, ModelSettings):
 class WorkerSettings(_Table, _Callback, _Quotas, ModelSettings):
     spec = WORKER
 
-    #: To bring a failed record back sooner than the (long) visibility timeout; see assistant.queue.retry_soon.
+    #: To bring a failed record back sooner than the (long) visibility timeout; see MessageQueue.retry_soon.
     queue_url: str
     model_override: str | None = None
     flush_interval_ms: int = Field(default=STAGE_DEFAULTS.flush_interval_ms, ge=0, le=2_000)

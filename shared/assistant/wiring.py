@@ -443,7 +443,7 @@ WORKER: Final = FunctionSpec(
     env=(
         *_COMMON_ENV,
         Env.CALLBACK_URL,
-        # To bring a failed record back sooner than the (long) visibility timeout; see assistant.queue.retry_soon.
+        # To bring a failed record back sooner than the (long) visibility timeout; see MessageQueue.retry_soon.
         Env.QUEUE_URL,
         Env.OPENAI_SECRET_NAME,
         Env.OPENAI_BASE_URL,

@@ -397,7 +397,7 @@ def _logical_id_of_worker(template: Template) -> str:
 
 
 def test_the_worker_may_bring_a_failed_record_back_early(dev_template: Template) -> None:
-    """`assistant.queue.retry_soon` shortens a failed record's visibility: the worker needs the queue's URL and
+    """`MessageQueue.retry_soon` shortens a failed record's visibility: the worker needs the queue's URL and
     sqs:ChangeMessageVisibility on exactly that queue."""
     worker = _logical_id_of_worker(dev_template)
     queues = resources(dev_template, "AWS::SQS::Queue")

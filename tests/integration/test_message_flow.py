@@ -414,14 +414,12 @@ def test_a_model_that_keeps_failing_ends_in_an_error_frame_and_the_dead_letter_q
 
 
 def test_a_failed_record_fails_the_rest_of_its_group_only(deployment: Deployment) -> None:
-    from assistant.queue import QueuedMessage, enqueue
+    from assistant.queue import MessageQueue, QueuedMessage
 
     _connect(deployment, "alice", "conn-a1")
     _connect(deployment, "bob", "conn-b1")
     # A message without its record can't be answered (the worker refuses to answer blind): it fails.
-    enqueue(
-        deployment.sqs,
-        deployment.queue_url,
+    MessageQueue(deployment.sqs, deployment.queue_url).enqueue(
         QueuedMessage(
             user_id="alice", message_id="orphan", conversation_id="c_x", text="?", connection_id="c", received_at=0
         ),
