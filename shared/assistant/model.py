@@ -93,6 +93,9 @@ INTERRUPTED_MESSAGE = "The reply was interrupted and could not be completed."
 
 #: The usual rule of thumb for English text; only used when a provider does not report a response's usage.
 CHARS_PER_TOKEN = 4
+#: How long a background response may stream nothing at all (a reasoning model thinking) before the reply is given
+#: up as interrupted; well inside the worker's timeout, so a silence is never what ends a worker.
+MAX_SILENCE_S = 120.0
 #: Seconds a best-effort ``responses.cancel`` may take; it runs while the caller unwinds a cancel, so it is short.
 CANCEL_TIMEOUT_S = 3.0
 
@@ -129,6 +132,7 @@ class ModelClientOptions(TypedDict, total=False):
     model_override: str | None
     recover_poll_interval_s: float
     recover_max_wait_s: float
+    max_silence_s: float
     mcp_tools: McpTools | None
     provider: ModelProvider
 
@@ -222,6 +226,7 @@ class ModelClient:
         # Only for a provider with background responses but no stream resume: how to poll a dropped response.
         recover_poll_interval_s: float = 0.5,
         recover_max_wait_s: float = 20,
+        max_silence_s: float = MAX_SILENCE_S,
         mcp_tools: McpTools | None = None,
         provider: ModelProvider = ModelProvider.OPENAI,
     ) -> None:
@@ -238,6 +243,7 @@ class ModelClient:
         self._model = model_override or definition.model
         self._recover_poll_interval_s = recover_poll_interval_s
         self._recover_max_wait_s = recover_max_wait_s
+        self._max_silence_s = max_silence_s
         self._provider = provider
         self._capabilities = provider.capabilities
 
@@ -627,9 +633,9 @@ class ModelClient:
         """Follow a background response by re-streaming its events after the last one seen
         (``responses.retrieve(id, stream=True, starting_after=N)``), again after every drop.
 
-        No wall-clock limit of its own: a reasoning model may be silent for longer than the read timeout, and each
-        timeout just resumes from the same place. What bounds the wait is drops without progress (the retry
-        policy's attempts) and, above this, the worker's deadline, which hands the reply back for the next delivery.
+        A reasoning model may be silent for longer than the read timeout: a timeout resumes from the same place at
+        once, for up to ``max_silence_s`` without any event. Other drops without progress are bounded by the retry
+        policy's attempts, with its backoff between them.
         """
         import openai
         from openai import omit
@@ -637,6 +643,7 @@ class ModelClient:
         assert progress.response_id is not None
         response_id = progress.response_id
         fruitless = 0
+        last_event_at = time.monotonic()
         while True:
             seen = progress.sequence_number
             try:
@@ -652,8 +659,17 @@ class ModelClient:
                 failure = classify(exc)
                 if failure is None:  # pragma: no cover - classify knows every type caught above
                     raise
+                if progress.sequence_number > seen:
+                    fruitless, last_event_at = 0, time.monotonic()
+                silent_for = time.monotonic() - last_event_at
+                if failure.kind == "timeout" and silent_for < self._max_silence_s:
+                    logger.info(
+                        "Model silent past the read timeout; resuming its stream",
+                        extra={"response_id": response_id, "silent_s": round(silent_for, 1)},
+                    )
+                    continue
                 fruitless = 0 if progress.sequence_number > seen else fruitless + 1
-                if not failure.retryable or fruitless >= self._retry.max_attempts:
+                if not failure.retryable or failure.kind == "timeout" or fruitless >= self._retry.max_attempts:
                     logger.error(
                         "Could not resume the model stream",
                         extra={"response_id": response_id, "kind": failure.kind, "status": failure.status},

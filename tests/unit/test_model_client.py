@@ -561,6 +561,23 @@ def test_resume_waits_out_a_silence_longer_than_the_read_timeout(
     dead_worker.close()
 
 
+def test_a_silence_longer_than_max_silence_s_ends_the_reply_as_interrupted(
+    server: OfflineModelServer, make_client: MakeClient, delays: list[float]
+) -> None:
+    server.pace = Pace(first_token_s=5, tokens_per_s=200)
+    client = make_client(
+        timeouts=ModelTimeouts(connect_s=2, read_s=0.3, write_s=2, pool_s=2),
+        max_silence_s=1.0,
+        retry=RetryPolicy(max_attempts=2),
+    )
+
+    with pytest.raises(ReplyInterrupted):
+        list(client.stream_reply(text="hello there", context=CONTEXT))
+    # Each timeout resumed the stream at once (silence is not a failure: no backoff) until the silence ran out.
+    assert len(_resumed_streams(server)) >= 2
+    assert delays == []
+
+
 def test_a_stream_silent_past_the_read_timeout_resumes_after_the_last_event(
     server: OfflineModelServer, make_client: MakeClient
 ) -> None:
