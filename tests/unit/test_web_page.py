@@ -229,6 +229,18 @@ class FakeBackend:
                 )
             return
         await ws.send_json({"type": "accepted", "messageId": mid, "conversationId": "c_new"})
+        if text == "drop and retry":
+            # The model's stream dropped on a stateless provider: the worker asks again and resets the text.
+            for frame in (
+                {"type": "delta", "messageId": mid, "seq": 0, "offset": 0, "text": "Storms at sea are"},
+                {"type": "delta", "messageId": mid, "seq": 1, "offset": 17, "text": " wild and"},
+                {"type": "reset", "messageId": mid, "offset": 0},
+                {"type": "delta", "messageId": mid, "seq": 0, "offset": 0, "text": "Storms at sea"},
+                {"type": "delta", "messageId": mid, "seq": 1, "offset": 13, "text": " are calm today."},
+                {"type": "done", "messageId": mid, "conversationId": "c_new", "usage": {}},
+            ):
+                await self.broadcast(frame)
+            return
         if text == "tell me a long story":
             await self.broadcast({"type": "delta", "messageId": mid, "seq": 0, "text": "Once upon a time"})
             return  # streams until cancelled
@@ -461,6 +473,13 @@ async def test_markdown_renders_bold_code_lists_code_blocks_and_tables(
     await copy.click()
     await page.wait_for_function("document.querySelector('.code-block .copy').textContent === 'Copied'")
     assert await page.evaluate("navigator.clipboard.readText()") == 'print("hello")\n'
+
+
+async def test_a_reset_frame_replaces_the_dropped_attempts_text(backend: tuple[FakeBackend, str], page: Any) -> None:
+    _, url = backend
+    await signed_in(page, url)
+    reply = await ask(page, "drop and retry")
+    assert (await reply.locator(".text").inner_text()).strip() == "Storms at sea are calm today."
 
 
 async def test_hostile_model_text_renders_inert(backend: tuple[FakeBackend, str], page: Any) -> None:
