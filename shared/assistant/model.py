@@ -589,6 +589,10 @@ class ModelClient:
                 progress.calls.append(_Call(call_id=item.call_id, name=item.name, arguments=item.arguments))
             elif event.type == "response.completed":
                 tracing.mark_since("model request", requested_at)
+                # Read the stream to its end: httpx drops a connection whose body was left unread, and the next
+                # request would then pay a new TCP and TLS handshake to the model before its first token.
+                for _ in stream:
+                    pass
                 return _Round.of(event.response, calls=tuple(progress.calls))
             elif event.type == "response.failed":
                 error = event.response.error

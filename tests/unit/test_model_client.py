@@ -995,3 +995,26 @@ def test_without_stream_resume_a_dropped_background_stream_is_recovered_by_polli
     assert _resumed_streams(server) == []  # polled, never re-streamed
     assert _retrieves(server)
     assert len(_posts(server)) == 1
+
+
+def test_replies_reuse_one_connection_to_the_model(server: OfflineModelServer, delays: list[float]) -> None:
+    """A stream left unread after ``response.completed`` makes httpx drop its connection, so every reply would pay
+    a new TCP (and, against a real provider, TLS) handshake before its first token."""
+    http_client = httpx2.Client()
+    pool = http_client._transport._pool  # type: ignore[attr-defined]
+    created: list[object] = []
+    create_connection = pool.create_connection
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        created.append(args)
+        return create_connection(*args, **kwargs)
+
+    pool.create_connection = counted
+    sdk = openai.OpenAI(api_key="test-key", base_url=server.base_url, http_client=http_client)
+    client = ModelClient(sdk, NOT_RESUMABLE, default_registry(), sleep=delays.append)
+
+    for text in ("hello there", "calculate 2+3*4", "hello again"):
+        assert isinstance(list(client.stream_reply(text=text, context=CONTEXT))[-1], ReplyCompleted)
+
+    assert len(_posts(server)) == 4  # three replies, one of them with a tool round
+    assert len(created) == 1
