@@ -92,6 +92,13 @@ class Broadcaster:
         """Forget the cached connection list, e.g. after ``$connect`` in the same process (local stack)."""
         self._cache.pop(user_id, None)
 
+    def refresh(self, user_id: str) -> None:
+        """Read the user's connection list now, for the posts of the next ``cache_seconds``: the worker calls this
+        when a model response starts, so the read overlaps the model's time to its first token instead of
+        delaying the first frame."""
+        self.invalidate(user_id)
+        self._connection_ids(user_id)
+
     def _connection_ids(self, user_id: str) -> list[str]:
         now = self._clock()
         cached = self._cache.get(user_id)

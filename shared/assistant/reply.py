@@ -401,6 +401,8 @@ class ReplyService:
             raise QuotaExceeded(spent)
 
     def _start_round(self, record: MessageRecord, progress: _Progress, response_id: str) -> None:
+        # While the model works towards its first token: the first frame then finds the tabs already listed.
+        self._broadcaster.refresh(record.user_id)
         if progress.resume is not None and response_id == progress.resume.checkpoint.response_id:
             return  # the round being resumed is already on record
         progress.resume = None

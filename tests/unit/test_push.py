@@ -188,6 +188,22 @@ def test_connection_list_is_cached_briefly(store: CountingStore, fake_clock: Fak
     assert client.posts[-2:] == [(c, FRAME.to_json().encode()) for c in ("a1", "new-tab")]
 
 
+def test_refresh_reads_the_list_now_so_the_next_send_reads_nothing(store: CountingStore, fake_clock: FakeClock) -> None:
+    connect(store, "alice", "a1")
+    client = FakeManagementClient()
+    broadcaster = Broadcaster(client, store, cache_seconds=2.0, clock=fake_clock)
+    broadcaster.send("alice", FRAME)
+    connect(store, "alice", "new-tab")
+
+    broadcaster.refresh("alice")  # a fresh read even though the cached list has not expired
+    assert store.lists == 2
+    fake_clock.advance(0.3)
+    broadcaster.send("alice", FRAME)
+
+    assert store.lists == 2
+    assert client.posts[-2:] == [(c, FRAME.to_json().encode()) for c in ("a1", "new-tab")]
+
+
 def test_invalidate_drops_the_cache(store: CountingStore, fake_clock: FakeClock) -> None:
     connect(store, "alice", "a1")
     client = FakeManagementClient()

@@ -584,3 +584,34 @@ def test_tool_exchanges_are_kept_within_the_item_budget_and_never_cut_in_half() 
     assert [e.call_id for e in kept] == [f"call_{i}" for i in range(len(kept))]
     assert all(len(e.output.encode()) <= MAX_TOOL_OUTPUT_BYTES for e in kept)
     assert sum(len(e.output.encode()) + len(e.arguments) for e in kept) <= MAX_EXCHANGE_BYTES
+
+
+class _ListingConnections(ConnectionStore):
+    def __init__(self, table: Any) -> None:
+        super().__init__(table)
+        self.lists = 0
+
+    def list_ids(self, user_id: str) -> list[str]:
+        self.lists += 1
+        return super().list_ids(user_id)
+
+
+def test_the_tabs_are_listed_while_the_model_works_toward_its_first_token(harness: Harness, ddb_table: Any) -> None:
+    connections = _ListingConnections(ddb_table)
+    service = replaced(harness.service, broadcaster=Broadcaster(harness.client, connections, cache_seconds=2.0))
+    queued = harness.queue()
+    lists_when_text_came: list[int] = []
+
+    def reply() -> Iterator[ModelEvent]:
+        yield ResponseStarted("resp_1")
+        lists_when_text_came.append(connections.lists)
+        yield TextDelta("Hello.")
+        yield ReplyCompleted("resp_1", input_tokens=3, output_tokens=2, model="m")
+
+    harness.model.stream_reply = lambda **_: reply()  # type: ignore[method-assign]
+    assert service.handle(queued, attempt=1).result is ReplyResult.DONE
+
+    # Read when the response started, before its first token; the text's frame and `done` used that list.
+    assert lists_when_text_came == [1]
+    assert connections.lists == 1
+    assert _text(harness.frames()) == "Hello."
