@@ -102,7 +102,7 @@ class CommandService:
             raise QuotaExceeded(
                 f"You have {kept} conversations, the most one user can keep; continue one of them instead."
             )
-        created = self._conversations.create(user_id, now=self._clock(), make_current=True)
+        created = self._conversations.create(user_id, now=self._clock())
         return ConversationFrame(conversation_id=created.conversation_id)
 
     def _cancel(self, user_id: str, message_id: str) -> ServerFrame | None:

@@ -16,7 +16,7 @@ import worker
 
 from assistant import runtime
 from assistant.queue import QueuedMessage
-from assistant.stores.messages import read_usage
+from assistant.stores.usage import UsageStore
 from scripts.local_stack.offline_model import Fault
 from tests.handlers import reset_handlers
 from tests.integration.conftest import CALLBACK_URL, Deployment
@@ -178,7 +178,7 @@ def test_replies_stop_going_to_a_connection_once_its_token_expired(deployment: D
 
 
 def _usage(deployment: Deployment) -> tuple[int, int]:
-    usage = read_usage(deployment.table, "alice")
+    usage = UsageStore(deployment.table).today("alice")
     return usage.input_tokens, usage.output_tokens
 
 

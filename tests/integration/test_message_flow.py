@@ -16,7 +16,8 @@ import worker
 from botocore.exceptions import ClientError
 
 from assistant.push import Broadcaster
-from assistant.stores.messages import MessageRecord, MessageStatus, MessageStore, read_usage
+from assistant.stores.messages import MessageRecord, MessageStatus, MessageStore
+from assistant.stores.usage import UsageStore
 from scripts.local_stack.offline_model import Fault
 from tests.frames import assemble
 from tests.handlers import reset_handlers, use_dependencies
@@ -65,7 +66,7 @@ def test_reply_streams_to_every_tab_of_the_user_and_to_nobody_else(deployment: D
     history = deployment.route(commands.handler, {"action": "getHistory", "conversationId": accepted["conversationId"]})
     assert history is not None
     assert [(m["role"], m["text"]) for m in history["messages"]] == [("user", "Hello there"), ("assistant", text)]
-    usage = read_usage(deployment.table, "alice")
+    usage = UsageStore(deployment.table).today("alice")
     assert usage.messages == 1
     assert usage.output_tokens == first[-1]["usage"]["outputTokens"]
 
@@ -82,7 +83,7 @@ def test_a_redelivered_message_is_not_answered_twice(deployment: Deployment) -> 
     assert deployment.deliver(records) == []
     assert deployment.frames("conn-a1") == frames_after_first
     assert _responses_posted(deployment) == 1
-    assert read_usage(deployment.table, "alice").messages == 1
+    assert UsageStore(deployment.table).today("alice").messages == 1
 
 
 def test_a_client_retrying_the_same_message_id_gets_one_answer(deployment: Deployment) -> None:
@@ -145,7 +146,7 @@ def test_a_retry_after_a_failed_enqueue_is_queued_once_and_answered_once(
     assert [f["type"] for f in frames].count("done") == 1
     assert _reply_text(frames, "client-retry-1").strip()
     assert _responses_posted(deployment) == 1
-    assert read_usage(deployment.table, "alice").messages == 1
+    assert UsageStore(deployment.table).today("alice").messages == 1
 
     # A retry after the answer is accepted (same ids) but neither enqueued nor answered again.
     assert deployment.route(send_message.handler, frame) == retried
@@ -261,7 +262,7 @@ def test_two_deliveries_that_both_read_queued_answer_once(
 
     assert deployment.frames("conn-a1") == frames_after_first
     assert _responses_posted(deployment) == 1
-    usage = read_usage(deployment.table, "alice")
+    usage = UsageStore(deployment.table).today("alice")
     assert usage.messages == 1
     assert usage.output_tokens == frames_after_first[-1]["usage"]["outputTokens"]
     assert worker.dependencies().messages.get("alice", message_id).status is MessageStatus.DONE  # type: ignore[union-attr]
@@ -336,7 +337,7 @@ def test_cancel_stops_a_streaming_reply(deployment: Deployment, monkeypatch: pyt
     assert worker.dependencies().messages.get("alice", message_id).status is MessageStatus.CANCELLED  # type: ignore[union-attr]
     # What was generated before Stop counts against the quota too (the offline model, like OpenAI for a cancelled
     # background response, reports no usage: the streamed text is estimated).
-    assert read_usage(deployment.table, "alice").output_tokens > 0
+    assert UsageStore(deployment.table).today("alice").output_tokens > 0
 
 
 def test_cancel_before_the_worker_starts_answers_at_once_and_the_model_is_never_called(
@@ -366,7 +367,7 @@ def test_the_daily_quota_is_checked_before_the_model_is_called(
     assert frames[-1]["type"] == "error"
     assert frames[-1]["code"] == "quota_exceeded"
     assert _responses_posted(deployment) == 1
-    assert read_usage(deployment.table, "alice").messages == 1
+    assert UsageStore(deployment.table).today("alice").messages == 1
 
     # Once the quota is spent, intake refuses at once: nothing recorded, nothing enqueued.
     refused = deployment.route(send_message.handler, {"action": "sendMessage", "message": "third", "messageId": "m3"})

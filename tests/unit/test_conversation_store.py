@@ -80,15 +80,6 @@ def test_new_conversation_replaces_the_current_one(store: ConversationStore, ddb
     assert store.get("u1", first.conversation_id) == first
 
 
-def test_create_without_making_it_current(store: ConversationStore, ddb_table: Any) -> None:
-    current = store.current("u1", now=NOW)
-
-    side = store.create("u1", now=NOW + 1, make_current=False)
-
-    assert store.current("u1", now=NOW + 2) == current
-    assert store.get("u1", side.conversation_id) == side
-
-
 def test_get_unknown_conversation_is_none(store: ConversationStore) -> None:
     assert store.get("u1", "c_doesnotexist") is None
 

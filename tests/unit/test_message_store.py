@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from assistant.stores.messages import ClaimOutcome, MessageRecord, MessageStatus, MessageStore, read_usage
+from assistant.stores.messages import ClaimOutcome, MessageRecord, MessageStatus, MessageStore
 from assistant.stores.timestamps import iso_utc
-from assistant.stores.usage import Quotas
+from assistant.stores.usage import Quotas, UsageStore
 
 NOW = 1_764_000_000.0  # 2025-11-24 (UTC)
 
@@ -34,7 +34,7 @@ def test_a_message_is_claimed_once(store: MessageStore) -> None:
     assert record.status is MessageStatus.STREAMING
     again = store.claim(record, now=NOW, quotas=QUOTAS)
     assert again.outcome is ClaimOutcome.CONFLICT
-    assert read_usage(store._table, "alice", now=NOW).messages == 1
+    assert UsageStore(store._table).today("alice", now=NOW).messages == 1
 
 
 def test_a_claim_needs_no_read_and_a_failed_one_returns_the_record_it_found(store: MessageStore) -> None:
@@ -53,7 +53,7 @@ def test_a_claim_needs_no_read_and_a_failed_one_returns_the_record_it_found(stor
     assert duplicate.found == store.get("alice", "m1")
     assert duplicate.found is not None
     assert duplicate.found.status is MessageStatus.STREAMING
-    assert read_usage(store._table, "alice", now=NOW).messages == 1
+    assert UsageStore(store._table).today("alice", now=NOW).messages == 1
 
     missing = store.claim(MessageRecord.queued("alice", "nope", "c_1", created_at=iso_utc(NOW)), now=NOW, quotas=QUOTAS)
     assert (missing.outcome, missing.found) == (ClaimOutcome.CONFLICT, None)
@@ -73,7 +73,7 @@ def test_a_claim_that_expects_another_record_claims_nothing(store: MessageStore)
         found.append(claim.found)
     assert found == [store.get("alice", "m1")] * 2
     assert found[0].status is MessageStatus.QUEUED
-    assert read_usage(store._table, "alice", now=NOW).messages == 0
+    assert UsageStore(store._table).today("alice", now=NOW).messages == 0
     assert store.claim(found[0], now=NOW, quotas=QUOTAS).outcome is ClaimOutcome.CLAIMED
 
 
@@ -81,7 +81,7 @@ def test_the_message_quota_stops_the_claim_and_counts_nothing(store: MessageStor
     assert _claim(store, "m1", messages=1) is ClaimOutcome.CLAIMED
     assert _claim(store, "m2", messages=1) is ClaimOutcome.QUOTA_EXCEEDED
     assert store.get("alice", "m2").status is MessageStatus.QUEUED  # type: ignore[union-attr]
-    assert read_usage(store._table, "alice", now=NOW).messages == 1
+    assert UsageStore(store._table).today("alice", now=NOW).messages == 1
 
 
 def test_output_tokens_used_up_stop_the_next_claim(store: MessageStore) -> None:
@@ -90,7 +90,7 @@ def test_output_tokens_used_up_stop_the_next_claim(store: MessageStore) -> None:
     assert record is not None
     assert store.count_usage(record, response_id="resp_1", input_tokens=5, output_tokens=100, now=NOW)
     assert store.finish(record, status=MessageStatus.DONE, now=NOW)
-    assert read_usage(store._table, "alice", now=NOW).output_tokens == 100
+    assert UsageStore(store._table).today("alice", now=NOW).output_tokens == 100
     assert _claim(store, "m2", tokens=100) is ClaimOutcome.QUOTA_EXCEEDED
 
 
@@ -135,7 +135,7 @@ def test_a_finished_message_cannot_be_finished_or_cancelled_again(store: Message
     again = store.request_cancel("alice", "m1")
     assert again is not None
     assert again.status is MessageStatus.DONE
-    assert read_usage(store._table, "alice", now=NOW).output_tokens == 7
+    assert UsageStore(store._table).today("alice", now=NOW).output_tokens == 7
 
 
 def test_a_repeated_message_id_returns_the_original_record(store: MessageStore) -> None:
@@ -155,7 +155,7 @@ def test_each_response_is_counted_once_whatever_the_deliveries(store: MessageSto
     assert store.count_usage(record, response_id="resp_a", input_tokens=10, output_tokens=4, now=NOW)
     assert not store.count_usage(record, response_id="resp_a", input_tokens=10, output_tokens=4, now=NOW)
     assert store.count_usage(record, response_id="resp_b", input_tokens=20, output_tokens=6, now=NOW)
-    usage = read_usage(store._table, "alice", now=NOW)
+    usage = UsageStore(store._table).today("alice", now=NOW)
     assert (usage.input_tokens, usage.output_tokens) == (30, 10)
 
 
@@ -165,4 +165,4 @@ def test_a_stopped_or_failed_reply_keeps_what_it_counted(store: MessageStore) ->
     assert record is not None
     assert store.count_usage(record, response_id="resp_a", input_tokens=0, output_tokens=9, now=NOW)
     assert store.finish(record, status=MessageStatus.CANCELLED, now=NOW)
-    assert read_usage(store._table, "alice", now=NOW).output_tokens == 9
+    assert UsageStore(store._table).today("alice", now=NOW).output_tokens == 9

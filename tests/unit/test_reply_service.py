@@ -31,7 +31,6 @@ from assistant.stores.messages import (
     MessageRecord,
     MessageStatus,
     MessageStore,
-    read_usage,
 )
 from assistant.stores.timestamps import iso_utc
 from assistant.stores.turns import MAX_EXCHANGE_BYTES, MAX_TOOL_OUTPUT_BYTES, Turn, TurnStatus, TurnStore
@@ -287,7 +286,7 @@ def test_a_second_delivery_of_an_answered_message_does_not_answer_again(harness:
     assert harness.model.calls.count("stream_reply") == 1
     assert [f["type"] for f in harness.frames()].count("done") == 1
     assert _text(harness.frames()) == "Hi there."
-    usage = read_usage(ddb_table, USER, now=1_001.0)
+    usage = UsageStore(ddb_table).today(USER, now=1_001.0)
     assert (usage.messages, usage.output_tokens) == (1, 2)
     record = harness.messages.get(USER, queued.message_id)
     assert record is not None

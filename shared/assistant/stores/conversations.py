@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 
 from assistant.errors import NotFound
 from assistant.protocol import new_id
+from assistant.stores.conditions import cancellation_reasons, condition_failed, item_condition_failed
 from assistant.stores.keys import CONVERSATION_PREFIX, CURRENT_CONVERSATION_SK, PK, SK, conversation_sk, key, user_pk
 from assistant.stores.timestamps import iso_utc
 
@@ -49,17 +50,10 @@ class ConversationStore:
     def __init__(self, table: Any) -> None:
         self._table = table
 
-    def create(self, user_id: str, *, now: float, make_current: bool = True) -> Conversation:
-        """A new, empty conversation; with ``make_current`` it also becomes the one ``sendMessage`` continues."""
+    def create(self, user_id: str, *, now: float) -> Conversation:
+        """A new, empty conversation, which becomes the one ``sendMessage`` continues."""
         conversation = _new_conversation(user_id, now)
-        if make_current:
-            self._write_with_pointer(conversation, replaces=None, unconditional=True)
-        else:
-            self._table.put_item(
-                Item=_to_item(conversation),
-                ConditionExpression="attribute_not_exists(#pk)",
-                ExpressionAttributeNames={"#pk": PK},
-            )
+        self._write_with_pointer(conversation, replaces=None, unconditional=True)
         return conversation
 
     def get(self, user_id: str, conversation_id: str) -> Conversation | None:
@@ -143,7 +137,7 @@ class ConversationStore:
                     ExpressionAttributeValues={":updated": updated_at, ":title": title, ":default": DEFAULT_TITLE},
                 )
             except ClientError as exc:
-                if not _is_condition_failure(exc):
+                if not condition_failed(exc):
                     raise
                 # Either the title is already set (the usual case after the first message) or the record is
                 # missing; the plain update below tells the two apart.
@@ -158,7 +152,7 @@ class ConversationStore:
                 ExpressionAttributeValues={":updated": updated_at},
             )
         except ClientError as exc:
-            if _is_condition_failure(exc):
+            if condition_failed(exc):
                 raise NotFound("That conversation does not exist.") from None
             raise
 
@@ -199,12 +193,7 @@ class ConversationStore:
                 TransactItems=[{"Put": conversation_put}, {"Put": pointer_put}]
             )
         except ClientError as exc:
-            reasons = exc.response.get("CancellationReasons") or []
-            if (
-                exc.response.get("Error", {}).get("Code") == "TransactionCanceledException"
-                and len(reasons) == 2
-                and reasons[1].get("Code") == "ConditionalCheckFailed"
-            ):
+            if item_condition_failed(cancellation_reasons(exc), 1):
                 raise _PointerMoved from None
             raise
 
@@ -248,7 +237,3 @@ def _clean_title(title: str | None) -> str | None:
     if len(cleaned) > MAX_TITLE_CHARS:
         cleaned = cleaned[: MAX_TITLE_CHARS - 1].rstrip() + "…"
     return cleaned or None
-
-
-def _is_condition_failure(exc: ClientError) -> bool:
-    return bool(exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")

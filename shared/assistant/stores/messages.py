@@ -26,10 +26,11 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from assistant.errors import RateLimited
+from assistant.stores.conditions import cancellation_reasons, condition_failed, item_condition_failed
 from assistant.stores.keys import PK, TTL, WAITING_SK, key, message_sk, usage_sk
 from assistant.stores.timestamps import iso_utc, utc_day
 from assistant.stores.turns import Turn
-from assistant.stores.usage import DailyUsage, Quotas, UsageStore
+from assistant.stores.usage import Quotas
 from assistant.wiring import MESSAGE_TTL_SECONDS, USAGE_TTL_SECONDS
 
 
@@ -132,25 +133,10 @@ class TooManyWaiting(RateLimited):
 WAITING_RETRY_AFTER_MS = 5_000
 
 
-def _cancellation_reasons(exc: ClientError) -> list[str | None] | None:
-    """Per item, why a transaction was cancelled; ``None`` when the error is not a cancellation."""
-    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-        return None
-    return [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-
-
 _deserializer = TypeDeserializer()
 
 #: Where each item sits in the claim's transaction (cancellation reasons come back in this order).
 _CLAIM_MESSAGE, _CLAIM_USAGE = 0, 1
-
-
-def _failed(reasons: list[str | None], index: int) -> bool:
-    return len(reasons) > index and reasons[index] == "ConditionalCheckFailed"
-
-
-def _is_condition_failure(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 class MessageStore:
@@ -188,13 +174,13 @@ class MessageStore:
             try:
                 self._client.transact_write_items(TransactItems=items)
             except ClientError as exc:
-                reasons = _cancellation_reasons(exc)
-                if reasons and reasons[0] == "ConditionalCheckFailed":
+                reasons = cancellation_reasons(exc)
+                if item_condition_failed(reasons, 0):
                     existing = self.get(user_id, message_id)
                     if existing is None:  # expired between the two calls: practically impossible, but never guess
                         raise
                     return existing, False
-                if reasons and len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                if item_condition_failed(reasons, 1):
                     # Full; entries whose message left `queued` without saying so (expired) are pruned once.
                     if attempt == 0 and self._prune_waiting(user_id):
                         continue
@@ -263,7 +249,7 @@ class MessageStore:
                 ReturnValues="ALL_NEW",
             )["Attributes"]
         except ClientError as exc:
-            if _is_condition_failure(exc):
+            if condition_failed(exc):
                 return None
             raise
         return MessageRecord.from_item(attributes)
@@ -328,14 +314,14 @@ class MessageStore:
         try:
             self._client.transact_write_items(TransactItems=items)
         except ClientError as exc:
-            reasons = _cancellation_reasons(exc)
+            reasons = cancellation_reasons(exc)
             if reasons is None:
                 raise
-            if _failed(reasons, _CLAIM_MESSAGE):
+            if item_condition_failed(reasons, _CLAIM_MESSAGE):
                 item = exc.response["CancellationReasons"][_CLAIM_MESSAGE].get("Item")
                 found = {name: _deserializer.deserialize(value) for name, value in item.items()} if item else None
                 return Claim(ClaimOutcome.CONFLICT, MessageRecord.from_item(found) if found else None)
-            if _failed(reasons, _CLAIM_USAGE):
+            if item_condition_failed(reasons, _CLAIM_USAGE):
                 return Claim(ClaimOutcome.QUOTA_EXCEEDED)
             raise  # e.g. a transaction conflict with a concurrent write: SQS delivers the message again
         return Claim(ClaimOutcome.CLAIMED)
@@ -403,7 +389,7 @@ class MessageStore:
                 ]
             )
         except ClientError as exc:
-            if _cancellation_reasons(exc) is not None:
+            if cancellation_reasons(exc) is not None:
                 return False
             raise
         return True
@@ -441,7 +427,7 @@ class MessageStore:
             try:
                 self._table.update_item(**update)
             except ClientError as exc:
-                if _is_condition_failure(exc):
+                if condition_failed(exc):
                     return False
                 raise
             return True
@@ -453,8 +439,8 @@ class MessageStore:
                 ]
             )
         except ClientError as exc:
-            reasons = _cancellation_reasons(exc)
-            if reasons and reasons[0] == "ConditionalCheckFailed":
+            reasons = cancellation_reasons(exc)
+            if item_condition_failed(reasons, 0):
                 return False
             raise
         return True
@@ -479,7 +465,7 @@ class MessageStore:
                 },
             )
         except ClientError as exc:
-            if _is_condition_failure(exc):
+            if condition_failed(exc):
                 return False
             raise
         return True
@@ -498,12 +484,7 @@ class MessageStore:
                 ExpressionAttributeValues={**values, ":streaming": "streaming", ":false": False},
             )
         except ClientError as exc:
-            if _is_condition_failure(exc):
+            if condition_failed(exc):
                 return False
             raise
         return True
-
-
-def read_usage(table: Any, user_id: str, *, now: float | None = None) -> DailyUsage:
-    """Today's (UTC) usage of a user."""
-    return UsageStore(table).today(user_id, now=now)

@@ -21,6 +21,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from assistant.errors import RateLimited
+from assistant.stores.conditions import condition_failed
 from assistant.stores.keys import PK, TTL, key, rate_limit_sk
 
 _MILLI = 1000
@@ -109,7 +110,7 @@ class RateLimiter:
                 ExpressionAttributeValues=values,
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if condition_failed(exc):
                 return False
             raise
         return True
