@@ -1,7 +1,7 @@
 """Connection records: which WebSocket connections a user has open right now.
 
 One record per connection under the user's partition, so every tab of a user gets the reply and closing one tab
-leaves the others alone (the original kept one record per user and broke both).
+leaves the others alone.
 """
 
 from __future__ import annotations
