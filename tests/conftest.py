@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -15,6 +16,14 @@ from scripts.local_stack.aws.resources import create_table
 
 REGION = "us-east-1"
 TABLE_NAME = "assistant-test"
+
+# Powertools reads these when a handler module's Logger and Metrics are created, at its first import in this process,
+# whichever test module imports it first (pytest imports every module while collecting, in any order). Set here so
+# no import order can leave the in-process handlers without a metrics namespace, as Lambda never would. (Functions
+# run as deployed, in processes of their own with their exact environment, are checked in
+# tests/infra/test_deployed_environment.py and the e2e suite.)
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "assistant-test")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "AssistantTest")
 
 
 @dataclass

@@ -4,7 +4,6 @@ the real ``openai`` SDK against the offline Responses server on 127.0.0.1."""
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,10 +19,6 @@ from scripts.local_stack.offline_model import OfflineModelServer, Pace
 from tests.conftest import REGION
 from tests.events import websocket_event
 from tests.handlers import reset_handlers
-
-# Powertools reads these when the handlers' module-level Logger and Metrics are created, as Lambda would have them.
-os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "assistant-test")
-os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "AssistantTest")
 
 ACCOUNT = "123456789012"
 API_ID = "abc123defg"
