@@ -6,6 +6,8 @@ and needs no pip; ``test_bundling.py`` synthesizes with bundling, the way ``cdk 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from infra.application import build
 from infra.stack import AssistantStack
 
 SKIP_BUNDLING: dict[str, Any] = {"aws:cdk:bundling-stacks": []}
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def synth_app(outdir: Path, stage: str, *, bundling: bool = False) -> tuple[cdk.App, AssistantStack]:
@@ -70,3 +73,27 @@ def function_by_handler(template: Template, handler: str) -> tuple[str, dict[str
     ]
     assert len(matches) == 1, f"expected one function with handler {handler}, found {len(matches)}"
     return matches[0]
+
+
+def role_statements(template: Template, handler: str) -> list[dict[str, Any]]:
+    """Every IAM statement of the role of the function with ``handler``."""
+    _, function = function_by_handler(template, handler)
+    role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    return [
+        statement
+        for policy in resources(template, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def assert_cfn_lint_clean(template_file: Path) -> None:
+    """cfn-lint on a synthesized template, with the repository's .cfnlintrc.yaml."""
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys; from cfnlint.runner import main; sys.exit(main())", str(template_file)],
+        cwd=REPO_ROOT,  # picks up .cfnlintrc.yaml
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

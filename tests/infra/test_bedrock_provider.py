@@ -4,8 +4,6 @@ Bedrock API key and calling the stage's model with it needs, on the worker alone
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +15,8 @@ from assistant.wiring import BEDROCK_DEFAULT_MODEL, COMMANDS, FUNCTIONS, WORKER,
 from infra.application import build
 from infra.names import OutputKey
 from infra.stack import AssistantStack
-from tests.infra.conftest import SKIP_BUNDLING, function_by_handler, resources
+from tests.infra.conftest import SKIP_BUNDLING, assert_cfn_lint_clean, function_by_handler, resources, role_statements
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SHORT_TERM_ONLY = {"StringEquals": {"bedrock:bearerTokenType": "SHORT_TERM"}}
 
 
@@ -48,21 +45,10 @@ def _render(value: Any) -> str:
     return str(separator).join(_render(part) for part in parts)
 
 
-def _statements(template: Template, spec_handler: str) -> list[dict[str, Any]]:
-    _, function = function_by_handler(template, spec_handler)
-    role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
-    return [
-        statement
-        for policy in resources(template, "AWS::IAM::Policy").values()
-        if {"Ref": role_id} in policy["Properties"]["Roles"]
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
-    ]
-
-
 def _model_statements(template: Template, spec_handler: str) -> list[tuple[list[str], list[str], Any]]:
     """(actions, resources, condition) of every statement naming a Bedrock action, resources rendered."""
     found = []
-    for statement in _statements(template, spec_handler):
+    for statement in role_statements(template, spec_handler):
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         if any(action.startswith("bedrock") for action in actions):
             listed = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
@@ -91,7 +77,7 @@ def test_no_model_secret_is_created_granted_or_named(bedrock: tuple[AssistantSta
     assert stack.openai_secret is None
     assert resources(template, "AWS::SecretsManager::Secret") == {}
     for spec in FUNCTIONS:
-        for statement in _statements(template, spec.handler):
+        for statement in role_statements(template, spec.handler):
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             assert not any(action.startswith("secretsmanager:") for action in actions), spec.name
         _, function = function_by_handler(template, spec.handler)
@@ -143,11 +129,4 @@ def test_cfn_lint_passes_the_bedrock_template(bedrock: tuple[AssistantStack, Tem
     stack, template = bedrock
     path = tmp_path / stack.template_file
     path.write_text(json.dumps(template.to_json()))
-    result = subprocess.run(
-        [sys.executable, "-c", "import sys; from cfnlint.runner import main; sys.exit(main())", str(path)],
-        cwd=REPO_ROOT,  # picks up .cfnlintrc.yaml
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_cfn_lint_clean(path)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -13,9 +11,7 @@ import pytest
 from infra.nag import add_checks
 from infra.stack import AssistantStack
 from infra.stage import StageConfig
-from tests.infra.conftest import SKIP_BUNDLING, synth_app
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.infra.conftest import SKIP_BUNDLING, assert_cfn_lint_clean, synth_app
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
@@ -42,12 +38,4 @@ def test_cdk_nag_fails_the_synth_on_a_finding(tmp_path: Path) -> None:
 @pytest.mark.parametrize("stage", ["dev", "prod"])
 def test_cfn_lint_finds_nothing_beyond_the_justified_config(tmp_path: Path, stage: str) -> None:
     _, stack = synth_app(tmp_path, stage)
-    template = tmp_path / stack.template_file
-    result = subprocess.run(
-        [sys.executable, "-c", "import sys; from cfnlint.runner import main; sys.exit(main())", str(template)],
-        cwd=REPO_ROOT,  # picks up .cfnlintrc.yaml
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_cfn_lint_clean(tmp_path / stack.template_file)

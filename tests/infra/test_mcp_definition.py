@@ -8,8 +8,6 @@ passes cdk-nag (the synth raises on a finding) and cfn-lint.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from importlib import resources as package_files
 from pathlib import Path
 from typing import Any
@@ -22,9 +20,8 @@ from assistant.wiring import FUNCTIONS, WORKER, Env
 from infra.application import ASSISTANT_FILE_CONTEXT_KEY, build
 from infra.definition import DEPLOYED_PATH
 from infra.stack import AssistantStack
-from tests.infra.conftest import SKIP_BUNDLING, function_by_handler, resources
+from tests.infra.conftest import SKIP_BUNDLING, assert_cfn_lint_clean, function_by_handler, role_statements
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SECRET = "orders-mcp-token"
 
 MCP_SERVERS = f"""
@@ -62,21 +59,10 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> tuple[AssistantStac
     return stack, template, workdir / "cdk.out"
 
 
-def _statements(template: Template, handler: str) -> list[dict[str, Any]]:
-    _, function = function_by_handler(template, handler)
-    role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
-    return [
-        statement
-        for policy in resources(template, "AWS::IAM::Policy").values()
-        if {"Ref": role_id} in policy["Properties"]["Roles"]
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
-    ]
-
-
 def _mcp_secret_resources(template: Template, handler: str) -> list[str]:
     """The (rendered) resources of every GetSecretValue statement that is not the model key's ``Ref``."""
     found = []
-    for statement in _statements(template, handler):
+    for statement in role_statements(template, handler):
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         if "secretsmanager:GetSecretValue" not in actions:
             continue
@@ -131,19 +117,7 @@ def test_the_definition_ships_in_a_layer_for_the_functions_that_load_it(
 
 def test_the_template_passes_cfn_lint(synthesized: tuple[AssistantStack, Template, Path]) -> None:
     stack, _, outdir = synthesized
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from cfnlint.runner import main; sys.exit(main())",
-            str(outdir / stack.template_file),
-        ],
-        cwd=REPO_ROOT,  # picks up .cfnlintrc.yaml
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_cfn_lint_clean(outdir / stack.template_file)
 
 
 def test_the_packaged_definition_grants_no_mcp_secret_and_sets_no_assistant_file(dev_template: Template) -> None:
