@@ -405,10 +405,7 @@ class ModelClient:
         """
         if self._capabilities.stored_responses:
             return _Request(outputs, previous_response_id=result.response_id)
-        calls: list[ResponseInputItemParam] = [
-            {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments}
-            for call in result.calls
-        ]
+        calls = [_call_item(call.call_id, call.name, call.arguments) for call in result.calls]
         return _Request([*sent.input, *calls, *outputs])
 
     def _run_tools(
@@ -421,7 +418,7 @@ class ModelClient:
             result = offered.invoke(call.name, call.arguments, context)
             yield ToolEvent(call.name, "done" if result.ok else "failed")
             yield ToolExchange(call.call_id, call.name, call.arguments, result.output)
-            outputs.append({"type": "function_call_output", "call_id": call.call_id, "output": result.output})
+            outputs.append(_output_item(call.call_id, result.output))
         return outputs
 
     def _stream_round(
@@ -773,10 +770,18 @@ class ModelClient:
         self._sleep(delay)
 
 
+def _call_item(call_id: str, name: str, arguments: str) -> ResponseInputItemParam:
+    return {"type": "function_call", "call_id": call_id, "name": name, "arguments": arguments}
+
+
+def _output_item(call_id: str, output: str) -> ResponseInputItemParam:
+    return {"type": "function_call_output", "call_id": call_id, "output": output}
+
+
 def _exchange_items(exchange: ToolExchange) -> list[ResponseInputItemParam]:
     return [
-        {"type": "function_call", "call_id": exchange.call_id, "name": exchange.name, "arguments": exchange.arguments},
-        {"type": "function_call_output", "call_id": exchange.call_id, "output": exchange.output},
+        _call_item(exchange.call_id, exchange.name, exchange.arguments),
+        _output_item(exchange.call_id, exchange.output),
     ]
 
 
