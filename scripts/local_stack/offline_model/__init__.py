@@ -130,18 +130,22 @@ class OfflineModelServer:
         self.state.pace = pace
 
     @property
-    def port(self) -> int:
+    def running(self) -> RunningOfflineModel:
         if self._running is None:
             raise RuntimeError("the offline model server is not running")
-        return self._running.port
+        return self._running
+
+    @property
+    def port(self) -> int:
+        return self.running.port
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}/v1"
+        return self.running.base_url
 
     @property
     def root_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return self.running.root_url
 
     def start(self) -> OfflineModelServer:
         """Start listening; returns once the port is bound (or raises what binding raised)."""
