@@ -186,12 +186,10 @@ def mcp_tools(servers: Sequence[McpServerConfig]) -> McpTools | None:
 
 def mcp_secret(name: str) -> str:
     """An MCP server's token, cached like the model key (a rotation takes effect within the max age)."""
-    from aws_lambda_powertools.utilities import parameters
-
-    value = parameters.get_secret(name, max_age=SECRET_MAX_AGE_SECONDS)
-    if not isinstance(value, str) or not value.strip():
-        raise LookupError(f"the secret {name} has no value")
-    return value.strip()
+    value = _secret_value(name)
+    if value is None:
+        raise LookupError(f"the secret {name} does not exist or has no value")
+    return value
 
 
 def _count_mcp_failure(kind: str) -> None:
