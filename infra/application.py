@@ -21,6 +21,9 @@ PROVIDER_CONTEXT_KEY = "provider"
 ASSISTANT_FILE_CONTEXT_KEY = "assistantFile"
 #: ``--context alarmEmail=ops@example.com`` subscribes that address to the stage's alarm topic.
 ALARM_EMAIL_CONTEXT_KEY = "alarmEmail"
+#: ``--context snapStart=true|false`` turns the worker's SnapStart on or off whatever the stage's default
+#: (``StageConfig.worker_snap_start``: on for ``prod`` only).
+SNAP_START_CONTEXT_KEY = "snapStart"
 
 
 def stage_from_context(app: cdk.App) -> StageConfig:
@@ -38,7 +41,21 @@ def stage_from_context(app: cdk.App) -> StageConfig:
     alarm_email = app.node.try_get_context(ALARM_EMAIL_CONTEXT_KEY)
     if alarm_email:
         stage = replace(stage, alarm_email=str(alarm_email).strip())
+    snap_start = app.node.try_get_context(SNAP_START_CONTEXT_KEY)
+    if snap_start is not None:
+        stage = replace(stage, worker_snap_start=_context_flag(SNAP_START_CONTEXT_KEY, snap_start))
     return stage
+
+
+def _context_flag(key: str, value: object) -> bool:
+    """``true``/``false`` from the command line (a string) or from cdk.json (a JSON boolean); anything else stops
+    the synth, so a typo (``--context snapStart=ture``) never silently deploys the stage's default."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "false"):
+        return text == "true"
+    raise ValueError(f"--context {key} must be true or false, got {value!r}")
 
 
 def build(app: cdk.App) -> AssistantStack:

@@ -70,6 +70,12 @@ class StageConfig:
     #: Worker invocations the queue may run at once. Each streams one reply for up to minutes, so this caps the
     #: model calls in flight (and their cost) and leaves the account's Lambda concurrency to the routes.
     worker_max_concurrency: int = 50
+    #: Lambda SnapStart for the worker (``--context snapStart=true|false``; docs/scaling.md, "SnapStart"). Its cold
+    #: start is on the path to a user's first text and is the heaviest we have (its import plus the ``openai`` SDK,
+    #: ~0.8 s against ~0.2 s for boto3 alone, docs/benchmarks.md "Cold start"). A steady production stage amortizes
+    #: the snapshot's cache charge; a disposable stage mostly idles, would pay it for nothing, and every deploy of it
+    #: would wait for a snapshot. The route functions and the authorizer never get it (docs/scaling.md says why).
+    worker_snap_start: bool = False
     #: Host the chat page (``web/``) on CloudFront from a private bucket, configured from this stack's outputs
     #: (``infra.web_hosting``; the ``WebUrl`` output). Off: no bucket, no distribution; host ``web/`` elsewhere with
     #: ``scripts.web_config``.
@@ -128,6 +134,7 @@ class StageConfig:
                 throttle_rate_limit=50.0,
                 throttle_burst_limit=100,
                 worker_max_concurrency=200,
+                worker_snap_start=True,
             )
         return cls(name=name, retain_data=False, log_retention_days=7)
 

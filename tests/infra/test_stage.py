@@ -50,3 +50,32 @@ def test_stage_and_model_come_from_context_with_dev_as_default() -> None:
     assert prod.retain_data
     assert prod.model == "gpt-5-mini"
     assert stack_name("prod") == "GptAssistant-prod"
+
+
+def test_snap_start_is_on_for_the_production_worker_only_by_default() -> None:
+    assert StageConfig.for_stage("prod").worker_snap_start
+    assert not StageConfig.for_stage("dev").worker_snap_start
+    assert not StageConfig.for_stage("alice").worker_snap_start
+
+
+@pytest.mark.parametrize(
+    ("stage", "value", "expected"),
+    [
+        ("dev", "true", True),
+        ("dev", "TRUE", True),
+        ("prod", "false", False),
+        ("prod", " False ", False),
+        # cdk.json's context holds JSON, so a boolean arrives as one.
+        ("dev", True, True),
+        ("prod", False, False),
+    ],
+)
+def test_snap_start_context_overrides_the_stage_default(stage: str, value: object, expected: bool) -> None:
+    app = cdk.App(context={"stage": stage, "snapStart": value})
+    assert stage_from_context(app).worker_snap_start is expected
+
+
+@pytest.mark.parametrize("value", ["yes", "1", "ture", "", "on"])
+def test_a_snap_start_context_that_is_not_true_or_false_stops_the_synth(value: str) -> None:
+    with pytest.raises(ValueError, match=r"--context snapStart must be true or false, got "):
+        stage_from_context(cdk.App(context={"stage": "prod", "snapStart": value}))
