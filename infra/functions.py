@@ -15,7 +15,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from assistant.wiring import FUNCTIONS, Env, FunctionSpec, function_environment
+from assistant.wiring import FUNCTIONS, WORKER, Env, FunctionSpec, function_environment
 from infra.layers import ARCHITECTURE, RUNTIME
 from infra.retention import log_retention, removal_policy
 from infra.stage import StageConfig
@@ -34,6 +34,9 @@ OPTIONAL_ENV = frozenset(
         Env.ASSISTANT_FILE,
     }
 )
+#: The alias that event sources invoke when a function has SnapStart: Lambda snapshots published versions only, so
+#: an invocation of ``$LATEST`` would initialize from scratch and the snapshot would never be used.
+LIVE_ALIAS = "live"
 
 
 def metrics_namespace(stage: StageConfig) -> str:
@@ -57,8 +60,12 @@ class AssistantFunctions(Construct):
         #: Declared variables this stack leaves unset beyond :data:`OPTIONAL_ENV` (a Bedrock stage has no secret).
         self.optional_env = OPTIONAL_ENV | optional_env
         self._functions: dict[str, lambda_.Function] = {}
+        #: The ``live`` alias of each function with SnapStart, by spec name (none on a stage without it).
+        self._aliases: dict[str, lambda_.Alias] = {}
         for spec in FUNCTIONS:
             self._functions[spec.name] = self._create(spec, stage, code, layers)
+            if self.snap_start(spec):
+                self._aliases[spec.name] = self._live_alias(spec, self._functions[spec.name])
         self._environment_set = False
 
     def __getitem__(self, spec: FunctionSpec) -> lambda_.Function:
@@ -66,6 +73,18 @@ class AssistantFunctions(Construct):
 
     def items(self) -> list[tuple[FunctionSpec, lambda_.Function]]:
         return [(spec, self._functions[spec.name]) for spec in FUNCTIONS]
+
+    def snap_start(self, spec: FunctionSpec) -> bool:
+        """Whether ``spec``'s function gets SnapStart: the worker, where the stage asks for it; never a route or the
+        authorizer (docs/scaling.md, "SnapStart": their import is small, and each would need a version and an alias
+        behind its WebSocket integration, on every page load's path)."""
+        return spec is WORKER and self._stage.worker_snap_start
+
+    def invocation_target(self, spec: FunctionSpec) -> lambda_.IFunction:
+        """What an event source of ``spec`` invokes: its ``live`` alias when it has SnapStart, else the function.
+        Grants through either reach the function's role; metrics and alarms stay on the function, whose
+        ``FunctionName`` dimension sums every version."""
+        return self._aliases.get(spec.name) or self._functions[spec.name]
 
     def set_environment(self, values: Mapping[Env, str]) -> None:
         """Give every function the variables its spec declares, from the stack's ``values`` (once, all of them:
@@ -92,6 +111,7 @@ class AssistantFunctions(Construct):
         layers: Sequence[lambda_.ILayerVersion],
     ) -> lambda_.Function:
         construct_id = f"{_pascal(spec.name)}Function"
+        snap_start = self.snap_start(spec)
         log_group = logs.LogGroup(
             self,
             f"{_pascal(spec.name)}Logs",
@@ -128,6 +148,29 @@ class AssistantFunctions(Construct):
             # X-Ray: Lambda samples invocations and the sampled ones build Powertools' Tracer (assistant.tracing):
             # cold start, every AWS call, the model request and its first token, per function.
             tracing=lambda_.Tracing.ACTIVE,
+            # None renders no SnapStart property at all, so a stage without it synthesizes as before.
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,
+            # A version the alias has moved away from is no longer invoked, but while it exists its snapshot stays
+            # cached and billed (until Lambda drops it after 14 days without an invocation): delete it on update.
+            current_version_options=(
+                lambda_.VersionOptions(removal_policy=cdk.RemovalPolicy.DESTROY) if snap_start else None
+            ),
+        )
+
+    def _live_alias(self, spec: FunctionSpec, function: lambda_.Function) -> lambda_.Alias:
+        """A version published from the function's current configuration (a new one whenever its code, layers or
+        environment change), behind the alias its event source invokes."""
+        # CDK warns that SnapStart needs a published version; this is it.
+        cdk.Annotations.of(function).acknowledge_warning(
+            "@aws-cdk/aws-lambda:snapStartRequirePublish",
+            "current_version publishes a version and the live alias points at it",
+        )
+        return lambda_.Alias(
+            self,
+            f"{_pascal(spec.name)}LiveAlias",
+            alias_name=LIVE_ALIAS,
+            version=function.current_version,
+            description=f"{spec.name}: the published version its event source invokes (SnapStart restores only those)",
         )
 
 

@@ -73,7 +73,8 @@ class AssistantStack(cdk.Stack):
         self._provide_environment()
         self._deploy_definition()
         self._grant_permissions()
-        self.functions[WORKER].add_event_source(
+        # The worker's live alias when it has SnapStart (only published versions are restored from a snapshot).
+        self.functions.invocation_target(WORKER).add_event_source(
             event_sources.SqsEventSource(
                 self.messages.queue,
                 batch_size=QUEUE.batch_size,

@@ -3,6 +3,7 @@ worker's concurrency cap."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -124,10 +125,16 @@ def test_a_failing_authorizer_raises_an_alarm_at_the_first_error(dev_template: T
 
 def _worker_event_source(template: Template) -> dict[str, Any]:
     worker_id, _ = function_by_handler(template, WORKER.handler)
+    # The queue invokes the worker itself, or on a stage with SnapStart its alias (tests/infra/test_snap_start.py).
+    targets = {worker_id} | {
+        alias_id
+        for alias_id, alias in resources(template, "AWS::Lambda::Alias").items()
+        if alias["Properties"]["FunctionName"] == {"Ref": worker_id}
+    }
     mappings = [
         m["Properties"]
         for m in resources(template, "AWS::Lambda::EventSourceMapping").values()
-        if m["Properties"]["FunctionName"] == {"Ref": worker_id}
+        if any(f'{{"Ref": "{target}"}}' in json.dumps(m["Properties"]["FunctionName"]) for target in targets)
     ]
     assert len(mappings) == 1
     return mappings[0]
