@@ -31,8 +31,9 @@ from tests.infra.conftest import synth_app
 
 pytestmark = pytest.mark.bundling
 
-#: Provided by the Lambda Python runtime, deliberately not bundled.
-RUNTIME_PROVIDED = {"boto3", "botocore"}
+#: Provided by the Lambda Python runtime, deliberately not bundled (``snapshot_restore_py``: SnapStart's runtime hooks,
+#: which the worker imports only when initialized for a snapshot).
+RUNTIME_PROVIDED = {"boto3", "botocore", "snapshot_restore_py"}
 #: ``importlib.util.MAGIC_NUMBER`` of CPython 3.13 (3571), the Lambda runtime's interpreter.
 CPYTHON_313_MAGIC = (3571).to_bytes(2, "little") + b"\r\n"
 #: PEP 552 flags word: hash-based (bit 0) and not checked against the source (bit 1 clear).
