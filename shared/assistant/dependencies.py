@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from assistant.model import ModelClient
     from assistant.push import Broadcaster
     from assistant.reply import ReplyService
+    from assistant.stores.batch import ItemReader
     from assistant.stores.connections import ConnectionStore
     from assistant.stores.conversations import ConversationStore
     from assistant.stores.messages import MessageStore
@@ -89,6 +90,7 @@ class SendMessageDependencies:
     messages: MessageStore
     usage: UsageStore
     rate_limiter: RateLimiter
+    reader: ItemReader
     sqs: Any
     connections_api: Callable[[], Any]
 
@@ -102,6 +104,7 @@ class SendMessageDependencies:
             messages=self.messages,
             usage=self.usage,
             rate_limiter=self.rate_limiter,
+            reader=self.reader,
             limits=IntakeLimits(
                 quotas=settings.quotas(),
                 rate_limit=settings.rate_limit_send_message,
@@ -112,6 +115,7 @@ class SendMessageDependencies:
 
 
 def send_message(settings: SendMessageSettings) -> SendMessageDependencies:
+    from assistant.stores.batch import ItemReader
     from assistant.stores.conversations import ConversationStore
     from assistant.stores.messages import MessageStore
     from assistant.stores.rate_limits import RateLimiter
@@ -124,6 +128,7 @@ def send_message(settings: SendMessageSettings) -> SendMessageDependencies:
         messages=MessageStore(table),
         usage=UsageStore(table),
         rate_limiter=RateLimiter(table),
+        reader=ItemReader(table),
         sqs=runtime.sqs(settings.region),
         connections_api=_connections_api(settings.callback_url),
     )

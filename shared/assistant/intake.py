@@ -11,12 +11,17 @@ from aws_lambda_powertools import Logger
 from assistant.errors import NotFound, QuotaExceeded
 from assistant.protocol import Accepted, SendMessage, new_id
 from assistant.queue import MessageQueue, QueuedMessage
+from assistant.stores.batch import ItemReader
 from assistant.stores.conversations import ConversationStore
 from assistant.stores.messages import MessageStatus, MessageStore
 from assistant.stores.rate_limits import RateLimit, RateLimiter
-from assistant.stores.usage import Quotas, UsageStore
+from assistant.stores.timestamps import utc_day
+from assistant.stores.usage import DailyUsage, Quotas, UsageStore
 
 logger = Logger(child=True)
+
+#: The user's token bucket for this route (``RateLimiter``).
+_RATE_LIMIT_BUCKET = "sendMessage"
 
 
 @dataclass(frozen=True)
@@ -35,10 +40,12 @@ class MessageIntake:
         messages: MessageStore,
         usage: UsageStore,
         rate_limiter: RateLimiter,
+        reader: ItemReader,
         limits: IntakeLimits,
         queue: MessageQueue,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._reader = reader
         self._conversations = conversations
         self._messages = messages
         self._usage = usage
@@ -48,17 +55,31 @@ class MessageIntake:
         self._clock = clock
 
     def accept(self, *, user_id: str, connection_id: str, frame: SendMessage) -> Accepted:
-        # Refusals first, before anything is recorded or enqueued: a refused frame leaves no trace.
-        self._rate_limiter.take(user_id, "sendMessage", self._limits.rate_limit)
         now = self._clock()
+        # Everything the decisions below need, in one round trip: the rate-limit bucket, today's usage, and the
+        # conversation the message continues (or the pointer to the current one).
+        conversation_key = (
+            self._conversations.pointer_key(user_id)
+            if frame.conversation_id is None
+            else self._conversations.record_key(user_id, frame.conversation_id)
+        )
+        bucket, usage, conversation = self._reader.get(
+            [
+                self._rate_limiter.bucket_key(user_id, _RATE_LIMIT_BUCKET),
+                self._usage.day_key(user_id, now=now),
+                conversation_key,
+            ]
+        )
+        # Refusals first, before anything is recorded or enqueued: a refused frame leaves no trace.
+        self._rate_limiter.take(user_id, _RATE_LIMIT_BUCKET, self._limits.rate_limit, read=bucket)
         # The worker's claim is the exact check (atomic with counting the message); this one spares a message that
         # cannot be answered today its record, its queue message and its worker run.
-        spent = self._limits.quotas.exhausted_by(self._usage.today(user_id, now=now))
+        spent = self._limits.quotas.exhausted_by(DailyUsage.from_item(utc_day(now), usage))
         if spent is not None:
             raise QuotaExceeded(spent)
         if frame.conversation_id is None:
-            conversation_id = self._conversations.current(user_id, now=now).conversation_id
-        elif self._conversations.get(user_id, frame.conversation_id) is None:
+            conversation_id = self._conversations.current_id(user_id, pointer=conversation, now=now)
+        elif conversation is None:
             # Someone else's conversation gets the same answer as one that never existed.
             raise NotFound("No such conversation.")
         else:

@@ -276,6 +276,7 @@ class TableAction(StrEnum):
     """
 
     GET_ITEM = "dynamodb:GetItem"
+    BATCH_GET_ITEM = "dynamodb:BatchGetItem"
     PUT_ITEM = "dynamodb:PutItem"
     UPDATE_ITEM = "dynamodb:UpdateItem"
     DELETE_ITEM = "dynamodb:DeleteItem"
@@ -394,9 +395,15 @@ SEND_MESSAGE: Final = FunctionSpec(
     ),
     sends_to_queue=True,
     closes_connections=True,
-    # Rate limit (GetItem, UpdateItem), today's usage (GetItem), the current conversation (GetItem, and a
-    # transaction of two Puts when it is created), the message record (PutItem; GetItem for a repeated id).
-    table_actions=(TableAction.GET_ITEM, TableAction.PUT_ITEM, TableAction.UPDATE_ITEM),
+    # The rate-limit bucket, today's usage and the conversation (or the current-conversation pointer) in one
+    # BatchGetItem; the bucket's write (UpdateItem; GetItem again after a lost race); a first conversation (a
+    # transaction of two Puts); the message record (a transaction's Put and Update; GetItem for a repeated id).
+    table_actions=(
+        TableAction.BATCH_GET_ITEM,
+        TableAction.GET_ITEM,
+        TableAction.PUT_ITEM,
+        TableAction.UPDATE_ITEM,
+    ),
 )
 COMMANDS: Final = FunctionSpec(
     name="commands",

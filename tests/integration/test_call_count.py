@@ -57,9 +57,12 @@ def test_aws_calls_from_send_message_to_the_model_request(deployment: Deployment
     assert accepted is not None
     assert accepted["type"] == "accepted"
     intake = Counter(name for name, _ in calls.calls)
+    # Was 7: four GetItems (bucket, usage, pointer, and the conversation the pointer names) are one BatchGetItem,
+    # and the conversation is no longer read (a pointer is written with its conversation and cannot dangle).
+    assert sum(intake.values()) == 4, intake
     assert intake == Counter(
         {
-            "dynamodb:GetItem": 4,  # rate-limit bucket, today's usage, current-conversation pointer, conversation
+            "dynamodb:BatchGetItem": 1,  # rate-limit bucket, today's usage, current-conversation pointer
             "dynamodb:UpdateItem": 1,  # rate-limit bucket
             "dynamodb:TransactWriteItems": 1,  # message record + the user's set of waiting messages
             "sqs:SendMessage": 1,

@@ -121,3 +121,32 @@ def test_limits_parse_from_settings(text: str, limit: RateLimit) -> None:
 def test_bad_limits_are_refused_with_the_expected_form(text: str) -> None:
     with pytest.raises(ValueError, match="burst"):
         RateLimit.parse(text)
+
+
+def test_a_bucket_read_with_other_items_spares_the_read_and_a_stale_one_is_read_again(
+    ddb_table: Any, fake_clock: FakeClock
+) -> None:
+    limiter = RateLimiter(ddb_table, clock=fake_clock)
+    bucket_key = RateLimiter.bucket_key("alice", "sendMessage")
+    reads: list[str] = []
+
+    class CountingTable:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(ddb_table, name)
+
+        def get_item(self, **kwargs: Any) -> Any:
+            reads.append(kwargs["Key"]["sk"])
+            return ddb_table.get_item(**kwargs)
+
+    counted = RateLimiter(CountingTable(), clock=fake_clock)
+    counted.take("alice", "sendMessage", CHAT, read=None)  # read as absent by the caller: no read here
+    assert reads == []
+    fresh = ddb_table.get_item(Key=bucket_key, ConsistentRead=True)["Item"]
+    counted.take("alice", "sendMessage", CHAT, read=fresh)
+    assert reads == []
+
+    # A caller's read that another Lambda has since overtaken: the versioned write fails, the bucket is read again,
+    # and the last token is not spent twice.
+    counted.take("alice", "sendMessage", CHAT, read=fresh)
+    assert reads == [bucket_key["sk"]]
+    _refused(limiter)

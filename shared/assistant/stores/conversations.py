@@ -7,6 +7,7 @@ what keeps a user with one current conversation. The turns themselves are in :mo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -60,6 +61,27 @@ class ConversationStore:
         """``None`` also for another user's conversation: the key is in the caller's own partition."""
         item = self._table.get_item(Key=key(user_id, conversation_sk(conversation_id)), ConsistentRead=True).get("Item")
         return _from_item(user_id, item) if item else None
+
+    @staticmethod
+    def record_key(user_id: str, conversation_id: str) -> dict[str, str]:
+        """Where a conversation is kept (to read it with other items)."""
+        return key(user_id, conversation_sk(conversation_id))
+
+    @staticmethod
+    def pointer_key(user_id: str) -> dict[str, str]:
+        """Where the pointer to the user's current conversation is kept (to read it with other items)."""
+        return key(user_id, CURRENT_CONVERSATION_SK)
+
+    def current_id(self, user_id: str, *, pointer: Mapping[str, Any] | None, now: float) -> str:
+        """The id of the user's current conversation, from the pointer as the caller just read it consistently.
+
+        The pointer is trusted without reading the conversation it names: it is only ever written in the same
+        transaction as that conversation (:meth:`_write_with_pointer`), and conversations are never deleted, so it
+        cannot dangle. No pointer (a user's first message): the conversation is created here, as :meth:`current`.
+        """
+        if pointer is not None:
+            return str(pointer["conversationId"])
+        return self.current(user_id, now=now).conversation_id
 
     def current(self, user_id: str, *, now: float) -> Conversation:
         """The user's current conversation, created on first use.

@@ -16,11 +16,12 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
 from assistant.errors import RateLimited
+from assistant.stores.batch import Item
 from assistant.stores.conditions import condition_failed
 from assistant.stores.keys import PK, TTL, key, rate_limit_sk
 
@@ -57,15 +58,35 @@ class RateLimit:
         return self.per_minute * _MILLI / 60_000
 
 
+class _Unread:
+    """The bucket has not been read for :meth:`RateLimiter.take` (``None`` would mean "read, and absent")."""
+
+
+UNREAD: Final = _Unread()
+
+
 class RateLimiter:
     def __init__(self, table: Any, *, clock: Callable[[], float] = time.time) -> None:
         self._table = table
         self._clock = clock
 
-    def take(self, user_id: str, bucket: str, limit: RateLimit) -> None:
-        """Take one token from the user's ``bucket``, or raise :class:`RateLimited` with how long to wait."""
-        for _ in range(_ATTEMPTS):
-            item = self._table.get_item(Key=key(user_id, rate_limit_sk(bucket)), ConsistentRead=True).get("Item")
+    @staticmethod
+    def bucket_key(user_id: str, bucket: str) -> dict[str, str]:
+        """Where the user's ``bucket`` is kept: read it with other items (:class:`~assistant.stores.batch.ItemReader`)
+        and pass it to :meth:`take` as ``read``."""
+        return key(user_id, rate_limit_sk(bucket))
+
+    def take(self, user_id: str, bucket: str, limit: RateLimit, *, read: Item | _Unread | None = UNREAD) -> None:
+        """Take one token from the user's ``bucket``, or raise :class:`RateLimited` with how long to wait.
+
+        ``read``: the bucket's item as the caller just read it consistently (``None``: none yet), which spares the
+        first read; a lost race re-reads it as usual.
+        """
+        for attempt in range(_ATTEMPTS):
+            if attempt == 0 and not isinstance(read, _Unread):
+                item = read
+            else:
+                item = self._table.get_item(Key=self.bucket_key(user_id, bucket), ConsistentRead=True).get("Item")
             now_ms = int(self._clock() * 1000)
             full = limit.burst * _MILLI
             if item is None:

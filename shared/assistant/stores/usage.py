@@ -7,7 +7,7 @@ redelivery never counts twice); this module only reads them.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,17 @@ class DailyUsage:
     messages: int
     input_tokens: int
     output_tokens: int
+
+    @classmethod
+    def from_item(cls, day: str, item: Mapping[str, Any] | None) -> DailyUsage:
+        """``item``: the day's counters as stored (``None``: nothing counted yet that day)."""
+        item = item or {}
+        return cls(
+            day=day,
+            messages=int(item.get("messages", 0)),
+            input_tokens=int(item.get("inputTokens", 0)),
+            output_tokens=int(item.get("outputTokens", 0)),
+        )
 
 
 @dataclass(frozen=True)
@@ -47,11 +58,11 @@ class UsageStore:
 
     def today(self, user_id: str, *, now: float | None = None) -> DailyUsage:
         """Today's (UTC) usage of a user, read consistently (quotas are checked against it)."""
-        day = utc_day(self._clock() if now is None else now)
-        item = self._table.get_item(Key=key(user_id, usage_sk(day)), ConsistentRead=True).get("Item") or {}
-        return DailyUsage(
-            day=day,
-            messages=int(item.get("messages", 0)),
-            input_tokens=int(item.get("inputTokens", 0)),
-            output_tokens=int(item.get("outputTokens", 0)),
-        )
+        when = self._clock() if now is None else now
+        item = self._table.get_item(Key=self.day_key(user_id, now=when), ConsistentRead=True).get("Item")
+        return DailyUsage.from_item(utc_day(when), item)
+
+    @staticmethod
+    def day_key(user_id: str, *, now: float) -> dict[str, str]:
+        """Where the user's usage of the UTC day of ``now`` is counted (to read it with other items)."""
+        return key(user_id, usage_sk(utc_day(now)))
