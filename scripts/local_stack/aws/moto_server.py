@@ -9,7 +9,11 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
-from scripts.local_stack.aws.moto_patches import keep_fifo_order_on_redelivery, serialise_moto_dynamodb
+from scripts.local_stack.aws.moto_patches import (
+    keep_fifo_order_on_redelivery,
+    roll_back_transactions_by_item,
+    serialise_moto_dynamodb,
+)
 
 REGION = "us-east-1"
 #: moto accepts any credentials; these only keep botocore from looking for real ones.
@@ -28,6 +32,7 @@ class MotoServer:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         keep_fifo_order_on_redelivery()
         serialise_moto_dynamodb()
+        roll_back_transactions_by_item()
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
