@@ -291,6 +291,36 @@ def test_history_is_sent_before_the_new_message(server: OfflineModelServer, make
     assert isinstance(events[-1], ReplyCompleted)
 
 
+@pytest.mark.parametrize("profile", ["openai", "stateless"])
+def test_request_bodies_are_what_the_sdks_create_would_send(
+    profile: str, server: OfflineModelServer, make_client: MakeClient
+) -> None:
+    """The client posts its bodies without the SDK's ``maybe_transform`` walk (``ModelClient._request_body``): that
+    is only right while the walk would change nothing in them. Checked against the installed SDK on bodies with
+    every kind of item we send (history with a tool exchange, a tool round's outputs, tools, reasoning), so an SDK
+    upgrade that starts transforming one of them fails here."""
+    from openai._utils import maybe_transform
+    from openai.types.responses.response_create_params import ResponseCreateParamsStreaming
+
+    server.state.profile = "openai" if profile == "openai" else "stateless"
+    provider = ModelProvider.OPENAI if profile == "openai" else ModelProvider.OPENAI_COMPATIBLE
+    client = make_client(provider=provider)
+    history: list[Any] = [
+        ("user", "what is 1+1"),
+        ToolExchange("call_0", "calculate", '{"expression": "1+1"}', "2"),
+        ("assistant", "It is 2."),
+    ]
+
+    events = list(client.stream_reply(text="calculate 2+3*4", history=history, context=CONTEXT))
+
+    assert isinstance(events[-1], ReplyCompleted)
+    bodies = _posts(server)
+    assert len(bodies) == 2  # the message, then the tool round
+    assert any(item["type"] == "function_call_output" for body in bodies for item in body["input"])
+    for body in bodies:
+        assert maybe_transform(body, ResponseCreateParamsStreaming) == body
+
+
 def test_stateless_provider_sends_no_state_and_resends_the_whole_input(
     server: OfflineModelServer, make_client: MakeClient
 ) -> None:
