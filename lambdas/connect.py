@@ -8,10 +8,10 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from assistant import dependencies as build
+from assistant.connection_route import connection_route
 from assistant.events import ConnectEvent
 from assistant.lifecycle import PerContainer
 from assistant.observability import Metric, logger, metrics
-from assistant.routes import connection_route
 from assistant.settings import ConnectSettings
 
 #: A non-2xx answer to `$connect` makes API Gateway refuse the connection (the client sees this status).

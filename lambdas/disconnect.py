@@ -7,10 +7,10 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from assistant import dependencies as build
+from assistant.connection_route import connection_route
 from assistant.events import DisconnectEvent
 from assistant.lifecycle import PerContainer
 from assistant.observability import Metric, logger, metrics
-from assistant.routes import connection_route
 from assistant.settings import DisconnectSettings
 
 #: Built at the first invocation, kept for the container's life.

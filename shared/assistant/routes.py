@@ -8,19 +8,17 @@ function's frame, an ``error`` frame with the protocol's code for an :class:`Ass
 error frame for anything unexpected. The unexpected case is logged with its traceback and counted; the user sees
 only a generic message and the request id to quote.
 
-:func:`connection_route` is the shape of ``$connect`` and ``$disconnect``: the event parsed into its model, the
-function's answer returned as the status API Gateway reads.
+``$connect`` and ``$disconnect`` have their own shape (:mod:`assistant.connection_route`), without the protocol.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel
 
 from assistant import tracing
 from assistant.errors import AssistantError, BadRequest, ErrorCode, TokenExpired
@@ -33,7 +31,6 @@ from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS, ROUTES, FunctionSpec
 #: What an action runs: the event (who sent it, on which connection) and its frame, parsed into its model.
 RouteAction = Callable[[MessageEvent, Any], ServerFrame | None]
 LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
-EventT = TypeVar("EventT", bound=BaseModel)
 
 
 def actions_of(function: FunctionSpec) -> frozenset[str]:
@@ -89,19 +86,6 @@ def _action_for(actions: Mapping[str, RouteAction], frame: ClientFrame, event: M
         # API Gateway routes on the same `action`, so only a caller invoking the function directly gets here.
         raise BadRequest(f"The {event.request_context.route_key} route does not take {frame.action!r} frames.")
     return action
-
-
-def connection_route(event_model: type[EventT], action: Callable[[EventT], dict[str, Any]]) -> LambdaHandler:
-    """The Lambda handler of ``$connect`` or ``$disconnect``: the event parsed into ``event_model``, then
-    ``action``'s answer (its ``statusCode`` is what API Gateway reads; a non-2xx one refuses a connection)."""
-
-    @tracing.capture_handler
-    @logger.inject_lambda_context(correlation_id_path=WEBSOCKET_CORRELATION_PATH)
-    @metrics.log_metrics
-    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        return action(event_model.model_validate(event))
-
-    return handler
 
 
 def _end_expired_connection(event: MessageEvent, connections_api: Any) -> dict[str, Any]:

@@ -66,7 +66,9 @@ _REGION_FIELD = "region"
 class _EnvironmentSettings(BaseModel):
     """Settings read from the environment: each field is the variable of the same name (upper case)."""
 
-    model_config = ConfigDict(frozen=True)
+    # Each function reads one of these classes: built (pydantic's schema and validator) when it is first used, not
+    # all of them when this module is imported, which a handler's cold start would pay for.
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     #: The function whose environment this class reads; its fields must be exactly that spec's variables.
     spec: ClassVar[FunctionSpec | None] = None
