@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
@@ -13,8 +14,8 @@ from assistant.protocol import Accepted, SendMessage, new_id
 from assistant.queue import MessageQueue, QueuedMessage
 from assistant.stores.batch import ItemReader
 from assistant.stores.conversations import ConversationStore
-from assistant.stores.messages import MessageStatus, MessageStore
-from assistant.stores.rate_limits import RateLimit, RateLimiter
+from assistant.stores.messages import AlsoRefused, MessageRecord, MessageStatus, MessageStore
+from assistant.stores.rate_limits import BucketMoved, RateLimit, RateLimiter
 from assistant.stores.timestamps import utc_day
 from assistant.stores.usage import DailyUsage, Quotas, UsageStore
 
@@ -71,7 +72,7 @@ class MessageIntake:
             ]
         )
         # Refusals first, before anything is recorded or enqueued: a refused frame leaves no trace.
-        self._rate_limiter.take(user_id, _RATE_LIMIT_BUCKET, self._limits.rate_limit, read=bucket)
+        self._rate_limiter.check(_RATE_LIMIT_BUCKET, self._limits.rate_limit, read=bucket)
         # The worker's claim is the exact check (atomic with counting the message); this one spares a message that
         # cannot be answered today its record, its queue message and its worker run.
         spent = self._limits.quotas.exhausted_by(DailyUsage.from_item(utc_day(now), usage))
@@ -86,9 +87,23 @@ class MessageIntake:
             conversation_id = frame.conversation_id
 
         message_id = frame.message_id or new_id("m")
-        record, created = self._messages.create(
-            user_id, message_id, conversation_id, now=now, max_waiting=self._limits.max_waiting
+        recorded: list[tuple[MessageRecord, bool]] = []
+
+        def record_taking_a_token(update: dict[str, Any]) -> None:
+            # The bucket's write is part of the message record's transaction: one call instead of two.
+            try:
+                recorded.append(
+                    self._messages.create(
+                        user_id, message_id, conversation_id, now=now, max_waiting=self._limits.max_waiting, also=update
+                    )
+                )
+            except AlsoRefused:
+                raise BucketMoved from None
+
+        self._rate_limiter.take(
+            user_id, _RATE_LIMIT_BUCKET, self._limits.rate_limit, read=bucket, write=record_taking_a_token
         )
+        [(record, created)] = recorded
         if not created and record.status is not MessageStatus.QUEUED:
             # A client retry of a message already being answered (or answered): the reply is not repeated.
             logger.info("Repeated messageId; not enqueued again", extra={"status": record.status.value})

@@ -396,8 +396,9 @@ SEND_MESSAGE: Final = FunctionSpec(
     sends_to_queue=True,
     closes_connections=True,
     # The rate-limit bucket, today's usage and the conversation (or the current-conversation pointer) in one
-    # BatchGetItem; the bucket's write (UpdateItem; GetItem again after a lost race); a first conversation (a
-    # transaction of two Puts); the message record (a transaction's Put and Update; GetItem for a repeated id).
+    # BatchGetItem (GetItem for the bucket again after a lost race); a first conversation (a transaction of two
+    # Puts); the message record with the user's waiting set and the bucket's token (a transaction of a Put and two
+    # Updates; GetItem for a repeated id).
     table_actions=(
         TableAction.BATCH_GET_ITEM,
         TableAction.GET_ITEM,

@@ -3,12 +3,14 @@ across concurrent Lambdas."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from assistant.errors import RateLimited
-from assistant.stores.rate_limits import RateLimit, RateLimiter
+from assistant.stores.messages import AlsoRefused, MessageStore
+from assistant.stores.rate_limits import BucketMoved, RateLimit, RateLimiter
 from tests.conftest import FakeClock
 
 CHAT = RateLimit(burst=3, per_minute=6)  # one token every 10 s
@@ -149,4 +151,35 @@ def test_a_bucket_read_with_other_items_spares_the_read_and_a_stale_one_is_read_
     # and the last token is not spent twice.
     counted.take("alice", "sendMessage", CHAT, read=fresh)
     assert reads == [bucket_key["sk"]]
+    _refused(limiter)
+
+
+def test_a_token_taken_in_the_callers_transaction_survives_a_lost_race_and_a_repeat_takes_none(
+    ddb_table: Any, fake_clock: FakeClock
+) -> None:
+    """sendMessage writes the bucket's token in the message record's transaction (``write``). A bucket read before
+    another Lambda took a token fails that transaction on the bucket's condition: nothing is recorded, the bucket is
+    read again, and the message is recorded once with its token. A client's retry of the same message id writes
+    nothing, so it takes no token. (moto checks each item's condition in a transaction; that is all this needs.)"""
+    limiter = RateLimiter(ddb_table, clock=fake_clock)
+    store = MessageStore(ddb_table)
+    stale = None  # our read: no bucket yet
+    RateLimiter(ddb_table, clock=fake_clock).take("alice", "sendMessage", CHAT)  # another request, after our read
+    attempts: list[str] = []
+
+    def record(message_id: str) -> Callable[[dict[str, Any]], None]:
+        def write(update: dict[str, Any]) -> None:
+            attempts.append(message_id)
+            try:
+                store.create("alice", message_id, "c_1", now=fake_clock(), also=update)
+            except AlsoRefused:
+                raise BucketMoved from None
+
+        return write
+
+    limiter.take("alice", "sendMessage", CHAT, read=stale, write=record("m_1"))
+    assert attempts == ["m_1", "m_1"]
+    assert store.get("alice", "m_1") is not None
+    limiter.take("alice", "sendMessage", CHAT, write=record("m_1"))  # the same id again: no token
+    limiter.take("alice", "sendMessage", CHAT, write=record("m_2"))  # the third token
     _refused(limiter)

@@ -18,6 +18,7 @@ checkpoint instead of asking the model again, so the conversation never gets a s
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -119,6 +120,10 @@ class Claim:
     found: MessageRecord | None = None
 
 
+class AlsoRefused(Exception):
+    """The extra write of :meth:`MessageStore.create` (``also``) was refused by its condition; nothing was written."""
+
+
 class TooManyWaiting(RateLimited):
     """Too many of the user's messages are waiting for an answer: refused at intake, nothing recorded."""
 
@@ -148,13 +153,24 @@ class MessageStore:
     # --- the API side -------------------------------------------------------------------------------------------
 
     def create(
-        self, user_id: str, message_id: str, conversation_id: str, *, now: float, max_waiting: int | None = None
+        self,
+        user_id: str,
+        message_id: str,
+        conversation_id: str,
+        *,
+        now: float,
+        max_waiting: int | None = None,
+        also: Mapping[str, Any] | None = None,
     ) -> tuple[MessageRecord, bool]:
         """Record a new message; returns ``(record, created)``. A client re-sending the same id gets the original.
 
         With ``max_waiting``, the message is also added to the user's set of waiting (queued) messages, in the same
         transaction, and refused with :class:`TooManyWaiting` when that many are already waiting: one user cannot
         fill the queue faster than their replies are answered.
+
+        ``also``: one more ``UpdateItem`` request (without ``TableName``) written in the same transaction, or not at
+        all (``sendMessage`` takes its rate-limit token so); :class:`AlsoRefused` when its condition failed. A
+        repeated id writes nothing, so it takes no token either.
         """
         item = {
             **key(user_id, message_sk(message_id)),
@@ -171,6 +187,8 @@ class MessageStore:
             items: list[dict[str, Any]] = [{"Put": put}]
             if max_waiting is not None:
                 items.append({"Update": self._waiting_update(user_id, {message_id}, "ADD", max_waiting=max_waiting)})
+            if also is not None:
+                items.append({"Update": {"TableName": self._table.name, **also}})
             try:
                 self._client.transact_write_items(TransactItems=items)
             except ClientError as exc:
@@ -180,7 +198,9 @@ class MessageStore:
                     if existing is None:  # expired between the two calls: practically impossible, but never guess
                         raise
                     return existing, False
-                if item_condition_failed(reasons, 1):
+                if also is not None and item_condition_failed(reasons, len(items) - 1):
+                    raise AlsoRefused from None
+                if max_waiting is not None and item_condition_failed(reasons, 1):
                     # Full; entries whose message left `queued` without saying so (expired) are pruned once.
                     if attempt == 0 and self._prune_waiting(user_id):
                         continue

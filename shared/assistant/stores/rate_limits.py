@@ -58,6 +58,14 @@ class RateLimit:
         return self.per_minute * _MILLI / 60_000
 
 
+class BucketMoved(Exception):
+    """The bucket's update was refused by its condition: another request took a token since it was read."""
+
+
+#: Makes the bucket's ``UpdateItem`` request (see :meth:`RateLimiter.take`).
+TokenWrite = Callable[[dict[str, Any]], None]
+
+
 class _Unread:
     """The bucket has not been read for :meth:`RateLimiter.take` (``None`` would mean "read, and absent")."""
 
@@ -76,11 +84,22 @@ class RateLimiter:
         and pass it to :meth:`take` as ``read``."""
         return key(user_id, rate_limit_sk(bucket))
 
-    def take(self, user_id: str, bucket: str, limit: RateLimit, *, read: Item | _Unread | None = UNREAD) -> None:
+    def take(
+        self,
+        user_id: str,
+        bucket: str,
+        limit: RateLimit,
+        *,
+        read: Item | _Unread | None = UNREAD,
+        write: TokenWrite | None = None,
+    ) -> None:
         """Take one token from the user's ``bucket``, or raise :class:`RateLimited` with how long to wait.
 
         ``read``: the bucket's item as the caller just read it consistently (``None``: none yet), which spares the
-        first read; a lost race re-reads it as usual.
+        first read. ``write``: makes the bucket's update (an ``UpdateItem`` request, conditional on the version
+        read) part of the caller's own transaction, which spares the bucket its own call; it raises
+        :class:`BucketMoved` when that condition failed. A lost race (another request took a token since the read)
+        re-reads the bucket and tries again either way.
         """
         for attempt in range(_ATTEMPTS):
             if attempt == 0 and not isinstance(read, _Unread):
@@ -88,50 +107,69 @@ class RateLimiter:
             else:
                 item = self._table.get_item(Key=self.bucket_key(user_id, bucket), ConsistentRead=True).get("Item")
             now_ms = int(self._clock() * 1000)
-            full = limit.burst * _MILLI
-            if item is None:
-                available, version = full, None
-            else:
-                elapsed_ms = max(0, now_ms - int(item["at"]))
-                available = min(full, int(item["milliTokens"]) + int(elapsed_ms * limit._milli_per_ms))
-                version = int(item["version"])
-            if available < _MILLI:
-                wait_ms = math.ceil((_MILLI - available) / limit._milli_per_ms)
-                raise RateLimited(
-                    f"Too many {bucket} requests; try again in {wait_ms / 1000:.1f} s.", retry_after_ms=wait_ms
-                )
-            if self._write(user_id, bucket, limit, available - _MILLI, now_ms, version):
-                return
+            available = self._available(bucket, limit, item, now_ms)
+            version = None if item is None else int(item["version"])
+            update = _update(user_id, bucket, limit, available - _MILLI, now_ms, version)
+            try:
+                (write or self._write)(update)
+            except BucketMoved:
+                continue
+            return
         # Lost the race every time: many requests of this user at this very moment, which is what the limit is for.
         raise RateLimited(f"Too many {bucket} requests at once; try again shortly.", retry_after_ms=1000)
 
-    def _write(
-        self, user_id: str, bucket: str, limit: RateLimit, milli_tokens: int, now_ms: int, version: int | None
-    ) -> bool:
-        # The item is useless once the bucket would be full again; let DynamoDB delete it then.
-        refill_s = math.ceil(limit.burst * 60 / limit.per_minute)
-        condition = "attribute_not_exists(#pk)" if version is None else "#version = :version"
-        values: dict[str, Any] = {
-            ":tokens": milli_tokens,
-            ":at": now_ms,
-            ":next": 0 if version is None else version + 1,
-            ":ttl": now_ms // 1000 + refill_s + 60,
-        }
-        names = {"#at": "at", "#version": "version", "#ttl": TTL}
-        if version is None:
-            names["#pk"] = PK  # DynamoDB refuses names an expression does not use
+    def check(self, bucket: str, limit: RateLimit, *, read: Item | None) -> None:
+        """Raise :class:`RateLimited` if the bucket, as the caller just read it, has no token left; nothing is
+        written (to refuse before other checks, then :meth:`take` with ``write``)."""
+        self._available(bucket, limit, read, int(self._clock() * 1000))
+
+    @staticmethod
+    def _available(bucket: str, limit: RateLimit, item: Item | None, now_ms: int) -> int:
+        """The bucket's tokens (in thousandths) at ``now_ms``; :class:`RateLimited` when less than one."""
+        full = limit.burst * _MILLI
+        if item is None:
+            available = full
         else:
-            values[":version"] = version
-        try:
-            self._table.update_item(
-                Key=key(user_id, rate_limit_sk(bucket)),
-                UpdateExpression="SET milliTokens = :tokens, #at = :at, #version = :next, #ttl = :ttl",
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
+            elapsed_ms = max(0, now_ms - int(item["at"]))
+            available = min(full, int(item["milliTokens"]) + int(elapsed_ms * limit._milli_per_ms))
+        if available < _MILLI:
+            wait_ms = math.ceil((_MILLI - available) / limit._milli_per_ms)
+            raise RateLimited(
+                f"Too many {bucket} requests; try again in {wait_ms / 1000:.1f} s.", retry_after_ms=wait_ms
             )
+        return available
+
+    def _write(self, update: dict[str, Any]) -> None:
+        try:
+            self._table.update_item(**update)
         except ClientError as exc:
             if condition_failed(exc):
-                return False
+                raise BucketMoved from None
             raise
-        return True
+
+
+def _update(
+    user_id: str, bucket: str, limit: RateLimit, milli_tokens: int, now_ms: int, version: int | None
+) -> dict[str, Any]:
+    """The ``UpdateItem`` request that leaves the bucket with ``milli_tokens``, if it is still at ``version``."""
+    # The item is useless once the bucket would be full again; let DynamoDB delete it then.
+    refill_s = math.ceil(limit.burst * 60 / limit.per_minute)
+    condition = "attribute_not_exists(#pk)" if version is None else "#version = :version"
+    values: dict[str, Any] = {
+        ":tokens": milli_tokens,
+        ":at": now_ms,
+        ":next": 0 if version is None else version + 1,
+        ":ttl": now_ms // 1000 + refill_s + 60,
+    }
+    names = {"#at": "at", "#version": "version", "#ttl": TTL}
+    if version is None:
+        names["#pk"] = PK  # DynamoDB refuses names an expression does not use
+    else:
+        values[":version"] = version
+    return {
+        "Key": key(user_id, rate_limit_sk(bucket)),
+        "UpdateExpression": "SET milliTokens = :tokens, #at = :at, #version = :next, #ttl = :ttl",
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+    }
