@@ -18,6 +18,7 @@ from pathlib import Path
 from scripts.bench import authorizer, cold_start, frames, machine, plot, polling, report, streaming
 from scripts.bench import throughput as throughput_bench
 from scripts.bench.harness import running_stack
+from scripts.bench.worker_replies import recording_worker_replies
 from scripts.local_stack.offline_model import Pace
 
 _ROOT = Path(__file__).resolve().parents[2]
@@ -32,6 +33,8 @@ THROUGHPUT_PACE = Pace(first_token_s=0.3, tokens_per_s=400)
 POLLER_CONCURRENCY = 10
 #: Well above any reply here, so a slow step is not turned into redeliveries (AWS uses 6x the worker's 300 s).
 VISIBILITY_TIMEOUT_S = 300
+#: How long the worker may take after a reply's `done` to return from it (its finishing write).
+WORKER_SETTLE_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,13 @@ async def _latency(results: report.Results, plan: Plan) -> None:
     batch = streaming.prompts(plan.short_prompts, plan.long_prompts)
     with running_stack(pace=LATENCY_PACE, poller_concurrency=POLLER_CONCURRENCY) as stack:
         log.info("latency: %d prompts through the pipeline", len(batch))
-        results.pipeline = await streaming.run_pipeline(stack, batch)
+        with recording_worker_replies() as worker_log:
+            results.pipeline = await streaming.run_pipeline(stack, batch)
+            # `done` is posted before the worker's finishing write: wait for each `handle` to return.
+            message_ids = [reply.message_id for reply in results.pipeline]
+            if not await asyncio.to_thread(worker_log.wait_for, message_ids, WORKER_SETTLE_TIMEOUT_S):
+                raise streaming.ReplyFailed("the worker did not finish every reply it had answered")
+        results.worker_replies = worker_log.replies(message_ids)
         log.info("latency: the model's own first token")
         results.model = await streaming.run_model_direct(stack, batch)
         log.info("latency: the original's polling design")

@@ -6,6 +6,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from assistant.wiring import WORKER
+from scripts.bench import prices
 from scripts.bench.authorizer import AuthorizerResult
 from scripts.bench.cold_start import ColdStart
 from scripts.bench.frames import FrameComparison
@@ -13,7 +15,18 @@ from scripts.bench.machine import Machine
 from scripts.bench.polling import ORIGINAL_BACKOFF, PolledReply
 from scripts.bench.stats import Summary, ratio
 from scripts.bench.streaming import ModelTiming, PipelineReply
+from scripts.bench.streaming_cost import (
+    LONG_REPLY_FRAMES_PER_1000_TARGET,
+    LONG_REPLY_GAP_TARGET_S,
+    STREAMING_COST_TARGET_PERCENT,
+    TOKENS_PER_QUOTE,
+    StreamingCost,
+    StreamingTally,
+    largest_gap_s,
+    model_output_usd,
+)
 from scripts.bench.throughput import ThroughputRun
+from scripts.bench.worker_replies import WorkerReply
 from scripts.local_stack.offline_model import Pace
 
 
@@ -28,6 +41,10 @@ class Results:
     model: list[ModelTiming] = field(default_factory=list)
     polling: list[PolledReply] = field(default_factory=list)
     frames: FrameComparison | None = None
+    #: The worker's own counts and time for the replies of ``pipeline`` (recorded in-process; paired by message id).
+    worker_replies: list[WorkerReply] = field(default_factory=list)
+    #: The worker's configured memory, what its duration is billed at.
+    worker_memory_mb: int = WORKER.memory_mb
     cold_start: ColdStart | None = None
     throughput: list[ThroughputRun] = field(default_factory=list)
     authorizer: AuthorizerResult | None = None
@@ -183,7 +200,259 @@ def _frames_section(frames: FrameComparison) -> list[str]:
         markdown_table(headers, rows),
         "",
         f"Every `PostToConnection` is an API Gateway request: **{times(ratio(1, frames.frame_ratio()))} fewer** "
-        "requests (and DynamoDB checkpoint writes) than one per token.",
+        "requests than one per token (checkpoint writes and what both cost: the next section).",
+        "",
+    ]
+
+
+def percent(value: float) -> str:
+    return f"{value:.1f} %"
+
+
+def usd(value: float) -> str:
+    """Dollars for 1000 tokens: fractions of a cent, so a fixed 7 decimals keeps a column comparable."""
+    return f"${value:.7f}"
+
+
+def dollars_per_million(unit_price: float) -> str:
+    """A unit price as its list price per million ($1.00, $0.625), the way the pricing pages state it."""
+    digits = f"{unit_price * 1e6:.3f}".rstrip("0")
+    whole, _, cents = digits.partition(".")
+    return f"${whole}.{cents.ljust(2, '0')}"
+
+
+def _verdict(value: float, target: float) -> str:
+    return "met" if value <= target else "**not met**"
+
+
+def _streaming_tallies(results: Results) -> list[tuple[str, StreamingTally]]:
+    """``(label, tally)`` for all replies and for the long ones, each paired with what the worker counted for it."""
+    worker = {reply.message_id: reply for reply in results.worker_replies}
+    pairs = [(reply, worker[reply.message_id]) for reply in results.pipeline if reply.message_id in worker]
+    long_pairs = [(reply, counted) for reply, counted in pairs if reply.prompt.kind == "long"]
+    tallies = [("all replies", StreamingTally.of(pairs))] if pairs else []
+    if long_pairs:
+        tallies.append(("long replies", StreamingTally.of(long_pairs)))
+    return tallies
+
+
+def _cost_arithmetic(label: str, cost: StreamingCost, width: int) -> str:
+    return (
+        f"{label + ':':<{width}} ({cost.frames_per_1000:>7,.1f} * {dollars_per_million(prices.WEBSOCKET_MESSAGE_USD)}"
+        f" + {cost.checkpoint_writes_per_1000:>7,.1f} * "
+        f"{dollars_per_million(prices.DYNAMODB_WRITE_REQUEST_UNIT_USD)}) / 1M = {usd(cost.usd)}"
+        f" / {usd(model_output_usd())} = {percent(cost.percent_of_model)}"
+    )
+
+
+def _streaming_cost_section(results: Results) -> list[str]:
+    tallies = _streaming_tallies(results)
+    if not tallies:
+        return []
+    overall = tallies[0][1]
+    baseline = StreamingCost.one_per_token()
+    count_rows = [
+        [
+            "one frame and one checkpoint write per token (baseline)",
+            str(overall.replies),
+            f"{overall.output_tokens:,}",
+            f"{TOKENS_PER_QUOTE:,}",
+            "1.00x",
+            f"{TOKENS_PER_QUOTE:,}",
+            "1.00x",
+            f"{overall.output_tokens / overall.replies:,.1f}",
+        ]
+    ]
+    for label, tally in tallies:
+        cost = tally.cost()
+        count_rows.append(
+            [
+                label,
+                str(tally.replies),
+                f"{tally.output_tokens:,}",
+                f"{cost.frames_per_1000:,.1f}",
+                times(ratio(cost.frames_per_1000, baseline.frames_per_1000)),
+                f"{cost.checkpoint_writes_per_1000:,.1f}",
+                times(ratio(cost.checkpoint_writes_per_1000, baseline.checkpoint_writes_per_1000)),
+                f"{tally.checkpoint_writes / tally.replies:,.1f}",
+            ]
+        )
+    count_headers = [
+        "replies",
+        "n",
+        "output tokens",
+        "delta frames / 1000 tokens",
+        "÷ baseline",
+        "checkpoint writes / 1000 tokens",
+        "÷ baseline",
+        "checkpoint writes / reply",
+    ]
+    received = (
+        "the client received exactly the frames the worker posted"
+        if overall.received_frames == overall.frames
+        else f"the client received {overall.received_frames:,} `delta` frames, the worker counted {overall.frames:,}"
+    )
+    out = [
+        "## Streaming cost per 1000 output tokens",
+        "",
+        "Every `delta` frame is an API Gateway WebSocket message and every checkpoint an on-demand DynamoDB write. "
+        "The original design posted one frame per token and wrote a checkpoint per frame: that is the baseline, over "
+        "the same replies and tokens. Frames and checkpoint writes are the worker's own counts (`ReplyOutcome`, "
+        "which it also emits as metrics), recorded in this process during the latency run (`openai` profile; "
+        f"{received}); tokens are each reply's `outputTokens`.",
+        "",
+        markdown_table(count_headers, count_rows),
+        "",
+    ]
+    out += _long_reply_gaps(results, tallies)
+    out += _cost_rows(tallies, baseline)
+    out += _worker_duration_rows(results, tallies)
+    return out
+
+
+def _long_reply_gaps(results: Results, tallies: list[tuple[str, StreamingTally]]) -> list[str]:
+    long_tally = dict(tallies).get("long replies")
+    gaps = [largest_gap_s(r.delta_at_s) for r in results.pipeline if r.prompt.kind == "long"]
+    measured = [gap for gap in gaps if gap is not None]
+    if long_tally is None or not measured:
+        return []
+    frames_per_1000 = long_tally.per_1000_tokens(long_tally.frames)
+    worst = Summary.of(measured)
+    row = [
+        str(len(measured)),
+        f"{frames_per_1000:,.1f} (target ≤ {LONG_REPLY_FRAMES_PER_1000_TARGET}: "
+        f"{_verdict(frames_per_1000, LONG_REPLY_FRAMES_PER_1000_TARGET)})",
+        ms(worst.p50),
+        ms(worst.p95),
+        f"{ms(worst.maximum)} (target ≤ ~{ms(LONG_REPLY_GAP_TARGET_S)}: "
+        f"{_verdict(worst.maximum, LONG_REPLY_GAP_TARGET_S)})",
+    ]
+    headers = [
+        "long replies (n)",
+        "delta frames / 1000 tokens",
+        "largest gap p50",
+        "largest gap p95",
+        "largest gap max",
+    ]
+    return [
+        "**Long replies: fewer frames, no visible pause.** For each long reply, the largest gap between consecutive "
+        "`delta` frames at the client while its text flows (first to last `delta`); p50, p95 and max over the long "
+        f"replies.{_per_token_gap(results.pace)}",
+        "",
+        markdown_table(headers, [row]),
+        "",
+    ]
+
+
+def _per_token_gap(pace: Pace) -> str:
+    if pace.tokens_per_s <= 0:
+        return ""
+    return f" One frame per token would arrive every {ms(1 / pace.tokens_per_s)} at this run's pace."
+
+
+def _model_typing_time(pace: Pace) -> str:
+    if pace.tokens_per_s <= 0:
+        return ""
+    return (
+        f": at this run's pace (first token after {pace.first_token_s:g} s, then {pace.tokens_per_s:g} tokens/s) "
+        f"{TOKENS_PER_QUOTE:,} tokens alone take {TOKENS_PER_QUOTE / pace.tokens_per_s:g} s"
+    )
+
+
+def _cost_rows(tallies: list[tuple[str, StreamingTally]], baseline: StreamingCost) -> list[str]:
+    message_price = dollars_per_million(prices.WEBSOCKET_MESSAGE_USD)
+    write_price = dollars_per_million(prices.DYNAMODB_WRITE_REQUEST_UNIT_USD)
+    model_price = dollars_per_million(prices.MODEL_OUTPUT_TOKEN_USD)
+    costs = [("one frame and one write per token (baseline)", baseline)] + [
+        (label, tally.cost()) for label, tally in tallies
+    ]
+    rows = [
+        [
+            label,
+            usd(cost.messages_usd),
+            usd(cost.writes_usd),
+            usd(cost.usd),
+            times(ratio(cost.usd, baseline.usd)),
+            percent(cost.percent_of_model),
+        ]
+        for label, cost in costs
+    ]
+    headers = [
+        "per 1000 output tokens",
+        f"messages at {message_price}/M",
+        f"checkpoint writes at {write_price}/M",
+        "streaming",
+        "÷ baseline",
+        f"÷ {prices.MODEL_NAME} output",
+    ]
+    width = max(len(label) for label, _ in costs) + 1
+    measured = [cost for label, cost in costs[1:]]
+    worst = max(cost.percent_of_model for cost in measured)
+    return [
+        f"**What streaming costs, as a share of the model's price.** Per 1000 output tokens: (delta frames * "
+        f"{message_price} per million API Gateway messages + checkpoint writes * {write_price} per million DynamoDB "
+        f"write request units) ÷ {prices.MODEL_NAME}'s output price, {model_price} per million tokens "
+        f"({usd(model_output_usd())} per 1000). Target: ≤ {STREAMING_COST_TARGET_PERCENT:g} % "
+        f"({_verdict(worst, STREAMING_COST_TARGET_PERCENT)}: {percent(worst)} at most here). Prices: "
+        '`scripts/bench/prices.py`, as docs/scaling.md ("Prices used"); a frame is under 32 KB (one message) and '
+        "the message record a checkpoint updates is under 1 KB (one write request unit).",
+        "",
+        markdown_table(headers, rows),
+        "",
+        "```",
+        *(_cost_arithmetic(label, cost, width) for label, cost in costs),
+        "```",
+        "",
+        "Not in these rows: each reply's fixed writes (claim, usage, finish: a handful per reply, not per token), "
+        "SQS, and the route handlers; docs/scaling.md has the whole bill.",
+        "",
+    ]
+
+
+def _worker_duration_rows(results: Results, tallies: list[tuple[str, StreamingTally]]) -> list[str]:
+    gb = results.worker_memory_mb / 1024
+    rows = []
+    arithmetic = []
+    width = max(len(label) for label, _ in tallies) + 1
+    for label, tally in tallies:
+        duration = tally.worker_duration(results.worker_memory_mb)
+        rows.append(
+            [
+                label,
+                f"{tally.worker_s:,.1f} s",
+                times(ratio(tally.worker_s, tally.reply_s)),
+                f"{duration.gb_s_per_1000:,.2f}",
+                usd(duration.usd),
+                percent(duration.percent_of_model),
+            ]
+        )
+        arithmetic.append(
+            f"{label + ':':<{width}} {tally.worker_s:,.1f} s * {gb:g} GB / {tally.output_tokens:,} tokens * 1000 = "
+            f"{duration.gb_s_per_1000:,.2f} GB-s * ${prices.LAMBDA_ARM64_GB_SECOND_USD:.10f} = {usd(duration.usd)} "
+            f"/ {usd(model_output_usd())} = {percent(duration.percent_of_model)}"
+        )
+    headers = [
+        "worker",
+        "invocation time",
+        "÷ sendMessage → done",
+        "GB-s / 1000 tokens",
+        "$ / 1000 tokens",
+        f"÷ {prices.MODEL_NAME} output",
+    ]
+    pace = results.pace
+    return [
+        f"**The worker's duration beside it.** Lambda bills the worker's whole invocation at its configured memory "
+        f"(`WORKER.memory_mb` = {results.worker_memory_mb} MB), at "
+        f"${prices.LAMBDA_ARM64_GB_SECOND_USD:.10f} per GB-second (arm64). Invocation time is the wall time of "
+        "`ReplyService.handle` for each reply, measured in this process. The worker mostly waits on the model: its "
+        "time is about the reply's streaming time (the `÷ sendMessage → done` column), so this row follows the "
+        f"model's speed, not our code{_model_typing_time(pace)}.",
+        "",
+        markdown_table(headers, rows),
+        "",
+        "```",
+        *arithmetic,
+        "```",
         "",
     ]
 
@@ -344,6 +613,8 @@ def render(results: Results) -> str:
         out += _latency_section(results)
     if results.frames is not None:
         out += _frames_section(results.frames)
+    if results.pipeline and results.worker_replies:
+        out += _streaming_cost_section(results)
     if results.profiles:
         out += _profiles_section(results.profiles)
     if results.throughput:

@@ -9,7 +9,8 @@ invocation of each handler builds its clients).
 Model: the same prompts, straight to the offline model with the ``openai`` SDK as the worker calls it (streaming,
 ``conversation=``), timed from the call to the first ``response.output_text.delta``.
 
-The replies the client received also feed the frame comparison (:mod:`scripts.bench.frames`).
+The replies the client received also feed the frame comparison (:mod:`scripts.bench.frames`) and the gaps between
+frames and the cost of streaming (:mod:`scripts.bench.streaming_cost`).
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ class PipelineReply:
     output_tokens: int
     #: Payload bytes of each ``delta`` frame, in arrival order.
     delta_sizes: tuple[int, ...]
+    #: Seconds from sending ``sendMessage`` to the arrival of each ``delta`` frame, in arrival order.
+    delta_at_s: tuple[float, ...]
     #: Bytes of every frame of the reply (``delta`` and ``done``), for the totals.
     all_sizes: tuple[int, ...]
 
@@ -105,6 +108,7 @@ async def ask(client: ChatClient, prompt: Prompt, message_id: str) -> PipelineRe
         text="".join(str(f.body["text"]) for f in sorted(deltas, key=lambda f: int(f.body["seq"]))),
         output_tokens=int(final["usage"]["outputTokens"]),
         delta_sizes=tuple(f.payload_bytes for f in deltas),
+        delta_at_s=tuple(f.at - sent.at for f in deltas),
         all_sizes=tuple(f.payload_bytes for f in frames),
     )
 

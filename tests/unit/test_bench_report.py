@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
 from assistant.protocol import Delta
-from scripts.bench import authorizer, frames
+from assistant.queue import QueuedMessage
+from assistant.reply import ReplyOutcome, ReplyResult, ReplyService
+from scripts.bench import authorizer, frames, machine, report, streaming, streaming_cost
 from scripts.bench.harness import Received
 from scripts.bench.polling import ORIGINAL_BACKOFF
 from scripts.bench.report import latency_rows, markdown_table
 from scripts.bench.stats import Summary, percentile, ratio
 from scripts.bench.throughput import audit_user
+from scripts.bench.worker_replies import WorkerReply, recording_worker_replies
+from scripts.local_stack.offline_model import Pace
 
 
 def test_percentile_interpolates_between_ranks() -> None:
@@ -131,3 +136,186 @@ def test_authorizer_benchmark_smoke() -> None:
     assert result.jwks_fetches_warm == 0
     assert result.jwks_fetches_cold == 20
     assert result.speedup > 0
+
+
+# --- Streaming cost, frame gaps and the worker's duration (issue #12, item 6) -----------------------------------
+
+
+def _machine() -> machine.Machine:
+    return machine.Machine(cpu_model="Test CPU", cores=2, memory_gib=4, python="3.11.7", os="Linux")
+
+
+def _results(**fields: Any) -> report.Results:
+    pace = Pace(first_token_s=0.3, tokens_per_s=40)
+    return report.Results(machine=_machine(), mode="test", pace=pace, throughput_pace=pace, command="test", **fields)
+
+
+def _pipeline_reply(
+    kind: streaming.ReplyKind, message_id: str, *, tokens: int, delta_at_s: tuple[float, ...], done_s: float
+) -> streaming.PipelineReply:
+    return streaming.PipelineReply(
+        prompt=streaming.Prompt(kind, "prompt"),
+        message_id=message_id,
+        first_text_s=delta_at_s[0],
+        done_s=done_s,
+        text=" ".join(["word"] * tokens),
+        output_tokens=tokens,
+        delta_sizes=tuple(100 for _ in delta_at_s),
+        delta_at_s=delta_at_s,
+        all_sizes=tuple(100 for _ in delta_at_s),
+    )
+
+
+def _worker_reply(message_id: str, *, frames: int, checkpoints: int, tokens: int, seconds: float) -> WorkerReply:
+    return WorkerReply(
+        message_id=message_id,
+        deliveries=1,
+        frames=frames,
+        checkpoint_writes=checkpoints,
+        output_tokens=tokens,
+        duration_s=seconds,
+        result="done",
+    )
+
+
+def _streaming_results() -> report.Results:
+    """A short reply (50 tokens, 5 frames, 2 checkpoints, 2 s) and a long one (400 tokens, 30 frames, 10 checkpoints,
+    10 s; its largest gap between frames 0.32 s): 450 tokens, 35 frames, 12 checkpoints, 12 s of the worker."""
+    short = _pipeline_reply("short", "s-0", tokens=50, delta_at_s=(0.4, 0.5, 0.7, 1.0, 1.5), done_s=2.0)
+    long_arrivals = (0.4, *(0.5 + 0.3 * i for i in range(28)), 0.5 + 0.3 * 27 + 0.32)
+    long = _pipeline_reply("long", "l-0", tokens=400, delta_at_s=long_arrivals, done_s=10.0)
+    return _results(
+        pipeline=[short, long],
+        # Not in the pipeline's order: the report pairs them by message id.
+        worker_replies=[
+            _worker_reply("l-0", frames=30, checkpoints=10, tokens=400, seconds=10.0),
+            _worker_reply("s-0", frames=5, checkpoints=2, tokens=50, seconds=2.0),
+        ],
+        worker_memory_mb=1024,
+    )
+
+
+def test_streaming_cost_per_1000_tokens_against_the_model_price() -> None:
+    baseline = streaming_cost.StreamingCost.one_per_token()
+    # (1000 x $1.00 + 1000 x $0.625) per million = $0.001625 per 1000 tokens, against gpt-5-mini's $0.002.
+    assert baseline.usd == pytest.approx(0.001625)
+    assert baseline.percent_of_model == pytest.approx(81.25)
+    measured = streaming_cost.StreamingCost(frames_per_1000=80, checkpoint_writes_per_1000=20)
+    assert measured.messages_usd == pytest.approx(80e-6)
+    assert measured.writes_usd == pytest.approx(12.5e-6)
+    assert measured.percent_of_model == pytest.approx(100 * 92.5e-6 / 0.002)  # 4.625 %
+    assert streaming_cost.model_output_usd() == pytest.approx(0.002)
+
+
+def test_streaming_tally_pairs_client_and_worker_counts() -> None:
+    results = _streaming_results()
+    tally = streaming_cost.StreamingTally.of(
+        zip(results.pipeline, reversed(results.worker_replies), strict=True)  # the same message ids, in order
+    )
+    assert (tally.replies, tally.output_tokens, tally.frames, tally.checkpoint_writes) == (2, 450, 35, 12)
+    assert tally.received_frames == 35
+    assert tally.cost().frames_per_1000 == pytest.approx(1000 * 35 / 450)
+    assert tally.cost().checkpoint_writes_per_1000 == pytest.approx(1000 * 12 / 450)
+    # 12 s at 1 GB over 450 tokens: 26.67 GB-s per 1000 tokens, x $0.0000133334 = $0.000356 = 17.8 % of $0.002.
+    duration = tally.worker_duration(memory_mb=1024)
+    assert duration.gb_s_per_1000 == pytest.approx(1000 * 12 / 450)
+    assert duration.usd == pytest.approx(1000 * 12 / 450 * 0.0000133334)
+    assert duration.percent_of_model == pytest.approx(100 * duration.usd / 0.002)
+    assert tally.worker_duration(memory_mb=512).gb_s_per_1000 == pytest.approx(duration.gb_s_per_1000 / 2)
+
+
+def test_largest_gap_between_frames() -> None:
+    assert streaming_cost.largest_gap_s([0.5, 0.6, 1.0, 1.1]) == pytest.approx(0.4)
+    assert streaming_cost.largest_gap_s([0.5]) is None
+    assert streaming_cost.largest_gap_s([]) is None
+
+
+def test_report_shows_checkpoints_gaps_cost_and_worker_duration() -> None:
+    text = report.render(_streaming_results())
+    section = text[text.index("## Streaming cost per 1000 output tokens") :]
+    assert "the client received exactly the frames the worker posted" in section
+    # Counts per 1000 tokens, against one frame and one checkpoint write per token.
+    assert (
+        "| one frame and one checkpoint write per token (baseline) | 2 | 450 | 1,000 | 1.00x | 1,000 | 1.00x | 225.0 |"
+        in section
+    )
+    assert "| all replies | 2 | 450 | 77.8 | 0.08x | 26.7 | 0.03x | 6.0 |" in section
+    assert "| long replies | 1 | 400 | 75.0 | 0.07x | 25.0 | 0.03x | 10.0 |" in section
+    # Long replies: 30 frames per 400 tokens; the largest gap is the last one, 320 ms.
+    assert "| 1 | 75.0 (target ≤ 80: met) | 320 ms | 320 ms | 320 ms (target ≤ ~350 ms: met) |" in section
+    assert "every 25 ms at this run's pace" in section
+    # Cost, with its arithmetic: (77.8 x $1.00 + 26.7 x $0.625) / 1M = $0.0000944 = 4.7 % of $0.002.
+    assert "(**not met**" not in section
+    assert "Target: ≤ 5 % (met: 4.7 % at most here)" in section
+    assert (
+        "| one frame and one write per token (baseline) | $0.0010000 | $0.0006250 | $0.0016250 | 1.00x | 81.2 % |"
+        in (section)
+    )
+    assert "| all replies | $0.0000778 | $0.0000167 | $0.0000944 | 0.06x | 4.7 % |" in section
+    assert "(   77.8 * $1.00 +    26.7 * $0.625) / 1M = $0.0000944 / $0.0020000 = 4.7 %" in section
+    assert "(   75.0 * $1.00 +    25.0 * $0.625) / 1M = $0.0000906 / $0.0020000 = 4.5 %" in section
+    # The worker: 12 s at 1 GB over 450 tokens; its time against the replies' sendMessage -> done time (12 s).
+    assert "| all replies | 12.0 s | 1.00x | 26.67 | $0.0003556 | 17.8 % |" in section
+    assert "12.0 s * 1 GB / 450 tokens * 1000 = 26.67 GB-s * $0.0000133334 = $0.0003556 / $0.0020000 = 17.8 %" in (
+        section
+    )
+    assert "1,000 tokens alone take 25 s" in section
+
+
+def test_report_says_when_a_target_is_missed_and_when_counts_disagree() -> None:
+    results = _streaming_results()
+    results.worker_replies[0] = _worker_reply("l-0", frames=40, checkpoints=10, tokens=400, seconds=10.0)
+    text = report.render(results)
+    assert "the client received 35 `delta` frames, the worker counted 45" in text
+    assert "100.0 (target ≤ 80: **not met**)" in text
+    assert "Target: ≤ 5 % (**not met**: 5.8 % at most here)" in text
+
+
+def test_report_without_worker_counts_has_no_cost_section() -> None:
+    results = _streaming_results()
+    results.worker_replies = []
+    assert "## Streaming cost" not in report.render(results)
+    results.worker_replies = [_worker_reply("other", frames=1, checkpoints=1, tokens=1, seconds=1.0)]
+    assert "## Streaming cost" not in report.render(results)
+
+
+def test_dollars_per_million() -> None:
+    assert report.dollars_per_million(1.00 / 1_000_000) == "$1.00"
+    assert report.dollars_per_million(0.625 / 1_000_000) == "$0.625"
+    assert report.dollars_per_million(2.00 / 1_000_000) == "$2.00"
+
+
+def test_worker_reply_log_records_each_handle_call_and_restores_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    def handle(self: ReplyService, queued: QueuedMessage, *, attempt: int, deadline: float | None = None) -> Any:
+        calls.append(queued.message_id)
+        if queued.message_id == "broken":
+            raise RuntimeError("the model went away")
+        return ReplyOutcome(ReplyResult.DONE, output_tokens=40, frames=6, checkpoint_writes=2)
+
+    monkeypatch.setattr(ReplyService, "handle", handle)
+    service = object.__new__(ReplyService)  # the stand-in above needs none of its collaborators
+
+    def queued(message_id: str) -> QueuedMessage:
+        return QueuedMessage(
+            user_id="u", message_id=message_id, conversation_id="c", text="hi", connection_id="x", received_at=0.0
+        )
+
+    with recording_worker_replies() as log:
+        service.handle(queued("m1"), attempt=1)
+        with pytest.raises(RuntimeError):
+            service.handle(queued("broken"), attempt=1)
+        service.handle(queued("m1"), attempt=2)  # a redelivery: summed into the same reply
+        assert log.wait_for(["m1"], timeout_s=0.1)
+        assert not log.wait_for(["m1", "broken"], timeout_s=0.01)  # it raised: no outcome to wait for
+    assert ReplyService.handle is handle  # put back
+    service.handle(queued("after"), attempt=1)
+    first, broken = log.replies(["m1", "broken"])
+    assert (first.deliveries, first.frames, first.checkpoint_writes, first.output_tokens) == (2, 12, 4, 80)
+    assert first.result == "done"
+    assert first.duration_s >= 0
+    assert (broken.deliveries, broken.frames, broken.result) == (1, 0, "raised")
+    with pytest.raises(LookupError, match="after"):
+        log.replies(["after"])
+    assert calls == ["m1", "broken", "m1", "after"]
