@@ -5,7 +5,10 @@ for the host's interpreter and platform (as tests/infra/test_bundling.py does). 
 ``python -I -S`` with only the layers, the handler code and the runtime-provided boto3 on ``sys.path``; the
 baseline is the same bare interpreter start importing nothing. Each handler is also compared with the import it
 cannot do without (its *floor*, measured in the same run): the authorizer with pyjwt and its RSA backend, the route
-handlers with boto3, the worker's first message with boto3 and openai. ``-X importtime`` names the slowest imports.
+handlers with boto3, the worker's first message with boto3 and openai. The routes are also held against the house
+libraries they import besides boto3 (Powertools' logger and metrics, pydantic with one model built), which leaves
+our own code. ``-X importtime`` names the slowest imports. The worker's first message also reports the interpreter's
+peak resident memory after its imports, next to the memory the worker is configured with.
 A second row for the authorizer and the worker builds the Tracer as a sampled invocation in Lambda does (X-Ray SDK,
 botocore patched): what tracing adds to a traced cold start.
 Sizes are those of the layers built for the real Lambda target when that build is possible, else the host's.
@@ -24,7 +27,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant.wiring import FUNCTIONS
+from assistant.wiring import COMMANDS, CONNECT, DEFAULT, DISCONNECT, FUNCTIONS, SEND_MESSAGE
 from infra.bundling import LAYER_PYTHON_DIR, PipLayerBundler, PythonTarget, SourceBundler
 from infra.layers import (
     ASSISTANT_PACKAGE_DIR,
@@ -40,14 +43,31 @@ from scripts.local_stack.lambda_runtime.deployed import handler_env, runtime_pro
 CACHE_DIR = Path(__file__).resolve().parents[2] / ".build" / "bench"
 _IMPORT_TIMEOUT_S = 60
 
+#: boto3 plus Powertools' logger and metrics and pydantic with one model built: what a route imports before our code.
+LIBRARY_FLOOR = "boto3 + Powertools + pydantic"
 #: The imports each handler cannot do without: what its cold start is compared with (name, statement).
 FLOORS: dict[str, tuple[str, str]] = {
     "pyjwt + RSA": ("pyjwt + RSA", "import jwt\nfrom cryptography.hazmat.primitives.asymmetric import rsa"),
     "boto3": ("boto3", "import boto3"),
     "boto3 + openai": ("boto3 + openai", "import boto3\nimport openai"),
+    # The house libraries every route imports besides boto3. pydantic imports its schema machinery only when the
+    # first model class is built, so the floor builds one.
+    LIBRARY_FLOOR: (
+        LIBRARY_FLOOR,
+        "import boto3\nfrom aws_lambda_powertools import Logger, Metrics\nimport pydantic\n"
+        "class M(pydantic.BaseModel):\n    x: int",
+    ),
 }
 #: Which floor each measured import is held against (anything else: boto3).
 HANDLER_FLOOR = {"authorizer": "pyjwt + RSA", "worker + openai": "boto3 + openai"}
+#: The API routes' handler modules, also held against :data:`LIBRARY_FLOOR`: what is left is our own code.
+ROUTE_HANDLERS: tuple[str, ...] = tuple(
+    spec.handler.split(".")[0] for spec in (CONNECT, DISCONNECT, DEFAULT, SEND_MESSAGE, COMMANDS)
+)
+#: Imports whose peak resident memory is measured too (the worker's first message: what its memory size must hold).
+PEAK_RSS_IMPORTS = frozenset({"worker + openai"})
+#: Printed by the measured interpreter last: its peak resident set size (``ru_maxrss``: kB on Linux).
+_PRINT_PEAK_RSS = "import resource\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
 #: Lambda's environment for a sampled invocation of a traced function (``assistant.tracing.enabled``).
 _TRACED_ENV = {
     "LAMBDA_TASK_ROOT": "/var/task",
@@ -71,6 +91,8 @@ class HandlerImport:
     samples_s: tuple[float, ...]
     #: ``(module, cumulative seconds)`` of the slowest top-level imports, from ``-X importtime``.
     worst: tuple[tuple[str, float], ...]
+    #: Peak resident set size of the interpreter after the import, in bytes (only for :data:`PEAK_RSS_IMPORTS`).
+    peak_rss_bytes: int | None = None
 
     @property
     def median_s(self) -> float:
@@ -102,6 +124,14 @@ class ColdStart:
         floor = self.floor_for(handler)
         return ratio(handler.median_s, floor.median_s) if floor else float("nan")
 
+    def library_floor_ratio(self, handler: HandlerImport) -> float | None:
+        """A route's import ÷ boto3 + Powertools + pydantic: how much of it is our code rather than the libraries
+        (``None``: not a route, or a run without that floor)."""
+        floor = next((floor for floor in self.floors if floor.module == LIBRARY_FLOOR), None)
+        if floor is None or handler.module not in ROUTE_HANDLERS:
+            return None
+        return ratio(handler.median_s, floor.median_s)
+
 
 def _fingerprint(target: PythonTarget) -> str:
     digest = hashlib.sha256()
@@ -129,13 +159,30 @@ def build_first_party(target: PythonTarget, into: Path) -> tuple[Path, Path]:
 
 
 def _run(code: str, env: dict[str, str], *, importtime: bool = False) -> tuple[float, str]:
+    elapsed, _, stderr = _run_capturing(code, env, importtime=importtime)
+    return elapsed, stderr
+
+
+def _run_capturing(code: str, env: dict[str, str], *, importtime: bool = False) -> tuple[float, str, str]:
+    """``(seconds, stdout, stderr)`` of ``code`` in a fresh ``python -I -S``."""
     args = [sys.executable, "-I", "-S", *(["-X", "importtime"] if importtime else []), "-c", code]
     started = time.perf_counter()
     result = subprocess.run(args, env=env, capture_output=True, text=True, check=False, timeout=_IMPORT_TIMEOUT_S)
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
         raise RuntimeError(f"import failed: {result.stderr[-2000:]}")
-    return elapsed, result.stderr
+    return elapsed, result.stdout, result.stderr
+
+
+def peak_rss_bytes(code: str, env: dict[str, str]) -> int:
+    """Peak resident memory of a fresh interpreter that ran ``code``, in bytes.
+
+    A run of its own, not one of the timed ones: reading it imports ``resource``. ``ru_maxrss`` is in kilobytes on
+    Linux (bytes on macOS).
+    """
+    _, stdout, _ = _run_capturing(code + "\n" + _PRINT_PEAK_RSS + "\n", env)
+    peak = int(stdout.strip().splitlines()[-1])
+    return peak if sys.platform == "darwin" else peak * 1024
 
 
 def parse_importtime(stderr: str, top: int, *, exclude: str = "") -> list[tuple[str, float]]:
@@ -193,7 +240,8 @@ def measure(work_dir: Path, *, repeats: int, lambda_sizes: bool) -> ColdStart:
         samples = tuple(_run(prefix + statement + "\n", run_env)[0] for _ in range(repeats))
         _, stderr = _run(prefix + statement + "\n", run_env, importtime=True)
         worst = tuple(parse_importtime(stderr, 5, exclude=name.split(" ")[0].rstrip(",")))
-        handlers.append(HandlerImport(module=name, samples_s=samples, worst=worst))
+        peak = peak_rss_bytes(prefix + statement, run_env) if name in PEAK_RSS_IMPORTS else None
+        handlers.append(HandlerImport(module=name, samples_s=samples, worst=worst, peak_rss_bytes=peak))
     layers = [("dependencies", deps), ("assistant package", package), ("handler code", code)]
     target_name = f"{host.platform}, CPython {host.python_version}"
     if lambda_sizes:

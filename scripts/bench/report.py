@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from assistant.wiring import WORKER
 from scripts.bench import prices
 from scripts.bench.authorizer import AuthorizerResult
-from scripts.bench.cold_start import ColdStart
+from scripts.bench.cold_start import LIBRARY_FLOOR, ColdStart
 from scripts.bench.frames import FrameComparison
 from scripts.bench.machine import Machine
 from scripts.bench.polling import ORIGINAL_BACKOFF, PolledReply
@@ -457,17 +457,32 @@ def _worker_duration_rows(results: Results, tallies: list[tuple[str, StreamingTa
     ]
 
 
-def _cold_start_section(cold: ColdStart) -> list[str]:
-    rows = [["bare interpreter (baseline)", ms(cold.bare_s), "1.00x", "", ""]]
-    rows += [
-        [f"floor: `{floor.module}`", ms(floor.median_s), times(cold.handler_ratio(floor)), "1.00x", ""]
-        for floor in cold.floors
-    ]
+def _cold_start_section(cold: ColdStart, worker_memory_mb: int) -> list[str]:
+    rows = [["bare interpreter (baseline)", ms(cold.bare_s), "1.00x", "", "", ""]]
+    for floor in cold.floors:
+        # The library floor is itself held against boto3: what the house libraries add before any of our code.
+        versus = f"{times(cold.floor_ratio(floor))} (boto3)" if floor.module == LIBRARY_FLOOR else "1.00x"
+        libraries = "1.00x" if floor.module == LIBRARY_FLOOR else ""
+        rows.append(
+            [f"floor: `{floor.module}`", ms(floor.median_s), times(cold.handler_ratio(floor)), versus, libraries, ""]
+        )
     for handler in cold.handlers:
         worst = ", ".join(f"{name} {ms(seconds)}" for name, seconds in handler.worst[:4])
-        floor = cold.floor_for(handler)
-        versus = f"{times(cold.floor_ratio(handler))} ({floor.module})" if floor else "n/a"
-        rows.append([f"`{handler.module}`", ms(handler.median_s), times(cold.handler_ratio(handler)), versus, worst])
+        own_floor = cold.floor_for(handler)
+        versus = f"{times(cold.floor_ratio(handler))} ({own_floor.module})" if own_floor else "n/a"
+        library_ratio = cold.library_floor_ratio(handler)
+        libraries = times(library_ratio) if library_ratio is not None else ""
+        rows.append(
+            [f"`{handler.module}`", ms(handler.median_s), times(cold.handler_ratio(handler)), versus, libraries, worst]
+        )
+    memory = [
+        f"Peak resident memory after importing `{handler.module}`: **{handler.peak_rss_bytes / 2**20:,.0f} MB** of the "
+        f"{worker_memory_mb} MB the worker is configured with (`WORKER.memory_mb`; `ru_maxrss` of the same fresh "
+        "interpreter, this host). It is the import footprint, not a long reply's working set (the conversation's "
+        "turns, the stream's buffers), which this benchmark does not measure."
+        for handler in cold.handlers
+        if handler.peak_rss_bytes is not None
+    ]
     size_rows = [
         [
             layer.name,
@@ -487,10 +502,16 @@ def _cold_start_section(cold: ColdStart) -> list[str]:
         "Each handler is also held against its *floor*, the import it cannot do without, measured in the same run "
         "(pyjwt + RSA for the authorizer, boto3 for the routes, boto3 + openai for the worker's first message). "
         "The `traced` rows build the Tracer as a sampled invocation in Lambda does (X-Ray SDK, botocore patched); "
-        "unsampled invocations and everything outside Lambda never import the X-Ray SDK (`assistant.tracing`).",
+        "unsampled invocations and everything outside Lambda never import the X-Ray SDK (`assistant.tracing`). "
+        f"The `÷ libraries` column holds each route against `{LIBRARY_FLOOR}` (boto3, Powertools' `Logger` and "
+        "`Metrics`, pydantic with one model built), the libraries every route imports: what a route costs above it "
+        "is our own code, and the floor's own `÷ floor` is how much of the boto3 target the libraries use up alone.",
         "",
-        markdown_table(["import", "median", "÷ bare start", "÷ floor", "largest contributors (self time)"], rows),
+        markdown_table(
+            ["import", "median", "÷ bare start", "÷ floor", "÷ libraries", "largest contributors (self time)"], rows
+        ),
         "",
+        *(line for sentence in memory for line in (sentence, "")),
         f"Layer sizes ({target}):",
         "",
         markdown_table(["layer", "unzipped", "zipped", "files"], size_rows),
@@ -620,7 +641,7 @@ def render(results: Results) -> str:
     if results.throughput:
         out += _throughput_section(results)
     if results.cold_start is not None:
-        out += _cold_start_section(results.cold_start)
+        out += _cold_start_section(results.cold_start, results.worker_memory_mb)
     if results.authorizer is not None:
         out += _authorizer_section(results.authorizer)
     if results.findings:

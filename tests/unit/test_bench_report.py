@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import sys
 from typing import Any
 
 import pytest
@@ -10,7 +12,7 @@ import pytest
 from assistant.protocol import Delta
 from assistant.queue import QueuedMessage
 from assistant.reply import ReplyOutcome, ReplyResult, ReplyService
-from scripts.bench import authorizer, frames, machine, report, streaming, streaming_cost
+from scripts.bench import authorizer, cold_start, frames, machine, report, streaming, streaming_cost
 from scripts.bench.harness import Received
 from scripts.bench.polling import ORIGINAL_BACKOFF
 from scripts.bench.report import latency_rows, markdown_table
@@ -319,3 +321,64 @@ def test_worker_reply_log_records_each_handle_call_and_restores_it(monkeypatch: 
     with pytest.raises(LookupError, match="after"):
         log.replies(["after"])
     assert calls == ["m1", "broken", "m1", "after"]
+
+
+# --- Cold start: the routes' library floor and the worker's peak memory ------------------------------------------
+
+
+def _import(module: str, median_s: float, *, peak_rss_bytes: int | None = None) -> cold_start.HandlerImport:
+    return cold_start.HandlerImport(module, (median_s,), worst=(), peak_rss_bytes=peak_rss_bytes)
+
+
+def _cold_start() -> cold_start.ColdStart:
+    return cold_start.ColdStart(
+        python="3.11.7",
+        bare_samples_s=(0.010,),
+        handlers=(
+            _import("connect", 0.300),
+            _import("worker", 0.400),
+            _import("worker + openai", 0.800, peak_rss_bytes=133 * 2**20),
+        ),
+        layers=(),
+        floors=(
+            _import("boto3", 0.200),
+            _import("boto3 + openai", 0.700),
+            _import(cold_start.LIBRARY_FLOOR, 0.250),
+        ),
+    )
+
+
+def test_routes_are_held_against_the_library_floor_too() -> None:
+    cold = _cold_start()
+    connect, worker, _ = cold.handlers
+    assert cold.library_floor_ratio(connect) == pytest.approx(1.2)
+    assert cold.library_floor_ratio(worker) is None  # not a route
+    assert cold.floor_ratio(connect) == pytest.approx(1.5)  # the boto3 target's column is unchanged
+    assert set(cold_start.ROUTE_HANDLERS) == {"connect", "disconnect", "default", "send_message", "commands"}
+    text = report.render(_results(cold_start=cold, worker_memory_mb=1024))
+    assert "| import | median | ÷ bare start | ÷ floor | ÷ libraries | largest contributors (self time) |" in text
+    assert "| floor: `boto3 + Powertools + pydantic` | 250 ms | 25.0x | 1.25x (boto3) | 1.00x |  |" in text
+    assert "| `connect` | 300 ms | 30.0x | 1.50x (boto3) | 1.20x |  |" in text
+    assert "| `worker` | 400 ms | 40.0x | 2.00x (boto3) |  |  |" in text
+    assert "| `worker + openai` | 800 ms | 80.0x | 1.14x (boto3 + openai) |  |  |" in text
+    assert "after importing `worker + openai`: **133 MB** of the 1024 MB the worker is configured with" in text
+
+
+def test_library_floor_and_peak_rss_run_in_a_fresh_interpreter() -> None:
+    """The floor's statement is real Python that imports what it names; the peak memory comes back in bytes."""
+    path = f"import sys; sys.path[:0] = {sys.path!r}\n"
+    _, code = cold_start.FLOORS[cold_start.LIBRARY_FLOOR]
+    peak = cold_start.peak_rss_bytes(path + code + "\nassert 'pydantic' in sys.modules", dict(os.environ))
+    assert 10 * 2**20 < peak < 2**30
+
+
+def test_a_bench_run_keeps_the_hand_written_sections_and_drops_the_generated_ones() -> None:
+    generated = report.render(_streaming_results())
+    previous = generated + "\n## Bytecode in the Lambda assets\n\nhand-written\n\n## Lean cold starts\n\nalso kept\n"
+    kept = report.kept_sections(previous)
+    assert kept.startswith("\n## Bytecode in the Lambda assets")
+    assert "also kept" in kept
+    assert "## Streaming cost" not in kept
+    rewritten = report.render(_streaming_results()) + kept
+    assert rewritten.count("## Streaming cost per 1000 output tokens") == 1
+    assert rewritten.count("## Bytecode in the Lambda assets") == 1
