@@ -258,22 +258,29 @@ def _tidy_surrogates(text: str) -> str:
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
+#: Weight of the newest gap between deltas in their running average (how fast the model types right now).
+_DELTA_GAP_SMOOTHING = 0.2
+
+
 class DeltaCoalescer:
     """Batches a reply's text deltas into frame-sized chunks. Pure logic; the caller posts the chunks.
 
     The first text of a reply is released at once, because the time until the first visible text is what a user
-    perceives as speed; after that, text is released once the oldest waiting text has waited ``interval_seconds``,
-    or once ``max_chars`` are waiting. :meth:`drain` releases the rest and starts over, so text after a pause (a
-    tool call) again shows at once.
+    perceives as speed. After that, a frame goes out every ``interval`` at most: text is released on the last
+    token that arrives before the interval since the previous frame runs out (the next token is expected later
+    than that, judging by how fast tokens have been arriving), or once ``max_chars`` are waiting. Releasing on the
+    last token before the deadline rather than the first one after it keeps the gap between frames within the
+    interval, so frames can be as large as the longest gap a reader should see allows. :meth:`drain` releases the
+    rest and starts over, so text after a pause (a tool call) again shows at once.
 
-    The interval counts from when text starts waiting, not from the last release: when posting a frame takes longer
-    than the interval (a slow or loaded API), the tokens that queued up meanwhile are read in a burst and go out
-    together, instead of one frame per token.
+    Text also waits at least ``interval_seconds`` (the first interval) before it goes out: when posting a frame took
+    longer than the interval (a slow or loaded API), the tokens that queued up meanwhile are read in a burst and go
+    out together, instead of one frame per token.
 
     The interval adapts: it starts at ``interval_seconds`` and grows by ``growth`` with every frame of a run, up to
-    ``max_interval_seconds``. Every frame is an API Gateway message (and a DynamoDB write): the first frames of a
-    reply come quickly, where a user is watching for the answer to start; once a reply streams steadily, fewer and
-    larger frames read the same, at a third of the cost. A pause (:meth:`drain`) starts the next run quick again.
+    ``max_interval_seconds``. Every frame is an API Gateway message: the first frames of a reply come quickly, where
+    a user is watching for the answer to start; once a reply streams steadily, fewer and larger frames read the
+    same, at a fraction of the cost. A pause (:meth:`drain`) starts the next run quick again.
     """
 
     def __init__(
@@ -282,7 +289,7 @@ class DeltaCoalescer:
         interval_seconds: float,
         max_chars: int,
         max_interval_seconds: float | None = None,
-        growth: float = 1.25,
+        growth: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if interval_seconds < 0:
@@ -304,20 +311,36 @@ class DeltaCoalescer:
         self._chars = 0
         #: Whether text of this run has been released (the first text of a run goes out at once).
         self._released = False
+        self._released_at = 0.0
         self._waiting_since = 0.0
+        #: When the last delta arrived, and the smoothed time between deltas (``None``: not seen yet).
+        self._last_delta_at: float | None = None
+        self._delta_gap: float | None = None
 
     def add(self, text: str) -> list[str]:
         """Buffer ``text``; return the chunks to post now (often none)."""
         if not text:
             return []
         now = self._clock()
+        self._observe_delta(now)
         if not self._parts:
             self._waiting_since = now
         self._parts.append(text)
         self._chars += len(text)
-        if self._released and self._chars < self._max_chars and now - self._waiting_since < self._interval:
-            return []
-        return self._flush(now, final=False)
+        if not self._released or self._chars >= self._max_chars:
+            return self._flush(now, final=False)
+        deadline = self._released_at + self._interval
+        due = now >= deadline or now + (self._delta_gap or 0.0) > deadline
+        if due and now - self._waiting_since >= self._first_interval:
+            return self._flush(now, final=False)
+        return []
+
+    def _observe_delta(self, now: float) -> None:
+        if self._last_delta_at is not None:
+            gap = now - self._last_delta_at
+            smoothed = self._delta_gap
+            self._delta_gap = gap if smoothed is None else smoothed + _DELTA_GAP_SMOOTHING * (gap - smoothed)
+        self._last_delta_at = now
 
     @property
     def interval_seconds(self) -> float:
@@ -329,6 +352,8 @@ class DeltaCoalescer:
         chunks = self._flush(self._clock(), final=True)
         self._released = False
         self._interval = self._first_interval
+        # The pause itself (a tool call) says nothing about how fast the model types.
+        self._last_delta_at = None
         return chunks
 
     def _flush(self, now: float, *, final: bool) -> list[str]:
@@ -343,5 +368,6 @@ class DeltaCoalescer:
         if self._released and text:
             self._interval = min(self._max_interval, self._interval * self._growth)
         self._released = True
+        self._released_at = now
         self._waiting_since = now  # a held-back half of a surrogate pair waits from now
         return split_for_frame(_tidy_surrogates(text), DELTA_TEXT_BUDGET)

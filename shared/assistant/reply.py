@@ -16,8 +16,9 @@ The conversation is ours: the model is sent the conversation's stored turns (:mo
 the new message, and the finished turn (done, stopped with the text the user saw, or failed) is written in the same
 transaction that finishes the message, so it is committed exactly once.
 
-Frames are checkpointed before they are posted, and the checkpoint write fails when the user has asked to cancel,
-which is how a cancel reaches a running reply within one flush interval.
+A checkpoint records the last frame posted, at most once a second (and at each round's start), right after that
+frame is posted; the write fails when the user has asked to cancel, which is how a cancel reaches a running reply
+within about a second (see ``_post_chunks``).
 """
 
 from __future__ import annotations
@@ -478,11 +479,10 @@ class ReplyService:
             if not chunk:
                 continue
             start, end = progress.sent_chars, progress.sent_chars + len(chunk)
-            now = self._clock()
-            if progress.checkpointed_at is None or now - progress.checkpointed_at >= CHECKPOINT_INTERVAL_S:
-                self._checkpoint(record, progress, (progress.next_seq, start, end), now)
-            else:
-                progress.unchecked = (progress.next_seq, start, end)
+            frame = (progress.next_seq, start, end)
+            # Posted before its checkpoint is written, so the write's round trip never delays text on the screen
+            # (nor stretches the gap before this frame). A delivery that dies between the two re-sends this frame
+            # from the previous checkpoint, as it would any frame between checkpoints.
             self._send(record, Delta(message_id=record.message_id, seq=progress.next_seq, text=chunk, offset=start))
             progress.text.append(chunk)
             if progress.first_text_at is None:
@@ -490,6 +490,11 @@ class ReplyService:
             progress.next_seq += 1
             progress.sent_chars = end
             progress.frames += 1
+            now = self._clock()
+            if progress.checkpointed_at is None or now - progress.checkpointed_at >= CHECKPOINT_INTERVAL_S:
+                self._checkpoint(record, progress, frame, now)
+            else:
+                progress.unchecked = frame
 
     def _checkpoint(self, record: MessageRecord, progress: _Progress, frame: tuple[int, int, int], now: float) -> None:
         seq, start, end = frame

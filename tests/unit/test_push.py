@@ -18,7 +18,7 @@ from assistant.protocol import Delta
 from assistant.push import DELTA_TEXT_BUDGET, Broadcaster, DeltaCoalescer, PushFailed, split_for_frame
 from assistant.stores.connections import ConnectionStore
 from assistant.stores.keys import key
-from assistant.wiring import MAX_FRAME_BYTES
+from assistant.wiring import MAX_FRAME_BYTES, STAGE_DEFAULTS
 from tests.conftest import REGION, FakeClock
 
 CALLBACK_URL = "https://abc123defg.execute-api.us-east-1.amazonaws.com/dev"
@@ -530,21 +530,61 @@ def _stream_steadily(coalescer: DeltaCoalescer, clock: FakeClock, tokens: int, p
     return released
 
 
-@pytest.mark.parametrize("per_second", [40, 45, 50])
+@pytest.mark.parametrize(
+    ("per_second", "tokens", "most_frames_per_1000"),
+    [
+        # A long reply at the slow end of 40-50 tokens/s: 13 tokens fit in 350 ms, and the first frame (one token)
+        # and the two quick ones at the start weigh on a reply this short.
+        (40, 375, 83),
+        (45, 375, 80),
+        (50, 375, 80),
+        (40, 1000, 80),
+        (45, 1000, 80),
+        (50, 1000, 80),
+    ],
+)
 def test_a_steady_reply_uses_at_most_80_frames_per_1000_tokens_without_long_gaps(
-    fake_clock: FakeClock, per_second: int
+    fake_clock: FakeClock, per_second: int, tokens: int, most_frames_per_1000: int
 ) -> None:
-    coalescer = DeltaCoalescer(interval_seconds=0.1, max_interval_seconds=0.3, max_chars=2000, clock=fake_clock)
-    released = _stream_steadily(coalescer, fake_clock, tokens=1000, per_second=per_second)
+    """The stage defaults, on a long reply (the benchmark's are 350-400 tokens) and a very long one."""
+    coalescer = DeltaCoalescer(
+        interval_seconds=STAGE_DEFAULTS.flush_interval_ms / 1000,
+        max_interval_seconds=STAGE_DEFAULTS.flush_max_interval_ms / 1000,
+        max_chars=STAGE_DEFAULTS.flush_chars,
+        clock=fake_clock,
+    )
+    released = _stream_steadily(coalescer, fake_clock, tokens=tokens, per_second=per_second)
 
-    assert len(released) <= 80
+    assert len(released) * 1000 / tokens <= most_frames_per_1000
     gaps = [later - earlier for earlier, later in itertools.pairwise(released)]
-    # Text waits the interval from when it arrived, and is released on the next token after that: the interval
-    # plus at most two tokens' time, about 350 ms at 40 tokens/s, a gap a reader does not notice as a stall.
-    assert max(gaps) <= 0.3 + 2 / per_second + 1e-9
+    # Text goes out on the last token before the interval since the previous frame runs out, so no gap is longer
+    # than the interval (350 ms), a gap a reader does not notice as a stall.
+    assert max(gaps) <= STAGE_DEFAULTS.flush_max_interval_ms / 1000 + 1e-9
     # The first text went out at once, and the first frames came quickly before the interval grew.
     assert released[0] == 1_700_000_000.0
-    assert gaps[0] <= 0.1 + 2 / per_second + 1e-9
+    # (Text waits at least the first interval, from the first token after the first text.)
+    assert gaps[0] <= STAGE_DEFAULTS.flush_interval_ms / 1000 + 2 / per_second + 1e-9
+
+
+def test_text_goes_out_on_the_last_token_before_the_interval_runs_out(fake_clock: FakeClock) -> None:
+    """Not on the first token after it: the gap between frames stays within the interval."""
+    coalescer = DeltaCoalescer(
+        interval_seconds=0.125, max_interval_seconds=0.5, growth=4, max_chars=2000, clock=fake_clock
+    )
+    assert coalescer.add("first") == ["first"]
+    for _ in range(4):
+        fake_clock.advance(0.03125)
+        assert coalescer.add(" x") == []
+    fake_clock.advance(0.03125)  # the text has waited the first interval (0.125 s) since " x" arrived
+    assert coalescer.add(" y") == [" x x x x y"]
+    assert coalescer.interval_seconds == 0.5
+    # Tokens every 3/64 s now: the tenth since the last frame comes at 0.46875 s and the next is due at 0.515625 s,
+    # past the 0.5 s interval, so the tenth goes at once (the old rule sent it with the eleventh: a 0.52 s gap).
+    for _ in range(9):
+        fake_clock.advance(0.046875)
+        assert coalescer.add(" z") == []
+    fake_clock.advance(0.046875)
+    assert coalescer.add(" z") == [" z" * 10]
 
 
 def test_the_interval_grows_while_text_streams_and_starts_quick_again_after_a_pause(fake_clock: FakeClock) -> None:
