@@ -128,12 +128,12 @@ def _findings(results: report.Results) -> list[str]:
             )
     found += [
         "The local stack's capacity is moto's: profiling a 10-user step puts most CPU time in moto's DynamoDB "
-        "(expression parsing, `DynamoType` casts, and `transact_write_items` deep-copying the whole table on every "
-        "claim). The throughput figures describe this machine's emulator, not AWS.",
+        "(expression parsing, `DynamoType` casts). The throughput figures describe this machine's emulator, not AWS.",
         "moto 5.2.5's `transact_write_items` is not safe under its threaded server (it deep-copies the table, and "
         "restores the copy when a condition fails, undoing concurrent writes): without serialising it, a 50-user "
         "step lost replies ('No record for message', 'The conversation no longer exists'). The local stack (and with "
-        "it the benchmark) serialises moto's DynamoDB item operations when it starts moto "
+        "it the benchmark) serialises moto's DynamoDB item operations when it starts moto, and backs up only the "
+        "items a transaction writes instead of the whole table, which made every claim slower as the table grew "
         "(`scripts/local_stack/aws/moto_patches.py`).",
         "A second `LocalStack` in one process keeps the first one's handler dependencies (built once per container): "
         "the authorizer then verifies against the old pool and answers 403. The benchmark resets them.",
