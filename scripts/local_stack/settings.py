@@ -133,7 +133,7 @@ def limits_from_environment(environ: Mapping[str, str] | None = None) -> dict[En
     """The local limits, with the developer's overrides; a bad value fails the start with the variable's name."""
     env = os.environ if environ is None else environ
     values = {name: env.get(name.value) or default for name, default in LOCAL_LIMIT_DEFAULTS.items()}
-    check_values({name.value: value for name, value in values.items()})  # raises MissingSetting, naming it
+    check_values({name.value: value for name, value in values.items()})  # raises InvalidSetting, naming it
     return values
 
 

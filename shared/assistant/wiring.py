@@ -205,6 +205,10 @@ class MissingSetting(RuntimeError):
     Declared here, not in ``assistant.settings``, so the authorizer can raise it without importing pydantic."""
 
 
+class InvalidSetting(RuntimeError):
+    """A function's environment variable holds a value its settings refuse (a stage's limit out of range, say)."""
+
+
 # --- The model key ----------------------------------------------------------------------------------------------
 
 #: Each stage's secret holding the model's API key (``infra.names.openai_secret_name`` fills it in).

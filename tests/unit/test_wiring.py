@@ -9,6 +9,7 @@ from assistant.wiring import (
     POWERTOOLS_ENV,
     Env,
     FunctionSpec,
+    InvalidSetting,
     MissingSetting,
     function_environment,
     set_openai_key_command,
@@ -56,7 +57,7 @@ def test_a_function_s_settings_are_typed_and_read_exactly_its_spec_s_variables()
         assert settings.variables() == set(settings.spec.env) - set(POWERTOOLS_ENV), settings.__name__
     with pytest.raises(MissingSetting, match="QUEUE_URL"):
         SendMessageSettings.from_env({"TABLE_NAME": "t", "CALLBACK_URL": "https://c"})
-    with pytest.raises(MissingSetting, match="max_waiting_messages"):
+    with pytest.raises(InvalidSetting, match="max_waiting_messages"):
         SendMessageSettings.from_env(
             {"TABLE_NAME": "t", "CALLBACK_URL": "c", "QUEUE_URL": "q", "MAX_WAITING_MESSAGES": "0"}
         )
@@ -65,3 +66,13 @@ def test_a_function_s_settings_are_typed_and_read_exactly_its_spec_s_variables()
 
         class _Drifted(_Table):
             spec = FUNCTIONS[0]
+
+
+def test_checking_a_stage_s_values_refuses_a_bad_one_by_name_and_ignores_absent_ones() -> None:
+    from assistant.settings import check_values
+
+    check_values({"MAX_WAITING_MESSAGES": "3"})  # every function misses its other variables here: not checked
+    with pytest.raises(InvalidSetting, match="max_waiting_messages"):
+        check_values({"MAX_WAITING_MESSAGES": "0"})
+    with pytest.raises(InvalidSetting, match="rate_limit_send_message"):
+        check_values({"RATE_LIMIT_SEND_MESSAGE": "ten per minute"})
