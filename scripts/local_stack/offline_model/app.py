@@ -36,7 +36,13 @@ from scripts.local_stack.offline_model.faults import (
     StallFault,
     StatusFault,
 )
-from scripts.local_stack.offline_model.generation import count_input_tokens, generate, is_delta, new_response
+from scripts.local_stack.offline_model.generation import (
+    count_input_tokens,
+    generate,
+    is_delta,
+    new_response,
+    until_finished,
+)
 from scripts.local_stack.offline_model.replies import plan_reply
 from scripts.local_stack.offline_model.rules import (
     check_tool_outputs,
@@ -173,16 +179,19 @@ async def _create_response(request: web.Request) -> web.StreamResponse:
         state.responses[run.id] = run
     ending = fault if isinstance(fault, ErrorEventFault | FailedFault | IncompleteFault) else None
     run.task = state.spawn(
-        generate(
+        until_finished(
             run,
-            reply=plan_reply(context, _offered_tools(create)),
-            reasoning=reasoning,
-            state=state,
-            input_tokens=count_input_tokens(create.instructions, context),
-            max_output_tokens=create.max_output_tokens,
-            ending=ending,
-            conversation=conversation,
-            input_items=input_items,
+            generate(
+                run,
+                reply=plan_reply(context, _offered_tools(create)),
+                reasoning=reasoning,
+                state=state,
+                input_tokens=count_input_tokens(create.instructions, context),
+                max_output_tokens=create.max_output_tokens,
+                ending=ending,
+                conversation=conversation,
+                input_items=input_items,
+            ),
         ),
         name=f"generate {run.id}",
     )

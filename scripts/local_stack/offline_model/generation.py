@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from scripts.local_stack.offline_model.faults import EndingFault, ErrorEventFault, FailedFault
@@ -85,6 +85,15 @@ def is_delta(event: dict[str, Any]) -> bool:
     return event["type"] in ("response.output_text.delta", "response.function_call_arguments.delta")
 
 
+async def until_finished(run: ResponseRun, generation: Coroutine[Any, Any, None]) -> None:
+    """Run ``generation`` (its own task, stopped only by :meth:`ResponseRun.cancel`); however it ends, ``run`` is
+    marked finished, so every reader of its events stops waiting."""
+    try:
+        await generation
+    finally:
+        run.finish()
+
+
 async def generate(
     run: ResponseRun,
     *,
@@ -97,26 +106,7 @@ async def generate(
     conversation: Conversation | None,
     input_items: list[dict[str, Any]],
 ) -> None:
-    """Produce the whole response into ``run``; runs as its own task, stopped only by :meth:`ResponseRun.cancel`."""
-    try:
-        await _generate(
-            run, reply, reasoning, state, input_tokens, max_output_tokens, ending, conversation, input_items
-        )
-    finally:
-        run.finish()
-
-
-async def _generate(
-    run: ResponseRun,
-    reply: TextReply | ToolCallReply,
-    reasoning: bool,
-    state: OfflineModelState,
-    input_tokens: int,
-    max_output_tokens: int | None,
-    ending: EndingFault | None,
-    conversation: Conversation | None,
-    input_items: list[dict[str, Any]],
-) -> None:
+    """Produce the whole response into ``run`` (run it with :func:`until_finished`)."""
     response = run.response
     run.emit("response.created", response=run.snapshot())
     if response["status"] == "queued":
