@@ -18,7 +18,7 @@ from assistant.settings import ConnectSettings
 TOO_MANY_CONNECTIONS = 429
 
 #: Built at the first invocation, kept for the container's life.
-dependencies = PerContainer(lambda: build.connect(ConnectSettings.from_env()))
+dependencies = PerContainer(lambda: build.connection(ConnectSettings.from_env()))
 
 
 def connect(parsed: ConnectEvent) -> dict[str, Any]:

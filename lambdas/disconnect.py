@@ -14,7 +14,7 @@ from assistant.observability import Metric, logger, metrics
 from assistant.settings import DisconnectSettings
 
 #: Built at the first invocation, kept for the container's life.
-dependencies = PerContainer(lambda: build.disconnect(DisconnectSettings.from_env()))
+dependencies = PerContainer(lambda: build.connection(DisconnectSettings.from_env()))
 
 
 def disconnect(parsed: DisconnectEvent) -> dict[str, Any]:

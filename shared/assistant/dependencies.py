@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from assistant import runtime
 from assistant.lifecycle import PerContainer
@@ -45,30 +45,22 @@ def _connections_api(callback_url: str) -> Callable[[], Any]:
     return PerContainer(lambda: runtime.connections_api(callback_url))
 
 
-@dataclass(frozen=True)
-class ConnectDependencies:
-    settings: ConnectSettings
-    connections: ConnectionStore
-
-
-def connect(settings: ConnectSettings) -> ConnectDependencies:
-    from assistant.stores.connections import ConnectionStore
-
-    return ConnectDependencies(
-        settings=settings, connections=ConnectionStore(runtime.table(settings.table_name, settings.region))
-    )
+#: ``$connect``'s or ``$disconnect``'s settings (both read the table; ``$connect`` also its connection cap).
+ConnectionSettingsT = TypeVar("ConnectionSettingsT", ConnectSettings, DisconnectSettings)
 
 
 @dataclass(frozen=True)
-class DisconnectDependencies:
-    settings: DisconnectSettings
+class ConnectionDependencies(Generic[ConnectionSettingsT]):
+    """What ``$connect`` and ``$disconnect`` use: their settings and the user's connection records."""
+
+    settings: ConnectionSettingsT
     connections: ConnectionStore
 
 
-def disconnect(settings: DisconnectSettings) -> DisconnectDependencies:
+def connection(settings: ConnectionSettingsT) -> ConnectionDependencies[ConnectionSettingsT]:
     from assistant.stores.connections import ConnectionStore
 
-    return DisconnectDependencies(
+    return ConnectionDependencies(
         settings=settings, connections=ConnectionStore(runtime.table(settings.table_name, settings.region))
     )
 
