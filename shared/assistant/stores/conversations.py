@@ -59,7 +59,7 @@ class ConversationStore:
 
     def get(self, user_id: str, conversation_id: str) -> Conversation | None:
         """``None`` also for another user's conversation: the key is in the caller's own partition."""
-        item = self._table.get_item(Key=key(user_id, conversation_sk(conversation_id)), ConsistentRead=True).get("Item")
+        item = self._table.get_item(Key=self.record_key(user_id, conversation_id), ConsistentRead=True).get("Item")
         return _from_item(user_id, item) if item else None
 
     @staticmethod
@@ -90,7 +90,7 @@ class ConversationStore:
         the value we read), so exactly one conversation wins and the loser reads and returns the winner's.
         """
         for _ in range(_CURRENT_ATTEMPTS):
-            pointer = self._table.get_item(Key=key(user_id, CURRENT_CONVERSATION_SK), ConsistentRead=True).get("Item")
+            pointer = self._table.get_item(Key=self.pointer_key(user_id), ConsistentRead=True).get("Item")
             stale: str | None = None
             if pointer:
                 stale = str(pointer["conversationId"])
@@ -146,7 +146,7 @@ class ConversationStore:
 
     def touch(self, user_id: str, conversation_id: str, *, now: float, title: str | None = None) -> None:
         """Mark the conversation as active; ``title`` replaces the default title only, never a title already set."""
-        record_key = key(user_id, conversation_sk(conversation_id))
+        record_key = self.record_key(user_id, conversation_id)
         updated_at = iso_utc(now)
         title = _clean_title(title)
         if title:
@@ -191,7 +191,7 @@ class ConversationStore:
         pointer_put: dict[str, Any] = {
             "TableName": self._table.name,
             "Item": {
-                **key(conversation.user_id, CURRENT_CONVERSATION_SK),
+                **self.pointer_key(conversation.user_id),
                 "conversationId": conversation.conversation_id,
                 "updatedAt": conversation.updated_at,
             },
