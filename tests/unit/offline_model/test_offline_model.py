@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from scripts.local_stack.offline_model import OFFLINE_MODEL_NAME, Fault, OfflineModelServer, Pace, start_async
+from scripts.local_stack.offline_model.generation import Metronome
 from scripts.local_stack.offline_model.replies import extract_expression, split_tokens, timezone_for
 from tests.unit.offline_model import CALC_TOOL
 
@@ -236,6 +237,23 @@ def test_timezone_for_time_questions(message: str, zone: str) -> None:
 )
 def test_extract_expression(message: str, expression: str | None) -> None:
     assert extract_expression(message) == expression
+
+
+def test_the_pace_does_not_drift_when_every_sleep_overshoots() -> None:
+    """Each token is due an interval after the one before was due: a loop that wakes 5 ms late every time still
+    sends the 401st token 10 s after the first (at 40 tokens/s), not 12 s (the 5 ms added up 400 times)."""
+    now = [100.0]
+    metronome = Metronome(lambda: now[0])
+    sent_at = [now[0]]
+    for _ in range(400):
+        now[0] += metronome.wait_s(1 / 40) + 0.005  # the sleep, then the event loop's lateness
+        sent_at.append(now[0])
+    assert sent_at[-1] - sent_at[0] == pytest.approx(10.005)
+    # A pause (the loop was busy for half a second) is caught up, never overtaken: no token before it is due.
+    now[0] += 0.5
+    waits = [metronome.wait_s(1 / 40) for _ in range(25)]
+    assert waits[:20] == [0.0] * 20
+    assert waits[20] > 0
 
 
 def test_tokens_reassemble_to_the_text() -> None:
