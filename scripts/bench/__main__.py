@@ -51,7 +51,7 @@ class Plan:
     auth_seconds: float
 
 
-FULL = Plan("full", 30, 4, (1, 10, 50), 3, 150.0, 5, True, 5000, 3.0)
+FULL = Plan("full", 30, 4, (1, 10, 50), 3, 150.0, 9, True, 5000, 3.0)
 QUICK = Plan("quick", 6, 1, (1, 5), 2, 60.0, 2, False, 1000, 1.0)
 
 

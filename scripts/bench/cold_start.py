@@ -42,6 +42,8 @@ from scripts.local_stack.lambda_runtime.deployed import handler_env, runtime_pro
 
 CACHE_DIR = Path(__file__).resolve().parents[2] / ".build" / "bench"
 _IMPORT_TIMEOUT_S = 60
+#: The bare interpreter start's key among the timed imports.
+_BARE = "bare interpreter"
 
 #: boto3 plus Powertools' logger and metrics and pydantic with one model built: what a route imports before our code.
 LIBRARY_FLOOR = "boto3 + Powertools + pydantic"
@@ -201,6 +203,19 @@ def parse_importtime(stderr: str, top: int, *, exclude: str = "") -> list[tuple[
     return sorted(own.items(), key=lambda item: item[1], reverse=True)[:top]
 
 
+def _interleaved_samples(
+    prefix: str, timed: list[tuple[str, str, dict[str, str]]], repeats: int
+) -> dict[str, tuple[float, ...]]:
+    """``repeats`` timings of each ``(name, statement, env)``, taken in rounds of one of each rather than all of one
+    and then all of the next: this shared machine speeds up and slows down over a run, and a handler timed a minute
+    after its floor would carry that drift into its ratio. In rounds, every ratio's two sides see the same drift."""
+    samples: dict[str, list[float]] = {name: [] for name, _, _ in timed}
+    for _ in range(repeats):
+        for name, statement, run_env in timed:
+            samples[name].append(_run(prefix + statement + "\n", run_env)[0])
+    return {name: tuple(values) for name, values in samples.items()}
+
+
 def _directory_size(root: Path) -> tuple[int, int, int]:
     files = [p for p in root.rglob("*") if p.is_file()]
     unzipped = sum(p.stat().st_size for p in files)
@@ -222,13 +237,7 @@ def measure(work_dir: Path, *, repeats: int, lambda_sizes: bool) -> ColdStart:
     modules = sorted({spec.handler.split(".")[0] for spec in FUNCTIONS})
     # The first use of the layers warms the OS file cache; Lambda's cold start reads from a warm local disk too.
     _run(prefix + "".join(f"import {m}\n" for m in modules), env)
-    bare = tuple(_run(prefix, env)[0] for _ in range(repeats))
-    floors = tuple(
-        HandlerImport(name, tuple(_run(prefix + code + "\n", env)[0] for _ in range(repeats)), worst=())
-        for name, code in FLOORS.values()
-    )
     traced_env = {**env, **_TRACED_ENV}
-    handlers: list[HandlerImport] = []
     # The worker imports the SDK on its first message, not at import: measured as its own row. The traced rows build
     # the Tracer as the first sampled invocation does.
     targets = [(module, f"import {module}", env) for module in modules] + [
@@ -236,12 +245,16 @@ def measure(work_dir: Path, *, repeats: int, lambda_sizes: bool) -> ColdStart:
         ("authorizer, traced", f"import authorizer\n{_BUILD_TRACER}", traced_env),
         ("worker + openai, traced", f"import worker; import openai\n{_BUILD_TRACER}", traced_env),
     ]
+    timed = [(_BARE, "", env), *((name, code, env) for name, code in FLOORS.values()), *targets]
+    samples = _interleaved_samples(prefix, timed, repeats)
+    bare = samples[_BARE]
+    floors = tuple(HandlerImport(name, samples[name], worst=()) for name, _ in FLOORS.values())
+    handlers: list[HandlerImport] = []
     for name, statement, run_env in targets:
-        samples = tuple(_run(prefix + statement + "\n", run_env)[0] for _ in range(repeats))
         _, stderr = _run(prefix + statement + "\n", run_env, importtime=True)
         worst = tuple(parse_importtime(stderr, 5, exclude=name.split(" ")[0].rstrip(",")))
         peak = peak_rss_bytes(prefix + statement, run_env) if name in PEAK_RSS_IMPORTS else None
-        handlers.append(HandlerImport(module=name, samples_s=samples, worst=worst, peak_rss_bytes=peak))
+        handlers.append(HandlerImport(module=name, samples_s=samples[name], worst=worst, peak_rss_bytes=peak))
     layers = [("dependencies", deps), ("assistant package", package), ("handler code", code)]
     target_name = f"{host.platform}, CPython {host.python_version}"
     if lambda_sizes:

@@ -393,14 +393,15 @@ def _cost_rows(tallies: list[tuple[str, StreamingTally]], baseline: StreamingCos
         f"÷ {prices.MODEL_NAME} output",
     ]
     width = max(len(label) for label, _ in costs) + 1
-    measured = [cost for label, cost in costs[1:]]
-    worst = max(cost.percent_of_model for cost in measured)
+    verdicts = "; ".join(
+        f"{label} {percent(cost.percent_of_model)}, {_verdict(cost.percent_of_model, STREAMING_COST_TARGET_PERCENT)}"
+        for label, cost in costs[1:]
+    )
     return [
         f"**What streaming costs, as a share of the model's price.** Per 1000 output tokens: (delta frames * "
         f"{message_price} per million API Gateway messages + checkpoint writes * {write_price} per million DynamoDB "
         f"write request units) ÷ {prices.MODEL_NAME}'s output price, {model_price} per million tokens "
-        f"({usd(model_output_usd())} per 1000). Target: ≤ {STREAMING_COST_TARGET_PERCENT:g} % "
-        f"({_verdict(worst, STREAMING_COST_TARGET_PERCENT)}: {percent(worst)} at most here). Prices: "
+        f"({usd(model_output_usd())} per 1000). Target: ≤ {STREAMING_COST_TARGET_PERCENT:g} % ({verdicts}). Prices: "
         '`scripts/bench/prices.py`, as docs/scaling.md ("Prices used"); a frame is under 32 KB (one message) and '
         "the message record a checkpoint updates is under 1 KB (one write request unit).",
         "",
