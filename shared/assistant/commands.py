@@ -62,9 +62,12 @@ class CommandService:
         usage: UsageStore,
         rate_limiter: RateLimiter,
         limits: CommandLimits,
-        model: Callable[[], ModelClient],
+        model: Callable[[], ModelClient] | None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``model`` is ``None`` on a stage whose responses never outlive their stream (no background mode: a
+        stateless server, Bedrock): there is no running response to cancel from here, and building the client
+        would read the key and import the SDK for nothing."""
         self._conversations = conversations
         self._turns = turns
         self._messages = messages
@@ -120,7 +123,7 @@ class CommandService:
             return Cancelled(message_id=message_id)
         # The worker stops at its next frame or round and tells every tab. The model may be silent for long
         # (reasoning, a tool round), so the running response is also cancelled here where the provider allows it.
-        if record.checkpoint.response_id:
+        if record.checkpoint.response_id and self._model is not None:
             self._model().cancel_response(record.checkpoint.response_id)
         return None
 

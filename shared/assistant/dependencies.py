@@ -157,7 +157,7 @@ class CommandsDependencies:
                 },
                 max_conversations=settings.max_conversations_per_user,
             ),
-            model=self.model,
+            model=self.model if settings.model_provider.capabilities.background else None,
         )
 
 

@@ -9,6 +9,7 @@ import pytest
 import send_message
 
 from assistant.stores.messages import MessageStatus
+from assistant.wiring import ModelProvider
 from tests.handlers import use_dependencies
 from tests.integration.conftest import Deployment
 
@@ -72,3 +73,30 @@ def test_stop_of_a_message_its_worker_left_streaming_finishes_it(deployment: Dep
     record = commands.dependencies().messages.get("alice", "m-stuck")
     assert record is not None
     assert record.status is MessageStatus.CANCELLED
+
+
+def test_stop_on_a_stage_without_background_responses_builds_no_model_client(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stateless server's (or Bedrock's) response lives only as long as its stream, which the worker closes when
+    its next checkpoint finds the cancel: the route has nothing to call, so it neither reads the key nor imports
+    the SDK to build a client."""
+
+    def no_model() -> Any:
+        raise AssertionError("the cancel route built a model client on a stage without background responses")
+
+    settings = commands.dependencies().settings.model_copy(update={"model_provider": ModelProvider.OPENAI_COMPATIBLE})
+    use_dependencies(monkeypatch, commands, model=no_model, settings=settings)
+    _streaming(deployment, "m-stateless", response_id="resp_streamed")
+    commands.dependencies().messages._table.update_item(
+        Key={"pk": "USER#alice", "sk": "MSG#m-stateless"},
+        UpdateExpression="SET progressAt = :now",
+        ExpressionAttributeValues={":now": "2999-01-01T00:00:00.000Z"},
+    )
+
+    answer = deployment.route(commands.handler, {"action": "cancel", "messageId": "m-stateless"})
+
+    assert answer is None  # the worker's next checkpoint finds the flag and announces `cancelled`
+    record = commands.dependencies().messages.get("alice", "m-stateless")
+    assert record is not None
+    assert record.cancel_requested
