@@ -31,6 +31,15 @@ def _streaming(deployment: Deployment, message_id: str, *, response_id: str | No
     return record
 
 
+def _owned_by_a_live_worker(message_id: str) -> None:
+    """Fresh progress on the message: the cancel route must not take it for one a dead worker left streaming."""
+    commands.dependencies().messages._table.update_item(
+        Key={"pk": "USER#alice", "sk": f"MSG#{message_id}"},
+        UpdateExpression="SET progressAt = :now",
+        ExpressionAttributeValues={":now": "2999-01-01T00:00:00.000Z"},
+    )
+
+
 class _RecordingModel:
     def __init__(self) -> None:
         self.cancelled: list[str] = []
@@ -47,12 +56,7 @@ def test_stop_while_the_model_is_silent_cancels_its_response(
     model = _RecordingModel()
     use_dependencies(monkeypatch, commands, model=lambda: model)
     _streaming(deployment, "m-think", response_id="resp_thinking")
-    # Fresh progress: a live worker owns it.
-    commands.dependencies().messages._table.update_item(
-        Key={"pk": "USER#alice", "sk": "MSG#m-think"},
-        UpdateExpression="SET progressAt = :now",
-        ExpressionAttributeValues={":now": "2999-01-01T00:00:00.000Z"},
-    )
+    _owned_by_a_live_worker("m-think")
 
     answer = deployment.route(commands.handler, {"action": "cancel", "messageId": "m-think"})
 
@@ -88,11 +92,7 @@ def test_stop_on_a_stage_without_background_responses_builds_no_model_client(
     settings = commands.dependencies().settings.model_copy(update={"model_provider": ModelProvider.OPENAI_COMPATIBLE})
     use_dependencies(monkeypatch, commands, model=no_model, settings=settings)
     _streaming(deployment, "m-stateless", response_id="resp_streamed")
-    commands.dependencies().messages._table.update_item(
-        Key={"pk": "USER#alice", "sk": "MSG#m-stateless"},
-        UpdateExpression="SET progressAt = :now",
-        ExpressionAttributeValues={":now": "2999-01-01T00:00:00.000Z"},
-    )
+    _owned_by_a_live_worker("m-stateless")
 
     answer = deployment.route(commands.handler, {"action": "cancel", "messageId": "m-stateless"})
 
