@@ -409,3 +409,21 @@ def test_cold_start_samples_are_taken_in_rounds_so_drift_hits_both_sides_of_a_ra
 
     assert order == ["import boto3", "import connect"] * 3
     assert samples == {"floor": (1.0, 3.0, 5.0), "route": (2.0, 4.0, 6.0)}
+
+
+def test_long_replies_at_the_fast_end_of_the_pace_get_their_own_row() -> None:
+    results = _streaming_results()
+    # 400 tokens at 50 tokens/s in 26 frames (the client's count): the first at once, then 0.1 s and 0.32 s gaps.
+    arrivals = (0.4, *(0.5 + 0.32 * i for i in range(25)))
+    results.fast_long_replies = [_pipeline_reply("long", "f-0", tokens=400, delta_at_s=arrivals, done_s=8.3)]
+    results.fast_pace = Pace(first_token_s=0.3, tokens_per_s=50)
+    section = report.render(results)
+
+    assert "again with the model at 50 tokens/s" in section
+    # 399 tokens over 0.4 s -> 8.18 s: 51.3 tokens/s at the client; 26 frames per 400 tokens: 65.0 per 1000.
+    assert (
+        "| 1 | 51.3 | 65.0 (target ≤ 80: met) | 320 ms | 320 ms | 320 ms (target ≤ ~350 ms, within 5 %: met) |"
+        in section
+    )
+    # The 40 tokens/s row is still there, from the worker's counts.
+    assert "| 1 | 46.8 | 75.0 (target ≤ 80: met) |" in section
