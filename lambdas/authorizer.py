@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
-import os
+from assistant.coldstart import collection_paused
 
-from assistant import auth
-from assistant.authorization import connect_authorizer
-from assistant.lifecycle import PerContainer
+# Imported with garbage collection paused, then frozen: 15-20 % off the cold start (assistant.coldstart).
+with collection_paused():
+    import os
+
+    from assistant import auth
+    from assistant.authorization import connect_authorizer
+    from assistant.lifecycle import PerContainer
 
 #: Built at the first invocation, kept for the container's life: it caches the JWKS it fetched.
 dependencies = PerContainer(lambda: auth.verifier_from_env(os.environ))

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from assistant import dependencies as build
-from assistant.events import MessageEvent
-from assistant.lifecycle import PerContainer
-from assistant.protocol import ClientFrame, ServerFrame
-from assistant.routes import actions_of, websocket_route
-from assistant.settings import CommandsSettings
-from assistant.wiring import COMMANDS
+from assistant.coldstart import collection_paused
+
+# Imported with garbage collection paused, then frozen: 15-20 % off the cold start (assistant.coldstart).
+with collection_paused():
+    from assistant import dependencies as build
+    from assistant.events import MessageEvent
+    from assistant.lifecycle import PerContainer
+    from assistant.protocol import ClientFrame, ServerFrame
+    from assistant.routes import actions_of, websocket_route
+    from assistant.settings import CommandsSettings
+    from assistant.wiring import COMMANDS
 
 #: Built at the first invocation, kept for the container's life.
 dependencies = PerContainer(lambda: build.commands(CommandsSettings.from_env()))

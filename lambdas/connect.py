@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import time
-from typing import Any
+from assistant.coldstart import collection_paused
 
-from aws_lambda_powertools.metrics import MetricUnit
+# Imported with garbage collection paused, then frozen: 15-20 % off the cold start (assistant.coldstart).
+with collection_paused():
+    import time
+    from typing import Any
 
-from assistant import dependencies as build
-from assistant.connection_route import connection_route
-from assistant.events import ConnectEvent
-from assistant.lifecycle import PerContainer
-from assistant.observability import Metric, logger, metrics
-from assistant.settings import ConnectSettings
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    from assistant import dependencies as build
+    from assistant.connection_route import connection_route
+    from assistant.events import ConnectEvent
+    from assistant.lifecycle import PerContainer
+    from assistant.observability import Metric, logger, metrics
+    from assistant.settings import ConnectSettings
 
 #: A non-2xx answer to `$connect` makes API Gateway refuse the connection (the client sees this status).
 TOO_MANY_CONNECTIONS = 429

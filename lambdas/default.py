@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from assistant import dependencies as build
-from assistant.errors import UnknownAction
-from assistant.events import MessageEvent
-from assistant.lifecycle import PerContainer
-from assistant.protocol import ACTIONS, ClientFrame
-from assistant.routes import websocket_route
-from assistant.settings import DefaultSettings
+from assistant.coldstart import collection_paused
+
+# Imported with garbage collection paused, then frozen: 15-20 % off the cold start (assistant.coldstart).
+with collection_paused():
+    from assistant import dependencies as build
+    from assistant.errors import UnknownAction
+    from assistant.events import MessageEvent
+    from assistant.lifecycle import PerContainer
+    from assistant.protocol import ACTIONS, ClientFrame
+    from assistant.routes import websocket_route
+    from assistant.settings import DefaultSettings
 
 #: Built at the first invocation, kept for the container's life.
 dependencies = PerContainer(lambda: build.default(DefaultSettings.from_env()))

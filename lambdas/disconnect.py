@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from assistant.coldstart import collection_paused
 
-from aws_lambda_powertools.metrics import MetricUnit
+# Imported with garbage collection paused, then frozen: 15-20 % off the cold start (assistant.coldstart).
+with collection_paused():
+    from typing import Any
 
-from assistant import dependencies as build
-from assistant.connection_route import connection_route
-from assistant.events import DisconnectEvent
-from assistant.lifecycle import PerContainer
-from assistant.observability import Metric, logger, metrics
-from assistant.settings import DisconnectSettings
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    from assistant import dependencies as build
+    from assistant.connection_route import connection_route
+    from assistant.events import DisconnectEvent
+    from assistant.lifecycle import PerContainer
+    from assistant.observability import Metric, logger, metrics
+    from assistant.settings import DisconnectSettings
 
 #: Built at the first invocation, kept for the container's life.
 dependencies = PerContainer(lambda: build.connection(DisconnectSettings.from_env()))

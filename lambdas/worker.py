@@ -3,26 +3,30 @@
 
 from __future__ import annotations
 
-import os
+from assistant.coldstart import collection_paused
 
-from assistant import dependencies as build
-from assistant.consumer import fifo_consumer
-from assistant.lifecycle import PerContainer
-from assistant.settings import WorkerSettings
+# Imported with garbage collection paused, then frozen: 15-20 % off the cold start (assistant.coldstart).
+with collection_paused():
+    import os
 
-if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
-    # SnapStart (infra.stage.StageConfig.worker_snap_start) snapshots what init did, so the SDK's import (most of a
-    # second) is paid once per published version instead of at each container's first message. Only the import:
-    # clients, the model key and connections are built at the first record, after restore, never into the snapshot.
-    import random
+    from assistant import dependencies as build
+    from assistant.consumer import fifo_consumer
+    from assistant.lifecycle import PerContainer
+    from assistant.settings import WorkerSettings
 
-    import openai  # noqa: F401
+    if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
+        # SnapStart (infra.stage.StageConfig.worker_snap_start) snapshots what init did, so the SDK's import (most of a
+        # second) is paid once per published version instead of at each container's first message. Only the import:
+        # clients, the model key and connections are built at the first record, after restore, never into the snapshot.
+        import random
 
-    # Shipped with Lambda's Python runtimes (nothing else imports it, so it is not among our pinned packages).
-    from snapshot_restore_py import register_after_restore  # type: ignore[import-not-found]
+        import openai  # noqa: F401
 
-    # Every container restored from one snapshot would otherwise draw the same retry jitter (ours and the SDK's).
-    register_after_restore(random.seed)
+        # Shipped with Lambda's Python runtimes (nothing else imports it, so it is not among our pinned packages).
+        from snapshot_restore_py import register_after_restore  # type: ignore[import-not-found]
+
+        # Every container restored from one snapshot would otherwise draw the same retry jitter (ours and the SDK's).
+        register_after_restore(random.seed)
 
 #: Built at the first record, kept for the container's life.
 dependencies = PerContainer(lambda: build.worker(WorkerSettings.from_env()))

@@ -263,8 +263,11 @@ class ModelClient:
 
         ``api_key`` may be a callable: the SDK then asks it before every request, which is how short-lived bearer
         tokens (Bedrock's, minted from the function's IAM role) stay fresh on a long-lived client."""
-        import httpx2
-        import openai
+        from assistant.coldstart import collection_paused
+
+        with collection_paused():  # the SDK's import, at a container's first message: as a handler imports
+            import httpx2
+            import openai
 
         client = openai.OpenAI(
             api_key=api_key,
