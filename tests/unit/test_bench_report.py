@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import sys
@@ -367,12 +368,45 @@ def test_routes_are_held_against_the_library_floor_too() -> None:
     assert cold.floor_ratio(connect) == pytest.approx(1.5)  # the boto3 target's column is unchanged
     assert set(cold_start.ROUTE_HANDLERS) == {"connect", "disconnect", "default", "send_message", "commands"}
     text = report.render(_results(cold_start=cold, worker_memory_mb=1024))
-    assert "| import | median | ÷ bare start | ÷ floor | ÷ libraries | largest contributors (self time) |" in text
-    assert "| floor: `boto3 + Powertools + pydantic` | 250 ms | 25.0x | 1.25x (boto3) | 1.00x |  |" in text
-    assert "| `connect` | 300 ms | 30.0x | 1.50x (boto3) | 1.20x |  |" in text
-    assert "| `worker` | 400 ms | 40.0x | 2.00x (boto3) |  |  |" in text
-    assert "| `worker + openai` | 800 ms | 80.0x | 1.14x (boto3 + openai) |  |  |" in text
+    assert (
+        "| import | median | ÷ bare start | ÷ floor | ÷ paused floor | ÷ libraries | largest contributors (self time) |"
+        in text
+    )
+    assert "| floor: `boto3 + Powertools + pydantic` | 250 ms | 25.0x | 1.25x (boto3) |  | 1.00x |  |" in text
+    assert "| `connect` | 300 ms | 30.0x | 1.50x (boto3) |  | 1.20x |  |" in text
+    assert "| `worker` | 400 ms | 40.0x | 2.00x (boto3) |  |  |  |" in text
+    assert "| `worker + openai` | 800 ms | 80.0x | 1.14x (boto3 + openai) |  |  |  |" in text
     assert "after importing `worker + openai`: **133 MB** of the 1024 MB the worker is configured with" in text
+
+
+def test_handlers_are_held_against_their_floor_imported_with_collection_paused_too() -> None:
+    """The handlers import with garbage collection paused; the paused floor takes that help out of the ratio."""
+    cold = _cold_start()
+    cold = dataclasses.replace(
+        cold,
+        floors=(
+            *cold.floors,
+            _import("boto3 (collection paused)", 0.160),
+            _import("boto3 + openai (collection paused)", 0.640),
+        ),
+    )
+    connect, _, worker_openai = cold.handlers
+    assert cold.paused_floor_ratio(connect) == pytest.approx(300 / 160)
+    assert cold.paused_floor_ratio(worker_openai) == pytest.approx(800 / 640)
+    assert cold.floor_ratio(connect) == pytest.approx(1.5)  # the issue's column is against the plain floor
+    text = report.render(_results(cold_start=cold, worker_memory_mb=1024))
+    assert "| floor: `boto3 (collection paused)` | 160 ms | 16.0x | 0.80x (boto3) |  |  |  |" in text
+    assert "| `connect` | 300 ms | 30.0x | 1.50x (boto3) | 1.88x | 1.20x |  |" in text
+    assert "| `worker + openai` | 800 ms | 80.0x | 1.14x (boto3 + openai) | 1.25x |  |  |" in text
+
+
+def test_paused_floors_pause_collection_around_the_same_imports() -> None:
+    label, code = cold_start.PAUSED_FLOORS["boto3 (collection paused)"]
+    assert label == "boto3 (collection paused)"
+    assert code.startswith("import gc\ngc.disable()\n")
+    assert "import boto3" in code
+    assert code.endswith("gc.freeze()\ngc.enable()")
+    assert cold_start.LIBRARY_FLOOR + cold_start.PAUSED not in cold_start.PAUSED_FLOORS
 
 
 def test_library_floor_and_peak_rss_run_in_a_fresh_interpreter() -> None:
