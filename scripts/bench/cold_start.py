@@ -9,6 +9,8 @@ handlers with boto3, the worker's first message with boto3 and openai. The route
 libraries they import besides boto3 (Powertools' logger and metrics, pydantic with one model built), which leaves
 our own code. ``-X importtime`` names the slowest imports. The worker's first message also reports the interpreter's
 peak resident memory after its imports, next to the memory the worker is configured with.
+The handlers import with garbage collection paused and then frozen (``assistant.coldstart``); every floor is also
+timed that way, so a handler can be held against a floor that had the same help.
 A second row for the authorizer and the worker builds the Tracer as a sampled invocation in Lambda does (X-Ray SDK,
 botocore patched): what tracing adds to a traced cold start.
 Sizes are those of the layers built for the real Lambda target when that build is possible, else the host's.

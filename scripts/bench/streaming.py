@@ -126,7 +126,7 @@ async def run_pipeline(stack: RunningStack, batch: list[Prompt]) -> list[Pipelin
     shorts = [p for p in batch if p.kind == "short"]
     longs = [p for p in batch if p.kind == "long"]
     tokens = await new_users(stack.info, 2, "stream")
-    replies = await _lane(stack, tokens[0], shorts, "short")
+    replies = await _lane(stack, tokens[0], shorts, "short") if shorts else []
     if longs:
         replies += await _lane(stack, tokens[1], longs, "long")
     return replies
