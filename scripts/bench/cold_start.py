@@ -82,8 +82,18 @@ ROUTE_HANDLERS: tuple[str, ...] = tuple(
 )
 #: Imports whose peak resident memory is measured too (the worker's first message: what its memory size must hold).
 PEAK_RSS_IMPORTS = frozenset({"worker + openai"})
-#: Printed by the measured interpreter last: its peak resident set size (``ru_maxrss``: kB on Linux).
-_PRINT_PEAK_RSS = "import resource\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+#: Printed by the measured interpreter last: its peak resident set size in kB. On Linux, ``VmHWM`` from
+#: /proc/self/status, the high-water mark of this program's own memory: ``ru_maxrss`` keeps the larger one of the
+#: process that started it (a fork carries the parent's resident set over ``exec``), so under a benchmark or a test
+#: run of a few hundred MB it reported theirs. Elsewhere ``ru_maxrss`` (bytes on macOS, kB otherwise).
+_PRINT_PEAK_RSS = (
+    "import resource, sys\n"
+    "if sys.platform == 'linux':\n"
+    "    print(next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM:')))\n"
+    "else:\n"
+    "    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    "    print(peak // 1024 if sys.platform == 'darwin' else peak)"
+)
 #: Lambda's environment for a sampled invocation of a traced function (``assistant.tracing.enabled``).
 _TRACED_ENV = {
     "LAMBDA_TASK_ROOT": "/var/task",
@@ -203,12 +213,10 @@ def _run_capturing(code: str, env: dict[str, str], *, importtime: bool = False) 
 def peak_rss_bytes(code: str, env: dict[str, str]) -> int:
     """Peak resident memory of a fresh interpreter that ran ``code``, in bytes.
 
-    A run of its own, not one of the timed ones: reading it imports ``resource``. ``ru_maxrss`` is in kilobytes on
-    Linux (bytes on macOS).
+    A run of its own, not one of the timed ones: reading it imports ``resource`` (see :data:`_PRINT_PEAK_RSS`).
     """
     _, stdout, _ = _run_capturing(code + "\n" + _PRINT_PEAK_RSS + "\n", env)
-    peak = int(stdout.strip().splitlines()[-1])
-    return peak if sys.platform == "darwin" else peak * 1024
+    return int(stdout.strip().splitlines()[-1]) * 1024
 
 
 def parse_importtime(stderr: str, top: int, *, exclude: str = "") -> list[tuple[str, float]]:

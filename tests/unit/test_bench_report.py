@@ -417,6 +417,16 @@ def test_library_floor_and_peak_rss_run_in_a_fresh_interpreter() -> None:
     assert 10 * 2**20 < peak < 2**30
 
 
+def test_peak_rss_is_the_measured_interpreters_own_not_its_parents() -> None:
+    """On Linux a child's ``ru_maxrss`` keeps its parent's resident set from before ``exec``: a large benchmark or
+    test process would be reported as the handler's memory."""
+    parent = bytearray(400 * 2**20)
+    parent[:: 2**12] = b"x" * len(parent[:: 2**12])  # touch every page: resident, not just reserved
+    peak = cold_start.peak_rss_bytes("pass", dict(os.environ))
+    assert peak < 200 * 2**20
+    del parent
+
+
 def test_a_bench_run_keeps_the_hand_written_sections_and_drops_the_generated_ones() -> None:
     generated = report.render(_streaming_results())
     previous = generated + "\n## Bytecode in the Lambda assets\n\nhand-written\n\n## Lean cold starts\n\nalso kept\n"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from assistant import coldstart
 from assistant.coldstart import collection_paused
 from assistant.wiring import FUNCTIONS
 
@@ -24,13 +25,37 @@ def collection_on() -> Iterator[None]:
         gc.disable()
 
 
-def test_no_collection_inside_then_what_exists_is_frozen_and_collection_resumes(collection_on: None) -> None:
+@pytest.fixture
+def first_in_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """As in a fresh container: nothing frozen by this module yet (and what a test freezes is let go after)."""
+    monkeypatch.setattr(coldstart, "_frozen", False)
+    yield
+    gc.unfreeze()
+
+
+def test_no_collection_inside_then_what_exists_is_frozen_and_collection_resumes(
+    collection_on: None, first_in_process: None
+) -> None:
     frozen_before = gc.get_freeze_count()
     with collection_paused():
         assert not gc.isenabled()
         built = [[i] for i in range(1000)]  # container objects, as an import builds them
     assert gc.isenabled()
     assert gc.get_freeze_count() >= frozen_before + len(built)
+
+
+def test_only_the_first_pause_in_a_process_freezes(collection_on: None, first_in_process: None) -> None:
+    """A long-lived process (tests, the local stack) builds model clients again and again: freezing each time would
+    keep every reference cycle it held at those moments for good."""
+    with collection_paused():
+        pass
+    frozen = gc.get_freeze_count()
+    with collection_paused():
+        assert not gc.isenabled()
+        built = [[i] for i in range(1000)]
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen
+    assert built
 
 
 def test_collection_that_was_off_stays_off(collection_on: None) -> None:
