@@ -529,9 +529,10 @@ def _cold_start_section(cold: ColdStart, worker_memory_mb: int) -> list[str]:
         )
     memory = [
         f"Peak resident memory after importing `{handler.module}`: **{handler.peak_rss_bytes / 2**20:,.0f} MB** of the "
-        f"{worker_memory_mb} MB the worker is configured with (`WORKER.memory_mb`; `ru_maxrss` of the same fresh "
-        "interpreter, this host). It is the import footprint, not a long reply's working set (the conversation's "
-        "turns, the stream's buffers), which this benchmark does not measure."
+        f"{worker_memory_mb} MB the worker is configured with (`WORKER.memory_mb`; the high-water mark `VmHWM` of "
+        "the same fresh interpreter, its own and not the benchmark's, this host). It is the import footprint, not "
+        "a long reply's working set (the conversation's turns, the stream's buffers), which this benchmark does not "
+        "measure."
         for handler in cold.handlers
         if handler.peak_rss_bytes is not None
     ]
