@@ -436,13 +436,7 @@ def _cost_rows(tallies: list[tuple[str, StreamingTally]], baseline: StreamingCos
         f"({usd(model_output_usd())} per 1000). Target: ≤ {STREAMING_COST_TARGET_PERCENT:g} % ({verdicts}). Prices: "
         '`scripts/bench/prices.py`, as docs/scaling.md ("Prices used"); a frame is under 32 KB (one message) and '
         "the message record a checkpoint updates is under 1 KB (one write request unit).",
-        "",
-        markdown_table(headers, rows),
-        "",
-        "```",
-        *(_cost_arithmetic(label, cost, width) for label, cost in costs),
-        "```",
-        "",
+        *_table_with_arithmetic(headers, rows, [_cost_arithmetic(label, cost, width) for label, cost in costs]),
         "Not in these rows: each reply's fixed writes (claim, usage, finish: a handful per reply, not per token), "
         "SQS, and the route handlers; docs/scaling.md has the whole bill.",
         "",
@@ -487,14 +481,13 @@ def _worker_duration_rows(results: Results, tallies: list[tuple[str, StreamingTa
         "`ReplyService.handle` for each reply, measured in this process. The worker mostly waits on the model: its "
         "time is about the reply's streaming time (the `÷ sendMessage → done` column), so this row follows the "
         f"model's speed, not our code{_model_typing_time(pace)}.",
-        "",
-        markdown_table(headers, rows),
-        "",
-        "```",
-        *arithmetic,
-        "```",
-        "",
+        *_table_with_arithmetic(headers, rows, arithmetic),
     ]
+
+
+def _table_with_arithmetic(headers: list[str], rows: list[list[str]], arithmetic: list[str]) -> list[str]:
+    """A table, then the arithmetic behind each of its rows in a code block (each after a blank line)."""
+    return ["", markdown_table(headers, rows), "", "```", *arithmetic, "```", ""]
 
 
 def _cold_start_section(cold: ColdStart, worker_memory_mb: int) -> list[str]:

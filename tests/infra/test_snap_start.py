@@ -98,24 +98,23 @@ def test_prod_worker_may_still_consume_the_queue_and_its_alarm_watches_every_ver
     assert len(errors) == 1
 
 
-def test_dev_has_no_snap_start_version_or_alias(dev_template: Template) -> None:
-    assert not [f for f in resources(dev_template, "AWS::Lambda::Function").values() if "SnapStart" in f["Properties"]]
-    assert resources(dev_template, "AWS::Lambda::Version") == {}
-    assert resources(dev_template, "AWS::Lambda::Alias") == {}
-    worker_id, _ = function_by_handler(dev_template, WORKER.handler)
-    _, mapping = only(dev_template, "AWS::Lambda::EventSourceMapping")
-    assert mapping["Properties"]["FunctionName"] == {"Ref": worker_id}
-
-
-def test_the_context_turns_snap_start_off_on_prod(tmp_path: Path) -> None:
-    app = cdk.App(outdir=str(tmp_path), context={**SKIP_BUNDLING, "stage": "prod", "snapStart": "false"})
-    template = Template.from_stack(build(app))
+def _assert_without_snap_start(template: Template) -> None:
+    """No function snapshots, no published version or alias, and the queue invokes the worker function itself."""
     assert not [f for f in resources(template, "AWS::Lambda::Function").values() if "SnapStart" in f["Properties"]]
     assert resources(template, "AWS::Lambda::Version") == {}
     assert resources(template, "AWS::Lambda::Alias") == {}
     worker_id, _ = function_by_handler(template, WORKER.handler)
     _, mapping = only(template, "AWS::Lambda::EventSourceMapping")
     assert mapping["Properties"]["FunctionName"] == {"Ref": worker_id}
+
+
+def test_dev_has_no_snap_start_version_or_alias(dev_template: Template) -> None:
+    _assert_without_snap_start(dev_template)
+
+
+def test_the_context_turns_snap_start_off_on_prod(tmp_path: Path) -> None:
+    app = cdk.App(outdir=str(tmp_path), context={**SKIP_BUNDLING, "stage": "prod", "snapStart": "false"})
+    _assert_without_snap_start(Template.from_stack(build(app)))
 
 
 def test_a_bad_snap_start_context_stops_the_synth_before_anything_is_built(tmp_path: Path) -> None:
