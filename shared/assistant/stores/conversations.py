@@ -233,7 +233,7 @@ def _new_conversation(user_id: str, now: float) -> Conversation:
 
 def _to_item(conversation: Conversation) -> dict[str, Any]:
     item: dict[str, Any] = {
-        **key(conversation.user_id, conversation_sk(conversation.conversation_id)),
+        **ConversationStore.record_key(conversation.user_id, conversation.conversation_id),
         "conversationId": conversation.conversation_id,
         "title": conversation.title,
         "createdAt": conversation.created_at,

@@ -167,7 +167,7 @@ def _update(
     else:
         values[":version"] = version
     return {
-        "Key": key(user_id, rate_limit_sk(bucket)),
+        "Key": RateLimiter.bucket_key(user_id, bucket),
         "UpdateExpression": "SET milliTokens = :tokens, #at = :at, #version = :next, #ttl = :ttl",
         "ConditionExpression": condition,
         "ExpressionAttributeNames": names,
