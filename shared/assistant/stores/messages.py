@@ -28,10 +28,10 @@ from botocore.exceptions import ClientError
 
 from assistant.errors import RateLimited
 from assistant.stores.conditions import cancellation_reasons, condition_failed, item_condition_failed
-from assistant.stores.keys import PK, TTL, WAITING_SK, key, message_sk, usage_sk
-from assistant.stores.timestamps import iso_utc, utc_day
+from assistant.stores.keys import PK, TTL, WAITING_SK, key, message_sk
+from assistant.stores.timestamps import iso_utc
 from assistant.stores.turns import Turn
-from assistant.stores.usage import Quotas
+from assistant.stores.usage import Quotas, UsageStore
 from assistant.wiring import MESSAGE_TTL_SECONDS, USAGE_TTL_SECONDS
 
 
@@ -291,7 +291,7 @@ class MessageStore:
         route ever delete conversations, add a ``ConditionCheck`` of the conversation here, which needs
         ``dynamodb:ConditionCheckItem`` in the worker's table actions.)
         """
-        usage_key = key(record.user_id, usage_sk(utc_day(now)))
+        usage_key = UsageStore.day_key(record.user_id, now=now)
         claim_message = {
             "Update": {
                 "TableName": self._table.name,
@@ -357,8 +357,8 @@ class MessageStore:
         )
 
     def checkpoint_frame(self, record: MessageRecord, *, seq: int, frame_start: int, frame_end: int) -> bool:
-        """Write a frame's place before posting it (at most about once a second: see ``assistant.reply``).
-        ``False``: the user asked to cancel, so don't post it."""
+        """Record the place of the frame just posted (at most about once a second: see ``assistant.reply``).
+        ``False``: the user asked to cancel, so stop the reply."""
         return self._update_streaming(
             record,
             "SET seq = :seq, frameStart = :frame_start, frameEnd = :frame_end",
@@ -395,7 +395,7 @@ class MessageStore:
                     {
                         "Update": {
                             "TableName": self._table.name,
-                            "Key": key(record.user_id, usage_sk(utc_day(now))),
+                            "Key": UsageStore.day_key(record.user_id, now=now),
                             "UpdateExpression": "ADD inputTokens :input, outputTokens :output "
                             "SET #ttl = if_not_exists(#ttl, :ttl)",
                             "ExpressionAttributeNames": {"#ttl": TTL},
