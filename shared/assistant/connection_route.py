@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from assistant import tracing
 from assistant.observability import WEBSOCKET_CORRELATION_PATH, logger, metrics
 
+#: A Lambda handler of the WebSocket API (every route's, here and in :mod:`assistant.routes`).
 LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 EventT = TypeVar("EventT", bound=BaseModel)
 

@@ -21,6 +21,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from assistant import tracing
+from assistant.connection_route import LambdaHandler
 from assistant.errors import AssistantError, BadRequest, ErrorCode, TokenExpired
 from assistant.events import MessageEvent
 from assistant.observability import WEBSOCKET_CORRELATION_PATH, Metric, logger, metrics
@@ -30,7 +31,6 @@ from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS, ROUTES, FunctionSpec
 
 #: What an action runs: the event (who sent it, on which connection) and its frame, parsed into its model.
 RouteAction = Callable[[MessageEvent, Any], ServerFrame | None]
-LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 
 def actions_of(function: FunctionSpec) -> frozenset[str]:
