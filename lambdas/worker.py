@@ -15,9 +15,10 @@ with collection_paused():
     from assistant.settings import WorkerSettings
 
     if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
-        # SnapStart (infra.stage.StageConfig.worker_snap_start) snapshots what init did, so the SDK's import (most of a
-        # second) is paid once per published version instead of at each container's first message. Only the import:
-        # clients, the model key and connections are built at the first record, after restore, never into the snapshot.
+        # SnapStart (infra.stage.StageConfig.worker_snap_start) snapshots what init did, so the SDK's import (about
+        # half a second) is paid once per published version instead of at each container's first message. Only the
+        # import: clients, the model key and connections are built at the first record, after restore, never into
+        # the snapshot.
         import random
 
         import openai  # noqa: F401

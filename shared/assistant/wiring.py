@@ -533,8 +533,8 @@ class StageDefaults:
     max_waiting_messages: int = 5
     #: listConversations reads them all, and each keeps its turns: a bound on what one user stores.
     max_conversations_per_user: int = 1000
-    #: The first frames of a reply go out quickly (100 ms, then 200 ms); a steady stream is coalesced into a frame at
-    #: most every 350 ms (a gap a reader does not notice as a stall; ~75 frames per 1000 tokens at 40 tokens/s, ~65
+    #: The first text of a reply goes out at once and the next ~100 ms later; a steady stream is coalesced into a frame
+    #: at most every 350 ms (a gap a reader does not notice as a stall; ~75 frames per 1000 tokens at 40 tokens/s, ~65
     #: at 50, instead of one per token). See ``assistant.push.DeltaCoalescer``.
     flush_interval_ms: int = 100
     flush_max_interval_ms: int = 350
