@@ -624,6 +624,9 @@ async def test_token_expired_renews_the_token_reconnects_and_resends(
     fake.gate.set()
     await signed_in(page, url)
     await wait_until(lambda: fake.connects == 1)
+    # The page's start-up requests first (the conversation list, usage, the latest conversation's history): armed
+    # earlier, the expiry could hit one of those instead of the message, as it did on a loaded machine.
+    await wait_until(lambda: {"listConversations", "getUsage", "getHistory"} <= {f["action"] for f in fake.received})
     fake.expire_next = True
     await page.fill("#message", "still there?")
     await page.click("#send")
