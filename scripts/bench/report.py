@@ -500,7 +500,7 @@ def _cold_start_section(cold: ColdStart, worker_memory_mb: int) -> list[str]:
             versus = f"{times(cold.floor_ratio(floor))} ({own_floor.module if own_floor else 'n/a'})"
         else:
             versus = "1.00x"
-        libraries = "1.00x" if floor.module == LIBRARY_FLOOR else ""
+        libraries = "1.00x" if floor is cold.library_floor() else ""
         name = f"floor: `{floor.module}`"
         rows.append([name, ms(floor.median_s), times(cold.handler_ratio(floor)), versus, "", libraries, ""])
     for handler in cold.handlers:
@@ -550,8 +550,9 @@ def _cold_start_section(cold: ColdStart, worker_memory_mb: int) -> list[str]:
         "The `traced` rows build the Tracer as a sampled invocation in Lambda does (X-Ray SDK, botocore patched); "
         "unsampled invocations and everything outside Lambda never import the X-Ray SDK (`assistant.tracing`). "
         f"The `÷ libraries` column holds each route against `{LIBRARY_FLOOR}` (boto3, Powertools' `Logger` and "
-        "`Metrics`, pydantic with one model built), the libraries every route imports: what a route costs above it "
-        "is our own code, and the floor's own `÷ floor` is how much of the boto3 target the libraries use up alone. "
+        "`Metrics`, pydantic with one model built), the libraries every route imports, imported with garbage "
+        "collection paused as the routes import them: what a route costs above it is our own code. The library "
+        "floor's own `÷ floor` is how much of the boto3 target the libraries use up alone. "
         "Every handler imports with garbage collection paused and then frozen (`assistant.coldstart`), which its "
         "floor, a plain import, does not: the `÷ paused floor` column holds each handler against its floor imported "
         "the same way, which takes the pause's help out and leaves what the handler itself adds.",

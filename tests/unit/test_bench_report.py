@@ -406,7 +406,24 @@ def test_paused_floors_pause_collection_around_the_same_imports() -> None:
     assert code.startswith("import gc\ngc.disable()\n")
     assert "import boto3" in code
     assert code.endswith("gc.freeze()\ngc.enable()")
-    assert cold_start.LIBRARY_FLOOR + cold_start.PAUSED not in cold_start.PAUSED_FLOORS
+    _, libraries = cold_start.PAUSED_FLOORS[cold_start.PAUSED_LIBRARY_FLOOR]
+    assert cold_start.FLOORS[cold_start.LIBRARY_FLOOR][1] in libraries
+
+
+def test_routes_are_held_against_the_libraries_imported_as_they_import_them() -> None:
+    """With the paused library floor measured, the ``÷ libraries`` column divides by it: against the plain one the
+    pause's help would hide what our own code costs."""
+    cold = _cold_start()
+    cold = dataclasses.replace(cold, floors=(*cold.floors, _import(cold_start.PAUSED_LIBRARY_FLOOR, 0.200)))
+    connect, _, _ = cold.handlers
+    assert cold.library_floor_ratio(connect) == pytest.approx(1.5)
+    text = report.render(_results(cold_start=cold, worker_memory_mb=1024))
+    assert "| floor: `boto3 + Powertools + pydantic` | 250 ms | 25.0x | 1.25x (boto3) |  |  |  |" in text
+    assert (
+        "| floor: `boto3 + Powertools + pydantic (collection paused)` | 200 ms | 20.0x "
+        "| 0.80x (boto3 + Powertools + pydantic) |  | 1.00x |  |" in text
+    )
+    assert "| `connect` | 300 ms | 30.0x | 1.50x (boto3) |  | 1.50x |  |" in text
 
 
 def test_library_floor_and_peak_rss_run_in_a_fresh_interpreter() -> None:
