@@ -78,7 +78,7 @@ PAUSED_FLOORS: dict[str, tuple[str, str]] = {
 PAUSED_LIBRARY_FLOOR = LIBRARY_FLOOR + PAUSED
 #: Which floor each measured import is held against (anything else: boto3).
 HANDLER_FLOOR = {"authorizer": "pyjwt + RSA", "worker + openai": "boto3 + openai"}
-#: The API routes' handler modules, also held against :data:`LIBRARY_FLOOR`: what is left is our own code.
+#: The API routes' handler modules, also held against :meth:`ColdStart.library_floor`: what is left is our own code.
 ROUTE_HANDLERS: tuple[str, ...] = tuple(
     spec.handler.split(".")[0] for spec in (CONNECT, DISCONNECT, DEFAULT, SEND_MESSAGE, COMMANDS)
 )
