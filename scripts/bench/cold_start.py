@@ -143,12 +143,14 @@ class ColdStart:
     def handler_ratio(self, handler: HandlerImport) -> float:
         return ratio(handler.median_s, self.bare_s)
 
+    def floor_named(self, name: str) -> HandlerImport | None:
+        """The floor measured under ``name`` in this run (``None``: not measured)."""
+        return next((floor for floor in self.floors if floor.module == name), None)
+
     def floor_for(self, handler: HandlerImport) -> HandlerImport | None:
         if handler.module.endswith(PAUSED):  # a paused floor is held against the same floor without the pause
-            name = handler.module.removesuffix(PAUSED)
-        else:
-            name = HANDLER_FLOOR.get(handler.module.removesuffix(", traced"), "boto3")
-        return next((floor for floor in self.floors if floor.module == name), None)
+            return self.floor_named(handler.module.removesuffix(PAUSED))
+        return self.floor_named(HANDLER_FLOOR.get(handler.module.removesuffix(", traced"), "boto3"))
 
     def floor_ratio(self, handler: HandlerImport) -> float:
         """The handler's import ÷ the import of what it cannot do without (the issue's targets are on this)."""
@@ -159,15 +161,14 @@ class ColdStart:
         """The handler's import ÷ its floor imported with collection paused too, as the handler imports: what the
         handler adds above the libraries it needs, the pause's help taken out (``None``: no such floor measured)."""
         floor = self.floor_for(handler)
-        paused = next((f for f in self.floors if floor is not None and f.module == floor.module + PAUSED), None)
+        paused = self.floor_named(floor.module + PAUSED) if floor is not None else None
         return ratio(handler.median_s, paused.median_s) if paused else None
 
     def library_floor(self) -> HandlerImport | None:
         """The floor the routes' ``÷ libraries`` column divides by: boto3 + Powertools + pydantic imported with
         collection paused, as the routes import them, so the pause's help does not hide our own code's cost (the
         plain library floor in runs from before the paused one was measured; ``None``: neither)."""
-        by_name = {floor.module: floor for floor in self.floors}
-        return by_name.get(PAUSED_LIBRARY_FLOOR) or by_name.get(LIBRARY_FLOOR)
+        return self.floor_named(PAUSED_LIBRARY_FLOOR) or self.floor_named(LIBRARY_FLOOR)
 
     def library_floor_ratio(self, handler: HandlerImport) -> float | None:
         """A route's import ÷ the libraries every route imports (:meth:`library_floor`): how much of it is our code

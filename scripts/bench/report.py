@@ -492,6 +492,7 @@ def _table_with_arithmetic(headers: list[str], rows: list[list[str]], arithmetic
 
 def _cold_start_section(cold: ColdStart, worker_memory_mb: int) -> list[str]:
     rows = [["bare interpreter (baseline)", ms(cold.bare_s), "1.00x", "", "", "", ""]]
+    library_floor = cold.library_floor()
     for floor in cold.floors:
         # The library floor is held against boto3 (what the house libraries add before any of our code), and a
         # paused floor against the same floor without the pause (what the pause alone saves).
@@ -500,7 +501,7 @@ def _cold_start_section(cold: ColdStart, worker_memory_mb: int) -> list[str]:
             versus = f"{times(cold.floor_ratio(floor))} ({own_floor.module if own_floor else 'n/a'})"
         else:
             versus = "1.00x"
-        libraries = "1.00x" if floor is cold.library_floor() else ""
+        libraries = "1.00x" if floor is library_floor else ""
         name = f"floor: `{floor.module}`"
         rows.append([name, ms(floor.median_s), times(cold.handler_ratio(floor)), versus, "", libraries, ""])
     for handler in cold.handlers:
