@@ -534,7 +534,7 @@ def _stream_steadily(coalescer: DeltaCoalescer, clock: FakeClock, tokens: int, p
     ("per_second", "tokens", "most_frames_per_1000"),
     [
         # A long reply at the slow end of 40-50 tokens/s: 14 tokens fit in 350 ms, and the first frame (one token)
-        # and the two quick ones at the start weigh on a reply this short (77 per 1000).
+        # and the quick one ~100 ms after it weigh on a reply this short (77 per 1000).
         (40, 375, 80),
         (45, 375, 80),
         (50, 375, 80),
