@@ -109,9 +109,10 @@ class CommandService:
         return ConversationFrame(conversation_id=created.conversation_id)
 
     def _cancel(self, user_id: str, message_id: str) -> ServerFrame | None:
-        record = self._messages.request_cancel(user_id, message_id)
-        if record is None:
+        request = self._messages.request_cancel(user_id, message_id)
+        if request is None:
             raise NotFound("No such message.")
+        record = request.record
         if record.status is MessageStatus.CANCELLED:
             # Cancelled before the worker got to it: nobody else will say so.
             return Cancelled(message_id=message_id)
@@ -122,8 +123,9 @@ class CommandService:
             logger.warning("Cancelled a message its worker left streaming")
             return Cancelled(message_id=message_id)
         # The worker stops at its next frame or round and tells every tab. The model may be silent for long
-        # (reasoning, a tool round), so the running response is also cancelled here where the provider allows it.
-        if record.checkpoint.response_id and self._model is not None:
+        # (reasoning, a tool round), so the running response is also cancelled here where the provider allows it,
+        # by the one request that recorded the stop: repeated `cancel` frames never reach the provider again.
+        if request.first and record.checkpoint.response_id and self._model is not None:
             self._model().cancel_response(record.checkpoint.response_id)
         return None
 

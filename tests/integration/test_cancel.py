@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import commands
@@ -10,7 +11,8 @@ import send_message
 
 from assistant.stores.messages import MessageStatus
 from assistant.wiring import ModelProvider
-from tests.handlers import use_dependencies
+from scripts.local_stack.aws.moto_patches import serialise_moto_dynamodb
+from tests.handlers import reset_handlers, use_dependencies
 from tests.integration.conftest import Deployment
 
 
@@ -100,3 +102,34 @@ def test_stop_on_a_stage_without_background_responses_builds_no_model_client(
     record = commands.dependencies().messages.get("alice", "m-stateless")
     assert record is not None
     assert record.cancel_requested
+
+
+def test_two_hundred_cancel_frames_reach_the_provider_once(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user (or a script) pressing Stop 200 times, in parallel as API Gateway runs frames: the provider's cancel
+    is called with the operator's key once, by the one request whose conditional write recorded the stop.
+
+    In-process moto checks a condition and writes in two steps without a lock, unlike DynamoDB; the local stack's
+    patch that runs its item operations one at a time (``serialise_moto_dynamodb``) makes each conditional write
+    atomic here too, as it is in DynamoDB."""
+    serialise_moto_dynamodb()
+    monkeypatch.setenv("RATE_LIMIT_CANCEL", "1000/1000")  # this test is about the provider, not the user's bucket
+    reset_handlers()
+    model = _RecordingModel()
+    use_dependencies(monkeypatch, commands, model=lambda: model)
+    _streaming(deployment, "m-spam", response_id="resp_spammed")
+    _owned_by_a_live_worker("m-spam")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(
+            pool.map(
+                lambda _: deployment.route(commands.handler, {"action": "cancel", "messageId": "m-spam"}), range(200)
+            )
+        )
+
+    assert answers == [None] * 200  # every frame answered as the first was: the worker announces `cancelled`
+    assert model.cancelled == ["resp_spammed"]
+    record = commands.dependencies().messages.get("alice", "m-spam")
+    assert record is not None
+    assert (record.status, record.cancel_requested) == (MessageStatus.STREAMING, True)

@@ -106,7 +106,10 @@ def test_cancel_of_a_queued_message_is_final_at_once(store: MessageStore) -> Non
     store.create("alice", "m1", "c_1", now=NOW)
     cancelled = store.request_cancel("alice", "m1")
     assert cancelled is not None
-    assert cancelled.status is MessageStatus.CANCELLED
+    assert (cancelled.record.status, cancelled.first) == (MessageStatus.CANCELLED, True)
+    again = store.request_cancel("alice", "m1")
+    assert again is not None
+    assert (again.record.status, again.first) == (MessageStatus.CANCELLED, False)
     assert store.request_cancel("alice", "unknown") is None
     assert store.request_cancel("bob", "m1") is None  # someone else's message is nobody's
 
@@ -119,7 +122,14 @@ def test_cancel_of_a_streaming_message_makes_its_next_checkpoint_fail(store: Mes
     assert store.checkpoint_frame(record, seq=0, frame_start=0, frame_end=5)
     flagged = store.request_cancel("alice", "m1")
     assert flagged is not None
-    assert (flagged.status, flagged.cancel_requested) == (MessageStatus.STREAMING, True)
+    assert (flagged.record.status, flagged.record.cancel_requested, flagged.first) == (
+        MessageStatus.STREAMING,
+        True,
+        True,
+    )
+    repeated = store.request_cancel("alice", "m1")  # already on record: not the first request to stop it
+    assert repeated is not None
+    assert (repeated.record.cancel_requested, repeated.first) == (True, False)
     assert not store.checkpoint_frame(record, seq=1, frame_start=5, frame_end=9)
     checkpoint = store.get("alice", "m1").checkpoint  # type: ignore[union-attr]
     assert (checkpoint.response_id, checkpoint.seq, checkpoint.frame_start, checkpoint.frame_end) == ("resp_1", 0, 0, 5)
@@ -134,7 +144,7 @@ def test_a_finished_message_cannot_be_finished_or_cancelled_again(store: Message
     assert not store.finish(record, status=MessageStatus.FAILED, now=NOW, error_code="internal")
     again = store.request_cancel("alice", "m1")
     assert again is not None
-    assert again.status is MessageStatus.DONE
+    assert (again.record.status, again.first) == (MessageStatus.DONE, False)
     assert UsageStore(store._table).today("alice", now=NOW).output_tokens == 7
 
 

@@ -105,6 +105,15 @@ class MessageRecord:
         )
 
 
+@dataclass(frozen=True)
+class CancelRequest:
+    """What a ``cancel`` found: the record after it, and whether this request is the one that recorded the stop."""
+
+    record: MessageRecord
+    #: This request cancelled the queued message or flagged the streaming one; ``False``: a repeat, or too late.
+    first: bool
+
+
 class ClaimOutcome(StrEnum):
     CLAIMED = "claimed"
     QUOTA_EXCEEDED = "quota_exceeded"
@@ -242,30 +251,56 @@ class MessageStore:
         item = self._table.get_item(Key=key(user_id, message_sk(message_id)), ConsistentRead=True).get("Item")
         return MessageRecord.from_item(item) if item else None
 
-    def request_cancel(self, user_id: str, message_id: str) -> MessageRecord | None:
-        """Cancel a queued message at once, or flag a streaming one for its worker. ``None``: no such message."""
+    def request_cancel(self, user_id: str, message_id: str) -> CancelRequest | None:
+        """Cancel a queued message at once, or flag a streaming one for its worker. ``None``: no such message.
+
+        Each write is conditional on the stop not being on record yet, so exactly one request per message
+        :attr:`~CancelRequest.first` records it however many ``cancel`` frames race: what calls the provider's own
+        cancel (with the operator's key and rate limit) runs once per message, not once per frame.
+        """
         cancelled = self._set_if_status(
             user_id, message_id, "SET #status = :value", expected=MessageStatus.QUEUED, value=MessageStatus.CANCELLED
         )
         if cancelled:
             self.forget_waiting(user_id, message_id)
         flagged = cancelled or self._set_if_status(
-            user_id, message_id, "SET cancelRequested = :value", expected=MessageStatus.STREAMING, value=True
+            user_id,
+            message_id,
+            "SET cancelRequested = :value",
+            expected=MessageStatus.STREAMING,
+            value=True,
+            unless_flagged=True,
         )
-        # Neither: unknown, or already finished; the caller tells them apart by the status.
-        return flagged or self.get(user_id, message_id)
+        if flagged is not None:
+            return CancelRequest(record=flagged, first=True)
+        # Neither: unknown, already finished, or already asked to stop; the caller tells them apart by the record.
+        found = self.get(user_id, message_id)
+        return None if found is None else CancelRequest(record=found, first=False)
 
     def _set_if_status(
-        self, user_id: str, message_id: str, expression: str, *, expected: MessageStatus, value: Any
+        self,
+        user_id: str,
+        message_id: str,
+        expression: str,
+        *,
+        expected: MessageStatus,
+        value: Any,
+        unless_flagged: bool = False,
     ) -> MessageRecord | None:
-        """Apply ``expression`` (with ``:value``) if the message is ``expected``; the new record, or ``None``."""
+        """Apply ``expression`` (with ``:value``) if the message is ``expected`` (and, with ``unless_flagged``, not
+        yet asked to stop); the new record, or ``None``."""
+        condition = "#status = :expected"
+        values: dict[str, Any] = {":value": value, ":expected": expected.value}
+        if unless_flagged:
+            condition += " AND (attribute_not_exists(cancelRequested) OR cancelRequested = :false)"
+            values[":false"] = False
         try:
             attributes = self._table.update_item(
                 Key=key(user_id, message_sk(message_id)),
                 UpdateExpression=expression,
-                ConditionExpression="#status = :expected",
+                ConditionExpression=condition,
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":value": value, ":expected": expected.value},
+                ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
             )["Attributes"]
         except ClientError as exc:
