@@ -29,18 +29,19 @@ def connect(parsed: ConnectEvent) -> dict[str, Any]:
     authorizer = parsed.request_context.authorizer
     deps = dependencies()
     connections = deps.connections
-    # Newest refused: the tabs a user already has keep working. Two connects racing may both pass; the cap is a
-    # guard against a script opening hundreds, not an exact count.
-    if len(connections.list_ids(authorizer.user_id)) >= deps.settings.max_connections_per_user:
-        logger.info("Connection refused: too many open connections", extra={"userId": authorizer.user_id})
-        metrics.add_metric(name=Metric.CONNECTIONS_REFUSED.value, unit=MetricUnit.Count, value=1)
-        return {"statusCode": TOO_MANY_CONNECTIONS, "body": "Too many open connections for this user."}
-    connections.add(
+    # Newest refused: the tabs a user already has keep working. Counted and recorded in one conditional write, so
+    # parallel connects cannot all find room (ConnectionStore).
+    opened = connections.add(
         authorizer.user_id,
         parsed.request_context.connection_id,
         now=time.time(),
         token_expires_at=authorizer.expires_at,
+        cap=deps.settings.max_connections_per_user,
     )
+    if not opened:
+        logger.info("Connection refused: too many open connections", extra={"userId": authorizer.user_id})
+        metrics.add_metric(name=Metric.CONNECTIONS_REFUSED.value, unit=MetricUnit.Count, value=1)
+        return {"statusCode": TOO_MANY_CONNECTIONS, "body": "Too many open connections for this user."}
     metrics.add_metric(name=Metric.CONNECTIONS_OPENED.value, unit=MetricUnit.Count, value=1)
     logger.info("Connected", extra={"userId": authorizer.user_id})
     return {"statusCode": 200}

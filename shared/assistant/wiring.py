@@ -372,8 +372,15 @@ CONNECT: Final = FunctionSpec(
     description="$connect: records the connection under its user",
     timeout_seconds=10,
     env=(*_COMMON_ENV, Env.MAX_CONNECTIONS_PER_USER),
-    # Counts the user's connections (Query), then records this one (PutItem).
-    table_actions=(TableAction.QUERY, TableAction.PUT_ITEM),
+    # Records this connection and counts it against the cap (a transaction of a Put and an Update); at the cap,
+    # reclaims records whose $disconnect never came (Query, GetItem, a Delete and Update transaction, UpdateItem).
+    table_actions=(
+        TableAction.QUERY,
+        TableAction.GET_ITEM,
+        TableAction.PUT_ITEM,
+        TableAction.UPDATE_ITEM,
+        TableAction.DELETE_ITEM,
+    ),
 )
 DISCONNECT: Final = FunctionSpec(
     name="disconnect",
@@ -381,7 +388,8 @@ DISCONNECT: Final = FunctionSpec(
     description="$disconnect: deletes the connection record",
     timeout_seconds=10,
     env=_COMMON_ENV,
-    table_actions=(TableAction.DELETE_ITEM,),
+    # Deletes the record and uncounts it (a transaction of a Delete and an Update).
+    table_actions=(TableAction.DELETE_ITEM, TableAction.UPDATE_ITEM),
 )
 SEND_MESSAGE: Final = FunctionSpec(
     name="send_message",
@@ -474,7 +482,8 @@ WORKER: Final = FunctionSpec(
     posts_to_connections=True,
     # The message (GetItem; claim is a transaction of Updates; checkpoints are UpdateItem), the finished turn
     # (a Put in the transaction that finishes the message), the conversation (GetItem, UpdateItem) and its earlier
-    # turns (Query), the user's connections (Query) and those API Gateway reports gone (DeleteItem).
+    # turns (Query), the user's connections (Query) and those API Gateway reports gone (a transaction of a Delete
+    # and the connection counter's Update).
     table_actions=(
         TableAction.GET_ITEM,
         TableAction.PUT_ITEM,

@@ -86,6 +86,29 @@ async def test_connections_beyond_the_cap_are_refused_and_the_others_keep_workin
             await ws.close()
 
 
+async def test_a_burst_of_forty_parallel_connects_leaves_at_most_ten_open(local_stack: LocalStack) -> None:
+    """Each `$connect` runs in a container of its own, all at once: only the cap's worth get in (the count is one
+    conditional write, not a count then an insert), and the rest are refused with 429 (by the cap, or by the
+    stage's `$connect` throttle, which the gateway applies as API Gateway does)."""
+    info = stack_info(local_stack)
+    user = new_user(local_stack, "flood")
+    url = f"{info.websocket_url}?{AUTH_QUERY_PARAMETER}={user.token}"
+    cap = STAGE_DEFAULTS.max_connections_per_user
+    attempts = await asyncio.gather(
+        *(connect(url, proxy=None, open_timeout=30) for _ in range(40)), return_exceptions=True
+    )
+    opened = [ws for ws in attempts if isinstance(ws, ClientConnection)]
+    try:
+        refused = [a for a in attempts if not isinstance(a, ClientConnection)]
+        assert all(isinstance(a, InvalidStatus) and a.response.status_code == 429 for a in refused), refused
+        assert 1 <= len(opened) <= cap
+        for ws in opened:
+            assert await request(ws, {"action": "ping"}, "pong", timeout=10) == {"type": "pong"}
+    finally:
+        for ws in opened:
+            await ws.close()
+
+
 @pytest.mark.parametrize(
     ("raw", "code"),
     [

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import commands
 import connect
 import default
+import disconnect
 import pytest
 import send_message
 import worker
@@ -17,6 +19,8 @@ import worker
 from assistant import runtime
 from assistant.queue import QueuedMessage
 from assistant.stores.usage import UsageStore
+from assistant.wiring import STAGE_DEFAULTS
+from scripts.local_stack.aws.moto_patches import serialise_moto_dynamodb
 from scripts.local_stack.offline_model import Fault
 from tests.handlers import reset_handlers
 from tests.integration.conftest import CALLBACK_URL, Deployment
@@ -114,6 +118,33 @@ def test_the_newest_connection_beyond_the_cap_is_refused(
     ]
     assert statuses == [200, 200, 429]
     assert sorted(worker.dependencies().connections.list_ids("alice")) == ["conn-0", "conn-1"]
+
+
+def test_forty_parallel_connects_leave_at_most_ten_open(deployment: Deployment) -> None:
+    """Lambda runs many `$connect`s of one user at once; counting first and inserting after let 12-13 of 40 in.
+
+    In-process moto checks a transaction's conditions and writes in separate steps without a lock, which DynamoDB
+    never does; the local stack's patch (``serialise_moto_dynamodb``) runs its item operations one at a time, as
+    atomic as DynamoDB's conditional writes, so this measures our code and not moto's races."""
+    serialise_moto_dynamodb()
+    cap = STAGE_DEFAULTS.max_connections_per_user
+
+    def open_one(i: int) -> int:
+        event = deployment.ws_event("$connect", connection=f"conn-{i}")
+        return int(deployment.call(connect.handler, event)["statusCode"])
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = list(pool.map(open_one, range(40)))
+
+    assert statuses.count(200) == cap
+    assert set(statuses) == {200, 429}
+    opened = worker.dependencies().connections.list_ids("alice")
+    assert len(opened) == cap
+    # A closed tab frees its place, once, however many times it is reported closed.
+    for _ in range(2):
+        deployment.call(disconnect.handler, deployment.ws_event("$disconnect", connection=opened[0]))
+    assert open_one(40) == 200
+    assert open_one(41) == 429
 
 
 class _RecordingApi:

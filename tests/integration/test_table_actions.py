@@ -130,11 +130,17 @@ def test_each_function_calls_exactly_the_table_actions_its_spec_declares(
         for token in (cognito_pool.access_token(), "not-a-jwt"):
             authorizer.handler(authorizer_event(token, api_id=API_ID, stage=STAGE), LambdaContext())
 
+    # Bob is at the cap by the count, but one of his records expired without a $disconnect and DynamoDB's TTL
+    # deleted the others: his next connect reclaims them.
+    deployment.table.put_item(Item={"pk": "USER#bob", "sk": "OPEN_CONNECTIONS", "open": 10})
+    deployment.table.put_item(Item={"pk": "USER#bob", "sk": "CONN#bob-lost", "expiresAt": 1})
     with recorder.running(CONNECT):
         for connection in ("conn-a1", "conn-a2", "conn-stale"):
             assert deployment.call(connect.handler, deployment.ws_event("$connect", connection=connection)) == {
                 "statusCode": 200
             }
+        bob = deployment.ws_event("$connect", connection="conn-b1", user="bob")
+        assert deployment.call(connect.handler, bob) == {"statusCode": 200}
     with recorder.running(DISCONNECT):
         deployment.call(disconnect.handler, deployment.ws_event("$disconnect", connection="conn-a2"))
 

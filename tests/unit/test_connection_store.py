@@ -114,3 +114,42 @@ def test_list_ids_reads_consistently(ddb_table: Any, fake_clock: FakeClock) -> N
 
     assert calls
     assert all(call["ConsistentRead"] is True for call in calls)
+
+
+def test_the_cap_holds_and_a_removed_connection_frees_its_place(ddb_table: Any, fake_clock: FakeClock) -> None:
+    store = ConnectionStore(ddb_table, clock=fake_clock)
+    assert [store.add("u1", f"tab-{i}", now=fake_clock.now, cap=2) for i in range(3)] == [True, True, False]
+    assert store.open_count("u1") == 2
+    assert store.add("u1", "tab-0", now=fake_clock.now, cap=2)  # a repeated $connect of an open one: counted once
+    assert store.open_count("u1") == 2
+
+    store.remove("u1", "tab-0")
+    store.remove("u1", "tab-0")  # $disconnect after a Gone: uncounted once
+    assert store.open_count("u1") == 1
+    assert store.add("u1", "tab-3", now=fake_clock.now, cap=2)
+    assert sorted(store.list_ids("u1")) == ["tab-1", "tab-3"]
+
+
+def test_records_whose_disconnect_never_came_are_reclaimed_at_the_cap(ddb_table: Any, fake_clock: FakeClock) -> None:
+    store = ConnectionStore(ddb_table, clock=fake_clock)
+    store.add("u1", "lost", now=fake_clock.now, cap=2)
+    store.add("u1", "ttl-deleted", now=fake_clock.now, cap=2)
+    ddb_table.delete_item(Key=key("u1", "CONN#ttl-deleted"))  # DynamoDB's TTL deleted it; the counter still has it
+    fake_clock.advance(CONNECTION_TTL_SECONDS)  # and "lost" expired without a $disconnect
+
+    assert store.add("u1", "new-1", now=fake_clock.now, cap=2)
+    assert store.add("u1", "new-2", now=fake_clock.now, cap=2)
+    assert not store.add("u1", "new-3", now=fake_clock.now, cap=2)
+    assert sorted(store.list_ids("u1")) == ["new-1", "new-2"]
+    assert store.open_count("u1") == 2
+    assert "Item" not in ddb_table.get_item(Key=key("u1", "CONN#lost"))
+    store.remove("u1", "lost")  # its late $disconnect uncounts nothing
+    assert store.open_count("u1") == 2
+
+
+def test_a_record_written_before_the_counter_is_still_removed(ddb_table: Any, fake_clock: FakeClock) -> None:
+    ddb_table.put_item(Item={**key("u1", "CONN#legacy"), "connectionId": "legacy", "expiresAt": 4_000_000_000})
+    store = ConnectionStore(ddb_table, clock=fake_clock)
+    store.remove("u1", "legacy")
+    assert store.list_ids("u1") == []
+    assert store.open_count("u1") == 0

@@ -19,6 +19,8 @@ RATE_LIMIT_PREFIX: Final = "RATE#"
 TURN_PREFIX: Final = "TURN#"
 #: The set of the user's messages that wait to be claimed (see MessageStore.create).
 WAITING_SK: Final = "WAITING"
+#: The count of the user's connection records, kept with them in the same transactions (the connection cap).
+OPEN_CONNECTIONS_SK: Final = "OPEN_CONNECTIONS"
 #: The pointer to the user's current conversation (the one `sendMessage` without `conversationId` continues).
 CURRENT_CONVERSATION_SK: Final = "CURRENT"
 
