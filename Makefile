@@ -4,6 +4,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+## A Responses server this project did not write (tests/thirdparty/), in a venv of its own: its dependencies are not
+## the Lambda's.
+BRIDGE_VENV := .venv-bridge
 STAGE ?= dev
 ## `make dev PORT=8081` when 8080 is taken: the gateway's port (WebSocket, web page, config.json).
 PORT ?= 8080
@@ -16,6 +19,14 @@ $(VENV)/.stamp: requirements.txt requirements/runtime.txt requirements/runtime-n
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt -c requirements/constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+## --no-deps: requirements/bridge.txt pins the bridge and everything it needs, so the install is exactly that list;
+## pip check then proves the list complete.
+$(BRIDGE_VENV)/.stamp: requirements/bridge.txt
+	test -x $(BRIDGE_VENV)/bin/python || $(PYTHON) -m venv $(BRIDGE_VENV)
+	$(BRIDGE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements/bridge.txt
+	$(BRIDGE_VENV)/bin/python -m pip check --disable-pip-version-check
 	touch $@
 
 node_modules/.stamp: package.json package-lock.json
@@ -38,7 +49,7 @@ lint: $(VENV)/.stamp
 typecheck: $(VENV)/.stamp
 	$(VENV)/bin/mypy $(PY_SOURCES)
 
-unit: $(VENV)/.stamp node_modules/.stamp
+unit: $(VENV)/.stamp node_modules/.stamp $(BRIDGE_VENV)/.stamp
 	$(VENV)/bin/pytest
 
 test: $(VENV)/.stamp node_modules/.stamp browser-deps lint typecheck synth unit
