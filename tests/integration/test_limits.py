@@ -233,9 +233,11 @@ def test_replies_that_do_not_finish_still_count_their_tokens(
 
     input_tokens, output_tokens = _usage(deployment)
     assert output_tokens >= 1
-    # Where the provider reported the response's usage it is counted as reported, input included; where it did
-    # not (a failed response), the text that streamed is estimated and input is unknown.
-    assert (input_tokens > 0) is provider_reports_usage
+    # Where the provider reported the response's usage it is counted as reported; where it did not (a failed
+    # response), input is estimated from the request that was sent and output from what streamed: never 0.
+    assert input_tokens > 0
+    if not provider_reports_usage:
+        assert input_tokens >= len(deployment.model.requests[-1].body["instructions"]) // 5
 
 
 def test_a_redelivered_reply_is_not_counted_twice(deployment: Deployment) -> None:
@@ -266,6 +268,47 @@ def test_the_quota_is_checked_before_every_round_of_a_reply(
     posted = [r for r in deployment.model.requests if r.method == "POST" and r.path.endswith("/responses")]
     assert len(posted) == 1
     assert _usage(deployment)[1] >= 1
+
+
+def test_the_input_token_quota_alone_refuses_a_message_at_intake(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only input tokens are spent (a long conversation resends its history): messages and output tokens are far
+    from their quotas, and the message is still refused before anything is recorded or enqueued."""
+    _limit(monkeypatch, DAILY_INPUT_TOKEN_QUOTA="5000")
+    day = UsageStore.day_key("alice", now=time.time())
+    deployment.table.put_item(Item={**day, "messages": 1, "inputTokens": 5000, "outputTokens": 10})
+
+    refused = deployment.route(send_message.handler, {"action": "sendMessage", "message": "hi", "messageId": "m-in"})
+
+    assert refused is not None
+    assert refused["code"] == "quota_exceeded"
+    assert worker.dependencies().messages.get("alice", "m-in") is None
+    assert _queued(deployment) == 0
+    deployment.table.put_item(Item={**day, "messages": 1, "inputTokens": 4999, "outputTokens": 10})
+    accepted = deployment.route(send_message.handler, {"action": "sendMessage", "message": "hi"})
+    assert accepted is not None
+    assert accepted["type"] == "accepted"
+
+
+def test_the_input_token_quota_is_checked_before_every_round_of_a_reply(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tool-calling reply whose first round used up the day's input tokens (output far from its quota) never
+    asks the model again."""
+    _limit(monkeypatch, DAILY_INPUT_TOKEN_QUOTA="1", DAILY_OUTPUT_TOKEN_QUOTA="1000000")
+    assert deployment.call(connect.handler, deployment.ws_event("$connect"))["statusCode"] == 200
+    deployment.route(send_message.handler, {"action": "sendMessage", "message": "What time is it in Tokyo?"})
+    assert deployment.deliver(deployment.receive()) == []
+
+    frames = deployment.frames("conn-a1")
+    assert frames[-1]["type"] == "error"
+    assert frames[-1]["code"] == "quota_exceeded"
+    posted = [r for r in deployment.model.requests if r.method == "POST" and r.path.endswith("/responses")]
+    assert len(posted) == 1
+    input_tokens, output_tokens = _usage(deployment)
+    assert input_tokens >= 1
+    assert output_tokens < 1000000
 
 
 def test_too_many_waiting_messages_are_refused_at_intake_until_one_is_answered(

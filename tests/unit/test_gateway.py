@@ -265,6 +265,22 @@ async def test_a_frame_over_32_kb_closes_the_connection_with_1009(gateway: Gatew
     assert handlers.of("default") == []
 
 
+async def test_32_kb_is_counted_in_bytes_not_characters(gateway: Gateway, handlers: FakeHandlers) -> None:
+    """API Gateway's frame limit is 32 KB of the frame's bytes: a message of multi-byte characters, well under
+    32 K characters but over 32 KB in UTF-8, never reaches a handler in AWS, so it must not here either."""
+    body = json.dumps({"action": "sendMessage", "message": "é" * (MAX_FRAME_BYTES // 2)}, ensure_ascii=False)
+    assert len(body) < MAX_FRAME_BYTES < len(body.encode())
+    async with _open(gateway) as ws:
+        await ws.send(body)
+        with pytest.raises(ConnectionClosed) as closed:
+            await _reply(ws)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1009
+    await _wait_for(handlers.disconnected.is_set)
+    assert handlers.of("send_message") == []
+    assert handlers.of("default") == []
+
+
 async def test_a_frame_of_exactly_32_kb_is_accepted(gateway: Gateway) -> None:
     async with _open(gateway) as ws:
         await ws.send("y" * MAX_FRAME_BYTES)

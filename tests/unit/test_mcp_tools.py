@@ -113,6 +113,13 @@ def test_the_allow_list_holds_for_offering_and_calling(mcp_server: RunningMcpSer
     assert set(tools.offer()) == {"tests__word_count"}
 
 
+def test_an_empty_allow_list_offers_no_tool(mcp_server: RunningMcpServer) -> None:
+    """``allowed_tools = []`` is an operator switching a server's tools off, not leaving the list out (``None``
+    offers every tool): a server the definition allows nothing of gives the model nothing."""
+    assert _tools(_server(mcp_server.url, allowed_tools=[])).offer() == {}
+    assert _tools(_server(mcp_server.url)).offer()  # the same server without a list offers its tools
+
+
 def test_an_unreachable_server_is_left_out_and_the_others_are_offered(mcp_server: RunningMcpServer) -> None:
     dead = McpServerConfig(name="dead", url=f"http://127.0.0.1:{_free_port()}/mcp")
     tools = _tools(dead, _server(mcp_server.url, allowed_tools=["word_count"]))
