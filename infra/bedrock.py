@@ -1,17 +1,32 @@
-"""What a function needs to call a Bedrock model with keys it mints itself (``bedrock`` and ``bedrock-mantle``).
+"""What a function needs to call a Bedrock model with SigV4-signed requests (``bedrock`` and ``bedrock-mantle``).
 
-A short-term Bedrock API key carries the permissions of the role that signed it, so the role needs two things:
-to call Bedrock with a bearer token at all, and the inference actions on the stage's model, nothing else.
+The ``openai`` SDK's Bedrock provider signs every request with the function's role (``assistant.bedrock``), so IAM
+authorizes each call on the role's own policy: there is no bearer token and no ``CallWithBearerToken`` grant. The
+role gets the inference actions its calls need on the stage's model, nothing else.
 
-``bedrock`` (``bedrock-runtime``): ``bedrock:CallWithBearerToken`` (AWS defines no resource type for it, so ``*``;
-narrowed to short-term keys by ``bedrock:bearerTokenType``), and ``bedrock:InvokeModel`` and
-``bedrock:InvokeModelWithResponseStream``, the actions behind the OpenAI-compatible endpoints (a streamed response is
-the second), on the model: the foundation model in the stage's region, or, for a cross-region inference profile
-(``us.``, ``eu.``, ``global.`` …), the profile in the stage's region and its foundation model in whichever region
-the profile routes to.
+``bedrock`` (``bedrock-runtime``, SigV4 service ``bedrock``): ``bedrock:InvokeModel`` and
+``bedrock:InvokeModelWithResponseStream``, the actions behind its OpenAI-compatible APIs (AWS's policy for the
+bedrock-runtime endpoint, "Converse, Invoke, Chat Completions, and Responses APIs":
+https://docs.aws.amazon.com/bedrock/latest/userguide/inference.html), on the model: the foundation model in the
+stage's region, or, for a cross-region inference profile (``us.``, ``eu.``, ``global.`` …), the profile in the
+stage's region and its foundation model in whichever region the profile routes to. Also ``bedrock:InvokeModel`` on
+the account's default project: every bedrock-runtime request resolves to
+``arn:aws:bedrock:<region>:<account>:project/default``
+(https://docs.aws.amazon.com/bedrock/latest/userguide/projects.html), and the OpenAI-compatible Responses API
+authorizes ``InvokeModel`` against it besides the model (observed by others calling it with SigV4; a role without
+it is refused naming that resource). The worker alone: a synchronous endpoint has nothing to cancel from elsewhere.
 
-``bedrock-mantle``: its own IAM service: ``bedrock-mantle:CallWithBearerToken`` (no resource type) and
-``bedrock-mantle:CreateInference`` on the account's default project, the only one the model client uses.
+``bedrock-mantle`` (its own IAM service, SigV4 service ``bedrock-mantle``): on the account's default project, the
+only one the model client uses, ``CreateInference`` (create a response) and ``GetInference`` (read it back after a
+dropped stream), which AWS's managed policy ``AmazonBedrockMantleInferenceAccess`` grants as ``CreateInference`` and
+``Get*`` on ``project/*``
+(https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AmazonBedrockMantleInferenceAccess.html), and
+``CancelInference`` (Stop, or a reader gone), which that policy does not grant and the Service Authorization
+Reference defines as a Write action on the same resource type
+(https://docs.aws.amazon.com/service-authorization/latest/reference/list_bedrock-mantle.html). The worker gets all
+three; ``commands`` only cancels a running background response, so it gets ``CancelInference`` alone. The managed
+policy's ``List*`` and its ``CallWithBearerToken`` statement are for model discovery and API keys, neither of which
+the functions use.
 """
 
 from __future__ import annotations
@@ -23,22 +38,32 @@ from aws_cdk import aws_iam as iam
 
 from assistant.wiring import BEDROCK_INFERENCE_PROFILE_PREFIXES, ModelProvider
 
-BEDROCK_BEARER_TOKEN_ACTION = "bedrock:CallWithBearerToken"  # noqa: S105 - an IAM action, not a secret
 BEDROCK_INVOKE_ACTIONS = ("bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream")
-MANTLE_BEARER_TOKEN_ACTION = "bedrock-mantle:CallWithBearerToken"  # noqa: S105 - an IAM action, not a secret
-MANTLE_INFERENCE_ACTION = "bedrock-mantle:CreateInference"
-#: The project every request without a project header belongs to.
-MANTLE_DEFAULT_PROJECT = "default"
+#: What the OpenAI-compatible APIs on bedrock-runtime check against the account's default project.
+BEDROCK_PROJECT_ACTIONS = ("bedrock:InvokeModel",)
+#: Create a response, read it back (after a dropped stream), cancel it (Stop).
+MANTLE_WORKER_ACTIONS = (
+    "bedrock-mantle:CreateInference",
+    "bedrock-mantle:GetInference",
+    "bedrock-mantle:CancelInference",
+)
+#: ``commands`` stops a running background response and does nothing else with the model.
+MANTLE_CANCEL_ACTIONS = ("bedrock-mantle:CancelInference",)
+#: The project every request without a project header belongs to (the only one bedrock-runtime supports).
+DEFAULT_PROJECT = "default"
 
 
 @dataclass(frozen=True)
 class ModelGrant:
-    """The statements for one provider and model; :meth:`grant` adds them to a function's role."""
+    """The statements for one provider and model: the worker's, and those of a function that only cancels."""
 
-    statements: tuple[iam.PolicyStatement, ...]
+    #: The worker: streams replies (and, on mantle, reads and cancels them).
+    worker: tuple[iam.PolicyStatement, ...]
+    #: ``commands``: cancels a running background response (mantle); empty where nothing outlives its stream.
+    canceller: tuple[iam.PolicyStatement, ...] = ()
 
-    def grant(self, grantee: iam.IGrantable) -> None:
-        for statement in self.statements:
+    def grant(self, grantee: iam.IGrantable, *, streams_replies: bool) -> None:
+        for statement in self.worker if streams_replies else self.canceller:
             grantee.grant_principal.add_to_principal_policy(statement)
 
 
@@ -61,29 +86,24 @@ def model_arns(model_id: str) -> list[str]:
     ]
 
 
-def mantle_project_arn() -> str:
-    return (
-        f"arn:{cdk.Aws.PARTITION}:bedrock-mantle:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:project/{MANTLE_DEFAULT_PROJECT}"
-    )
+def default_project_arn(service: str) -> str:
+    """The account's default project in the stack's region, as ``service`` (``bedrock``, ``bedrock-mantle``)
+    names it."""
+    return f"arn:{cdk.Aws.PARTITION}:{service}:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:project/{DEFAULT_PROJECT}"
 
 
 def model_grant(provider: ModelProvider, model_id: str) -> ModelGrant:
     if provider is ModelProvider.BEDROCK:
         return ModelGrant(
-            (
-                iam.PolicyStatement(
-                    actions=[BEDROCK_BEARER_TOKEN_ACTION],
-                    resources=["*"],
-                    conditions={"StringEquals": {"bedrock:bearerTokenType": "SHORT_TERM"}},
-                ),
+            worker=(
                 iam.PolicyStatement(actions=list(BEDROCK_INVOKE_ACTIONS), resources=model_arns(model_id)),
+                iam.PolicyStatement(actions=list(BEDROCK_PROJECT_ACTIONS), resources=[default_project_arn("bedrock")]),
             )
         )
     if provider is ModelProvider.BEDROCK_MANTLE:
+        project = default_project_arn("bedrock-mantle")
         return ModelGrant(
-            (
-                iam.PolicyStatement(actions=[MANTLE_BEARER_TOKEN_ACTION], resources=["*"]),
-                iam.PolicyStatement(actions=[MANTLE_INFERENCE_ACTION], resources=[mantle_project_arn()]),
-            )
+            worker=(iam.PolicyStatement(actions=list(MANTLE_WORKER_ACTIONS), resources=[project]),),
+            canceller=(iam.PolicyStatement(actions=list(MANTLE_CANCEL_ACTIONS), resources=[project]),),
         )
     raise ValueError(f"{provider.value} is not authenticated by the function's role")

@@ -14,7 +14,7 @@ from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
 from assistant.wiring import ModelProvider
-from infra.bedrock import BEDROCK_BEARER_TOKEN_ACTION, MANTLE_BEARER_TOKEN_ACTION, inference_profile_geography
+from infra.bedrock import inference_profile_geography
 from infra.stack import AssistantStack
 
 
@@ -78,7 +78,6 @@ def acknowledge_accepted_findings(stack: AssistantStack) -> None:
         "The route functions close the connection whose access token has expired; its id is assigned by API Gateway "
         "at $connect, so it cannot be named in advance. Limited to DELETE on this API's stage.",
     )
-    bedrock_reason = _bedrock_reason(stack)
     for spec, function in stack.functions.items():
         assert function.role is not None
         reason = (
@@ -86,8 +85,6 @@ def acknowledge_accepted_findings(stack: AssistantStack) -> None:
             "for it, support no resource-level permissions, so X-Ray's own documentation grants them on '*'. "
             "Acknowledged on each function's role only; every other statement names its resources."
         )
-        if bedrock_reason is not None and stack.grants_model_access(spec):
-            reason = f"{reason} {bedrock_reason}"
         _acknowledge(function.role, "AwsSolutions-IAM5[Resource::*]", reason)
         if stack.grants_model_access(spec):
             _acknowledge_cross_region_model(stack, function.role)
@@ -100,19 +97,6 @@ def acknowledge_accepted_findings(stack: AssistantStack) -> None:
     )
     if stack.web is not None:
         _acknowledge_web_hosting(stack)
-
-
-def _bedrock_reason(stack: AssistantStack) -> str | None:
-    """Why a Bedrock stage's model callers hold a bearer-token action on '*' (infra.bedrock)."""
-    if not stack.mints_model_keys:
-        return None
-    return (
-        "Bedrock stage: the role signs its own short-term Bedrock API keys, which need "
-        f"{BEDROCK_BEARER_TOKEN_ACTION} (bedrock-runtime) or {MANTLE_BEARER_TOKEN_ACTION} (bedrock-mantle); AWS's "
-        "Service Authorization Reference defines no resource type for either, so the resource is '*' "
-        "(bedrock:CallWithBearerToken is further limited to short-term keys by bedrock:bearerTokenType). What a key "
-        "can do is what the role can do: inference on the stage's model alone."
-    )
 
 
 def _acknowledge_cross_region_model(stack: AssistantStack, role: IConstruct) -> None:

@@ -42,8 +42,8 @@ class AssistantStack(cdk.Stack):
         self.users = UserDirectory(self, "Users", stage=stage)
         self.table = AssistantTable(self, "Data", stage=stage)
         self.messages = MessageQueue(self, "Messages", stage=stage)
-        #: The model key's secret; ``None`` on a stage whose functions mint Bedrock keys from their roles.
-        self.openai_secret = None if self.mints_model_keys else OpenAiKeySecret(self, "OpenAiKey", stage=stage)
+        #: The model key's secret; ``None`` on a stage whose functions sign Bedrock requests with their roles.
+        self.openai_secret = None if self.signs_model_requests else OpenAiKeySecret(self, "OpenAiKey", stage=stage)
         self.layers = Layers(self, "Layers")
         self.definition = DeployedDefinition(self, "Definition", assistant_file=stage.assistant_file)
         self.functions = AssistantFunctions(
@@ -52,7 +52,7 @@ class AssistantStack(cdk.Stack):
             stage=stage,
             code=handlers or handlers_code(),
             layers=self.layers.all,
-            optional_env=frozenset({Env.OPENAI_SECRET_NAME}) if self.mints_model_keys else frozenset(),
+            optional_env=frozenset({Env.OPENAI_SECRET_NAME}) if self.signs_model_requests else frozenset(),
         )
         self.websocket = WebSocketGateway(
             self,
@@ -95,9 +95,9 @@ class AssistantStack(cdk.Stack):
         self._outputs()
 
     @property
-    def mints_model_keys(self) -> bool:
-        """The stage's functions authenticate to the model with keys minted from their roles: no secret."""
-        return self.stage_config.model_provider.capabilities.auth == "bedrock_iam"
+    def signs_model_requests(self) -> bool:
+        """The stage's functions SigV4-sign their model requests with their roles (Bedrock): no secret."""
+        return self.stage_config.model_provider.capabilities.auth == "aws_sigv4"
 
     def _provide_environment(self) -> None:
         stage = self.stage_config
@@ -144,7 +144,7 @@ class AssistantStack(cdk.Stack):
 
     def _grant_permissions(self) -> None:
         stage = self.stage_config
-        model = model_grant(stage.model_provider, stage.model or "") if self.mints_model_keys else None
+        model = model_grant(stage.model_provider, stage.model or "") if self.signs_model_requests else None
         for spec, function in self.functions.items():
             if spec.table_actions:
                 self.table.grant(function, spec.table_actions)
@@ -153,16 +153,16 @@ class AssistantStack(cdk.Stack):
             if spec.reads_openai_secret and self.openai_secret is not None:
                 self.openai_secret.grant_read(function)
             if model is not None and self.grants_model_access(spec):
-                model.grant(function)
+                model.grant(function, streams_replies=spec is WORKER)
             if spec.calls_mcp_servers:
                 self.definition.grant_secrets(function)
             if spec.posts_to_connections or spec.closes_connections:
                 self.websocket.grant_manage_connections(function, close=spec.closes_connections)
 
     def grants_model_access(self, spec: FunctionSpec) -> bool:
-        """Whether ``spec``'s role is granted Bedrock inference on a stage that mints keys: the worker streams
-        replies; ``commands`` calls the model only to cancel a background response (``bedrock-mantle``)."""
-        if not self.mints_model_keys:
+        """Whether ``spec``'s role is granted Bedrock inference on a stage that signs with its roles: the worker
+        streams replies; ``commands`` calls the model only to cancel a background response (``bedrock-mantle``)."""
+        if not self.signs_model_requests:
             return False
         if spec is WORKER:
             return True

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.stores.rate_limits import RateLimit
-from assistant.wiring import BEDROCK_DEFAULT_MODEL, DEFAULT_MAX_MESSAGE_CHARS, STAGE_DEFAULTS, ModelProvider
+from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS, STAGE_DEFAULTS, ModelProvider
 from infra.names import DEFAULT_STAGE, validate_stage_name
 
 #: The stage whose data outlives a ``cdk destroy`` and whose stack has termination protection.
@@ -45,10 +45,10 @@ class StageConfig:
     flush_chars: int = STAGE_DEFAULTS.flush_chars
     max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS
     #: ``None`` keeps the package's default model; a stage may pin another (``--context model=<id>``). A Bedrock
-    #: stage without one gets :data:`~assistant.wiring.BEDROCK_DEFAULT_MODEL` (its IAM grant names the model).
+    #: stage without one gets its profile's ``default_model`` (ids differ per endpoint; its IAM grant names it).
     model: str | None = None
     #: Which server of the Responses API the stage talks to, and what it can do (``--context provider=bedrock``
-    #: for Amazon Bedrock with keys minted from the worker's role; ``openai-compatible`` for a stateless server);
+    #: for Amazon Bedrock, requests signed with the worker's role; ``openai-compatible`` for a stateless server);
     #: see docs/providers.md.
     model_provider: ModelProvider = ModelProvider.OPENAI
     #: ``None`` deploys the packaged ``assistant.toml``; a path deploys that definition file instead
@@ -83,8 +83,8 @@ class StageConfig:
 
     def __post_init__(self) -> None:
         validate_stage_name(self.name)
-        if self.model is None and self.model_provider.capabilities.auth == "bedrock_iam":
-            object.__setattr__(self, "model", BEDROCK_DEFAULT_MODEL)
+        if self.model is None and self.model_provider.capabilities.default_model is not None:
+            object.__setattr__(self, "model", self.model_provider.capabilities.default_model)
         if self.log_retention_days not in SUPPORTED_LOG_RETENTION_DAYS:
             raise ValueError(f"log_retention_days must be one of {SUPPORTED_LOG_RETENTION_DAYS}")
         positive = {

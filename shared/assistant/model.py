@@ -252,31 +252,36 @@ class ModelClient:
     def create(
         cls,
         *,
-        api_key: str | Callable[[], str],
+        api_key: str | Callable[[], str] | None,
         base_url: str | None,
         definition: AssistantDefinition,
         tools: ToolRegistry,
         timeouts: ModelTimeouts = ModelTimeouts(),
+        sdk_provider: Callable[[str | None], object] | None = None,
         **options: Unpack[ModelClientOptions],
     ) -> ModelClient:
         """Build the SDK client with the SDK's retries off and Lambda-sized timeouts.
 
-        ``api_key`` may be a callable: the SDK then asks it before every request, which is how short-lived bearer
-        tokens (Bedrock's, minted from the function's IAM role) stay fresh on a long-lived client."""
+        ``sdk_provider`` builds one of the SDK's providers for ``base_url`` (Bedrock's:
+        ``assistant.bedrock.BedrockSigning.sdk_provider``), called after the SDK is imported; the provider then
+        authenticates every request itself (SigV4 from the function's role) and ``api_key`` must be ``None``.
+        Without it, ``api_key`` may be a callable, which the SDK asks before every request."""
         from assistant.coldstart import collection_paused
 
         with collection_paused():  # the SDK's import, at a container's first message: as a handler imports
             import httpx2
             import openai
 
-        client = openai.OpenAI(
-            api_key=api_key,
-            base_url=base_url,
-            max_retries=0,
-            timeout=httpx2.Timeout(
-                connect=timeouts.connect_s, read=timeouts.read_s, write=timeouts.write_s, pool=timeouts.pool_s
-            ),
+        timeout = httpx2.Timeout(
+            connect=timeouts.connect_s, read=timeouts.read_s, write=timeouts.write_s, pool=timeouts.pool_s
         )
+        if sdk_provider is not None:
+            if api_key is not None:
+                raise ValueError("a provider authenticates its own requests: pass no api_key with it")
+            provider = cast("openai._provider._Provider", sdk_provider(base_url))
+            client = openai.OpenAI(provider=provider, max_retries=0, timeout=timeout)
+        else:
+            client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout)
         return cls(client, definition, tools, **options)
 
     @property

@@ -1,4 +1,4 @@
-"""Builders of what the functions depend on: AWS clients, the table, the model key and the model client.
+"""Builders of what the functions depend on: AWS clients, the table, the model's credential and the model client.
 
 No state lives here: each handler module builds its own dependencies from its own settings with these functions,
 once per container (``assistant.lifecycle.PerContainer``), and keeps them itself. Heavy modules are imported inside
@@ -9,7 +9,7 @@ the functions that talk to the model.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -18,7 +18,7 @@ from botocore.config import Config
 from assistant.settings import ModelSettings
 
 if TYPE_CHECKING:
-    from assistant.bedrock_auth import BedrockTokenSource
+    from assistant.bedrock import BedrockSigning
     from assistant.errors import ModelNotConfigured
     from assistant.model import ModelClient
     from assistant.tools.mcp_config import McpServerConfig
@@ -72,16 +72,15 @@ NO_API_KEY = "no-key"
 
 class ModelClients:
     """A function's model client, for the current key: a rotated key gets a new client within the secret's max
-    age. A Bedrock stage's client is built once: its key source (the same object every time) mints fresh keys
-    itself. Built once per container by the functions that talk to the model (the worker, ``commands``); calling
-    it returns the client, so it is what a service takes as its ``model``."""
+    age. A Bedrock stage has no key: its client is built once and signs every request with the role's current
+    credentials itself. Built once per container by the functions that talk to the model (the worker,
+    ``commands``); calling it returns the client, so it is what a service takes as its ``model``."""
 
     def __init__(self, settings: ModelSettings, *, model_override: str | None = None) -> None:
         self._settings = settings
         self._model_override = model_override
         self._lock = threading.Lock()
-        self._client: tuple[str | Callable[[], str], ModelClient] | None = None
-        self._token_source: BedrockTokenSource | None = None
+        self._client: tuple[str | None, ModelClient] | None = None
 
     def __call__(self) -> ModelClient:
         key = self.api_key()
@@ -92,14 +91,14 @@ class ModelClients:
                 self._client = (key, self.client_for(key))
             return self._client[1]
 
-    def api_key(self) -> str | Callable[[], str]:
+    def api_key(self) -> str | None:
         """The model's credential, as the provider profile's ``auth`` says: the stage's secret (``secret``), the
-        secret if it holds a key and :data:`NO_API_KEY` otherwise (``optional_secret``), or a source of short-lived
-        Bedrock API keys minted from the function's role (``bedrock_iam``; Secrets Manager is never asked)."""
+        secret if it holds a key and :data:`NO_API_KEY` otherwise (``optional_secret``), or ``None`` for a profile
+        whose requests are SigV4-signed with the function's role (``aws_sigv4``; Secrets Manager is never asked)."""
         config = self._settings
         auth = config.model_provider.capabilities.auth
-        if auth == "bedrock_iam":
-            return self.bedrock_token_source()
+        if auth == "aws_sigv4":
+            return None
         if auth == "optional_secret":
             value = _secret_value(config.openai_secret_name) if config.openai_secret_name else None
             return value or NO_API_KEY
@@ -121,17 +120,19 @@ class ModelClients:
             raise _model_not_configured(secret_name)
         return value
 
-    def bedrock_token_source(self) -> BedrockTokenSource:
-        """One source of Bedrock API keys per container (it caches the key it minted), for the function's region."""
-        from assistant.bedrock_auth import BedrockTokenSource
+    def bedrock_signing(self) -> BedrockSigning | None:
+        """How a Bedrock profile's requests are signed (its endpoint, the function's region, the role's credentials
+        from botocore's chain); ``None`` for a profile with an API key."""
+        endpoint = self._settings.model_provider.capabilities.bedrock_endpoint
+        if endpoint is None:
+            return None
+        from assistant.bedrock import BedrockSigning
 
-        with self._lock:
-            if self._token_source is None:
-                self._token_source = BedrockTokenSource(self._settings.region)
-            return self._token_source
+        return BedrockSigning(endpoint=endpoint, region=self._settings.region)
 
-    def client_for(self, api_key: str | Callable[[], str]) -> ModelClient:
-        """A new model client with ``api_key`` (the SDK, the definition, its tools and MCP servers)."""
+    def client_for(self, api_key: str | None) -> ModelClient:
+        """A new model client with ``api_key``, or signed with the function's role where the profile says so (the
+        SDK, the definition, its tools and MCP servers)."""
         from pathlib import Path
 
         from assistant.definition import load_definition
@@ -143,11 +144,14 @@ class ModelClients:
         if config.model_read_timeout_ms is not None:
             timeouts = ModelTimeouts(read_s=config.model_read_timeout_ms / 1000)
         definition = load_definition(Path(config.assistant_file) if config.assistant_file else None)
+        signing = self.bedrock_signing() if api_key is None else None
         return ModelClient.create(
             api_key=api_key,
-            # An explicit OPENAI_BASE_URL wins (a proxy, the local stack); otherwise the profile's own endpoint in
-            # the function's region (Bedrock), or the SDK's default (OpenAI).
+            # An explicit OPENAI_BASE_URL wins (a proxy, a VPC endpoint, the local stack; a Bedrock profile signs
+            # requests to it all the same); otherwise the profile's own endpoint in the function's region
+            # (Bedrock), or the SDK's default (OpenAI).
             base_url=config.openai_base_url or config.model_provider.base_url(config.region),
+            sdk_provider=signing.sdk_provider if signing is not None else None,
             definition=definition,
             tools=default_registry(),
             model_override=self._model_override,

@@ -137,7 +137,7 @@ class _Quotas(_EnvironmentSettings):
 class ModelSettings(_EnvironmentSettings):
     """What building a model client reads (the worker's and the ``commands`` function's)."""
 
-    #: ``None``: no secret (a Bedrock stage mints its keys); a profile that needs one then fails with its name.
+    #: ``None``: no secret (a Bedrock stage signs with its role); a profile that needs one then fails with its name.
     openai_secret_name: str | None = None
     openai_base_url: str | None = None
     model_provider: ModelProvider = ModelProvider.OPENAI

@@ -96,11 +96,12 @@ class ModelProvider(StrEnum):
     #: from the start of the turn.
     OPENAI_COMPATIBLE = "openai-compatible"
     #: Amazon Bedrock's OpenAI-compatible endpoint on ``bedrock-runtime`` (AWS's recommended one): synchronous, so
-    #: stateless like ``openai-compatible``, and authenticated by short-lived Bedrock API keys the function mints
-    #: from its own role (``assistant.bedrock_auth``): no key in Secrets Manager.
+    #: stateless like ``openai-compatible``. Every request is SigV4-signed with the function's own role by the
+    #: ``openai`` SDK's Bedrock provider (``assistant.bedrock``): no key anywhere.
     BEDROCK = "bedrock"
     #: Amazon Bedrock's ``bedrock-mantle`` endpoint: stored responses, background inference (a response outlives its
-    #: stream, is retrieved and cancelled) and ``previous_response_id``; its own IAM service (``bedrock-mantle:``).
+    #: stream, is retrieved and cancelled) and ``previous_response_id``; its own IAM service (``bedrock-mantle:``),
+    #: signed the same way.
     BEDROCK_MANTLE = "bedrock-mantle"
 
     @property
@@ -131,11 +132,18 @@ class ProviderCapabilities:
     #: ``truncation="auto"``: the server drops the oldest input itself when it outgrows the window.
     truncation_auto: bool
     #: ``secret``: an API key in the stage's secret; ``optional_secret``: a key only if the server wants one;
-    #: ``bedrock_iam``: short-lived Bedrock API keys minted from the function's role (no secret at all).
-    auth: Literal["secret", "optional_secret", "bedrock_iam"]
+    #: ``aws_sigv4``: no key at all, every request SigV4-signed with the function's role by the SDK's Bedrock
+    #: provider for :attr:`bedrock_endpoint` (``assistant.bedrock``).
+    auth: Literal["secret", "optional_secret", "aws_sigv4"]
     #: The endpoint, ``{region}`` filled in from the function's region; ``None``: the SDK's default or
-    #: ``OPENAI_BASE_URL``. An explicit ``OPENAI_BASE_URL`` always wins.
+    #: ``OPENAI_BASE_URL``. An explicit ``OPENAI_BASE_URL`` always wins (and is signed the same way).
     base_url_template: str | None = None
+    #: Which of Bedrock's endpoints the SDK's provider signs for (``runtime``: SigV4 service ``bedrock``;
+    #: ``mantle``: service ``bedrock-mantle``); ``None`` for a provider that is not Bedrock.
+    bedrock_endpoint: Literal["runtime", "mantle"] | None = None
+    #: The model a stage of this profile uses without ``--context model=...`` (its IAM grant names it); ``None``:
+    #: the packaged definition's model. Model ids differ per Bedrock endpoint, so each profile names its own.
+    default_model: str | None = None
 
 
 PROVIDER_CAPABILITIES: Final[dict[ModelProvider, ProviderCapabilities]] = {
@@ -167,8 +175,14 @@ PROVIDER_CAPABILITIES: Final[dict[ModelProvider, ProviderCapabilities]] = {
         reasoning=True,
         tool_choice=True,
         truncation_auto=False,
-        auth="bedrock_iam",
+        auth="aws_sigv4",
+        # AWS's base URL for the Responses API on bedrock-runtime (the SDK's provider defaults to the same):
+        # https://docs.aws.amazon.com/bedrock/latest/userguide/inference-responses-api.html
         base_url_template="https://bedrock-runtime.{region}.amazonaws.com/openai/v1",
+        bedrock_endpoint="runtime",
+        # bedrock-runtime ids carry a version suffix: "Model ID openai.gpt-oss-120b-1:0",
+        # https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-openai.html
+        default_model="openai.gpt-oss-120b-1:0",
     ),
     # AWS documents asynchronous (background) inference and stateful conversations (stored responses,
     # previous_response_id) on bedrock-mantle; not a re-stream of a running response from an event offset, so a
@@ -180,23 +194,21 @@ PROVIDER_CAPABILITIES: Final[dict[ModelProvider, ProviderCapabilities]] = {
         reasoning=True,
         tool_choice=True,
         truncation_auto=False,
-        auth="bedrock_iam",
+        auth="aws_sigv4",
+        # AWS gives mantle's base URL as .../v1 (inference-responses-api.html above; a few models are served under
+        # /openai/v1 instead, the SDK provider's own default, so the model's row in AWS's table decides, and
+        # OPENAI_BASE_URL overrides). GPT OSS models are served there under /v1.
         base_url_template="https://bedrock-mantle.{region}.api.aws/v1",
+        bedrock_endpoint="mantle",
+        # Mantle ids have no version suffix (its /v1/models catalog); AWS names Responses API access to the GPT
+        # OSS models among mantle's reasons to exist (inference-responses-api.html above).
+        default_model="openai.gpt-oss-120b",
     ),
 }
 
-#: The model a Bedrock stage uses without ``--context model=...``: OpenAI's open-weight gpt-oss-120b, served in
-#: Bedrock's main regions with function calling and reasoning effort. Bedrock model ids name the provider and
-#: version; a cross-region inference profile adds a geography prefix (``us.``, ``eu.``, ``apac.``, ``global.``).
-BEDROCK_DEFAULT_MODEL: Final = "openai.gpt-oss-120b-1:0"
-#: The geography prefixes of Bedrock's system-defined cross-region inference profiles.
+#: The geography prefixes of Bedrock's system-defined cross-region inference profiles (a bedrock-runtime model id
+#: such as ``us.anthropic...``); the default models (:attr:`ProviderCapabilities.default_model`) are plain ids.
 BEDROCK_INFERENCE_PROFILE_PREFIXES: Final = ("us.", "eu.", "apac.", "global.", "jp.", "au.", "ca.", "us-gov.")
-#: How long a minted Bedrock API key is used before a new one is minted (``assistant.bedrock_auth``). A key lives
-#: at most 12 hours and never beyond the credentials that signed it; Lambda's role credentials are refreshed well
-#: before they expire, so a key minted every 10 minutes from the current credentials is always valid.
-BEDROCK_TOKEN_REFRESH_SECONDS: Final = 10 * 60
-#: The lifetime asked for each minted key: a bound on the damage of a leaked key, well beyond the refresh interval.
-BEDROCK_TOKEN_LIFETIME_SECONDS: Final = 60 * 60
 
 
 class MissingSetting(RuntimeError):

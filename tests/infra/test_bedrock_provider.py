@@ -1,5 +1,6 @@
-"""A Bedrock stage (``--context provider=bedrock``): no model secret, and exactly the IAM that minting a short-term
-Bedrock API key and calling the stage's model with it needs, on the worker alone; cdk-nag and cfn-lint clean."""
+"""Bedrock stages (``--context provider=bedrock`` and ``provider=bedrock-mantle``): no model secret, no bearer-token
+grant, no token generator in the layer, and exactly the IAM that SigV4-signed calls to the stage's model need, on
+the functions that make them; cdk-nag and cfn-lint clean."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 
-from assistant.wiring import BEDROCK_DEFAULT_MODEL, COMMANDS, FUNCTIONS, WORKER, Env, ModelProvider
+from assistant.wiring import COMMANDS, FUNCTIONS, WORKER, Env, ModelProvider
 from infra.application import build
+from infra.layers import CONSTRAINTS, RUNTIME_NO_DEPS_REQUIREMENTS, RUNTIME_REQUIREMENTS
 from infra.names import OutputKey
 from infra.stack import AssistantStack
 from tests.infra.conftest import SKIP_BUNDLING, assert_cfn_lint_clean, function_by_handler, resources, role_statements
 
-SHORT_TERM_ONLY = {"StringEquals": {"bedrock:bearerTokenType": "SHORT_TERM"}}
+RUNTIME_DEFAULT_MODEL = ModelProvider.BEDROCK.capabilities.default_model
+MANTLE_DEFAULT_MODEL = ModelProvider.BEDROCK_MANTLE.capabilities.default_model
 
 
 def _synth(outdir: Path, **context: str) -> tuple[AssistantStack, Template]:
@@ -33,6 +36,11 @@ def _synth(outdir: Path, **context: str) -> tuple[AssistantStack, Template]:
 @pytest.fixture(scope="module")
 def bedrock(tmp_path_factory: pytest.TempPathFactory) -> tuple[AssistantStack, Template]:
     return _synth(tmp_path_factory.mktemp("bedrock"), provider="bedrock")
+
+
+@pytest.fixture(scope="module")
+def mantle(tmp_path_factory: pytest.TempPathFactory) -> tuple[AssistantStack, Template]:
+    return _synth(tmp_path_factory.mktemp("mantle"), provider="bedrock-mantle")
 
 
 def _render(value: Any) -> str:
@@ -56,13 +64,28 @@ def _model_statements(template: Template, spec_handler: str) -> list[tuple[list[
     return found
 
 
-def test_the_worker_may_mint_keys_and_invoke_exactly_the_stage_model(bedrock: tuple[AssistantStack, Template]) -> None:
+DEFAULT_PROJECT = "arn:${AWS::Partition}:bedrock:${AWS::Region}:${AWS::AccountId}:project/default"
+MANTLE_PROJECT = "arn:${AWS::Partition}:bedrock-mantle:${AWS::Region}:${AWS::AccountId}:project/default"
+
+
+def _all_actions(template: Template) -> list[str]:
+    """Every action of every IAM statement in the template."""
+    found = []
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"]
+            found.extend(actions if isinstance(actions, list) else [actions])
+    return found
+
+
+def test_the_worker_may_invoke_exactly_the_stage_model(bedrock: tuple[AssistantStack, Template]) -> None:
     _, template = bedrock
     assert sorted(_model_statements(template, WORKER.handler)) == [
-        (["bedrock:CallWithBearerToken"], ["*"], SHORT_TERM_ONLY),
+        # The Responses API on bedrock-runtime authorizes InvokeModel on the default project besides the model.
+        (["bedrock:InvokeModel"], [DEFAULT_PROJECT], None),
         (
             ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
-            [f"arn:${{AWS::Partition}}:bedrock:${{AWS::Region}}::foundation-model/{BEDROCK_DEFAULT_MODEL}"],
+            [f"arn:${{AWS::Partition}}:bedrock:${{AWS::Region}}::foundation-model/{RUNTIME_DEFAULT_MODEL}"],
             None,
         ),
     ]
@@ -96,37 +119,88 @@ def test_the_worker_is_told_the_provider_and_the_default_bedrock_model(
         # The endpoint comes from the function's region at run time, not from the template.
         assert Env.OPENAI_BASE_URL.value not in variables, spec.name
     _, worker = function_by_handler(template, WORKER.handler)
-    assert worker["Properties"]["Environment"]["Variables"][Env.MODEL_OVERRIDE.value] == BEDROCK_DEFAULT_MODEL
+    assert worker["Properties"]["Environment"]["Variables"][Env.MODEL_OVERRIDE.value] == RUNTIME_DEFAULT_MODEL
+
+
+def test_a_mantle_stage_defaults_to_mantle_s_own_model_id(mantle: tuple[AssistantStack, Template]) -> None:
+    """Mantle's ids have no version suffix: the runtime's default would fail every message there."""
+    stack, template = mantle
+    assert MANTLE_DEFAULT_MODEL != RUNTIME_DEFAULT_MODEL
+    assert stack.stage_config.model == MANTLE_DEFAULT_MODEL
+    _, worker = function_by_handler(template, WORKER.handler)
+    variables = worker["Properties"]["Environment"]["Variables"]
+    assert variables[Env.MODEL_OVERRIDE.value] == MANTLE_DEFAULT_MODEL
+    assert variables[Env.MODEL_PROVIDER.value] == ModelProvider.BEDROCK_MANTLE.value
+
+
+def test_an_explicit_model_wins_over_the_profile_default() -> None:
+    from infra.stage import StageConfig
+
+    stage = StageConfig(
+        name="dev", retain_data=False, log_retention_days=7, model_provider=ModelProvider.BEDROCK_MANTLE
+    )
+    assert stage.model == MANTLE_DEFAULT_MODEL
+    pinned = StageConfig(
+        name="dev",
+        retain_data=False,
+        log_retention_days=7,
+        model="openai.gpt-oss-20b",
+        model_provider=ModelProvider.BEDROCK,
+    )
+    assert pinned.model == "openai.gpt-oss-20b"
+    assert StageConfig.for_stage("dev").model is None  # OpenAI keeps the packaged definition's model
 
 
 def test_a_cross_region_inference_profile_is_granted_with_its_foundation_model(tmp_path: Path) -> None:
     model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
     _, template = _synth(tmp_path, provider="bedrock", model=model)
-    (_, invoke_resources, _) = next(s for s in _model_statements(template, WORKER.handler) if s[2] is None)
+    (_, invoke_resources, _) = next(s for s in _model_statements(template, WORKER.handler) if len(s[0]) == 2)
     assert invoke_resources == [
         "arn:${AWS::Partition}:bedrock:${AWS::Region}:${AWS::AccountId}:inference-profile/" + model,
         "arn:${AWS::Partition}:bedrock:*::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0",
     ]
 
 
-def test_bedrock_mantle_grants_its_own_service_on_the_default_project_to_the_callers(tmp_path: Path) -> None:
-    _, template = _synth(tmp_path, provider="bedrock-mantle")
-    expected = [
-        (["bedrock-mantle:CallWithBearerToken"], ["*"], None),
+def test_bedrock_mantle_grants_create_read_and_cancel_on_the_default_project(
+    mantle: tuple[AssistantStack, Template],
+) -> None:
+    _, template = mantle
+    # The worker creates a response, reads it back after a dropped stream and cancels it on Stop.
+    assert _model_statements(template, WORKER.handler) == [
         (
-            ["bedrock-mantle:CreateInference"],
-            ["arn:${AWS::Partition}:bedrock-mantle:${AWS::Region}:${AWS::AccountId}:project/default"],
+            ["bedrock-mantle:CancelInference", "bedrock-mantle:CreateInference", "bedrock-mantle:GetInference"],
+            [MANTLE_PROJECT],
             None,
-        ),
+        )
     ]
-    # Background responses: commands may cancel one, so it calls the model too.
-    for spec in (WORKER, COMMANDS):
-        assert sorted(_model_statements(template, spec.handler)) == expected, spec.name
+    # commands only stops a running background response.
+    assert _model_statements(template, COMMANDS.handler) == [
+        (["bedrock-mantle:CancelInference"], [MANTLE_PROJECT], None)
+    ]
+    for spec in FUNCTIONS:
+        if spec not in (WORKER, COMMANDS):
+            assert _model_statements(template, spec.handler) == [], spec.name
     assert resources(template, "AWS::SecretsManager::Secret") == {}
 
 
-def test_cfn_lint_passes_the_bedrock_template(bedrock: tuple[AssistantStack, Template], tmp_path: Path) -> None:
-    stack, template = bedrock
+@pytest.mark.parametrize("stage", ["bedrock", "mantle"])
+def test_no_bearer_token_is_granted_anywhere(stage: str, request: pytest.FixtureRequest) -> None:
+    """Requests are SigV4-signed with the role: nothing may call Bedrock with an API key."""
+    _, template = request.getfixturevalue(stage)
+    actions = _all_actions(template)
+    assert any(action.startswith("bedrock") for action in actions)  # the check looks at the model grants
+    assert not [action for action in actions if action.endswith((":CallWithBearerToken", ":*"))]
+
+
+def test_the_layer_is_built_without_the_token_generator() -> None:
+    """The dependency layer is built from exactly these files (infra.layers); none pins the generator."""
+    for requirements in (RUNTIME_REQUIREMENTS, RUNTIME_NO_DEPS_REQUIREMENTS, CONSTRAINTS):
+        assert "aws-bedrock-token-generator" not in requirements.read_text().lower(), requirements.name
+
+
+@pytest.mark.parametrize("stage", ["bedrock", "mantle"])
+def test_cfn_lint_passes_the_bedrock_templates(stage: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    stack, template = request.getfixturevalue(stage)
     path = tmp_path / stack.template_file
     path.write_text(json.dumps(template.to_json()))
     assert_cfn_lint_clean(path)
