@@ -14,6 +14,7 @@ What the pinned bridge does, read from its source (``open_responses_server/respo
   empty, in its ``output``), ``response.function_call_arguments.delta``..., ``response.function_call_arguments.done``
   (with ``id`` instead of ``item_id``, no ``name``), ``response.completed`` whose ``output`` holds the call; never
   ``response.output_item.added/done``;
+- it drops ``tool_choice`` (so ``"none"`` cannot stop a model from calling a tool);
 - it reads only the input items it knows: a ``function_call`` item is ignored, a ``function_call_output`` is kept
   only if the call is in the history it stored for ``previous_response_id`` (or the item carries a non-standard
   ``name``), and an assistant message only if its content is a list of ``output_text`` parts, not a string.
@@ -293,7 +294,9 @@ def test_the_bridge_sends_what_the_consumer_must_handle(bridge: Bridge, backend:
     assert text[-1]["response"]["output"][0]["content"][0]["text"] == backend.state.answers[0]
 
     calculate = {"type": "function", "name": TOOL_NAME, "parameters": {"type": "object", "properties": {}}}
-    call = _raw_events(bridge, "calculate 6*7", tools=[calculate])
+    # `tool_choice: "none"` too, which the bridge drops: the backend is offered the tool unrestricted, and calls it.
+    call = _raw_events(bridge, "calculate 6*7", tools=[calculate], tool_choice="none")
+    assert "tool_choice" not in backend.state.requests[-1]
     types = [event["type"] for event in call]
     assert types[:3] == ["response.created", "response.in_progress", "response.in_progress"]
     assert set(types[3:-2]) == {"response.function_call_arguments.delta"}
