@@ -26,9 +26,8 @@ from tests.e2e.conftest import (
     send_message,
     stack_info,
 )
-from tests.thirdparty.bridge import Bridge
+from tests.thirdparty.bridge import Bridge, require_bridge
 from tests.thirdparty.chat_backend import API_KEY, ChatBackend
-from tests.thirdparty.conftest import require_bridge
 
 pytestmark = pytest.mark.e2e
 

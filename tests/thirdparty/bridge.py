@@ -1,8 +1,8 @@
 """open-responses-server, a Responses-to-Chat-Completions bridge this project did not write, run as a process.
 
 It is installed from PyPI into a venv of its own (``make .venv-bridge/.stamp``, pinned in requirements/bridge.txt):
-its dependencies (``httpx``, ``mcp`` 1.x-style imports, FastAPI) have no business in the Lambda's dependency set.
-It is configured only by environment variables (``open_responses_server/common/config.py``) and serves
+its dependencies (``httpx``, FastAPI, uvicorn, an ``mcp`` of its own) have no business in the Lambda's dependency
+set. It is configured only by environment variables (``open_responses_server/common/config.py``) and serves
 ``POST /responses`` at its root, so the ``openai`` SDK's ``base_url`` is the bridge's root, without ``/v1``.
 """
 
@@ -17,6 +17,8 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 BRIDGE_VENV = REPO / ".venv-bridge"
 BRIDGE_PYTHON = BRIDGE_VENV / "bin" / "python"
@@ -27,6 +29,17 @@ BRIDGE_PACKAGE = "open-responses-server"
 #: The app its own entry point (``otc start``) runs.
 BRIDGE_APP = "open_responses_server.server_entrypoint:app"
 _START_TIMEOUT_S = 30.0
+
+
+def require_bridge() -> None:
+    """`make test` installs the bridge (its `unit` target depends on the venv's stamp), so there it never skips; CI
+    must never skip it. A bare `pytest` on a machine without the venv says how to get it."""
+    if BRIDGE_STAMP.exists():
+        return
+    message = f"open-responses-server is not installed: run `make {BRIDGE_STAMP.parent.name}/.stamp`"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def bridge_version() -> str:

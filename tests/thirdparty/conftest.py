@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
-from tests.thirdparty.bridge import BRIDGE_STAMP, Bridge
+from tests.thirdparty.bridge import Bridge, require_bridge
 from tests.thirdparty.chat_backend import API_KEY, ChatBackend
-
-
-def require_bridge() -> None:
-    """`make test` installs the bridge (its `unit` target depends on the venv's stamp), so there it never skips; CI
-    must never skip it. A bare `pytest` on a machine without the venv says how to get it."""
-    if BRIDGE_STAMP.exists():
-        return
-    message = f"open-responses-server is not installed: run `make {BRIDGE_STAMP.parent.name}/.stamp`"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")

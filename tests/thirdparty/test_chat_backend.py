@@ -12,9 +12,8 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionChunk
 
-from tests.thirdparty.bridge import BRIDGE_PACKAGE, BRIDGE_PYTHON, bridge_version
+from tests.thirdparty.bridge import BRIDGE_PACKAGE, BRIDGE_PYTHON, bridge_version, require_bridge
 from tests.thirdparty.chat_backend import API_KEY, MODEL, TOOL_NAME, ChatBackend, tool_answer, words
-from tests.thirdparty.conftest import require_bridge
 
 CALCULATE = {
     "type": "function",
