@@ -24,6 +24,9 @@ ALARM_EMAIL_CONTEXT_KEY = "alarmEmail"
 #: ``--context snapStart=true|false`` turns the worker's SnapStart on or off whatever the stage's default
 #: (``StageConfig.worker_snap_start``: on for ``prod`` only).
 SNAP_START_CONTEXT_KEY = "snapStart"
+#: ``--context threatProtection=true|false``: Cognito threat protection (Plus feature plan, billed per monthly active
+#: user) whatever the stage's default (``StageConfig.threat_protection``: on for ``prod`` only).
+THREAT_PROTECTION_CONTEXT_KEY = "threatProtection"
 
 
 def stage_from_context(app: cdk.App) -> StageConfig:
@@ -44,6 +47,9 @@ def stage_from_context(app: cdk.App) -> StageConfig:
     snap_start = app.node.try_get_context(SNAP_START_CONTEXT_KEY)
     if snap_start is not None:
         stage = replace(stage, worker_snap_start=_context_flag(SNAP_START_CONTEXT_KEY, snap_start))
+    threat_protection = app.node.try_get_context(THREAT_PROTECTION_CONTEXT_KEY)
+    if threat_protection is not None:
+        stage = replace(stage, threat_protection=_context_flag(THREAT_PROTECTION_CONTEXT_KEY, threat_protection))
     return stage
 
 

@@ -121,6 +121,7 @@ class AssistantStack(cdk.Stack):
             Env.FLUSH_INTERVAL_MS: str(stage.flush_interval_ms),
             Env.FLUSH_MAX_INTERVAL_MS: str(stage.flush_max_interval_ms),
             Env.FLUSH_CHARS: str(stage.flush_chars),
+            Env.TOKEN_RECHECK_SECONDS: str(stage.token_recheck_seconds),
             Env.MAX_RECEIVE_COUNT: str(QUEUE.max_receive_count),
             Env.MODEL_PROVIDER: stage.model_provider.value,
         }

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.stores.rate_limits import RateLimit
-from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS, STAGE_DEFAULTS, ModelProvider
+from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS, MAX_TOKEN_RECHECK_SECONDS, STAGE_DEFAULTS, ModelProvider
 from infra.names import DEFAULT_STAGE, validate_stage_name
 
 #: The stage whose data outlives a ``cdk destroy`` and whose stack has termination protection.
@@ -20,6 +20,10 @@ PRODUCTION_STAGE = "prod"
 SUPPORTED_LOG_RETENTION_DAYS = (7, 14, 30, 90, 180, 365)
 #: What Lambda accepts as an SQS event source's maximum concurrency.
 MAX_CONCURRENCY_RANGE = range(2, 1001)
+#: What Cognito accepts as an app client's access-token lifetime (5 minutes to 1 day) and refresh-token lifetime
+#: (60 minutes to 10 years; whole days here).
+ACCESS_TOKEN_MINUTES_RANGE = range(5, 24 * 60 + 1)
+REFRESH_TOKEN_DAYS_RANGE = range(1, 3650 + 1)
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,19 @@ class StageConfig:
     flush_interval_ms: int = STAGE_DEFAULTS.flush_interval_ms
     flush_max_interval_ms: int = STAGE_DEFAULTS.flush_max_interval_ms
     flush_chars: int = STAGE_DEFAULTS.flush_chars
+    #: How long a Cognito "still accepted" about a token is trusted per container (1-60 s): a user who signed out
+    #: everywhere, was disabled or deleted, or whose refresh token was revoked, is refused within it
+    #: (``assistant.revocation``; its cost in docs/scaling.md).
+    token_recheck_seconds: int = STAGE_DEFAULTS.token_recheck_seconds
+    #: The app client's access-token lifetime (5-1440 minutes, what Cognito accepts). The page and the terminal
+    #: client renew it from the refresh token; an open connection ends with it (``token_expired``).
+    access_token_validity_minutes: int = STAGE_DEFAULTS.access_token_validity_minutes
+    #: The refresh token's lifetime (1-3650 days): how long a sign-in lasts without the password.
+    refresh_token_validity_days: int = STAGE_DEFAULTS.refresh_token_validity_days
+    #: Cognito threat protection (adaptive authentication, compromised-credential checks) in enforced mode, which
+    #: needs the Plus feature plan (billed per monthly active user: docs/deploy.md). On for ``prod``
+    #: (``--context threatProtection=true|false``).
+    threat_protection: bool = False
     max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS
     #: ``None`` keeps the package's default model; a stage may pin another (``--context model=<id>``). A Bedrock
     #: stage without one gets its profile's ``default_model`` (ids differ per endpoint; its IAM grant names it).
@@ -108,6 +125,14 @@ class StageConfig:
                 f"worker_max_concurrency must be {MAX_CONCURRENCY_RANGE.start}-{MAX_CONCURRENCY_RANGE.stop - 1} "
                 f"(what Lambda accepts), got {self.worker_max_concurrency}"
             )
+        bounded = {
+            "token_recheck_seconds": (self.token_recheck_seconds, range(1, MAX_TOKEN_RECHECK_SECONDS + 1)),
+            "access_token_validity_minutes": (self.access_token_validity_minutes, ACCESS_TOKEN_MINUTES_RANGE),
+            "refresh_token_validity_days": (self.refresh_token_validity_days, REFRESH_TOKEN_DAYS_RANGE),
+        }
+        for field_name, (value, allowed) in bounded.items():
+            if value not in allowed:
+                raise ValueError(f"{field_name} must be {allowed.start}-{allowed.stop - 1}, got {value}")
         if self.alarm_email is not None and not _looks_like_email(self.alarm_email):
             raise ValueError(f"alarm_email must be an e-mail address, got {self.alarm_email!r}")
         for limit in (
@@ -135,6 +160,7 @@ class StageConfig:
                 throttle_burst_limit=100,
                 worker_max_concurrency=200,
                 worker_snap_start=True,
+                threat_protection=True,
             )
         return cls(name=name, retain_data=False, log_retention_days=7)
 

@@ -24,5 +24,7 @@ def run_command(event: MessageEvent, frame: ClientFrame) -> ServerFrame | None:
 
 
 handler = websocket_route(
-    dict.fromkeys(actions_of(COMMANDS), run_command), connections_api=lambda: dependencies().connections_api()
+    dict.fromkeys(actions_of(COMMANDS), run_command),
+    connections_api=lambda: dependencies().connections_api(),
+    revocation=lambda: dependencies().revocation,
 )

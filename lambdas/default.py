@@ -24,4 +24,8 @@ def unroutable(event: MessageEvent, frame: ClientFrame) -> None:
     raise UnknownAction(f"The action {frame.action!r} is not available on this endpoint.")
 
 
-handler = websocket_route(dict.fromkeys(ACTIONS, unroutable), connections_api=lambda: dependencies().connections_api())
+handler = websocket_route(
+    dict.fromkeys(ACTIONS, unroutable),
+    connections_api=lambda: dependencies().connections_api(),
+    revocation=lambda: dependencies().revocation,
+)

@@ -37,5 +37,6 @@ def send_message(event: MessageEvent, frame: SendMessage) -> Accepted:
 handler = websocket_route(
     {"sendMessage": send_message},
     connections_api=lambda: dependencies().connections_api(),
+    revocation=lambda: dependencies().revocation,
     max_message_chars=lambda: dependencies().settings.max_message_chars,
 )

@@ -126,6 +126,7 @@ LOCAL_LIMIT_DEFAULTS: dict[Env, str] = {
     Env.FLUSH_INTERVAL_MS: str(STAGE_DEFAULTS.flush_interval_ms),
     Env.FLUSH_MAX_INTERVAL_MS: str(STAGE_DEFAULTS.flush_max_interval_ms),
     Env.FLUSH_CHARS: str(STAGE_DEFAULTS.flush_chars),
+    Env.TOKEN_RECHECK_SECONDS: str(STAGE_DEFAULTS.token_recheck_seconds),
 }
 
 

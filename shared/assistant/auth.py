@@ -5,6 +5,10 @@ any other app client of the pool. A verifier is built once per Lambda container:
 refetches only when a token names a key it has not seen (Cognito rotating its keys), and rate-limits those refetches
 so a stream of forged ``kid`` values cannot turn the authorizer into a load generator against the JWKS endpoint.
 
+A signature stays valid after Cognito revoked a token (a sign-out everywhere, a disabled or deleted user, a revoked
+refresh token), so a verifier built for a function also asks Cognito itself (:mod:`assistant.revocation`), after
+every local check passed: a forged or expired token never costs a call to Cognito.
+
 Times are checked here rather than by pyjwt because pyjwt reads the wall clock itself; an injected clock keeps the
 checks testable without sleeping or patching.
 """
@@ -22,7 +26,15 @@ from typing import Any
 
 import jwt
 
-from assistant.wiring import TOKEN_LEEWAY_SECONDS, Env, MissingSetting
+from assistant.revocation import RevocationCheck, TokenRefused, revocation_check_from_env
+from assistant.wiring import (
+    MAX_TOKEN_RECHECK_SECONDS,
+    STAGE_DEFAULTS,
+    TOKEN_LEEWAY_SECONDS,
+    Env,
+    InvalidSetting,
+    MissingSetting,
+)
 
 #: The only signature algorithm Cognito uses. Accepting any other (``none``, ``HS256`` keyed with the public key)
 #: is the classic JWT confusion attack.
@@ -74,6 +86,7 @@ class TokenVerifier:
         leeway_seconds: int = TOKEN_LEEWAY_SECONDS,
         max_token_bytes: int = 8192,
         min_refetch_interval_seconds: float = 60.0,
+        revocation: RevocationCheck | None = None,
     ) -> None:
         if not issuer or not client_id:
             raise ValueError("issuer and client_id are required")
@@ -84,6 +97,8 @@ class TokenVerifier:
         self._leeway = leeway_seconds
         self._max_token_bytes = max_token_bytes
         self._min_refetch_interval = min_refetch_interval_seconds
+        #: ``None``: signature and claims only (what a verifier without Cognito at hand can check).
+        self._revocation = revocation
         self._keys: dict[str, jwt.PyJWK] | None = None
         self._fetched_at = 0.0
         # The local stack serves several connections from threads of one process; Lambda never does.
@@ -98,11 +113,12 @@ class TokenVerifier:
         client_id: str,
         issuer: str | None = None,
         jwks_url: str | None = None,
+        revocation: RevocationCheck | None = None,
     ) -> TokenVerifier:
         """A verifier for a real pool; ``issuer``/``jwks_url`` override the AWS defaults (local stack)."""
         issuer = issuer or f"https://cognito-idp.{region}.amazonaws.com/{user_pool_id}"
         url = jwks_url or issuer.rstrip("/") + "/.well-known/jwks.json"
-        return cls(issuer=issuer, client_id=client_id, jwks_source=url_jwks_source(url))
+        return cls(issuer=issuer, client_id=client_id, jwks_source=url_jwks_source(url), revocation=revocation)
 
     def verify(self, token: str) -> Principal:
         """Return who ``token`` belongs to, or raise :class:`InvalidToken` (or :class:`KeySetUnavailable`)."""
@@ -157,6 +173,12 @@ class TokenVerifier:
         sub = claims["sub"]
         if not isinstance(sub, str) or not sub:
             raise InvalidToken("missing claim sub")
+        if self._revocation is not None:
+            # Raises RevocationCheckUnavailable when Cognito cannot answer: nobody is let in unchecked.
+            try:
+                self._revocation.check(token)
+            except TokenRefused:
+                raise InvalidToken("revoked") from None
         username = claims.get("username")
         # Pools that sign in by email may omit ``username``; the ``sub`` still identifies the user.
         return Principal(
@@ -211,7 +233,7 @@ class TokenVerifier:
 
 
 def verifier_from_env(environ: Mapping[str, str]) -> TokenVerifier:
-    """A verifier from the authorizer's five variables, read directly (the authorizer builds it once per container).
+    """A verifier from the authorizer's variables, read directly (the authorizer builds it once per container).
 
     Not through :class:`assistant.settings.Settings`: the authorizer is on the path of every page load, and pydantic
     plus boto3 (which the settings and ``assistant.dependencies`` bring) would triple its cold start for five strings.
@@ -229,7 +251,23 @@ def verifier_from_env(environ: Mapping[str, str]) -> TokenVerifier:
         client_id=required(Env.USER_POOL_CLIENT_ID),
         issuer=environ.get(Env.COGNITO_ISSUER.value) or None,
         jwks_url=environ.get(Env.COGNITO_JWKS_URL.value) or None,
+        revocation=revocation_check_from_env(environ, recheck_seconds=token_recheck_seconds(environ)),
     )
+
+
+def token_recheck_seconds(environ: Mapping[str, str]) -> int:
+    """``TOKEN_RECHECK_SECONDS`` (1 to :data:`MAX_TOKEN_RECHECK_SECONDS`; unset: the stage default), checked as the
+    route functions' settings check it."""
+    raw = environ.get(Env.TOKEN_RECHECK_SECONDS.value, "").strip()
+    if not raw:
+        return STAGE_DEFAULTS.token_recheck_seconds
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_TOKEN_RECHECK_SECONDS:
+        raise InvalidSetting(f"{Env.TOKEN_RECHECK_SECONDS.value} must be 1-{MAX_TOKEN_RECHECK_SECONDS}, got {raw!r}")
+    return value
 
 
 def _numeric(claims: Mapping[str, Any], name: str) -> float:

@@ -1,9 +1,14 @@
 """The ``$connect`` authorizer's answer: an IAM policy allowing the connection for a valid Cognito access token.
 
-Allow puts the user in the policy's context, which API Gateway hands to every later event of the connection. The
-token itself is never logged. Every page load waits for this, so it imports only what verification needs: pyjwt
-with its RSA backend, Powertools' logger and metrics, and the verifier reading its five variables itself (no pydantic
-settings, no boto3: it makes no AWS call; see docs/benchmarks.md, "Cold start").
+Allow puts the user in the policy's context, which API Gateway hands to every later event of the connection, and
+with it the access token: the only way a route can ask Cognito, at a later frame, whether the token was revoked
+since (``assistant.revocation``; Cognito has no check by user or token id). The context lives in API Gateway for
+the connection's life and reaches only this stack's functions; nothing stores it, the access log names only
+``principalId`` (``infra.websocket.ACCESS_LOG_FORMAT``), and the token itself is never logged.
+
+Every page load waits for this, so it imports only what verification needs: pyjwt with its RSA backend,
+Powertools' logger and metrics, and the verifier reading its variables itself (no pydantic settings, no boto3: its
+one AWS call, Cognito's unsigned ``GetUser``, goes over urllib; see docs/benchmarks.md, "Cold start").
 """
 
 from __future__ import annotations
@@ -47,8 +52,13 @@ def connect_authorizer(verifier: Callable[[], TokenVerifier]) -> AuthorizerHandl
             request.method_arn,
             principal_id=principal.user_id,
             # API Gateway repeats this context in every later event of the connection: `exp` lets each route end
-            # the connection when its token does.
-            context={"userId": principal.user_id, "username": principal.username, "exp": principal.expires_at},
+            # the connection when its token does, `accessToken` lets it end the connection when Cognito revokes it.
+            context={
+                "userId": principal.user_id,
+                "username": principal.username,
+                "exp": principal.expires_at,
+                "accessToken": token,
+            },
         )
         policy.allow_route("$connect")
         metrics.add_metric(name=Metric.AUTH_ALLOWED.value, unit=MetricUnit.Count, value=1)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from assistant import runtime
 from assistant.lifecycle import PerContainer
+from assistant.revocation import RevocationCheck, revocation_check_from_env
 from assistant.settings import (
     CommandsSettings,
     ConnectSettings,
@@ -45,6 +46,11 @@ def _connections_api(callback_url: str) -> Callable[[], Any]:
     return PerContainer(lambda: runtime.connections_api(callback_url))
 
 
+def _revocation(settings: DefaultSettings | SendMessageSettings | CommandsSettings) -> RevocationCheck:
+    """A route function's check of connections' tokens with Cognito (no I/O until a frame needs an answer)."""
+    return revocation_check_from_env(recheck_seconds=settings.token_recheck_seconds)
+
+
 #: ``$connect``'s or ``$disconnect``'s settings (both read the table; ``$connect`` also its connection cap).
 ConnectionSettingsT = TypeVar("ConnectionSettingsT", ConnectSettings, DisconnectSettings)
 
@@ -69,10 +75,13 @@ def connection(settings: ConnectionSettingsT) -> ConnectionDependencies[Connecti
 class DefaultDependencies:
     settings: DefaultSettings
     connections_api: Callable[[], Any]
+    revocation: RevocationCheck
 
 
 def default(settings: DefaultSettings) -> DefaultDependencies:
-    return DefaultDependencies(settings=settings, connections_api=_connections_api(settings.callback_url))
+    return DefaultDependencies(
+        settings=settings, connections_api=_connections_api(settings.callback_url), revocation=_revocation(settings)
+    )
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,7 @@ class SendMessageDependencies:
     reader: ItemReader
     sqs: Any
     connections_api: Callable[[], Any]
+    revocation: RevocationCheck
 
     def intake(self) -> MessageIntake:
         from assistant.intake import IntakeLimits, MessageIntake
@@ -123,6 +133,7 @@ def send_message(settings: SendMessageSettings) -> SendMessageDependencies:
         reader=ItemReader(table),
         sqs=runtime.sqs(settings.region),
         connections_api=_connections_api(settings.callback_url),
+        revocation=_revocation(settings),
     )
 
 
@@ -137,6 +148,7 @@ class CommandsDependencies:
     #: The model client (``cancel`` stops a running background response), built when first asked for.
     model: Callable[[], ModelClient]
     connections_api: Callable[[], Any]
+    revocation: RevocationCheck
 
     def commands(self) -> CommandService:
         from assistant.commands import CommandLimits, CommandService
@@ -178,6 +190,7 @@ def commands(settings: CommandsSettings) -> CommandsDependencies:
         rate_limiter=RateLimiter(table),
         model=runtime.ModelClients(settings),
         connections_api=_connections_api(settings.callback_url),
+        revocation=_revocation(settings),
     )
 
 

@@ -17,6 +17,7 @@ class ErrorCode(StrEnum):
     QUOTA_EXCEEDED = "quota_exceeded"
     RATE_LIMITED = "rate_limited"
     TOKEN_EXPIRED = "token_expired"  # noqa: S105 - an error code, not a credential
+    TOKEN_REVOKED = "token_revoked"  # noqa: S105 - an error code, not a credential
     MODEL_UNAVAILABLE = "model_unavailable"
     MODEL_NOT_CONFIGURED = "model_not_configured"
     INTERNAL = "internal"
@@ -70,6 +71,13 @@ class TokenExpired(AssistantError):
     """The access token this connection was opened with has expired: sign in again and reconnect."""
 
     code = ErrorCode.TOKEN_EXPIRED
+
+
+class TokenRevoked(AssistantError):
+    """Cognito no longer accepts the connection's access token: the user signed out everywhere, was disabled or
+    deleted, or the token's refresh token was revoked. Signing in again (not a refresh) is the way back."""
+
+    code = ErrorCode.TOKEN_REVOKED
 
 
 class ModelError(AssistantError):

@@ -1,8 +1,8 @@
 """API Gateway WebSocket events as typed models: the fields the handlers read, validated.
 
 ``requestContext.authorizer`` carries the user the ``$connect`` authorizer verified. API Gateway repeats that context
-on every later event of the connection, so the handlers trust it instead of re-verifying a token (the token is not
-even sent again).
+on every later event of the connection, so the handlers trust it instead of re-verifying the token's signature; the
+token it carries is only ever sent to Cognito, to learn whether it was revoked since (``assistant.revocation``).
 
 Powertools' parser models were the first version of these, but importing one imports all of them (the parser
 package builds every event model it ships, with ``IPvAnyNetwork`` and ``datetime`` fields we never read): a third of
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from assistant.wiring import TOKEN_LEEWAY_SECONDS
 
@@ -27,6 +27,9 @@ class AuthorizerContext(BaseModel):
     username: str = ""
     #: The access token's expiry (epoch seconds). API Gateway hands context values back as strings.
     expires_at: int | None = Field(default=None, alias="exp")
+    #: The access token the connection was opened with (a secret: hidden from ``repr`` and validation errors).
+    #: ``None`` only for a connection opened before the authorizer passed it on.
+    access_token: SecretStr | None = Field(default=None, alias="accessToken")
 
     def expired(self, now: float) -> bool:
         """Whether the connection outlived its token (with the verifier's clock-skew leeway)."""

@@ -8,6 +8,11 @@ function's frame, an ``error`` frame with the protocol's code for an :class:`Ass
 error frame for anything unexpected. The unexpected case is logged with its traceback and counted; the user sees
 only a generic message and the request id to quote.
 
+Before any of that, a frame on a connection whose token expired or was revoked (signed out everywhere, disabled,
+deleted, refresh token revoked: :mod:`assistant.revocation`) is answered ``token_expired`` or ``token_revoked`` and
+the connection closed. The revocation check asks Cognito's ``GetUser`` at most once per token per
+``TOKEN_RECHECK_SECONDS`` in a container; every other frame costs a SHA-256 of the token and a dictionary lookup.
+
 ``$connect`` and ``$disconnect`` have their own shape (:mod:`assistant.connection_route`), without the protocol.
 """
 
@@ -22,11 +27,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from assistant import tracing
 from assistant.connection_route import LambdaHandler
-from assistant.errors import AssistantError, BadRequest, ErrorCode, TokenExpired
+from assistant.errors import AssistantError, BadRequest, ErrorCode, TokenExpired, TokenRevoked
 from assistant.events import MessageEvent
 from assistant.observability import WEBSOCKET_CORRELATION_PATH, Metric, logger, metrics
 from assistant.protocol import ClientFrame, ErrorFrame, ServerFrame, parse_client_frame, route_response
 from assistant.push import post_then_close
+from assistant.revocation import RevocationCheck, TokenRefused
 from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS, ROUTES, FunctionSpec
 
 #: What an action runs: the event (who sent it, on which connection) and its frame, parsed into its model.
@@ -42,12 +48,14 @@ def websocket_route(
     actions: Mapping[str, RouteAction],
     *,
     connections_api: Callable[[], Any],
+    revocation: Callable[[], RevocationCheck],
     max_message_chars: Callable[[], int] = lambda: DEFAULT_MAX_MESSAGE_CHARS,
 ) -> LambdaHandler:
     """The Lambda handler of a message route function: ``actions`` maps each action it answers to what runs it.
 
-    ``connections_api`` gives the function's ``@connections`` client (to close a connection whose token expired);
-    ``max_message_chars`` the function's limit on a message's characters (a ``sendMessage`` setting)."""
+    ``connections_api`` gives the function's ``@connections`` client (to close a connection whose token expired or
+    was revoked); ``revocation`` its check of tokens with Cognito; ``max_message_chars`` the function's limit on a
+    message's characters (a ``sendMessage`` setting)."""
 
     @tracing.capture_handler
     @logger.inject_lambda_context(correlation_id_path=WEBSOCKET_CORRELATION_PATH)
@@ -62,6 +70,8 @@ def websocket_route(
         metrics.add_metric(name=Metric.ROUTE_REQUESTS.value, unit=MetricUnit.Count, value=1)
         if parsed.request_context.authorizer.expired(time.time()):
             return _end_expired_connection(parsed, connections_api())
+        if _token_revoked(parsed, revocation):
+            return _end_revoked_connection(parsed, connections_api())
         try:
             frame = parse_client_frame(parsed.body, max_message_chars=max_message_chars())
             return route_response(_action_for(actions, frame, parsed)(parsed, frame))
@@ -86,6 +96,36 @@ def _action_for(actions: Mapping[str, RouteAction], frame: ClientFrame, event: M
         # API Gateway routes on the same `action`, so only a caller invoking the function directly gets here.
         raise BadRequest(f"The {event.request_context.route_key} route does not take {frame.action!r} frames.")
     return action
+
+
+def _token_revoked(event: MessageEvent, revocation: Callable[[], RevocationCheck]) -> bool:
+    """Whether Cognito refuses the connection's token now (or did within the recheck interval).
+
+    Cognito unavailable: the frame goes through. The token passed this check at ``$connect`` (which admits nobody
+    unchecked) and the connection still ends when the token expires (15 minutes by default), so an outage costs at
+    most that, where failing closed would cut every user off for as long as Cognito is unavailable."""
+    token = event.request_context.authorizer.access_token
+    if token is None:
+        # Only a connection opened before the authorizer passed its token on; it ends when its token expires.
+        return False
+    try:
+        answered = revocation().check(token.get_secret_value(), grace_on_outage=True)
+    except TokenRefused:
+        return True
+    if not answered:
+        logger.warning("Cognito could not be asked whether the connection's token was revoked; frame let through")
+        metrics.add_metric(name=Metric.REVOCATION_CHECKS_UNAVAILABLE.value, unit=MetricUnit.Count, value=1)
+    return False
+
+
+def _end_revoked_connection(event: MessageEvent, connections_api: Any) -> dict[str, Any]:
+    """Cognito no longer accepts the connection's token (signed out everywhere, disabled, deleted, revoked): say so,
+    then close it. Unlike ``token_expired``, a refresh does not help: the client must sign in again."""
+    metrics.add_metric(name=Metric.CONNECTIONS_REVOKED.value, unit=MetricUnit.Count, value=1)
+    logger.info("Connection ended: its access token was revoked")
+    revoked = TokenRevoked("You were signed out. Sign in again to continue.")
+    post_then_close(connections_api, event.request_context.connection_id, ErrorFrame.from_error(revoked))
+    return route_response(None)
 
 
 def _end_expired_connection(event: MessageEvent, connections_api: Any) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from assistant.wiring import (
     DEFAULT,
     DEFAULT_MAX_MESSAGE_CHARS,
     DISCONNECT,
+    MAX_TOKEN_RECHECK_SECONDS,
     POWERTOOLS_ENV,
     QUEUE,
     SEND_MESSAGE,
@@ -121,6 +122,13 @@ class _Callback(_EnvironmentSettings):
     callback_url: str
 
 
+class _ClosesConnections(_Callback):
+    """What a message route needs to end a connection whose token expired or was revoked (assistant.routes)."""
+
+    #: How long Cognito's "still accepted" about a connection's token is trusted (``assistant.revocation``).
+    token_recheck_seconds: int = Field(default=STAGE_DEFAULTS.token_recheck_seconds, ge=1, le=MAX_TOKEN_RECHECK_SECONDS)
+
+
 class _Quotas(_EnvironmentSettings):
     daily_message_quota: PositiveInt = STAGE_DEFAULTS.daily_message_quota
     daily_output_token_quota: PositiveInt = STAGE_DEFAULTS.daily_output_token_quota
@@ -157,11 +165,11 @@ class DisconnectSettings(_Table):
     spec = DISCONNECT
 
 
-class DefaultSettings(_Callback):
+class DefaultSettings(_ClosesConnections):
     spec = DEFAULT
 
 
-class SendMessageSettings(_Table, _Callback, _Quotas):
+class SendMessageSettings(_Table, _ClosesConnections, _Quotas):
     spec = SEND_MESSAGE
 
     queue_url: str
@@ -170,7 +178,7 @@ class SendMessageSettings(_Table, _Callback, _Quotas):
     max_waiting_messages: PositiveInt = STAGE_DEFAULTS.max_waiting_messages
 
 
-class CommandsSettings(_Table, _Callback, _Quotas, ModelSettings):
+class CommandsSettings(_Table, _ClosesConnections, _Quotas, ModelSettings):
     spec = COMMANDS
 
     rate_limit_new_conversation: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_new_conversation)

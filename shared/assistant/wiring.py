@@ -24,6 +24,8 @@ DEFAULT_MAX_MESSAGE_CHARS: Final = 16_000
 CONNECTION_TTL_SECONDS: Final = 3 * 60 * 60
 #: Clock skew tolerated on token times, by the authorizer and by the routes that end expired connections.
 TOKEN_LEEWAY_SECONDS: Final = 30
+#: The longest a stage may trust Cognito's "still accepted" about a token: a revoked token is refused within this.
+MAX_TOKEN_RECHECK_SECONDS: Final = 60
 #: How long a message record is kept for deduplication and cancel (far beyond SQS's 5-minute dedup window).
 MESSAGE_TTL_SECONDS: Final = 7 * 24 * 60 * 60
 #: How long a per-user daily usage counter is kept after its day.
@@ -44,6 +46,9 @@ class Env(StrEnum):
     #: Overrides where the authorizer reads the JWKS and which issuer it expects (local stack and tests).
     COGNITO_ISSUER = "COGNITO_ISSUER"
     COGNITO_JWKS_URL = "COGNITO_JWKS_URL"
+    #: How long a Cognito ``GetUser`` answer that a token is still accepted is trusted per container, in seconds
+    #: (``assistant.revocation``): the most a signed-out, disabled or deleted user keeps access.
+    TOKEN_RECHECK_SECONDS = "TOKEN_RECHECK_SECONDS"
     OPENAI_SECRET_NAME = "OPENAI_SECRET_NAME"
     #: Any Responses-compatible server (local stack: the offline model). Not a secret.
     OPENAI_BASE_URL = "OPENAI_BASE_URL"
@@ -258,6 +263,11 @@ class Metric(StrEnum):
     CONNECTIONS_CLOSED = "ConnectionsClosed"
     CONNECTIONS_REFUSED = "ConnectionsRefused"
     CONNECTIONS_EXPIRED = "ConnectionsExpired"
+    #: A route found the connection's token revoked in Cognito (signed out, disabled, deleted) and closed it.
+    CONNECTIONS_REVOKED = "ConnectionsRevoked"
+    #: Cognito could not be asked whether a token was revoked (throttled, down): ``$connect`` refused, frames let
+    #: through unchecked for a while (``assistant.revocation``).
+    REVOCATION_CHECKS_UNAVAILABLE = "RevocationChecksUnavailable"
     RATE_LIMITED = "RateLimited"
     ROUTE_REQUESTS = "RouteRequests"
     RECORDS_RECEIVED = "RecordsReceived"
@@ -372,10 +382,14 @@ AUTHORIZER: Final = FunctionSpec(
         Env.USER_POOL_CLIENT_ID,
         Env.COGNITO_ISSUER,
         Env.COGNITO_JWKS_URL,
+        # Asks Cognito's GetUser whether the token was revoked (assistant.revocation): authorized by the token
+        # itself, so no IAM grant.
+        Env.TOKEN_RECHECK_SECONDS,
     ),
 )
-#: What the route functions need to answer ``token_expired`` and close the connection (see assistant.routes).
-_CLOSES_EXPIRED = (Env.CALLBACK_URL,)
+#: What the route functions need to answer ``token_expired`` or ``token_revoked`` and close the connection (see
+#: assistant.routes): the ``@connections`` endpoint, and how often a connection's token is re-checked with Cognito.
+_CLOSES_EXPIRED = (Env.CALLBACK_URL, Env.TOKEN_RECHECK_SECONDS)
 _QUOTAS = (Env.DAILY_MESSAGE_QUOTA, Env.DAILY_INPUT_TOKEN_QUOTA, Env.DAILY_OUTPUT_TOKEN_QUOTA)
 
 CONNECT: Final = FunctionSpec(
@@ -560,6 +574,13 @@ class StageDefaults:
     flush_interval_ms: int = 100
     flush_max_interval_ms: int = 350
     flush_chars: int = 2_000
+    #: A Cognito answer that a token is still accepted is trusted this long per container: a signed-out, disabled or
+    #: deleted user is refused at ``$connect`` and at the next frame within it (``assistant.revocation``).
+    token_recheck_seconds: int = 60
+    #: Cognito app client token lifetimes. A short access token bounds what a stolen one is worth (the page and the
+    #: terminal client renew it from the refresh token); the refresh token bounds how long a sign-in lasts.
+    access_token_validity_minutes: int = 15
+    refresh_token_validity_days: int = 7
 
 
 STAGE_DEFAULTS: Final = StageDefaults()

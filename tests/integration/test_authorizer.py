@@ -7,11 +7,13 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import authorizer
 import jwt
 import pytest
+from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import serialization
 from jwt.algorithms import RSAAlgorithm
 from moto.cognitoidp.models import cognitoidp_backends
@@ -19,6 +21,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.utilities.utils import load_resource
 
 from assistant.auth import TokenVerifier
+from assistant.revocation import REFUSED_ERRORS, RevocationCheck, RevocationCheckUnavailable, Verdict
 from tests.conftest import CognitoPool
 from tests.integration.conftest import ACCOUNT, API_ID, STAGE, LambdaContext
 
@@ -55,9 +58,15 @@ def test_a_valid_access_token_is_allowed_with_the_user_in_the_context(
     assert statement["Effect"] == "Allow"
     assert statement["Resource"] == [METHOD_ARN]
     assert policy["principalId"] == cognito_pool.user_sub
-    # The token's expiry goes with the connection, so every later route can end it when the token does.
+    # The token's expiry goes with the connection, so every later route can end it when the token does; the token
+    # itself, so every later route can ask Cognito whether it was revoked since.
     expires_at = jwt.decode(token, options={"verify_signature": False})["exp"]
-    assert policy["context"] == {"userId": cognito_pool.user_sub, "username": cognito_pool.username, "exp": expires_at}
+    assert policy["context"] == {
+        "userId": cognito_pool.user_sub,
+        "username": cognito_pool.username,
+        "exp": expires_at,
+        "accessToken": token,
+    }
 
 
 @pytest.mark.parametrize("query", [None, {}, {"Auth": ""}, {"Auth": "garbage"}, {"auth": "lower-case-name"}])
@@ -175,3 +184,70 @@ def test_a_token_with_any_algorithm_but_rs256_is_denied(
 ) -> None:
     # RS512 and PS256 are even signed with moto's real key: only the algorithm is wrong.
     _assert_denied(_authorize({"Auth": _moto_signed(alg, _claims(cognito_pool))}))
+
+
+# --- Revocation: Cognito's GetUser is asked after every local check passed ----------------------------------------
+
+
+def _moto_get_user(pool: CognitoPool) -> Callable[[str], Verdict]:
+    """GetUser through boto3 against moto in-process (``mock_aws`` does not intercept the authorizer's urllib)."""
+
+    def get_user(token: str) -> Verdict:
+        try:
+            pool.client.get_user(AccessToken=token)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in REFUSED_ERRORS:
+                return "refused"
+            raise RevocationCheckUnavailable(str(error)) from None
+        return "accepted"
+
+    return get_user
+
+
+def _revocation_checked_verifier(
+    pool: CognitoPool, monkeypatch: pytest.MonkeyPatch, get_user: Callable[[str], Verdict]
+) -> RevocationCheck:
+    revocation = RevocationCheck(get_user, recheck_seconds=60)
+    verifier = TokenVerifier(issuer=pool.issuer, client_id=pool.client_id, jwks_source=pool.jwks, revocation=revocation)
+    monkeypatch.setattr(authorizer, "dependencies", lambda: verifier)
+    return revocation
+
+
+def test_a_token_of_a_user_who_signed_out_everywhere_is_denied(
+    cognito_pool: CognitoPool, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    revocation = _revocation_checked_verifier(cognito_pool, monkeypatch, _moto_get_user(cognito_pool))
+    token = cognito_pool.access_token()
+    assert _authorize({"Auth": token})["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+    cognito_pool.client.global_sign_out(AccessToken=token)
+    # A fresh container (nothing cached) refuses it at once; this one within the recheck interval (60 s).
+    revocation = _revocation_checked_verifier(cognito_pool, monkeypatch, _moto_get_user(cognito_pool))
+    _assert_denied(_authorize({"Auth": token}))
+    assert revocation.calls == 1
+    assert [getattr(record, "reason", None) for record in caplog.records][-1] == "revoked"
+
+
+def test_a_connect_costs_one_get_user_and_a_reconnect_within_the_interval_none(
+    cognito_pool: CognitoPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    revocation = _revocation_checked_verifier(cognito_pool, monkeypatch, _moto_get_user(cognito_pool))
+    token = cognito_pool.access_token()
+    for _ in range(5):
+        assert _authorize({"Auth": token})["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+    assert revocation.calls == 1
+    # Forged and expired tokens are refused before Cognito is asked: they cost no call.
+    _authorize({"Auth": "garbage"})
+    _authorize({"Auth": _moto_signed("RS256", _claims(cognito_pool, exp=int(time.time()) - 3600))})
+    assert revocation.calls == 1
+
+
+def test_cognito_unavailable_fails_the_connect_instead_of_admitting_an_unchecked_token(
+    cognito_pool: CognitoPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unavailable(token: str) -> Verdict:
+        raise RevocationCheckUnavailable("GetUser answered 400 TooManyRequestsException")
+
+    _revocation_checked_verifier(cognito_pool, monkeypatch, unavailable)
+    # The Lambda fails, so API Gateway answers the client 500 and the client retries later.
+    with pytest.raises(RevocationCheckUnavailable):
+        _authorize({"Auth": cognito_pool.access_token()})

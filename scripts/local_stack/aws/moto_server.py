@@ -11,6 +11,7 @@ from moto.server import ThreadedMotoServer
 
 from scripts.local_stack.aws.moto_patches import (
     keep_fifo_order_on_redelivery,
+    revoke_cognito_tokens,
     roll_back_transactions_by_item,
     serialise_moto_dynamodb,
 )
@@ -33,6 +34,7 @@ class MotoServer:
         keep_fifo_order_on_redelivery()
         serialise_moto_dynamodb()
         roll_back_transactions_by_item()
+        revoke_cognito_tokens()
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"

@@ -1,0 +1,143 @@
+"""The message routes end a connection whose token Cognito revoked: ``token_revoked``, then the close.
+
+Every route function (``sendMessage``, the commands, ``$default``) reads the token from the authorizer's context and
+asks its ``RevocationCheck``; Cognito is played by a counting stand-in here (moto in ``mock_aws`` mode cannot see the
+check's urllib calls). tests/integration/test_token_revocation.py runs the real client against moto's server, and
+tests/e2e/test_revocation.py all of it through real WebSockets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import commands
+import default
+import pytest
+import send_message
+
+from assistant import runtime
+from assistant.revocation import RevocationCheck, RevocationCheckUnavailable, Verdict
+from tests.integration.conftest import CALLBACK_URL, Deployment
+
+HANDLERS = {
+    "sendMessage": (send_message, {"action": "sendMessage", "message": "still there?", "messageId": "m-revoked"}),
+    "commands": (commands, {"action": "listConversations"}),
+    "$default": (default, {"action": "nope"}),
+}
+
+
+class _Cognito:
+    """GetUser as Cognito answers it for the tokens in :attr:`verdicts`, counting the calls."""
+
+    def __init__(self, verdicts: dict[str, Verdict | Exception]) -> None:
+        self.verdicts = verdicts
+        self.calls: list[str] = []
+
+    def get_user(self, token: str) -> Verdict:
+        self.calls.append(token)
+        verdict = self.verdicts[token]
+        if isinstance(verdict, Exception):
+            raise verdict
+        return verdict
+
+
+class _RecordingApi:
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.calls: list[tuple[str, str, Any]] = []
+
+    def post_to_connection(self, *, ConnectionId: str, Data: bytes) -> Any:
+        self.calls.append(("post", ConnectionId, json.loads(Data)))
+        return self._client.post_to_connection(ConnectionId=ConnectionId, Data=Data)
+
+    def delete_connection(self, *, ConnectionId: str) -> Any:
+        self.calls.append(("delete", ConnectionId, None))
+        return self._client.delete_connection(ConnectionId=ConnectionId)
+
+
+@pytest.fixture
+def api(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> _RecordingApi:
+    recording = _RecordingApi(runtime.connections_api(CALLBACK_URL))
+    monkeypatch.setattr(runtime, "connections_api", lambda callback_url: recording)
+    return recording
+
+
+def _use(module: Any, cognito: _Cognito, *, recheck_seconds: float = 60) -> RevocationCheck:
+    """The module's dependencies as built, with Cognito played by ``cognito``."""
+    check = RevocationCheck(cognito.get_user, recheck_seconds=recheck_seconds)
+    module.dependencies.override(dataclasses.replace(module.dependencies(), revocation=check))
+    return check
+
+
+def _event(deployment: Deployment, frame: dict[str, Any], token: str | None) -> dict[str, Any]:
+    event = deployment.ws_event(frame["action"], frame)
+    if token is not None:
+        event["requestContext"]["authorizer"]["accessToken"] = token
+    return event
+
+
+@pytest.mark.parametrize("route", HANDLERS)
+def test_a_connection_whose_token_was_revoked_is_told_and_closed(
+    deployment: Deployment, api: _RecordingApi, route: str
+) -> None:
+    module, frame = HANDLERS[route]
+    cognito = _Cognito({"tok-revoked": "refused"})
+    _use(module, cognito)
+
+    response = deployment.call(module.handler, _event(deployment, frame, "tok-revoked"))
+
+    assert "body" not in response  # said by a post: a route response would arrive after the close
+    assert [(call, connection) for call, connection, _ in api.calls] == [("post", "conn-a1"), ("delete", "conn-a1")]
+    assert api.calls[0][2]["type"] == "error"
+    assert api.calls[0][2]["code"] == "token_revoked"
+    assert cognito.calls == ["tok-revoked"]
+    if route == "sendMessage":
+        # Refused before intake: nothing recorded, nothing queued.
+        assert send_message.dependencies().messages.get("alice", "m-revoked") is None
+
+
+def test_a_live_token_costs_one_get_user_per_interval_whatever_the_frames(
+    deployment: Deployment, api: _RecordingApi
+) -> None:
+    cognito = _Cognito({"tok-live": "accepted"})
+    check = _use(commands, cognito)
+    for _ in range(25):
+        response = deployment.call(commands.handler, _event(deployment, {"action": "ping"}, "tok-live"))
+        assert json.loads(response["body"]) == {"type": "pong"}
+    assert cognito.calls == ["tok-live"]
+    assert check.calls == 1
+    assert api.calls == []
+
+
+def test_cognito_unavailable_lets_frames_through_and_asks_again_only_after_a_pause(
+    deployment: Deployment, api: _RecordingApi
+) -> None:
+    cognito = _Cognito({"tok-live": RevocationCheckUnavailable("GetUser answered 500")})
+    _use(commands, cognito)
+    for _ in range(10):
+        response = deployment.call(commands.handler, _event(deployment, {"action": "ping"}, "tok-live"))
+        assert json.loads(response["body"]) == {"type": "pong"}
+    # One call, then a tenth of the interval (6 s) without asking: an outage does not multiply into a call a frame.
+    assert cognito.calls == ["tok-live"]
+    assert api.calls == []
+
+
+def test_a_connection_without_a_token_in_its_context_is_not_checked(deployment: Deployment, api: _RecordingApi) -> None:
+    """Only connections opened before the authorizer passed the token on: they end when their token expires."""
+    cognito = _Cognito({})
+    _use(commands, cognito)
+    response = deployment.call(commands.handler, _event(deployment, {"action": "ping"}, None))
+    assert json.loads(response["body"]) == {"type": "pong"}
+    assert cognito.calls == []
+
+
+def test_the_token_never_reaches_the_logs(
+    deployment: Deployment, api: _RecordingApi, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    token = "eyJ-secret-token-value"
+    _use(send_message, _Cognito({token: "refused"}))
+    deployment.call(send_message.handler, _event(deployment, HANDLERS["sendMessage"][1], token))
+    captured = capsys.readouterr()
+    assert token not in captured.out + captured.err + caplog.text
