@@ -160,9 +160,13 @@ class CommandService:
         """A page of the conversation's turns from the table (no model call), stopped and failed ones marked as
         such: the newest ``limit`` (before ``before``), fewer if they would not fit one WebSocket message."""
         conversation_id = frame.conversation_id
-        if self._conversations.get(user_id, conversation_id) is None:
+        turns, more = self._turns.shown_page(
+            user_id, conversation_id, limit=frame.limit, before=frame.before, budget_bytes=HISTORY_BUDGET_BYTES
+        )
+        # Turns live under the user's own partition, so finding one proves the conversation is theirs: only an
+        # empty page needs the conversation's record to tell "no turns yet" from "no such conversation".
+        if not turns and self._conversations.get(user_id, conversation_id) is None:
             raise NotFound("No such conversation.")
-        turns, more = self._turns.page(user_id, conversation_id, limit=frame.limit, before=frame.before)
 
         def page_of(shown: list[Turn], *, older: bool) -> History:
             # A turn too large for a message on its own is skipped over: the cursor moves past it.

@@ -12,7 +12,8 @@ reads them (:meth:`TurnStore.recent`), so any Responses server works, stateless 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final, Literal
@@ -36,6 +37,25 @@ MAX_EXCHANGE_BYTES: Final = 60_000
 MAX_TOOL_OUTPUT_BYTES: Final = 8_000
 #: Turns read per query page when building a context or a history.
 _PAGE: Final = 25
+#: The first query of a history page reads this many turns, before their sizes say how many more fit the budget.
+_FIRST_SHOWN_PAGE: Final = 4
+#: What ``getHistory`` shows of a turn: every attribute but ``toolCalls`` (up to 60 KB a turn, for the model only).
+_SHOWN_ATTRIBUTES: Final = (
+    "conversationId",
+    "messageId",
+    "createdAt",
+    "userText",
+    "assistantText",
+    "status",
+    "model",
+    "inputTokens",
+    "outputTokens",
+    "tools",
+    "finishedAt",
+    "errorCode",
+)
+#: A history message's JSON around its text (role, ids, status, model, usage): what a turn adds beyond its texts.
+_SHOWN_OVERHEAD_BYTES: Final = 400
 
 
 class TurnStatus(StrEnum):
@@ -136,6 +156,10 @@ class Turn:
         """Where this turn is in its conversation (``<createdAt>#<messageId>``): a history page's ``cursor``."""
         return f"{self.created_at}#{self.message_id}"
 
+    def shown_bytes(self) -> int:
+        """About the bytes this turn adds to a ``history`` frame (its two texts in UTF-8, and their envelopes)."""
+        return len(self.user_text.encode()) + len(self.assistant_text.encode()) + _SHOWN_OVERHEAD_BYTES
+
     def context_chars(self) -> int:
         exchanged = sum(len(e.arguments) + len(e.output) for e in self.exchanges)
         return len(self.user_text) + len(self.assistant_text) + exchanged
@@ -155,6 +179,13 @@ def _exchanges_that_fit(exchanges: tuple[ToolExchange, ...]) -> list[ToolExchang
     return kept
 
 
+def _just_below(sort_key: str) -> str:
+    """The greatest key that sorts before ``sort_key`` among turn keys (ASCII, ids and cursors under 100
+    characters): ``between`` includes its bounds, and reading the cursor's own turn only to drop it would cost a
+    whole turn's read units on every older page."""
+    return sort_key[:-1] + chr(ord(sort_key[-1]) - 1) + "\x7f" * 100
+
+
 def clip_text(text: str, max_bytes: int = MAX_TEXT_BYTES) -> str:
     """``text`` cut to at most ``max_bytes`` UTF-8 bytes (marker included), on a character boundary."""
     encoded = text.encode()
@@ -170,18 +201,37 @@ class TurnStore:
     def __init__(self, table: Any) -> None:
         self._table = table
 
-    def newest_first(self, user_id: str, conversation_id: str, *, before: str | None = None) -> Iterator[Turn]:
+    def newest_first(
+        self,
+        user_id: str,
+        conversation_id: str,
+        *,
+        before: str | None = None,
+        shown_only: bool = False,
+        consistent: bool = True,
+        page_size: Callable[[], int] = lambda: _PAGE,
+    ) -> Iterator[Turn]:
         """The conversation's turns, newest first, read a page at a time as the caller iterates; with ``before``
-        (a :meth:`Turn.cursor`), only the turns older than that one."""
+        (a :meth:`Turn.cursor`), only the turns older than that one.
+
+        ``shown_only`` leaves out what only the model is sent (``toolCalls``: the turns then have no
+        ``exchanges``); ``page_size`` is asked before each query how many turns it should read, so a caller that
+        stops early (a byte budget) does not read a page of turns it then drops."""
         prefix = turn_prefix(conversation_id)
-        in_range = Key(SK).begins_with(prefix) if before is None else Key(SK).between(prefix, prefix + before)
+        in_range = (
+            Key(SK).begins_with(prefix) if before is None else Key(SK).between(prefix, _just_below(prefix + before))
+        )
         query: dict[str, Any] = {
             "KeyConditionExpression": Key(PK).eq(user_pk(user_id)) & in_range,
             "ScanIndexForward": False,
-            "ConsistentRead": True,
-            "Limit": _PAGE,
+            "ConsistentRead": consistent,
         }
+        if shown_only:
+            names = {f"#a{i}": name for i, name in enumerate(_SHOWN_ATTRIBUTES)}
+            query["ProjectionExpression"] = ", ".join(names)
+            query["ExpressionAttributeNames"] = names
         while True:
+            query["Limit"] = max(1, page_size())
             page = self._table.query(**query)
             for item in page.get("Items", []):
                 turn = Turn.from_item(item)
@@ -191,6 +241,45 @@ class TurnStore:
             if not last_key:
                 return
             query["ExclusiveStartKey"] = last_key
+
+    def shown_page(
+        self, user_id: str, conversation_id: str, *, limit: int, budget_bytes: int, before: str | None = None
+    ) -> tuple[list[Turn], bool]:
+        """What ``getHistory`` shows, read for what it returns: the newest turns before ``before`` (or the newest)
+        whose texts fit ``budget_bytes``, at most ``limit``, oldest first, and whether older turns exist.
+
+        Three things keep the read near the answer (docs/scaling.md, "getHistory"): ``toolCalls`` is not read
+        (a projection); the first query reads a few turns and each later one only as many as the sizes seen so
+        far say still fit, so the read stops about one turn past the budget instead of at ``limit`` turns; and a
+        page of older turns (``before``: finished turns the client has already been shown newer ones of, which
+        never change) is read eventually consistent, at half the read units. The newest page is read strongly
+        consistent, so a turn that has just finished is in it.
+
+        A projection trims the bytes DynamoDB returns, not the read units it charges (those count whole items):
+        a turn whose tool calls were large still costs its full size. The newest turn is returned even when it
+        alone is over the budget (the caller skips past it with the cursor).
+        """
+        turns: list[Turn] = []
+        used = 0
+
+        def page_size() -> int:
+            wanted = limit + 1 - len(turns)  # one more than the page: whether older turns exist
+            if not turns:
+                return min(wanted, _FIRST_SHOWN_PAGE)
+            # As many as the sizes so far say still fit, and one more: the turn that shows where the page ends.
+            fits = math.floor(max(budget_bytes - used, 0) / (used / len(turns)))
+            return min(wanted, fits + 1)
+
+        newest = self.newest_first(
+            user_id, conversation_id, before=before, shown_only=True, consistent=before is None, page_size=page_size
+        )
+        for turn in newest:
+            size = turn.shown_bytes()
+            if len(turns) >= limit or (turns and used + size > budget_bytes):
+                return list(reversed(turns)), True
+            turns.append(turn)
+            used += size
+        return list(reversed(turns)), False
 
     def context(self, user_id: str, conversation_id: str, *, budget_chars: int) -> list[Turn]:
         """The newest turns worth sending to the model whose texts fit ``budget_chars`` together, oldest first.
