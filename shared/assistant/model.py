@@ -35,15 +35,14 @@ import this module (for types) must not pay for it at cold start.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, TypedDict, TypeVar, Unpack, cast
 
 from aws_lambda_powertools import Logger
 
-from assistant import tracing
 from assistant.definition import AssistantDefinition
-from assistant.errors import AssistantError, ModelFailed, ModelIncomplete, ReplyInterrupted
+from assistant.errors import AssistantError, ModelFailed, ReplyInterrupted
 from assistant.model_events import (
     ModelEvent,
     ReplyCompleted,
@@ -56,13 +55,24 @@ from assistant.model_events import (
     UsageSink,
 )
 from assistant.model_retry import FAILED_MESSAGE, RetryPolicy, StreamBroken, StreamErrorEvent, classify
+from assistant.response_stream import (
+    ModelCall,
+    Round,
+    StreamProgress,
+    consume_stream,
+    final_text,
+    report_usage,
+    round_of,
+    usage_of,
+)
+from assistant.token_estimates import CHARS_PER_TOKEN, request_tokens
 from assistant.tools.registry import ToolContext, ToolRegistry
 from assistant.tools.toolbox import OfferedTools, Toolbox
 from assistant.wiring import ModelProvider
 
 if TYPE_CHECKING:
     import openai
-    from openai.types.responses import Response, ResponseInputItemParam, ResponseStreamEvent, ToolParam
+    from openai.types.responses import Response, ResponseInputItemParam, ToolParam
     from openai.types.responses.response_create_params import ResponseCreateParamsStreaming
     from openai.types.shared.reasoning_effort import ReasoningEffort
 
@@ -92,8 +102,6 @@ _T = TypeVar("_T")
 
 INTERRUPTED_MESSAGE = "The reply was interrupted and could not be completed."
 
-#: The usual rule of thumb for English text; only used when a provider does not report a response's usage.
-CHARS_PER_TOKEN = 4
 #: How long a background response may stream nothing at all (a reasoning model thinking) before the reply is given
 #: up as interrupted; well inside the worker's timeout, so a silence is never what ends a worker.
 MAX_SILENCE_S = 120.0
@@ -151,60 +159,9 @@ class _Request:
 
     input: list[ResponseInputItemParam]
     previous_response_id: str | None = None
-
-
-@dataclass(frozen=True)
-class _Call:
-    call_id: str
-    name: str
-    arguments: str
-
-
-@dataclass(frozen=True)
-class _Round:
-    """A finished model response, reduced to what the tool loop needs."""
-
-    response_id: str
-    model: str
-    input_tokens: int
-    output_tokens: int
-    calls: tuple[_Call, ...]
-
-    def usage(self) -> ResponseUsage:
-        return ResponseUsage(self.response_id, self.input_tokens, self.output_tokens)
-
-    @classmethod
-    def of(cls, response: Response, calls: tuple[_Call, ...] | None = None) -> _Round:
-        usage = response.usage
-        return cls(
-            response_id=response.id,
-            model=response.model,
-            input_tokens=usage.input_tokens if usage else 0,
-            output_tokens=usage.output_tokens if usage else 0,
-            calls=_calls_of(response) if calls is None else calls,
-        )
-
-
-@dataclass
-class _Progress:
-    """What one attempt at a round has shown the caller; decides between retrying and recovering."""
-
-    response_id: str | None = None
-    text: list[str] = field(default_factory=list)
-    calls: list[_Call] = field(default_factory=list)
-    #: The ``sequence_number`` of the last stream event seen: where a resumed stream starts again.
-    sequence_number: int = -1
-
-    @property
-    def visible(self) -> bool:
-        return self.response_id is not None or bool(self.text)
-
-    def estimated_usage(self) -> ResponseUsage | None:
-        """For a response that ended without the provider saying what it cost: the text the user saw, in tokens."""
-        if self.response_id is None:
-            return None
-        streamed = sum(len(part) for part in self.text)
-        return ResponseUsage(self.response_id, 0, -(-streamed // CHARS_PER_TOKEN), estimated=True)
+    #: Estimated tokens of the context the server already holds for ``previous_response_id`` (it counts them as
+    #: input again): only used where the server reports no usage.
+    carried_tokens: int = 0
 
 
 class ModelClient:
@@ -362,11 +319,11 @@ class ModelClient:
         if self.resumable and self._capabilities.stream_resume:
             # A background response: re-stream it from its first event, live if it is still generating, so a
             # reasoning model's long silence is waited out instead of polled for a fixed time.
-            progress = _Progress(response_id=response_id)
+            progress = StreamProgress(response_id=response_id)
             try:
                 result = yield from self._stopping_on_close(self._resume_stream(progress, sink), progress, sink)
             except ReplyInterrupted:
-                _report(sink, progress.estimated_usage())
+                report_usage(sink, progress.estimated_usage())
                 raise
             yield from self._finish(_Request([]), context, result, self._toolbox.offer(), sink)
             return
@@ -375,13 +332,20 @@ class ModelClient:
         max_wait_s = self._recover_max_wait_s if self.resumable else 0
         response = self._await_final(response_id, poll_interval_s=self._recover_poll_interval_s, max_wait_s=max_wait_s)
         yield ResponseStarted(response.id)
-        if response.output_text:
-            yield TextDelta(response.output_text)
+        text = final_text(response)
+        if text:
+            yield TextDelta(text)
         # Stored responses (the only kind that resumes): the next round continues it by id.
-        yield from self._finish(_Request([]), context, _Round.of(response), self._toolbox.offer(), sink)
+        yield from self._finish(
+            _Request([]),
+            context,
+            round_of(response, StreamProgress(response_id=response.id)),
+            self._toolbox.offer(),
+            sink,
+        )
 
     def _finish(
-        self, request: _Request, context: ToolContext, result: _Round, offered: OfferedTools, sink: UsageSink
+        self, request: _Request, context: ToolContext, result: Round, offered: OfferedTools, sink: UsageSink
     ) -> Generator[ModelEvent, None, None]:
         """Run tool rounds until a response without tool calls, then report the summed usage."""
         sink(result.usage())
@@ -405,7 +369,7 @@ class ModelClient:
             response_id=result.response_id, input_tokens=input_tokens, output_tokens=output_tokens, model=result.model
         )
 
-    def _next_request(self, sent: _Request, result: _Round, outputs: list[ResponseInputItemParam]) -> _Request:
+    def _next_request(self, sent: _Request, result: Round, outputs: list[ResponseInputItemParam]) -> _Request:
         """The input of the round after a tool round: the tool results, and what they answer.
 
         A server with stored responses continues the response by id (which keeps its reasoning items too); a
@@ -413,12 +377,12 @@ class ModelClient:
         output (a server refuses a call without one).
         """
         if self._capabilities.stored_responses:
-            return _Request(outputs, previous_response_id=result.response_id)
+            return _Request(outputs, previous_response_id=result.response_id, carried_tokens=result.context_tokens)
         calls = [_call_item(call.call_id, call.name, call.arguments) for call in result.calls]
         return _Request([*sent.input, *calls, *outputs])
 
     def _run_tools(
-        self, calls: tuple[_Call, ...], context: ToolContext, offered: OfferedTools
+        self, calls: tuple[ModelCall, ...], context: ToolContext, offered: OfferedTools
     ) -> Generator[ModelEvent, None, list[ResponseInputItemParam]]:
         outputs: list[ResponseInputItemParam] = []
         for call in calls:
@@ -437,13 +401,13 @@ class ModelClient:
         sink: UsageSink,
         *,
         allow_tools: bool,
-    ) -> Generator[ModelEvent, None, _Round]:
+    ) -> Generator[ModelEvent, None, Round]:
         """One model response, streamed. Retries while nothing of it was yielded; recovers by id afterwards."""
         import openai
 
         retry = restarts = 0
         while True:
-            progress = _Progress()
+            progress = StreamProgress()
             try:
                 events = self._stream_events(request, offered, allow_tools, progress, sink)
                 return (yield from self._stopping_on_close(events, progress, sink))
@@ -473,7 +437,7 @@ class ModelClient:
                         "Model stream reported an error",
                         extra={"code": failure.code, "response_id": progress.response_id},
                     )
-                    _report(sink, progress.estimated_usage())
+                    report_usage(sink, progress.estimated_usage())
                     raise ModelFailed(FAILED_MESSAGE) from exc
                 logger.warning(
                     "Model stream dropped after the response started",
@@ -487,7 +451,7 @@ class ModelClient:
                     # The response died with its stream (a stateless server, or no background mode), and nothing
                     # of it is in a conversation: the conversation is ours. So the round is asked again from its
                     # start, and the caller told to discard what it showed of the dropped attempt.
-                    _report(sink, progress.estimated_usage())  # what streamed was generated, and is billed
+                    report_usage(sink, progress.estimated_usage())  # what streamed was generated, and is billed
                     if restarts + 1 >= self._retry.max_attempts:
                         logger.error("Model stream kept dropping", extra={"attempts": restarts + 1})
                         raise ReplyInterrupted(INTERRUPTED_MESSAGE) from exc
@@ -499,12 +463,12 @@ class ModelClient:
                     return (yield from self._recover(progress, sink, exc))
                 except ReplyInterrupted:
                     # The response is gone or cannot be followed; what the user saw of it was still generated.
-                    _report(sink, progress.estimated_usage())
+                    report_usage(sink, progress.estimated_usage())
                     raise
 
     def _stopping_on_close(
-        self, events: Generator[ModelEvent, None, _Round], progress: _Progress, sink: UsageSink
-    ) -> Generator[ModelEvent, None, _Round]:
+        self, events: Generator[ModelEvent, None, Round], progress: StreamProgress, sink: UsageSink
+    ) -> Generator[ModelEvent, None, Round]:
         """Follow one response's events (a new stream or a resumed one); if the caller closes the reply meanwhile,
         stop the response as the close means (see :class:`StopReply`) and account for what it produced."""
         try:
@@ -519,8 +483,9 @@ class ModelClient:
                 _report_quietly(sink, progress.estimated_usage())
             elif _caller_stops(closing):
                 cancelled = self._cancel_quietly(progress.response_id)
-                known = _Round.of(cancelled).usage() if cancelled is not None and cancelled.usage else None
-                _report_quietly(sink, known or progress.estimated_usage())
+                # What the provider counted for the cancelled response where it says, else the estimate.
+                counted = usage_of(cancelled, progress) if cancelled is not None else progress.estimated_usage()
+                _report_quietly(sink, counted)
             else:
                 logger.info(
                     "Reply abandoned by a failing caller; its response runs on for a resume",
@@ -533,13 +498,17 @@ class ModelClient:
         request: _Request,
         offered: OfferedTools,
         allow_tools: bool,
-        progress: _Progress,
+        progress: StreamProgress,
         sink: UsageSink,
-    ) -> Generator[ModelEvent, None, _Round]:
+    ) -> Generator[ModelEvent, None, Round]:
         from openai import Stream
         from openai.types.responses import Response, ResponseStreamEvent
 
         body = self._request_body(request, offered, allow_tools)
+        # What this request sends, estimated, in case the server reports no usage (assistant.token_estimates).
+        progress.input_tokens_estimate = request.carried_tokens + request_tokens(
+            body["instructions"], cast("list[dict[str, object]]", body["input"]), body.get("tools", ())
+        )
         # Markers rather than a subsegment around the stream: the caller's own calls (checkpoints, posts) run
         # between the yields and would otherwise nest under the model request in X-Ray.
         requested_at = time.time()
@@ -557,7 +526,7 @@ class ModelClient:
             stream=True,
             stream_cls=Stream[ResponseStreamEvent],
         ) as stream:
-            return (yield from self._consume(stream, progress, sink, requested_at))
+            return (yield from consume_stream(stream, progress, sink, requested_at))
 
     def _request_body(
         self, request: _Request, offered: OfferedTools, allow_tools: bool
@@ -599,72 +568,32 @@ class ModelClient:
             body["store"] = True
         return body
 
-    def _consume(
-        self, stream: Iterable[ResponseStreamEvent], progress: _Progress, sink: UsageSink, requested_at: float
-    ) -> Generator[ModelEvent, None, _Round]:
-        """Turn one response's stream events (a new stream or a resumed one) into model events, until it ends."""
-        first_text = True
-        for event in stream:
-            progress.sequence_number = event.sequence_number
-            if event.type == "response.created":
-                progress.response_id = event.response.id
-                yield ResponseStarted(event.response.id)
-            elif event.type == "response.output_text.delta":
-                if first_text:
-                    first_text = False
-                    tracing.mark_since("model first token", requested_at)
-                progress.text.append(event.delta)
-                yield TextDelta(event.delta)
-            elif event.type == "response.output_item.done" and event.item.type == "function_call":
-                item = event.item
-                progress.calls.append(_Call(call_id=item.call_id, name=item.name, arguments=item.arguments))
-            elif event.type == "response.completed":
-                tracing.mark_since("model request", requested_at)
-                # Read the stream to its end: httpx drops a connection whose body was left unread, and the next
-                # request would then pay a new TCP and TLS handshake to the model before its first token.
-                for _ in stream:
-                    pass
-                return _Round.of(event.response, calls=tuple(progress.calls))
-            elif event.type == "response.failed":
-                error = event.response.error
-                logger.error(
-                    "Model response failed",
-                    extra={"response_id": event.response.id, "code": error.code if error else None},
-                )
-                _report(sink, _Round.of(event.response).usage() if event.response.usage else progress.estimated_usage())
-                raise ModelFailed(FAILED_MESSAGE)
-            elif event.type == "response.incomplete":
-                details = event.response.incomplete_details
-                reason = details.reason if details else None
-                logger.warning("Model response incomplete", extra={"response_id": event.response.id, "reason": reason})
-                # A reply cut off at max_output_tokens cost exactly that: it counts like any other.
-                _report(sink, _Round.of(event.response).usage() if event.response.usage else progress.estimated_usage())
-                raise ModelIncomplete(_incomplete_message(reason), reason=reason)
-            elif event.type == "error":
-                raise StreamErrorEvent(event.code)
-        raise StreamBroken()
-
-    def _recover(self, progress: _Progress, sink: UsageSink, cause: Exception) -> Generator[ModelEvent, None, _Round]:
+    def _recover(
+        self, progress: StreamProgress, sink: UsageSink, cause: Exception
+    ) -> Generator[ModelEvent, None, Round]:
         """Finish a background response whose stream dropped after it became visible."""
         if progress.response_id is None:  # pragma: no cover - the caller recovers only visible rounds
             raise ReplyInterrupted(INTERRUPTED_MESSAGE) from cause
-        if self._capabilities.stream_resume:
+        if self._capabilities.stream_resume and (progress.sequence_number is not None or not progress.text):
+            # Re-streamed after the last event seen; a server that numbers no events can only be re-streamed from
+            # its start, which is safe only while nothing of it was shown.
             return (yield from self._stopping_on_close(self._resume_stream(progress, sink), progress, sink))
         # A provider that keeps background responses but cannot re-stream them: wait for the stored response.
         response = self._await_final(
             progress.response_id, poll_interval_s=self._recover_poll_interval_s, max_wait_s=self._recover_max_wait_s
         )
-        seen = "".join(progress.text)
-        full = response.output_text
+        seen = progress.shown_text
+        full = final_text(response)
         if not full.startswith(seen):
             # The stored text should extend what streamed; if not, the caller's copy cannot be patched reliably.
             logger.error("Recovered response does not match the streamed text", extra={"response_id": response.id})
             raise ReplyInterrupted(INTERRUPTED_MESSAGE) from cause
         if len(full) > len(seen):
+            progress.text.append(full[len(seen) :])
             yield TextDelta(full[len(seen) :])
-        return _Round.of(response)
+        return round_of(response, progress)
 
-    def _resume_stream(self, progress: _Progress, sink: UsageSink) -> Generator[ModelEvent, None, _Round]:
+    def _resume_stream(self, progress: StreamProgress, sink: UsageSink) -> Generator[ModelEvent, None, Round]:
         """Follow a background response by re-streaming its events after the last one seen
         (``responses.retrieve(id, stream=True, starting_after=N)``), again after every drop.
 
@@ -683,19 +612,26 @@ class ModelClient:
             seen = progress.sequence_number
             try:
                 with self._client.responses.retrieve(
-                    response_id, stream=True, starting_after=seen if seen >= 0 else omit
+                    response_id, stream=True, starting_after=seen if seen is not None else omit
                 ) as stream:
-                    return (yield from self._consume(stream, progress, sink, time.time()))
+                    return (yield from consume_stream(stream, progress, sink, time.time()))
             except StreamErrorEvent as exc:
                 logger.error("Model stream reported an error", extra={"code": exc.code, "response_id": response_id})
-                _report(sink, progress.estimated_usage())
+                report_usage(sink, progress.estimated_usage())
                 raise ModelFailed(FAILED_MESSAGE) from exc
             except (openai.APIError, StreamBroken) as exc:
                 failure = classify(exc)
                 if failure is None:  # pragma: no cover - classify knows every type caught above
                     raise
-                if progress.sequence_number > seen:
+                advanced = _advanced(progress.sequence_number, seen)
+                if advanced:
                     fruitless, last_event_at = 0, time.monotonic()
+                if progress.sequence_number is None and progress.text:
+                    # Unnumbered events cannot be resumed after the last one seen; from the start they would repeat.
+                    logger.error(
+                        "Cannot resume a stream whose events are not numbered", extra={"response_id": response_id}
+                    )
+                    raise ReplyInterrupted(INTERRUPTED_MESSAGE) from exc
                 silent_for = time.monotonic() - last_event_at
                 if failure.kind == "timeout" and silent_for < self._max_silence_s:
                     logger.info(
@@ -703,7 +639,7 @@ class ModelClient:
                         extra={"response_id": response_id, "silent_s": round(silent_for, 1)},
                     )
                     continue
-                fruitless = 0 if progress.sequence_number > seen else fruitless + 1
+                fruitless = 0 if advanced else fruitless + 1
                 if not failure.retryable or failure.kind == "timeout" or fruitless >= self._retry.max_attempts:
                     logger.error(
                         "Could not resume the model stream",
@@ -823,17 +759,17 @@ def _ignore_usage(usage: ResponseUsage) -> None:
     """For callers that keep no account (scripts, tests of the model client alone)."""
 
 
-def _report(sink: UsageSink, usage: ResponseUsage | None) -> None:
-    if usage is not None:
-        sink(usage)
-
-
 def _report_quietly(sink: UsageSink, usage: ResponseUsage | None) -> None:
     """Report while the caller unwinds a close: a failing sink is logged, not raised over what ended the reply."""
     try:
-        _report(sink, usage)
+        report_usage(sink, usage)
     except Exception:
         logger.exception("Could not record the usage of a stopped response", extra={"usage": usage})
+
+
+def _advanced(now: int | None, before: int | None) -> bool:
+    """Whether a stream got past the event it was resumed after (``None``: none seen, or none numbered)."""
+    return now is not None and (before is None or now > before)
 
 
 def _caller_stops(closing: GeneratorExit) -> bool:
@@ -842,19 +778,3 @@ def _caller_stops(closing: GeneratorExit) -> bool:
     # counts) onto the GeneratorExit, which is how the generator can tell a stop from a failure.
     unwinding = closing.__context__
     return unwinding is None or isinstance(unwinding, StopReply) or not isinstance(unwinding, Exception)
-
-
-def _calls_of(response: Response) -> tuple[_Call, ...]:
-    return tuple(
-        _Call(call_id=item.call_id, name=item.name, arguments=item.arguments)
-        for item in response.output
-        if item.type == "function_call"
-    )
-
-
-def _incomplete_message(reason: str | None) -> str:
-    if reason == "max_output_tokens":
-        return "The reply was cut off because it reached its length limit."
-    if reason == "content_filter":
-        return "The reply was stopped by the content filter."
-    return "The reply ended before it was complete."

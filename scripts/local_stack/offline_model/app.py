@@ -186,7 +186,9 @@ async def _create_response(request: web.Request) -> web.StreamResponse:
                 reply=plan_reply(context, _offered_tools(create)),
                 reasoning=reasoning,
                 state=state,
-                input_tokens=count_input_tokens(create.instructions, context),
+                input_tokens=count_input_tokens(
+                    create.instructions, context, [tool.to_json() for tool in create.tools]
+                ),
                 max_output_tokens=create.max_output_tokens,
                 ending=ending,
                 conversation=conversation,

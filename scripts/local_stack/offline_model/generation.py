@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from scripts.local_stack.offline_model.faults import EndingFault, ErrorEventFault, FailedFault
-from scripts.local_stack.offline_model.replies import TextReply, ToolCallReply, count_tokens, item_text, split_tokens
+from scripts.local_stack.offline_model.replies import TextReply, ToolCallReply, item_text, split_tokens, usage_tokens
 from scripts.local_stack.offline_model.schema import (
     OFFLINE_MODEL_NAME,
     CreateResponse,
@@ -53,8 +54,13 @@ class Metronome:
         return max(0.0, self._due_at - self._clock())
 
 
-def count_input_tokens(instructions: str | None, context: Sequence[dict[str, Any]]) -> int:
-    return count_tokens(instructions or "") + sum(count_tokens(item_text(item)) for item in context)
+def count_input_tokens(
+    instructions: str | None, context: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] = ()
+) -> int:
+    """Input tokens as a real server counts them: the instructions, every item of the context, and the tool
+    definitions (OpenAI bills tool definitions as input tokens: they are part of the prompt the model sees)."""
+    specs = usage_tokens(json.dumps(list(tools), separators=(",", ":"))) if tools else 0
+    return usage_tokens(instructions or "") + sum(usage_tokens(item_text(item)) for item in context) + specs
 
 
 def new_response(request: CreateResponse, conversation_id: str | None, *, reasoning: bool) -> dict[str, Any]:
@@ -158,14 +164,15 @@ async def generate(
         run.emit("response.content_part.added", **where, content_index=0, part=part)
 
     stop_after = ending.after_deltas if ending is not None else None
-    emitted = 0
+    #: Output tokens as usage reports them (and as ``max_output_tokens`` limits them), not streamed words.
+    counted = 0
     truncated = False
     await asyncio.sleep(state.pace.first_token_s)
     metronome = Metronome(asyncio.get_running_loop().time)
-    for token in tokens:
+    for emitted, token in enumerate(tokens):
         if stop_after is not None and emitted >= stop_after:
             break
-        if max_output_tokens is not None and emitted >= max_output_tokens:
+        if max_output_tokens is not None and counted >= max_output_tokens:
             truncated = True
             break
         if emitted:
@@ -176,7 +183,7 @@ async def generate(
         else:
             item["arguments"] += token
             run.emit("response.function_call_arguments.delta", **where, delta=token)
-        emitted += 1
+        counted += usage_tokens(token)
 
     if isinstance(ending, ErrorEventFault | FailedFault):
         item["status"] = "incomplete"
@@ -201,9 +208,9 @@ async def generate(
     response["usage"] = {
         "input_tokens": input_tokens,
         "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
-        "output_tokens": emitted,
+        "output_tokens": counted,
         "output_tokens_details": {"reasoning_tokens": 0},
-        "total_tokens": input_tokens + emitted,
+        "total_tokens": input_tokens + counted,
     }
     if conversation is not None:
         conversation.items.extend([*input_items, *copy.deepcopy(response["output"])])

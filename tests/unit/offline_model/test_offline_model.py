@@ -22,7 +22,7 @@ import pytest
 
 from scripts.local_stack.offline_model import OFFLINE_MODEL_NAME, Fault, OfflineModelServer, Pace, start_async
 from scripts.local_stack.offline_model.generation import Metronome
-from scripts.local_stack.offline_model.replies import extract_expression, split_tokens, timezone_for
+from scripts.local_stack.offline_model.replies import extract_expression, split_tokens, timezone_for, usage_tokens
 from tests.unit.offline_model import CALC_TOOL
 
 TIME_TOOL = {
@@ -114,8 +114,9 @@ def test_streamed_text_reassembles_to_the_stored_response(client: Any) -> None:
 
     completed = events[-1].response
     assert completed.output_text == text
-    assert completed.usage.output_tokens == len(deltas)
-    assert completed.usage.total_tokens == completed.usage.input_tokens + len(deltas)
+    # Usage counts tokens as real models do (about four characters each), not streamed words.
+    assert completed.usage.output_tokens == usage_tokens(text) > len(deltas)
+    assert completed.usage.total_tokens == completed.usage.input_tokens + completed.usage.output_tokens
     stored = strict_response(client.responses.retrieve(completed.id))
     assert stored.status == "completed"
     assert stored.output_text == text
@@ -364,11 +365,13 @@ def test_max_output_tokens_ends_incomplete(client: Any, server: OfflineModelServ
 
     for event in events:
         strict_event(event)
-    assert len(deltas_of(events)) == 16
+    # The limit is on usage tokens: generation stops at the first word that reaches it.
+    streamed = deltas_of(events)
+    assert usage_tokens("".join(streamed[:-1])) < 16 <= usage_tokens("".join(streamed))
     final = events[-1]
     assert final.type == "response.incomplete"
     assert final.response.incomplete_details.reason == "max_output_tokens"
-    assert final.response.usage.output_tokens == 16
+    assert final.response.usage.output_tokens == sum(usage_tokens(delta) for delta in streamed)
     assert final.response.output[0].status == "incomplete"
     items = list(client.conversations.items.list(conversation.id, order="asc"))
     assert [i.role for i in items] == ["user", "assistant"]
