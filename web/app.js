@@ -95,7 +95,7 @@ function updateControls() {
 // --- Session --------------------------------------------------------------------------------------------------
 
 // The refresh token is kept in sessionStorage so a reload keeps the user signed in. Not localStorage: that would
-// keep a 30-day credential on disk after the browser closes and share it with every tab; sessionStorage is per tab
+// keep a week-long credential on disk after the browser closes and share it with every tab; sessionStorage is per tab
 // and gone with it. Script on this origin could read either, which is why model text never becomes script (the
 // sanitiser and the CSP) — and the access token, the one the WebSocket accepts, is never stored at all: a reload
 // gets a fresh one from the refresh token.
@@ -188,6 +188,26 @@ async function initiateAuth(authFlow, authParameters) {
     throw new Error(`Sign-in failed: ${message}`);
   }
   return acceptAuthResult(body);
+}
+
+/**
+ * Revoke the refresh token (Cognito's RevokeToken): it no longer renews anything, and the access tokens it issued
+ * stop working too (the server asks Cognito at `$connect` and at the next frame, and closes with `token_revoked`).
+ * Best effort: signing out of this tab never waits on it or fails for it.
+ */
+function revokeRefreshToken(refreshToken) {
+  if (!refreshToken || !state.config) return;
+  postJson(
+    cognitoEndpoint(),
+    {
+      headers: {
+        "Content-Type": "application/x-amz-json-1.1",
+        "X-Amz-Target": "AWSCognitoIdentityProviderService.RevokeToken",
+      },
+      body: JSON.stringify({ Token: refreshToken, ClientId: state.config.userPoolClientId }),
+    },
+    "the sign-in service",
+  ).catch(() => {});
 }
 
 /** A valid access token, renewed with the refresh token when it is about to expire (or `force`). */
@@ -619,6 +639,11 @@ function onError(frame) {
     announce("session expired; renewing…");
     return;
   }
+  if (code === "token_revoked") {
+    // Signed out everywhere, disabled or deleted: a refresh cannot help, and the server closes the connection next.
+    signOut("You were signed out. Sign in again to continue.");
+    return;
+  }
   showError(frame);
   // An error without an id answers a frame the server could not act on: the sendMessage still unaccepted, if any.
   const pending = state.inFlight && state.unaccepted.has(state.inFlight) ? state.inFlight : null;
@@ -776,6 +801,7 @@ function closeDrawer() {
 }
 
 function signOut(message) {
+  revokeRefreshToken(state.auth?.refreshToken);
   state.signedIn = false;
   state.auth = null;
   state.username = null;

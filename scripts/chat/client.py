@@ -192,6 +192,10 @@ class ChatClient:
                 for event in self.session.handle_text(raw):
                     if isinstance(event, ServerError) and event.code == "token_expired":
                         self._token_expired = True
+                    elif isinstance(event, ServerError) and event.code == "token_revoked":
+                        # Signed out everywhere, disabled or deleted: no refresh helps, and reconnecting with the
+                        # same sign-in would only be refused. The server closes the connection next.
+                        self._fatal = f"signed out by the server: {event.message}"
                     await self.events.put(event)
         except ConnectionClosed:
             pass

@@ -86,6 +86,11 @@ class FakeBackend:
     #: The next frame any connection sends is answered ``token_expired`` and the connection closed (as the server
     #: does once the access token's ``exp`` has passed).
     expire_next: bool = False
+    #: The next frame any connection sends is answered ``token_revoked`` and the connection closed (as the server
+    #: does once Cognito refuses the token: signed out everywhere, disabled, deleted).
+    revoke_next: bool = False
+    #: RevokeToken requests the page sent (its Sign out).
+    revoked: list[dict[str, Any]] = field(default_factory=list)
     usage_messages: int = 10
     #: The access tokens' lifetime (Cognito's is an hour).
     expires_in: int = 3600
@@ -112,9 +117,13 @@ class FakeBackend:
         return web.json_response({"AuthenticationResult": result})
 
     async def cognito(self, request: web.Request) -> web.Response:
-        assert request.headers["X-Amz-Target"] == "AWSCognitoIdentityProviderService.InitiateAuth"
         assert request.headers["Content-Type"].startswith("application/x-amz-json-1.1")
         body = json.loads(await request.text())
+        if request.headers["X-Amz-Target"] == "AWSCognitoIdentityProviderService.RevokeToken":
+            self.revoked.append(body)
+            self.tokens.clear()  # the access tokens it issued stop working too
+            return web.json_response({}, content_type="application/x-amz-json-1.1")
+        assert request.headers["X-Amz-Target"] == "AWSCognitoIdentityProviderService.InitiateAuth"
         self.auth_calls.append(body)
         params = body.get("AuthParameters", {})
         ok = body.get("ClientId") == CLIENT_ID and (
@@ -174,6 +183,11 @@ class FakeBackend:
 
     async def on_frame(self, ws: web.WebSocketResponse, frame: dict[str, Any]) -> None:
         action = frame["action"]
+        if self.revoke_next:
+            self.revoke_next = False
+            await ws.send_json({"type": "error", "code": "token_revoked", "message": "You were signed out."})
+            await ws.close(code=1008, message=b"token revoked")
+            return
         if self.expire_next:
             self.expire_next = False
             await ws.send_json({"type": "error", "code": "token_expired", "message": "Your session expired."})
@@ -636,6 +650,37 @@ async def test_token_expired_renews_the_token_reconnects_and_resends(
     assert await page.locator("#messages li.error").count() == 0
     refused, resent = (f for f in fake.received if f["action"] == "sendMessage")
     assert resent == refused, "the refused frame was sent again, as it was, on the new connection"
+
+
+async def test_sign_out_revokes_the_refresh_token(backend: tuple[FakeBackend, str], page: Any) -> None:
+    fake, url = backend
+    fake.gate.set()
+    await signed_in(page, url)
+    await page.click("#sign-out")
+    await page.wait_for_selector("#sign-in-view:not([hidden])")
+    await wait_until(lambda: bool(fake.revoked))
+    assert fake.revoked == [{"Token": "refresh-1", "ClientId": CLIENT_ID}]
+    # Nothing left to resume: a reload stays signed out.
+    await page.reload()
+    await page.wait_for_function("!document.querySelector('#sign-in').disabled")
+    assert await page.locator("#sign-in-view").is_visible()
+    assert fake.connects == 1
+
+
+async def test_token_revoked_signs_out_instead_of_reconnecting(backend: tuple[FakeBackend, str], page: Any) -> None:
+    fake, url = backend
+    fake.gate.set()
+    await signed_in(page, url)
+    await wait_until(lambda: {"listConversations", "getUsage", "getHistory"} <= {f["action"] for f in fake.received})
+    fake.revoke_next = True
+    await page.fill("#message", "still there?")
+    await page.click("#send")
+    await page.wait_for_selector("#sign-in-view:not([hidden])")
+    assert "signed out" in (await page.locator("#sign-in-error").inner_text()).lower()
+    await asyncio.sleep(1.0)
+    # No refresh (it cannot help) and no reconnect: the user signs in again.
+    assert fake.connects == 1
+    assert all(call.get("AuthFlow") != "REFRESH_TOKEN_AUTH" for call in fake.auth_calls)
 
 
 async def test_rate_limited_message_comes_back_to_the_box_and_send_waits(
