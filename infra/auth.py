@@ -1,4 +1,12 @@
-"""The Cognito user pool that owns the users and the public app client the chat clients sign in with."""
+"""The Cognito user pool that owns the users and the public app client the chat clients sign in with.
+
+Sign-in is SRP (``USER_SRP_AUTH``) or, until the page and the terminal client use SRP, ``USER_PASSWORD_AUTH``.
+Tokens are short-lived (a stage's ``access_token_validity_minutes``, 15 by default; the clients renew them with the
+refresh token, which lasts ``refresh_token_validity_days``, 7 by default) and revocable: the page's Sign out revokes
+its refresh token (``RevokeToken``), and the authorizer and the routes ask Cognito whether a token was revoked
+(``assistant.revocation``). A stage with ``threat_protection`` (``prod``) gets Cognito's threat protection in
+enforced mode, which needs the Plus feature plan (docs/deploy.md has what it costs).
+"""
 
 from __future__ import annotations
 
@@ -38,19 +46,29 @@ class UserDirectory(Construct):
             account_recovery=cognito.AccountRecovery.EMAIL_ONLY,
             deletion_protection=stage.retain_data,
             removal_policy=removal_policy(stage),
+            # Threat protection (adaptive authentication: risky sign-ins blocked or challenged; compromised-credential
+            # detection) needs the Plus plan; without it the pool keeps Cognito's default plan (Essentials).
+            feature_plan=cognito.FeaturePlan.PLUS if stage.threat_protection else None,
+            standard_threat_protection_mode=(
+                cognito.StandardThreatProtectionMode.FULL_FUNCTION if stage.threat_protection else None
+            ),
         )
         self.client = self.user_pool.add_client(
             "ChatClient",
             user_pool_client_name=f"gpt-assistant-{stage.name}-chat",
             # A public client: scripts and browsers cannot keep a client secret.
             generate_secret=False,
+            # USER_PASSWORD_AUTH sends the password itself to Cognito; it goes once the page and the terminal client
+            # sign in with SRP (issue 22). Refreshing with the refresh token is always allowed.
             auth_flows=cognito.AuthFlow(user_password=True, user_srp=True),
             prevent_user_existence_errors=True,
-            access_token_validity=cdk.Duration.hours(1),
-            id_token_validity=cdk.Duration.hours(1),
-            refresh_token_validity=cdk.Duration.days(30),
+            access_token_validity=cdk.Duration.minutes(stage.access_token_validity_minutes),
+            id_token_validity=cdk.Duration.minutes(stage.access_token_validity_minutes),
+            refresh_token_validity=cdk.Duration.days(stage.refresh_token_validity_days),
+            # RevokeToken (the page's Sign out) works only with revocation on; it is also what makes the access
+            # tokens issued from a revoked refresh token fail GetUser (assistant.revocation).
             enable_token_revocation=True,
-            # Clients sign in with the API (USER_PASSWORD/SRP), not a hosted page: CDK's default OAuth flows and its
+            # Clients sign in with the API (SRP), not a hosted page: CDK's default OAuth flows and its
             # https://example.com callback would only be an unused redirect target. A stage that wants the hosted
             # sign-in names its callback URLs (and then needs a user pool domain).
             disable_o_auth=not stage.hosted_sign_in_callback_urls,
