@@ -41,6 +41,10 @@ class StageConfig:
     rate_limit_new_conversation: str = STAGE_DEFAULTS.rate_limit_new_conversation
     rate_limit_get_history: str = STAGE_DEFAULTS.rate_limit_get_history
     rate_limit_list_conversations: str = STAGE_DEFAULTS.rate_limit_list_conversations
+    rate_limit_cancel: str = STAGE_DEFAULTS.rate_limit_cancel
+    rate_limit_ping: str = STAGE_DEFAULTS.rate_limit_ping
+    rate_limit_get_usage: str = STAGE_DEFAULTS.rate_limit_get_usage
+    rate_limit_connect: str = STAGE_DEFAULTS.rate_limit_connect
     max_connections_per_user: int = STAGE_DEFAULTS.max_connections_per_user
     max_waiting_messages: int = STAGE_DEFAULTS.max_waiting_messages
     max_conversations_per_user: int = STAGE_DEFAULTS.max_conversations_per_user
@@ -140,6 +144,10 @@ class StageConfig:
             self.rate_limit_new_conversation,
             self.rate_limit_get_history,
             self.rate_limit_list_conversations,
+            self.rate_limit_cancel,
+            self.rate_limit_ping,
+            self.rate_limit_get_usage,
+            self.rate_limit_connect,
         ):
             RateLimit.parse(limit)  # raises with the expected format
 

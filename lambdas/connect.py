@@ -13,6 +13,7 @@ with collection_paused():
 
     from assistant import dependencies as build
     from assistant.connection_route import connection_route
+    from assistant.errors import RateLimited
     from assistant.events import ConnectEvent
     from assistant.lifecycle import PerContainer
     from assistant.observability import Metric, logger, metrics
@@ -29,6 +30,13 @@ def connect(parsed: ConnectEvent) -> dict[str, Any]:
     authorizer = parsed.request_context.authorizer
     deps = dependencies()
     connections = deps.connections
+    try:
+        # Before anything is written: a script reconnecting in a loop costs one read and one write per attempt.
+        deps.rate_limiter.take(authorizer.user_id, "$connect", deps.settings.rate_limit_connect)
+    except RateLimited:
+        logger.info("Connection refused: connecting too often", extra={"userId": authorizer.user_id})
+        metrics.add_metric(name=Metric.RATE_LIMITED.value, unit=MetricUnit.Count, value=1)
+        return {"statusCode": TOO_MANY_CONNECTIONS, "body": "Too many connection attempts; try again shortly."}
     # Newest refused: the tabs a user already has keep working. Counted and recorded in one conditional write, so
     # parallel connects cannot all find room (ConnectionStore).
     opened = connections.add(

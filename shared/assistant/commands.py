@@ -46,7 +46,7 @@ logger = Logger(child=True)
 @dataclass(frozen=True)
 class CommandLimits:
     quotas: Quotas
-    #: Token buckets per action; actions not named here are not rate limited (cancel and ping must always work).
+    #: Token buckets per action (every command has one; cancel's and ping's are generous).
     rate_limits: Mapping[str, RateLimit]
     #: Conversations one user may keep; `newConversation` beyond it is refused (`quota_exceeded`).
     max_conversations: int

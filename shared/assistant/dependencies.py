@@ -61,13 +61,17 @@ class ConnectionDependencies(Generic[ConnectionSettingsT]):
 
     settings: ConnectionSettingsT
     connections: ConnectionStore
+    #: ``$connect``'s per-user bucket.
+    rate_limiter: RateLimiter
 
 
 def connection(settings: ConnectionSettingsT) -> ConnectionDependencies[ConnectionSettingsT]:
     from assistant.stores.connections import ConnectionStore
+    from assistant.stores.rate_limits import RateLimiter
 
+    table = runtime.table(settings.table_name, settings.region)
     return ConnectionDependencies(
-        settings=settings, connections=ConnectionStore(runtime.table(settings.table_name, settings.region))
+        settings=settings, connections=ConnectionStore(table), rate_limiter=RateLimiter(table)
     )
 
 
@@ -166,6 +170,9 @@ class CommandsDependencies:
                     "newConversation": settings.rate_limit_new_conversation,
                     "getHistory": settings.rate_limit_get_history,
                     "listConversations": settings.rate_limit_list_conversations,
+                    "cancel": settings.rate_limit_cancel,
+                    "ping": settings.rate_limit_ping,
+                    "getUsage": settings.rate_limit_get_usage,
                 },
                 max_conversations=settings.max_conversations_per_user,
             ),

@@ -104,6 +104,10 @@ class MessageIntake:
             user_id, _RATE_LIMIT_BUCKET, self._limits.rate_limit, read=bucket, write=record_taking_a_token
         )
         [(record, created)] = recorded
+        if not created:
+            # A repeated id wrote nothing, so the transaction took no token: take it now. A client repeating one
+            # id is charged like one sending new ones (answered with the original `accepted` while within it).
+            self._rate_limiter.take(user_id, _RATE_LIMIT_BUCKET, self._limits.rate_limit, read=bucket)
         if not created and record.status is not MessageStatus.QUEUED:
             # A client retry of a message already being answered (or answered): the reply is not repeated.
             logger.info("Repeated messageId; not enqueued again", extra={"status": record.status.value})

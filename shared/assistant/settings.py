@@ -159,6 +159,7 @@ class ConnectSettings(_Table):
     spec = CONNECT
 
     max_connections_per_user: PositiveInt = STAGE_DEFAULTS.max_connections_per_user
+    rate_limit_connect: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_connect)
 
 
 class DisconnectSettings(_Table):
@@ -184,6 +185,9 @@ class CommandsSettings(_Table, _ClosesConnections, _Quotas, ModelSettings):
     rate_limit_new_conversation: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_new_conversation)
     rate_limit_get_history: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_get_history)
     rate_limit_list_conversations: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_list_conversations)
+    rate_limit_cancel: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_cancel)
+    rate_limit_ping: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_ping)
+    rate_limit_get_usage: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_get_usage)
     max_conversations_per_user: PositiveInt = STAGE_DEFAULTS.max_conversations_per_user
 
 

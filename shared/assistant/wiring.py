@@ -64,6 +64,11 @@ class Env(StrEnum):
     RATE_LIMIT_NEW_CONVERSATION = "RATE_LIMIT_NEW_CONVERSATION"
     RATE_LIMIT_GET_HISTORY = "RATE_LIMIT_GET_HISTORY"
     RATE_LIMIT_LIST_CONVERSATIONS = "RATE_LIMIT_LIST_CONVERSATIONS"
+    RATE_LIMIT_CANCEL = "RATE_LIMIT_CANCEL"
+    RATE_LIMIT_PING = "RATE_LIMIT_PING"
+    RATE_LIMIT_GET_USAGE = "RATE_LIMIT_GET_USAGE"
+    #: ``$connect`` of one user (each costs an authorizer and a connect invocation), refused with 429.
+    RATE_LIMIT_CONNECT = "RATE_LIMIT_CONNECT"
     #: Open connections one user may hold; the newest beyond it is refused at ``$connect``.
     MAX_CONNECTIONS_PER_USER = "MAX_CONNECTIONS_PER_USER"
     #: Messages of one user that may wait in the queue at once; more are refused at intake (``rate_limited``).
@@ -397,7 +402,7 @@ CONNECT: Final = FunctionSpec(
     handler="connect.handler",
     description="$connect: records the connection under its user",
     timeout_seconds=10,
-    env=(*_COMMON_ENV, Env.MAX_CONNECTIONS_PER_USER),
+    env=(*_COMMON_ENV, Env.MAX_CONNECTIONS_PER_USER, Env.RATE_LIMIT_CONNECT),
     # Records this connection and counts it against the cap (a transaction of a Put and an Update); at the cap,
     # reclaims records whose $disconnect never came (Query, GetItem, a Delete and Update transaction, UpdateItem).
     table_actions=(
@@ -461,6 +466,9 @@ COMMANDS: Final = FunctionSpec(
         Env.RATE_LIMIT_NEW_CONVERSATION,
         Env.RATE_LIMIT_GET_HISTORY,
         Env.RATE_LIMIT_LIST_CONVERSATIONS,
+        Env.RATE_LIMIT_CANCEL,
+        Env.RATE_LIMIT_PING,
+        Env.RATE_LIMIT_GET_USAGE,
         Env.MAX_CONVERSATIONS_PER_USER,
     ),
     # cancel also stops a running background response (openai profile); getHistory reads only the table.
@@ -563,6 +571,13 @@ class StageDefaults:
     rate_limit_new_conversation: str = "5/10"
     rate_limit_get_history: str = "20/60"
     rate_limit_list_conversations: str = "20/60"
+    #: Generous: Stop must always work (repeats are no-ops, but each is still a Lambda run and a write).
+    rate_limit_cancel: str = "30/60"
+    #: Generous: a page keeps its connection alive with pings, and a flaky network makes a client reconnect.
+    rate_limit_ping: str = "30/120"
+    rate_limit_get_usage: str = "20/60"
+    #: A page load is one connect; a reconnect loop or a script opening sockets is what this bounds.
+    rate_limit_connect: str = "20/30"
     max_connections_per_user: int = 10
     #: One user's replies are answered one at a time, so a longer line only delays them.
     max_waiting_messages: int = 5

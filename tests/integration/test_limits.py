@@ -91,6 +91,9 @@ def test_send_message_beyond_the_rate_is_refused_and_leaves_no_trace(
 @pytest.mark.parametrize(
     ("variable", "frame"),
     [
+        ("RATE_LIMIT_CANCEL", {"action": "cancel", "messageId": "m-none"}),
+        ("RATE_LIMIT_PING", {"action": "ping"}),
+        ("RATE_LIMIT_GET_USAGE", {"action": "getUsage"}),
         ("RATE_LIMIT_NEW_CONVERSATION", {"action": "newConversation"}),
         ("RATE_LIMIT_LIST_CONVERSATIONS", {"action": "listConversations"}),
         ("RATE_LIMIT_GET_HISTORY", {"action": "getHistory", "conversationId": "c_nope"}),
@@ -108,6 +111,32 @@ def test_each_command_has_its_own_limit(
     assert second["code"] == "rate_limited"
 
 
+def test_a_repeated_message_id_is_charged_against_send_message(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Repeats of an already-recorded id are answered with the original `accepted` while the bucket has tokens,
+    and refused like new messages once it is empty: a repeat is not a free request."""
+    _limit(monkeypatch, RATE_LIMIT_SEND_MESSAGE="3/1")
+    frame = {"action": "sendMessage", "message": "hi", "messageId": "m-same"}
+    answers = [deployment.route(send_message.handler, frame) for _ in range(5)]
+    assert [a["type"] for a in answers if a] == ["accepted"] * 3 + ["error"] * 2
+    assert {a["messageId"] for a in answers[:3] if a} == {"m-same"}
+    assert {a["code"] for a in answers[3:] if a} == {"rate_limited"}
+    assert _queued(deployment) == 1
+
+
+def test_connecting_too_often_is_refused_with_429(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
+    _limit(monkeypatch, RATE_LIMIT_CONNECT="2/1")
+    statuses = []
+    for i in range(3):
+        event = deployment.ws_event("$connect", connection=f"conn-{i}")
+        statuses.append(deployment.call(connect.handler, event)["statusCode"])
+        deployment.call(disconnect.handler, deployment.ws_event("$disconnect", connection=f"conn-{i}"))
+    assert statuses == [200, 200, 429]
+    other = deployment.ws_event("$connect", connection="conn-b", user="bob")
+    assert deployment.call(connect.handler, other)["statusCode"] == 200
+
+
 def test_the_newest_connection_beyond_the_cap_is_refused(
     deployment: Deployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -120,13 +149,16 @@ def test_the_newest_connection_beyond_the_cap_is_refused(
     assert sorted(worker.dependencies().connections.list_ids("alice")) == ["conn-0", "conn-1"]
 
 
-def test_forty_parallel_connects_leave_at_most_ten_open(deployment: Deployment) -> None:
+def test_forty_parallel_connects_leave_at_most_ten_open(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Lambda runs many `$connect`s of one user at once; counting first and inserting after let 12-13 of 40 in.
 
     In-process moto checks a transaction's conditions and writes in separate steps without a lock, which DynamoDB
     never does; the local stack's patch (``serialise_moto_dynamodb``) runs its item operations one at a time, as
     atomic as DynamoDB's conditional writes, so this measures our code and not moto's races."""
     serialise_moto_dynamodb()
+    _limit(monkeypatch, RATE_LIMIT_CONNECT="1000/1000")  # the cap, not the user's connect bucket, is under test
     cap = STAGE_DEFAULTS.max_connections_per_user
 
     def open_one(i: int) -> int:

@@ -68,6 +68,10 @@ def handler_env() -> dict[str, str]:
         Env.RATE_LIMIT_NEW_CONVERSATION,
         Env.RATE_LIMIT_GET_HISTORY,
         Env.RATE_LIMIT_LIST_CONVERSATIONS,
+        Env.RATE_LIMIT_CANCEL,
+        Env.RATE_LIMIT_PING,
+        Env.RATE_LIMIT_GET_USAGE,
+        Env.RATE_LIMIT_CONNECT,
     ):
         env[limit.value] = "10/30"
     # Optional ones are unset in a deployed function unless a stage sets them.
