@@ -64,6 +64,11 @@ const state = {
   openedLatest: false, // the latest conversation was opened after sign-in (or the user chose one)
   historyWanted: null, // the conversation whose history we asked for; any other (or a late one) is not shown
   inFlight: null, // the messageId of our reply still streaming
+  // New conversation was asked for and its `conversation` frame has not come yet: the pane is already the new
+  // conversation's, and a message sent meanwhile waits in `queued` until the new conversation's id is known (sent
+  // without it, the server would add it to the old conversation, or to whichever it made current first).
+  newPending: false,
+  queued: null, // the sendMessage frame waiting for the new conversation's id
   replies: new Map(), // messageId -> Reply
   unaccepted: new Map(), // messageId -> sendMessage frame, re-sent after a reconnect (the server dedupes)
   lastRequest: null, // the last frame other than sendMessage/cancel/ping, re-sent after rate_limited
@@ -292,6 +297,7 @@ async function connect() {
     updateEmptyState();
     // A message sent just before a drop may never have reached the server; its id makes a re-send safe.
     for (const frame of state.unaccepted.values()) send(frame);
+    if (state.newPending) send({ action: "newConversation" }); // its answer may have been lost with the connection
     request({ action: "listConversations" });
     send({ action: "getUsage" });
     clearInterval(state.keepaliveTimer);
@@ -551,6 +557,7 @@ function requestHistory(conversationId) {
 
 function openConversation(conversationId) {
   state.openedLatest = true;
+  if (!state.queued) state.newPending = false; // chose another one before the new one arrived
   requestHistory(conversationId);
   closeDrawer();
 }
@@ -630,6 +637,43 @@ function renderHistory(frame) {
 
 // --- Frames ---------------------------------------------------------------------------------------------------
 
+/** The conversation New conversation asked for: it becomes current, and a message typed meanwhile goes to it. */
+function onConversation(frame) {
+  if (!state.newPending) {
+    // Not one we are waiting for (the user opened another conversation meanwhile): only the list changes.
+    request({ action: "listConversations" });
+    return;
+  }
+  state.newPending = false;
+  state.conversationId = frame.conversationId;
+  state.openedLatest = true;
+  state.historyWanted = null;
+  markCurrentConversation();
+  const queued = state.queued;
+  state.queued = null;
+  if (queued) {
+    queued.conversationId = frame.conversationId;
+    state.unaccepted.set(queued.messageId, queued);
+    send(queued); // if the connection is down, the reconnect sends it with the other unaccepted frames
+  }
+  request({ action: "listConversations" });
+}
+
+/** New conversation: the pane empties at once, and whatever is typed next belongs to the new conversation. */
+function startNewConversation() {
+  if (!state.connected) return;
+  state.newPending = true;
+  state.conversationId = null;
+  state.openedLatest = true;
+  state.historyWanted = null;
+  const live = [...state.replies.values()].filter((current) => !current.finished);
+  ui.messages.replaceChildren();
+  for (const current of live) ui.messages.append(current.item); // a reply still streaming is not lost
+  markCurrentConversation();
+  updateEmptyState();
+  request({ action: "newConversation" });
+}
+
 function onError(frame) {
   const code = String(frame.code);
   if (code === "token_expired") {
@@ -672,6 +716,16 @@ function onError(frame) {
     return;
   }
   announce(`error: ${frame.message}`);
+  if (state.newPending && !frame.messageId && !pending) {
+    // New conversation was refused (too many conversations kept): a message waiting for it comes back to the box.
+    state.newPending = false;
+    const queued = state.queued;
+    state.queued = null;
+    if (queued) {
+      finish(queued.messageId, "failed", `Not sent: ${frame.message}`);
+      if (!ui.message.value) ui.message.value = queued.message;
+    }
+  }
   if (code === "quota_exceeded") send({ action: "getUsage" }); // the meter shows what ran out, and when it resets
   const target = frame.messageId || pending;
   if (target && (state.replies.has(target) || target === state.inFlight)) {
@@ -725,13 +779,7 @@ function onFrame(data) {
       onError(frame);
       break;
     case "conversation":
-      state.conversationId = frame.conversationId;
-      state.openedLatest = true;
-      state.historyWanted = null;
-      ui.messages.replaceChildren();
-      updateEmptyState();
-      saveSession();
-      request({ action: "listConversations" });
+      onConversation(frame);
       break;
     case "conversations":
       renderConversations(frame.items || []);
@@ -762,11 +810,16 @@ function sendMessage() {
   if (!text.trim() || state.inFlight || ui.send.disabled) return;
   const messageId = newMessageId();
   const frame = { action: "sendMessage", message: text, messageId };
-  if (state.conversationId) frame.conversationId = state.conversationId;
-  if (!send(frame)) return;
+  if (state.newPending) {
+    if (!state.connected) return;
+    state.queued = frame; // sent by onConversation, with the new conversation's id
+  } else {
+    if (state.conversationId) frame.conversationId = state.conversationId;
+    if (!send(frame)) return;
+    state.unaccepted.set(messageId, frame);
+  }
   state.openedLatest = true;
   state.historyWanted = null;
-  state.unaccepted.set(messageId, frame);
   state.inFlight = messageId;
   ui.message.value = "";
   addUserMessage(text, messageId);
@@ -778,6 +831,14 @@ function sendMessage() {
 
 function stopReply() {
   if (!state.inFlight) return;
+  if (state.queued?.messageId === state.inFlight) {
+    // Still waiting for the new conversation: never sent, so nothing to cancel on the server.
+    const queued = state.queued;
+    state.queued = null;
+    finish(queued.messageId, "cancelled", "Stopped");
+    ui.message.focus();
+    return;
+  }
   if (send({ action: "cancel", messageId: state.inFlight })) {
     ui.stop.disabled = true;
     ui.stop.textContent = "Stopping…";
@@ -815,6 +876,8 @@ function signOut(message) {
   if (ws) ws.close(1000, "signed out");
   state.replies.clear();
   state.unaccepted.clear();
+  state.newPending = false;
+  state.queued = null;
   state.inFlight = null;
   state.conversationId = null;
   state.openedLatest = false;
@@ -939,7 +1002,7 @@ ui.message.addEventListener("keydown", (event) => {
 });
 ui.stop.addEventListener("click", stopReply);
 ui.newConversation.addEventListener("click", () => {
-  request({ action: "newConversation" });
+  startNewConversation();
   closeDrawer();
   ui.message.focus();
 });

@@ -92,6 +92,9 @@ class FakeBackend:
     #: RevokeToken requests the page sent (its Sign out).
     revoked: list[dict[str, Any]] = field(default_factory=list)
     usage_messages: int = 10
+    #: How long the answer to ``newConversation`` takes (the server's round trip, when a message is typed at once).
+    new_conversation_delay: float = 0.0
+    new_conversations: int = 0
     #: The access tokens' lifetime (Cognito's is an hour).
     expires_in: int = 3600
     model: str | None = None
@@ -212,7 +215,11 @@ class FakeBackend:
             ]
             await ws.send_json({"type": "history", "conversationId": frame["conversationId"], "messages": messages})
         elif action == "newConversation":
-            await ws.send_json({"type": "conversation", "conversationId": "c_fresh"})
+            self.new_conversations += 1
+            fresh = "c_fresh" if self.new_conversations == 1 else f"c_fresh{self.new_conversations}"
+            if self.new_conversation_delay:
+                await asyncio.sleep(self.new_conversation_delay)
+            await ws.send_json({"type": "conversation", "conversationId": fresh})
         elif action == "cancel":
             await self.broadcast({"type": "cancelled", "messageId": frame["messageId"]})
         elif action == "sendMessage":
@@ -428,6 +435,39 @@ async def test_conversations_history_errors_and_another_tabs_reply(backend: tupl
     await page.click("#send")
     await page.wait_for_selector(f"{REPLY}:last-child .text:has-text('Hello')")
     assert [f for f in fake.received if f["action"] == "sendMessage"][-1]["conversationId"] == "c_fresh"
+
+
+async def test_a_message_sent_the_instant_after_new_conversation_shows_with_its_reply(
+    backend: tuple[FakeBackend, str], page: Any
+) -> None:
+    fake, url = backend
+    fake.gate.set()
+    fake.new_conversation_delay = 0.3  # the message is sent long before the new conversation's id is known
+    await signed_in(page, url)
+    await page.wait_for_selector("#messages li.message.user:has-text('Plan a day in Kyoto')")
+    for attempt in range(1, 4):
+        # As a script (or an impatient person) does: New conversation, and the message, in the same instant.
+        await page.evaluate(
+            """text => {
+                document.querySelector('#new-conversation').click();
+                document.querySelector('#message').value = text;
+                document.querySelector('#send').click();
+            }""",
+            f"question {attempt}",
+        )
+        await page.wait_for_selector(f"{REPLY}:last-child[data-state='done']")
+        await asyncio.sleep(0.2)  # anything late (the conversation frame, the list) has arrived
+        users = await page.locator("#messages li.message.user .text").all_text_contents()
+        assert users == [f"question {attempt}"], f"attempt {attempt}: the pane shows {users}"
+        replies = await page.locator(f"{REPLY} .text").all_text_contents()
+        assert replies == [f"Hello, {XSS} it is noon."], f"attempt {attempt}: the pane shows {replies}"
+        assert await page.input_value("#message") == ""
+        sent = [f for f in fake.received if f["action"] == "sendMessage"][-1]
+        assert sent["message"] == f"question {attempt}"
+        fresh = "c_fresh" if attempt == 1 else f"c_fresh{attempt}"
+        assert sent["conversationId"] == fresh, "the message went to the new conversation, not the old one"
+    assert [f["action"] for f in fake.received].count("newConversation") == 3
+    assert [f["action"] for f in fake.received].count("sendMessage") == 3
 
 
 async def test_reconnects_with_backoff_after_the_connection_drops(backend: tuple[FakeBackend, str], page: Any) -> None:
