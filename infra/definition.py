@@ -20,7 +20,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from assistant.definition import AssistantDefinition, load_definition
+from assistant.definition import AssistantDefinition, check_for_provider, load_definition
+from assistant.wiring import ModelProvider
 from infra.layers import ARCHITECTURE, RUNTIME
 
 #: Where the definition layer puts the file in the function's file system (layers unpack under ``/opt``).
@@ -31,9 +32,12 @@ DEPLOYED_PATH: Final = f"/opt/{LAYER_DIR}/assistant.toml"
 class DeployedDefinition(Construct):
     """The stage's definition: validated at synth, shipped in a layer when it is not the packaged one."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, assistant_file: Path | None) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, assistant_file: Path | None, provider: ModelProvider
+    ) -> None:
         super().__init__(scope, construct_id)
         self.definition: AssistantDefinition = load_definition(assistant_file)
+        check_for_provider(self.definition, provider, where=str(assistant_file or "the packaged assistant.toml"))
         local = [server.name for server in self.definition.mcp_servers if server.is_local]
         if local:
             where = assistant_file or "the packaged assistant.toml"

@@ -45,7 +45,9 @@ class AssistantStack(cdk.Stack):
         #: The model key's secret; ``None`` on a stage whose functions sign Bedrock requests with their roles.
         self.openai_secret = None if self.signs_model_requests else OpenAiKeySecret(self, "OpenAiKey", stage=stage)
         self.layers = Layers(self, "Layers")
-        self.definition = DeployedDefinition(self, "Definition", assistant_file=stage.assistant_file)
+        self.definition = DeployedDefinition(
+            self, "Definition", assistant_file=stage.assistant_file, provider=stage.model_provider
+        )
         self.functions = AssistantFunctions(
             self,
             "Functions",

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from assistant.tools.builtin import default_registry
 from assistant.tools.mcp_config import McpServerConfig
 from assistant.tools.registry import ToolRegistry
+from assistant.wiring import ModelProvider
 
 #: The definition packaged next to this module.
 PACKAGED_DEFINITION = "assistant.toml"
@@ -161,3 +162,20 @@ def load_definition(path: Path | None = None, *, registry: ToolRegistry | None =
             for error in exc.errors(include_url=False)
         )
         raise DefinitionError(f"{where}: invalid assistant definition: {problems}") from exc
+
+
+def check_for_provider(definition: AssistantDefinition, provider: ModelProvider, *, where: str = "definition") -> None:
+    """Refuse a definition that the provider's server would refuse on every request, naming the field and the
+    profile: at synth (infra.definition) and when the worker builds its model client, never at a user's message.
+
+    Settings a profile does not support are not sent at all (``reasoning`` to a self-hosted server, ``tool_choice``
+    where it is ignored: :class:`assistant.wiring.ProviderCapabilities`), so only a value the profile's models
+    take in a narrower range than the SDK is a refusal here."""
+    capabilities = provider.capabilities
+    effort = definition.reasoning_effort
+    accepted = capabilities.reasoning_efforts
+    if effort and capabilities.reasoning and accepted is not None and effort not in accepted:
+        raise DefinitionError(
+            f"{where}: field `reasoning_effort`: {effort!r} is refused by the models of the `{provider.value}` "
+            f"profile, which take {', '.join(repr(value) for value in accepted)}"
+        )

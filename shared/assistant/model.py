@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Literal, TypedDict, TypeVar, Unpack, cast
 
 from aws_lambda_powertools import Logger
 
-from assistant.definition import AssistantDefinition
+from assistant.definition import AssistantDefinition, check_for_provider
 from assistant.errors import AssistantError, ModelFailed, ReplyInterrupted
 from assistant.model_events import (
     ModelEvent,
@@ -190,6 +190,7 @@ class ModelClient:
     ) -> None:
         if max_tool_rounds < 0:
             raise ValueError("max_tool_rounds must not be negative")
+        check_for_provider(definition, provider)
         # Whoever built the client, this class owns the retry policy (see assistant.model_retry).
         self._client = openai_client.with_options(max_retries=0)
         self._definition = definition

@@ -154,6 +154,9 @@ class ProviderCapabilities:
     #: The model a stage of this profile uses without ``--context model=...`` (its IAM grant names it); ``None``:
     #: the packaged definition's model. Model ids differ per Bedrock endpoint, so each profile names its own.
     default_model: str | None = None
+    #: The ``reasoning_effort`` values the profile's models take; ``None``: every value the SDK knows. A definition
+    #: with another value is refused at synth and at load (:func:`definition_refusal`), naming field and profile.
+    reasoning_efforts: tuple[str, ...] | None = None
 
 
 PROVIDER_CAPABILITIES: Final[dict[ModelProvider, ProviderCapabilities]] = {
@@ -166,12 +169,16 @@ PROVIDER_CAPABILITIES: Final[dict[ModelProvider, ProviderCapabilities]] = {
         truncation_auto=True,
         auth="secret",
     ),
+    # One profile for every self-hosted server, so it claims only what all of them do (docs/providers.md has the
+    # table with sources): `reasoning` is never sent, since Ollama answers 400 when it is sent to a model that does
+    # not think and the profile cannot know the model; `tool_choice` counts as ignored, since Ollama ignores it
+    # (its Responses API takes `tools` but not `tool_choice`), so the last tool round offers no tools at all.
     ModelProvider.OPENAI_COMPATIBLE: ProviderCapabilities(
         stored_responses=False,
         background=False,
         stream_resume=False,
-        reasoning=True,
-        tool_choice=True,
+        reasoning=False,
+        tool_choice=False,
         truncation_auto=False,
         auth="optional_secret",
     ),
@@ -193,6 +200,9 @@ PROVIDER_CAPABILITIES: Final[dict[ModelProvider, ProviderCapabilities]] = {
         # bedrock-runtime ids carry a version suffix: "Model ID openai.gpt-oss-120b-1:0",
         # https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-openai.html
         default_model="openai.gpt-oss-120b-1:0",
+        # GPT OSS takes reasoning effort "low", "medium" or "high" (model-parameters-openai.html above); the gpt-5
+        # family's "minimal" and "none" are refused.
+        reasoning_efforts=("low", "medium", "high"),
     ),
     # AWS documents asynchronous (background) inference and stateful conversations (stored responses,
     # previous_response_id) on bedrock-mantle; not a re-stream of a running response from an event offset, so a
@@ -213,6 +223,7 @@ PROVIDER_CAPABILITIES: Final[dict[ModelProvider, ProviderCapabilities]] = {
         # Mantle ids have no version suffix (its /v1/models catalog); AWS names Responses API access to the GPT
         # OSS models among mantle's reasons to exist (inference-responses-api.html above).
         default_model="openai.gpt-oss-120b",
+        reasoning_efforts=("low", "medium", "high"),
     ),
 }
 

@@ -12,11 +12,13 @@ from pydantic import ValidationError
 from assistant.definition import (
     AssistantDefinition,
     DefinitionError,
+    check_for_provider,
     is_reasoning_model,
     load_definition,
     reasoning_efforts,
 )
 from assistant.tools import ToolRegistry, default_registry
+from assistant.wiring import ModelProvider
 
 VALID = """
 name = "Test assistant"
@@ -165,3 +167,23 @@ def test_reasoning_efforts_are_the_installed_sdks_and_a_sampling_model_takes_tem
     assert load_definition(path).temperature == 0.7
     assert is_reasoning_model("o4-mini")
     assert not is_reasoning_model("openai.gpt-oss-120b-1:0")
+
+
+# --- The definition against each provider profile --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider", list(ModelProvider))
+def test_the_packaged_definition_works_on_every_profile(provider: ModelProvider) -> None:
+    check_for_provider(load_definition(), provider)
+
+
+@pytest.mark.parametrize("provider", [ModelProvider.BEDROCK, ModelProvider.BEDROCK_MANTLE])
+def test_an_effort_the_profiles_models_refuse_is_refused_naming_field_and_profile(provider: ModelProvider) -> None:
+    definition = load_definition().model_copy(update={"reasoning_effort": "minimal"})
+    with pytest.raises(DefinitionError) as refused:
+        check_for_provider(definition, provider)
+    assert "`reasoning_effort`" in str(refused.value)
+    assert f"`{provider.value}`" in str(refused.value)
+    # A self-hosted server is never sent `reasoning`, so nothing there refuses it; OpenAI takes every value.
+    check_for_provider(definition, ModelProvider.OPENAI_COMPATIBLE)
+    check_for_provider(definition, ModelProvider.OPENAI)

@@ -276,6 +276,25 @@ def test_last_permitted_tool_round_forbids_more_tools(server: OfflineModelServer
     assert isinstance(events[-1], ReplyCompleted)
 
 
+def test_a_self_hosted_server_is_offered_no_tools_on_the_last_round_and_never_sent_reasoning(
+    server: OfflineModelServer, make_client: MakeClient
+) -> None:
+    """Ollama ignores `tool_choice` (so "none" cannot stop a looping model) and refuses `reasoning` for a model
+    that does not think: the stateless offline profile does both (rules.py), as the real server would."""
+    server.state.profile = "stateless"
+    client = make_client(definition=NOT_RESUMABLE, max_tool_rounds=1, provider=ModelProvider.OPENAI_COMPATIBLE)
+
+    events = list(client.stream_reply(text="calculate 2+3*4", context=CONTEXT))
+
+    first, last = _posts(server)
+    assert [tool["name"] for tool in first["tools"]] == ["current_time", "calculate"]
+    assert "tools" not in last
+    assert "tool_choice" not in last
+    assert "reasoning" not in first
+    assert "reasoning" not in last
+    assert isinstance(events[-1], ReplyCompleted)
+
+
 def test_history_is_sent_before_the_new_message(server: OfflineModelServer, make_client: MakeClient) -> None:
     client = make_client()
     history: list[tuple[Literal["user", "assistant"], str]] = [("user", "hello there"), ("assistant", "Hi!")]

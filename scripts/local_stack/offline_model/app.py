@@ -49,6 +49,7 @@ from scripts.local_stack.offline_model.rules import (
     is_reasoning_request,
     previous_context,
     refuse_locked,
+    refuse_reasoning_without_thinking,
     refuse_sampling_with_reasoning,
     refuse_state,
     refuse_unknown_parameters,
@@ -154,6 +155,7 @@ async def _create_response(request: web.Request) -> web.StreamResponse:
     create = parse_body(CreateResponse, body)
     if state.profile == "stateless":
         refuse_state(create)
+        refuse_reasoning_without_thinking(create)
     else:
         refuse_sampling_with_reasoning(create)
     if create.background and create.store is False:
@@ -183,7 +185,7 @@ async def _create_response(request: web.Request) -> web.StreamResponse:
             run,
             generate(
                 run,
-                reply=plan_reply(context, _offered_tools(create)),
+                reply=plan_reply(context, _offered_tools(create, honour_tool_choice=state.profile != "stateless")),
                 reasoning=reasoning,
                 state=state,
                 input_tokens=count_input_tokens(
@@ -288,9 +290,10 @@ def _status_error(fault: StatusFault) -> ApiError:
     )
 
 
-def _offered_tools(create: CreateResponse) -> dict[str, Any]:
-    """The tools the reply may call, with their schemas; none when ``tool_choice`` is ``"none"``."""
-    if create.tool_choice == "none":
+def _offered_tools(create: CreateResponse, *, honour_tool_choice: bool) -> dict[str, Any]:
+    """The tools the reply may call, with their schemas; none when ``tool_choice`` is ``"none"`` on a server that
+    honours it (the stateless profile ignores it, as Ollama does: rules.py)."""
+    if honour_tool_choice and create.tool_choice == "none":
         return {}
     return {tool.name: tool.parameters for tool in create.tools}
 

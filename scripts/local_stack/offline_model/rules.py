@@ -12,7 +12,10 @@ profile refuses what OpenAI refuses, in its words and codes (a client branches o
 - ``previous_response_id`` naming a response that is missing or not finished.
 
 The ``stateless`` profile instead refuses whatever needs server-side state, as vLLM/Ollama/LM Studio/llama.cpp do,
-and ignores parameters it does not know (those servers do too).
+ignores parameters it does not know (those servers do too), ignores ``tool_choice`` as Ollama does (its Responses
+API takes ``tools`` but no ``tool_choice``: a model offered tools may call them whatever the client chose), and
+refuses ``reasoning`` for a model that does not think, as Ollama does (its server answers 400 with
+``"<model>" does not support thinking``: ollama server/routes.go).
 """
 
 from __future__ import annotations
@@ -73,6 +76,16 @@ def refuse_sampling_with_reasoning(create: CreateResponse) -> None:
                 param=name,
                 code="unsupported_parameter",
             )
+
+
+#: Self-hosted model families that think (and so take ``reasoning``); any other model is refused it.
+_THINKING_SELF_HOSTED = re.compile(r"gpt-oss|qwen3|deepseek-r1|magistral", re.I)
+
+
+def refuse_reasoning_without_thinking(create: CreateResponse) -> None:
+    """Ollama refuses ``reasoning`` (its ``think``) for a model that does not think (see the module docstring)."""
+    if create.reasoning is not None and not _THINKING_SELF_HOSTED.search(create.model):
+        raise ApiError(400, f'"{create.model}" does not support thinking', param="reasoning")
 
 
 def refuse_state(create: CreateResponse) -> None:

@@ -208,3 +208,30 @@ def test_only_a_background_response_can_be_streamed_again(client: Any, openai: M
 
     background = client.responses.create(model="m", input="Hi", background=True)
     assert list(client.responses.retrieve(background.id, stream=True))[-1].type == "response.completed"
+
+
+# --- The stateless profile: what self-hosted servers ignore and refuse -----------------------------------------
+
+
+def test_stateless_refuses_reasoning_for_a_model_that_does_not_think(openai: ModuleType) -> None:
+    """Ollama answers 400 `"<model>" does not support thinking` (ollama server/routes.go)."""
+    with OfflineModelServer(pace=Pace.instant(), profile="stateless") as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0)
+        body = refused(openai, client.responses.create, model="llama3.2", input="Hi", reasoning={"effort": "low"})
+        assert body["param"] == "reasoning"
+        assert "does not support thinking" in body["message"]
+        thinking = client.responses.create(model="qwen3:8b", input="Hi", reasoning={"effort": "low"})
+        assert thinking.status == "completed"
+
+
+def test_stateless_ignores_tool_choice_none(openai: ModuleType) -> None:
+    """Ollama's Responses API takes `tools` but not `tool_choice`: a model offered a tool may call it even with
+    `tool_choice: "none"`, so a client that needs no more calls must offer no tools (assistant.model does)."""
+    with OfflineModelServer(pace=Pace.instant(), profile="stateless") as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0)
+        ignored = client.responses.create(model="m", input="calculate 2+2", tools=[CALC_TOOL], tool_choice="none")
+        assert [item.type for item in ignored.output] == ["function_call"]
+    with OfflineModelServer(pace=Pace.instant(), profile="openai") as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0)
+        honoured = client.responses.create(model="m", input="calculate 2+2", tools=[CALC_TOOL], tool_choice="none")
+        assert [item.type for item in honoured.output] == ["message"]
