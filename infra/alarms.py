@@ -79,3 +79,42 @@ class AuthorizerAlarms(Construct):
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
+
+
+#: Requests API Gateway refused before any integration ran, per five minutes. WebSocket APIs publish no throttle
+#: count of their own: the documented metrics are ConnectCount, MessageCount, IntegrationError, ClientError,
+#: ExecutionError and IntegrationLatency, and ClientError is "the number of requests that have a 4XX response
+#: returned by API Gateway before the integration is invoked"
+#: (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-logging.html). A throttled
+#: frame or `$connect` (429) is one; so is a refused token at `$connect` (401/403), which users with stale tabs
+#: produce a few of. Well above that noise, a sustained count means the stage's pools (``assistant.stage_throttles``)
+#: are being spent: a flood, or real traffic outgrowing them (docs/scaling.md).
+THROTTLED_REQUESTS_THRESHOLD = 50
+
+
+class ThrottleAlarms(Construct):
+    """An alarm on requests the WebSocket stage refuses itself (throttled, or refused before the integration)."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, stage: StageConfig, api_id: str, stage_name: str
+    ) -> None:
+        super().__init__(scope, construct_id)
+        refused = cloudwatch.Metric(
+            namespace="AWS/ApiGateway",
+            metric_name="ClientError",
+            dimensions_map={"ApiId": api_id, "Stage": stage_name},
+            statistic=cloudwatch.Stats.SUM,
+            period=PERIOD,
+        )
+        self.throttled_requests = cloudwatch.Alarm(
+            self,
+            "ThrottledRequests",
+            alarm_description=f"{stage.name}: the WebSocket stage is refusing requests before they reach a function "
+            "(429 throttled, or 4XX at $connect); every user's frames and connects share these pools. "
+            "Check the access log's status and routeKey",
+            metric=refused,
+            threshold=THROTTLED_REQUESTS_THRESHOLD,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from assistant.stage_throttles import DEV_THROTTLES, PROD_THROTTLES, StageThrottles
 from assistant.stores.rate_limits import RateLimit
 from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS, MAX_TOKEN_RECHECK_SECONDS, STAGE_DEFAULTS, ModelProvider
 from infra.names import DEFAULT_STAGE, validate_stage_name
@@ -75,9 +76,9 @@ class StageConfig:
     #: ``None`` deploys the packaged ``assistant.toml``; a path deploys that definition file instead
     #: (``--context assistantFile=<path>``; see ``infra.definition``).
     assistant_file: Path | None = None
-    #: Steady-state requests per second and burst for every route of the WebSocket stage.
-    throttle_rate_limit: float = 10.0
-    throttle_burst_limit: int = 20
+    #: API Gateway's throttles for the WebSocket stage (shared by all users): the stage's pool, and pools of their
+    #: own for ``$connect`` and ``sendMessage`` (``assistant.stage_throttles``; the local gateway applies the same).
+    throttles: StageThrottles = DEV_THROTTLES
     #: Off everywhere by default: each user costs model tokens, so an operator creates users
     #: (``scripts/create_user.py``) unless a stage explicitly opens sign-up.
     allow_self_sign_up: bool = False
@@ -118,8 +119,6 @@ class StageConfig:
             "flush_interval_ms": self.flush_interval_ms,
             "flush_chars": self.flush_chars,
             "max_message_chars": self.max_message_chars,
-            "throttle_rate_limit": self.throttle_rate_limit,
-            "throttle_burst_limit": self.throttle_burst_limit,
         }
         for field_name, value in positive.items():
             if value <= 0:
@@ -152,6 +151,15 @@ class StageConfig:
             RateLimit.parse(limit)  # raises with the expected format
 
     @property
+    def throttle_rate_limit(self) -> float:
+        """The stage's default steady-state requests per second (routes without a pool of their own)."""
+        return self.throttles.stage.rate_limit
+
+    @property
+    def throttle_burst_limit(self) -> int:
+        return self.throttles.stage.burst_limit
+
+    @property
     def is_production(self) -> bool:
         return self.name == PRODUCTION_STAGE
 
@@ -164,8 +172,7 @@ class StageConfig:
                 name=name,
                 retain_data=True,
                 log_retention_days=90,
-                throttle_rate_limit=50.0,
-                throttle_burst_limit=100,
+                throttles=PROD_THROTTLES,
                 worker_max_concurrency=200,
                 worker_snap_start=True,
                 threat_protection=True,

@@ -22,6 +22,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from assistant.wiring import AUTH_QUERY_PARAMETER, ROUTE_SELECTION_EXPRESSION, ROUTES, FunctionSpec
+from infra.alarms import ThrottleAlarms
 from infra.retention import log_retention, removal_policy
 from infra.stage import StageConfig
 
@@ -130,6 +131,25 @@ class WebSocketGateway(Construct):
                 apigateway.AccessLogFormat.custom(ACCESS_LOG_FORMAT),
             ),
         )
+        self._add_route_throttles(stage)
+        # Notified through the stage's alarm topic like every alarm in the stack (infra.operations).
+        self.throttle_alarms = ThrottleAlarms(
+            self, "ThrottleAlarms", stage=stage, api_id=self.api.api_id, stage_name=self.stage.stage_name
+        )
+
+    def _add_route_throttles(self, stage: StageConfig) -> None:
+        """``$connect`` and ``sendMessage`` get pools of their own (``RouteSettings``), so a flood of other frames
+        cannot stop anyone connecting or sending. The L2 stage has no property for them; the stage must be created
+        after the routes it names, or CloudFormation cannot find them."""
+        cfn_stage = self.stage.node.default_child
+        assert isinstance(cfn_stage, apigwv2.CfnStage)
+        cfn_stage.route_settings = {
+            route_key: {"ThrottlingRateLimit": throttle.rate_limit, "ThrottlingBurstLimit": throttle.burst_limit}
+            for route_key, throttle in stage.throttles.routes
+        }
+        for child in self.api.node.find_all():
+            if isinstance(child, apigwv2.CfnRoute):
+                cfn_stage.node.add_dependency(child)
 
     @property
     def url(self) -> str:
