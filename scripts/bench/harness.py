@@ -94,6 +94,8 @@ def running_stack(
         openai_base_url=None,
         handler_log_level="ERROR",
         limits=unthrottled_limits(),
+        # Nor API Gateway's stage throttles: the benchmark measures the pipeline, and sends like a script.
+        throttles=None,
         # The handlers in this process: the benchmark measures the pipeline, not how long this machine takes to
         # start a Python process per local "container" (process isolation is for catching environment bugs).
         isolation="thread",

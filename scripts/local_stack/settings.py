@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.settings import check_values
+from assistant.stage_throttles import DEV_THROTTLES, StageThrottles
 from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS, QUEUE, STAGE_DEFAULTS, WORKER, Env
 from scripts.local_stack.gateway.server import IDLE_TIMEOUT_S, MAX_CONNECTION_AGE_S
 from scripts.local_stack.gateway.static import DEMO_SIGN_IN_PATH
@@ -67,6 +68,10 @@ class LocalStackSettings:
     #: Quotas, rate limits and frame pacing: the ``dev`` stage's, overridable from the environment (benchmarks and
     #: tests that send more than a person would raise them here).
     limits: dict[Env, str] = field(default_factory=lambda: limits_from_environment())
+    #: API Gateway's throttles, which the gateway applies as API Gateway does
+    #: (``scripts.local_stack.gateway.throttle``): the ``dev`` stage's, so a flood shows in ``make dev`` as it would
+    #: deployed. ``None``: none (benchmarks).
+    throttles: StageThrottles | None = DEV_THROTTLES
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,7 @@ class LocalStack:
             web_dir=settings.web_dir,
             public_config=self._public_config,
             demo_sign_in=self._demo_sign_in,
+            throttles=settings.throttles,
         )
         await self.gateway.start(settings.host, settings.port)
         local_values |= self._local_values(resources, self.gateway.callback_url, model_base_url)

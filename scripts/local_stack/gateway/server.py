@@ -13,12 +13,14 @@ from typing import Any
 
 from aiohttp import WebSocketError, WSMsgType, web
 
+from assistant.stage_throttles import StageThrottles
 from assistant.wiring import AUTH_QUERY_PARAMETER, AUTHORIZER, MAX_FRAME_BYTES
 from scripts.local_stack.gateway import events
 from scripts.local_stack.gateway.connections import Connection, Connections
 from scripts.local_stack.gateway.events import Handshake
 from scripts.local_stack.gateway.policy import authorizer_decision
 from scripts.local_stack.gateway.static import WebPage
+from scripts.local_stack.gateway.throttle import TOO_MANY_REQUESTS, StageThrottle
 from scripts.local_stack.lambda_runtime.invocation import ACCOUNT_ID, Invoker
 
 log = logging.getLogger("local_stack.gateway")
@@ -55,8 +57,11 @@ class Gateway:
         web_dir: Path | None = None,
         public_config: Callable[[], Mapping[str, Any]] | None = None,
         demo_sign_in: Callable[[], Awaitable[Mapping[str, Any]]] | None = None,
+        throttles: StageThrottles | None = None,
     ) -> None:
         self._invoker = invoker
+        #: The stage's API Gateway throttles (``None``: none, for unit tests and benchmarks of the pipeline).
+        self._throttle = None if throttles is None else StageThrottle(throttles)
         self.stage = stage
         self._region = region
         self._idle_timeout_s = idle_timeout_s
@@ -145,6 +150,9 @@ class Gateway:
         # API Gateway refuses a missing identity source itself; the authorizer never runs.
         if not request.query.get(AUTH_QUERY_PARAMETER):
             return web.json_response({"message": "Unauthorized"}, status=401)
+        # Throttled before the authorizer runs: a throttled request reaches no integration.
+        if self._throttle is not None and not self._throttle.allow("$connect"):
+            return web.json_response({"message": TOO_MANY_REQUESTS}, status=429)
 
         handshake = Handshake.of(request)
         connection_id = events.base64_id()
@@ -279,6 +287,9 @@ class Gateway:
             "messageId": events.base64_id(),
             "authorizer": connection.authorizer,
         }
+        if self._throttle is not None and not self._throttle.allow(route.route_key):
+            await self._connections.send(connection, events.error_frame(TOO_MANY_REQUESTS, context))
+            return
         try:
             result = await asyncio.wait_for(
                 self._invoker.invoke(route.function, events.message_event(context, data)),
