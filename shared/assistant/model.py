@@ -484,6 +484,9 @@ class ModelClient:
                 _report_quietly(sink, progress.estimated_usage())
             elif _caller_stops(closing):
                 cancelled = self._cancel_quietly(progress.response_id)
+                if cancelled is not None and cancelled.usage is None:
+                    # The cancel's answer may predate the count: read it back once the cancel has settled.
+                    cancelled = self._retrieve_quietly(progress.response_id) or cancelled
                 # What the provider counted for the cancelled response where it says, else the estimate.
                 counted = usage_of(cancelled, progress) if cancelled is not None else progress.estimated_usage()
                 _report_quietly(sink, counted)
@@ -676,6 +679,21 @@ class ModelClient:
                     "kind": failure.kind if failure else type(exc).__name__,
                     "status": failure.status if failure else None,
                 },
+            )
+            return None
+
+    def _retrieve_quietly(self, response_id: str) -> Response | None:
+        """Best-effort ``responses.retrieve`` while the caller unwinds a cancel (see :meth:`_cancel_quietly` for why
+        a failure is logged, not raised): ``None`` if it failed, and the estimate counts instead."""
+        import openai
+
+        try:
+            return self._client.responses.retrieve(response_id, timeout=CANCEL_TIMEOUT_S)
+        except openai.APIError as exc:
+            failure = classify(exc)
+            logger.warning(
+                "Could not read back a cancelled response's usage; counting the estimate",
+                extra={"response_id": response_id, "kind": failure.kind if failure else type(exc).__name__},
             )
             return None
 

@@ -150,3 +150,38 @@ def _as_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
             item = {**item, "type": "message", "content": [{"type": "input_text", "text": item["content"]}]}
         stored.append(item)
     return stored
+
+
+def test_a_stopped_background_reply_counts_what_the_provider_read_back_after_the_cancel(
+    server: OfflineModelServer,
+) -> None:
+    """Where the provider keeps responses, the cancel is followed by a read of the response, whose usage (what it
+    generated before the cancel) is counted rather than an estimate (the offline model's cancel answer carries no
+    usage, its stored response does once the cancel settled)."""
+    server.state.pace = Pace(first_token_s=0.0, tokens_per_s=200.0, reasoning_s=0.0)
+    usages: list[ResponseUsage] = []
+    reply = _client(server, PACKAGED, ModelProvider.OPENAI).stream_reply(
+        text="Tell me a long story about a brave dragon",
+        history=LONG_HISTORY,
+        context=CONTEXT,
+        usage_sink=usages.append,
+    )
+    for event in reply:
+        if isinstance(event, TextDelta):
+            break
+    try:
+        raise StopReply
+    except StopReply:
+        reply.close()
+
+    (usage,) = usages
+    stored = server.state.responses[usage.response_id].response
+    assert stored["status"] == "cancelled"
+    assert not usage.estimated
+    assert (usage.input_tokens, usage.output_tokens) == (
+        stored["usage"]["input_tokens"],
+        stored["usage"]["output_tokens"],
+    )
+    assert usage.input_tokens > 2_500
+    reads = [r.path for r in server.requests if r.method == "GET" and r.path == f"/v1/responses/{usage.response_id}"]
+    assert len(reads) == 1

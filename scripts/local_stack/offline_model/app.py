@@ -331,7 +331,9 @@ async def _cancel_response(request: web.Request) -> web.StreamResponse:
         raise ApiError(400, "Only responses created with background=true can be cancelled.", param="response_id")
     if run.cancel():
         logger.info("background response %s cancelled", run.id)
-    return web.json_response(run.response)
+    answer = web.json_response(run.response)
+    run.settle_usage()
+    return answer
 
 
 # --- Conversations ----------------------------------------------------------------------------------------------

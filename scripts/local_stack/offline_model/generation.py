@@ -29,7 +29,7 @@ from scripts.local_stack.offline_model.schema import (
     output_text_part,
     reasoning_item,
 )
-from scripts.local_stack.offline_model.store import Conversation, OfflineModelState, ResponseRun
+from scripts.local_stack.offline_model.store import Conversation, OfflineModelState, ResponseRun, usage_json
 
 #: Metadata values are limited to 512 characters by the API.
 _METADATA_VALUE_LIMIT = 512
@@ -133,6 +133,7 @@ async def generate(
 ) -> None:
     """Produce the whole response into ``run`` (run it with :func:`until_finished`)."""
     response = run.response
+    run.input_tokens = input_tokens
     run.emit("response.created", response=run.snapshot())
     if response["status"] == "queued":
         run.emit("response.queued", response=run.snapshot())
@@ -184,6 +185,7 @@ async def generate(
             item["arguments"] += token
             run.emit("response.function_call_arguments.delta", **where, delta=token)
         counted += usage_tokens(token)
+        run.output_tokens = counted
 
     if isinstance(ending, ErrorEventFault | FailedFault):
         item["status"] = "incomplete"
@@ -205,13 +207,7 @@ async def generate(
         run.emit("response.function_call_arguments.done", **where, name=item["name"], arguments=item["arguments"])
     run.emit("response.output_item.done", output_index=output_index, item=item)
 
-    response["usage"] = {
-        "input_tokens": input_tokens,
-        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
-        "output_tokens": counted,
-        "output_tokens_details": {"reasoning_tokens": 0},
-        "total_tokens": input_tokens + counted,
-    }
+    response["usage"] = usage_json(input_tokens, counted)
     if conversation is not None:
         conversation.items.extend([*input_items, *copy.deepcopy(response["output"])])
     if incomplete_reason is None:

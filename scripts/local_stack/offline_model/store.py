@@ -87,6 +87,17 @@ class Conversation:
         }
 
 
+def usage_json(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    """A Response's ``usage`` object, as OpenAI shapes it."""
+    return {
+        "input_tokens": input_tokens,
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "output_tokens": output_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": input_tokens + output_tokens,
+    }
+
+
 class ResponseRun:
     """A response being (or having been) generated: the live Response object and the events that built it."""
 
@@ -99,6 +110,9 @@ class ResponseRun:
         #: Every item the response was generated from (conversation, earlier responses, input), oldest first:
         #: what a later ``previous_response_id`` continues.
         self.context: list[dict[str, Any]] = []
+        #: Tokens so far (as usage reports them): what a cancelled response is billed for.
+        self.input_tokens = 0
+        self.output_tokens = 0
         self._changed = asyncio.Event()
 
     @property
@@ -125,6 +139,12 @@ class ResponseRun:
             self.task.cancel()
         self.finish()
         return True
+
+    def settle_usage(self) -> None:
+        """A cancelled response is billed for what it generated before the cancel: its stored usage says so once
+        the cancel has settled (the cancel's own answer carries none; a later retrieve reads it back)."""
+        if self.response.get("status") == "cancelled" and self.response.get("usage") is None:
+            self.response["usage"] = usage_json(self.input_tokens, self.output_tokens)
 
     def snapshot(self) -> dict[str, Any]:
         """A copy of the Response as it is now; later progress must not rewrite an event already logged."""
