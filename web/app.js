@@ -13,6 +13,13 @@ const BACKOFF_INITIAL_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
 const TOKEN_MARGIN_MS = 60_000; // renew this long before the access token expires
 const SESSION_KEY = "assistant.session";
+// docs/protocol.md: a message is at most 16 000 characters by default (config.json's maxMessageChars, if a stage
+// changes it), and a client frame must fit API Gateway's 32 KB frame in UTF-8 whatever the character count: over
+// that, the gateway closes the connection (1009) before the server could even answer `too_large`.
+const DEFAULT_MAX_MESSAGE_CHARS = 16_000;
+const MAX_FRAME_BYTES = 32 * 1024;
+const MAX_RESENDS = 3; // a frame the connection keeps closing on is given back to the user, not re-sent forever
+const CLOSE_MESSAGE_TOO_BIG = 1009;
 const PHONE = window.matchMedia("(max-width: 760px)");
 
 const $ = (id) => document.getElementById(id);
@@ -37,6 +44,7 @@ const ui = {
   emptyState: $("empty-state"),
   messages: $("messages"),
   composer: $("composer"),
+  composerNote: $("composer-note"),
   message: $("message"),
   send: $("send"),
   stop: $("stop"),
@@ -71,6 +79,7 @@ const state = {
   queued: null, // the sendMessage frame waiting for the new conversation's id
   replies: new Map(), // messageId -> Reply
   unaccepted: new Map(), // messageId -> sendMessage frame, re-sent after a reconnect (the server dedupes)
+  resends: new Map(), // messageId -> how many times its frame was re-sent after a reconnect
   lastRequest: null, // the last frame other than sendMessage/cancel/ping, re-sent after rate_limited
   sendBlockedUntil: 0,
   sendBlockedTimer: null,
@@ -296,7 +305,7 @@ async function connect() {
     updateControls();
     updateEmptyState();
     // A message sent just before a drop may never have reached the server; its id makes a re-send safe.
-    for (const frame of state.unaccepted.values()) send(frame);
+    resendUnaccepted();
     if (state.newPending) send({ action: "newConversation" }); // its answer may have been lost with the connection
     request({ action: "listConversations" });
     send({ action: "getUsage" });
@@ -318,10 +327,38 @@ async function connect() {
       connect();
       return;
     }
+    // A frame too big for the gateway closed the connection: sent again, it would close the next one too, forever.
+    if (event.code === CLOSE_MESSAGE_TOO_BIG) giveBackUnaccepted("the server refused it as too large");
     // The browser hides a refused handshake's status; after repeated failures to open, renew the token.
     if (!opened) state.failedOpens += 1;
     scheduleReconnect(event.reason || (opened ? "connection lost" : "cannot connect"));
   });
+}
+
+/** A message sent just before a drop may never have reached the server; its id makes a re-send safe. */
+function resendUnaccepted() {
+  for (const [messageId, frame] of [...state.unaccepted]) {
+    const count = (state.resends.get(messageId) || 0) + 1;
+    if (count > MAX_RESENDS) {
+      giveBack(messageId, "the connection closed each time it was sent");
+      continue;
+    }
+    state.resends.set(messageId, count);
+    send(frame);
+  }
+}
+
+/** A message that will not be sent again: its bubble says why, and its text is back in the box. */
+function giveBack(messageId, why) {
+  const frame = state.unaccepted.get(messageId);
+  state.unaccepted.delete(messageId);
+  state.resends.delete(messageId);
+  if (state.replies.has(messageId) || state.inFlight === messageId) finish(messageId, "failed", `Not sent: ${why}.`);
+  if (frame && !ui.message.value) ui.message.value = frame.message;
+}
+
+function giveBackUnaccepted(why) {
+  for (const messageId of [...state.unaccepted.keys()]) giveBack(messageId, why);
 }
 
 function scheduleReconnect(reason) {
@@ -509,6 +546,7 @@ function finish(messageId, outcome, note) {
   current.item.removeAttribute("aria-busy");
   current.meta.textContent = note || "";
   state.unaccepted.delete(messageId);
+  state.resends.delete(messageId);
   if (state.inFlight === messageId) {
     state.inFlight = null;
     ui.stop.textContent = "Stop";
@@ -728,6 +766,10 @@ function onError(frame) {
   }
   if (code === "quota_exceeded") send({ action: "getUsage" }); // the meter shows what ran out, and when it resets
   const target = frame.messageId || pending;
+  if (code === "too_large" && target && state.unaccepted.has(target)) {
+    giveBack(target, frame.message.replace(/\.$/, "")); // never re-sent; the text is back in the box
+    return;
+  }
   if (target && (state.replies.has(target) || target === state.inFlight)) {
     finish(target, "failed", `Failed: ${frame.message}`);
   }
@@ -745,6 +787,7 @@ function onFrame(data) {
     case "accepted": {
       const current = reply(frame.messageId);
       state.unaccepted.delete(frame.messageId);
+      state.resends.delete(frame.messageId);
       if (current.own) {
         state.conversationId = frame.conversationId;
         markCurrentConversation();
@@ -805,11 +848,39 @@ function newMessageId() {
   return "m_" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** Why a message cannot be sent as it is (over the documented limits), or "" if it can. */
+function tooLong(frame) {
+  const limit = Number(state.config?.maxMessageChars) || DEFAULT_MAX_MESSAGE_CHARS;
+  const characters = [...frame.message].length; // code points, as the server counts them
+  const format = (n) => n.toLocaleString("en-US");
+  if (characters > limit) {
+    return `This message is ${format(characters)} characters long; the limit is ${format(limit)}. Shorten it and send again.`;
+  }
+  // Room for the conversation's id, which a message waiting for New conversation gets later.
+  const sized = { ...frame, conversationId: frame.conversationId || "c_" + "0".repeat(32) };
+  const bytes = new TextEncoder().encode(JSON.stringify(sized)).length;
+  if (bytes > MAX_FRAME_BYTES) {
+    const kb = (bytes / 1024).toFixed(1);
+    return `This message is ${kb} KB once encoded; a message must fit in 32 KB (emoji and non-Latin scripts take several bytes a character). Shorten it and send again.`;
+  }
+  return "";
+}
+
+function showComposerNote(text) {
+  ui.composerNote.textContent = text;
+  ui.composerNote.hidden = !text;
+  if (text) ui.message.setAttribute("aria-invalid", "true");
+  else ui.message.removeAttribute("aria-invalid");
+}
+
 function sendMessage() {
   const text = ui.message.value;
   if (!text.trim() || state.inFlight || ui.send.disabled) return;
   const messageId = newMessageId();
   const frame = { action: "sendMessage", message: text, messageId };
+  const refusal = tooLong(frame);
+  showComposerNote(refusal);
+  if (refusal) return; // never sent: the text stays in the box to be shortened
   if (state.newPending) {
     if (!state.connected) return;
     state.queued = frame; // sent by onConversation, with the new conversation's id
@@ -876,6 +947,7 @@ function signOut(message) {
   if (ws) ws.close(1000, "signed out");
   state.replies.clear();
   state.unaccepted.clear();
+  state.resends.clear();
   state.newPending = false;
   state.queued = null;
   state.inFlight = null;
@@ -999,6 +1071,9 @@ ui.message.addEventListener("keydown", (event) => {
     event.preventDefault();
     stopReply();
   }
+});
+ui.message.addEventListener("input", () => {
+  if (!ui.composerNote.hidden) showComposerNote("");
 });
 ui.stop.addEventListener("click", stopReply);
 ui.newConversation.addEventListener("click", () => {

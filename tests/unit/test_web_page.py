@@ -230,6 +230,10 @@ class FakeBackend:
         if text == "use up my quota":
             await ws.send_json({"type": "error", "messageId": mid, "code": "quota_exceeded", "message": "Daily limit."})
             return
+        if text.startswith("too big for the server"):
+            # As API Gateway does with a frame over 32 KB: the connection closes before any handler sees it.
+            await ws.close(code=1009, message=b"Message too big")
+            return
         if text == "too fast":
             message = "Too many sendMessage requests; try again in 1.5 s."
             await ws.send_json({"type": "error", "code": "rate_limited", "retryAfterMs": 1500, "message": message})
@@ -735,6 +739,64 @@ async def test_rate_limited_message_comes_back_to_the_box_and_send_waits(
     assert await page.locator("#send").is_disabled()
     assert "try again in 1.5 s" in await page.locator("#messages li.error").inner_text()
     await page.wait_for_function("!document.querySelector('#send').disabled", timeout=5_000)
+
+
+@pytest.mark.parametrize(
+    ("paste", "says"),
+    [
+        ("x" * 40_000, "40,000 characters"),  # 40 KB: the gateway would close the connection
+        ("y" * 20_000, "20,000 characters"),  # under 32 KB, but over the 16,000-character limit
+        ("日本語" * 4_000, "KB once encoded"),  # 12,000 characters, ~36 KB of UTF-8
+    ],
+    ids=["40KB", "20000chars", "36KB-of-CJK"],
+)
+async def test_a_message_over_the_limit_is_refused_before_sending_and_kept_in_the_box(
+    backend: tuple[FakeBackend, str], page: Any, paste: str, says: str
+) -> None:
+    fake, url = backend
+    await signed_in(page, url)
+    await page.wait_for_selector("#messages li.message.user:has-text('Plan a day in Kyoto')")
+    shown = await page.locator("#messages li").count()
+    await page.fill("#message", paste)
+    await page.click("#send")
+    note = page.locator("#composer-note")
+    await note.wait_for()
+    assert says in await note.inner_text()
+    await page.press("#message", "Enter")  # again, by keyboard: still one message, not two
+    await asyncio.sleep(1.0)  # a reconnect (the old page's loop) would have happened by now
+    assert await page.input_value("#message") == paste, "the typed text was kept"
+    assert await page.locator("#messages li").count() == shown, "no bubble, no error in the list"
+    assert await page.get_by_text(says).count() == 1, "one message, once"
+    assert says not in await page.inner_text("#status")
+    assert await page.get_attribute("#message", "aria-invalid") == "true"
+    assert [f["action"] for f in fake.received].count("sendMessage") == 0, "never sent"
+    assert fake.connects == 1, "at most one WebSocket opened"
+    assert await page.locator("#send").is_enabled()
+    # Shortened, it goes.
+    fake.gate.set()
+    await page.fill("#message", "shorter now")
+    assert await note.is_hidden()
+    await page.click("#send")
+    await page.wait_for_selector(f"{REPLY}:last-child[data-state='done']")
+
+
+async def test_a_frame_the_server_refused_as_too_large_is_never_sent_again(
+    backend: tuple[FakeBackend, str], page: Any
+) -> None:
+    fake, url = backend
+    await signed_in(page, url)
+    await wait_until(lambda: {"listConversations", "getUsage", "getHistory"} <= {f["action"] for f in fake.received})
+    # Within the page's limits, but the server (a stage with a smaller frame budget) closes with 1009.
+    await page.fill("#message", "too big for the server")
+    await page.click("#send")
+    await page.wait_for_selector(f"{REPLY}:last-child[data-state='failed']")
+    await wait_until(lambda: fake.connects == 2)
+    await page.wait_for_selector("#status[data-state='connected']")
+    await asyncio.sleep(1.0)
+    assert [f["action"] for f in fake.received].count("sendMessage") == 1, "the refused frame was sent again"
+    assert fake.connects == 2
+    assert await page.input_value("#message") == "too big for the server"
+    assert "too large" in await page.locator(f"{REPLY}:last-child .meta").inner_text()
 
 
 async def test_keyboard_only_chat_and_focus_after_stop(backend: tuple[FakeBackend, str], page: Any) -> None:
