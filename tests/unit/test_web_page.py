@@ -799,6 +799,33 @@ async def test_a_frame_the_server_refused_as_too_large_is_never_sent_again(
     assert "too large" in await page.locator(f"{REPLY}:last-child .meta").inner_text()
 
 
+async def test_every_request_of_a_page_load_succeeds_the_favicon_included(backend: tuple[FakeBackend, str]) -> None:
+    _, url = backend
+    async with open_page(timeout_ms=10_000, bypass_csp=False) as page:
+        failed: list[str] = []
+        page.on(
+            "response",
+            lambda response: failed.append(f"{response.status} {response.url}") if response.status >= 400 else None,
+        )
+        page.on("requestfailed", lambda request: failed.append(f"failed {request.url}"))
+        await signed_in(page, url)
+        await page.wait_for_selector("#messages li.message.user:has-text('Plan a day in Kyoto')")
+        await asyncio.sleep(0.5)  # the browser asks for the tab's icon after the page loads
+        assert failed == [], f"requests that failed: {failed}"
+        icon = await page.get_attribute("link[rel='icon']", "href")
+        # What the browser fetches for the tab's icon, as the page's CSP allows it.
+        loaded = await page.evaluate(
+            """href => new Promise(done => {
+                const img = new Image();
+                img.onload = () => done(img.naturalWidth > 0);
+                img.onerror = () => done(false);
+                img.src = new URL(href, document.baseURI).href;
+            })""",
+            icon,
+        )
+        assert loaded, f"the icon {icon} did not load"
+
+
 async def test_keyboard_only_chat_and_focus_after_stop(backend: tuple[FakeBackend, str], page: Any) -> None:
     _, url = backend
     await page.goto(url)
