@@ -292,7 +292,7 @@ class ModelClient:
             if isinstance(past, ToolExchange):
                 first.extend(_exchange_items(past))
             elif past[1]:
-                first.append({"type": "message", "role": past[0], "content": past[1]})
+                first.append(_history_message(past[0], past[1]))
         first.append({"type": "message", "role": "user", "content": text})
         offered = self._toolbox.offer()
         request = _Request(first)
@@ -757,6 +757,20 @@ class ModelClient:
             extra={"call": what, "kind": kind, "status": status, "retry": retry + 1, "delay_s": round(delay, 3)},
         )
         self._sleep(delay)
+
+
+def _history_message(role: Literal["user", "assistant"], text: str) -> ResponseInputItemParam:
+    """An earlier message as input. The model's own earlier reply goes as ``output_text`` parts, the form the API
+    gives it in a response's ``output`` (OpenAI refuses ``input_text`` in an assistant message): some servers
+    keep an assistant message only in that form (open-responses-server 0.4.1 drops one whose content is a string,
+    tests/thirdparty), and every server this project runs against takes it."""
+    if role == "assistant":
+        return cast("ResponseInputItemParam", {"type": "message", "role": "assistant", "content": [_output_text(text)]})
+    return {"type": "message", "role": "user", "content": text}
+
+
+def _output_text(text: str) -> dict[str, object]:
+    return {"type": "output_text", "text": text, "annotations": []}
 
 
 def _call_item(call_id: str, name: str, arguments: str) -> ResponseInputItemParam:

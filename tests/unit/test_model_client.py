@@ -304,7 +304,12 @@ def test_history_is_sent_before_the_new_message(server: OfflineModelServer, make
     first = _posts(server)[0]
     assert first["input"] == [
         {"type": "message", "role": "user", "content": "hello there"},
-        {"type": "message", "role": "assistant", "content": "Hi!"},
+        # The model's own earlier reply in the form a response's output gives it (output_text parts).
+        {
+            "type": "message",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": "Hi!", "annotations": []}],
+        },
         {"type": "message", "role": "user", "content": "calculate 2+3*4"},
     ]
     assert isinstance(events[-1], ReplyCompleted)
