@@ -660,40 +660,41 @@ class ModelClient:
     def _cancel_quietly(self, response_id: str) -> Response | None:
         """Best-effort ``responses.cancel`` of a background response whose reader has gone.
 
-        The one place a model-call failure is logged rather than raised: it runs while the caller unwinds its
-        cancel (``close()``), where raising would replace whatever ended the reply with a less relevant error, and
-        a response that stays uncancelled only runs to its end server-side. That costs tokens (and the conversation
-        keeps the whole answer), not the correctness of anything the caller does next. No retries and a short
-        timeout for the same reason: the caller is waiting.
+        One of the two places a model-call failure is logged rather than raised (with :meth:`_retrieve_quietly`): it
+        runs while the caller unwinds its cancel (``close()``), where raising would replace whatever ended the reply
+        with a less relevant error, and a response that stays uncancelled only runs to its end server-side. That
+        costs tokens (and the conversation keeps the whole answer), not the correctness of anything the caller does
+        next. No retries and a short timeout for the same reason: the caller is waiting.
         """
+        return self._quietly(
+            lambda: self._client.responses.cancel(response_id, timeout=CANCEL_TIMEOUT_S),
+            response_id,
+            "Could not cancel a background response; it will run to its end",
+        )
+
+    def _retrieve_quietly(self, response_id: str) -> Response | None:
+        """Best-effort ``responses.retrieve`` while the caller unwinds a cancel (why quietly: :meth:`_cancel_quietly`):
+        ``None`` if it failed, and the estimate counts instead."""
+        return self._quietly(
+            lambda: self._client.responses.retrieve(response_id, timeout=CANCEL_TIMEOUT_S),
+            response_id,
+            "Could not read back a cancelled response's usage; counting the estimate",
+        )
+
+    def _quietly(self, call: Callable[[], Response], response_id: str, failed: str) -> Response | None:
         import openai
 
         try:
-            return self._client.responses.cancel(response_id, timeout=CANCEL_TIMEOUT_S)
+            return call()
         except openai.APIError as exc:
             failure = classify(exc)
             logger.warning(
-                "Could not cancel a background response; it will run to its end",
+                failed,
                 extra={
                     "response_id": response_id,
                     "kind": failure.kind if failure else type(exc).__name__,
                     "status": failure.status if failure else None,
                 },
-            )
-            return None
-
-    def _retrieve_quietly(self, response_id: str) -> Response | None:
-        """Best-effort ``responses.retrieve`` while the caller unwinds a cancel (see :meth:`_cancel_quietly` for why
-        a failure is logged, not raised): ``None`` if it failed, and the estimate counts instead."""
-        import openai
-
-        try:
-            return self._client.responses.retrieve(response_id, timeout=CANCEL_TIMEOUT_S)
-        except openai.APIError as exc:
-            failure = classify(exc)
-            logger.warning(
-                "Could not read back a cancelled response's usage; counting the estimate",
-                extra={"response_id": response_id, "kind": failure.kind if failure else type(exc).__name__},
             )
             return None
 

@@ -7,7 +7,7 @@ daily quotas are charged: they must land within ±25 % of what the server would 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ from assistant.definition import AssistantDefinition, load_definition
 from assistant.model import (
     HistoryItem,
     ModelClient,
+    ModelEvent,
     ModelTimeouts,
     ReplyCompleted,
     ResponseUsage,
@@ -71,6 +72,17 @@ def _posts(server: OfflineModelServer) -> list[dict[str, Any]]:
     return [r.body for r in server.requests if r.method == "POST" and r.path == "/v1/responses"]
 
 
+def _stop_after_the_first_words(reply: Generator[ModelEvent, None, None]) -> None:
+    """What the worker does at a user's Stop: close the reply while a StopReply unwinds (assistant.model)."""
+    for event in reply:
+        if isinstance(event, TextDelta):
+            break
+    try:
+        raise StopReply
+    except StopReply:
+        reply.close()
+
+
 def _within(estimate: int, exact: int, tolerance: float = 0.25) -> bool:
     return abs(estimate - exact) <= tolerance * exact
 
@@ -124,13 +136,7 @@ def test_a_stopped_reply_over_a_long_conversation_counts_the_input_it_sent(
         context=CONTEXT,
         usage_sink=usages.append,
     )
-    for event in reply:
-        if isinstance(event, TextDelta):
-            break
-    try:
-        raise StopReply
-    except StopReply:
-        reply.close()
+    _stop_after_the_first_words(reply)
 
     (usage,) = usages
     assert usage.estimated
@@ -166,13 +172,7 @@ def test_a_stopped_background_reply_counts_what_the_provider_read_back_after_the
         context=CONTEXT,
         usage_sink=usages.append,
     )
-    for event in reply:
-        if isinstance(event, TextDelta):
-            break
-    try:
-        raise StopReply
-    except StopReply:
-        reply.close()
+    _stop_after_the_first_words(reply)
 
     (usage,) = usages
     stored = server.state.responses[usage.response_id].response
