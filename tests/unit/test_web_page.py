@@ -98,6 +98,8 @@ class FakeBackend:
     #: The access tokens' lifetime (Cognito's is an hour).
     expires_in: int = 3600
     model: str | None = None
+    #: The one-click demo account's name (the local stack's is an e-mail address).
+    demo_username: str = USERNAME
 
     def config(self) -> dict[str, str]:
         return {
@@ -106,7 +108,7 @@ class FakeBackend:
             "cognitoEndpoint": f"http://127.0.0.1:{self.port}/cognito/",
             "userPoolId": "us-east-1_test",
             "userPoolClientId": CLIENT_ID,
-            "demoUsername": USERNAME,
+            "demoUsername": self.demo_username,
             "demoSignIn": "demo-sign-in",
         }
 
@@ -824,6 +826,57 @@ async def test_every_request_of_a_page_load_succeeds_the_favicon_included(backen
             icon,
         )
         assert loaded, f"the icon {icon} did not load"
+
+
+FITS = """selector => {
+    const el = document.querySelector(selector);
+    const box = el.getBoundingClientRect();
+    return {
+        text: el.textContent,
+        clipped: el.scrollWidth > el.clientWidth,
+        inside: box.left >= 0 && box.right <= document.documentElement.clientWidth,
+    };
+}"""
+
+
+@pytest.mark.parametrize("width", [320, 390, 1280, 1440])
+async def test_the_demo_button_fits_and_the_phone_header_shows_the_connection_state(
+    backend: tuple[FakeBackend, str], width: int
+) -> None:
+    fake, url = backend
+    fake.demo_username = "demo@example.com"
+    fake.model = "offline-demo"
+    phone = width < 760
+    options: dict[str, Any] = {"is_mobile": True} if phone else {}
+    async with open_page(timeout_ms=10_000, viewport={"width": width, "height": 800}, **options) as page:
+        await page.goto(url)
+        demo = page.get_by_role("button", name="Use the demo account (demo@example.com)")
+        await demo.wait_for()
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / f"web-sign-in-{width}.png"))
+        button = await page.evaluate(FITS, "#demo-sign-in")
+        assert not button["clipped"], f"at {width}px the demo button's text spills out of it"
+        assert button["inside"], f"at {width}px the demo button is off the screen"
+        form = await page.locator("#sign-in-form").bounding_box()
+        box = await demo.bounding_box()
+        assert form is not None
+        assert box is not None
+        assert form["x"] <= box["x"]
+        assert box["x"] + box["width"] <= form["x"] + form["width"]
+
+        await demo.click()
+        await page.wait_for_selector("#status[data-state='connected']")
+        await ask(page, "show me markdown")  # the offline badge joins the header
+        await page.wait_for_selector("#model-badge:not([hidden])")
+        await page.screenshot(path=str(ARTIFACTS / f"web-header-{width}.png"))
+        status = await page.evaluate(FITS, "#status")
+        assert status["text"].startswith("Connected as demo@example.com")
+        assert not status["clipped"], f"at {width}px the header cuts the connection state"
+        assert status["inside"]
+        for control in ("#sign-out", "#model-badge") + (("#menu",) if phone else ()):
+            assert (await page.evaluate(FITS, control))["inside"], f"{control} is off the screen at {width}px"
+        sideways = await page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert sideways <= 0
 
 
 async def test_keyboard_only_chat_and_focus_after_stop(backend: tuple[FakeBackend, str], page: Any) -> None:
