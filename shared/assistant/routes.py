@@ -27,11 +27,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from assistant import tracing
 from assistant.connection_route import LambdaHandler
-from assistant.errors import AssistantError, BadRequest, ErrorCode, TokenExpired, TokenRevoked
+from assistant.errors import AssistantError, BadRequest, ErrorCode, RateLimited, TokenExpired, TokenRevoked
 from assistant.events import MessageEvent
 from assistant.observability import WEBSOCKET_CORRELATION_PATH, Metric, logger, metrics
 from assistant.protocol import ClientFrame, ErrorFrame, ServerFrame, parse_client_frame, route_response
 from assistant.push import post_then_close
+from assistant.refusals import REFUSAL_WINDOW_SECONDS, RefusalCounter
 from assistant.revocation import RevocationCheck, TokenRefused
 from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS, ROUTES, FunctionSpec
 
@@ -56,6 +57,7 @@ def websocket_route(
     ``connections_api`` gives the function's ``@connections`` client (to close a connection whose token expired or
     was revoked); ``revocation`` its check of tokens with Cognito; ``max_message_chars`` the function's limit on a
     message's characters (a ``sendMessage`` setting)."""
+    refusals = RefusalCounter()
 
     @tracing.capture_handler
     @logger.inject_lambda_context(correlation_id_path=WEBSOCKET_CORRELATION_PATH)
@@ -79,6 +81,10 @@ def websocket_route(
             refused = Metric.RATE_LIMITED if error.code is ErrorCode.RATE_LIMITED else Metric.BAD_REQUESTS
             metrics.add_metric(name=refused.value, unit=MetricUnit.Count, value=1)
             logger.info("Request refused", extra={"code": error.code.value})
+            connection_id = parsed.request_context.connection_id
+            if error.code is ErrorCode.RATE_LIMITED and refusals.refuse(connection_id, time.monotonic()):
+                refusals.forget(connection_id)
+                return _end_flooding_connection(parsed, connections_api())
             return route_response(ErrorFrame.from_error(error))
         except Exception:
             logger.exception("Route failed")
@@ -125,6 +131,18 @@ def _end_revoked_connection(event: MessageEvent, connections_api: Any) -> dict[s
     logger.info("Connection ended: its access token was revoked")
     revoked = TokenRevoked("You were signed out. Sign in again to continue.")
     post_then_close(connections_api, event.request_context.connection_id, ErrorFrame.from_error(revoked))
+    return route_response(None)
+
+
+def _end_flooding_connection(event: MessageEvent, connections_api: Any) -> dict[str, Any]:
+    """The connection kept sending past its limits (:mod:`assistant.refusals`): say so, then close it."""
+    metrics.add_metric(name=Metric.CONNECTIONS_CLOSED_FOR_FLOODING.value, unit=MetricUnit.Count, value=1)
+    logger.warning("Connection closed: it kept hitting its rate limits")
+    flooding = RateLimited(
+        "Too many requests were refused on this connection, so it was closed. Wait a minute, then reconnect.",
+        retry_after_ms=int(REFUSAL_WINDOW_SECONDS * 1000),
+    )
+    post_then_close(connections_api, event.request_context.connection_id, ErrorFrame.from_error(flooding))
     return route_response(None)
 
 

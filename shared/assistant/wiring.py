@@ -281,6 +281,8 @@ class Metric(StrEnum):
     CONNECTIONS_EXPIRED = "ConnectionsExpired"
     #: A route found the connection's token revoked in Cognito (signed out, disabled, deleted) and closed it.
     CONNECTIONS_REVOKED = "ConnectionsRevoked"
+    #: A route closed a connection that kept sending past its rate limits (``assistant.refusals``).
+    CONNECTIONS_CLOSED_FOR_FLOODING = "ConnectionsClosedForFlooding"
     #: Cognito could not be asked whether a token was revoked (throttled, down): ``$connect`` refused, frames let
     #: through unchecked for a while (``assistant.revocation``).
     REVOCATION_CHECKS_UNAVAILABLE = "RevocationChecksUnavailable"

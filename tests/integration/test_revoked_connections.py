@@ -18,7 +18,9 @@ import pytest
 import send_message
 
 from assistant import runtime
+from assistant.refusals import REFUSALS_BEFORE_CLOSE
 from assistant.revocation import RevocationCheck, RevocationCheckUnavailable, Verdict
+from tests.handlers import reset_handlers
 from tests.integration.conftest import CALLBACK_URL, Deployment
 
 HANDLERS = {
@@ -141,3 +143,26 @@ def test_the_token_never_reaches_the_logs(
     deployment.call(send_message.handler, _event(deployment, HANDLERS["sendMessage"][1], token))
     captured = capsys.readouterr()
     assert token not in captured.out + captured.err + caplog.text
+
+
+def test_a_connection_that_keeps_hitting_its_limits_is_told_and_closed(
+    deployment: Deployment, api: _RecordingApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #22: every refusal answers `rate_limited` and the connection survives, until it has been refused
+    REFUSALS_BEFORE_CLOSE times within a minute (a client that ignores `retryAfterMs`): then it is closed."""
+    monkeypatch.setenv("RATE_LIMIT_PING", "1/1")
+    reset_handlers()
+    _use(commands, _Cognito({"tok-live": "accepted"}))
+    answers = [
+        deployment.call(commands.handler, _event(deployment, {"action": "ping"}, "tok-live"))
+        for _ in range(REFUSALS_BEFORE_CLOSE + 1)
+    ]
+
+    frames = [json.loads(answer["body"]) for answer in answers if "body" in answer]
+    assert frames[0] == {"type": "pong"}
+    assert {frame["code"] for frame in frames[1:]} == {"rate_limited"}
+    assert len(frames) == REFUSALS_BEFORE_CLOSE  # the pong, then every refusal but the last answered in the route
+    assert [(call, connection) for call, connection, _ in api.calls] == [("post", "conn-a1"), ("delete", "conn-a1")]
+    closing = api.calls[0][2]
+    assert closing["code"] == "rate_limited"
+    assert closing["retryAfterMs"] == 60_000
