@@ -163,3 +163,44 @@ async def test_a_stopped_reply_stays_in_history_after_a_reload(web_stack: LocalS
     kept = await stopped.locator(".text").text_content() or ""
     # What the user saw stays (the server may have checkpointed a little more than the page had drawn).
     assert kept.startswith(shown[: len(shown) // 2])
+
+
+async def test_an_impatient_user_new_conversation_then_send_at_once_and_a_40kb_paste(
+    web_stack: LocalStack, page: Any
+) -> None:
+    """Issue 23: a message sent the instant New conversation is clicked shows with its reply, every time; a 40 KB
+    paste is refused before sending, kept in the box, and opens no new connection."""
+    info = stack_info(web_stack)
+    await page.goto(info.web_url)
+    await page.get_by_role("button", name="Use the demo account").click()
+    await page.wait_for_selector("#status[data-state='connected']")
+    assert web_stack.gateway is not None
+    for attempt in range(1, 4):
+        question = f"calculate {attempt} + {attempt}"
+        await page.evaluate(
+            """text => {
+                document.querySelector('#new-conversation').click();
+                document.querySelector('#message').value = text;
+                document.querySelector('#send').click();
+            }""",
+            question,
+        )
+        await page.wait_for_selector(f"{REPLY}:last-child[data-state='done']", timeout=45_000)
+        # The conversation list arrives after the reply: it must not take the pane away.
+        current = page.locator("#conversations button[aria-current='true']")
+        await current.filter(has_text=question).wait_for()
+        users = await page.locator("#messages li.message.user .text").all_text_contents()
+        assert users == [question], f"attempt {attempt}: the pane shows {users}"
+        replies = await page.locator(f"{REPLY} .text").all_text_contents()
+        assert len(replies) == 1
+        assert str(attempt * 2) in replies[0]
+
+    connections = len(web_stack.gateway.connection_ids)
+    paste = "x" * 40_000
+    await page.fill("#message", paste)
+    await page.click("#send")
+    await page.locator("#composer-note").filter(has_text="40,000 characters").wait_for()
+    await page.wait_for_timeout(1_500)
+    assert await page.input_value("#message") == paste
+    assert await page.get_attribute("#status", "data-state") == "connected"
+    assert len(web_stack.gateway.connection_ids) == connections
