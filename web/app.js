@@ -65,6 +65,8 @@ const state = {
   retryTimer: null,
   keepaliveTimer: null,
   renewTimer: null,
+  retryPending: false, // a reconnect waits out its backoff (retried at once when back online or shown again)
+  connecting: false, // connect() is getting a token
   tokenExpired: false, // the server said token_expired: refresh before reconnecting
   reconnectWhenIdle: false, // a renewed token waits for the streaming reply before reconnecting
   statusText: "",
@@ -150,6 +152,9 @@ function clearSession() {
 
 class SignInError extends Error {}
 
+// Cognito's answers that may go another way if asked again later; any other refusal of a refresh token is final.
+const RETRYABLE_COGNITO_ERRORS = ["TooManyRequestsException", "LimitExceededException", "InternalErrorException"];
+
 function cognitoEndpoint() {
   const { cognitoEndpoint, region } = state.config;
   return cognitoEndpoint || `https://cognito-idp.${region}.amazonaws.com/`;
@@ -198,6 +203,11 @@ async function initiateAuth(authFlow, authParameters) {
     const message = body.message || body.Message || `HTTP ${response.status}`;
     if (["NotAuthorizedException", "UserNotFoundException", "UserNotConfirmedException"].includes(type)) {
       throw new SignInError(authFlow === "REFRESH_TOKEN_AUTH" ? "Your session expired; sign in again." : message);
+    }
+    if (authFlow === "REFRESH_TOKEN_AUTH" && response.status < 500 && !RETRYABLE_COGNITO_ERRORS.includes(type)) {
+      // The user pool or app client the session came from is gone (a restarted local stack has new ones): asking
+      // again gets the same answer, forever.
+      throw new SignInError("Your session is no longer valid (the service was restarted); sign in again.");
     }
     throw new Error(`Sign-in failed: ${message}`);
   }
@@ -280,13 +290,22 @@ function reconnectNow() {
 async function connect() {
   clearTimeout(state.retryTimer);
   if (!state.signedIn) return;
+  state.retryPending = false;
+  state.connecting = true;
   let token;
   try {
     token = await accessToken(state.failedOpens >= 2 || state.tokenExpired);
   } catch (error) {
+    state.connecting = false;
     if (error instanceof SignInError) return signOut(error.message);
+    if (state.signedIn && (await stackReplaced())) {
+      // Its sign-in service moved and the session belongs to the old one: nothing to reconnect to.
+      state.auth = null; // not revoked: the service that issued it is gone
+      return signOut("The assistant was restarted, so your session ended; sign in again.");
+    }
     return scheduleReconnect(error.message);
   }
+  state.connecting = false;
   state.tokenExpired = false;
   if (!state.signedIn) return;
   const url = new URL(state.config.websocketUrl);
@@ -362,11 +381,43 @@ function giveBackUnaccepted(why) {
 }
 
 function scheduleReconnect(reason) {
-  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_INITIAL_MS * 2 ** state.attempt);
+  if (!state.signedIn) return;
+  // Capped, with jitter so the tabs of a restarted service do not all come back in the same instant.
+  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_INITIAL_MS * 2 ** Math.min(state.attempt, 16));
   const delay = base * (1 - 0.25 * Math.random());
   state.attempt += 1;
-  setStatus(`Disconnected (${reason}); reconnecting in ${Math.ceil(delay / 1000)} s…`, "reconnecting");
+  const when = navigator.onLine === false ? "when back online" : `in ${Math.ceil(delay / 1000)} s`;
+  setStatus(`Disconnected (${reason}); reconnecting ${when}…`, "reconnecting");
+  clearTimeout(state.retryTimer);
+  state.retryPending = true;
   state.retryTimer = setTimeout(connect, delay);
+}
+
+/** Back online, or the tab shown again: a reconnect waiting out its backoff is tried now. */
+function retryNow() {
+  if (!state.signedIn || !state.retryPending || state.connecting || navigator.onLine === false) return;
+  state.attempt = 0;
+  connect();
+}
+
+/**
+ * Whether config.json now names another sign-in service or app client than the one this tab signed in with: the
+ * stack was replaced (a restarted `make dev` has a new user pool on a new port). Asked when the sign-in service
+ * cannot be reached; if config.json cannot be read either, the stack is just down, and the tab keeps retrying.
+ */
+async function stackReplaced() {
+  let fresh;
+  try {
+    const response = await fetch("config.json", { cache: "no-store" });
+    if (!response.ok) return false;
+    fresh = await response.json();
+  } catch {
+    return false;
+  }
+  const keys = ["userPoolClientId", "cognitoEndpoint", "region", "websocketUrl"];
+  if (!fresh?.userPoolClientId || keys.every((key) => fresh[key] === state.config[key])) return false;
+  state.config = fresh; // the sign-in form talks to the new one
+  return true;
 }
 
 // --- Rendering ------------------------------------------------------------------------------------------------
@@ -1093,5 +1144,12 @@ document.addEventListener("keydown", (event) => {
   if (event.key === "Escape" && ui.sidebar.classList.contains("open")) closeDrawer();
 });
 PHONE.addEventListener("change", () => closeDrawer());
+window.addEventListener("online", retryNow);
+window.addEventListener("offline", () => {
+  if (state.signedIn && !state.connected) setStatus("Offline; reconnecting when back online…", "reconnecting");
+});
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible") retryNow();
+});
 updateControls();
 start();

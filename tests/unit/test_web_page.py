@@ -100,14 +100,18 @@ class FakeBackend:
     model: str | None = None
     #: The one-click demo account's name (the local stack's is an e-mail address).
     demo_username: str = USERNAME
+    #: The app client Cognito knows (a restarted local stack has a new one).
+    client_id: str = CLIENT_ID
+    #: Where config.json says Cognito is, when not this server (the local stack's moto has a port of its own).
+    cognito_url: str | None = None
 
     def config(self) -> dict[str, str]:
         return {
             "websocketUrl": f"ws://127.0.0.1:{self.port}/ws",
             "region": "us-east-1",
-            "cognitoEndpoint": f"http://127.0.0.1:{self.port}/cognito/",
+            "cognitoEndpoint": self.cognito_url or f"http://127.0.0.1:{self.port}/cognito/",
             "userPoolId": "us-east-1_test",
-            "userPoolClientId": CLIENT_ID,
+            "userPoolClientId": self.client_id,
             "demoUsername": self.demo_username,
             "demoSignIn": "demo-sign-in",
         }
@@ -131,9 +135,12 @@ class FakeBackend:
         assert request.headers["X-Amz-Target"] == "AWSCognitoIdentityProviderService.InitiateAuth"
         self.auth_calls.append(body)
         params = body.get("AuthParameters", {})
-        ok = body.get("ClientId") == CLIENT_ID and (
-            (body["AuthFlow"] == "USER_PASSWORD_AUTH" and params == {"USERNAME": USERNAME, "PASSWORD": PASSWORD})
-            or (body["AuthFlow"] == "REFRESH_TOKEN_AUTH" and params.get("REFRESH_TOKEN") == "refresh-1")
+        if body.get("ClientId") != self.client_id:
+            # As Cognito (and moto) answer for an app client they do not know.
+            error = {"__type": "ResourceNotFoundException", "message": f"{body.get('ClientId')} not found"}
+            return web.json_response(error, status=400, content_type="application/x-amz-json-1.1")
+        ok = (body["AuthFlow"] == "USER_PASSWORD_AUTH" and params == {"USERNAME": USERNAME, "PASSWORD": PASSWORD}) or (
+            body["AuthFlow"] == "REFRESH_TOKEN_AUTH" and params.get("REFRESH_TOKEN") == "refresh-1"
         )
         if not ok:
             error = {"__type": "NotAuthorizedException", "message": "Incorrect username or password."}
@@ -494,6 +501,92 @@ async def test_reconnects_with_backoff_after_the_connection_drops(backend: tuple
     await page.fill("#message", "still there?")
     await page.click("#send")
     await page.wait_for_selector(f"{REPLY}:last-child[data-state='done']")
+
+
+async def serve_cognito(fake: FakeBackend) -> web.AppRunner:
+    """Cognito on a port of its own, as moto's server is in ``make dev`` (a restart gives it a new port), answering
+    CORS as moto and Cognito do."""
+    cors = {
+        "Access-Control-Allow-Origin": "*",
+        "Access-Control-Allow-Headers": "content-type, x-amz-target, x-amz-user-agent",
+        "Access-Control-Allow-Methods": "POST",
+    }
+
+    async def preflight(_: web.Request) -> web.Response:
+        return web.Response(headers=cors)
+
+    async def cognito(request: web.Request) -> web.StreamResponse:
+        response = await fake.cognito(request)
+        response.headers.update(cors)
+        return response
+
+    app = web.Application()
+    app.router.add_post("/", cognito)
+    app.router.add_route("OPTIONS", "/", preflight)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    fake.cognito_url = f"http://127.0.0.1:{runner.addresses[0][1]}/"
+    return runner
+
+
+async def test_a_tab_open_across_a_stack_restart_retries_when_back_online_then_asks_to_sign_in_again(
+    backend: tuple[FakeBackend, str], page: Any
+) -> None:
+    fake, url = backend
+    fake.gate.set()
+    old_cognito = await serve_cognito(fake)
+    await signed_in(page, url)
+    # `make dev` stops: Cognito is unreachable, the gateway refuses the old tokens, the tab keeps trying.
+    await old_cognito.cleanup()
+    fake.tokens.clear()
+    await fake.drop_connections()
+    await page.wait_for_selector("#status[data-state='reconnecting']:has-text('Cannot reach the sign-in service')")
+    # Its backoff has grown past several seconds (and never past 30 s)...
+    status = page.locator("#status")
+    await page.wait_for_function(
+        "() => { const m = /in (\\d+) s/.exec(document.querySelector('#status').textContent); return m && +m[1] >= 8 }",
+        timeout=20_000,
+    )
+    # ...when `make dev` is back: a new user pool, a new app client, Cognito on another port.
+    fake.client_id = "restarted-client-id"
+    new_cognito = await serve_cognito(fake)
+    try:
+        calls = len(fake.auth_calls)
+        # The browser went offline and came back (Chromium's network emulation): the tab retries at once, finds
+        # its session belongs to the stack that is gone, and says so on the sign-in screen instead of looping.
+        await page.context.set_offline(True)
+        await page.wait_for_selector("#status:has-text('when back online')")
+        await page.context.set_offline(False)
+        await page.wait_for_selector("#sign-in-view:not([hidden])", timeout=4_000)
+        assert "restarted" in await page.inner_text("#sign-in-error")
+        assert "sign in again" in await page.inner_text("#sign-in-error")
+        assert len(fake.auth_calls) == calls  # the old refresh token was not offered to the new stack
+        # Signing in again goes to the new stack.
+        await page.fill("#password", PASSWORD)
+        await page.click("#sign-in")
+        await page.wait_for_selector("#status[data-state='connected']")
+        assert fake.auth_calls[-1]["ClientId"] == "restarted-client-id"
+        assert "connected" in (await status.inner_text()).lower()
+    finally:
+        await new_cognito.cleanup()
+
+
+async def test_a_refresh_token_the_restarted_stack_does_not_know_leads_to_sign_in(
+    backend: tuple[FakeBackend, str], page: Any
+) -> None:
+    fake, url = backend
+    fake.gate.set()
+    await signed_in(page, url)
+    # Restarted with Cognito at the same address: the old app client is unknown there (ResourceNotFoundException),
+    # which no retry changes.
+    fake.client_id = "restarted-client-id"
+    fake.tokens.clear()
+    await fake.drop_connections()
+    await page.wait_for_selector("#sign-in-view:not([hidden])", timeout=8_000)
+    assert "sign in again" in await page.inner_text("#sign-in-error")
+    refreshes = [call for call in fake.auth_calls if call.get("AuthFlow") == "REFRESH_TOKEN_AUTH"]
+    assert len(refreshes) == 1, "asked once, not in a loop"
 
 
 # --- Markdown, hostile text, phone layout, sessions, usage, token expiry, rate limits ---------------------------
