@@ -1,7 +1,7 @@
 """Create a user in the stage's Cognito pool: ``python -m scripts.create_user --stage dev --email you@example.com``.
 
 Self sign-up is off by default, so this is how users come to exist. The password is set permanent (no
-FORCE_CHANGE_PASSWORD challenge), so the user can sign in with USER_PASSWORD_AUTH right away.
+FORCE_CHANGE_PASSWORD challenge), so the user can sign in (SRP, from the page or the terminal client) right away.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ import boto3
 from websockets.asyncio.client import ClientConnection, connect
 
 from assistant.wiring import AUTH_QUERY_PARAMETER, Env
+from scripts.chat.signin import srp_sign_in
 from scripts.local_stack.offline_model import OfflineModelState, Pace, Profile
 from scripts.local_stack.settings import LocalStackSettings, StackInfo, limits_from_environment
 from scripts.local_stack.stack import LocalStack
@@ -130,10 +131,12 @@ def create_user(info: StackInfo, username: str) -> str:
 
 
 def sign_in(info: StackInfo, username: str, password: str) -> str:
-    result = _cognito(info).initiate_auth(
-        AuthFlow="USER_PASSWORD_AUTH",
-        ClientId=info.user_pool_client_id,
-        AuthParameters={"USERNAME": username, "PASSWORD": password},
+    result = srp_sign_in(
+        _cognito(info),
+        user_pool_id=info.user_pool_id,
+        client_id=info.user_pool_client_id,
+        username=username,
+        password=password,
     )
     return str(result["AuthenticationResult"]["AccessToken"])
 

@@ -42,7 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     password = args.password or (info.demo_password if username == info.demo_username else None)
     if not password:
         password = getpass.getpass(f"password for {username}: ")
+    if not info.user_pool_id:
+        raise SystemExit("The connection info has no user pool id, which SRP sign-in needs: give the stage's outputs.")
     tokens = CognitoSignIn(
+        user_pool_id=info.user_pool_id,
         client_id=info.user_pool_client_id,
         username=username,
         password=password,

@@ -97,7 +97,7 @@ def load_deployed_stage(stage: str) -> ConnectionInfo:
     from infra.names import OutputKey
     from scripts.stack_outputs import load_outputs
 
-    required = (OutputKey.WEBSOCKET_URL, OutputKey.USER_POOL_CLIENT_ID, OutputKey.REGION)
+    required = (OutputKey.WEBSOCKET_URL, OutputKey.USER_POOL_CLIENT_ID, OutputKey.USER_POOL_ID, OutputKey.REGION)
     outputs = load_outputs(stage, boto3.client("cloudformation"), required=required)
     return outputs_to_info(outputs, source=f"stack outputs of stage {stage}")
 

@@ -1,6 +1,8 @@
-"""Signing in: the :class:`TokenSource` the client asks for access tokens, and Cognito's USER_PASSWORD_AUTH.
+"""Signing in: the :class:`TokenSource` the client asks for access tokens, and Cognito's SRP sign-in (USER_SRP_AUTH).
 
-The client needs no AWS credentials: Cognito's ``InitiateAuth`` is a public API, so it is called unsigned.
+SRP proves the password without sending it: Cognito's app client allows no USER_PASSWORD_AUTH. The SRP math is
+pycognito's (a maintained implementation of Cognito's protocol); the calls, their errors and the tokens are ours.
+The client needs no AWS credentials: ``InitiateAuth`` and ``RespondToAuthChallenge`` are public APIs, called unsigned.
 """
 
 from __future__ import annotations
@@ -26,8 +28,31 @@ class TokenSource(Protocol):
         """The server refused the last token: the next :meth:`access_token` must not return it."""
 
 
+def srp_sign_in(cognito: Any, *, user_pool_id: str, client_id: str, username: str, password: str) -> dict[str, Any]:
+    """Cognito's answer to a USER_SRP_AUTH sign-in: ``AuthenticationResult``, or the challenge that comes after the
+    password (``NEW_PASSWORD_REQUIRED``, MFA...). ``cognito`` is a boto3 ``cognito-idp`` client; its ClientErrors
+    (``NotAuthorizedException`` for a wrong password) propagate."""
+    from pycognito.aws_srp import AWSSRP
+
+    srp = AWSSRP(username=username, password=password, pool_id=user_pool_id, client_id=client_id, client=cognito)
+    parameters = srp.get_auth_params()
+    challenge: dict[str, Any] = cognito.initiate_auth(
+        AuthFlow="USER_SRP_AUTH", ClientId=client_id, AuthParameters=parameters
+    )
+    if challenge.get("ChallengeName") != "PASSWORD_VERIFIER":
+        return challenge
+    session = {"Session": challenge["Session"]} if challenge.get("Session") else {}
+    answer: dict[str, Any] = cognito.respond_to_auth_challenge(
+        ClientId=client_id,
+        ChallengeName="PASSWORD_VERIFIER",
+        ChallengeResponses=srp.process_challenge(challenge["ChallengeParameters"], parameters),
+        **session,
+    )
+    return answer
+
+
 class CognitoSignIn:
-    """USER_PASSWORD_AUTH against a Cognito user pool (moto's in the local stack), refreshed before it expires."""
+    """SRP sign-in against a Cognito user pool (moto's in the local stack), refreshed before it expires."""
 
     #: Sign in again this long before the token expires, so a reconnect never presents an expired token.
     EXPIRY_MARGIN_S = 60.0
@@ -35,6 +60,7 @@ class CognitoSignIn:
     def __init__(
         self,
         *,
+        user_pool_id: str,
         client_id: str,
         username: str,
         password: str,
@@ -56,6 +82,7 @@ class CognitoSignIn:
                 config=Config(signature_version=UNSIGNED, retries={"max_attempts": 3, "mode": "standard"}),
             )
         self._cognito = cognito
+        self._user_pool_id = user_pool_id
         self._client_id = client_id
         self._username = username
         self._password = password
@@ -69,9 +96,23 @@ class CognitoSignIn:
             return self._token
         if self._refresh_token is not None:
             with contextlib.suppress(AuthenticationFailed):
-                return self._authenticate("REFRESH_TOKEN_AUTH", {"REFRESH_TOKEN": self._refresh_token})
+                return self._authenticate(
+                    lambda: self._cognito.initiate_auth(
+                        AuthFlow="REFRESH_TOKEN_AUTH",
+                        ClientId=self._client_id,
+                        AuthParameters={"REFRESH_TOKEN": self._refresh_token},
+                    )
+                )
             self._refresh_token = None
-        return self._authenticate("USER_PASSWORD_AUTH", {"USERNAME": self._username, "PASSWORD": self._password})
+        return self._authenticate(
+            lambda: srp_sign_in(
+                self._cognito,
+                user_pool_id=self._user_pool_id,
+                client_id=self._client_id,
+                username=self._username,
+                password=self._password,
+            )
+        )
 
     def invalidate(self) -> None:
         self._token = None
@@ -80,11 +121,11 @@ class CognitoSignIn:
         """How long the current access token stays valid (0 without one): the client renews before it runs out."""
         return max(0.0, self._expires_at - self._clock()) if self._token is not None else 0.0
 
-    def _authenticate(self, flow: str, parameters: dict[str, str]) -> str:
+    def _authenticate(self, call: Callable[[], dict[str, Any]]) -> str:
         from botocore.exceptions import ClientError
 
         try:
-            response = self._cognito.initiate_auth(AuthFlow=flow, ClientId=self._client_id, AuthParameters=parameters)
+            response = call()
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in {"NotAuthorizedException", "UserNotFoundException", "UserNotConfirmedException"}:

@@ -142,6 +142,7 @@ class LocalStack:
             demo_password=resources.demo_password,
             model=model,
             model_base_url=model_base_url,
+            table_name=resources.table_name,
         )
         if settings.stack_json is not None:
             _write_private(settings.stack_json, json.dumps(self.info.stack_json(), indent=2) + "\n")
@@ -171,14 +172,17 @@ class LocalStack:
         return ModelProvider.OPENAI.value
 
     async def _demo_sign_in(self) -> dict[str, Any]:
-        """Cognito's answer to the demo user's USER_PASSWORD_AUTH (for the page's one-click sign-in)."""
+        """Cognito's answer to the demo user's sign-in (for the page's one-click sign-in): ADMIN_USER_PASSWORD_AUTH,
+        an admin call with moto's credentials, which the local client allows for this alone (the page signs in with
+        SRP, and the deployed client allows no password flow)."""
         resources = self.resources
         if resources is None:
             raise RuntimeError("the stack is still starting")
         cognito = client("cognito-idp", resources.endpoint)
         answer = await asyncio.to_thread(
-            cognito.initiate_auth,
-            AuthFlow="USER_PASSWORD_AUTH",
+            cognito.admin_initiate_auth,
+            UserPoolId=resources.user_pool_id,
+            AuthFlow="ADMIN_USER_PASSWORD_AUTH",
             ClientId=resources.user_pool_client_id,
             AuthParameters={"USERNAME": resources.demo_username, "PASSWORD": resources.demo_password},
         )

@@ -26,6 +26,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from assistant.stores.messages import MessageStore
 from assistant.wiring import AUTH_QUERY_PARAMETER
+from scripts.chat.signin import srp_sign_in
 from scripts.local_stack.aws.moto_server import FAKE_CREDENTIALS
 from scripts.local_stack.aws.resources import generate_password
 from scripts.local_stack.offline_model import Pace
@@ -106,12 +107,12 @@ def stack_info(stack: LocalStack) -> StackInfo:
 
 
 def sign_in(info: StackInfo, username: str | None = None, password: str | None = None) -> str:
-    """A Cognito access token from moto, through the public USER_PASSWORD_AUTH flow the web page uses."""
+    """A Cognito access token from moto, through the SRP sign-in the web page and the terminal client use."""
     return str(sign_in_tokens(info, username, password)["AccessToken"])
 
 
 def sign_in_tokens(info: StackInfo, username: str | None = None, password: str | None = None) -> dict[str, Any]:
-    """Every token of a USER_PASSWORD_AUTH sign-in (``AccessToken``, ``IdToken``, ``RefreshToken``)."""
+    """Every token of an SRP sign-in (``AccessToken``, ``IdToken``, ``RefreshToken``)."""
     cognito = boto3.client(
         "cognito-idp",
         endpoint_url=info.cognito_endpoint,
@@ -119,10 +120,12 @@ def sign_in_tokens(info: StackInfo, username: str | None = None, password: str |
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-    result = cognito.initiate_auth(
-        AuthFlow="USER_PASSWORD_AUTH",
-        ClientId=info.user_pool_client_id,
-        AuthParameters={"USERNAME": username or info.demo_username, "PASSWORD": password or info.demo_password},
+    result = srp_sign_in(
+        cognito,
+        user_pool_id=info.user_pool_id,
+        client_id=info.user_pool_client_id,
+        username=username or info.demo_username,
+        password=password or info.demo_password,
     )
     tokens: dict[str, Any] = result["AuthenticationResult"]
     return tokens

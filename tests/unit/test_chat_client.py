@@ -41,6 +41,7 @@ from scripts.chat import (
     load_stack_file,
     with_auth,
 )
+from scripts.local_stack.aws.moto_patches import revoke_cognito_tokens, verify_cognito_sign_in
 from tests.conftest import CognitoPool
 
 
@@ -277,17 +278,39 @@ def test_connection_info_from_stack_file_and_cdk_outputs(tmp_path: Path) -> None
 # --- Sign-in against moto's Cognito -----------------------------------------------------------------------------
 
 
-def test_cognito_sign_in_caches_the_token_and_renews_it_before_expiry(cognito_pool: CognitoPool) -> None:
-    now = [0.0]
-    sign_in = CognitoSignIn(
-        client_id=cognito_pool.client_id,
-        username=cognito_pool.username,
-        password=cognito_pool.password,
-        region=cognito_pool.region,
-        clock=lambda: now[0],
+@pytest.fixture
+def srp_client(cognito_pool: CognitoPool) -> str:
+    """An app client of the pool configured as the deployed one: SRP and refresh only (no USER_PASSWORD_AUTH), with
+    moto patched as the local stack patches it, so SRP really checks the password."""
+    verify_cognito_sign_in()
+    response = cognito_pool.client.create_user_pool_client(
+        UserPoolId=cognito_pool.user_pool_id,
+        ClientName="terminal",
+        GenerateSecret=False,
+        ExplicitAuthFlows=["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
     )
+    return str(response["UserPoolClient"]["ClientId"])
+
+
+def _sign_in(pool: CognitoPool, client_id: str, password: str, **kwargs: Any) -> CognitoSignIn:
+    return CognitoSignIn(
+        user_pool_id=pool.user_pool_id,
+        client_id=client_id,
+        username=pool.username,
+        password=password,
+        region=pool.region,
+        **kwargs,
+    )
+
+
+def test_cognito_sign_in_caches_the_token_and_renews_it_before_expiry(
+    cognito_pool: CognitoPool, srp_client: str
+) -> None:
+    now = [0.0]
+    sign_in = _sign_in(cognito_pool, srp_client, cognito_pool.password, clock=lambda: now[0])
     first = sign_in.access_token()
     assert first.count(".") == 2  # a JWT
+    assert cognito_pool.client.get_user(AccessToken=first)["Username"] == cognito_pool.username
     assert sign_in.access_token() == first
     now[0] += 3600  # expired: renewed (refresh token or password), never the stale one
     assert sign_in.access_token() != first
@@ -295,14 +318,42 @@ def test_cognito_sign_in_caches_the_token_and_renews_it_before_expiry(cognito_po
     assert sign_in.access_token()
 
 
-def test_cognito_sign_in_with_a_wrong_password_fails_for_good(cognito_pool: CognitoPool) -> None:
-    sign_in = CognitoSignIn(
-        client_id=cognito_pool.client_id,
-        username=cognito_pool.username,
-        password="wrong-password-1A",
-        region=cognito_pool.region,
-    )
-    with pytest.raises(AuthenticationFailed, match="refused"):
+def test_cognito_sign_in_signs_in_again_with_srp_when_the_refresh_token_is_revoked(
+    cognito_pool: CognitoPool, srp_client: str
+) -> None:
+    now = [0.0]
+    calls: list[str] = []
+    idp = cognito_pool.client
+
+    class Recording:
+        def initiate_auth(self, **kwargs: Any) -> Any:
+            calls.append(kwargs["AuthFlow"])
+            return idp.initiate_auth(**kwargs)
+
+        def respond_to_auth_challenge(self, **kwargs: Any) -> Any:
+            calls.append(kwargs["ChallengeName"])
+            return idp.respond_to_auth_challenge(**kwargs)
+
+        def revoke(self, token: str) -> None:
+            idp.revoke_token(Token=token, ClientId=srp_client)
+
+    sign_in = _sign_in(cognito_pool, srp_client, cognito_pool.password, cognito=Recording(), clock=lambda: now[0])
+    sign_in.access_token()
+    assert calls == ["USER_SRP_AUTH", "PASSWORD_VERIFIER"]
+    now[0] += 3600
+    sign_in.access_token()
+    assert calls[-1] == "REFRESH_TOKEN_AUTH"
+    revoke_cognito_tokens()
+    Recording().revoke(str(sign_in._refresh_token))
+    now[0] += 3600
+    assert sign_in.access_token()
+    assert calls[-3:] == ["REFRESH_TOKEN_AUTH", "USER_SRP_AUTH", "PASSWORD_VERIFIER"]
+    assert "USER_PASSWORD_AUTH" not in calls
+
+
+def test_cognito_sign_in_with_a_wrong_password_fails_for_good(cognito_pool: CognitoPool, srp_client: str) -> None:
+    sign_in = _sign_in(cognito_pool, srp_client, "wrong-password-1A")
+    with pytest.raises(AuthenticationFailed, match="refused: Incorrect username or password"):
         sign_in.access_token()
 
 

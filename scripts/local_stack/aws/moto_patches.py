@@ -250,3 +250,204 @@ def _claims(token: str) -> dict[str, Any]:
     except jwt.PyJWTError:
         return {}
     return claims if isinstance(claims, dict) else {}
+
+
+# --- Cognito sign-in: the app client's auth flows, and SRP that checks the password ------------------------------
+
+#: RFC 5054's 3072-bit group (appendix A), the one Cognito's SRP uses (as its client libraries declare it:
+#: amazon-cognito-identity-js's AuthenticationHelper, pycognito's aws_srp), with generator 2.
+_SRP_N = int(
+    "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A08798E3404DD"
+    "EF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7ED"
+    "EE386BFB5A899FA5AE9F24117C4B1FE649286651ECE45B3DC2007CB8A163BF0598DA48361C55D39A69163FA8FD24CF5F"
+    "83655D23DCA3AD961C62F356208552BB9ED529077096966D670C354E4ABC9804F1746C08CA18217C32905E462E36CE3B"
+    "E39E772C180E86039B2783A2EC07A28FB5C55DF06F4C52C9DE2BCBF6955817183995497CEA956AE515D2261898FA0510"
+    "15728E5A8AAAC42DAD33170D04507A33A85521ABDF1CBA64ECFB850458DBEF0A8AEA71575D060C7DB3970F85A6E1E4C7"
+    "ABF5AE8CDB0933D71E8C94E04A25619DCEE3D2261AD2EE6BF12FFA06D98A0864D87602733EC86A64521F2B18177B200C"
+    "BBE117577A615D6C770988C0BAD946E208E24FA074E5AB3143DB5BFCE0FD108E4B82D120A93AD2CAFFFFFFFFFFFFFFFF",
+    16,
+)
+_SRP_G = 2
+#: The HKDF "info" Cognito's clients derive the 16-byte password key with.
+_SRP_HKDF_INFO = b"Caldera Derived Key"
+
+#: Which ``ExplicitAuthFlows`` value lets a client use an ``AuthFlow`` (the legacy names still count). A refresh is
+#: always allowed: Cognito requires ``ALLOW_REFRESH_TOKEN_AUTH`` on every client that names its flows.
+_FLOW_NEEDS = {
+    "USER_SRP_AUTH": {"ALLOW_USER_SRP_AUTH"},
+    "USER_PASSWORD_AUTH": {"ALLOW_USER_PASSWORD_AUTH", "USER_PASSWORD_AUTH"},
+    "ADMIN_USER_PASSWORD_AUTH": {"ALLOW_ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH"},
+    "ADMIN_NO_SRP_AUTH": {"ALLOW_ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH"},
+    "CUSTOM_AUTH": {"ALLOW_CUSTOM_AUTH", "CUSTOM_AUTH_FLOW_ONLY"},
+}
+#: A client created without ``ExplicitAuthFlows`` allows these (CreateUserPoolClient's documentation).
+_DEFAULT_FLOWS = ("ALLOW_USER_SRP_AUTH", "ALLOW_CUSTOM_AUTH", "ALLOW_REFRESH_TOKEN_AUTH")
+_srp_lock = threading.Lock()
+
+
+def _srp_hash(data: bytes) -> int:
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(data).digest(), "big")
+
+
+def _srp_pad(value: int) -> bytes:
+    """A number as the clients hash it: big-endian, with a leading zero byte when the top bit is set (a positive
+    two's-complement number; ``padHex`` in the JavaScript client, ``pad_hex`` in pycognito)."""
+    length = value.bit_length() // 8 + 1 if value else 1
+    return value.to_bytes(length, "big")
+
+
+def _srp_multiplier() -> int:
+    return _srp_hash(_srp_pad(_SRP_N) + _srp_pad(_SRP_G))  # k = H(N | g)
+
+
+def _srp_password_key(
+    *, pool_name: str, user_id: str, password: str, salt: int, srp_a: int, srp_b: int, small_b: int
+) -> bytes:
+    """The 16-byte key both sides derive from the password (SRP-6a, RFC 5054, with Cognito's hashing), server side:
+    ``x = H(salt | H(poolName | userId | ":" | password))``, ``v = g^x``, ``u = H(A | B)``, ``S = (A v^u)^b`` and
+    ``HKDF-SHA256(ikm=S, salt=u, info="Caldera Derived Key" | 0x01)`` cut to 16 bytes."""
+    import hashlib
+    import hmac
+
+    identity = hashlib.sha256(f"{pool_name}{user_id}:{password}".encode()).digest()
+    x = _srp_hash(_srp_pad(salt) + identity)
+    verifier = pow(_SRP_G, x, _SRP_N)
+    u = _srp_hash(_srp_pad(srp_a) + _srp_pad(srp_b))
+    secret = pow(srp_a * pow(verifier, u, _SRP_N) % _SRP_N, small_b, _SRP_N)
+    pseudo_random_key = hmac.new(_srp_pad(u), _srp_pad(secret), hashlib.sha256).digest()
+    return hmac.new(pseudo_random_key, _SRP_HKDF_INFO + b"\x01", hashlib.sha256).digest()[:16]
+
+
+def verify_cognito_sign_in() -> None:
+    """Make moto's Cognito sign-in check what Cognito checks (process-wide, idempotent).
+
+    - **The client's auth flows.** moto 5.2.5 lets any app client use any flow. Cognito refuses a flow the client
+      does not list in ``ExplicitAuthFlows`` with ``InvalidParameterException`` ("USER_PASSWORD_AUTH flow not
+      enabled for this client"); a client created without the list allows SRP, custom auth and refresh only
+      (https://docs.aws.amazon.com/cognito-user-identity-pools/latest/APIReference/API_CreateUserPoolClient.html).
+    - **SRP checks the password.** moto 5.2.5 answers ``USER_SRP_AUTH`` with random ``SALT``/``SRP_B`` and signs
+      in whoever answers ``PASSWORD_VERIFIER``, with any password. Here the server side of Cognito's SRP-6a is real
+      (https://docs.aws.amazon.com/cognito/latest/developerguide/amazon-cognito-user-pools-authentication-flow-methods.html):
+      ``SRP_B = k v + g^b`` from a verifier made with a fresh salt from the user's password, ``SECRET_BLOCK`` an
+      opaque base64 blob (the session), and the answer must carry ``PASSWORD_CLAIM_SIGNATURE = base64(HMAC-SHA256(
+      key, poolName | USER_ID_FOR_SRP | SECRET_BLOCK bytes | TIMESTAMP))`` with the key derived from the password;
+      otherwise ``NotAuthorizedException`` ("Incorrect username or password."), and the challenge is spent.
+      ``USER_ID_FOR_SRP`` is the user's username, as in Cognito. Checked against two client libraries we did not
+      write (pycognito in tests/unit/test_moto_cognito_srp.py, amazon-cognito-identity-js in the page's tests).
+    """
+    import base64
+    import hashlib
+    import hmac
+    import secrets
+
+    from moto.cognitoidp.exceptions import InvalidParameterException, NotAuthorizedError
+    from moto.cognitoidp.models import CognitoIdpBackend
+
+    if getattr(CognitoIdpBackend.initiate_auth, "_verifies_sign_in", False):
+        return
+    original_initiate = CognitoIdpBackend.initiate_auth
+    original_admin_initiate = CognitoIdpBackend.admin_initiate_auth
+    original_respond = CognitoIdpBackend.respond_to_auth_challenge
+    #: SECRET_BLOCK -> what the answer to that PASSWORD_VERIFIER challenge is checked with.
+    pending: dict[str, dict[str, Any]] = {}
+
+    def require_flow(client: Any, auth_flow: str) -> None:
+        needed = _FLOW_NEEDS.get(auth_flow)
+        if client is None or needed is None:
+            return  # a refresh, or an unknown client/flow: moto's own checks answer those
+        allowed = set(client.extended_config.get("ExplicitAuthFlows") or _DEFAULT_FLOWS)
+        if not needed & allowed:
+            raise InvalidParameterException(f"{auth_flow} flow not enabled for this client")
+
+    def client_of(backend: Any, client_id: str) -> Any:
+        return next(
+            (pool.clients[client_id] for pool in backend.user_pools.values() if client_id in pool.clients), None
+        )
+
+    def initiate_auth(backend: Any, client_id: str, auth_flow: str, auth_parameters: dict[str, str]) -> Any:
+        require_flow(client_of(backend, client_id), auth_flow)
+        answer = original_initiate(backend, client_id, auth_flow, auth_parameters)
+        if auth_flow != "USER_SRP_AUTH":
+            return answer
+        session = answer["Session"]
+        username, pool = backend.sessions.pop(session)
+        try:
+            srp_a = int(auth_parameters.get("SRP_A", ""), 16)
+        except ValueError:
+            raise InvalidParameterException("SRP_A is not a hexadecimal number") from None
+        if srp_a % _SRP_N == 0:
+            raise InvalidParameterException("SRP_A is invalid")
+        user = backend.admin_get_user(pool.id, username)
+        salt = int.from_bytes(secrets.token_bytes(16), "big")
+        small_b = int.from_bytes(secrets.token_bytes(32), "big")
+        identity = hashlib.sha256(f"{pool.id.split('_', 1)[1]}{user.username}:{user.password or ''}".encode()).digest()
+        verifier = pow(_SRP_G, _srp_hash(_srp_pad(salt) + identity), _SRP_N)
+        srp_b = (_srp_multiplier() * verifier + pow(_SRP_G, small_b, _SRP_N)) % _SRP_N
+        # The session is the secret block, as moto finds the session of a PASSWORD_VERIFIER answer by it.
+        secret_block = base64.b64encode(secrets.token_bytes(64)).decode()
+        backend.sessions[secret_block] = (username, pool)
+        with _srp_lock:
+            pending[secret_block] = {
+                "user_id": user.username,
+                "password": user.password or "",
+                "pool_name": pool.id.split("_", 1)[1],
+                "salt": salt,
+                "srp_a": srp_a,
+                "srp_b": srp_b,
+                "small_b": small_b,
+            }
+        answer["Session"] = secret_block
+        answer["ChallengeParameters"].update(
+            SALT=f"{salt:x}", SRP_B=f"{srp_b:x}", SECRET_BLOCK=secret_block, USER_ID_FOR_SRP=user.username
+        )
+        return answer
+
+    def admin_initiate_auth(
+        backend: Any, user_pool_id: str, client_id: str, auth_flow: str, auth_parameters: dict[str, str]
+    ) -> Any:
+        pool = backend.user_pools.get(user_pool_id)
+        require_flow(pool.clients.get(client_id) if pool is not None else None, auth_flow)
+        return original_admin_initiate(backend, user_pool_id, client_id, auth_flow, auth_parameters)
+
+    def respond_to_auth_challenge(
+        backend: Any, session: str, client_id: str, challenge_name: str, challenge_responses: dict[str, str]
+    ) -> Any:
+        if challenge_name == "PASSWORD_VERIFIER":
+            secret_block = challenge_responses.get("PASSWORD_CLAIM_SECRET_BLOCK") or ""
+            with _srp_lock:
+                challenge = pending.pop(secret_block, None)
+            if challenge is not None:
+                key = _srp_password_key(
+                    pool_name=challenge["pool_name"],
+                    user_id=challenge["user_id"],
+                    password=challenge["password"],
+                    salt=challenge["salt"],
+                    srp_a=challenge["srp_a"],
+                    srp_b=challenge["srp_b"],
+                    small_b=challenge["small_b"],
+                )
+                message = (
+                    challenge["pool_name"].encode()
+                    + challenge["user_id"].encode()
+                    + base64.b64decode(secret_block)
+                    + (challenge_responses.get("TIMESTAMP") or "").encode()
+                )
+                expected = base64.b64encode(hmac.new(key, message, hashlib.sha256).digest()).decode()
+                if not hmac.compare_digest(expected, challenge_responses.get("PASSWORD_CLAIM_SIGNATURE") or ""):
+                    backend.sessions.pop(secret_block, None)
+                    raise NotAuthorizedError("Incorrect username or password.")
+        return original_respond(backend, session, client_id, challenge_name, challenge_responses)
+
+    patches: list[tuple[Any, Any]] = [
+        (initiate_auth, original_initiate),
+        (admin_initiate_auth, original_admin_initiate),
+        (respond_to_auth_challenge, original_respond),
+    ]
+    for patched, original in patches:
+        functools.update_wrapper(patched, original)
+        patched._verifies_sign_in = True
+    CognitoIdpBackend.initiate_auth = initiate_auth  # type: ignore[method-assign, assignment]
+    CognitoIdpBackend.admin_initiate_auth = admin_initiate_auth  # type: ignore[method-assign, assignment]
+    CognitoIdpBackend.respond_to_auth_challenge = respond_to_auth_challenge  # type: ignore[method-assign, assignment]

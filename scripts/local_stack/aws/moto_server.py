@@ -14,6 +14,7 @@ from scripts.local_stack.aws.moto_patches import (
     revoke_cognito_tokens,
     roll_back_transactions_by_item,
     serialise_moto_dynamodb,
+    verify_cognito_sign_in,
 )
 
 REGION = "us-east-1"
@@ -35,6 +36,7 @@ class MotoServer:
         serialise_moto_dynamodb()
         roll_back_transactions_by_item()
         revoke_cognito_tokens()
+        verify_cognito_sign_in()
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"

@@ -129,7 +129,9 @@ def _create_user_pool(endpoint: str, prefix: str) -> tuple[str, str, str, str]:
         UserPoolId=pool_id,
         ClientName=f"{prefix}-web",
         GenerateSecret=False,
-        ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+        # The deployed client's flows (SRP and refresh; no USER_PASSWORD_AUTH), plus the admin flow the gateway's
+        # one-click demo sign-in uses server side, with moto's credentials (never the page's).
+        ExplicitAuthFlows=["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_ADMIN_USER_PASSWORD_AUTH"],
     )["UserPoolClient"]["ClientId"]
     password = generate_password()
     idp.admin_create_user(
