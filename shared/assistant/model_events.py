@@ -6,7 +6,7 @@ Plain dataclasses, so the worker can consume a reply without importing ``openai`
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 
@@ -15,6 +15,9 @@ class ResponseStarted:
     """A model response exists server-side (one per round); the id is what a redelivered message resumes from."""
 
     response_id: str
+    #: The model the server says is answering (its ``response.model``), where it names one: a reply stopped before
+    #: it completed is recorded under this rather than under the model that was asked for.
+    model: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -352,6 +352,8 @@ class ReplyService:
                 self._catch_up(record, progress)
                 self._post_chunks(record, progress, coalescer.drain())
                 if isinstance(event, ResponseStarted):
+                    if event.model:
+                        progress.model = event.model  # a reply stopped before `done` names who wrote it
                     self._start_round(record, progress, event.response_id)
                 elif isinstance(event, ToolEvent):
                     if event.status == "started" and progress.check_quota:

@@ -143,7 +143,7 @@ class StreamProgress:
 
     # --- Event bookkeeping ------------------------------------------------------------------------------------
 
-    def started(self, response_id: str | None) -> ResponseStarted | None:
+    def started(self, response_id: str | None, model: str | None = None) -> ResponseStarted | None:
         """The response has a name now: announced once per stream read (a resumed response is announced again, as
         its stream says it was created). A server that never names it gets a local name, so the round is still
         recorded and counted."""
@@ -151,7 +151,7 @@ class StreamProgress:
             return None
         self._announced = True
         self.response_id = response_id or self.response_id or _local_id("resp")
-        return ResponseStarted(self.response_id)
+        return ResponseStarted(self.response_id, model)
 
     def add_text(self, item_id: str | None, content_index: int | None, text: str) -> None:
         self.text.append(text)
@@ -194,7 +194,7 @@ def consume_stream(
             progress.sequence_number = number
         kind = getattr(event, "type", None)
         if kind in ("response.created", "response.queued", "response.in_progress"):
-            started = progress.started(_response_id(event))
+            started = progress.started(_response_id(event), _response_model(event))
             if started is not None:
                 yield started
         elif kind == "response.output_text.delta":
@@ -354,6 +354,11 @@ def incomplete_message(reason: str | None) -> str:
 
 def _response_id(event: Any) -> str | None:
     return getattr(getattr(event, "response", None), "id", None) or None
+
+
+def _response_model(event: Any) -> str | None:
+    model = getattr(getattr(event, "response", None), "model", None)
+    return model if isinstance(model, str) and model else None
 
 
 def _index_key(output_index: int | None) -> str | None:

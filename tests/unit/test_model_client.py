@@ -145,6 +145,7 @@ def test_streams_text_and_sends_the_definition(server: OfflineModelServer, make_
 
     started, *deltas, completed = events
     assert isinstance(started, ResponseStarted)
+    assert started.model == "offline-demo"  # the server's response.model, known before the reply completes
     assert len(deltas) > 1
     assert all(isinstance(e, TextDelta) for e in deltas)
     assert _text(events) == _stored_text(server, started.response_id)

@@ -382,6 +382,25 @@ def test_a_stream_ended_by_a_cancel_is_a_cancel_not_a_failure(harness: Harness) 
     assert harness.frames()[-1]["type"] == "cancelled"
 
 
+def test_a_stopped_reply_is_recorded_under_the_model_that_wrote_it(harness: Harness, ddb_table: Any) -> None:
+    """The model that answers may not be the one asked for (the offline model, a provider's alias): a reply stopped
+    before it completed keeps the name the server gave when the response started, as `done` would have."""
+    queued = harness.queue()
+
+    def stopped_mid_reply() -> Iterator[ModelEvent]:
+        yield ResponseStarted("resp_1", model="offline-demo")
+        yield TextDelta("Once upon a time")
+        assert harness.messages.request_cancel(USER, queued.message_id) is not None
+        raise ModelFailed("The model response was cancelled.")
+
+    harness.model.stream_reply = lambda **_: stopped_mid_reply()  # type: ignore[method-assign]
+
+    assert harness.service.handle(queued, attempt=1).result is ReplyResult.CANCELLED
+    [turn] = TurnStore(ddb_table).recent(USER, queued.conversation_id)
+    assert turn.status is TurnStatus.CANCELLED
+    assert turn.model == "offline-demo", "not the model that was asked for (scripted-model)"
+
+
 def test_a_redelivery_after_a_cancel_starts_no_new_turn(harness: Harness) -> None:
     queued = harness.queue()
     harness.model.stream = [ResponseStarted("resp_1"), TextDelta("Hel"), RuntimeError("worker killed")]
