@@ -27,6 +27,9 @@ SNAP_START_CONTEXT_KEY = "snapStart"
 #: ``--context threatProtection=true|false``: Cognito threat protection (Plus feature plan, billed per monthly active
 #: user) whatever the stage's default (``StageConfig.threat_protection``: on for ``prod`` only).
 THREAT_PROTECTION_CONTEXT_KEY = "threatProtection"
+#: ``--context retentionDays=30``: the stage's ``retention_days`` (conversations kept 30 days after their last use;
+#: ``0``: until deleted). See docs/deploy.md, "Your users' data".
+RETENTION_DAYS_CONTEXT_KEY = "retentionDays"
 
 
 def stage_from_context(app: cdk.App) -> StageConfig:
@@ -50,6 +53,12 @@ def stage_from_context(app: cdk.App) -> StageConfig:
     threat_protection = app.node.try_get_context(THREAT_PROTECTION_CONTEXT_KEY)
     if threat_protection is not None:
         stage = replace(stage, threat_protection=_context_flag(THREAT_PROTECTION_CONTEXT_KEY, threat_protection))
+    retention_days = app.node.try_get_context(RETENTION_DAYS_CONTEXT_KEY)
+    if retention_days is not None:
+        try:
+            stage = replace(stage, retention_days=int(str(retention_days).strip()))
+        except ValueError as exc:
+            raise ValueError(f"--context {RETENTION_DAYS_CONTEXT_KEY} must be a whole number of days: {exc}") from None
     return stage
 
 

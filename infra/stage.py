@@ -12,6 +12,7 @@ from pathlib import Path
 
 from assistant.stage_throttles import DEV_THROTTLES, PROD_THROTTLES, StageThrottles
 from assistant.stores.rate_limits import RateLimit
+from assistant.stores.retention import MAX_RETENTION_DAYS
 from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS, MAX_TOKEN_RECHECK_SECONDS, STAGE_DEFAULTS, ModelProvider
 from infra.names import DEFAULT_STAGE, validate_stage_name
 
@@ -45,10 +46,16 @@ class StageConfig:
     rate_limit_cancel: str = STAGE_DEFAULTS.rate_limit_cancel
     rate_limit_ping: str = STAGE_DEFAULTS.rate_limit_ping
     rate_limit_get_usage: str = STAGE_DEFAULTS.rate_limit_get_usage
+    rate_limit_rename_conversation: str = STAGE_DEFAULTS.rate_limit_rename_conversation
+    rate_limit_delete_conversation: str = STAGE_DEFAULTS.rate_limit_delete_conversation
+    rate_limit_delete_all_data: str = STAGE_DEFAULTS.rate_limit_delete_all_data
     rate_limit_connect: str = STAGE_DEFAULTS.rate_limit_connect
     max_connections_per_user: int = STAGE_DEFAULTS.max_connections_per_user
     max_waiting_messages: int = STAGE_DEFAULTS.max_waiting_messages
     max_conversations_per_user: int = STAGE_DEFAULTS.max_conversations_per_user
+    #: Days a conversation, its turns and its message records are kept after their last use (DynamoDB TTL, pushed
+    #: back by every use; docs/deploy.md, "Your users' data"). ``0`` (the default): kept until the user deletes them.
+    retention_days: int = STAGE_DEFAULTS.retention_days
     flush_interval_ms: int = STAGE_DEFAULTS.flush_interval_ms
     flush_max_interval_ms: int = STAGE_DEFAULTS.flush_max_interval_ms
     flush_chars: int = STAGE_DEFAULTS.flush_chars
@@ -136,6 +143,8 @@ class StageConfig:
         for field_name, (value, allowed) in bounded.items():
             if value not in allowed:
                 raise ValueError(f"{field_name} must be {allowed.start}-{allowed.stop - 1}, got {value}")
+        if not 0 <= self.retention_days <= MAX_RETENTION_DAYS:
+            raise ValueError(f"retention_days must be 0 (off) to {MAX_RETENTION_DAYS}, got {self.retention_days}")
         if self.alarm_email is not None and not _looks_like_email(self.alarm_email):
             raise ValueError(f"alarm_email must be an e-mail address, got {self.alarm_email!r}")
         for limit in (
@@ -146,6 +155,9 @@ class StageConfig:
             self.rate_limit_cancel,
             self.rate_limit_ping,
             self.rate_limit_get_usage,
+            self.rate_limit_rename_conversation,
+            self.rate_limit_delete_conversation,
+            self.rate_limit_delete_all_data,
             self.rate_limit_connect,
         ):
             RateLimit.parse(limit)  # raises with the expected format

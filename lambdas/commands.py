@@ -1,4 +1,5 @@
-"""cancel, newConversation, listConversations, getHistory, getUsage and ping: each answers the sender."""
+"""cancel, newConversation, listConversations, getHistory, getUsage, ping, renameConversation, deleteConversation
+and deleteAllData: each answers the sender (the last three also tell the user's other tabs)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ dependencies = PerContainer(lambda: build.commands(CommandsSettings.from_env()))
 
 def run_command(event: MessageEvent, frame: ClientFrame) -> ServerFrame | None:
     # The service dispatches on the frame's action (its rate limits are per action too).
-    return dependencies().commands().handle(event.request_context.authorizer.user_id, frame)
+    context = event.request_context
+    return dependencies().commands().handle(context.authorizer.user_id, frame, connection_id=context.connection_id)
 
 
 handler = websocket_route(

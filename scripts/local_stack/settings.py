@@ -88,6 +88,8 @@ class StackInfo:
     #: "offline" (the built-in demo model), "openai", or "custom" (``OPENAI_BASE_URL``).
     model: str
     model_base_url: str | None
+    #: The table, for operators' scripts (``scripts.delete_user_data --local``); not served to the page.
+    table_name: str = ""
 
     def stack_json(self) -> dict[str, Any]:
         """What ``.local/stack.json`` holds: how scripts and tests connect."""
@@ -102,6 +104,7 @@ class StackInfo:
             "webUrl": self.web_url,
             "callbackUrl": self.callback_url,
             "modelBaseUrl": self.model_base_url,
+            "tableName": self.table_name,
         }
 
     def public_config(self) -> dict[str, Any]:
@@ -110,6 +113,7 @@ class StackInfo:
         the password is never served, not even on 127.0.0.1."""
         config = self.stack_json()
         del config["demoPassword"]
+        del config["tableName"]
         config["demoSignIn"] = DEMO_SIGN_IN_PATH
         return config
 
@@ -128,10 +132,14 @@ LOCAL_LIMIT_DEFAULTS: dict[Env, str] = {
     Env.RATE_LIMIT_CANCEL: STAGE_DEFAULTS.rate_limit_cancel,
     Env.RATE_LIMIT_PING: STAGE_DEFAULTS.rate_limit_ping,
     Env.RATE_LIMIT_GET_USAGE: STAGE_DEFAULTS.rate_limit_get_usage,
+    Env.RATE_LIMIT_RENAME_CONVERSATION: STAGE_DEFAULTS.rate_limit_rename_conversation,
+    Env.RATE_LIMIT_DELETE_CONVERSATION: STAGE_DEFAULTS.rate_limit_delete_conversation,
+    Env.RATE_LIMIT_DELETE_ALL_DATA: STAGE_DEFAULTS.rate_limit_delete_all_data,
     Env.RATE_LIMIT_CONNECT: STAGE_DEFAULTS.rate_limit_connect,
     Env.MAX_CONNECTIONS_PER_USER: str(STAGE_DEFAULTS.max_connections_per_user),
     Env.MAX_WAITING_MESSAGES: str(STAGE_DEFAULTS.max_waiting_messages),
     Env.MAX_CONVERSATIONS_PER_USER: str(STAGE_DEFAULTS.max_conversations_per_user),
+    Env.RETENTION_DAYS: str(STAGE_DEFAULTS.retention_days),
     Env.FLUSH_INTERVAL_MS: str(STAGE_DEFAULTS.flush_interval_ms),
     Env.FLUSH_MAX_INTERVAL_MS: str(STAGE_DEFAULTS.flush_max_interval_ms),
     Env.FLUSH_CHARS: str(STAGE_DEFAULTS.flush_chars),

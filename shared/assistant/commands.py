@@ -1,4 +1,6 @@
-"""The small routes: cancel, newConversation, listConversations, getHistory, getUsage, ping. Each answers the sender."""
+"""The small routes: cancel, newConversation, listConversations, getHistory, getUsage, ping, and managing
+conversations (renameConversation, deleteConversation, deleteAllData). Each answers the sender; the last three also
+tell the user's other tabs."""
 
 from __future__ import annotations
 
@@ -14,19 +16,26 @@ from assistant.model import ModelClient
 from assistant.protocol import (
     Cancelled,
     ClientFrame,
+    ConversationDeleted,
     ConversationFrame,
     Conversations,
     ConversationSummary,
+    ConversationUpdated,
     DailyUsageFrame,
+    DataDeleted,
+    DeleteConversation,
     GetHistory,
     History,
     HistoryMessage,
     HistoryTool,
     ListConversations,
     Pong,
+    RenameConversation,
     ServerFrame,
     Usage,
 )
+from assistant.push import Broadcaster
+from assistant.queue import MessageQueue
 from assistant.stores.conversations import ConversationStore
 from assistant.stores.messages import MessageStatus, MessageStore
 from assistant.stores.rate_limits import RateLimit, RateLimiter
@@ -63,11 +72,16 @@ class CommandService:
         rate_limiter: RateLimiter,
         limits: CommandLimits,
         model: Callable[[], ModelClient] | None,
+        broadcaster: Callable[[], Broadcaster] | None = None,
+        queue: MessageQueue | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``model`` is ``None`` on a stage whose responses never outlive their stream (no background mode: a
         stateless server, Bedrock): there is no running response to cancel from here, and building the client
-        would read the key and import the SDK for nothing."""
+        would read the key and import the SDK for nothing.
+
+        ``broadcaster`` tells the user's other tabs of a rename or a deletion (built when first needed);
+        ``queue`` carries the erasure of deleted conversations' turns and messages to the worker."""
         self._conversations = conversations
         self._turns = turns
         self._messages = messages
@@ -75,9 +89,13 @@ class CommandService:
         self._rate_limiter = rate_limiter
         self._limits = limits
         self._model = model
+        self._broadcaster = broadcaster
+        self._queue = queue
         self._clock = clock
+        #: The connection the frame being handled came from (answered by the route response, not a post).
+        self._connection_id: str | None = None
 
-    def handle(self, user_id: str, frame: ClientFrame) -> ServerFrame | None:
+    def handle(self, user_id: str, frame: ClientFrame, *, connection_id: str | None = None) -> ServerFrame | None:
         command = self._commands().get(frame.action)
         if command is None:
             raise TypeError(f"{type(frame).__name__} is not a command")  # sendMessage has its own route
@@ -85,6 +103,7 @@ class CommandService:
         if limit is not None:
             # Before any work: a refused frame changes nothing.
             self._rate_limiter.take(user_id, frame.action, limit)
+        self._connection_id = connection_id
         return command(user_id, frame)
 
     def _commands(self) -> dict[str, Callable[[str, Any], ServerFrame | None]]:
@@ -96,7 +115,70 @@ class CommandService:
             "getHistory": self._history,
             "ping": lambda user_id, frame: Pong(),
             "getUsage": lambda user_id, frame: self._usage_today(user_id),
+            "renameConversation": self._rename,
+            "deleteConversation": self._delete,
+            "deleteAllData": lambda user_id, frame: self._delete_all(user_id),
         }
+
+    def _rename(self, user_id: str, frame: RenameConversation) -> ServerFrame:
+        renamed = self._conversations.rename(user_id, frame.conversation_id, frame.title, now=self._clock())
+        return self._tell_every_tab(
+            user_id, ConversationUpdated(conversation_id=renamed.conversation_id, title=renamed.title)
+        )
+
+    def _delete(self, user_id: str, frame: DeleteConversation) -> ServerFrame:
+        """The conversation's record goes at once (``not_found`` from now on, for every action); a reply streaming
+        in it is stopped as Stop would stop it (its tokens counted); its turns and messages are erased by the
+        worker (:mod:`assistant.stores.erasure`)."""
+        now = self._clock()
+        self._conversations.delete(user_id, frame.conversation_id, now=now)
+        self._stop_replies(user_id, frame.conversation_id)
+        self._request_erasure(user_id, now)
+        return self._tell_every_tab(user_id, ConversationDeleted(conversation_id=frame.conversation_id))
+
+    def _delete_all(self, user_id: str) -> ServerFrame:
+        """Every conversation record of the user, and the current-conversation pointer, in batches; then as
+        :meth:`_delete`. Today's usage counters and rate-limit buckets are kept: deleting must not reset a quota."""
+        now = self._clock()
+        deleted = self._conversations.delete_all(user_id)
+        self._stop_replies(user_id, None)
+        self._request_erasure(user_id, now)
+        logger.info("All conversations of a user deleted", extra={"conversations": deleted})
+        return self._tell_every_tab(user_id, DataDeleted())
+
+    def _stop_replies(self, user_id: str, conversation_id: str | None) -> None:
+        for record in self._messages.unfinished(user_id, conversation_id):
+            request = self._messages.request_cancel(user_id, record.message_id)
+            if request is None or not request.first or self._model is None:
+                continue
+            response_id = request.record.checkpoint.response_id
+            if request.record.status is MessageStatus.STREAMING and response_id:
+                try:
+                    self._model().cancel_response(response_id)
+                except Exception:
+                    # The worker still stops at its next frame or round (the flag is on record); only a silent
+                    # model's response runs on until then.
+                    logger.exception("Could not cancel the running response of a deleted conversation")
+
+    def _request_erasure(self, user_id: str, now: float) -> None:
+        if self._queue is None:
+            return
+        try:
+            self._queue.request_erasure(user_id, now=now)
+        except Exception:
+            # The deletion stands (the conversation is unreadable); its leftovers are erased by the user's next
+            # erasure or by scripts.delete_user_data, since an erasure removes every orphan of the user.
+            logger.exception("Could not enqueue the erasure of deleted conversations")
+
+    def _tell_every_tab(self, user_id: str, frame: ServerFrame) -> ServerFrame:
+        """Post ``frame`` to the user's other tabs and return it as the sender's answer."""
+        if self._broadcaster is not None:
+            try:
+                self._broadcaster().send(user_id, frame, except_connection=self._connection_id)
+            except Exception:
+                # The change is made and the sender is answered; other tabs see it at their next list or history.
+                logger.exception("Could not tell the user's other tabs", extra={"frame": frame.type})
+        return frame
 
     def _new_conversation(self, user_id: str) -> ServerFrame:
         kept = self._conversations.count(user_id)
@@ -160,13 +242,13 @@ class CommandService:
         """A page of the conversation's turns from the table (no model call), stopped and failed ones marked as
         such: the newest ``limit`` (before ``before``), fewer if they would not fit one WebSocket message."""
         conversation_id = frame.conversation_id
+        # The record is read every time: a deleted conversation's turns stay until the worker erases them, and
+        # must never be shown again.
+        if self._conversations.get(user_id, conversation_id) is None:
+            raise NotFound("No such conversation.")
         turns, more = self._turns.shown_page(
             user_id, conversation_id, limit=frame.limit, before=frame.before, budget_bytes=HISTORY_BUDGET_BYTES
         )
-        # Turns live under the user's own partition, so finding one proves the conversation is theirs: only an
-        # empty page needs the conversation's record to tell "no turns yet" from "no such conversation".
-        if not turns and self._conversations.get(user_id, conversation_id) is None:
-            raise NotFound("No such conversation.")
 
         def page_of(shown: list[Turn], *, older: bool) -> History:
             # A turn too large for a message on its own is skipped over: the cursor moves past it.

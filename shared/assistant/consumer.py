@@ -8,6 +8,7 @@ while other users' records in the batch go on. A failed record is brought back w
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from assistant import tracing
 from assistant.dependencies import WorkerDependencies
 from assistant.observability import Metric, logger, metrics
-from assistant.queue import MessageQueue, QueuedMessage
+from assistant.queue import EraseRequest, MessageQueue, QueuedMessage
 from assistant.reply import ReplyOutcome, ReplyResult
 
 _RESULT_METRICS = {
@@ -44,7 +45,11 @@ def fifo_consumer(dependencies: Callable[[], WorkerDependencies]) -> SqsHandler:
 
     def answer(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
         # Powertools passes the Lambda context to a record handler that has a parameter of this name.
-        queued = QueuedMessage.model_validate_json(record.body)
+        body = json.loads(record.body)
+        if body.get("kind") == "erase":
+            _erase(dependencies, EraseRequest.model_validate(body), lambda_context)
+            return
+        queued = QueuedMessage.model_validate(body)
         logger.set_correlation_id(queued.message_id)
         logger.append_keys(userId=queued.user_id, conversationId=queued.conversation_id)
         attempt = int(record.attributes.approximate_receive_count)
@@ -71,6 +76,27 @@ def fifo_consumer(dependencies: Callable[[], WorkerDependencies]) -> SqsHandler:
         return process_partial_response(event=event, record_handler=answer, processor=processor, context=context)
 
     return handler
+
+
+def _erase(
+    dependencies: Callable[[], WorkerDependencies], request: EraseRequest, lambda_context: LambdaContext | None
+) -> None:
+    """Erase what the user's deleted conversations left; past the deadline, hand the rest to a new message (each run
+    makes progress, so however long a conversation was, it is gone after enough runs)."""
+    logger.set_correlation_id(None)
+    logger.append_keys(userId=request.user_id)
+    deadline = None
+    if lambda_context is not None:
+        deadline = time.time() + lambda_context.get_remaining_time_in_millis() / 1000 - DEADLINE_MARGIN_S
+    deps = dependencies()
+    result = deps.eraser.erase_orphans(request.user_id, deadline=deadline)
+    metrics.add_metric(name=Metric.ITEMS_ERASED.value, unit=MetricUnit.Count, value=result.turns + result.messages)
+    logger.info(
+        "Deleted conversations erased",
+        extra={"turns": result.turns, "messages": result.messages, "finished": result.finished},
+    )
+    if not result.finished:
+        MessageQueue(deps.sqs, deps.settings.queue_url).request_erasure(request.user_id, now=time.time())
 
 
 def _retry_soon(dependencies: Callable[[], WorkerDependencies], record: SQSRecord, attempt: int) -> None:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from assistant.stores.batch import ItemReader
     from assistant.stores.connections import ConnectionStore
     from assistant.stores.conversations import ConversationStore
+    from assistant.stores.erasure import UserDataEraser
     from assistant.stores.messages import MessageStore
     from assistant.stores.rate_limits import RateLimiter
     from assistant.stores.turns import TurnStore
@@ -128,10 +129,11 @@ def send_message(settings: SendMessageSettings) -> SendMessageDependencies:
     from assistant.stores.usage import UsageStore
 
     table = runtime.table(settings.table_name, settings.region)
+    retention = settings.retention()
     return SendMessageDependencies(
         settings=settings,
-        conversations=ConversationStore(table),
-        messages=MessageStore(table),
+        conversations=ConversationStore(table, retention=retention),
+        messages=MessageStore(table, retention=retention),
         usage=UsageStore(table),
         rate_limiter=RateLimiter(table),
         reader=ItemReader(table),
@@ -153,9 +155,13 @@ class CommandsDependencies:
     model: Callable[[], ModelClient]
     connections_api: Callable[[], Any]
     revocation: RevocationCheck
+    #: Tells the user's other tabs of a rename or a deletion, built when first needed.
+    broadcaster: Callable[[], Broadcaster]
+    sqs: Any
 
     def commands(self) -> CommandService:
         from assistant.commands import CommandLimits, CommandService
+        from assistant.queue import MessageQueue
 
         settings = self.settings
         return CommandService(
@@ -173,14 +179,21 @@ class CommandsDependencies:
                     "cancel": settings.rate_limit_cancel,
                     "ping": settings.rate_limit_ping,
                     "getUsage": settings.rate_limit_get_usage,
+                    "renameConversation": settings.rate_limit_rename_conversation,
+                    "deleteConversation": settings.rate_limit_delete_conversation,
+                    "deleteAllData": settings.rate_limit_delete_all_data,
                 },
                 max_conversations=settings.max_conversations_per_user,
             ),
             model=self.model if settings.model_provider.capabilities.background else None,
+            broadcaster=self.broadcaster,
+            queue=MessageQueue(self.sqs, settings.queue_url),
         )
 
 
 def commands(settings: CommandsSettings) -> CommandsDependencies:
+    from assistant.push import Broadcaster
+    from assistant.stores.connections import ConnectionStore
     from assistant.stores.conversations import ConversationStore
     from assistant.stores.messages import MessageStore
     from assistant.stores.rate_limits import RateLimiter
@@ -188,16 +201,22 @@ def commands(settings: CommandsSettings) -> CommandsDependencies:
     from assistant.stores.usage import UsageStore
 
     table = runtime.table(settings.table_name, settings.region)
+    retention = settings.retention()
+    connections_api = _connections_api(settings.callback_url)
+    connections = ConnectionStore(table)
     return CommandsDependencies(
         settings=settings,
-        conversations=ConversationStore(table),
+        conversations=ConversationStore(table, retention=retention),
         turns=TurnStore(table),
-        messages=MessageStore(table),
+        messages=MessageStore(table, retention=retention),
         usage=UsageStore(table),
         rate_limiter=RateLimiter(table),
         model=runtime.ModelClients(settings),
-        connections_api=_connections_api(settings.callback_url),
+        connections_api=connections_api,
         revocation=_revocation(settings),
+        # No cached connection list: a rename must reach a tab opened a moment ago.
+        broadcaster=PerContainer(lambda: Broadcaster(connections_api(), connections, cache_seconds=0)),
+        sqs=runtime.sqs(settings.region),
     )
 
 
@@ -211,6 +230,8 @@ class WorkerDependencies:
     #: The model client for the current key (``runtime.ModelClients``).
     model: Callable[[], ModelClient]
     reply_service: ReplyService
+    #: Erases what deleted conversations left (``assistant.queue.EraseRequest`` messages).
+    eraser: UserDataEraser
 
 
 def worker(settings: WorkerSettings) -> WorkerDependencies:
@@ -218,18 +239,20 @@ def worker(settings: WorkerSettings) -> WorkerDependencies:
     from assistant.reply import ReplyLimits, ReplyService
     from assistant.stores.connections import ConnectionStore
     from assistant.stores.conversations import ConversationStore
+    from assistant.stores.erasure import UserDataEraser
     from assistant.stores.messages import MessageStore
     from assistant.stores.turns import TurnStore
     from assistant.stores.usage import UsageStore
 
     table = runtime.table(settings.table_name, settings.region)
-    messages = MessageStore(table)
+    retention = settings.retention()
+    messages = MessageStore(table, retention=retention)
     connections = ConnectionStore(table)
     broadcaster = Broadcaster(runtime.connections_api(settings.callback_url), connections)
     model = runtime.ModelClients(settings, model_override=settings.model_override)
     reply_service = ReplyService(
         messages=messages,
-        conversations=ConversationStore(table),
+        conversations=ConversationStore(table, retention=retention),
         turns=TurnStore(table),
         usage=UsageStore(table),
         broadcaster=broadcaster,
@@ -250,4 +273,5 @@ def worker(settings: WorkerSettings) -> WorkerDependencies:
         broadcaster=broadcaster,
         model=model,
         reply_service=reply_service,
+        eraser=UserDataEraser(table),
     )

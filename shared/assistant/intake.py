@@ -14,7 +14,7 @@ from assistant.protocol import Accepted, SendMessage, new_id
 from assistant.queue import MessageQueue, QueuedMessage
 from assistant.stores.batch import ItemReader
 from assistant.stores.conversations import ConversationStore
-from assistant.stores.messages import AlsoRefused, MessageRecord, MessageStatus, MessageStore
+from assistant.stores.messages import AlsoRefused, ConversationDeleted, MessageRecord, MessageStatus, MessageStore
 from assistant.stores.rate_limits import BucketMoved, RateLimit, RateLimiter
 from assistant.stores.timestamps import utc_day
 from assistant.stores.usage import DailyUsage, Quotas, UsageStore
@@ -88,17 +88,28 @@ class MessageIntake:
 
         message_id = frame.message_id or new_id("m")
         recorded: list[tuple[MessageRecord, bool]] = []
+        # In the same transaction: the conversation's title (from its first message), recency and expiry, on the
+        # condition that it still exists (a deletion since the read above refuses the message).
+        used = self._conversations.first_message_update(user_id, conversation_id, text=frame.message, now=now)
 
         def record_taking_a_token(update: dict[str, Any]) -> None:
             # The bucket's write is part of the message record's transaction: one call instead of two.
             try:
                 recorded.append(
                     self._messages.create(
-                        user_id, message_id, conversation_id, now=now, max_waiting=self._limits.max_waiting, also=update
+                        user_id,
+                        message_id,
+                        conversation_id,
+                        now=now,
+                        max_waiting=self._limits.max_waiting,
+                        also=update,
+                        conversation_update=used,
                     )
                 )
             except AlsoRefused:
                 raise BucketMoved from None
+            except ConversationDeleted:
+                raise NotFound("No such conversation.") from None
 
         self._rate_limiter.take(
             user_id, _RATE_LIMIT_BUCKET, self._limits.rate_limit, read=bucket, write=record_taking_a_token

@@ -90,13 +90,71 @@ class GetUsage(_ClientFrame):
     action: Literal["getUsage"]
 
 
+#: A title a user gives a conversation: 1-120 characters after trimming, on one line.
+MAX_TITLE_CHARS = 120
+#: Refused in a title: control characters (line breaks included), lone surrogates, noncharacters, and the
+#: bidirectional overrides and isolates that would let a title display as something it is not.
+_REFUSED_TITLE_CHARS = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]"
+)
+
+
+class RenameConversation(_ClientFrame):
+    action: Literal["renameConversation"]
+    conversation_id: ClientId = Field(alias="conversationId")
+    #: Trimmed; 1-120 characters; control characters refused.
+    title: str
+
+    @field_validator("title")
+    @classmethod
+    def _one_clean_line(cls, value: str) -> str:
+        refused = _REFUSED_TITLE_CHARS.search(value)
+        if refused is not None:
+            raise ValueError(f"title must not contain U+{ord(refused.group()):04X} (control or formatting characters)")
+        value = value.strip()
+        if not value:
+            raise ValueError("title must not be blank")
+        if len(value) > MAX_TITLE_CHARS:
+            raise ValueError(f"title has {len(value)} characters; at most {MAX_TITLE_CHARS}")
+        return value
+
+
+class DeleteConversation(_ClientFrame):
+    action: Literal["deleteConversation"]
+    conversation_id: ClientId = Field(alias="conversationId")
+
+
+class DeleteAllData(_ClientFrame):
+    action: Literal["deleteAllData"]
+
+
 ClientFrame = Annotated[
-    SendMessage | Cancel | NewConversation | ListConversations | GetHistory | Ping | GetUsage,
+    SendMessage
+    | Cancel
+    | NewConversation
+    | ListConversations
+    | GetHistory
+    | Ping
+    | GetUsage
+    | RenameConversation
+    | DeleteConversation
+    | DeleteAllData,
     Field(discriminator="action"),
 ]
 _CLIENT_FRAME: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
 ACTIONS: frozenset[str] = frozenset(
-    {"sendMessage", "cancel", "newConversation", "listConversations", "getHistory", "ping", "getUsage"}
+    {
+        "sendMessage",
+        "cancel",
+        "newConversation",
+        "listConversations",
+        "getHistory",
+        "ping",
+        "getUsage",
+        "renameConversation",
+        "deleteConversation",
+        "deleteAllData",
+    }
 )
 
 
@@ -302,6 +360,27 @@ class History(_ServerFrame):
     cursor: str | None = None
 
 
+class ConversationUpdated(_ServerFrame):
+    """To every tab of the user: a conversation was renamed."""
+
+    type: Literal["conversationUpdated"] = "conversationUpdated"
+    conversation_id: str = Field(alias="conversationId")
+    title: str
+
+
+class ConversationDeleted(_ServerFrame):
+    """To every tab of the user: a conversation was deleted (it is ``not_found`` from now on)."""
+
+    type: Literal["conversationDeleted"] = "conversationDeleted"
+    conversation_id: str = Field(alias="conversationId")
+
+
+class DataDeleted(_ServerFrame):
+    """To every tab of the user: every conversation of theirs is deleted (today's usage counters are kept)."""
+
+    type: Literal["dataDeleted"] = "dataDeleted"
+
+
 class Pong(_ServerFrame):
     type: Literal["pong"] = "pong"
 
@@ -335,6 +414,9 @@ ServerFrame = (
     | History
     | Pong
     | DailyUsageFrame
+    | ConversationUpdated
+    | ConversationDeleted
+    | DataDeleted
 )
 
 

@@ -67,8 +67,9 @@ class Broadcaster:
     def from_callback_url(cls, callback_url: str, connections: ConnectionStore) -> Broadcaster:
         return cls(management_client(callback_url), connections)
 
-    def send(self, user_id: str, frame: ServerFrame) -> int:
-        """Post ``frame`` to each of the user's connections; return how many received it.
+    def send(self, user_id: str, frame: ServerFrame, *, except_connection: str | None = None) -> int:
+        """Post ``frame`` to each of the user's connections (but ``except_connection``, which a route answers
+        itself); return how many received it.
 
         0 with no exception means the user has no open connection (a closed tab is not an error). Raises
         :class:`PushFailed` if there were connections and none could be reached for any other reason.
@@ -76,7 +77,7 @@ class Broadcaster:
         data = _encode(frame)
         connection_ids = self._connection_ids(user_id)
         delivered = failed = 0
-        for connection_id in list(connection_ids):
+        for connection_id in [c for c in connection_ids if c != except_connection]:
             outcome = self._post(connection_id, data)
             if outcome is _Outcome.DELIVERED:
                 delivered += 1

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +20,21 @@ class QueuedMessage(BaseModel):
     #: The connection that sent it, for logs only: the reply goes to every connection of the user.
     connection_id: str = Field(alias="connectionId")
     received_at: float = Field(alias="receivedAt")
+
+    def to_body(self) -> str:
+        return self.model_dump_json(by_alias=True)
+
+
+class EraseRequest(BaseModel):
+    """Body of an SQS message asking the worker to erase the turns and message records of the user's deleted
+    conversations (``assistant.stores.erasure``). Its own message group per user, so it never waits behind the
+    user's replies; a fresh dedup id each time, so a deletion right after an erasure started is never dropped."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    kind: Literal["erase"] = "erase"
+    user_id: str = Field(alias="userId")
+    requested_at: float = Field(alias="requestedAt")
 
     def to_body(self) -> str:
         return self.model_dump_json(by_alias=True)
@@ -47,6 +63,15 @@ class MessageQueue:
             MessageBody=message.to_body(),
             MessageGroupId=message.user_id,
             MessageDeduplicationId=message.message_id,
+        )
+
+    def request_erasure(self, user_id: str, *, now: float) -> None:
+        """Ask the worker to erase what the user's deleted conversations left (see :class:`EraseRequest`)."""
+        self._sqs.send_message(
+            QueueUrl=self._queue_url,
+            MessageBody=EraseRequest(user_id=user_id, requested_at=now).to_body(),
+            MessageGroupId=f"erase-{user_id}",
+            MessageDeduplicationId=uuid.uuid4().hex,
         )
 
     def retry_soon(self, receipt_handle: str, *, attempt: int) -> None:

@@ -30,7 +30,7 @@ from enum import StrEnum
 
 from aws_lambda_powertools import Logger
 
-from assistant.errors import AssistantError, ErrorCode, ModelError, QuotaExceeded
+from assistant.errors import AssistantError, ErrorCode, ModelError, NotFound, QuotaExceeded
 from assistant.model import (
     HistoryItem,
     ModelClient,
@@ -62,14 +62,13 @@ from assistant.stores.messages import ClaimOutcome, MessageRecord, MessageStatus
 from assistant.stores.timestamps import iso_utc
 from assistant.stores.turns import ToolUse, Turn, TurnStatus, TurnStore
 from assistant.stores.usage import Quotas, UsageStore
+from assistant.titles import conversation_title
 from assistant.tools.registry import ToolContext
 
 logger = Logger(child=True)
 
 #: At most one checkpoint write per streaming reply in this many seconds (each frame used to write one).
 CHECKPOINT_INTERVAL_S = 1.0
-#: Conversation titles are the start of the first message.
-TITLE_CHARS = 60
 
 
 class ReplyResult(StrEnum):
@@ -250,6 +249,11 @@ class ReplyService:
                 return replace(record, status=MessageStatus.STREAMING)
             if claim.outcome is ClaimOutcome.QUOTA_EXCEEDED:
                 return self._reject_over_quota(queued, record)
+            if claim.outcome is ClaimOutcome.CONVERSATION_GONE:
+                # Deleted while the message waited: its tabs were told; the record goes with the conversation.
+                self._messages.discard(queued.user_id, queued.message_id)
+                logger.info("Message of a deleted conversation dropped")
+                return ReplyOutcome(ReplyResult.CANCELLED)
             if claim.found is None:
                 # sendMessage writes the record before it enqueues, so this is a bug or an expired (7-day-old)
                 # record.
@@ -513,7 +517,13 @@ class ReplyService:
         progress.model = progress.completed[-1].model
         # Title and recency first (idempotent, so a redelivery may repeat them): a client that lists its
         # conversations as soon as it sees `done` finds this one up to date.
-        self._conversations.touch(queued.user_id, record.conversation_id, now=self._clock(), title=_title(queued.text))
+        try:
+            self._conversations.touch(
+                queued.user_id, record.conversation_id, now=self._clock(), title=conversation_title(queued.text)
+            )
+        except NotFound:
+            # Deleted just now: `finish` below writes no turn and removes the message's record.
+            logger.info("Reply completed in a deleted conversation")
         self._send(
             record,
             Done(
@@ -586,8 +596,3 @@ class ReplyService:
 
     def _send(self, record: MessageRecord, frame: ServerFrame) -> None:
         self._broadcaster.send(record.user_id, frame)
-
-
-def _title(text: str) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1].rstrip() + "…"

@@ -20,6 +20,7 @@ from typing import Annotated, Any, ClassVar, Self
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, ValidationError
 
 from assistant.stores.rate_limits import RateLimit
+from assistant.stores.retention import MAX_RETENTION_DAYS, Retention
 from assistant.stores.usage import Quotas
 from assistant.wiring import (
     COMMANDS,
@@ -142,6 +143,14 @@ class _Quotas(_EnvironmentSettings):
         )
 
 
+class _Retention(_EnvironmentSettings):
+    #: ``0``: no expiry; else days a conversation and its items are kept after their last use (a DynamoDB TTL).
+    retention_days: int = Field(default=STAGE_DEFAULTS.retention_days, ge=0, le=MAX_RETENTION_DAYS)
+
+    def retention(self) -> Retention:
+        return Retention(days=self.retention_days)
+
+
 class ModelSettings(_EnvironmentSettings):
     """What building a model client reads (the worker's and the ``commands`` function's)."""
 
@@ -170,7 +179,7 @@ class DefaultSettings(_ClosesConnections):
     spec = DEFAULT
 
 
-class SendMessageSettings(_Table, _ClosesConnections, _Quotas):
+class SendMessageSettings(_Table, _ClosesConnections, _Quotas, _Retention):
     spec = SEND_MESSAGE
 
     queue_url: str
@@ -179,19 +188,23 @@ class SendMessageSettings(_Table, _ClosesConnections, _Quotas):
     max_waiting_messages: PositiveInt = STAGE_DEFAULTS.max_waiting_messages
 
 
-class CommandsSettings(_Table, _ClosesConnections, _Quotas, ModelSettings):
+class CommandsSettings(_Table, _ClosesConnections, _Quotas, _Retention, ModelSettings):
     spec = COMMANDS
 
+    queue_url: str
     rate_limit_new_conversation: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_new_conversation)
     rate_limit_get_history: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_get_history)
     rate_limit_list_conversations: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_list_conversations)
     rate_limit_cancel: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_cancel)
     rate_limit_ping: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_ping)
     rate_limit_get_usage: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_get_usage)
+    rate_limit_rename_conversation: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_rename_conversation)
+    rate_limit_delete_conversation: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_delete_conversation)
+    rate_limit_delete_all_data: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_delete_all_data)
     max_conversations_per_user: PositiveInt = STAGE_DEFAULTS.max_conversations_per_user
 
 
-class WorkerSettings(_Table, _Callback, _Quotas, ModelSettings):
+class WorkerSettings(_Table, _Callback, _Quotas, _Retention, ModelSettings):
     spec = WORKER
 
     #: To bring a failed record back sooner than the (long) visibility timeout; see MessageQueue.retry_soon.

@@ -67,6 +67,9 @@ class Env(StrEnum):
     RATE_LIMIT_CANCEL = "RATE_LIMIT_CANCEL"
     RATE_LIMIT_PING = "RATE_LIMIT_PING"
     RATE_LIMIT_GET_USAGE = "RATE_LIMIT_GET_USAGE"
+    RATE_LIMIT_RENAME_CONVERSATION = "RATE_LIMIT_RENAME_CONVERSATION"
+    RATE_LIMIT_DELETE_CONVERSATION = "RATE_LIMIT_DELETE_CONVERSATION"
+    RATE_LIMIT_DELETE_ALL_DATA = "RATE_LIMIT_DELETE_ALL_DATA"
     #: ``$connect`` of one user (each costs an authorizer and a connect invocation), refused with 429.
     RATE_LIMIT_CONNECT = "RATE_LIMIT_CONNECT"
     #: Open connections one user may hold; the newest beyond it is refused at ``$connect``.
@@ -75,6 +78,9 @@ class Env(StrEnum):
     MAX_WAITING_MESSAGES = "MAX_WAITING_MESSAGES"
     #: Conversations one user may keep; `newConversation` beyond it is refused with `quota_exceeded`.
     MAX_CONVERSATIONS_PER_USER = "MAX_CONVERSATIONS_PER_USER"
+    #: Days a conversation, its turns and its message records are kept after their last use (a DynamoDB TTL,
+    #: refreshed when the conversation is used); ``0``: kept until deleted (see docs/deploy.md, "Your users' data").
+    RETENTION_DAYS = "RETENTION_DAYS"
     FLUSH_INTERVAL_MS = "FLUSH_INTERVAL_MS"
     FLUSH_CHARS = "FLUSH_CHARS"
     #: Frames of a steadily streaming reply are coalesced on an interval growing from FLUSH_INTERVAL_MS to this.
@@ -295,6 +301,8 @@ class Metric(StrEnum):
     #: posted, and checkpoint writes to the message record. What a reply costs in API Gateway and DynamoDB requests.
     FRAMES_PER_REPLY = "FramesPerReply"
     CHECKPOINT_WRITES_PER_REPLY = "CheckpointWritesPerReply"
+    #: Turns and message records of deleted conversations removed by the worker (``assistant.stores.erasure``).
+    ITEMS_ERASED = "ItemsErased"
 
 
 # --- Table ------------------------------------------------------------------------------------------------------
@@ -325,6 +333,10 @@ class TableAction(StrEnum):
     UPDATE_ITEM = "dynamodb:UpdateItem"
     DELETE_ITEM = "dynamodb:DeleteItem"
     QUERY = "dynamodb:Query"
+    #: Erasing a conversation's items in batches of 25 (``assistant.stores.erasure``).
+    BATCH_WRITE_ITEM = "dynamodb:BatchWriteItem"
+    #: A transaction's check that a conversation still exists (a reply in a deleted conversation writes nothing).
+    CONDITION_CHECK_ITEM = "dynamodb:ConditionCheckItem"
 
 
 # --- Queue ------------------------------------------------------------------------------------------------------
@@ -448,13 +460,14 @@ SEND_MESSAGE: Final = FunctionSpec(
         Env.MAX_MESSAGE_CHARS,
         Env.RATE_LIMIT_SEND_MESSAGE,
         Env.MAX_WAITING_MESSAGES,
+        Env.RETENTION_DAYS,
     ),
     sends_to_queue=True,
     closes_connections=True,
     # The rate-limit bucket, today's usage and the conversation (or the current-conversation pointer) in one
     # BatchGetItem (GetItem for the bucket again after a lost race); a first conversation (a transaction of two
-    # Puts); the message record with the user's waiting set and the bucket's token (a transaction of a Put and two
-    # Updates; GetItem for a repeated id).
+    # Puts); the message record with the user's waiting set, the bucket's token and the conversation's title, recency
+    # and expiry (a transaction of a Put and three Updates; GetItem for a repeated id).
     table_actions=(
         TableAction.BATCH_GET_ITEM,
         TableAction.GET_ITEM,
@@ -465,7 +478,7 @@ SEND_MESSAGE: Final = FunctionSpec(
 COMMANDS: Final = FunctionSpec(
     name="commands",
     handler="commands.handler",
-    description="cancel, newConversation, listConversations, getHistory, getUsage, ping",
+    description="cancel, newConversation, listConversations, getHistory, getUsage, ping, rename and delete",
     timeout_seconds=20,
     env=(
         *_COMMON_ENV,
@@ -482,14 +495,33 @@ COMMANDS: Final = FunctionSpec(
         Env.RATE_LIMIT_CANCEL,
         Env.RATE_LIMIT_PING,
         Env.RATE_LIMIT_GET_USAGE,
+        Env.RATE_LIMIT_RENAME_CONVERSATION,
+        Env.RATE_LIMIT_DELETE_CONVERSATION,
+        Env.RATE_LIMIT_DELETE_ALL_DATA,
         Env.MAX_CONVERSATIONS_PER_USER,
+        Env.RETENTION_DAYS,
+        # deleteConversation and deleteAllData hand the erasure of turns and messages to the worker.
+        Env.QUEUE_URL,
     ),
     # cancel also stops a running background response (openai profile); getHistory reads only the table.
     reads_openai_secret=True,
     closes_connections=True,
+    # conversationUpdated, conversationDeleted and dataDeleted reach every tab of the user.
+    posts_to_connections=True,
+    sends_to_queue=True,
     # Rate limits (GetItem, UpdateItem); cancel (UpdateItem, GetItem); newConversation (a transaction of two Puts);
-    # listConversations and getHistory (Query: conversations, turns); getUsage (GetItem).
-    table_actions=(TableAction.GET_ITEM, TableAction.PUT_ITEM, TableAction.UPDATE_ITEM, TableAction.QUERY),
+    # listConversations and getHistory (Query: conversations, turns); getUsage (GetItem); rename (UpdateItem);
+    # deleteConversation (DeleteItem of the conversation and its pointer; Query of the user's live messages to stop
+    # them); deleteAllData (the same, conversations in BatchWriteItem batches); the user's connections (Query) and
+    # those API Gateway reports gone (a transaction of a Delete and an Update).
+    table_actions=(
+        TableAction.GET_ITEM,
+        TableAction.PUT_ITEM,
+        TableAction.UPDATE_ITEM,
+        TableAction.QUERY,
+        TableAction.DELETE_ITEM,
+        TableAction.BATCH_WRITE_ITEM,
+    ),
 )
 DEFAULT: Final = FunctionSpec(
     name="default",
@@ -523,6 +555,7 @@ WORKER: Final = FunctionSpec(
         Env.MODEL_OVERRIDE,
         Env.MODEL_READ_TIMEOUT_MS,
         Env.ASSISTANT_FILE,
+        Env.RETENTION_DAYS,
     ),
     reads_openai_secret=True,
     calls_mcp_servers=True,
@@ -530,13 +563,16 @@ WORKER: Final = FunctionSpec(
     # The message (GetItem; claim is a transaction of Updates; checkpoints are UpdateItem), the finished turn
     # (a Put in the transaction that finishes the message), the conversation (GetItem, UpdateItem) and its earlier
     # turns (Query), the user's connections (Query) and those API Gateway reports gone (a transaction of a Delete
-    # and the connection counter's Update).
+    # and the connection counter's Update). The claim and the finishing transaction check that the conversation
+    # still exists (ConditionCheckItem); erasing deleted conversations' turns and messages (Query, BatchWriteItem).
     table_actions=(
         TableAction.GET_ITEM,
         TableAction.PUT_ITEM,
         TableAction.UPDATE_ITEM,
         TableAction.QUERY,
         TableAction.DELETE_ITEM,
+        TableAction.BATCH_WRITE_ITEM,
+        TableAction.CONDITION_CHECK_ITEM,
     ),
 )
 
@@ -568,6 +604,9 @@ ROUTES: Final[tuple[RouteSpec, ...]] = (
     RouteSpec("getHistory", COMMANDS),
     RouteSpec("ping", COMMANDS),
     RouteSpec("getUsage", COMMANDS),
+    RouteSpec("renameConversation", COMMANDS),
+    RouteSpec("deleteConversation", COMMANDS),
+    RouteSpec("deleteAllData", COMMANDS),
 )
 
 
@@ -589,6 +628,11 @@ class StageDefaults:
     #: Generous: a page keeps its connection alive with pings, and a flaky network makes a client reconnect.
     rate_limit_ping: str = "30/120"
     rate_limit_get_usage: str = "20/60"
+    #: A person renames or deletes a conversation now and then; a script looping over them is what these bound.
+    rate_limit_rename_conversation: str = "10/30"
+    rate_limit_delete_conversation: str = "10/30"
+    #: Each reads and deletes every conversation of the user, and nobody needs it twice in a row.
+    rate_limit_delete_all_data: str = "2/2"
     #: A page load is one connect; a reconnect loop or a script opening sockets is what this bounds.
     rate_limit_connect: str = "20/30"
     max_connections_per_user: int = 10
@@ -596,6 +640,9 @@ class StageDefaults:
     max_waiting_messages: int = 5
     #: listConversations reads them all, and each keeps its turns: a bound on what one user stores.
     max_conversations_per_user: int = 1000
+    #: Off: conversations are kept until their user deletes them. A stage that must keep data no longer than a
+    #: stated period sets it (``retention_days`` / ``RETENTION_DAYS``).
+    retention_days: int = 0
     #: The first text of a reply goes out at once and the next ~100 ms later; a steady stream is coalesced into a frame
     #: at most every 350 ms (a gap a reader does not notice as a stall; ~75 frames per 1000 tokens at 40 tokens/s, ~65
     #: at 50, instead of one per token). See ``assistant.push.DeltaCoalescer``.

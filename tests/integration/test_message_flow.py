@@ -419,7 +419,9 @@ def test_a_failed_record_fails_the_rest_of_its_group_only(deployment: Deployment
 
     _connect(deployment, "alice", "conn-a1")
     _connect(deployment, "bob", "conn-b1")
-    # A message without its record can't be answered (the worker refuses to answer blind): it fails.
+    # A message without its record can't be answered (the worker refuses to answer blind): it fails. (Its
+    # conversation exists: a message whose conversation was deleted is dropped instead.)
+    deployment.table.put_item(Item={"pk": "USER#alice", "sk": "CONV#c_x", "conversationId": "c_x"})
     MessageQueue(deployment.sqs, deployment.queue_url).enqueue(
         QueuedMessage(
             user_id="alice", message_id="orphan", conversation_id="c_x", text="?", connection_id="c", received_at=0
@@ -555,7 +557,11 @@ def test_history_and_the_conversation_list_come_in_pages_with_a_cursor(deploymen
     assert (bad["type"], bad["code"]) == ("error", "bad_request")
 
     for _ in range(2):
-        assert deployment.route(commands.handler, {"action": "newConversation"}) is not None
+        created = deployment.route(commands.handler, {"action": "newConversation"})
+        assert created is not None
+        # Listed once it has a message.
+        message = {"action": "sendMessage", "message": "hi", "conversationId": created["conversationId"]}
+        assert deployment.route(send_message.handler, message) is not None
     first_page = deployment.route(commands.handler, {"action": "listConversations", "limit": 2})
     assert first_page is not None
     second_page = deployment.route(

@@ -160,9 +160,14 @@ def test_each_function_calls_exactly_the_table_actions_its_spec_declares(
         assert _answer(deployment, commands.handler, {"action": "ping"})["type"] == "pong"
         created = _answer(deployment, commands.handler, {"action": "newConversation"})
         listed = _answer(deployment, commands.handler, {"action": "listConversations"})
-        assert created["conversationId"] in {c["conversationId"] for c in listed["items"]}
+        # Listed once it has a message: the first, not the one just created.
+        assert {c["conversationId"] for c in listed["items"]} == {conversation_id}
         history = {"action": "getHistory", "conversationId": created["conversationId"]}
         assert _answer(deployment, commands.handler, history)["type"] == "history"
+        rename = {"action": "renameConversation", "conversationId": conversation_id, "title": "Tokyo"}
+        assert _answer(deployment, commands.handler, rename)["type"] == "conversationUpdated"
+        delete = {"action": "deleteConversation", "conversationId": created["conversationId"]}
+        assert _answer(deployment, commands.handler, delete)["type"] == "conversationDeleted"
         assert _answer(deployment, commands.handler, {"action": "getUsage"})["type"] == "usage"
         unknown = _answer(deployment, commands.handler, {"action": "cancel", "messageId": "m-none"})
         assert unknown["code"] == "not_found"
@@ -176,6 +181,19 @@ def test_each_function_calls_exactly_the_table_actions_its_spec_declares(
     with recorder.running(WORKER):
         assert deployment.deliver(deployment.receive()) == []
     assert deployment.frames("conn-a1")[-1]["type"] == "done"
+
+    # Deleting everything (the conversations in batches), then the worker erases the turns and messages left.
+    with recorder.running(COMMANDS):
+        assert _answer(deployment, commands.handler, {"action": "deleteAllData"})["type"] == "dataDeleted"
+    with recorder.running(WORKER):
+        assert deployment.deliver(deployment.receive()) == []
+    assert (
+        deployment.table.query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :turns)",
+            ExpressionAttributeValues={":pk": "USER#alice", ":turns": "TURN#"},
+        )["Items"]
+        == []
+    )
 
     with recorder.running(DEFAULT):
         assert _answer(deployment, default.handler, {"action": "fly"})["code"] == "unknown_action"

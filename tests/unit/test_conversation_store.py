@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -154,10 +155,18 @@ def test_current_is_per_user(store: ConversationStore) -> None:
 # --- list_recent ------------------------------------------------------------------------------------------------
 
 
-def test_list_recent_is_newest_updated_first(store: ConversationStore) -> None:
-    a = store.create("u1", now=NOW)
-    b = store.create("u1", now=NOW + 10)
-    c = store.create("u1", now=NOW + 20)
+def _with_a_message(store: ConversationStore, table: Any, conversation: Conversation) -> Conversation:
+    """What sendMessage writes with a conversation's first message: from then on it is listed."""
+    update = store.first_message_update("u1", conversation.conversation_id, text="hi", now=NOW)
+    update["ExpressionAttributeValues"][":updated"] = conversation.updated_at
+    table.update_item(**update)
+    return replace(conversation, title="hi")
+
+
+def test_list_recent_is_newest_updated_first(store: ConversationStore, ddb_table: Any) -> None:
+    a = _with_a_message(store, ddb_table, store.create("u1", now=NOW))
+    b = _with_a_message(store, ddb_table, store.create("u1", now=NOW + 10))
+    c = _with_a_message(store, ddb_table, store.create("u1", now=NOW + 20))
     store.touch("u1", a.conversation_id, now=NOW + 30)
 
     ids = [conv.conversation_id for conv in store.list_recent("u1")]
@@ -169,7 +178,7 @@ def test_list_recent_is_newest_updated_first(store: ConversationStore) -> None:
 def test_list_recent_reads_every_page_and_skips_other_items(ddb_table: Any) -> None:
     paging = PagingTable(ddb_table, page_size=2)
     store = ConversationStore(paging)
-    created = [store.create("u1", now=NOW + n) for n in range(5)]
+    created = [_with_a_message(store, ddb_table, store.create("u1", now=NOW + n)) for n in range(5)]
     ddb_table.put_item(Item={**key("u1", "CONN#tab"), "connectionId": "tab"})
 
     listed = store.list_recent("u1")

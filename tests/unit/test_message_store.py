@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from assistant.stores.keys import conversation_sk, key
 from assistant.stores.messages import ClaimOutcome, MessageRecord, MessageStatus, MessageStore
 from assistant.stores.timestamps import iso_utc
 from assistant.stores.usage import Quotas, UsageStore
@@ -15,6 +16,8 @@ NOW = 1_764_000_000.0  # 2025-11-24 (UTC)
 
 @pytest.fixture
 def store(ddb_table: Any) -> MessageStore:
+    # The conversation the messages belong to: a claim and a finished turn check that it still exists.
+    ddb_table.put_item(Item={**key("alice", conversation_sk("c_1")), "conversationId": "c_1"})
     return MessageStore(ddb_table)
 
 

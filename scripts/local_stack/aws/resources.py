@@ -65,6 +65,11 @@ def create_table(ddb: Any, table_name: str) -> None:
     )
 
 
+def local_table_name(prefix: str) -> str:
+    """The local stack's table (``scripts.delete_user_data --local`` finds it by this name)."""
+    return f"{prefix}-assistant"
+
+
 def provision(
     endpoint: str,
     *,
@@ -73,7 +78,7 @@ def provision(
     openai_api_key: str | None = None,
 ) -> Resources:
     """Create the table, the FIFO queue and its DLQ, the OpenAI secret and the Cognito pool with its demo user."""
-    table_name = f"{prefix}-assistant"
+    table_name = local_table_name(prefix)
     create_table(client("dynamodb", endpoint), table_name)
 
     queue_url, queue_arn, dlq_url, dlq_arn = create_queues(endpoint, prefix, visibility_timeout_s)

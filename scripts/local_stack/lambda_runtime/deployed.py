@@ -61,6 +61,7 @@ def handler_env() -> dict[str, str]:
         Env.MAX_CONNECTIONS_PER_USER,
         Env.MAX_WAITING_MESSAGES,
         Env.MAX_CONVERSATIONS_PER_USER,
+        Env.RETENTION_DAYS,
     ):
         env[numeric.value] = "10"
     for limit in (
@@ -71,6 +72,9 @@ def handler_env() -> dict[str, str]:
         Env.RATE_LIMIT_CANCEL,
         Env.RATE_LIMIT_PING,
         Env.RATE_LIMIT_GET_USAGE,
+        Env.RATE_LIMIT_RENAME_CONVERSATION,
+        Env.RATE_LIMIT_DELETE_CONVERSATION,
+        Env.RATE_LIMIT_DELETE_ALL_DATA,
         Env.RATE_LIMIT_CONNECT,
     ):
         env[limit.value] = "10/30"

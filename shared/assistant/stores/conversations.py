@@ -1,5 +1,11 @@
 """Conversation records and the pointer to each user's current conversation.
 
+A conversation record is written untitled; its first message gives it a title (in the same transaction that records
+the message, :meth:`ConversationStore.first_message_update`) unless the user renamed it first, and from then on it
+is listed. Deleting a conversation deletes its record at once (every reader then finds nothing: ``not_found``); its
+turns and message records are erased in the background (:mod:`assistant.stores.erasure`). With a stage's
+``retention_days``, the record carries a TTL that every use pushes back.
+
 Several Lambda invocations act for one user at once (two tabs connecting, a worker and the commands function), so
 every write that decides "which one" is conditional: the first writer wins and the others adopt its result. That is
 what keeps a user with one current conversation. The turns themselves are in :mod:`assistant.stores.turns`.
@@ -7,9 +13,12 @@ what keeps a user with one current conversation. The turns themselves are in :mo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
+
+__all__ = ["DEFAULT_TITLE", "Conversation", "ConversationStore"]
 
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
@@ -17,10 +26,21 @@ from botocore.exceptions import ClientError
 from assistant.errors import NotFound
 from assistant.protocol import new_id
 from assistant.stores.conditions import cancellation_reasons, condition_failed, item_condition_failed
-from assistant.stores.keys import CONVERSATION_PREFIX, CURRENT_CONVERSATION_SK, PK, SK, conversation_sk, key, user_pk
+from assistant.stores.erasure import BatchDeleter
+from assistant.stores.keys import (
+    CONVERSATION_PREFIX,
+    CURRENT_CONVERSATION_SK,
+    PK,
+    SK,
+    TTL,
+    conversation_sk,
+    key,
+    user_pk,
+)
+from assistant.stores.retention import NO_RETENTION, Retention, expired
 from assistant.stores.timestamps import iso_utc
+from assistant.titles import DEFAULT_TITLE, conversation_title
 
-DEFAULT_TITLE: Final = "New conversation"
 #: Titles are shown in a list sent in one frame; a long first message must not make that list overflow it.
 MAX_TITLE_CHARS: Final = 120
 #: A pointer that moves under us again and again means something is wrong; don't loop forever.
@@ -34,6 +54,8 @@ class Conversation:
     title: str
     created_at: str
     updated_at: str
+    #: Listed: it has a message (an empty "New conversation" is kept for the user's next message, but not listed).
+    listed: bool = field(default=True, compare=False)
 
     @property
     def cursor(self) -> str:
@@ -48,8 +70,10 @@ class _PointerMoved(Exception):
 class ConversationStore:
     """``table`` is a boto3 DynamoDB ``Table`` resource (boto3 ships no type information, hence ``Any``)."""
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, *, retention: Retention = NO_RETENTION, clock: Any = time.time) -> None:
         self._table = table
+        self._retention = retention
+        self._clock = clock
 
     def create(self, user_id: str, *, now: float) -> Conversation:
         """A new, empty conversation, which becomes the one ``sendMessage`` continues."""
@@ -60,7 +84,110 @@ class ConversationStore:
     def get(self, user_id: str, conversation_id: str) -> Conversation | None:
         """``None`` also for another user's conversation: the key is in the caller's own partition."""
         item = self._table.get_item(Key=self.record_key(user_id, conversation_id), ConsistentRead=True).get("Item")
-        return _from_item(user_id, item) if item else None
+        return _from_item(user_id, item) if item and not expired(item, self._clock()) else None
+
+    def first_message_update(self, user_id: str, conversation_id: str, *, text: str, now: float) -> dict[str, Any]:
+        """The ``UpdateItem`` request (no ``TableName``) that ``sendMessage`` writes with the message record, in one
+        transaction: the conversation is used now (recency, TTL), gets its title from ``text`` unless it has one
+        (an earlier message's, or the user's), and is listed from now on. Its condition (the conversation exists
+        and has not expired) is what refuses a message to a conversation deleted after the route read it."""
+        names = {"#pk": PK, "#updated": "updatedAt", "#title": "title", "#first": "firstMessageAt"}
+        values: dict[str, Any] = {":updated": iso_utc(now), ":title": conversation_title(text)}
+        expression = "SET #updated = :updated, #title = if_not_exists(#title, :title), "
+        expression += "#first = if_not_exists(#first, :updated)"
+        expires_at = self._retention.expires_at(now)
+        if expires_at is not None:
+            expression += ", #ttl = :ttl"
+            names["#ttl"] = TTL
+            values[":ttl"] = expires_at
+        condition, condition_names, condition_values = _live_condition(now)
+        return {
+            "Key": self.record_key(user_id, conversation_id),
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {**names, **condition_names},
+            "ExpressionAttributeValues": {**values, **condition_values},
+        }
+
+    def rename(self, user_id: str, conversation_id: str, title: str, *, now: float) -> Conversation:
+        """Give the conversation the user's title (kept from now on: a first message no longer sets one).
+        :class:`NotFound` for a conversation that does not exist, is another user's, or was deleted."""
+        condition, names, values = _live_condition(now)
+        names |= {"#title": "title", "#renamed": "renamedAt"}
+        values |= {":title": title, ":renamed": iso_utc(now)}
+        expression = "SET #title = :title, #renamed = :renamed"
+        expires_at = self._retention.expires_at(now)
+        if expires_at is not None:
+            expression += ", #ttl = :ttl"
+            names["#ttl"] = TTL
+            values[":ttl"] = expires_at
+        try:
+            item = self._table.update_item(
+                Key=self.record_key(user_id, conversation_id),
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        except ClientError as exc:
+            if condition_failed(exc):
+                raise NotFound("No such conversation.") from None
+            raise
+        return _from_item(user_id, item)
+
+    def delete(self, user_id: str, conversation_id: str, *, now: float) -> None:
+        """Delete the conversation's record, so that it is ``not_found`` for every action from now on; its turns and
+        messages are then orphans, which :class:`~assistant.stores.erasure.UserDataEraser` removes. The pointer to
+        the user's current conversation is removed with it when it names this one (the next message without an id
+        starts a new conversation). :class:`NotFound` if there is no such conversation of the user's."""
+        condition, names, values = _live_condition(now)
+        try:
+            self._table.delete_item(
+                Key=self.record_key(user_id, conversation_id),
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if condition_failed(exc):
+                raise NotFound("No such conversation.") from None
+            raise
+        try:
+            self._table.delete_item(
+                Key=self.pointer_key(user_id),
+                ConditionExpression="#cid = :cid",
+                ExpressionAttributeNames={"#cid": "conversationId"},
+                ExpressionAttributeValues={":cid": conversation_id},
+            )
+        except ClientError as exc:
+            if not condition_failed(exc):
+                raise
+
+    def delete_all(self, user_id: str) -> int:
+        """Delete every conversation record of the user and the current-conversation pointer (``BatchWriteItem``,
+        25 at a time); returns how many conversations there were. Their turns and messages are then orphans."""
+        keys = self.record_keys(user_id)
+        BatchDeleter(self._table).delete_all(keys)
+        return len(keys) - 1
+
+    def record_keys(self, user_id: str) -> list[dict[str, str]]:
+        """The keys of every conversation record of the user, and of the current-conversation pointer if any (what
+        ``deleteAllData`` deletes first): a keys-only query."""
+        query: dict[str, Any] = {
+            "KeyConditionExpression": Key(PK).eq(user_pk(user_id)) & Key(SK).begins_with(CONVERSATION_PREFIX),
+            "ProjectionExpression": "#pk, #sk",
+            "ExpressionAttributeNames": {"#pk": PK, "#sk": SK},
+            "ConsistentRead": True,
+        }
+        keys: list[dict[str, str]] = []
+        while True:
+            page = self._table.query(**query)
+            keys.extend({PK: str(item[PK]), SK: str(item[SK])} for item in page.get("Items", []))
+            if not page.get("LastEvaluatedKey"):
+                break
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return [*keys, self.pointer_key(user_id)]
 
     @staticmethod
     def record_key(user_id: str, conversation_id: str) -> dict[str, str]:
@@ -76,8 +203,10 @@ class ConversationStore:
         """The id of the user's current conversation, from the pointer as the caller just read it consistently.
 
         The pointer is trusted without reading the conversation it names: it is only ever written in the same
-        transaction as that conversation (:meth:`_write_with_pointer`), and conversations are never deleted, so it
-        cannot dangle. No pointer (a user's first message): the conversation is created here, as :meth:`current`.
+        transaction as that conversation (:meth:`_write_with_pointer`) and deleting a conversation deletes a pointer
+        that names it; should the two race, ``sendMessage``'s transaction refuses the message (the conversation's
+        condition in :meth:`first_message_update`). No pointer (a user's first
+        message): the conversation is created here, as :meth:`current`.
         """
         if pointer is not None:
             return str(pointer["conversationId"])
@@ -134,29 +263,43 @@ class ConversationStore:
         conversations: list[Conversation] = []
         while True:
             page = self._table.query(**query)
-            conversations.extend(_from_item(user_id, item) for item in page.get("Items", []))
+            conversations.extend(
+                _from_item(user_id, item) for item in page.get("Items", []) if not expired(item, self._clock())
+            )
             last_key = page.get("LastEvaluatedKey")
             if not last_key:
                 break
             query["ExclusiveStartKey"] = last_key
+        # Only conversations with a message are listed: "New conversation" pressed twice lists nothing new.
+        conversations = [c for c in conversations if c.listed]
         conversations.sort(key=lambda c: c.cursor, reverse=True)
         if before is not None:
             conversations = [c for c in conversations if c.cursor < before]
         return conversations[:limit]
 
     def touch(self, user_id: str, conversation_id: str, *, now: float, title: str | None = None) -> None:
-        """Mark the conversation as active; ``title`` replaces the default title only, never a title already set."""
+        """Mark the conversation as active (and push its TTL back); ``title`` replaces the default title only
+        (a record written before titles came from ``sendMessage``), never a title already set."""
         record_key = self.record_key(user_id, conversation_id)
         updated_at = iso_utc(now)
         title = _clean_title(title)
+        expires_at = self._retention.expires_at(now)
+        extra = ", #ttl = :ttl" if expires_at is not None else ""
+        extra_names = {"#ttl": TTL} if expires_at is not None else {}
+        extra_values = {":ttl": expires_at} if expires_at is not None else {}
         if title:
             try:
                 self._table.update_item(
                     Key=record_key,
-                    UpdateExpression="SET #updated = :updated, #title = :title",
-                    ConditionExpression="attribute_exists(#pk) AND #title = :default",
-                    ExpressionAttributeNames={"#pk": PK, "#updated": "updatedAt", "#title": "title"},
-                    ExpressionAttributeValues={":updated": updated_at, ":title": title, ":default": DEFAULT_TITLE},
+                    UpdateExpression="SET #updated = :updated, #title = :title" + extra,
+                    ConditionExpression="attribute_exists(#pk) AND (attribute_not_exists(#title) OR #title = :default)",
+                    ExpressionAttributeNames={"#pk": PK, "#updated": "updatedAt", "#title": "title", **extra_names},
+                    ExpressionAttributeValues={
+                        ":updated": updated_at,
+                        ":title": title,
+                        ":default": DEFAULT_TITLE,
+                        **extra_values,
+                    },
                 )
             except ClientError as exc:
                 if not condition_failed(exc):
@@ -168,10 +311,10 @@ class ConversationStore:
         try:
             self._table.update_item(
                 Key=record_key,
-                UpdateExpression="SET #updated = :updated",
+                UpdateExpression="SET #updated = :updated" + extra,
                 ConditionExpression="attribute_exists(#pk)",
-                ExpressionAttributeNames={"#pk": PK, "#updated": "updatedAt"},
-                ExpressionAttributeValues={":updated": updated_at},
+                ExpressionAttributeNames={"#pk": PK, "#updated": "updatedAt", **extra_names},
+                ExpressionAttributeValues={":updated": updated_at, **extra_values},
             )
         except ClientError as exc:
             if condition_failed(exc):
@@ -204,9 +347,13 @@ class ConversationStore:
                 pointer_put["ConditionExpression"] = "#cid = :stale"
                 pointer_put["ExpressionAttributeNames"] = {"#cid": "conversationId"}
                 pointer_put["ExpressionAttributeValues"] = {":stale": replaces}
+        item = _to_item(conversation)
+        expires_at = self._retention.expires_at(self._clock())
+        if expires_at is not None:
+            item[TTL] = expires_at
         conversation_put = {
             "TableName": self._table.name,
-            "Item": _to_item(conversation),
+            "Item": item,
             "ConditionExpression": "attribute_not_exists(#pk)",
             "ExpressionAttributeNames": {"#pk": PK},
         }
@@ -232,23 +379,38 @@ def _new_conversation(user_id: str, now: float) -> Conversation:
 
 
 def _to_item(conversation: Conversation) -> dict[str, Any]:
+    # No title: the first message gives it one (``if_not_exists``), unless the user renames it first.
     item: dict[str, Any] = {
         **ConversationStore.record_key(conversation.user_id, conversation.conversation_id),
         "conversationId": conversation.conversation_id,
-        "title": conversation.title,
         "createdAt": conversation.created_at,
         "updatedAt": conversation.updated_at,
     }
+    if conversation.title != DEFAULT_TITLE:
+        item["title"] = conversation.title
     return item
 
 
 def _from_item(user_id: str, item: dict[str, Any]) -> Conversation:
+    title = str(item.get("title") or DEFAULT_TITLE)
+    # Records written before titles came with the first message have a title only once a reply gave them one.
+    listed = "firstMessageAt" in item or (title != DEFAULT_TITLE and "renamedAt" not in item)
     return Conversation(
         user_id=user_id,
         conversation_id=str(item["conversationId"]),
-        title=str(item["title"]),
+        title=title,
         created_at=str(item["createdAt"]),
         updated_at=str(item["updatedAt"]),
+        listed=listed,
+    )
+
+
+def _live_condition(now: float) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """A condition that holds for a conversation that exists and has not expired (a TTL not yet swept)."""
+    return (
+        "attribute_exists(#pk) AND (attribute_not_exists(#ttl) OR #ttl > :now_epoch)",
+        {"#pk": PK, "#ttl": TTL},
+        {":now_epoch": int(now)},
     )
 
 

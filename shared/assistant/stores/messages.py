@@ -23,12 +23,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from boto3.dynamodb.conditions import Attr, Key
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from assistant.errors import RateLimited
 from assistant.stores.conditions import cancellation_reasons, condition_failed, item_condition_failed
-from assistant.stores.keys import PK, TTL, WAITING_SK, key, message_sk
+from assistant.stores.keys import MESSAGE_PREFIX, PK, SK, TTL, WAITING_SK, conversation_sk, key, message_sk, user_pk
+from assistant.stores.retention import NO_RETENTION, Retention
 from assistant.stores.timestamps import iso_utc
 from assistant.stores.turns import Turn
 from assistant.stores.usage import Quotas, UsageStore
@@ -120,6 +122,8 @@ class ClaimOutcome(StrEnum):
     #: The record is not the queued one the claim expected (another delivery got there first, it was cancelled
     #: while queued, or it differs from what the queued message said): :attr:`Claim.found` is what is there.
     CONFLICT = "conflict"
+    #: The conversation was deleted while the message waited: nothing is answered (its tabs were told).
+    CONVERSATION_GONE = "conversation_gone"
 
 
 @dataclass(frozen=True)
@@ -150,14 +154,23 @@ WAITING_RETRY_AFTER_MS = 5_000
 _deserializer = TypeDeserializer()
 
 #: Where each item sits in the claim's transaction (cancellation reasons come back in this order).
-_CLAIM_MESSAGE, _CLAIM_USAGE = 0, 1
+_CLAIM_MESSAGE, _CLAIM_USAGE, _CLAIM_CONVERSATION = 0, 1, 3
+#: Where the conversation's check sits in the transaction that finishes a message with its turn.
+_FINISH_CONVERSATION = 2
+
+
+class ConversationDeleted(Exception):
+    """The conversation of the message being recorded was deleted (or expired) after the route read it."""
 
 
 class MessageStore:
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, *, retention: Retention = NO_RETENTION) -> None:
         self._table = table
         # The resource's client takes plain Python values (boto3 serializes them), in transactions too.
         self._client = table.meta.client
+        self._retention = retention
+        #: A message record is kept for deduplication and cancel, and never longer than the stage keeps data.
+        self._ttl_seconds = min(MESSAGE_TTL_SECONDS, retention.seconds or MESSAGE_TTL_SECONDS)
 
     # --- the API side -------------------------------------------------------------------------------------------
 
@@ -170,6 +183,7 @@ class MessageStore:
         now: float,
         max_waiting: int | None = None,
         also: Mapping[str, Any] | None = None,
+        conversation_update: Mapping[str, Any] | None = None,
     ) -> tuple[MessageRecord, bool]:
         """Record a new message; returns ``(record, created)``. A client re-sending the same id gets the original.
 
@@ -180,6 +194,10 @@ class MessageStore:
         ``also``: one more ``UpdateItem`` request (without ``TableName``) written in the same transaction, or not at
         all (``sendMessage`` takes its rate-limit token so); :class:`AlsoRefused` when its condition failed. A
         repeated id writes nothing, so it takes no token either.
+
+        ``conversation_update``: the conversation's ``UpdateItem`` (``ConversationStore.first_message_update``),
+        written in the same transaction; :class:`ConversationDeleted` when its condition (the conversation still
+        exists) failed, and nothing was written.
         """
         item = {
             **key(user_id, message_sk(message_id)),
@@ -188,12 +206,15 @@ class MessageStore:
             "conversationId": conversation_id,
             "status": MessageStatus.QUEUED.value,
             "createdAt": iso_utc(now),
-            TTL: int(now) + MESSAGE_TTL_SECONDS,
+            TTL: int(now) + self._ttl_seconds,
         }
         put = {"TableName": self._table.name, "Item": item, "ConditionExpression": "attribute_not_exists(#pk)"}
         put["ExpressionAttributeNames"] = {"#pk": PK}
         for attempt in range(2):
             items: list[dict[str, Any]] = [{"Put": put}]
+            if conversation_update is not None:
+                items.append({"Update": {"TableName": self._table.name, **conversation_update}})
+            waiting_index = len(items)
             if max_waiting is not None:
                 items.append({"Update": self._waiting_update(user_id, {message_id}, "ADD", max_waiting=max_waiting)})
             if also is not None:
@@ -207,9 +228,11 @@ class MessageStore:
                     if existing is None:  # expired between the two calls: practically impossible, but never guess
                         raise
                     return existing, False
+                if conversation_update is not None and item_condition_failed(reasons, 1):
+                    raise ConversationDeleted from None
                 if also is not None and item_condition_failed(reasons, len(items) - 1):
                     raise AlsoRefused from None
-                if max_waiting is not None and item_condition_failed(reasons, 1):
+                if max_waiting is not None and item_condition_failed(reasons, waiting_index):
                     # Full; entries whose message left `queued` without saying so (expired) are pruned once.
                     if attempt == 0 and self._prune_waiting(user_id):
                         continue
@@ -250,6 +273,30 @@ class MessageStore:
     def get(self, user_id: str, message_id: str) -> MessageRecord | None:
         item = self._table.get_item(Key=key(user_id, message_sk(message_id)), ConsistentRead=True).get("Item")
         return MessageRecord.from_item(item) if item else None
+
+    def unfinished(self, user_id: str, conversation_id: str | None = None) -> list[MessageRecord]:
+        """The user's messages still ``queued`` or ``streaming`` (in ``conversation_id`` only, if given): what a
+        deletion stops. Message records live for days at most (their TTL), so this reads a bounded set."""
+        live = Attr("status").is_in([MessageStatus.QUEUED.value, MessageStatus.STREAMING.value])
+        if conversation_id is not None:
+            live &= Attr("conversationId").eq(conversation_id)
+        query: dict[str, Any] = {
+            "KeyConditionExpression": Key(PK).eq(user_pk(user_id)) & Key(SK).begins_with(MESSAGE_PREFIX),
+            "FilterExpression": live,
+            "ConsistentRead": True,
+        }
+        found: list[MessageRecord] = []
+        while True:
+            page = self._table.query(**query)
+            found.extend(MessageRecord.from_item(item) for item in page.get("Items", []))
+            if not page.get("LastEvaluatedKey"):
+                return found
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def discard(self, user_id: str, message_id: str) -> None:
+        """Remove the record of a message whose conversation was deleted (its worker is the last to touch it)."""
+        self._table.delete_item(Key=key(user_id, message_sk(message_id)))
+        self.forget_waiting(user_id, message_id)
 
     def request_cancel(self, user_id: str, message_id: str) -> CancelRequest | None:
         """Cancel a queued message at once, or flag a streaming one for its worker. ``None``: no such message.
@@ -321,10 +368,8 @@ class MessageStore:
         the claim fails with the stored record in :attr:`Claim.found` (``ReturnValuesOnConditionCheckFailure``), so
         no read is needed before the claim, nor after a failed one.
 
-        The conversation is not read: ``sendMessage`` wrote the record only for a conversation of the user's that
-        exists, conversations are never deleted, and the condition holds the record to that conversation. (Should a
-        route ever delete conversations, add a ``ConditionCheck`` of the conversation here, which needs
-        ``dynamodb:ConditionCheckItem`` in the worker's table actions.)
+        The conversation is not read, only checked (a ``ConditionCheck`` in the same transaction): a message whose
+        conversation was deleted while it waited is never answered (:attr:`ClaimOutcome.CONVERSATION_GONE`).
         """
         usage_key = UsageStore.day_key(record.user_id, now=now)
         claim_message = {
@@ -365,17 +410,23 @@ class MessageStore:
         # No longer waiting (no condition: a message recorded without the set is fine too).
         stop_waiting = {"Update": self._waiting_update(record.user_id, {record.message_id}, "DELETE")}
         # In the order of the _CLAIM_* indexes, which is the order of the cancellation reasons.
-        items = [claim_message, count_message, stop_waiting]
+        items = [claim_message, count_message, stop_waiting, self._conversation_check(record)]
         try:
             self._client.transact_write_items(TransactItems=items)
         except ClientError as exc:
             reasons = cancellation_reasons(exc)
             if reasons is None:
                 raise
+            gone = item_condition_failed(reasons, _CLAIM_CONVERSATION)
             if item_condition_failed(reasons, _CLAIM_MESSAGE):
                 item = exc.response["CancellationReasons"][_CLAIM_MESSAGE].get("Item")
                 found = {name: _deserializer.deserialize(value) for name, value in item.items()} if item else None
+                if found is None and gone:
+                    return Claim(ClaimOutcome.CONVERSATION_GONE)
+                # The record the caller expected is not there: what is there (in its own conversation) decides.
                 return Claim(ClaimOutcome.CONFLICT, MessageRecord.from_item(found) if found else None)
+            if gone:
+                return Claim(ClaimOutcome.CONVERSATION_GONE)
             if item_condition_failed(reasons, _CLAIM_USAGE):
                 return Claim(ClaimOutcome.QUOTA_EXCEEDED)
             raise  # e.g. a transaction conflict with a concurrent write: SQS delivers the message again
@@ -462,7 +513,9 @@ class MessageStore:
         """Move a message to a final status (its tokens were counted as each response ended: :meth:`count_usage`).
 
         With ``turn``, the conversation turn is written in the same transaction: it exists exactly when the message
-        reached its final status through this call, so a redelivery never writes a second one.
+        reached its final status through this call, so a redelivery never writes a second one. The transaction also
+        checks that the conversation still exists: in one deleted meanwhile, no turn is written and the message's
+        record is removed instead (its tokens were counted already), so nothing of it outlives the deletion.
 
         ``False`` when the message was no longer ``expected`` (another delivery or a cancel got there first).
         """
@@ -486,19 +539,37 @@ class MessageStore:
                     return False
                 raise
             return True
+        turn_item = turn.to_item(record.user_id)
+        expires_at = self._retention.expires_at(now)
+        if expires_at is not None:
+            turn_item[TTL] = expires_at
         try:
             self._client.transact_write_items(
                 TransactItems=[
                     {"Update": {"TableName": self._table.name, **update}},
-                    {"Put": {"TableName": self._table.name, "Item": turn.to_item(record.user_id)}},
+                    {"Put": {"TableName": self._table.name, "Item": turn_item}},
+                    self._conversation_check(record),
                 ]
             )
         except ClientError as exc:
             reasons = cancellation_reasons(exc)
             if item_condition_failed(reasons, 0):
                 return False
+            if item_condition_failed(reasons, _FINISH_CONVERSATION):
+                self.discard(record.user_id, record.message_id)
+                return True
             raise
         return True
+
+    def _conversation_check(self, record: MessageRecord) -> dict[str, Any]:
+        return {
+            "ConditionCheck": {
+                "TableName": self._table.name,
+                "Key": key(record.user_id, conversation_sk(record.conversation_id)),
+                "ConditionExpression": "attribute_exists(#pk)",
+                "ExpressionAttributeNames": {"#pk": PK},
+            }
+        }
 
     def finish_if_stuck(self, record: MessageRecord, *, now: float, stale_after_s: float) -> bool:
         """Cancel a message left ``streaming`` by a worker that died (no progress for ``stale_after_s``, longer
