@@ -324,3 +324,22 @@ def test_an_expired_conversation_not_yet_swept_is_gone_for_every_reader(deployme
         answer = deployment.route(commands.handler, frame)
         assert answer is not None
         assert answer["code"] == "not_found"
+
+
+def test_a_turn_past_its_retention_is_neither_shown_nor_sent_to_the_model(deployment: Deployment) -> None:
+    conversation_id = _send(deployment, "an old question")["conversationId"]
+    _answer_everything(deployment)
+    [old] = _items(deployment, "alice", "TURN#")
+    deployment.table.update_item(
+        Key={"pk": old["pk"], "sk": old["sk"]},
+        UpdateExpression="SET expiresAt = :past",
+        ExpressionAttributeValues={":past": int(time.time()) - 1},
+    )
+    _send(deployment, "a new question", conversation_id)
+    _answer_everything(deployment)
+
+    history = deployment.route(commands.handler, {"action": "getHistory", "conversationId": conversation_id})
+    assert history is not None
+    assert [m["text"] for m in history["messages"] if m["role"] == "user"] == ["a new question"]
+    sent = [r.body for r in deployment.model.requests if r.method == "POST" and r.body]
+    assert "an old question" not in str(sent[-1]["input"])

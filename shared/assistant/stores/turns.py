@@ -13,6 +13,7 @@ reads them (:meth:`TurnStore.recent`), so any Responses server works, stateless 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -21,7 +22,8 @@ from typing import Any, Final, Literal
 from boto3.dynamodb.conditions import Key
 
 from assistant.model_events import ToolExchange
-from assistant.stores.keys import PK, SK, key, turn_prefix, turn_sk, user_pk
+from assistant.stores.keys import PK, SK, TTL, key, turn_prefix, turn_sk, user_pk
+from assistant.stores.retention import expired
 
 #: Each text of a turn is cut to this many UTF-8 bytes, so an item (two texts plus small attributes) stays well
 #: under DynamoDB's 400 KB. A user message is far smaller (``MAX_MESSAGE_CHARS``) and a reply is bounded by
@@ -53,6 +55,7 @@ _SHOWN_ATTRIBUTES: Final = (
     "tools",
     "finishedAt",
     "errorCode",
+    TTL,
 )
 #: A history message's JSON around its text (role, ids, status, model, usage): what a turn adds beyond its texts.
 _SHOWN_OVERHEAD_BYTES: Final = 400
@@ -233,7 +236,10 @@ class TurnStore:
         while True:
             query["Limit"] = max(1, page_size())
             page = self._table.query(**query)
+            now = time.time()
             for item in page.get("Items", []):
+                if expired(item, now):
+                    continue  # past the stage's retention, not yet swept by DynamoDB's TTL: never shown or sent
                 turn = Turn.from_item(item)
                 if turn.cursor != before:  # `between` includes its bound
                     yield turn
