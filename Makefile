@@ -13,7 +13,7 @@ PORT ?= 8080
 CDK := npx --no-install cdk
 PY_SOURCES := infra lambdas shared scripts app.py
 
-.PHONY: dev test lint typecheck unit synth bench deploy browser-deps clean
+.PHONY: dev test lint typecheck unit synth lambda-assets bench deploy browser-deps clean
 
 $(VENV)/.stamp: requirements.txt requirements/runtime.txt requirements/runtime-no-deps.txt requirements/dev.txt requirements/constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,7 +52,7 @@ typecheck: $(VENV)/.stamp
 unit: $(VENV)/.stamp node_modules/.stamp $(BRIDGE_VENV)/.stamp
 	$(VENV)/bin/pytest
 
-test: $(VENV)/.stamp node_modules/.stamp browser-deps lint typecheck synth unit
+test: $(VENV)/.stamp node_modules/.stamp browser-deps lint typecheck synth lambda-assets unit
 
 ## What CI and `cdk deploy` do: the real CLI synthesizes (bundling the layers, cdk-nag as a validation plugin that
 ## fails the synth on any unacknowledged finding), then cfn-lint checks the templates (.cfnlintrc.yaml).
@@ -62,6 +62,16 @@ synth: $(VENV)/.stamp node_modules/.stamp
 
 deploy: $(VENV)/.stamp node_modules/.stamp
 	$(CDK) deploy --context stage=$(STAGE) --no-notices
+
+## The Lambda assets again, for this machine's architecture with the same pins and bundlers, under the runtime's
+## Python (3.13): tests/infra/test_deployed_environment.py runs each function from them. Cached in .build/lambda-host
+## by their inputs. CPython 3.13 comes from pyenv (installed there if pyenv is present and lacks it); without either,
+## that test skips, and fails under CI.
+lambda-assets: $(VENV)/.stamp node_modules/.stamp
+	@$(PY) -c "from tests.infra.host_assets import lambda_python; raise SystemExit(lambda_python() is None)" || \
+		{ command -v pyenv >/dev/null && pyenv install --skip-existing 3.13; } || \
+		echo "WARNING: no CPython 3.13 and no pyenv to install it; the deployed-environment test will skip" >&2
+	$(PY) -m tests.infra.host_assets
 
 bench: $(VENV)/.stamp node_modules/.stamp
 	$(PY) -m scripts.bench $(ARGS)

@@ -1,17 +1,22 @@
-"""Every function of the synthesized template, run the way Lambda runs it.
+"""Every function of the synthesized template, run the way Lambda runs it: from its own assets, under the runtime's
+Python.
 
 A deployed stage once refused every connection: the authorizer's environment had no metrics namespace, so
 Powertools' metrics flush raised on every invocation, while the tests and the local stack gave every handler a
-kinder environment than the template's. Here each function's handler is imported and invoked in a fresh interpreter
-whose environment is exactly the template's ``Environment.Variables`` (intrinsics resolved to the resources below),
-plus what the Lambda runtime sets, and nothing from the test process. Metrics are on, as in Lambda.
+kinder environment than the template's. Here each function's handler is imported and invoked in a fresh CPython 3.13
+interpreter (the runtime's) whose environment is exactly the template's ``Environment.Variables`` (intrinsics
+resolved to the resources below), plus what the Lambda runtime sets, and nothing from the test process. Its import
+path is exactly what Lambda gives it: its code asset (``/var/task``), the contents of its layers in the template
+(``/opt/python``), built for this machine by the deployed assets' bundlers and pins (``tests/infra/host_assets.py``),
+and the runtime's boto3; no site-packages. So a module missing from a layer, or code that breaks only on 3.13, fails
+here. Metrics are on, as in Lambda.
 
 AWS calls go to a moto server through the SDK's endpoint setting (``AWS_ENDPOINT_URL``, the harness's redirect,
 not a variable of any function). Resources are created in moto from the template's own properties; the model's
 secret is created without a value, exactly as the stack creates it.
 
-What this cannot catch: IAM (moto allows every call), and imports of packages the layers do not bundle (the venv
-stands in for the layers here; ``test_bundling.py`` checks the layers' contents).
+What this cannot catch: IAM (moto allows every call; ``test_least_privilege.py`` proves the grants against the
+calls), and the arm64 wheels themselves (``test_bundling.py`` checks the deployed layers' contents).
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,11 +33,13 @@ import boto3
 import pytest
 from aws_cdk.assertions import Template
 
+from infra.stack import AssistantStack
 from scripts.local_stack.aws.moto_server import MotoServer
+from scripts.local_stack.lambda_runtime.deployed import runtime_provided
 from tests.events import authorizer_event, websocket_event
+from tests.infra import host_assets
 from tests.infra.conftest import resources
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 API_ID = "abc123defg"
@@ -88,6 +94,11 @@ class DeployedStage:
     template: dict[str, Any]
     endpoint: str
     workdir: Path
+    #: CPython 3.13, the runtime's interpreter.
+    python: Path
+    assets: host_assets.HostAssets
+    #: The synth's output directory (a layer that is not bundled is its staged asset there).
+    outdir: Path
     refs: dict[str, str] = field(default_factory=dict)
 
     def function(self, handler: str) -> dict[str, Any]:
@@ -112,6 +123,26 @@ class DeployedStage:
                 return str(separator).join(self.resolve(part) for part in parts)
         raise AssertionError(f"the test cannot resolve {value!r}; teach DeployedStage.resolve about it")
 
+    def import_path(self, handler: str) -> list[str]:
+        """What Lambda puts on ``sys.path`` for the function: its code (``/var/task``), its layers' ``/opt/python``
+        (a later layer's files over an earlier one's), the runtime's boto3. Nothing else."""
+        function = self.function(handler)
+        layers: list[str] = []
+        for layer in function["Properties"].get("Layers", []):
+            layers.insert(0, str(self._layer_python(layer["Ref"])))
+        runtime = runtime_provided(self.workdir)
+        return [str(self.assets.handlers), *layers, str(runtime)]
+
+    def _layer_python(self, logical_id: str) -> Path:
+        if logical_id.startswith("LayersDependencies"):
+            return self.assets.dependencies
+        if logical_id.startswith("LayersAssistantPackage"):
+            return self.assets.package
+        metadata = self.template["Resources"][logical_id].get("Metadata", {})
+        if metadata.get("aws:asset:path") and not metadata.get("aws:asset:is-bundled", False):
+            return self.outdir / metadata["aws:asset:path"] / "python"
+        raise AssertionError(f"layer {logical_id} has no host build; teach tests/infra/host_assets about it")
+
     def environment(self, handler: str) -> dict[str, str]:
         """The function's template environment plus what the Lambda runtime provides, and nothing else."""
         function = self.function(handler)
@@ -133,13 +164,13 @@ class DeployedStage:
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_SESSION_TOKEN": "testing",
-            "LAMBDA_TASK_ROOT": str(REPO_ROOT / "lambdas"),
+            "LAMBDA_TASK_ROOT": str(self.assets.handlers),
             "LAMBDA_RUNTIME_DIR": "/var/runtime",
             "LANG": "en_US.UTF-8",
             "TZ": ":UTC",
             "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin",
-            # /opt/python (the assistant layer) and /var/task (the handlers); the venv stands in for the deps layer.
-            "PYTHONPATH": os.pathsep.join((str(REPO_ROOT / "shared"), str(REPO_ROOT / "lambdas"))),
+            # /var/task, /opt/python and the runtime's boto3, exactly (the interpreter runs without site-packages).
+            "PYTHONPATH": os.pathsep.join(self.import_path(handler)),
             # The harness's redirect of every SDK call to moto.
             "AWS_ENDPOINT_URL": self.endpoint,
             # Lambda's trace header for an invocation it sampled, on a function with active tracing: the Tracer
@@ -155,7 +186,9 @@ class DeployedStage:
         out = self.workdir / f"result-{handler}.json"
         out.unlink(missing_ok=True)
         completed = subprocess.run(
-            [sys.executable, "-c", _RUNNER, handler, str(out)],
+            # -S: no site-packages, the layers are the only packages; -s: no user site; -B: Lambda's file system is
+            # read-only, so nothing is written next to the runtime's boto3 (a symlink into this venv) either.
+            [str(self.python), "-S", "-s", "-B", "-c", _RUNNER, handler, str(out)],
             input=json.dumps(event),
             env=self.environment(handler),
             capture_output=True,
@@ -217,12 +250,33 @@ def _provision(stage: DeployedStage) -> None:
 
 
 @pytest.fixture(scope="module")
-def stage(dev_template: Template, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployedStage]:
+def lambda_python() -> Path:
+    """The runtime's CPython 3.13: CI must run these tests, so only a machine without it (and not CI) skips them."""
+    python = host_assets.lambda_python()
+    if python is None:
+        message = "no CPython 3.13 (the Lambda runtime's) on this machine: `pyenv install 3.13` or set LAMBDA_PYTHON"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return python
+
+
+@pytest.fixture(scope="module")
+def stage(
+    dev: tuple[AssistantStack, Template], lambda_python: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DeployedStage]:
+    stack, template = dev
+    assets = host_assets.build()
     moto = MotoServer()
     endpoint = moto.start()
     try:
         deployed = DeployedStage(
-            template=dev_template.to_json(), endpoint=endpoint, workdir=tmp_path_factory.mktemp("lambda")
+            template=dict(template.to_json()),
+            endpoint=endpoint,
+            workdir=tmp_path_factory.mktemp("lambda"),
+            python=lambda_python,
+            assets=assets,
+            outdir=Path(str(stack.node.root.outdir)),  # type: ignore[attr-defined]
         )
         _provision(deployed)
         yield deployed
@@ -329,3 +383,55 @@ def test_a_message_is_accepted_and_a_stage_without_a_model_key_says_so(stage: De
     fixes = [r.get("fix") for r in invocation.log_records() if r.get("fix")]
     assert fixes == [".venv/bin/python -m scripts.set_openai_key --stage dev"]
     assert "GptAssistant/dev" in invocation.metric_namespaces()
+
+
+#: Where each module comes from, printed by the function's own interpreter with its own import path.
+_ORIGINS = """
+import json, sys
+names = ("worker", "assistant", "pydantic_core", "aws_lambda_powertools", "boto3")
+for name in names:
+    __import__(name)
+origins = {name: sys.modules[name].__file__ for name in names}
+print(json.dumps({"python": list(sys.version_info[:2]), "path": sys.path, **origins}))
+"""
+
+
+def _run(stage: DeployedStage, handler: str, script: str, path: list[str]) -> subprocess.CompletedProcess[str]:
+    environment = stage.environment(handler) | {"PYTHONPATH": os.pathsep.join(path)}
+    return subprocess.run(
+        [str(stage.python), "-S", "-s", "-B", "-c", script],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_function_imports_only_from_its_assets_under_the_runtimes_python(stage: DeployedStage) -> None:
+    completed = _run(stage, "worker.handler", _ORIGINS, stage.import_path("worker.handler"))
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    origins = json.loads(completed.stdout.splitlines()[-1])
+    assert origins["python"] == [3, 13]
+    assert Path(origins["worker"]).is_relative_to(stage.assets.handlers)
+    assert Path(origins["assistant"]).is_relative_to(stage.assets.package)
+    for dependency in ("pydantic_core", "aws_lambda_powertools"):
+        assert Path(origins[dependency]).is_relative_to(stage.assets.dependencies), dependency
+    # No site-packages of any interpreter: the layers and the runtime's boto3 are all there is.
+    assert not [entry for entry in origins["path"] if "site-packages" in entry]
+
+
+def test_a_module_missing_from_a_layer_fails_the_import(stage: DeployedStage, tmp_path: Path) -> None:
+    # The dependency layer without Powertools, as if requirements/runtime.txt had dropped it.
+    mutant = tmp_path / "dependencies"
+    mutant.mkdir()
+    for entry in stage.assets.dependencies.iterdir():
+        if not entry.name.startswith("aws_lambda_powertools"):
+            (mutant / entry.name).symlink_to(entry)
+    path = [str(mutant) if p == str(stage.assets.dependencies) else p for p in stage.import_path("worker.handler")]
+    assert str(mutant) in path
+
+    completed = _run(stage, "connect.handler", "import connect", path)
+
+    assert completed.returncode != 0
+    assert "No module named 'aws_lambda_powertools'" in completed.stderr
