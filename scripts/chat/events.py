@@ -94,12 +94,34 @@ class HistoryMessage:
     role: str
     text: str
     message_id: str | None = None
+    #: Assistant messages: ``done``, ``cancelled`` (stopped) or ``failed``.
+    status: str | None = None
 
 
 @dataclass(frozen=True)
 class HistoryReceived:
     conversation_id: str
     messages: tuple[HistoryMessage, ...]
+    #: Present when older turns exist: ask again with it as ``before``.
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class ConversationRenamed:
+    conversation_id: str
+    title: str
+
+
+@dataclass(frozen=True)
+class ConversationRemoved:
+    """A conversation was deleted (in this tab or another)."""
+
+    conversation_id: str
+
+
+@dataclass(frozen=True)
+class AllDataDeleted:
+    pass
 
 
 @dataclass(frozen=True)
@@ -142,6 +164,9 @@ ChatEvent = (
     | ConversationStarted
     | ConversationList
     | HistoryReceived
+    | ConversationRenamed
+    | ConversationRemoved
+    | AllDataDeleted
     | PongReceived
     | ProtocolProblem
     | Connected

@@ -9,9 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scripts.chat.events import (
+    AllDataDeleted,
     ChatEvent,
     ConversationItem,
     ConversationList,
+    ConversationRemoved,
+    ConversationRenamed,
     ConversationStarted,
     HistoryMessage,
     HistoryReceived,
@@ -127,9 +130,26 @@ class ChatSession:
     def list_conversations_frame() -> dict[str, Any]:
         return {"action": "listConversations"}
 
-    def history_frame(self, conversation_id: str | None = None) -> dict[str, Any] | None:
+    def history_frame(self, conversation_id: str | None = None, *, before: str | None = None) -> dict[str, Any] | None:
         target = conversation_id or self.conversation_id
-        return None if target is None else {"action": "getHistory", "conversationId": target}
+        if target is None:
+            return None
+        frame = {"action": "getHistory", "conversationId": target}
+        if before is not None:
+            frame["before"] = before
+        return frame
+
+    def rename_frame(self, title: str) -> dict[str, Any] | None:
+        """Rename the current conversation; ``None`` when there is none yet."""
+        if self.conversation_id is None:
+            return None
+        return {"action": "renameConversation", "conversationId": self.conversation_id, "title": title}
+
+    def delete_frame(self) -> dict[str, Any] | None:
+        """Delete the current conversation; ``None`` when there is none yet."""
+        if self.conversation_id is None:
+            return None
+        return {"action": "deleteConversation", "conversationId": self.conversation_id}
 
     @staticmethod
     def ping_frame() -> dict[str, Any]:
@@ -195,9 +215,21 @@ class ChatSession:
             return [ConversationList(items)]
         if kind == "history":
             messages = tuple(
-                HistoryMessage(str(m["role"]), str(m["text"]), m.get("messageId")) for m in frame["messages"]
+                HistoryMessage(str(m["role"]), str(m["text"]), m.get("messageId"), m.get("status"))
+                for m in frame["messages"]
             )
-            return [HistoryReceived(str(frame["conversationId"]), messages)]
+            cursor = frame.get("cursor")
+            return [HistoryReceived(str(frame["conversationId"]), messages, str(cursor) if cursor else None)]
+        if kind == "conversationUpdated":
+            return [ConversationRenamed(str(frame["conversationId"]), str(frame["title"]))]
+        if kind == "conversationDeleted":
+            conversation_id = str(frame["conversationId"])
+            if self.conversation_id == conversation_id:
+                self.conversation_id = None  # the next message starts a new conversation
+            return [ConversationRemoved(conversation_id)]
+        if kind == "dataDeleted":
+            self.conversation_id = None
+            return [AllDataDeleted()]
         if kind == "pong":
             return [PongReceived()]
         # A newer server may add frame types; an older client must keep working, and say what it skipped.

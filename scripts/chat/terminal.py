@@ -9,16 +9,21 @@ import signal
 import sys
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TextIO
 
 from scripts.chat.client import ChatClient
 from scripts.chat.events import (
+    AllDataDeleted,
     ChatEvent,
     Connected,
     ConversationList,
+    ConversationRemoved,
+    ConversationRenamed,
     ConversationStarted,
     Disconnected,
     Fatal,
+    HistoryMessage,
     HistoryReceived,
     ProtocolProblem,
     ReplyFinished,
@@ -27,6 +32,7 @@ from scripts.chat.events import (
     TextReset,
     ToolUpdate,
 )
+from scripts.chat.export import conversation_markdown
 from scripts.chat.signin import AuthenticationFailed
 
 # --- The terminal -----------------------------------------------------------------------------------------------
@@ -124,6 +130,9 @@ HELP = """Commands:
   /new              start a new conversation
   /list             list your conversations
   /history [id]     show a conversation (default: the current one)
+  /rename TITLE     rename the current conversation
+  /delete           delete the current conversation (asks first)
+  /export FILE      save the current conversation as Markdown
   /quit             leave (also Ctrl-D, or Ctrl-C at the prompt)
 Ctrl-C while a reply streams stops it."""
 
@@ -147,7 +156,12 @@ class TerminalChat:
         self._cancel_sent = False
         self._quit = asyncio.Event()
         self._waiting_for: type | None = None
-        self._answer: asyncio.Future[None] | None = None
+        self._answer: asyncio.Future[Any] | None = None
+        #: While exporting: history pages are collected, not printed.
+        self._exporting = False
+        self._reader: LineReader | None = None
+        #: Titles as the server last listed or renamed them (for /export).
+        self._titles: dict[str, str] = {}
 
     def write(self, text: str) -> None:
         self.out.write(text)
@@ -164,7 +178,7 @@ class TerminalChat:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signal.SIGINT, self._on_interrupt)
         printer = asyncio.create_task(self._print_events())
-        reader = LineReader(loop)
+        reader = self._reader = LineReader(loop)
         try:
             self.client.start()
             self.write("Connecting…\n")
@@ -217,6 +231,16 @@ class TerminalChat:
                     self.write("No conversation yet: send a message or give an id (/list shows them).\n")
                 else:
                     await self._request(frame, HistoryReceived)
+            elif command == "/rename":
+                frame = session.rename_frame(argument.strip())
+                if frame is None or not argument.strip():
+                    self.write("Usage: /rename TITLE, in a conversation (send a message first).\n")
+                else:
+                    await self._request(frame, ConversationRenamed)
+            elif command == "/delete":
+                await self._delete()
+            elif command == "/export":
+                await self._export(argument.strip())
             else:
                 self.write(f"Unknown command {command}.\n{HELP}\n")
             return True
@@ -227,19 +251,61 @@ class TerminalChat:
         self._reply_done = None
         return not self._quit.is_set()
 
-    async def _request(self, frame: Mapping[str, Any], answer: type) -> None:
-        """Send a command and wait (a little) for its answer, so the prompt comes back after it."""
+    async def _request(self, frame: Mapping[str, Any], answer: type) -> Any:
+        """Send a command and wait (a little) for its answer, so the prompt comes back after it; returns the answer
+        (or the ``ServerError`` that came instead), ``None`` if none came in time."""
         self._waiting_for = answer
         self._answer = asyncio.get_running_loop().create_future()
         await self._until_quit(self.client.send(frame))
+        result = None
         with contextlib.suppress(TimeoutError):
-            await self._until_quit(asyncio.wait_for(asyncio.shield(self._answer), 15))
+            result = await self._until_quit(asyncio.wait_for(asyncio.shield(self._answer), 15))
         self._waiting_for = None
+        return result
+
+    async def _delete(self) -> None:
+        frame = self.client.session.delete_frame()
+        if frame is None:
+            self.write("No conversation to delete yet.\n")
+            return
+        confirm = "Delete this conversation for good? [y/N] "
+        answer = await self._until_quit(self._reader.read(confirm)) if self._reader else "y"
+        if (answer or "").strip().lower() not in {"y", "yes"}:
+            self.write("Kept.\n")
+            return
+        await self._request(frame, ConversationRemoved)
+
+    async def _export(self, path: str) -> None:
+        session = self.client.session
+        conversation_id = session.conversation_id
+        if not path or conversation_id is None:
+            self.write("Usage: /export FILE, in a conversation (send a message first).\n")
+            return
+        pages: list[tuple[HistoryMessage, ...]] = []
+        cursor: str | None = None
+        self._exporting = True
+        try:
+            while True:
+                page = await self._request(session.history_frame(conversation_id, before=cursor) or {}, HistoryReceived)
+                if not isinstance(page, HistoryReceived):
+                    self.write("Export failed: no history came back.\n")
+                    return
+                pages.append(page.messages)
+                if page.cursor is None:
+                    break
+                cursor = page.cursor
+        finally:
+            self._exporting = False
+        messages = [message for page_messages in reversed(pages) for message in page_messages]
+        title = self._titles.get(conversation_id, conversation_id)
+        Path(path).expanduser().write_text(conversation_markdown(title, conversation_id, messages), encoding="utf-8")
+        self.write(f"Exported {len(messages)} messages to {path}.\n")
 
     def _continuing(self, event: ConversationList) -> str:
         """The line saying where this session's messages go; pins the session to that conversation."""
         session = self.client.session
         titles = {item.conversation_id: item.title for item in event.items}
+        self._titles.update(titles)
         if session.conversation_id is None and event.items:
             session.conversation_id = event.items[0].conversation_id
         if session.conversation_id is None:
@@ -264,7 +330,7 @@ class TerminalChat:
             self._show(event)
             answers = self._waiting_for is not None and isinstance(event, (self._waiting_for, ServerError))
             if answers and self._answer is not None and not self._answer.done():
-                self._answer.set_result(None)
+                self._answer.set_result(event)
             if isinstance(event, ReplyFinished) and event.own and self._reply_done and not self._reply_done.done():
                 self._reply_done.set_result(None)
             if isinstance(event, Fatal):
@@ -316,9 +382,19 @@ class TerminalChat:
         elif isinstance(event, ConversationList):
             if not event.items:
                 self._line("No conversations yet.")
+            self._titles.update({item.conversation_id: item.title for item in event.items})
             for item in event.items:
                 marker = "*" if item.conversation_id == self.client.session.conversation_id else " "
                 self._line(f"{marker} {item.conversation_id}  {item.updated_at}  {item.title}")
+        elif isinstance(event, HistoryReceived) and self._exporting:
+            pass  # collected by /export
+        elif isinstance(event, ConversationRenamed):
+            self._titles[event.conversation_id] = event.title
+            self._line(f'Conversation {event.conversation_id} is now "{event.title}".')
+        elif isinstance(event, ConversationRemoved):
+            self._line(f"Conversation {event.conversation_id} deleted. Your next message starts a new one.")
+        elif isinstance(event, AllDataDeleted):
+            self._line("All your conversations were deleted. Your next message starts a new one.")
         elif isinstance(event, HistoryReceived):
             self._line(f"--- conversation {event.conversation_id} ---")
             for message in event.messages:
