@@ -80,6 +80,8 @@ const state = {
   newPending: false,
   queued: null, // the sendMessage frame waiting for the new conversation's id
   replies: new Map(), // messageId -> Reply
+  // Replies asked for in another tab, whose question is fetched (getHistory) once they end: messageId -> tries.
+  questionsWanted: new Map(),
   unaccepted: new Map(), // messageId -> sendMessage frame, re-sent after a reconnect (the server dedupes)
   resends: new Map(), // messageId -> how many times its frame was re-sent after a reconnect
   lastRequest: null, // the last frame other than sendMessage/cancel/ping, re-sent after rate_limited
@@ -474,11 +476,24 @@ function reply(messageId, own = false) {
   let current = state.replies.get(messageId);
   if (current) return current;
   const parts = assistantItem(messageId, own ? "Assistant" : "Assistant (another tab)");
-  if (!own) parts.item.classList.add("other-tab");
+  let question = null;
+  if (!own) {
+    // Asked in another tab: every tab gets the reply's frames, but none carries the question, which is shown once
+    // the turn can be read back (askForQuestion).
+    parts.item.classList.add("other-tab");
+    question = element("li", "message user other-tab");
+    question.dataset.messageId = messageId;
+    question.dataset.state = "pending";
+    question.append(element("span", "role", "You (another tab)"), element("div", "text", "…"));
+    ui.messages.append(question);
+  }
   parts.item.dataset.state = "streaming";
   ui.messages.append(parts.item);
   updateEmptyState();
-  current = { messageId, own, nextSeq: 0, early: new Map(), ahead: new Map(), text: "", finished: false, frame: 0, ...parts };
+  current = {
+    messageId, own, question, nextSeq: 0, early: new Map(), ahead: new Map(), text: "", finished: false, frame: 0,
+    ...parts,
+  };
   state.replies.set(messageId, current);
   scrollToEnd();
   return current;
@@ -690,7 +705,50 @@ function historyTools(tools) {
   return tools.map((tool) => (typeof tool === "string" ? { name: tool, status: "done" } : tool));
 }
 
+/**
+ * A reply another tab asked for has ended: read its turn back (the newest few of its conversation) for the question.
+ * The server sends `done` just before it commits the turn, so a turn not there yet is asked for again, a few times.
+ * A reply in another conversation than the one shown leaves this pane; it is in that conversation's history.
+ */
+function askForQuestion(current, conversationId) {
+  if (!current.question || current.question.dataset.state !== "pending") return;
+  if (conversationId && state.conversationId && conversationId !== state.conversationId) {
+    current.question.remove();
+    current.item.remove();
+    updateEmptyState();
+    return;
+  }
+  const id = conversationId || state.conversationId;
+  if (!id) return;
+  const tries = (state.questionsWanted.get(current.messageId)?.tries || 0) + 1;
+  if (tries > 4) {
+    state.questionsWanted.delete(current.messageId);
+    current.question.dataset.state = "unknown";
+    current.question.querySelector(".text").textContent = "(asked in another tab)";
+    return;
+  }
+  state.questionsWanted.set(current.messageId, { current, conversationId: id, tries });
+  // The pane's own history of that conversation is on its way and will do (a short answer must not replace it).
+  if (state.historyWanted === id) return;
+  setTimeout(() => send({ action: "getHistory", conversationId: id, limit: 5 }), tries === 1 ? 0 : 300 * tries);
+}
+
+function fillQuestions(frame) {
+  for (const [messageId, wanted] of [...state.questionsWanted]) {
+    if (wanted.conversationId !== frame.conversationId) continue;
+    const asked = (frame.messages || []).find((m) => m.role === "user" && m.messageId === messageId);
+    if (!asked) {
+      setTimeout(() => askForQuestion(wanted.current, wanted.conversationId), 0); // after this frame is shown
+      continue;
+    }
+    state.questionsWanted.delete(messageId);
+    wanted.current.question.dataset.state = "shown";
+    wanted.current.question.querySelector(".text").textContent = asked.text;
+  }
+}
+
 function renderHistory(frame) {
+  fillQuestions(frame);
   // Only the history last asked for: not one the user has moved on from (sent a message, chose another) meanwhile.
   if (frame.conversationId !== state.historyWanted) return;
   state.historyWanted = null;
@@ -857,6 +915,7 @@ function onFrame(data) {
     case "done": {
       showModel(frame.model);
       finish(frame.messageId, "done", usageNote(frame.usage || {}, frame.model));
+      askForQuestion(reply(frame.messageId), frame.conversationId);
       if (reply(frame.messageId).own) {
         request({ action: "listConversations" });
         announce("reply finished");
@@ -866,6 +925,7 @@ function onFrame(data) {
     }
     case "cancelled":
       finish(frame.messageId, "cancelled", "Stopped");
+      askForQuestion(reply(frame.messageId), null);
       announce("reply stopped");
       send({ action: "getUsage" });
       break;

@@ -100,6 +100,10 @@ class FakeBackend:
     model: str | None = None
     #: The one-click demo account's name (the local stack's is an e-mail address).
     demo_username: str = USERNAME
+    #: Turns another tab of the user added to ``c_old`` (history messages), and how many ``getHistory`` answers
+    #: still leave them out (the server sends ``done`` just before it commits the turn).
+    other_tab_turns: list[dict[str, Any]] = field(default_factory=list)
+    other_tab_turns_missing: int = 0
     #: The app client Cognito knows (a restarted local stack has a new one).
     client_id: str = CLIENT_ID
     #: Where config.json says Cognito is, when not this server (the local stack's moto has a port of its own).
@@ -222,6 +226,10 @@ class FakeBackend:
                     "tools": [{"name": "current_time", "status": "done"}],
                 },
             ]
+            if self.other_tab_turns_missing:
+                self.other_tab_turns_missing -= 1
+            elif frame["conversationId"] == "c_old":
+                messages += self.other_tab_turns
             await ws.send_json({"type": "history", "conversationId": frame["conversationId"], "messages": messages})
         elif action == "newConversation":
             self.new_conversations += 1
@@ -435,7 +443,7 @@ async def test_conversations_history_errors_and_another_tabs_reply(backend: tupl
     await fake.broadcast({"type": "delta", "messageId": "m_other", "seq": 1, "text": " world"})
     await fake.broadcast({"type": "delta", "messageId": "m_other", "seq": 0, "text": "hello"})
     await fake.broadcast({"type": "done", "messageId": "m_other", "conversationId": "c_old", "usage": {}})
-    other = page.locator("#messages li[data-message-id='m_other']")
+    other = page.locator(f"{REPLY}[data-message-id='m_other']")
     await page.wait_for_selector("#messages li[data-message-id='m_other'][data-state='done']")
     assert await other.locator(".text").text_content() == "hello world"
     assert "another tab" in await other.locator(".role").inner_text()
@@ -448,6 +456,45 @@ async def test_conversations_history_errors_and_another_tabs_reply(backend: tupl
     await page.click("#send")
     await page.wait_for_selector(f"{REPLY}:last-child .text:has-text('Hello')")
     assert [f for f in fake.received if f["action"] == "sendMessage"][-1]["conversationId"] == "c_fresh"
+
+
+async def test_a_reply_asked_for_in_another_tab_shows_with_its_question(
+    backend: tuple[FakeBackend, str], page: Any
+) -> None:
+    fake, url = backend
+    await signed_in(page, url)
+    await page.wait_for_selector("#messages li.message.user:has-text('Plan a day in Kyoto')")  # c_old, the latest
+    fake.other_tab_turns = [
+        {"role": "user", "text": "What time is it in Tokyo?", "messageId": "m_other"},
+        {"role": "assistant", "text": "It is noon.", "messageId": "m_other", "status": "done", "model": "m"},
+    ]
+    fake.other_tab_turns_missing = 1  # the first read back comes before the turn is committed
+    # What the server sends this tab when another tab asks (`accepted` goes to the sender only).
+    await fake.broadcast({"type": "delta", "messageId": "m_other", "seq": 0, "offset": 0, "text": "It is"})
+    await fake.broadcast({"type": "delta", "messageId": "m_other", "seq": 1, "offset": 5, "text": " noon."})
+    await fake.broadcast({"type": "done", "messageId": "m_other", "conversationId": "c_old", "usage": {}, "model": "m"})
+    question = page.locator("#messages li.message.user[data-message-id='m_other']")
+    await page.wait_for_selector(
+        "#messages li.message.user[data-message-id='m_other']:has-text('What time is it in Tokyo?')"
+    )
+    assert "another tab" in await question.locator(".role").inner_text()
+    # In order: the question, then its reply, below what the pane showed; the pane was not replaced.
+    texts = await page.locator("#messages li .text").all_text_contents()
+    assert texts == [
+        "Plan a day in Kyoto",
+        "Start at Fushimi Inari at dawn.",
+        "What time is it in Tokyo?",
+        "It is noon.",
+    ]
+    reads = [f for f in fake.received if f["action"] == "getHistory"]
+    assert len(reads) == 3, "the pane's history, then the turn read back twice (it was not committed at first)"
+    assert all(f["conversationId"] == "c_old" for f in reads)
+
+    # A reply in another conversation than the one shown does not land in this one.
+    await fake.broadcast({"type": "delta", "messageId": "m_elsewhere", "seq": 0, "offset": 0, "text": "Elsewhere"})
+    await fake.broadcast({"type": "done", "messageId": "m_elsewhere", "conversationId": "c_other", "usage": {}})
+    await page.wait_for_function("!document.querySelector('#messages li[data-message-id=\"m_elsewhere\"]')")
+    assert await page.locator("#messages li .text").all_text_contents() == texts
 
 
 async def test_a_message_sent_the_instant_after_new_conversation_shows_with_its_reply(
