@@ -666,6 +666,15 @@ function openConversation(conversationId) {
   closeDrawer();
 }
 
+// The server's default title (docs/protocol.md) is the New conversation button's name: an entry with it, or with
+// none, is shown as untitled, so that button stays the page's only one named "New conversation".
+const UNTITLED = new Set(["", "new conversation"]);
+
+function conversationTitle(title) {
+  const text = String(title ?? "").trim();
+  return UNTITLED.has(text.toLowerCase()) ? "Untitled conversation" : text;
+}
+
 function renderConversations(items) {
   ui.conversations.replaceChildren(
     ...items.map((item) => {
@@ -675,7 +684,7 @@ function renderConversations(items) {
       button.dataset.conversationId = item.conversationId;
       button.setAttribute("aria-current", String(item.conversationId === state.conversationId));
       button.append(
-        element("span", "title", item.title || "Untitled"),
+        element("span", "title", conversationTitle(item.title)),
         element("span", "updated", item.updatedAt ? new Date(item.updatedAt).toLocaleString() : ""),
       );
       button.addEventListener("click", () => openConversation(item.conversationId));

@@ -497,6 +497,29 @@ async def test_a_reply_asked_for_in_another_tab_shows_with_its_question(
     assert await page.locator("#messages li .text").all_text_contents() == texts
 
 
+async def test_untitled_conversations_never_share_the_new_conversation_buttons_name(
+    backend: tuple[FakeBackend, str], page: Any
+) -> None:
+    fake, url = backend
+    fake.conversations += [
+        # What a server may list: its default title (a first message with nothing left once Markdown is stripped,
+        # or one listed by an older server before its first reply finished), and no title at all.
+        {"conversationId": "c_default", "title": "New conversation", "updatedAt": "2026-05-01T09:00:00Z"},
+        {"conversationId": "c_blank", "title": "", "updatedAt": "2026-05-01T08:00:00Z"},
+    ]
+    await signed_in(page, url)
+    await page.wait_for_selector("#conversations button[data-conversation-id='c_blank']")
+    # As a person (or a screen reader, or a test) finds it by name: exactly one button.
+    assert await page.get_by_role("button", name="New conversation").count() == 1
+    assert (
+        await page.get_by_role("button", name="New conversation", exact=True).get_attribute("id") == "new-conversation"
+    )
+    for conversation_id in ("c_default", "c_blank"):
+        entry = page.locator(f"#conversations button[data-conversation-id='{conversation_id}'] .title")
+        assert await entry.inner_text() == "Untitled conversation"
+    assert await page.locator("#conversations button:has-text('Trip to Kyoto')").count() == 1
+
+
 async def test_a_message_sent_the_instant_after_new_conversation_shows_with_its_reply(
     backend: tuple[FakeBackend, str], page: Any
 ) -> None:
