@@ -5,7 +5,9 @@ long when asked for something long (to show streaming), and call the ``current_t
 they are offered and the message asks for the time or for arithmetic (to show the tool loop). "Use the <name> tool
 on <text>" calls any offered tool whose name ends with <name> (an MCP server's ``demo__word_count`` for
 ``word_count``), its arguments filled in from the tool's schema and the text. Given the same context they are
-always the same, so tests can assert on them.
+always the same, so tests can assert on them. Asked about WebSockets (one of the page's suggested prompts), or for
+Markdown, a list, a table or a code block, they answer in Markdown with all three, so the page's rendering can be
+seen (and the README's screenshot taken) offline.
 """
 
 from __future__ import annotations
@@ -138,6 +140,9 @@ def plan_reply(context: Sequence[Mapping[str, Any]], tool_names: Collection[str]
     if expression is not None and CALC_TOOL in tool_names:
         return ToolCallReply(CALC_TOOL, json.dumps({"expression": expression}))
     ordinal = sum(1 for item in context if _is_user_message(item))
+    canned = formatted_reply(message)
+    if canned is not None:
+        return TextReply(canned)
     if _LONG_REQUEST.search(message):
         return TextReply(_long_reply(message))
     return TextReply(_short_reply(message, ordinal))
@@ -389,3 +394,69 @@ def _long_reply(message: str) -> str:
             "same code path will carry it, and the replies will finally be about what you asked.",
         ]
     return "\n\n".join(paragraphs)
+
+
+_WEBSOCKETS = re.compile(r"\bweb\s?-?sockets?\b", re.I)
+_FORMATTING = re.compile(
+    r"\b(markdown|tables?|code\s+(?:blocks?|examples?|snippets?)|bullet(?:ed)?\s+(?:points?|list)|lists?)\b", re.I
+)
+
+_WEBSOCKETS_REPLY = """WebSockets in three bullet points:
+
+- **One connection, both ways.** The browser upgrades an HTTP request (`Upgrade: websocket`) to a connection that \
+stays open, and either side can send a message at any time.
+- **Small frames, no polling.** Each message travels as a frame with a few bytes of header, so the server can push \
+a reply piece by piece the moment it has it, instead of waiting to be asked.
+- **Stateful, so plan for drops.** Connections close (idle timeouts, restarts, phones changing networks): clients \
+reconnect with backoff, and what matters is kept on the server, not in the connection.
+
+A browser client in a few lines:
+
+```javascript
+const ws = new WebSocket(`wss://example.com/chat?Auth=${token}`);
+ws.onopen = () => ws.send(JSON.stringify({ action: "sendMessage", message: "Hello!" }));
+ws.onmessage = (event) => console.log(JSON.parse(event.data));
+```
+
+How it compares with polling over HTTP:
+
+| | HTTP polling | WebSocket |
+|---|---|---|
+| Who starts a message | the client, every time | either side |
+| Cost of each message | a request with all its headers | a frame with a few bytes of header |
+| Delay of a push | up to the polling interval | as soon as it is sent |
+
+*A canned answer from the offline demo model, written to show lists, code and tables; connect a real model for \
+real answers.*"""
+
+_FORMATTING_REPLY = """Here is the Markdown this page renders, with {topic} as the example:
+
+1. A numbered list, with **bold**, *italic* and `inline code`;
+2. a bulleted one:
+   - nested items,
+   - [links](https://commonmark.org/help/);
+3. fenced code with a Copy button, and a table.
+
+```python
+def summarise(topic: str) -> str:
+    \"\"\"A one-line summary, as a real model might write one.\"\"\"
+    return f"{{topic}}: explained in three short points."
+```
+
+| Element | Markdown | Rendered as |
+|---|---|---|
+| List | `- item` | a bulleted list |
+| Code | three backticks and a language | a code block with Copy |
+| Table | pipes and a row of dashes | this table |
+
+*A canned answer from the offline demo model; connect a real model for real answers.*"""
+
+
+def formatted_reply(message: str) -> str | None:
+    """The Markdown demo replies: about WebSockets (a list, a code block, a table, the three bullet points first), or
+    for a message asking for Markdown, a list, a table or a code block; ``None`` for any other message."""
+    if _WEBSOCKETS.search(message):
+        return _WEBSOCKETS_REPLY
+    if _FORMATTING.search(message) and not re.search(r"\bstory\b", message, re.I):
+        return _FORMATTING_REPLY.format(topic=f"“{_clip(_topic(message), 60)}”")
+    return None
