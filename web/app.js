@@ -706,6 +706,7 @@ function markCurrentConversation() {
   for (const button of ui.conversations.querySelectorAll("button.conversation")) {
     button.setAttribute("aria-current", String(button.dataset.conversationId === state.conversationId));
   }
+  $("conversation-tools").hidden = !state.conversationId;
   saveSession();
 }
 
@@ -830,6 +831,88 @@ function startNewConversation() {
   request({ action: "newConversation" });
 }
 
+// --- Managing conversations: rename, delete, delete everything, export ----------------------------------------------
+
+function currentTitle() {
+  const button = ui.conversations.querySelector(`button.conversation[aria-current="true"] .title`);
+  return button ? button.textContent : "";
+}
+
+function startRename() {
+  if (!state.conversationId) return;
+  const form = $("rename-form");
+  $("rename-title").value = currentTitle() === "Untitled conversation" ? "" : currentTitle();
+  form.hidden = false;
+  $("rename-title").focus();
+}
+
+function submitRename(event) {
+  event.preventDefault();
+  const title = $("rename-title").value.trim();
+  if (!state.conversationId || !title) return;
+  request({ action: "renameConversation", conversationId: state.conversationId, title });
+  $("rename-form").hidden = true;
+}
+
+function deleteCurrent() {
+  if (!state.conversationId || !confirm("Delete this conversation? This cannot be undone.")) return;
+  request({ action: "deleteConversation", conversationId: state.conversationId });
+}
+
+function deleteEverything() {
+  if (!confirm("Delete all your conversations? This cannot be undone.")) return;
+  request({ action: "deleteAllData" });
+}
+
+/** A rename or a deletion, from this tab or another: the list is read again; a deleted open conversation closes. */
+function onConversationsChanged(frame) {
+  const gone = frame.type === "dataDeleted" || (frame.type === "conversationDeleted" && frame.conversationId === state.conversationId);
+  if (gone) {
+    state.conversationId = null;
+    state.historyWanted = null;
+    ui.messages.replaceChildren();
+    markCurrentConversation();
+    updateEmptyState();
+    announce(frame.type === "dataDeleted" ? "all conversations deleted" : "conversation deleted");
+  } else if (frame.type === "conversationUpdated") {
+    announce("conversation renamed");
+  }
+  request({ action: "listConversations" });
+}
+
+/** Export: every getHistory page of the conversation, oldest first, downloaded as one Markdown file. */
+function exportCurrent() {
+  if (!state.conversationId) return;
+  state.exporting = { conversationId: state.conversationId, title: currentTitle() || "Conversation", pages: [] };
+  send({ action: "getHistory", conversationId: state.conversationId });
+}
+
+function collectExport(frame) {
+  const exporting = state.exporting;
+  if (!exporting || frame.conversationId !== exporting.conversationId) return false;
+  exporting.pages.unshift(frame.messages || []);
+  if (frame.cursor) {
+    send({ action: "getHistory", conversationId: exporting.conversationId, before: frame.cursor });
+    return true;
+  }
+  state.exporting = null;
+  const lines = [`# ${exporting.title}`, ""];
+  for (const message of exporting.pages.flat()) {
+    lines.push(message.role === "user" ? "## You" : "## Assistant", "", String(message.text || "").trimEnd() || "*(no text)*");
+    if (message.role === "assistant" && message.status === "cancelled") lines.push("", "*(stopped)*");
+    if (message.role === "assistant" && message.status === "failed") lines.push("", "*(failed)*");
+    lines.push("");
+  }
+  const link = element("a");
+  link.href = URL.createObjectURL(new Blob([lines.join("\n")], { type: "text/markdown" }));
+  link.download = `${exporting.title.replace(/[^\w .-]+/g, "_").slice(0, 60) || "conversation"}.md`;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+  return true;
+}
+
 function onError(frame) {
   const code = String(frame.code);
   if (code === "token_expired") {
@@ -948,7 +1031,12 @@ function onFrame(data) {
       renderConversations(frame.items || []);
       break;
     case "history":
-      renderHistory(frame);
+      if (!collectExport(frame)) renderHistory(frame);
+      break;
+    case "conversationUpdated":
+    case "conversationDeleted":
+    case "dataDeleted":
+      onConversationsChanged(frame);
       break;
     case "usage":
       renderUsage(frame);
@@ -1196,6 +1284,13 @@ ui.message.addEventListener("input", () => {
   if (!ui.composerNote.hidden) showComposerNote("");
 });
 ui.stop.addEventListener("click", stopReply);
+$("rename-conversation").addEventListener("click", startRename);
+$("rename-form").addEventListener("submit", submitRename);
+$("rename-cancel").addEventListener("click", () => ($("rename-form").hidden = true));
+$("delete-conversation").addEventListener("click", deleteCurrent);
+$("export-conversation").addEventListener("click", exportCurrent);
+$("delete-all").addEventListener("click", deleteEverything);
+
 ui.newConversation.addEventListener("click", () => {
   startNewConversation();
   closeDrawer();
