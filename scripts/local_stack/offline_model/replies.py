@@ -414,7 +414,8 @@ A browser client in a few lines:
 
 ```javascript
 const ws = new WebSocket(`wss://example.com/chat?Auth=${token}`);
-ws.onopen = () => ws.send(JSON.stringify({ action: "sendMessage", message: "Hello!" }));
+ws.onopen = () =>
+  ws.send(JSON.stringify({ action: "sendMessage", message: "Hello!" }));
 ws.onmessage = (event) => console.log(JSON.parse(event.data));
 ```
 
