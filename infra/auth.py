@@ -1,6 +1,7 @@
 """The Cognito user pool that owns the users and the public app client the chat clients sign in with.
 
-Sign-in is SRP (``USER_SRP_AUTH``) or, until the page and the terminal client use SRP, ``USER_PASSWORD_AUTH``.
+Sign-in is SRP (``USER_SRP_AUTH``): the page (amazon-cognito-identity-js) and the terminal client (pycognito) prove
+the password without sending it, and the app client allows no ``USER_PASSWORD_AUTH``.
 Tokens are short-lived (a stage's ``access_token_validity_minutes``, 15 by default; the clients renew them with the
 refresh token, which lasts ``refresh_token_validity_days``, 7 by default) and revocable: the page's Sign out revokes
 its refresh token (``RevokeToken``), and the authorizer and the routes ask Cognito whether a token was revoked
@@ -58,9 +59,10 @@ class UserDirectory(Construct):
             user_pool_client_name=f"gpt-assistant-{stage.name}-chat",
             # A public client: scripts and browsers cannot keep a client secret.
             generate_secret=False,
-            # USER_PASSWORD_AUTH sends the password itself to Cognito; it goes once the page and the terminal client
-            # sign in with SRP (issue 22). Refreshing with the refresh token is always allowed.
-            auth_flows=cognito.AuthFlow(user_password=True, user_srp=True),
+            # SRP only: USER_PASSWORD_AUTH would send the password itself to Cognito, and nothing signs in that way
+            # (the admin flows stay off too: the admin scripts set passwords, they never sign in). CDK
+            # adds ALLOW_REFRESH_TOKEN_AUTH, which the clients renew their tokens with.
+            auth_flows=cognito.AuthFlow(user_srp=True),
             prevent_user_existence_errors=True,
             access_token_validity=cdk.Duration.minutes(stage.access_token_validity_minutes),
             id_token_validity=cdk.Duration.minutes(stage.access_token_validity_minutes),

@@ -31,8 +31,8 @@ def acknowledge_accepted_findings(stack: AssistantStack) -> None:
     _acknowledge(
         user_pool,
         "AwsSolutions-COG2",
-        "MFA is optional (TOTP) rather than required: the chat clients sign in with USER_PASSWORD_AUTH from a "
-        "script and have no MFA step yet. Users can enable TOTP, and per-user daily quotas cap what a stolen "
+        "MFA is optional (TOTP) rather than required: the chat clients sign in with SRP and have no MFA step "
+        "yet. Users can enable TOTP, and per-user daily quotas cap what a stolen "
         "password can spend.",
     )
     _acknowledge(

@@ -185,6 +185,7 @@ class AssistantStack(cdk.Stack):
         config = {
             "websocketUrl": self.websocket.url,
             "region": self.region,
+            "userPoolId": self.users.user_pool.user_pool_id,
             "userPoolClientId": self.users.client.user_pool_client_id,
         }
         return WebHosting(

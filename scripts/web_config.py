@@ -24,10 +24,12 @@ DEFAULT_PATH = Path(__file__).resolve().parents[1] / "web" / "config.json"
 
 def web_config(stage: str, cloudformation: Any) -> dict[str, str]:
     """The keys the page reads (``web/app.js``); Cognito's regional endpoint is derived from ``region``."""
-    required = (OutputKey.WEBSOCKET_URL, OutputKey.USER_POOL_CLIENT_ID, OutputKey.REGION)
+    required = (OutputKey.WEBSOCKET_URL, OutputKey.USER_POOL_ID, OutputKey.USER_POOL_CLIENT_ID, OutputKey.REGION)
     outputs = load_outputs(stage, cloudformation, required)
     return {
         "websocketUrl": outputs[OutputKey.WEBSOCKET_URL],
+        # SRP sign-in hashes the pool's name (the id after its "_") with the password.
+        "userPoolId": outputs[OutputKey.USER_POOL_ID],
         "userPoolClientId": outputs[OutputKey.USER_POOL_CLIENT_ID],
         "region": outputs[OutputKey.REGION],
     }

@@ -20,12 +20,16 @@ VENDOR = ROOT / "web" / "vendor"
 
 #: ``web/vendor/<name>`` <- ``node_modules/<path>``: ES-module builds the page imports, and their licences. Named
 #: ``.js``, not ``.mjs``: every static host (aiohttp, S3 via the deployment's MIME table) serves that as JavaScript,
-#: which a module script must be.
+#: which a module script must be. amazon-cognito-identity-js ships no ES module for browsers: its UMD build, imported
+#: for its effect, sets ``self.AmazonCognitoIdentity`` (web/cognito-srp.js), and needs no eval under the page's CSP.
 FILES: dict[str, str] = {
     "marked.esm.js": "marked/lib/marked.esm.js",
     "marked.LICENSE": "marked/LICENSE",
     "purify.es.js": "dompurify/dist/purify.es.mjs",
     "purify.LICENSE": "dompurify/LICENSE",
+    "amazon-cognito-identity.min.js": "amazon-cognito-identity-js/dist/amazon-cognito-identity.min.js",
+    "amazon-cognito-identity.LICENSE": "amazon-cognito-identity-js/LICENSE.txt",
+    "amazon-cognito-identity.NOTICE": "amazon-cognito-identity-js/NOTICE.txt",
 }
 
 

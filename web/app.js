@@ -2,10 +2,12 @@
 // and committed under vendor/ (scripts/web_vendor.py copies them).
 //
 // Reads config.json next to the page (websocketUrl, region, userPoolClientId, optional cognitoEndpoint, demoUsername
-// and, on the local stack, demoSignIn), signs in with Cognito's InitiateAuth and talks the WebSocket protocol of
+// and, on the local stack, demoSignIn), signs in with Cognito's SRP (cognito-srp.js; userPoolId from config.json),
+// renews and revokes tokens with Cognito's InitiateAuth and RevokeToken, and talks the WebSocket protocol of
 // docs/protocol.md. Model text goes through renderMarkdown (markdown.js), which sanitises it; everything else is
 // inserted with textContent.
 
+import { srpSignIn } from "./cognito-srp.js";
 import { renderMarkdown } from "./markdown.js";
 
 const KEEPALIVE_MS = 5 * 60 * 1000; // API Gateway drops a connection idle for 10 minutes
@@ -1212,9 +1214,17 @@ async function signInWith(attempt) {
 async function onSignIn(event) {
   event.preventDefault();
   const username = ui.username.value;
-  const ok = await signInWith(() =>
-    initiateAuth("USER_PASSWORD_AUTH", { USERNAME: username, PASSWORD: ui.password.value }),
-  );
+  const ok = await signInWith(async () => {
+    if (!state.config.userPoolId) throw new Error("config.json has no userPoolId, which sign-in needs.");
+    const result = await srpSignIn({
+      userPoolId: state.config.userPoolId,
+      clientId: state.config.userPoolClientId,
+      endpoint: cognitoEndpoint(),
+      username,
+      password: ui.password.value,
+    });
+    acceptAuthResult({ AuthenticationResult: result });
+  });
   if (!ok) return;
   ui.password.value = "";
   enterChat(username);

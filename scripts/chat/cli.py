@@ -14,7 +14,7 @@ from pathlib import Path
 from scripts.chat.client import ChatClient
 from scripts.chat.connection_info import DEFAULT_STACK_FILE, resolve_connection
 from scripts.chat.session import ChatSession
-from scripts.chat.signin import CognitoSignIn
+from scripts.chat.signin import AuthenticationFailed, CognitoSignIn
 from scripts.chat.terminal import TerminalChat
 
 # --- Entry point ------------------------------------------------------------------------------------------------
@@ -32,6 +32,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--username", help="default: the local stack's demo user, else asked")
     parser.add_argument("--password", help="default: the demo user's, else asked (without echo)")
     parser.add_argument("--conversation", help="continue this conversation id")
+    parser.add_argument(
+        "--print-token",
+        action="store_true",
+        help="sign in (SRP), print an access token on stdout and exit: for wscat or curl (`TOKEN=$(...)`)",
+    )
     return parser.parse_args(argv)
 
 
@@ -52,6 +57,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         region=info.region,
         endpoint_url=info.cognito_endpoint,
     )
+
+    if args.print_token:
+        try:
+            print(tokens.access_token())
+        except AuthenticationFailed as exc:
+            raise SystemExit(str(exc)) from None
+        return 0
 
     async def chat() -> int:
         client = ChatClient(info.websocket_url, tokens, session=ChatSession(conversation_id=args.conversation))

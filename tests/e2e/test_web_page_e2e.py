@@ -57,12 +57,31 @@ async def test_the_demo_user_chats_on_the_web_page_against_the_local_stack(web_s
     assert "demoPassword" not in config
     assert config["websocketUrl"] == info.websocket_url
 
+    # Sign-in is SRP against moto's Cognito, patched to check the password as Cognito does: a wrong one is refused
+    # with Cognito's message and opens no connection; the password never leaves the page in any request.
+    cognito_calls: list[tuple[str, str]] = []
+    page.on(
+        "request",
+        lambda request: (
+            cognito_calls.append((request.headers.get("x-amz-target", ""), request.post_data or ""))
+            if request.url.startswith(info.cognito_endpoint)
+            else None
+        ),
+    )
+    await page.fill("#password", info.demo_password + "-wrong")
+    await page.click("#sign-in")
+    await page.wait_for_selector("#sign-in-error:has-text('Incorrect username or password.')")
+    assert web_stack.gateway is not None
+    assert len(web_stack.gateway.connection_ids) == 0
     await page.fill("#password", info.demo_password)
     await page.click("#sign-in")
     await page.wait_for_selector("#status[data-state='connected']")
     assert await page.locator("#chat-view").is_visible()
-    assert web_stack.gateway is not None
     assert len(web_stack.gateway.connection_ids) == 1, "the page holds one authenticated connection"
+    targets = [target.split(".")[-1] for target, _ in cognito_calls if target]
+    assert targets == ["InitiateAuth", "RespondToAuthChallenge"] * 2, targets
+    assert all('"USER_SRP_AUTH"' in body for target, body in cognito_calls if target.endswith("InitiateAuth"))
+    assert not any(info.demo_password in body for _, body in cognito_calls)
 
     # Record every text the reply shows on its way, to see it stream in rather than appear at once.
     await page.evaluate(
@@ -165,6 +184,7 @@ async def test_a_stopped_reply_stays_in_history_after_a_reload(web_stack: LocalS
     assert "Stopped" in meta
     # Under the model that wrote it (the offline model's replies are labelled offline-demo), not the one asked for.
     assert meta.endswith(" · offline-demo"), meta
+    assert " 0 in " not in meta, f"what the stopped reply cost is counted, its input too: {meta}"
     kept = await stopped.locator(".text").text_content() or ""
     # What the user saw stays (the server may have checkpointed a little more than the page had drawn).
     assert kept.startswith(shown[: len(shown) // 2])

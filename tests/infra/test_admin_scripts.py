@@ -102,6 +102,7 @@ def test_web_config_writes_what_the_page_reads(aws: dict[str, Any], tmp_path: An
     assert web_config.main(["--stage", "dev", "--region", REGION, "--out", str(out)]) == 0
     assert json.loads(out.read_text()) == {
         "websocketUrl": "wss://abc123.execute-api.us-east-1.amazonaws.com/dev",
+        "userPoolId": aws["pool_id"],
         "userPoolClientId": "client123",
         "region": REGION,
     }

@@ -273,11 +273,8 @@ def test_user_pool_and_public_client(dev_template: Template) -> None:
     assert pool["Properties"]["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True
     _, client = only(dev_template, "AWS::Cognito::UserPoolClient")
     assert client["Properties"]["GenerateSecret"] is False
-    assert set(client["Properties"]["ExplicitAuthFlows"]) == {
-        "ALLOW_USER_PASSWORD_AUTH",
-        "ALLOW_USER_SRP_AUTH",
-        "ALLOW_REFRESH_TOKEN_AUTH",
-    }
+    # SRP and refresh only: no flow that sends the password (USER_PASSWORD_AUTH) or signs in as an admin.
+    assert set(client["Properties"]["ExplicitAuthFlows"]) == {"ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"}
     # No hosted sign-in is configured, so no OAuth flow and no redirect target (CDK's default is example.com).
     assert client["Properties"]["AllowedOAuthFlowsUserPoolClient"] is False
     assert "CallbackURLs" not in client["Properties"]

@@ -106,6 +106,7 @@ def test_config_json_is_generated_from_the_stacks_outputs(
     web_asset = outdir / f"asset.{web_key.removesuffix('.zip')}"
     assert (web_asset / "index.html").is_file()
     assert (web_asset / "vendor" / "marked.esm.js").is_file()
+    assert (web_asset / "vendor" / "amazon-cognito-identity.min.js").is_file()
     assert not (web_asset / "config.json").exists()
     config_text = (outdir / f"asset.{config_key.removesuffix('.zip')}" / "config.json").read_text()
     markers = props["SourceMarkers"][1]
@@ -117,6 +118,8 @@ def test_config_json_is_generated_from_the_stacks_outputs(
     (client_id,) = resources(template, "AWS::Cognito::UserPoolClient")
     assert f'{{"Ref": "{api_id}"}}' in config["websocketUrl"]
     assert f'{{"Ref": "{client_id}"}}' in config["userPoolClientId"]
+    (pool_id,) = resources(template, "AWS::Cognito::UserPool")
+    assert f'{{"Ref": "{pool_id}"}}' in config["userPoolId"]
     assert '{"Ref": "AWS::Region"}' in config["region"]
     # The same values the stack outputs, and every key the page requires.
     outputs = template.to_json()["Outputs"]
@@ -148,10 +151,12 @@ def test_config_json_is_generated_from_the_stacks_outputs(
             ],
         ]
     }
-    for key in ("websocketUrl", "userPoolClientId", "region"):
+    for key in ("websocketUrl", "userPoolId", "userPoolClientId", "region"):
         assert re.search(rf"\b{key}\b", APP_JS), f"the page no longer reads {key}"
     assert "demoPassword" not in config
-    assert set(config) == {"websocketUrl", "userPoolClientId", "region"}, "what scripts.web_config writes, too"
+    assert set(config) == {"websocketUrl", "userPoolId", "userPoolClientId", "region"}, (
+        "what scripts.web_config writes, too"
+    )
     # Deleting a disposable stage empties the bucket (the deployment's own delete) so the bucket can go too.
     assert props["RetainOnDelete"] is False
     assert props["DistributionPaths"] == ["/*"]

@@ -357,6 +357,23 @@ def test_cognito_sign_in_with_a_wrong_password_fails_for_good(cognito_pool: Cogn
         sign_in.access_token()
 
 
+def test_print_token_signs_in_with_srp_and_prints_only_the_token(
+    cognito_pool: CognitoPool, srp_client: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What docs/deploy.md gives wscat: the AWS CLI cannot do SRP, and the app client allows nothing else."""
+    from scripts.chat import cli
+
+    outputs = tmp_path / "outputs.json"
+    stage = {"WebSocketUrl": "wss://dev", "UserPoolId": cognito_pool.user_pool_id, "UserPoolClientId": srp_client}
+    outputs.write_text(json.dumps({"Assistant-dev": stage}))
+    argv = ["--outputs-file", str(outputs), "--username", cognito_pool.username, "--print-token"]
+    assert cli.main([*argv, "--password", cognito_pool.password]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert cognito_pool.client.get_user(AccessToken=printed)["Username"] == cognito_pool.username
+    with pytest.raises(SystemExit, match="Incorrect username or password"):
+        cli.main([*argv, "--password", "wrong-password-1A"])
+
+
 # --- A real WebSocket round trip --------------------------------------------------------------------------------
 
 

@@ -1,6 +1,7 @@
 """The web chat page, driven in headless Chromium against a fake backend on 127.0.0.1.
 
-The fake backend is one aiohttp app: it serves ``web/`` and ``config.json``, plays Cognito's InitiateAuth, and plays
+The fake backend is one aiohttp app: it serves ``web/`` and ``config.json``, plays Cognito (SRP sign-in with the
+server side the local stack's moto uses, checked here against AWS's own browser library; refresh; revoke), and plays
 the WebSocket protocol (refusing a connection whose ``?Auth=`` is not the token it issued). Replies are held at a
 gate the test opens, so the test sees the page mid-stream rather than racing it.
 """
@@ -8,9 +9,11 @@ gate the test opens, so the test sees the page mid-stream rather than racing it.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import shutil
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +22,7 @@ from typing import Any
 import pytest
 from aiohttp import WSMsgType, web
 
+from scripts.local_stack.aws.moto_patches import SrpChallenge
 from tests.browser import ARTIFACTS, needs_chromium, open_page
 from tests.protocol import client_frame_errors
 
@@ -32,6 +36,7 @@ WEB = ROOT / "web"
 USERNAME = "demo"
 PASSWORD = "Demo-password-1"
 CLIENT_ID = "web-client-id"
+USER_POOL_ID = "us-east-1_test"
 XSS = '<img src=x onerror="window.__xss=1">'
 MARKDOWN = """Here is **bold** text and `inline code`.
 
@@ -63,6 +68,24 @@ HOSTILE = """Hostile text follows.
 CANNED = {"show me markdown": MARKDOWN, "be hostile": HOSTILE}
 
 
+def access_token(number: int, expires_in: int) -> str:
+    """A JWT-shaped access token (unsigned: only this fake checks it) with ``iat``/``exp``, as Cognito's: the SRP
+    library reads a token's lifetime from its claims, not from ``ExpiresIn``."""
+
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    now = int(time.time())
+    claims = {"sub": f"user-{number}", "token_use": "access", "iat": now, "exp": now + expires_in, "n": number}
+    return f"{part({'alg': 'none'})}.{part(claims)}.sig"
+
+
+def cognito_error(code: str, message: str) -> web.Response:
+    """An error as Cognito answers it (``__type`` and ``message``, HTTP 400)."""
+    error = {"__type": code, "message": message}
+    return web.json_response(error, status=400, content_type="application/x-amz-json-1.1")
+
+
 @dataclass
 class FakeBackend:
     """Cognito + WebSocket gateway + assistant, scripted."""
@@ -91,6 +114,9 @@ class FakeBackend:
     revoke_next: bool = False
     #: RevokeToken requests the page sent (its Sign out).
     revoked: list[dict[str, Any]] = field(default_factory=list)
+    #: SRP challenges issued and not yet answered, by SECRET_BLOCK; and the PASSWORD_VERIFIER answers received.
+    srp_challenges: dict[str, SrpChallenge] = field(default_factory=dict)
+    srp_answers: list[dict[str, Any]] = field(default_factory=list)
     usage_messages: int = 10
     #: How long the answer to ``newConversation`` takes (the server's round trip, when a message is typed at once).
     new_conversation_delay: float = 0.0
@@ -114,7 +140,7 @@ class FakeBackend:
             "websocketUrl": f"ws://127.0.0.1:{self.port}/ws",
             "region": "us-east-1",
             "cognitoEndpoint": self.cognito_url or f"http://127.0.0.1:{self.port}/cognito/",
-            "userPoolId": "us-east-1_test",
+            "userPoolId": USER_POOL_ID,
             "userPoolClientId": self.client_id,
             "demoUsername": self.demo_username,
             "demoSignIn": "demo-sign-in",
@@ -136,25 +162,54 @@ class FakeBackend:
             self.revoked.append(body)
             self.tokens.clear()  # the access tokens it issued stop working too
             return web.json_response({}, content_type="application/x-amz-json-1.1")
-        assert request.headers["X-Amz-Target"] == "AWSCognitoIdentityProviderService.InitiateAuth"
-        self.auth_calls.append(body)
-        params = body.get("AuthParameters", {})
+        if request.headers["X-Amz-Target"] == "AWSCognitoIdentityProviderService.InitiateAuth":
+            self.auth_calls.append(body)
         if body.get("ClientId") != self.client_id:
             # As Cognito (and moto) answer for an app client they do not know.
-            error = {"__type": "ResourceNotFoundException", "message": f"{body.get('ClientId')} not found"}
-            return web.json_response(error, status=400, content_type="application/x-amz-json-1.1")
-        ok = (body["AuthFlow"] == "USER_PASSWORD_AUTH" and params == {"USERNAME": USERNAME, "PASSWORD": PASSWORD}) or (
-            body["AuthFlow"] == "REFRESH_TOKEN_AUTH" and params.get("REFRESH_TOKEN") == "refresh-1"
-        )
-        if not ok:
-            error = {"__type": "NotAuthorizedException", "message": "Incorrect username or password."}
-            return web.json_response(error, status=400, content_type="application/x-amz-json-1.1")
+            return cognito_error("ResourceNotFoundException", f"{body.get('ClientId')} not found")
+        if request.headers["X-Amz-Target"] == "AWSCognitoIdentityProviderService.RespondToAuthChallenge":
+            self.srp_answers.append(body)
+            answer = body.get("ChallengeResponses", {})
+            challenge = self.srp_challenges.pop(answer.get("PASSWORD_CLAIM_SECRET_BLOCK", ""), None)
+            proved = (
+                body.get("ChallengeName") == "PASSWORD_VERIFIER"
+                and challenge is not None
+                and answer.get("USERNAME") == USERNAME
+                and challenge.verify(
+                    timestamp=answer.get("TIMESTAMP", ""), signature=answer.get("PASSWORD_CLAIM_SIGNATURE", "")
+                )
+            )
+            if not proved:
+                return cognito_error("NotAuthorizedException", "Incorrect username or password.")
+            return self.tokens_answer(refresh_token="refresh-1")
+        assert request.headers["X-Amz-Target"] == "AWSCognitoIdentityProviderService.InitiateAuth"
+        params = body.get("AuthParameters", {})
+        if body["AuthFlow"] == "USER_SRP_AUTH":
+            if params.get("USERNAME") != USERNAME:
+                return cognito_error("NotAuthorizedException", "Incorrect username or password.")
+            challenge = SrpChallenge(
+                user_pool_id=USER_POOL_ID, user_id=USERNAME, password=PASSWORD, srp_a_hex=params["SRP_A"]
+            )
+            self.srp_challenges[challenge.secret_block] = challenge
+            parameters = {**challenge.parameters(), "USERNAME": USERNAME}
+            return web.json_response(
+                {"ChallengeName": "PASSWORD_VERIFIER", "ChallengeParameters": parameters},
+                content_type="application/x-amz-json-1.1",
+            )
+        if body["AuthFlow"] != "REFRESH_TOKEN_AUTH":
+            # The deployed app client allows SRP and refresh only.
+            return cognito_error("InvalidParameterException", f"{body['AuthFlow']} flow not enabled for this client")
+        if params.get("REFRESH_TOKEN") != "refresh-1":
+            return cognito_error("NotAuthorizedException", "Invalid Refresh Token")
+        return self.tokens_answer()
+
+    def tokens_answer(self, refresh_token: str | None = None) -> web.Response:
         self.token_number += 1
-        token = f"access-token-{self.token_number}"
+        token = access_token(self.token_number, self.expires_in)
         self.tokens.add(token)
         result = {"AccessToken": token, "ExpiresIn": self.expires_in, "TokenType": "Bearer", "IdToken": "id"}
-        if body["AuthFlow"] == "USER_PASSWORD_AUTH":
-            result["RefreshToken"] = "refresh-1"
+        if refresh_token is not None:
+            result["RefreshToken"] = refresh_token
         return web.json_response({"AuthenticationResult": result}, content_type="application/x-amz-json-1.1")
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
@@ -365,7 +420,9 @@ async def test_sign_in_stream_a_reply_and_stop_another(backend: tuple[FakeBacken
     await page.fill("#password", PASSWORD)
     await page.click("#sign-in")
     await page.wait_for_selector("#status[data-state='connected']")
-    assert fake.auth_calls[-1]["AuthFlow"] == "USER_PASSWORD_AUTH"
+    assert [call["AuthFlow"] for call in fake.auth_calls] == ["USER_SRP_AUTH", "USER_SRP_AUTH"]
+    assert len(fake.srp_answers) == 2  # the password itself never left the page
+    assert PASSWORD not in json.dumps(fake.auth_calls + fake.srp_answers)
     assert await page.locator("#sign-in-view").is_hidden()
     assert await page.locator("#chat-view").is_visible()
     assert await page.input_value("#password") == ""  # not left lying in the DOM
@@ -578,7 +635,7 @@ async def serve_cognito(fake: FakeBackend) -> web.AppRunner:
     CORS as moto and Cognito do."""
     cors = {
         "Access-Control-Allow-Origin": "*",
-        "Access-Control-Allow-Headers": "content-type, x-amz-target, x-amz-user-agent",
+        "Access-Control-Allow-Headers": "content-type, x-amz-target, x-amz-user-agent, cache-control",
         "Access-Control-Allow-Methods": "POST",
     }
 
@@ -1093,7 +1150,7 @@ async def test_the_token_is_renewed_before_it_expires_and_the_connection_moves_t
     await signed_in(page, url)
     await wait_until(lambda: fake.connects == 1)
     await wait_until(lambda: fake.connects == 2, timeout=15)
-    assert [call["AuthFlow"] for call in fake.auth_calls] == ["USER_PASSWORD_AUTH", "REFRESH_TOKEN_AUTH"]
+    assert [call["AuthFlow"] for call in fake.auth_calls] == ["USER_SRP_AUTH", "REFRESH_TOKEN_AUTH"]
     await page.wait_for_selector("#status[data-state='connected']")
     assert len(fake.sockets) == 1, "the old connection was closed"
     fake.gate.set()

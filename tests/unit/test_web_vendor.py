@@ -23,6 +23,7 @@ def test_the_vendored_files_are_committed_and_the_page_imports_them() -> None:
     page = (ROOT / "web" / "markdown.js").read_text()
     assert "./vendor/marked.esm.js" in page
     assert "./vendor/purify.es.js" in page
+    assert "./vendor/amazon-cognito-identity.min.js" in (ROOT / "web" / "cognito-srp.js").read_text()
 
 
 @pytest.mark.skipif(not (NODE_MODULES / "marked").is_dir(), reason="node_modules not installed (npm ci)")

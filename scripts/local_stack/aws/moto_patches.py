@@ -302,22 +302,62 @@ def _srp_multiplier() -> int:
     return _srp_hash(_srp_pad(_SRP_N) + _srp_pad(_SRP_G))  # k = H(N | g)
 
 
-def _srp_password_key(
-    *, pool_name: str, user_id: str, password: str, salt: int, srp_a: int, srp_b: int, small_b: int
-) -> bytes:
-    """The 16-byte key both sides derive from the password (SRP-6a, RFC 5054, with Cognito's hashing), server side:
-    ``x = H(salt | H(poolName | userId | ":" | password))``, ``v = g^x``, ``u = H(A | B)``, ``S = (A v^u)^b`` and
-    ``HKDF-SHA256(ikm=S, salt=u, info="Caldera Derived Key" | 0x01)`` cut to 16 bytes."""
-    import hashlib
-    import hmac
+class SrpChallenge:
+    """The server's side of one Cognito SRP sign-in (SRP-6a, RFC 5054, with Cognito's hashing), from the client's
+    ``SRP_A`` to checking its ``PASSWORD_CLAIM_SIGNATURE``.
 
-    identity = hashlib.sha256(f"{pool_name}{user_id}:{password}".encode()).digest()
-    x = _srp_hash(_srp_pad(salt) + identity)
-    verifier = pow(_SRP_G, x, _SRP_N)
-    u = _srp_hash(_srp_pad(srp_a) + _srp_pad(srp_b))
-    secret = pow(srp_a * pow(verifier, u, _SRP_N) % _SRP_N, small_b, _SRP_N)
-    pseudo_random_key = hmac.new(_srp_pad(u), _srp_pad(secret), hashlib.sha256).digest()
-    return hmac.new(pseudo_random_key, _SRP_HKDF_INFO + b"\x01", hashlib.sha256).digest()[:16]
+    ``x = H(salt | H(poolName | userId | ":" | password))`` and ``v = g^x`` (made here from the password with a fresh
+    salt: moto keeps passwords, Cognito keeps verifiers), ``B = k v + g^b``, ``u = H(A | B)``, ``S = (A v^u)^b``; the
+    key is ``HKDF-SHA256(ikm=S, salt=u, info="Caldera Derived Key" | 0x01)`` cut to 16 bytes, and the signature is
+    ``base64(HMAC-SHA256(key, poolName | userId | SECRET_BLOCK bytes | TIMESTAMP))``. Numbers are hashed as the
+    clients pad them (:func:`_srp_pad`); ``poolName`` is the pool id after its ``_``.
+    """
+
+    def __init__(self, *, user_pool_id: str, user_id: str, password: str, srp_a_hex: str) -> None:
+        import base64
+        import hashlib
+        import secrets
+
+        try:
+            self._srp_a = int(srp_a_hex, 16)
+        except ValueError:
+            raise ValueError("SRP_A is not a hexadecimal number") from None
+        if self._srp_a % _SRP_N == 0:
+            raise ValueError("SRP_A is invalid")
+        self._pool_name = user_pool_id.split("_", 1)[1]
+        self.user_id = user_id
+        self._salt = int.from_bytes(secrets.token_bytes(16), "big")
+        identity = hashlib.sha256(f"{self._pool_name}{user_id}:{password}".encode()).digest()
+        self._verifier = pow(_SRP_G, _srp_hash(_srp_pad(self._salt) + identity), _SRP_N)
+        self._small_b = int.from_bytes(secrets.token_bytes(32), "big")
+        self._srp_b = (_srp_multiplier() * self._verifier + pow(_SRP_G, self._small_b, _SRP_N)) % _SRP_N
+        #: Opaque to the client, which signs its bytes and sends it back (Cognito's is an encrypted blob).
+        self.secret_block = base64.b64encode(secrets.token_bytes(64)).decode()
+
+    def parameters(self) -> dict[str, str]:
+        """The PASSWORD_VERIFIER challenge's parameters (the caller adds ``USERNAME``)."""
+        return {
+            "SALT": f"{self._salt:x}",
+            "SRP_B": f"{self._srp_b:x}",
+            "SECRET_BLOCK": self.secret_block,
+            "USER_ID_FOR_SRP": self.user_id,
+        }
+
+    def verify(self, *, timestamp: str, signature: str) -> bool:
+        """Whether ``signature`` proves the password this challenge was made with."""
+        import base64
+        import hashlib
+        import hmac
+
+        u = _srp_hash(_srp_pad(self._srp_a) + _srp_pad(self._srp_b))
+        secret = pow(self._srp_a * pow(self._verifier, u, _SRP_N) % _SRP_N, self._small_b, _SRP_N)
+        pseudo_random_key = hmac.new(_srp_pad(u), _srp_pad(secret), hashlib.sha256).digest()
+        key = hmac.new(pseudo_random_key, _SRP_HKDF_INFO + b"\x01", hashlib.sha256).digest()[:16]
+        message = (
+            self._pool_name.encode() + self.user_id.encode() + base64.b64decode(self.secret_block) + timestamp.encode()
+        )
+        expected = base64.b64encode(hmac.new(key, message, hashlib.sha256).digest()).decode()
+        return hmac.compare_digest(expected.encode(), signature.encode())
 
 
 def verify_cognito_sign_in() -> None:
@@ -337,11 +377,6 @@ def verify_cognito_sign_in() -> None:
       ``USER_ID_FOR_SRP`` is the user's username, as in Cognito. Checked against two client libraries we did not
       write (pycognito in tests/unit/test_moto_cognito_srp.py, amazon-cognito-identity-js in the page's tests).
     """
-    import base64
-    import hashlib
-    import hmac
-    import secrets
-
     from moto.cognitoidp.exceptions import InvalidParameterException, NotAuthorizedError
     from moto.cognitoidp.models import CognitoIdpBackend
 
@@ -351,7 +386,7 @@ def verify_cognito_sign_in() -> None:
     original_admin_initiate = CognitoIdpBackend.admin_initiate_auth
     original_respond = CognitoIdpBackend.respond_to_auth_challenge
     #: SECRET_BLOCK -> what the answer to that PASSWORD_VERIFIER challenge is checked with.
-    pending: dict[str, dict[str, Any]] = {}
+    pending: dict[str, SrpChallenge] = {}
 
     def require_flow(client: Any, auth_flow: str) -> None:
         needed = _FLOW_NEEDS.get(auth_flow)
@@ -371,37 +406,23 @@ def verify_cognito_sign_in() -> None:
         answer = original_initiate(backend, client_id, auth_flow, auth_parameters)
         if auth_flow != "USER_SRP_AUTH":
             return answer
-        session = answer["Session"]
-        username, pool = backend.sessions.pop(session)
-        try:
-            srp_a = int(auth_parameters.get("SRP_A", ""), 16)
-        except ValueError:
-            raise InvalidParameterException("SRP_A is not a hexadecimal number") from None
-        if srp_a % _SRP_N == 0:
-            raise InvalidParameterException("SRP_A is invalid")
+        username, pool = backend.sessions.pop(answer["Session"])
         user = backend.admin_get_user(pool.id, username)
-        salt = int.from_bytes(secrets.token_bytes(16), "big")
-        small_b = int.from_bytes(secrets.token_bytes(32), "big")
-        identity = hashlib.sha256(f"{pool.id.split('_', 1)[1]}{user.username}:{user.password or ''}".encode()).digest()
-        verifier = pow(_SRP_G, _srp_hash(_srp_pad(salt) + identity), _SRP_N)
-        srp_b = (_srp_multiplier() * verifier + pow(_SRP_G, small_b, _SRP_N)) % _SRP_N
+        try:
+            challenge = SrpChallenge(
+                user_pool_id=pool.id,
+                user_id=user.username,
+                password=user.password or "",
+                srp_a_hex=auth_parameters.get("SRP_A", ""),
+            )
+        except ValueError as exc:
+            raise InvalidParameterException(str(exc)) from None
         # The session is the secret block, as moto finds the session of a PASSWORD_VERIFIER answer by it.
-        secret_block = base64.b64encode(secrets.token_bytes(64)).decode()
-        backend.sessions[secret_block] = (username, pool)
+        backend.sessions[challenge.secret_block] = (username, pool)
         with _srp_lock:
-            pending[secret_block] = {
-                "user_id": user.username,
-                "password": user.password or "",
-                "pool_name": pool.id.split("_", 1)[1],
-                "salt": salt,
-                "srp_a": srp_a,
-                "srp_b": srp_b,
-                "small_b": small_b,
-            }
-        answer["Session"] = secret_block
-        answer["ChallengeParameters"].update(
-            SALT=f"{salt:x}", SRP_B=f"{srp_b:x}", SECRET_BLOCK=secret_block, USER_ID_FOR_SRP=user.username
-        )
+            pending[challenge.secret_block] = challenge
+        answer["Session"] = challenge.secret_block
+        answer["ChallengeParameters"].update(challenge.parameters())
         return answer
 
     def admin_initiate_auth(
@@ -418,26 +439,12 @@ def verify_cognito_sign_in() -> None:
             secret_block = challenge_responses.get("PASSWORD_CLAIM_SECRET_BLOCK") or ""
             with _srp_lock:
                 challenge = pending.pop(secret_block, None)
-            if challenge is not None:
-                key = _srp_password_key(
-                    pool_name=challenge["pool_name"],
-                    user_id=challenge["user_id"],
-                    password=challenge["password"],
-                    salt=challenge["salt"],
-                    srp_a=challenge["srp_a"],
-                    srp_b=challenge["srp_b"],
-                    small_b=challenge["small_b"],
-                )
-                message = (
-                    challenge["pool_name"].encode()
-                    + challenge["user_id"].encode()
-                    + base64.b64decode(secret_block)
-                    + (challenge_responses.get("TIMESTAMP") or "").encode()
-                )
-                expected = base64.b64encode(hmac.new(key, message, hashlib.sha256).digest()).decode()
-                if not hmac.compare_digest(expected, challenge_responses.get("PASSWORD_CLAIM_SIGNATURE") or ""):
-                    backend.sessions.pop(secret_block, None)
-                    raise NotAuthorizedError("Incorrect username or password.")
+            if challenge is not None and not challenge.verify(
+                timestamp=challenge_responses.get("TIMESTAMP") or "",
+                signature=challenge_responses.get("PASSWORD_CLAIM_SIGNATURE") or "",
+            ):
+                backend.sessions.pop(secret_block, None)
+                raise NotAuthorizedError("Incorrect username or password.")
         return original_respond(backend, session, client_id, challenge_name, challenge_responses)
 
     patches: list[tuple[Any, Any]] = [
