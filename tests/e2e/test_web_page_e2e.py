@@ -184,6 +184,7 @@ async def test_a_stopped_reply_stays_in_history_after_a_reload(web_stack: LocalS
     assert "Stopped" in meta
     # Under the model that wrote it (the offline model's replies are labelled offline-demo), not the one asked for.
     assert meta.endswith(" · offline-demo"), meta
+    assert " 0 in " not in meta, f"what the stopped reply cost is counted, its input too: {meta}"
     kept = await stopped.locator(".text").text_content() or ""
     # What the user saw stays (the server may have checkpointed a little more than the page had drawn).
     assert kept.startswith(shown[: len(shown) // 2])
