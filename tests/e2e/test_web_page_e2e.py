@@ -195,7 +195,7 @@ async def test_a_second_tab_shows_the_question_with_the_reply_and_the_offline_ma
 ) -> None:
     """Issue 23: a reply asked for in one tab shows in the user's other tab with its question; the suggested prompt
     "Explain WebSockets in three bullet points" is answered offline with a list, a code block and a table (the
-    README's screenshot: ``UPDATE_SCREENSHOTS=1`` refreshes docs/screenshot-desktop.png from this test)."""
+    README's screenshots: ``UPDATE_SCREENSHOTS=1`` refreshes docs/screenshot-desktop.png and -phone.png from it)."""
     info = stack_info(web_stack)
     await page.set_viewport_size({"width": 1280, "height": 900})
     other = await page.context.new_page()  # a tab of its own: its own sessionStorage, its own sign-in
@@ -232,8 +232,24 @@ async def test_a_second_tab_shows_the_question_with_the_reply_and_the_offline_ma
 
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "web-desktop-offline.png"))
+    # On a phone (a new tab at that size, signed in again: the latest conversation opens), from the code on.
+    phone = await page.context.new_page()
+    await phone.set_viewport_size({"width": 390, "height": 844})
+    await phone.goto(info.web_url)
+    await phone.get_by_role("button", name="Use the demo account").click()
+    code = phone.locator(f"{REPLY}[data-message-id='{sent_id}'] pre")
+    await code.wait_for()
+    await code.evaluate(
+        """pre => {
+            const list = document.querySelector('#messages');
+            list.scrollTop += pre.getBoundingClientRect().top - list.getBoundingClientRect().top - 140;
+        }"""
+    )
+    await phone.screenshot(path=str(ARTIFACTS / "web-phone-offline.png"))
+    await phone.close()
     if os.environ.get("UPDATE_SCREENSHOTS") == "1":
         shutil.copyfile(ARTIFACTS / "web-desktop-offline.png", ROOT / "docs" / "screenshot-desktop.png")
+        shutil.copyfile(ARTIFACTS / "web-phone-offline.png", ROOT / "docs" / "screenshot-phone.png")
 
 
 async def test_an_impatient_user_new_conversation_then_send_at_once_and_a_40kb_paste(
