@@ -975,6 +975,7 @@ function onError(frame) {
   }
   if (target && (state.replies.has(target) || target === state.inFlight)) {
     finish(target, "failed", `Failed: ${frame.message}`);
+    askForQuestion(reply(target), null); // another tab's failed reply is kept with its question too
   }
 }
 

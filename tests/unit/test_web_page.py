@@ -553,6 +553,14 @@ async def test_a_reply_asked_for_in_another_tab_shows_with_its_question(
     await page.wait_for_function("!document.querySelector('#messages li[data-message-id=\"m_elsewhere\"]')")
     assert await page.locator("#messages li .text").all_text_contents() == texts
 
+    # A reply of another tab that fails keeps its question too (failed turns are in the history).
+    fake.other_tab_turns.append({"role": "user", "text": "Tell me about Mars", "messageId": "m_failed"})
+    await fake.broadcast({"type": "delta", "messageId": "m_failed", "seq": 0, "offset": 0, "text": "Mars is"})
+    failure = {"type": "error", "messageId": "m_failed", "code": "model_unavailable", "message": "The model failed."}
+    await fake.broadcast(failure)
+    await page.wait_for_selector("#messages li.message.user[data-message-id='m_failed']:has-text('Tell me about Mars')")
+    assert await page.get_attribute(f"{REPLY}[data-message-id='m_failed']", "data-state") == "failed"
+
 
 async def test_untitled_conversations_never_share_the_new_conversation_buttons_name(
     backend: tuple[FakeBackend, str], page: Any
