@@ -13,6 +13,13 @@ from moto import mock_aws
 from moto.utilities.utils import load_resource
 
 from scripts.local_stack.aws.resources import create_table
+from tests.aws_call_recording import (  # noqa: F401 - pytest's hooks: the least-privilege proof's recording
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_deselected,
+    pytest_runtest_protocol,
+    pytest_unconfigure,
+)
 
 REGION = "us-east-1"
 TABLE_NAME = "assistant-test"

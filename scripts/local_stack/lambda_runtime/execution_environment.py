@@ -30,6 +30,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from scripts.local_stack.lambda_runtime import aws_calls
+
 
 @dataclass
 class FakeLambdaContext:
@@ -85,6 +87,10 @@ ERROR = "error"
 def main(connection: Connection, spec: ContainerSpec) -> None:
     """The child's entry point: enter the function's environment, import the handler, serve invocations."""
     _enter_environment(spec)
+    # The harness's switch, not a variable of the function: taken out of its environment before the handler loads.
+    record_dir = os.environ.pop(aws_calls.RECORD_DIR_ENV, None)
+    if record_dir:
+        aws_calls.install(record_dir, function=spec.handler)
     try:
         handler = _import_handler(spec.handler)
     except BaseException as exc:  # any failure of the init phase is reported, as Lambda does

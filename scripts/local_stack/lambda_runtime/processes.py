@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.wiring import Env, FunctionSpec, function_environment
-from scripts.local_stack.lambda_runtime import execution_environment
+from scripts.local_stack.lambda_runtime import aws_calls, execution_environment
 from scripts.local_stack.lambda_runtime.container_pool import Container, ContainerPool
 from scripts.local_stack.lambda_runtime.execution_environment import ContainerSpec
 from scripts.local_stack.lambda_runtime.invocation import REPO_ROOT, FunctionError, LambdaTimeout, context_for
@@ -117,6 +117,9 @@ class ProcessLambdaRuntime:
         }
         if self._endpoint_url:
             harness["AWS_ENDPOINT_URL"] = self._endpoint_url
+        if record_dir := os.environ.get(aws_calls.RECORD_DIR_ENV):
+            # The least-privilege proof records each function's AWS calls (see aws_calls).
+            harness[aws_calls.RECORD_DIR_ENV] = record_dir
         return declared | harness | runtime
 
     def container_spec(self, function: FunctionSpec) -> ContainerSpec:
