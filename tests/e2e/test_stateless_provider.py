@@ -65,7 +65,7 @@ async def test_chat_sends_the_earlier_turns_and_history_reads_them_from_the_tabl
     [body] = responses_posted(stateless_stack, "And the keeper?")
     assert body["input"] == [
         {"type": "message", "role": "user", "content": "Remember the lighthouse"},
-        {"type": "message", "role": "assistant", "content": first_reply},
+        {"type": "message", "role": "assistant", "content": [_output_text(first_reply)]},
         {"type": "message", "role": "user", "content": "And the keeper?"},
     ]
     for key in ("background", "store", "conversation", "previous_response_id"):
@@ -116,7 +116,7 @@ async def test_cancel_then_continue(stateless_stack: LocalStack) -> None:
     [body] = responses_posted(stateless_stack, "Continue, but shorter")
     assert body["input"][:2] == [
         {"type": "message", "role": "user", "content": "Write a long essay about tides"},
-        {"type": "message", "role": "assistant", "content": seen},
+        {"type": "message", "role": "assistant", "content": [_output_text(seen)]},
     ]
     assert [m.get("status") for m in history["messages"]] == [None, "cancelled", None, "done"]
 
@@ -153,3 +153,8 @@ async def test_a_dropped_stream_is_asked_again_the_client_told_to_reset_and_one_
         ("assistant", text),
     ]
     assert answer["messages"][1]["status"] == "done"
+
+
+def _output_text(text: str) -> dict[str, Any]:
+    """An earlier reply as the model client sends it: an output_text part, as a response's output gives it."""
+    return {"type": "output_text", "text": text, "annotations": []}
