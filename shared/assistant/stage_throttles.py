@@ -46,7 +46,9 @@ def stage_throttles(rate_limit: float, burst_limit: int) -> StageThrottles:
     return StageThrottles(stage=throttle, routes=tuple((route, throttle) for route in OWN_POOL_ROUTES))
 
 
-#: Any stage but ``prod`` (and the local stack): 10 requests/s, burst 20, per pool.
-DEV_THROTTLES: Final = stage_throttles(10.0, 20)
+#: Any stage but ``prod`` (and the local stack): 30 requests/s, burst 60, per pool. The pool is shared by every user,
+#: so its burst stays at least twice the largest per-user bucket's (30: ``ping``, ``cancel``): one user spending their
+#: whole bucket at once leaves the pool to the others. (At 10/s, burst 20, one user's own burst of pings emptied it.)
+DEV_THROTTLES: Final = stage_throttles(30.0, 60)
 #: ``prod``: 50 requests/s, burst 100, per pool (docs/scaling.md, "Our own route throttle").
 PROD_THROTTLES: Final = stage_throttles(50.0, 100)
