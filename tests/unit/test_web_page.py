@@ -1106,6 +1106,20 @@ async def test_the_demo_button_fits_and_the_phone_header_shows_the_connection_st
         sideways = await page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert sideways <= 0
 
+        # The sidebar's buttons fit in it, their labels whole (on phones, in the open drawer).
+        if phone:
+            await page.click("#menu")
+            await page.wait_for_function("getComputedStyle(document.querySelector('#sidebar')).transform === 'none'")
+        sidebar = await page.locator("#sidebar").bounding_box()
+        assert sidebar is not None
+        for control in ("#new-conversation", "#delete-all"):
+            fits = await page.evaluate(FITS, control)
+            assert not fits["clipped"], f"at {width}px the text of {control} spills out of it"
+            box = await page.locator(control).bounding_box()
+            assert box is not None
+            assert sidebar["x"] <= box["x"]
+            assert box["x"] + box["width"] <= sidebar["x"] + sidebar["width"], f"{control} spills out of the sidebar"
+
 
 async def test_keyboard_only_chat_and_focus_after_stop(backend: tuple[FakeBackend, str], page: Any) -> None:
     _, url = backend
