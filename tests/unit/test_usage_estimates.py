@@ -7,7 +7,7 @@ daily quotas are charged: they must land within ±25 % of what the server would 
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,7 +16,6 @@ from assistant.definition import AssistantDefinition, load_definition
 from assistant.model import (
     HistoryItem,
     ModelClient,
-    ModelEvent,
     ModelTimeouts,
     ReplyCompleted,
     ResponseUsage,
@@ -72,8 +71,16 @@ def _posts(server: OfflineModelServer) -> list[dict[str, Any]]:
     return [r.body for r in server.requests if r.method == "POST" and r.path == "/v1/responses"]
 
 
-def _stop_after_the_first_words(reply: Generator[ModelEvent, None, None]) -> None:
-    """What the worker does at a user's Stop: close the reply while a StopReply unwinds (assistant.model)."""
+def _stop_a_long_reply_after_its_first_words(client: ModelClient) -> list[ResponseUsage]:
+    """A long reply over :data:`LONG_HISTORY`, stopped as the worker stops one at a user's Stop (the reply closed
+    while a StopReply unwinds: assistant.model_response); what it was counted."""
+    usages: list[ResponseUsage] = []
+    reply = client.stream_reply(
+        text="Tell me a long story about a brave dragon",
+        history=LONG_HISTORY,
+        context=CONTEXT,
+        usage_sink=usages.append,
+    )
     for event in reply:
         if isinstance(event, TextDelta):
             break
@@ -81,6 +88,7 @@ def _stop_after_the_first_words(reply: Generator[ModelEvent, None, None]) -> Non
         raise StopReply
     except StopReply:
         reply.close()
+    return usages
 
 
 def _within(estimate: int, exact: int, tolerance: float = 0.25) -> bool:
@@ -129,14 +137,7 @@ def test_a_stopped_reply_over_a_long_conversation_counts_the_input_it_sent(
     counted 0 input tokens. A stopped stream reports nothing, so the estimate of what was sent is counted."""
     server.state.profile = profile
     server.state.pace = Pace(first_token_s=0.0, tokens_per_s=200.0, reasoning_s=0.0)
-    usages: list[ResponseUsage] = []
-    reply = _client(server, definition, provider).stream_reply(
-        text="Tell me a long story about a brave dragon",
-        history=LONG_HISTORY,
-        context=CONTEXT,
-        usage_sink=usages.append,
-    )
-    _stop_after_the_first_words(reply)
+    usages = _stop_a_long_reply_after_its_first_words(_client(server, definition, provider))
 
     (usage,) = usages
     assert usage.estimated
@@ -165,14 +166,7 @@ def test_a_stopped_background_reply_counts_what_the_provider_read_back_after_the
     generated before the cancel) is counted rather than an estimate (the offline model's cancel answer carries no
     usage, its stored response does once the cancel settled)."""
     server.state.pace = Pace(first_token_s=0.0, tokens_per_s=200.0, reasoning_s=0.0)
-    usages: list[ResponseUsage] = []
-    reply = _client(server, PACKAGED, ModelProvider.OPENAI).stream_reply(
-        text="Tell me a long story about a brave dragon",
-        history=LONG_HISTORY,
-        context=CONTEXT,
-        usage_sink=usages.append,
-    )
-    _stop_after_the_first_words(reply)
+    usages = _stop_a_long_reply_after_its_first_words(_client(server, PACKAGED, ModelProvider.OPENAI))
 
     (usage,) = usages
     stored = server.state.responses[usage.response_id].response
