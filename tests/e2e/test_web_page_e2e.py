@@ -242,7 +242,7 @@ async def test_a_second_tab_shows_the_question_with_the_reply_and_the_offline_ma
     await code.evaluate(
         """pre => {
             const list = document.querySelector('#messages');
-            list.scrollTop += pre.getBoundingClientRect().top - list.getBoundingClientRect().top - 140;
+            list.scrollTop += pre.getBoundingClientRect().top - list.getBoundingClientRect().top - 300;
         }"""
     )
     await phone.screenshot(path=str(ARTIFACTS / "web-phone-offline.png"))

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
-import shutil
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -832,7 +830,6 @@ async def test_phone_layout_keeps_the_composer_on_screen_and_the_list_in_a_drawe
         await page.fill("#message", "")
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "web-phone.png"))
-        _update_docs_screenshot(ARTIFACTS / "web-phone.png", "screenshot-phone.png")
 
         # The drawer: opens from the header, lists the conversations, closes on choice (and Escape).
         menu = page.locator("#menu")
@@ -1154,14 +1151,9 @@ async def test_desktop_screenshot(backend: tuple[FakeBackend, str], page: Any) -
     await page.wait_for_selector("#messages li.message.user:has-text('Plan a day in Kyoto')")
     await ask(page, "show me markdown")
     ARTIFACTS.mkdir(exist_ok=True)
+    # The README's screenshots are taken offline through the real local stack, not against this scripted backend:
+    # UPDATE_SCREENSHOTS=1 with tests/e2e/test_web_page_e2e.py (the two-tab test).
     await page.screenshot(path=str(ARTIFACTS / "web-desktop.png"))
-    _update_docs_screenshot(ARTIFACTS / "web-desktop.png", "screenshot-desktop.png")
-
-
-def _update_docs_screenshot(source: Path, name: str) -> None:
-    """``UPDATE_SCREENSHOTS=1 pytest tests/unit/test_web_page.py`` refreshes the README's screenshots in docs/."""
-    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
-        shutil.copyfile(source, ROOT / "docs" / name)
 
 
 async def test_the_token_is_renewed_before_it_expires_and_the_connection_moves_to_it(
