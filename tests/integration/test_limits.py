@@ -97,6 +97,12 @@ def test_send_message_beyond_the_rate_is_refused_and_leaves_no_trace(
         ("RATE_LIMIT_NEW_CONVERSATION", {"action": "newConversation"}),
         ("RATE_LIMIT_LIST_CONVERSATIONS", {"action": "listConversations"}),
         ("RATE_LIMIT_GET_HISTORY", {"action": "getHistory", "conversationId": "c_nope"}),
+        (
+            "RATE_LIMIT_RENAME_CONVERSATION",
+            {"action": "renameConversation", "conversationId": "c_nope", "title": "t"},
+        ),
+        ("RATE_LIMIT_DELETE_CONVERSATION", {"action": "deleteConversation", "conversationId": "c_nope"}),
+        ("RATE_LIMIT_DELETE_ALL_DATA", {"action": "deleteAllData"}),
     ],
 )
 def test_each_command_has_its_own_limit(
