@@ -162,6 +162,8 @@ def test_a_deleted_conversation_is_unreadable_at_once_and_its_items_are_erased(d
     )
     assert refused is not None
     assert refused["code"] == "not_found"
+    # None of the refused writes brought the record back (an update of a missing item would create it).
+    assert [c["conversationId"] for c in _items(deployment, "alice", "CONV#")] == [kept]
 
     # The erasure waits on the queue in a group of its own; the worker removes every turn and message of it.
     records = deployment.receive()
@@ -343,3 +345,19 @@ def test_a_turn_past_its_retention_is_neither_shown_nor_sent_to_the_model(deploy
     assert [m["text"] for m in history["messages"] if m["role"] == "user"] == ["a new question"]
     sent = [r.body for r in deployment.model.requests if r.method == "POST" and r.body]
     assert "an old question" not in str(sent[-1]["input"])
+
+
+def test_parallel_deletes_of_one_conversation_delete_it_once(deployment: Deployment) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from scripts.local_stack.aws.moto_patches import serialise_moto_dynamodb
+
+    serialise_moto_dynamodb()
+    conversation_id = _send(deployment, "delete me, many times")["conversationId"]
+    frame = {"action": "deleteConversation", "conversationId": conversation_id}
+    commands.dependencies()  # built once, before the threads share it
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda _: deployment.route(commands.handler, frame), range(8)))
+
+    kinds = sorted(a["type"] if a and a["type"] != "error" else a["code"] for a in answers if a)
+    assert kinds == ["conversationDeleted"] + ["not_found"] * 7
