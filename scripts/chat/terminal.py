@@ -35,6 +35,9 @@ from scripts.chat.events import (
 from scripts.chat.export import conversation_markdown
 from scripts.chat.signin import AuthenticationFailed
 
+#: How ``/history`` marks a reply that did not finish (its ``status``), as the live reply was marked.
+HISTORY_MARKS = {"cancelled": "stopped", "failed": "failed"}
+
 # --- The terminal -----------------------------------------------------------------------------------------------
 
 
@@ -399,6 +402,9 @@ class TerminalChat:
             self._line(f"--- conversation {event.conversation_id} ---")
             for message in event.messages:
                 self._line(f"{'you' if message.role == 'user' else 'assistant'}> {message.text}")
+                # Marked as the live reply was: what a stopped or failed reply shows is not the whole answer.
+                if message.role != "user" and message.status in HISTORY_MARKS:
+                    self._line(f"  [{HISTORY_MARKS[message.status]}]")
             self._line("---")
         elif isinstance(event, Connected):
             if event.attempt > 1:

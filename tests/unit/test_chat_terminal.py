@@ -12,6 +12,8 @@ from scripts.chat.events import (
     ConversationItem,
     ConversationList,
     Disconnected,
+    HistoryMessage,
+    HistoryReceived,
     ReplyFinished,
     ServerError,
     TextReceived,
@@ -130,3 +132,28 @@ def test_token_expired_is_a_renewal_not_an_error() -> None:
     chat._show(Disconnected("session expired; renewed the token", 0.0))
     assert "error" not in out.getvalue()
     assert "renewing the token" in out.getvalue()
+
+
+def test_history_marks_stopped_and_failed_replies() -> None:
+    chat, out = terminal(StubClient(), width=100)
+    messages = (
+        HistoryMessage("user", "Tell me a story", "m1"),
+        HistoryMessage("assistant", "Once upon a time", "m1", status="cancelled"),
+        HistoryMessage("user", "And now?", "m2"),
+        HistoryMessage("assistant", "", "m2", status="failed"),
+        HistoryMessage("user", "Hi", "m3"),
+        HistoryMessage("assistant", "Hello!", "m3", status="done"),
+    )
+    chat._show(HistoryReceived("c1", messages))
+    assert out.getvalue().splitlines() == [
+        "--- conversation c1 ---",
+        "you> Tell me a story",
+        "assistant> Once upon a time",
+        "  [stopped]",
+        "you> And now?",
+        "assistant> ",
+        "  [failed]",
+        "you> Hi",
+        "assistant> Hello!",
+        "---",
+    ]
