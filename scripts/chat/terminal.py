@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
 import signal
 import sys
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS
 from scripts.chat.client import ChatClient
 from scripts.chat.events import (
     AllDataDeleted,
@@ -35,6 +37,29 @@ from scripts.chat.events import (
 from scripts.chat.export import conversation_markdown
 from scripts.chat.signin import AuthenticationFailed
 
+#: docs/protocol.md: a message frame must fit API Gateway's 32 KB frame, whatever the character limit says (over it,
+#: the gateway closes the connection before the server could answer, and a re-send on reconnect would close the next).
+MAX_FRAME_BYTES = 32 * 1024
+
+
+def message_refusal(text: str, max_chars: int = DEFAULT_MAX_MESSAGE_CHARS) -> str:
+    """Why ``text`` cannot be sent as a message (over the documented limits), or "" if it can."""
+    if len(text) > max_chars:
+        return (
+            f"Not sent: this message is {len(text):,} characters long; the limit is {max_chars:,}. "
+            "Shorten it and send again."
+        )
+    # Encoded as the client sends it, with room for the ids it carries.
+    frame = {"action": "sendMessage", "message": text, "messageId": "m_" + "0" * 24, "conversationId": "c_" + "0" * 32}
+    size = len(json.dumps(frame).encode())
+    if size > MAX_FRAME_BYTES:
+        return (
+            f"Not sent: this message is {size / 1024:.1f} KB once encoded; a message must fit in 32 KB (emoji and "
+            "non-Latin scripts take several bytes a character). Shorten it and send again."
+        )
+    return ""
+
+
 #: How ``/history`` marks a reply that did not finish (its ``status``), as the live reply was marked.
 HISTORY_MARKS = {"cancelled": "stopped", "failed": "failed"}
 
@@ -42,11 +67,20 @@ HISTORY_MARKS = {"cancelled": "stopped", "failed": "failed"}
 
 
 class LineReader:
-    """Reads stdin lines in a daemon thread, one per request, so a prompt can be abandoned at exit."""
+    """Reads stdin lines in a daemon thread, one per request, so a prompt can be abandoned at exit.
+
+    On a terminal, through GNU readline: without it a terminal in its line mode cuts a line at 4,095 characters
+    (a long paste was sent cut, silently) and sends each line of a multi-line paste as a message of its own.
+    Readline (8.1 and later) reads the terminal's bracketed paste, so a pasted text of any length and any number of
+    lines is one message, sent whole.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, stream: TextIO = sys.stdin) -> None:
         self._loop = loop
         self._stream = stream
+        if stream is sys.stdin and stream.isatty():
+            with contextlib.suppress(ImportError):  # a Python built without readline reads as before
+                import readline  # noqa: F401  (importing it is what makes input() use it)
         self._requests: list[tuple[str, asyncio.Future[str | None]]] = []
         self._wake = threading.Condition()
         threading.Thread(target=self._serve, name="stdin", daemon=True).start()
@@ -246,6 +280,10 @@ class TerminalChat:
                 await self._export(argument.strip())
             else:
                 self.write(f"Unknown command {command}.\n{HELP}\n")
+            return True
+        refusal = message_refusal(line)
+        if refusal:
+            self.write(refusal + "\n")  # never sent, never cut: the server would refuse it, or the gateway close on it
             return True
         self._reply_done = asyncio.get_running_loop().create_future()
         self._cancel_sent = False

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from scripts.chat.events import (
     Connected,
@@ -21,7 +29,9 @@ from scripts.chat.events import (
     Usage,
 )
 from scripts.chat.session import ChatSession
-from scripts.chat.terminal import TerminalChat, WordWrapper
+from scripts.chat.terminal import TerminalChat, WordWrapper, message_refusal
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class StubClient:
@@ -157,3 +167,75 @@ def test_history_marks_stopped_and_failed_replies() -> None:
         "assistant> Hello!",
         "---",
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "refused"),
+    [
+        ("x" * 16_000, ""),
+        ("x" * 16_001, "16,001 characters long; the limit is 16,000"),
+        ("x" * 20_000, "20,000 characters long"),
+        ("漢" * 6_000, "KB once encoded; a message must fit in 32 KB"),  # 6,000 characters, 36 KB as sent
+    ],
+)
+async def test_a_message_over_the_limits_is_refused_with_a_message_and_never_sent(text: str, refused: str) -> None:
+    client = StubClient()
+    chat, out = terminal(client, width=100)
+    if not refused:
+        assert message_refusal(text) == ""
+        return
+    assert await chat._handle_line(text) is True  # the prompt comes back
+    assert refused in out.getvalue()
+    assert "Not sent" in out.getvalue()
+    assert client.sent == []
+    assert client.session.in_flight is None
+
+
+PASTE_PROBE = """
+import asyncio
+from scripts.chat.terminal import LineReader
+
+async def main():
+    line = await LineReader(asyncio.get_running_loop()).read("you> ")
+    print("READ", len(line), line.count("\\n"), line.endswith("second line"), flush=True)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_a_long_multi_line_paste_is_read_whole_from_a_terminal() -> None:
+    """A terminal in line mode cuts a line at 4,095 characters and ends a message at each newline of a paste; read
+    through readline, a bracketed paste of 20,000 characters and two lines is one message, whole."""
+    master, slave = os.openpty()
+    env = dict(os.environ, TERM="xterm")
+    probe = subprocess.Popen(
+        [sys.executable, "-c", PASTE_PROBE], stdin=slave, stdout=slave, stderr=slave, cwd=ROOT, env=env
+    )
+    os.close(slave)
+    try:
+        assert b"you> " in _read_until(master, b"you> ")
+        paste = ("\x1b[200~" + "x" * 20_000 + "\nsecond line" + "\x1b[201~").encode()
+        for start in range(0, len(paste), 1024):  # as a terminal delivers it, in pieces
+            os.write(master, paste[start : start + 1024])
+            time.sleep(0.002)
+        os.write(master, b"\r")
+        shown = _read_until(master, b"READ").decode(errors="replace") + _read_until(master, b"\n").decode()
+        assert "READ 20012 1 True" in shown, shown[-200:]
+    finally:
+        probe.kill()
+        probe.wait()
+        os.close(master)
+
+
+def _read_until(fd: int, marker: bytes, timeout: float = 20.0) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while marker not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                seen += os.read(fd, 65536)
+            except OSError:
+                break
+    return seen
