@@ -60,6 +60,9 @@ def message_refusal(text: str, max_chars: int = DEFAULT_MAX_MESSAGE_CHARS) -> st
     return ""
 
 
+#: How long the first prompt waits for the connection to settle (then it comes anyway: /quit must always work).
+FIRST_PROMPT_WAIT_S = 10.0
+
 #: How ``/history`` marks a reply that did not finish (its ``status``), as the live reply was marked.
 HISTORY_MARKS = {"cancelled": "stopped", "failed": "failed"}
 
@@ -199,6 +202,8 @@ class TerminalChat:
         self._reader: LineReader | None = None
         #: Titles as the server last listed or renamed them (for /export).
         self._titles: dict[str, str] = {}
+        #: The first prompt waits for this: connected and told where messages go (or a failure to connect).
+        self._settled = asyncio.Event()
 
     def write(self, text: str) -> None:
         self.out.write(text)
@@ -220,6 +225,9 @@ class TerminalChat:
             self.client.start()
             self.write("Connecting…\n")
             self.write(HELP + "\n")
+            # The prompt comes after "Connected as …" and where the messages go, not in the middle of them.
+            with contextlib.suppress(TimeoutError):
+                await self._until_quit(asyncio.wait_for(self._settled.wait(), FIRST_PROMPT_WAIT_S))
             while not self._quit.is_set():
                 line = await self._until_quit(reader.read("you> "))
                 if line is None or self._quit.is_set():
@@ -420,6 +428,7 @@ class TerminalChat:
         elif isinstance(event, ConversationList) and self._announce_conversation:
             self._announce_conversation = False
             self._line(self._continuing(event))
+            self._settled.set()
         elif isinstance(event, ConversationList):
             if not event.items:
                 self._line("No conversations yet.")
@@ -457,6 +466,7 @@ class TerminalChat:
                 self._line(f"({event.reason}; reconnecting)")
             else:
                 self._line(f"({event.reason}; reconnecting in {event.retry_in:.1f}s)")
+            self._settled.set()  # not connected yet: the prompt anyway, so /quit works
         elif isinstance(event, Fatal):
             self._line(f"Giving up: {event.reason}")
         elif isinstance(event, ProtocolProblem):

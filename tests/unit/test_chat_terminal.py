@@ -239,3 +239,42 @@ def _read_until(fd: int, marker: bytes, timeout: float = 20.0) -> bytes:
             except OSError:
                 break
     return seen
+
+
+class ConnectingClient(StubClient):
+    """Connects a moment after ``start`` and answers the conversation list a moment later, as a server does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: asyncio.Queue[Any] = asyncio.Queue()
+
+    def start(self) -> None:
+        asyncio.get_running_loop().create_task(self._connect())
+
+    async def _connect(self) -> None:
+        await asyncio.sleep(0.05)
+        await self.events.put(Connected(1))
+        await asyncio.sleep(0.05)
+        await self.events.put(ConversationList((ConversationItem("c_1", "Trip to Kyoto", "2026-05-02"),)))
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_the_first_prompt_comes_after_connected_and_where_messages_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    client = ConnectingClient()
+    chat, out = terminal(client, width=100)
+
+    class PromptThenEnd:
+        def __init__(self, _loop: Any) -> None:
+            pass
+
+        async def read(self, prompt: str) -> str | None:
+            chat.write(prompt)
+            return None  # end of input: the session ends
+
+    monkeypatch.setattr("scripts.chat.terminal.LineReader", PromptThenEnd)
+    assert await chat.run() == 0
+    text = out.getvalue()
+    assert text.index("Connected as demo.") < text.index("you> ")
+    assert text.index('Continuing conversation "Trip to Kyoto"') < text.index("you> ")
