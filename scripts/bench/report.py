@@ -686,7 +686,7 @@ def render(results: Results) -> str:
         "",
         "```bash",
         "make bench                          # the full run (≈ 5-10 min on 2 cores): rewrites this file and the plot",
-        ".venv/bin/python -m scripts.bench --quick   # ≈ 1 min, smaller samples; same tables",
+        ".venv/bin/python -m scripts.bench --quick   # ≈ 2 min, smaller samples, into .local/bench/ (untracked)",
         "```",
         "",
     ]

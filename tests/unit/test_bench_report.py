@@ -488,3 +488,18 @@ def test_long_replies_at_the_fast_end_of_the_pace_get_their_own_row() -> None:
     )
     # The 40 tokens/s row is still there, from the worker's counts.
     assert "| 1 | 46.8 | 75.0 (target ≤ 80: met) |" in section
+
+
+def test_a_quick_run_writes_outside_the_committed_docs() -> None:
+    """``make bench ARGS=--quick`` must not overwrite docs/benchmarks.md and its plot with 6-sample numbers."""
+    from scripts.bench.__main__ import QUICK_REPORT_DIR, _parse_args
+
+    root = QUICK_REPORT_DIR.parents[1]
+    quick = _parse_args(["--quick"])
+    assert quick.out == root / ".local" / "bench" / "benchmarks.md"
+    assert quick.plot == root / ".local" / "bench" / "benchmarks.png"
+    full = _parse_args([])
+    assert full.out == root / "docs" / "benchmarks.md"
+    assert full.plot == root / "docs" / "benchmarks.png"
+    chosen = _parse_args(["--quick", "--out", "/tmp/b/report.md"])
+    assert str(chosen.plot) == "/tmp/b/benchmarks.png"
