@@ -1169,3 +1169,19 @@ async def test_the_token_is_renewed_before_it_expires_and_the_connection_moves_t
     assert len(fake.sockets) == 1, "the old connection was closed"
     fake.gate.set()
     await ask(page, "still there?")
+
+
+async def test_a_double_clicked_send_sends_the_message_once(backend: tuple[FakeBackend, str], page: Any) -> None:
+    """As an impatient person does: Send double-clicked, then Enter pressed at once too."""
+    fake, url = backend
+    fake.gate.set()
+    await signed_in(page, url)
+    await page.fill("#message", "only once, please")
+    await page.dblclick("#send")
+    await page.press("#message", "Enter")
+    await page.wait_for_selector(f"{REPLY}:last-child[data-state='done']")
+    await asyncio.sleep(0.2)  # anything sent twice has arrived
+    sent = [f for f in fake.received if f["action"] == "sendMessage"]
+    assert [f["message"] for f in sent] == ["only once, please"]
+    users = await page.locator("#messages li.message.user .text").all_text_contents()
+    assert users.count("only once, please") == 1
