@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from assistant.push import Broadcaster
 from assistant.stores.messages import MessageRecord, MessageStatus, MessageStore
 from assistant.stores.usage import UsageStore
-from scripts.local_stack.offline_model import Fault
+from scripts.local_stack.offline_model import Fault, Pace
 from tests.frames import assemble
 from tests.handlers import reset_handlers, use_dependencies
 from tests.integration.conftest import Deployment
@@ -306,6 +306,9 @@ def test_a_gone_connection_is_dropped_and_the_other_tab_gets_the_whole_reply(
 
 def test_cancel_stops_a_streaming_reply(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
     _connect(deployment, "alice", "conn-a1")
+    # A model that streams (~4 s for this reply) rather than answering at once: the worker notices a Stop at its
+    # next checkpoint, about a second in, which an instant model would have finished before.
+    monkeypatch.setattr(deployment.model, "pace", Pace(first_token_s=0.0, tokens_per_s=100.0, reasoning_s=0.0))
     accepted = deployment.route(
         send_message.handler, {"action": "sendMessage", "message": "Write a long essay on tides"}
     )
