@@ -1,4 +1,6 @@
-"""sendMessage: validate, record, enqueue; the route response is the `accepted` frame."""
+"""sendMessage: validate, record, enqueue; the route response is the `accepted` frame. Also the two actions of
+attachments that sign S3 requests (requestUpload, getAttachment): the function that checks uploads is the only
+route that may sign them (least privilege, assistant.wiring)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,15 @@ with collection_paused():
     from assistant.events import MessageEvent
     from assistant.lifecycle import PerContainer
     from assistant.observability import Metric, metrics
-    from assistant.protocol import Accepted, SendMessage
+    from assistant.protocol import (
+        Accepted,
+        AttachmentFrame,
+        GetAttachment,
+        RequestUpload,
+        SendMessage,
+        UploadFrame,
+        new_id,
+    )
     from assistant.routes import websocket_route
     from assistant.settings import SendMessageSettings
 
@@ -34,8 +44,26 @@ def send_message(event: MessageEvent, frame: SendMessage) -> Accepted:
     return accepted
 
 
+def request_upload(event: MessageEvent, frame: RequestUpload) -> UploadFrame:
+    deps = dependencies()
+    user_id = event.request_context.authorizer.user_id
+    deps.rate_limiter.take(user_id, "requestUpload", deps.settings.rate_limit_request_upload)
+    upload_id = new_id("u")
+    post = deps.uploads.request(
+        user_id, upload_id=upload_id, file_name=frame.file_name, content_type=frame.content_type, size=frame.size
+    )
+    return UploadFrame(upload_id=upload_id, url=post["url"], fields=post["fields"], expires_at=post["expires_at"])
+
+
+def get_attachment(event: MessageEvent, frame: GetAttachment) -> AttachmentFrame:
+    deps = dependencies()
+    user_id = event.request_context.authorizer.user_id
+    deps.rate_limiter.take(user_id, "getAttachment", deps.settings.rate_limit_get_attachment)
+    return AttachmentFrame(upload_id=frame.upload_id, url=deps.uploads.link(user_id, frame.upload_id))
+
+
 handler = websocket_route(
-    {"sendMessage": send_message},
+    {"sendMessage": send_message, "requestUpload": request_upload, "getAttachment": get_attachment},
     connections_api=lambda: dependencies().connections_api(),
     revocation=lambda: dependencies().revocation,
     max_message_chars=lambda: dependencies().settings.max_message_chars,

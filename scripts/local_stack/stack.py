@@ -208,6 +208,7 @@ class LocalStack:
             Env.COGNITO_ISSUER: resources.cognito_issuer,
             Env.COGNITO_JWKS_URL: resources.jwks_url,
             Env.OPENAI_SECRET_NAME: resources.secret_name,
+            Env.UPLOAD_BUCKET_NAME: resources.upload_bucket,
             # Unset for OpenAI itself: the SDK's default endpoint is the right one.
             Env.OPENAI_BASE_URL: model_base_url,
             Env.MODEL_PROVIDER: self._model_provider(model_base_url),

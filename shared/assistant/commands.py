@@ -14,6 +14,7 @@ from aws_lambda_powertools import Logger
 from assistant.errors import NotFound, QuotaExceeded
 from assistant.model import ModelClient
 from assistant.protocol import (
+    AttachmentInfo,
     Cancelled,
     ClientFrame,
     ConversationDeleted,
@@ -271,7 +272,11 @@ class CommandService:
 def _shown(turn: Turn) -> list[HistoryMessage]:
     """A turn as ``history`` shows it: the user's message, then the reply (a stopped reply's partial text, a failed
     reply's text if any) with its status, model, usage and tools."""
-    user = HistoryMessage(role="user", text=turn.user_text, message_id=turn.message_id)
+    attachments = [
+        AttachmentInfo(upload_id=a.upload_id, file_name=a.file_name, content_type=a.content_type, size=a.size)
+        for a in turn.attachments
+    ]
+    user = HistoryMessage(role="user", text=turn.user_text, message_id=turn.message_id, attachments=attachments or None)
     reply = HistoryMessage(
         role="assistant",
         text=turn.assistant_text,

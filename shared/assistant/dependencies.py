@@ -26,6 +26,7 @@ from assistant.settings import (
 )
 
 if TYPE_CHECKING:
+    from assistant.attachments import UploadService
     from assistant.commands import CommandService
     from assistant.intake import MessageIntake
     from assistant.model import ModelClient
@@ -100,6 +101,7 @@ class SendMessageDependencies:
     sqs: Any
     connections_api: Callable[[], Any]
     revocation: RevocationCheck
+    uploads: UploadService
 
     def intake(self) -> MessageIntake:
         from assistant.intake import IntakeLimits, MessageIntake
@@ -118,10 +120,12 @@ class SendMessageDependencies:
                 max_waiting=settings.max_waiting_messages,
             ),
             queue=MessageQueue(self.sqs, settings.queue_url),
+            uploads=self.uploads,
         )
 
 
 def send_message(settings: SendMessageSettings) -> SendMessageDependencies:
+    from assistant.attachments import AttachmentLimits, UploadService
     from assistant.stores.batch import ItemReader
     from assistant.stores.conversations import ConversationStore
     from assistant.stores.messages import MessageStore
@@ -130,7 +134,19 @@ def send_message(settings: SendMessageSettings) -> SendMessageDependencies:
 
     table = runtime.table(settings.table_name, settings.region)
     retention = settings.retention()
+    uploads = UploadService(
+        table=table,
+        s3=runtime.s3(settings.region),
+        bucket=settings.upload_bucket_name,
+        limits=AttachmentLimits(
+            max_image_bytes=settings.max_image_bytes,
+            max_pdf_bytes=settings.max_pdf_bytes,
+            daily_upload_bytes=settings.daily_upload_bytes_quota,
+            readable=settings.model_provider.capabilities.reads_attachments,
+        ),
+    )
     return SendMessageDependencies(
+        uploads=uploads,
         settings=settings,
         conversations=ConversationStore(table, retention=retention),
         messages=MessageStore(table, retention=retention),
@@ -250,7 +266,17 @@ def worker(settings: WorkerSettings) -> WorkerDependencies:
     connections = ConnectionStore(table)
     broadcaster = Broadcaster(runtime.connections_api(settings.callback_url), connections)
     model = runtime.ModelClients(settings, model_override=settings.model_override)
+    from assistant.attachments import AttachmentFiles
+
+    s3 = runtime.s3(settings.region)
+    files = AttachmentFiles(
+        table=table,
+        s3=s3,
+        bucket=settings.upload_bucket_name,
+        transport=settings.model_provider.capabilities.attachment_transport,
+    )
     reply_service = ReplyService(
+        files=files,
         messages=messages,
         conversations=ConversationStore(table, retention=retention),
         turns=TurnStore(table),
@@ -273,5 +299,5 @@ def worker(settings: WorkerSettings) -> WorkerDependencies:
         broadcaster=broadcaster,
         model=model,
         reply_service=reply_service,
-        eraser=UserDataEraser(table),
+        eraser=UserDataEraser(table, files=files),
     )

@@ -14,6 +14,8 @@ class ErrorCode(StrEnum):
     UNKNOWN_ACTION = "unknown_action"
     TOO_LARGE = "too_large"
     NOT_FOUND = "not_found"
+    #: An attachment of a type not allowed, not what it claims by its first bytes, or that the model cannot read.
+    UNSUPPORTED_ATTACHMENT = "unsupported_attachment"
     QUOTA_EXCEEDED = "quota_exceeded"
     RATE_LIMITED = "rate_limited"
     TOKEN_EXPIRED = "token_expired"  # noqa: S105 - an error code, not a credential
@@ -51,6 +53,10 @@ class NotFound(AssistantError):
     """Also used for things that exist but belong to someone else: never a hint that they exist."""
 
     code = ErrorCode.NOT_FOUND
+
+
+class UnsupportedAttachment(AssistantError):
+    code = ErrorCode.UNSUPPORTED_ATTACHMENT
 
 
 class QuotaExceeded(AssistantError):

@@ -9,6 +9,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from assistant.attachments import UploadService
 from assistant.errors import NotFound, QuotaExceeded
 from assistant.protocol import Accepted, SendMessage, new_id
 from assistant.queue import MessageQueue, QueuedMessage
@@ -44,8 +45,10 @@ class MessageIntake:
         reader: ItemReader,
         limits: IntakeLimits,
         queue: MessageQueue,
+        uploads: UploadService | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._uploads = uploads
         self._reader = reader
         self._conversations = conversations
         self._messages = messages
@@ -64,11 +67,15 @@ class MessageIntake:
             if frame.conversation_id is None
             else self._conversations.record_key(user_id, frame.conversation_id)
         )
-        bucket, usage, conversation = self._reader.get(
+        upload_keys = self._uploads.record_keys(user_id, frame.attachments) if self._uploads else []
+        if frame.attachments and self._uploads is None:
+            raise NotFound("This stage takes no attachments.")
+        bucket, usage, conversation, *upload_records = self._reader.get(
             [
                 self._rate_limiter.bucket_key(user_id, _RATE_LIMIT_BUCKET),
                 self._usage.day_key(user_id, now=now),
                 conversation_key,
+                *upload_keys,
             ]
         )
         # Refusals first, before anything is recorded or enqueued: a refused frame leaves no trace.
@@ -85,12 +92,19 @@ class MessageIntake:
             raise NotFound("No such conversation.")
         else:
             conversation_id = frame.conversation_id
+        # Each upload the user's, uploaded, its declared size and, by its first bytes, its declared type.
+        attachments = (
+            self._uploads.check(user_id, list(frame.attachments), upload_records)
+            if self._uploads and frame.attachments
+            else []
+        )
 
         message_id = frame.message_id or new_id("m")
         recorded: list[tuple[MessageRecord, bool]] = []
         # In the same transaction: the conversation's title (from its first message), recency and expiry, on the
         # condition that it still exists (a deletion since the read above refuses the message).
-        used = self._conversations.first_message_update(user_id, conversation_id, text=frame.message, now=now)
+        title_text = frame.message if frame.message.strip() else ", ".join(a.file_name for a in attachments)
+        used = self._conversations.first_message_update(user_id, conversation_id, text=title_text, now=now)
 
         def record_taking_a_token(update: dict[str, Any]) -> None:
             # The bucket's write is part of the message record's transaction: one call instead of two.
@@ -133,6 +147,7 @@ class MessageIntake:
                 text=frame.message,
                 connection_id=connection_id,
                 received_at=now,
+                attachments=tuple(attachments),
             ),
         )
         return Accepted(message_id=message_id, conversation_id=record.conversation_id)

@@ -24,9 +24,11 @@ if TYPE_CHECKING:
     from openai.types.shared.reasoning_effort import ReasoningEffort
 
 __all__ = [
+    "FilePart",
     "HistoryItem",
     "HistoryMessage",
     "Request",
+    "UserMessageWithFiles",
     "call_item",
     "exchange_items",
     "first_request",
@@ -34,13 +36,26 @@ __all__ = [
     "next_request",
     "output_item",
     "request_body",
+    "user_message",
 ]
 
 #: An earlier message of the conversation, as the model is sent it.
 HistoryMessage = tuple[Literal["user", "assistant"], str]
+#: A content part of a user message beyond its text: ``input_image`` or ``input_file`` (assistant.attachments).
+FilePart = dict[str, object]
+
+
+@dataclass(frozen=True)
+class UserMessageWithFiles:
+    """An earlier user message that carried attachments: its text and a content part per file."""
+
+    text: str
+    files: tuple[FilePart, ...]
+
+
 #: What ``stream_reply`` is sent of the conversation so far, oldest first: messages, and tool exchanges (each call
 #: with its output) where they happened.
-HistoryItem = HistoryMessage | ToolExchange
+HistoryItem = HistoryMessage | ToolExchange | UserMessageWithFiles
 
 
 @dataclass(frozen=True)
@@ -54,16 +69,28 @@ class Request:
     carried_tokens: int = 0
 
 
-def first_request(history: Sequence[HistoryItem], text: str) -> Request:
-    """The first round of a reply: the conversation so far (oldest first), then the user's new message."""
+def first_request(history: Sequence[HistoryItem], text: str, files: Sequence[FilePart] = ()) -> Request:
+    """The first round of a reply: the conversation so far (oldest first), then the user's new message (with its
+    attachments' parts after its text)."""
     items: list[ResponseInputItemParam] = []
     for past in history:
         if isinstance(past, ToolExchange):
             items.extend(exchange_items(past))
+        elif isinstance(past, UserMessageWithFiles):
+            items.append(user_message(past.text, past.files))
         elif past[1]:
             items.append(history_message(past[0], past[1]))
-    items.append({"type": "message", "role": "user", "content": text})
+    items.append(user_message(text, files))
     return Request(items)
+
+
+def user_message(text: str, files: Sequence[FilePart] = ()) -> ResponseInputItemParam:
+    """A user message; with files, a list of content parts (``input_text`` first, as OpenAI's examples put it)."""
+    if not files:
+        return {"type": "message", "role": "user", "content": text}
+    parts: list[dict[str, object]] = [{"type": "input_text", "text": text}] if text.strip() else []
+    parts.extend(files)
+    return cast("ResponseInputItemParam", {"type": "message", "role": "user", "content": parts})
 
 
 def next_request(

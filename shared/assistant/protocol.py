@@ -13,7 +13,7 @@ import uuid
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from assistant.errors import AssistantError, BadRequest, ErrorCode, RateLimited, TooLarge, UnknownAction
 from assistant.wiring import MAX_FRAME_BYTES
@@ -43,18 +43,61 @@ class _ClientFrame(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+#: Attachments one message may carry.
+MAX_ATTACHMENTS = 4
+#: An upload's id: ``u_`` and 24 hex characters (:func:`new_id`).
+UPLOAD_ID_PATTERN = r"^u_[0-9a-f]{24}$"
+UploadId = Annotated[str, Field(pattern=UPLOAD_ID_PATTERN)]
+
+
 class SendMessage(_ClientFrame):
     action: Literal["sendMessage"]
+    #: May be blank only when the message has attachments.
     message: str
     message_id: ClientId | None = Field(default=None, alias="messageId")
     conversation_id: ClientId | None = Field(default=None, alias="conversationId")
+    #: Uploads (``requestUpload``) to send with the message, at most 4, each once.
+    attachments: list[UploadId] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
 
-    @field_validator("message")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
+    @model_validator(mode="after")
+    def _not_blank(self) -> SendMessage:
+        if not self.message.strip() and not self.attachments:
             raise ValueError("message must not be blank")
+        if len(set(self.attachments)) != len(self.attachments):
+            raise ValueError("an upload may be attached once per message")
+        return self
+
+
+#: A file name as the user's system gave it: 1-255 characters, no control or bidi formatting characters.
+MAX_FILE_NAME_CHARS = 255
+
+
+class RequestUpload(_ClientFrame):
+    """Ask to upload one file: answered with ``upload``, a presigned POST fixed to this exact type and size."""
+
+    action: Literal["requestUpload"]
+    file_name: str = Field(alias="fileName", min_length=1, max_length=MAX_FILE_NAME_CHARS)
+    #: ``image/png``, ``image/jpeg``, ``image/webp``, ``image/gif`` or ``application/pdf``.
+    content_type: str = Field(alias="contentType", max_length=100)
+    #: The file's exact size in bytes: the upload is refused by S3 unless it is exactly this.
+    size: int = Field(ge=1)
+
+    @field_validator("file_name")
+    @classmethod
+    def _clean_name(cls, value: str) -> str:
+        refused = _REFUSED_TITLE_CHARS.search(value)
+        if refused is not None:
+            raise ValueError(f"fileName must not contain U+{ord(refused.group()):04X}")
+        if not value.strip():
+            raise ValueError("fileName must not be blank")
         return value
+
+
+class GetAttachment(_ClientFrame):
+    """Ask for a short-lived link to one of your attachments: answered with ``attachment``."""
+
+    action: Literal["getAttachment"]
+    upload_id: UploadId = Field(alias="uploadId")
 
 
 class Cancel(_ClientFrame):
@@ -138,7 +181,9 @@ ClientFrame = Annotated[
     | GetUsage
     | RenameConversation
     | DeleteConversation
-    | DeleteAllData,
+    | DeleteAllData
+    | RequestUpload
+    | GetAttachment,
     Field(discriminator="action"),
 ]
 _CLIENT_FRAME: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
@@ -154,6 +199,8 @@ ACTIONS: frozenset[str] = frozenset(
         "renameConversation",
         "deleteConversation",
         "deleteAllData",
+        "requestUpload",
+        "getAttachment",
     }
 )
 
@@ -338,9 +385,20 @@ class HistoryTool(_ServerFrame):
     status: Literal["done", "failed"]
 
 
+class AttachmentInfo(_ServerFrame):
+    """An attachment of a message, as ``history`` shows it (``getAttachment`` gives a link to its content)."""
+
+    upload_id: str = Field(alias="uploadId")
+    file_name: str = Field(alias="fileName")
+    content_type: str = Field(alias="contentType")
+    size: int
+
+
 class HistoryMessage(_ServerFrame):
     role: Literal["user", "assistant"]
     text: str
+    #: User messages: the files sent with it.
+    attachments: list[AttachmentInfo] | None = None
     message_id: str | None = Field(default=None, alias="messageId")
     #: Assistant messages: how the reply ended. ``cancelled`` (stopped by the user: ``text`` is what was shown
     #: before the stop) and ``failed`` are as the live ``cancelled`` and ``error`` frames said.
@@ -381,6 +439,26 @@ class DataDeleted(_ServerFrame):
     type: Literal["dataDeleted"] = "dataDeleted"
 
 
+class UploadFrame(_ServerFrame):
+    """The answer to ``requestUpload``: POST ``fields`` and then the file (as the form's last field, ``file``) to
+    ``url`` as ``multipart/form-data`` before ``expiresAt``; then send ``uploadId`` in ``sendMessage.attachments``."""
+
+    type: Literal["upload"] = "upload"
+    upload_id: str = Field(alias="uploadId")
+    url: str
+    fields: dict[str, str]
+    #: ISO 8601 UTC.
+    expires_at: str = Field(alias="expiresAt")
+
+
+class AttachmentFrame(_ServerFrame):
+    """The answer to ``getAttachment``: a short-lived link (minutes) to the file's content."""
+
+    type: Literal["attachment"] = "attachment"
+    upload_id: str = Field(alias="uploadId")
+    url: str
+
+
 class Pong(_ServerFrame):
     type: Literal["pong"] = "pong"
 
@@ -417,6 +495,8 @@ ServerFrame = (
     | ConversationUpdated
     | ConversationDeleted
     | DataDeleted
+    | UploadFrame
+    | AttachmentFrame
 )
 
 

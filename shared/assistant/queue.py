@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from assistant.attachments import Attachment
+
 
 class QueuedMessage(BaseModel):
     """Body of one SQS message. Its group is the user (replies in order per user); its dedup id the message id."""
@@ -20,6 +22,8 @@ class QueuedMessage(BaseModel):
     #: The connection that sent it, for logs only: the reply goes to every connection of the user.
     connection_id: str = Field(alias="connectionId")
     received_at: float = Field(alias="receivedAt")
+    #: Checked at intake (``assistant.attachments.UploadService.check``); the worker moves and reads them.
+    attachments: tuple[Attachment, ...] = ()
 
     def to_body(self) -> str:
         return self.model_dump_json(by_alias=True)

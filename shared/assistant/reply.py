@@ -30,6 +30,7 @@ from enum import StrEnum
 
 from aws_lambda_powertools import Logger
 
+from assistant.attachments import AttachmentFiles
 from assistant.errors import AssistantError, ErrorCode, ModelError, NotFound, QuotaExceeded
 from assistant.model import (
     HistoryItem,
@@ -44,6 +45,7 @@ from assistant.model import (
     ToolEvent,
     ToolExchange,
 )
+from assistant.model_wire import FilePart, UserMessageWithFiles
 from assistant.protocol import (
     Cancelled,
     Delta,
@@ -63,6 +65,7 @@ from assistant.stores.timestamps import iso_utc
 from assistant.stores.turns import ToolUse, Turn, TurnStatus, TurnStore
 from assistant.stores.usage import Quotas, UsageStore
 from assistant.titles import conversation_title
+from assistant.token_estimates import CHARS_PER_TOKEN, attachment_tokens
 from assistant.tools.registry import ToolContext
 
 logger = Logger(child=True)
@@ -164,8 +167,10 @@ class ReplyService:
         broadcaster: Broadcaster,
         model: Callable[[], ModelClient],
         limits: ReplyLimits,
+        files: AttachmentFiles | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._files = files
         self._messages = messages
         self._conversations = conversations
         self._turns = turns
@@ -324,7 +329,11 @@ class ReplyService:
             events = model.resume_reply(response_id=checkpoint.response_id, context=context, usage_sink=count)
         else:
             events = model.stream_reply(
-                text=queued.text, history=self._history(queued, record, model), context=context, usage_sink=count
+                text=queued.text,
+                history=self._history(queued, record, model),
+                files=self._attach(queued, record),
+                context=context,
+                usage_sink=count,
             )
 
         coalescer = DeltaCoalescer(
@@ -387,14 +396,37 @@ class ReplyService:
         # all been sent finds it `done`: the user has the whole answer.
         return self._complete(queued, record, progress)
 
+    def _attach(self, queued: QueuedMessage, record: MessageRecord) -> list[FilePart]:
+        """Move the message's uploads under ``files/`` (marked attached to the conversation), as model parts."""
+        if not queued.attachments or self._files is None:
+            return []
+        files = self._files
+        return [
+            files.model_part(record.user_id, a, files.attach(record.user_id, record.conversation_id, a))
+            for a in queued.attachments
+        ]
+
+    def _earlier_files(self, user_id: str, turn: Turn) -> tuple[FilePart, ...]:
+        if not turn.attachments or self._files is None:
+            return ()
+        parts = []
+        for attachment in turn.attachments:
+            data = self._files.read(user_id, attachment)
+            if data is not None:
+                parts.append(self._files.model_part(user_id, attachment, data))
+        return tuple(parts)
+
     def _history(self, queued: QueuedMessage, record: MessageRecord, model: ModelClient) -> list[HistoryItem]:
         """The conversation's earlier turns as the model is sent them, oldest first, within the definition's input
         budget (the oldest whole turns are left out): the user's message, the reply's tool calls each with its
         output, then the reply's text."""
-        budget = model.history_budget_chars(queued.text)
+        budget = model.history_budget_chars(queued.text) - sum(
+            attachment_tokens(a.content_type) * CHARS_PER_TOKEN for a in queued.attachments
+        )
         history: list[HistoryItem] = []
-        for turn in self._turns.context(record.user_id, record.conversation_id, budget_chars=budget):
-            history.append(("user", turn.user_text))
+        for turn in self._turns.context(record.user_id, record.conversation_id, budget_chars=max(0, budget)):
+            files = self._earlier_files(record.user_id, turn)
+            history.append(UserMessageWithFiles(turn.user_text, files) if files else ("user", turn.user_text))
             history.extend(turn.exchanges)
             if turn.assistant_text:
                 history.append(("assistant", turn.assistant_text))
@@ -592,6 +624,7 @@ class ReplyService:
             finished_at=iso_utc(self._clock()),
             error_code=error_code,
             exchanges=tuple(progress.exchanges),
+            attachments=queued.attachments,
         )
 
     def _send(self, record: MessageRecord, frame: ServerFrame) -> None:

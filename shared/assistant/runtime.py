@@ -38,6 +38,12 @@ def table(table_name: str, region: str) -> Any:
     return boto3.resource("dynamodb", region_name=region, config=_AWS_CONFIG).Table(table_name)
 
 
+def s3(region: str) -> Any:
+    """SigV4 (presigned POSTs and GETs are signed with it; S3 refuses SigV2 in most regions)."""
+    config = _AWS_CONFIG.merge(Config(signature_version="s3v4"))
+    return boto3.client("s3", region_name=region, config=config)
+
+
 def sqs(region: str) -> Any:
     return boto3.client("sqs", region_name=region, config=_AWS_CONFIG)
 

@@ -151,6 +151,12 @@ class _Retention(_EnvironmentSettings):
         return Retention(days=self.retention_days)
 
 
+class _Attachments(_EnvironmentSettings):
+    upload_bucket_name: str
+    max_image_bytes: PositiveInt = STAGE_DEFAULTS.max_image_bytes
+    max_pdf_bytes: PositiveInt = STAGE_DEFAULTS.max_pdf_bytes
+
+
 class ModelSettings(_EnvironmentSettings):
     """What building a model client reads (the worker's and the ``commands`` function's)."""
 
@@ -179,9 +185,14 @@ class DefaultSettings(_ClosesConnections):
     spec = DEFAULT
 
 
-class SendMessageSettings(_Table, _ClosesConnections, _Quotas, _Retention):
+class SendMessageSettings(_Table, _ClosesConnections, _Quotas, _Retention, _Attachments):
     spec = SEND_MESSAGE
 
+    #: Which kinds of attachment the stage's model reads; nothing else of the model is used here.
+    model_provider: ModelProvider = ModelProvider.OPENAI
+    rate_limit_request_upload: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_request_upload)
+    rate_limit_get_attachment: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_get_attachment)
+    daily_upload_bytes_quota: PositiveInt = STAGE_DEFAULTS.daily_upload_bytes_quota
     queue_url: str
     max_message_chars: PositiveInt = DEFAULT_MAX_MESSAGE_CHARS
     rate_limit_send_message: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_send_message)
@@ -204,7 +215,7 @@ class CommandsSettings(_Table, _ClosesConnections, _Quotas, _Retention, ModelSet
     max_conversations_per_user: PositiveInt = STAGE_DEFAULTS.max_conversations_per_user
 
 
-class WorkerSettings(_Table, _Callback, _Quotas, _Retention, ModelSettings):
+class WorkerSettings(_Table, _Callback, _Quotas, _Retention, _Attachments, ModelSettings):
     spec = WORKER
 
     #: To bring a failed record back sooner than the (long) visibility timeout; see MessageQueue.retry_soon.

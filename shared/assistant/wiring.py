@@ -70,6 +70,15 @@ class Env(StrEnum):
     RATE_LIMIT_RENAME_CONVERSATION = "RATE_LIMIT_RENAME_CONVERSATION"
     RATE_LIMIT_DELETE_CONVERSATION = "RATE_LIMIT_DELETE_CONVERSATION"
     RATE_LIMIT_DELETE_ALL_DATA = "RATE_LIMIT_DELETE_ALL_DATA"
+    RATE_LIMIT_REQUEST_UPLOAD = "RATE_LIMIT_REQUEST_UPLOAD"
+    RATE_LIMIT_GET_ATTACHMENT = "RATE_LIMIT_GET_ATTACHMENT"
+    #: The private bucket attachments are uploaded to (``uploads/``) and kept in once attached (``files/``).
+    UPLOAD_BUCKET_NAME = "UPLOAD_BUCKET_NAME"
+    #: The largest image and PDF one upload may be, in bytes.
+    MAX_IMAGE_BYTES = "MAX_IMAGE_BYTES"
+    MAX_PDF_BYTES = "MAX_PDF_BYTES"
+    #: Bytes one user may ask to upload per UTC day (``quota_exceeded`` beyond it).
+    DAILY_UPLOAD_BYTES_QUOTA = "DAILY_UPLOAD_BYTES_QUOTA"
     #: ``$connect`` of one user (each costs an authorizer and a connect invocation), refused with 429.
     RATE_LIMIT_CONNECT = "RATE_LIMIT_CONNECT"
     #: Open connections one user may hold; the newest beyond it is refused at ``$connect``.
@@ -160,6 +169,12 @@ class ProviderCapabilities:
     #: The model a stage of this profile uses without ``--context model=...`` (its IAM grant names it); ``None``:
     #: the packaged definition's model. Model ids differ per Bedrock endpoint, so each profile names its own.
     default_model: str | None = None
+    #: The kinds of attachment the profile's models read (``image``: ``input_image``; ``pdf``: ``input_file``); a
+    #: message with another kind is refused at intake with ``unsupported_attachment`` (docs/providers.md).
+    reads_attachments: tuple[Literal["image", "pdf"], ...] = ("image", "pdf")
+    #: How a file is handed to the model: ``url`` (a short-lived presigned GET the provider fetches) or ``inline``
+    #: (a base64 ``data:`` URL in the request). See docs/providers.md for why each profile uses which.
+    attachment_transport: Literal["url", "inline"] = "inline"
     #: The ``reasoning_effort`` values the profile's models take; ``None``: every value the SDK knows. A definition
     #: with another value is refused at synth and at load (:func:`definition_refusal`), naming field and profile.
     reasoning_efforts: tuple[str, ...] | None = None
@@ -174,6 +189,10 @@ PROVIDER_CAPABILITIES: Final[dict[ModelProvider, ProviderCapabilities]] = {
         tool_choice=True,
         truncation_auto=True,
         auth="secret",
+        # OpenAI fetches image and file URLs itself, so a deployed stage sends a presigned GET, not megabytes of
+        # base64 in every request; a bucket it cannot reach (the local stack's moto on 127.0.0.1) falls back to
+        # inline data (assistant.attachments.AttachmentReader).
+        attachment_transport="url",
     ),
     # One profile for every self-hosted server, so it claims only what all of them do (docs/providers.md has the
     # table with sources): `reasoning` is never sent, since Ollama answers 400 when it is sent to a model that does
@@ -206,6 +225,8 @@ PROVIDER_CAPABILITIES: Final[dict[ModelProvider, ProviderCapabilities]] = {
         # bedrock-runtime ids carry a version suffix: "Model ID openai.gpt-oss-120b-1:0",
         # https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-openai.html
         default_model="openai.gpt-oss-120b-1:0",
+        # GPT OSS reads text only (model-parameters-openai.html above): images and PDFs are refused at intake.
+        reads_attachments=(),
         # GPT OSS takes reasoning effort "low", "medium" or "high" (model-parameters-openai.html above); the gpt-5
         # family's "minimal" and "none" are refused.
         reasoning_efforts=("low", "medium", "high"),
@@ -229,6 +250,7 @@ PROVIDER_CAPABILITIES: Final[dict[ModelProvider, ProviderCapabilities]] = {
         # Mantle ids have no version suffix (its /v1/models catalog); AWS names Responses API access to the GPT
         # OSS models among mantle's reasons to exist (inference-responses-api.html above).
         default_model="openai.gpt-oss-120b",
+        reads_attachments=(),
         reasoning_efforts=("low", "medium", "high"),
     ),
 }
@@ -339,6 +361,43 @@ class TableAction(StrEnum):
     CONDITION_CHECK_ITEM = "dynamodb:ConditionCheckItem"
 
 
+# --- Attachments bucket -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BucketSpec:
+    """The private bucket of attachments. A client posts a file under :attr:`upload_prefix` (a presigned POST that
+    only ``requestUpload`` signs); the worker moves it under :attr:`file_prefix` when its message is answered, so
+    what was never attached is removed by the lifecycle rule after :attr:`unattached_expiry_days`."""
+
+    upload_prefix: str = "uploads/"
+    file_prefix: str = "files/"
+    unattached_expiry_days: int = 1
+    #: How long a presigned POST (``upload``) and a presigned GET (``attachment``, and a file handed to a model by
+    #: URL) stay valid.
+    upload_url_seconds: int = 10 * 60
+    download_url_seconds: int = 10 * 60
+
+
+BUCKET: Final = BucketSpec()
+
+
+class BucketAction(StrEnum):
+    """S3 actions a function may be granted on one prefix of the attachments bucket (IAM action names)."""
+
+    #: Also what a presigned POST signed with the role's credentials is authorized as.
+    PUT_OBJECT = "s3:PutObject"
+    #: Also ``HeadObject``, a ranged GET and what a presigned GET is authorized as.
+    GET_OBJECT = "s3:GetObject"
+    DELETE_OBJECT = "s3:DeleteObject"
+
+
+@dataclass(frozen=True)
+class BucketGrant:
+    action: BucketAction
+    prefix: str
+
+
 # --- Queue ------------------------------------------------------------------------------------------------------
 
 
@@ -393,6 +452,8 @@ class FunctionSpec:
     sends_to_queue: bool = False
     #: Exactly the table actions the function's code path calls (see :class:`TableAction`); empty: no access.
     table_actions: tuple[TableAction, ...] = ()
+    #: Exactly the S3 actions, per key prefix, the function's code path uses on the attachments bucket.
+    bucket_grants: tuple[BucketGrant, ...] = ()
 
     def __post_init__(self) -> None:
         own = tuple(name for name in self.env if name not in POWERTOOLS_ENV)
@@ -420,6 +481,7 @@ AUTHORIZER: Final = FunctionSpec(
 #: What the route functions need to answer ``token_expired`` or ``token_revoked`` and close the connection (see
 #: assistant.routes): the ``@connections`` endpoint, and how often a connection's token is re-checked with Cognito.
 _CLOSES_EXPIRED = (Env.CALLBACK_URL, Env.TOKEN_RECHECK_SECONDS)
+_ATTACHMENT_ENV = (Env.UPLOAD_BUCKET_NAME, Env.MAX_IMAGE_BYTES, Env.MAX_PDF_BYTES)
 _QUOTAS = (Env.DAILY_MESSAGE_QUOTA, Env.DAILY_INPUT_TOKEN_QUOTA, Env.DAILY_OUTPUT_TOKEN_QUOTA)
 
 CONNECT: Final = FunctionSpec(
@@ -450,7 +512,7 @@ DISCONNECT: Final = FunctionSpec(
 SEND_MESSAGE: Final = FunctionSpec(
     name="send_message",
     handler="send_message.handler",
-    description="sendMessage: validates, records and enqueues a message; answers `accepted`",
+    description="sendMessage (validates, records, enqueues; answers `accepted`), requestUpload, getAttachment",
     timeout_seconds=10,
     env=(
         *_COMMON_ENV,
@@ -461,9 +523,23 @@ SEND_MESSAGE: Final = FunctionSpec(
         Env.RATE_LIMIT_SEND_MESSAGE,
         Env.MAX_WAITING_MESSAGES,
         Env.RETENTION_DAYS,
+        # Attachments: requestUpload signs uploads, sendMessage checks them, getAttachment signs downloads.
+        *_ATTACHMENT_ENV,
+        Env.RATE_LIMIT_REQUEST_UPLOAD,
+        Env.RATE_LIMIT_GET_ATTACHMENT,
+        Env.DAILY_UPLOAD_BYTES_QUOTA,
+        # Which kinds of file the stage's model reads (refused at intake otherwise).
+        Env.MODEL_PROVIDER,
     ),
     sends_to_queue=True,
     closes_connections=True,
+    # requestUpload signs a POST under uploads/ (authorized as PutObject when the client posts); sendMessage reads
+    # each upload's first bytes (a ranged GetObject); getAttachment signs a GET of an attached file.
+    bucket_grants=(
+        BucketGrant(BucketAction.PUT_OBJECT, BUCKET.upload_prefix),
+        BucketGrant(BucketAction.GET_OBJECT, BUCKET.upload_prefix),
+        BucketGrant(BucketAction.GET_OBJECT, BUCKET.file_prefix),
+    ),
     # The rate-limit bucket, today's usage and the conversation (or the current-conversation pointer) in one
     # BatchGetItem (GetItem for the bucket again after a lost race); a first conversation (a transaction of two
     # Puts); the message record with the user's waiting set, the bucket's token and the conversation's title, recency
@@ -556,9 +632,20 @@ WORKER: Final = FunctionSpec(
         Env.MODEL_READ_TIMEOUT_MS,
         Env.ASSISTANT_FILE,
         Env.RETENTION_DAYS,
+        *_ATTACHMENT_ENV,
     ),
     reads_openai_secret=True,
     calls_mcp_servers=True,
+    # A message's uploads are read and moved under files/ (GetObject, PutObject, DeleteObject of the upload);
+    # earlier turns' files are read (or signed, for a provider that fetches URLs); a deleted conversation's files
+    # are deleted.
+    bucket_grants=(
+        BucketGrant(BucketAction.GET_OBJECT, BUCKET.upload_prefix),
+        BucketGrant(BucketAction.DELETE_OBJECT, BUCKET.upload_prefix),
+        BucketGrant(BucketAction.GET_OBJECT, BUCKET.file_prefix),
+        BucketGrant(BucketAction.PUT_OBJECT, BUCKET.file_prefix),
+        BucketGrant(BucketAction.DELETE_OBJECT, BUCKET.file_prefix),
+    ),
     posts_to_connections=True,
     # The message (GetItem; claim is a transaction of Updates; checkpoints are UpdateItem), the finished turn
     # (a Put in the transaction that finishes the message), the conversation (GetItem, UpdateItem) and its earlier
@@ -598,6 +685,8 @@ ROUTES: Final[tuple[RouteSpec, ...]] = (
     RouteSpec("$disconnect", DISCONNECT, returns_response=False),
     RouteSpec("$default", DEFAULT),
     RouteSpec("sendMessage", SEND_MESSAGE),
+    RouteSpec("requestUpload", SEND_MESSAGE),
+    RouteSpec("getAttachment", SEND_MESSAGE),
     RouteSpec("cancel", COMMANDS),
     RouteSpec("newConversation", COMMANDS),
     RouteSpec("listConversations", COMMANDS),
@@ -633,6 +722,14 @@ class StageDefaults:
     rate_limit_delete_conversation: str = "10/30"
     #: Each reads and deletes every conversation of the user, and nobody needs it twice in a row.
     rate_limit_delete_all_data: str = "2/2"
+    #: A person attaches a few files to a message (at most 4), and opens attachments in history now and then.
+    rate_limit_request_upload: str = "10/20"
+    rate_limit_get_attachment: str = "30/60"
+    #: Per file (the issue's defaults): screenshots and photos, and documents.
+    max_image_bytes: int = 10 * 1024 * 1024
+    max_pdf_bytes: int = 20 * 1024 * 1024
+    #: What one user may ask to upload in a UTC day: a bound on the bucket's bill.
+    daily_upload_bytes_quota: int = 200 * 1024 * 1024
     #: A page load is one connect; a reconnect loop or a script opening sockets is what this bounds.
     rate_limit_connect: str = "20/30"
     max_connections_per_user: int = 10

@@ -130,6 +130,10 @@ class Deployment:
         return frames
 
 
+#: The attachments bucket (assistant.attachments).
+UPLOAD_BUCKET = "assistant-test-attachments"
+
+
 @pytest.fixture
 def deployment(ddb_table: Any, model: OfflineModelServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployment]:
     sqs = boto3.client("sqs", region_name=REGION)
@@ -146,7 +150,9 @@ def deployment(ddb_table: Any, model: OfflineModelServer, monkeypatch: pytest.Mo
         },
     )["QueueUrl"]
     boto3.client("secretsmanager", region_name=REGION).create_secret(Name=SECRET_NAME, SecretString="sk-test-offline")
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=UPLOAD_BUCKET)
     for name, value in {
+        Env.UPLOAD_BUCKET_NAME: UPLOAD_BUCKET,
         Env.TABLE_NAME: ddb_table.name,
         Env.QUEUE_URL: queue_url,
         Env.CALLBACK_URL: CALLBACK_URL,

@@ -10,6 +10,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from scripts.local_stack.aws.moto_patches import (
+    enforce_s3_post_policy,
     keep_fifo_order_on_redelivery,
     revoke_cognito_tokens,
     roll_back_transactions_by_item,
@@ -37,6 +38,7 @@ class MotoServer:
         roll_back_transactions_by_item()
         revoke_cognito_tokens()
         verify_cognito_sign_in()
+        enforce_s3_post_policy()
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"

@@ -1,5 +1,6 @@
 """The AWS resources the CDK stack declares, created in moto from ``assistant.wiring``: the table, the FIFO queue
-and its dead-letter queue, the OpenAI key's secret, and the Cognito pool with its demo user."""
+and its dead-letter queue, the OpenAI key's secret, the attachments bucket, and the Cognito pool with its demo
+user."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import string
 from dataclasses import dataclass
 from typing import Any
 
-from assistant.wiring import QUEUE, TABLE
+from assistant.wiring import BUCKET, QUEUE, TABLE
 from scripts.local_stack.aws.moto_server import REGION, client
 
 DEMO_USERNAME = "demo@example.com"
@@ -33,6 +34,7 @@ class Resources:
     jwks_url: str
     demo_username: str
     demo_password: str
+    upload_bucket: str
 
 
 def generate_password(length: int = 20) -> str:
@@ -88,7 +90,9 @@ def provision(
     client("secretsmanager", endpoint).create_secret(Name=secret_name, SecretString=openai_api_key or "offline")
 
     pool_id, client_id, username, password = _create_user_pool(endpoint, prefix)
+    upload_bucket = create_upload_bucket(endpoint, prefix)
     return Resources(
+        upload_bucket=upload_bucket,
         endpoint=endpoint,
         table_name=table_name,
         queue_url=queue_url,
@@ -103,6 +107,51 @@ def provision(
         demo_username=username,
         demo_password=password,
     )
+
+
+def create_upload_bucket(endpoint: str, prefix: str) -> str:
+    """The attachments bucket as the stack declares it (infra.attachments): encrypted, public access blocked, CORS
+    for the page's POSTs and GETs, unattached uploads expiring after a day (moto stores these; it does not act on
+    the lifecycle rule)."""
+    s3 = client("s3", endpoint)
+    name = f"{prefix}-attachments"
+    s3.create_bucket(Bucket=name)
+    s3.put_public_access_block(
+        Bucket=name,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    s3.put_bucket_encryption(
+        Bucket=name,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+    s3.put_bucket_cors(
+        Bucket=name,
+        CORSConfiguration={
+            "CORSRules": [{"AllowedMethods": ["POST", "GET"], "AllowedOrigins": ["*"], "AllowedHeaders": ["*"]}]
+        },
+    )
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=name,
+        LifecycleConfiguration={
+            "Rules": [
+                {
+                    "ID": "unattached-uploads",
+                    "Status": "Enabled",
+                    "Filter": {"Prefix": BUCKET.upload_prefix},
+                    "Expiration": {"Days": BUCKET.unattached_expiry_days},
+                    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+                }
+            ]
+        },
+    )
+    return name
 
 
 def create_queues(endpoint: str, prefix: str, visibility_timeout_s: int) -> tuple[str, str, str, str]:

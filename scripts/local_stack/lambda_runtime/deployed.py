@@ -62,6 +62,9 @@ def handler_env() -> dict[str, str]:
         Env.MAX_WAITING_MESSAGES,
         Env.MAX_CONVERSATIONS_PER_USER,
         Env.RETENTION_DAYS,
+        Env.MAX_IMAGE_BYTES,
+        Env.MAX_PDF_BYTES,
+        Env.DAILY_UPLOAD_BYTES_QUOTA,
     ):
         env[numeric.value] = "10"
     for limit in (
@@ -76,6 +79,8 @@ def handler_env() -> dict[str, str]:
         Env.RATE_LIMIT_DELETE_CONVERSATION,
         Env.RATE_LIMIT_DELETE_ALL_DATA,
         Env.RATE_LIMIT_CONNECT,
+        Env.RATE_LIMIT_REQUEST_UPLOAD,
+        Env.RATE_LIMIT_GET_ATTACHMENT,
     ):
         env[limit.value] = "10/30"
     # Optional ones are unset in a deployed function unless a stage sets them.

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from scripts.local_stack.offline_model.attachments import file_tokens
 from scripts.local_stack.offline_model.faults import EndingFault, ErrorEventFault, FailedFault
 from scripts.local_stack.offline_model.replies import TextReply, ToolCallReply, item_text, split_tokens, usage_tokens
 from scripts.local_stack.offline_model.schema import (
@@ -60,7 +61,8 @@ def count_input_tokens(
     """Input tokens as a real server counts them: the instructions, every item of the context, and the tool
     definitions (OpenAI bills tool definitions as input tokens: they are part of the prompt the model sees)."""
     specs = usage_tokens(json.dumps(list(tools), separators=(",", ":"))) if tools else 0
-    return usage_tokens(instructions or "") + sum(usage_tokens(item_text(item)) for item in context) + specs
+    files = sum(file_tokens(item) for item in context if item.get("type") == "message")
+    return usage_tokens(instructions or "") + sum(usage_tokens(item_text(item)) for item in context) + specs + files
 
 
 def new_response(request: CreateResponse, conversation_id: str | None, *, reasoning: bool) -> dict[str, Any]:

@@ -19,6 +19,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from scripts.local_stack.offline_model.attachments import describe_files
+
 _TOKEN = re.compile(r"\s*\S+|\s+")
 
 
@@ -122,6 +124,10 @@ def plan_reply(context: Sequence[Mapping[str, Any]], tool_names: Collection[str]
     """
     if context and context[-1].get("type") == "function_call_output":
         return TextReply(_tool_result_reply(context, context[-1]))
+    newest = next((item for item in reversed(context) if _is_user_message(item)), None)
+    received = describe_files(newest) if newest is not None else None
+    if received is not None:
+        return TextReply(received)
     message = last_user_text(context)
     if message is None:
         return TextReply("I'm the offline demo model. Send me a message and I'll answer it.")

@@ -64,13 +64,60 @@ class TextPart(_Model):
     text: str
 
 
+class ImagePart(_Model):
+    """``input_image``: by URL (``image_url``, a ``data:`` URL or one the server fetches) or an uploaded file id."""
+
+    type: Literal["input_image"]
+    image_url: str | None = None
+    file_id: str | None = None
+    detail: Literal["low", "high", "auto", "original"] | None = None
+
+    def stored(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class FilePart(_Model):
+    """``input_file``: inline (``file_data``, a ``data:`` URL, with ``filename``), by URL or by file id."""
+
+    type: Literal["input_file"]
+    file_data: str | None = None
+    file_url: str | None = None
+    file_id: str | None = None
+    filename: str | None = None
+
+    def stored(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+def _part_kind(raw: Any) -> str:
+    return str(raw.get("type", "")) if isinstance(raw, dict) else str(getattr(raw, "type", ""))
+
+
+ContentPart = Annotated[
+    Annotated[TextPart, Tag("input_text")]
+    | Annotated[TextPart, Tag("output_text")]
+    | Annotated[TextPart, Tag("text")]
+    | Annotated[ImagePart, Tag("input_image")]
+    | Annotated[FilePart, Tag("input_file")],
+    Discriminator(_part_kind),
+]
+
+
 class MessageIn(_Model):
     type: Literal["message"] = "message"
     role: Literal["user", "assistant", "system", "developer"]
-    content: str | list[TextPart]
+    content: str | list[ContentPart]
 
     def text(self) -> str:
-        return self.content if isinstance(self.content, str) else "".join(part.text for part in self.content)
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(part.text for part in self.content if isinstance(part, TextPart))
+
+    def files(self) -> list[dict[str, Any]]:
+        """The message's image and file parts, as stored (only a user message may carry them)."""
+        if isinstance(self.content, str):
+            return []
+        return [part.stored() for part in self.content if isinstance(part, ImagePart | FilePart)]
 
 
 class FunctionCallIn(_Model):
@@ -194,14 +241,22 @@ def output_text_part(text: str) -> dict[str, Any]:
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
 
 
-def message_item(role: str, text: str, *, item_id: str | None = None, status: str = "completed") -> dict[str, Any]:
+def message_item(
+    role: str,
+    text: str,
+    *,
+    item_id: str | None = None,
+    status: str = "completed",
+    files: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     part = output_text_part(text) if role == "assistant" else {"type": "input_text", "text": text}
+    parts = [part] if text or not files else []
     return {
         "id": item_id or new_id("msg"),
         "type": "message",
         "role": role,
         "status": status,
-        "content": [part],
+        "content": [*parts, *(files or [])],
     }
 
 
@@ -242,7 +297,7 @@ def stored_items(
     items: list[dict[str, Any]] = []
     for item in request_input:
         if isinstance(item, MessageIn):
-            items.append(message_item(item.role, item.text()))
+            items.append(message_item(item.role, item.text(), files=item.files()))
         elif isinstance(item, FunctionCallIn):
             items.append(function_call_item(item.call_id, item.name, item.arguments))
         elif isinstance(item, ReasoningItemIn):

@@ -1,4 +1,4 @@
-"""Erasing what deleted conversations leave behind: their turns and their message records.
+"""Erasing what deleted conversations leave behind: their turns, their message records and their files.
 
 Deleting a conversation (or all of a user's) deletes its record at once, in the route (every reader then answers
 ``not_found``); what hangs off it can be far larger (a long conversation has thousands of turns of up to ~400 KB),
@@ -22,12 +22,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from boto3.dynamodb.conditions import Key
 
-from assistant.stores.keys import CONVERSATION_PREFIX, MESSAGE_PREFIX, PK, SK, TURN_PREFIX, user_pk
+from assistant.attachments import orphan_uploads
+from assistant.stores.keys import CONVERSATION_PREFIX, MESSAGE_PREFIX, PK, SK, TURN_PREFIX, UPLOAD_PREFIX, user_pk
 from assistant.stores.timestamps import iso_utc
+
+if TYPE_CHECKING:
+    from assistant.attachments import AttachmentFiles
 
 #: What DynamoDB accepts in one BatchWriteItem.
 MAX_BATCH_KEYS: Final = 25
@@ -88,7 +92,15 @@ class ErasureResult:
 class UserDataEraser:
     """Removes the turns and message records of a user's deleted conversations (see the module's docstring)."""
 
-    def __init__(self, table: Any, *, clock: Callable[[], float] = time.time, deleter: BatchDeleter | None = None):
+    def __init__(
+        self,
+        table: Any,
+        *,
+        clock: Callable[[], float] = time.time,
+        deleter: BatchDeleter | None = None,
+        files: AttachmentFiles | None = None,
+    ):
+        self._files = files
         self._table = table
         self._clock = clock
         self._deleter = deleter or BatchDeleter(table)
@@ -102,6 +114,11 @@ class UserDataEraser:
                 ("#pk", "#sk", "conversationId", "#status", "claimedAt", "progressAt"),
                 {"#pk": PK, "#sk": SK, "#status": "status"},
             )
+        )
+        uploads = (
+            list(self._query(user_id, UPLOAD_PREFIX, ("#pk", "#sk", "conversationId"), {"#pk": PK, "#sk": SK}))
+            if self._files is not None
+            else []
         )
         # After the candidates (see the module's docstring for why this order makes the run safe).
         live = {
@@ -119,6 +136,12 @@ class UserDataEraser:
         deleted_messages = 0
         if finished:
             deleted_messages, finished = self._deleter.delete_all(orphan_messages, deadline=deadline)
+        if finished and self._files is not None:
+            # An attached file goes with its conversation: the object first, then the record that points at it.
+            orphan_files = orphan_uploads(uploads, live)
+            for upload_id, _ in orphan_files:
+                self._files.delete(user_id, upload_id)
+            _, finished = self._deleter.delete_all([k for _, k in orphan_files], deadline=deadline)
         return ErasureResult(turns=deleted_turns, messages=deleted_messages, finished=finished)
 
     def _query(self, user_id: str, prefix: str, attributes: Sequence[str], names: Mapping[str, str]) -> Iterator[Item]:

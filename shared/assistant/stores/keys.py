@@ -17,6 +17,9 @@ USAGE_PREFIX: Final = "USAGE#"
 RATE_LIMIT_PREFIX: Final = "RATE#"
 #: One item per finished turn of a conversation (user message + reply): what the model is sent and history shows.
 TURN_PREFIX: Final = "TURN#"
+#: One item per upload of an attachment (``assistant.attachments``): its name, type, size and, once attached, its
+#: conversation.
+UPLOAD_PREFIX: Final = "UPLOAD#"
 #: The set of the user's messages that wait to be claimed (see MessageStore.create).
 WAITING_SK: Final = "WAITING"
 #: The count of the user's connection records, kept with them in the same transactions (the connection cap).

@@ -21,9 +21,11 @@ from typing import Any, Final, Literal
 
 from boto3.dynamodb.conditions import Key
 
+from assistant.attachments import Attachment
 from assistant.model_events import ToolExchange
 from assistant.stores.keys import PK, SK, TTL, key, turn_prefix, turn_sk, user_pk
 from assistant.stores.retention import expired
+from assistant.token_estimates import CHARS_PER_TOKEN, attachment_tokens
 
 #: Each text of a turn is cut to this many UTF-8 bytes, so an item (two texts plus small attributes) stays well
 #: under DynamoDB's 400 KB. A user message is far smaller (``MAX_MESSAGE_CHARS``) and a reply is bounded by
@@ -53,6 +55,7 @@ _SHOWN_ATTRIBUTES: Final = (
     "inputTokens",
     "outputTokens",
     "tools",
+    "attachments",
     "finishedAt",
     "errorCode",
     TTL,
@@ -91,6 +94,8 @@ class Turn:
     error_code: str | None = None
     #: The tool calls of the reply with their outputs, in order: sent to the model again with later messages.
     exchanges: tuple[ToolExchange, ...] = field(default_factory=tuple)
+    #: The files sent with the user's message (their content is in the attachments bucket).
+    attachments: tuple[Attachment, ...] = field(default_factory=tuple)
 
     def to_item(self, user_id: str) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -113,6 +118,8 @@ class Turn:
             item["toolCalls"] = [
                 {"callId": e.call_id, "name": e.name, "arguments": e.arguments, "output": e.output} for e in kept
             ]
+        if self.attachments:
+            item["attachments"] = [a.to_item() for a in self.attachments]
         if self.finished_at:
             item["finishedAt"] = self.finished_at
         if self.error_code:
@@ -147,6 +154,7 @@ class Turn:
                 )
                 for e in item.get("toolCalls", [])
             ),
+            attachments=tuple(Attachment.model_validate(a) for a in item.get("attachments", [])),
         )
 
     @property
@@ -165,7 +173,9 @@ class Turn:
 
     def context_chars(self) -> int:
         exchanged = sum(len(e.arguments) + len(e.output) for e in self.exchanges)
-        return len(self.user_text) + len(self.assistant_text) + exchanged
+        # A file counts as its estimated tokens (assistant.token_estimates), in the budget's characters.
+        files = sum(attachment_tokens(a.content_type) * CHARS_PER_TOKEN for a in self.attachments)
+        return len(self.user_text) + len(self.assistant_text) + exchanged + files
 
 
 def _exchanges_that_fit(exchanges: tuple[ToolExchange, ...]) -> list[ToolExchange]:
