@@ -17,7 +17,8 @@ AWS authorizes it by:
   IAM; the access or refresh token is the authorization (the revocation check's ``GetUser`` is recorded and needs
   no statement). They are listed in ``Verdict.unauthorized_by_iam``.
 - Bedrock: its SigV4 model calls go through the ``openai`` SDK's own provider, not botocore, so they are not recorded
-  here; their grants are exempted below with that reason until a recorder sees them.
+  here; tests/infra/test_bedrock_least_privilege.py records them at a SigV4 front of the offline model and proves
+  the Bedrock stages' grants both ways, so they are exempted below.
 
 A call's resource is identified through the function's environment: the recorder notes which variables hold the
 table name, queue URL, secret id or callback URL it used, and the template wires the same variable to a ``Ref``
@@ -77,7 +78,8 @@ EXEMPTIONS: tuple[Exemption, ...] = (
     Exemption(
         "*",
         "bedrock*",
-        "model calls are SigV4-signed by the openai SDK's Bedrock provider over httpx, not botocore: not recorded",
+        "model calls are SigV4-signed by the openai SDK's Bedrock provider over httpx, not botocore: not recorded"
+        " here; tests/infra/test_bedrock_least_privilege.py proves them both ways instead",
     ),
 )
 
