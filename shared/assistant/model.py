@@ -49,6 +49,7 @@ from assistant.model_events import (
 from assistant.model_response import INTERRUPTED_MESSAGE, MAX_SILENCE_S, ModelResponses, StopReply
 from assistant.model_retry import RetryPolicy
 from assistant.model_wire import (
+    FilePart,
     HistoryItem,
     HistoryMessage,
     Request,
@@ -236,17 +237,19 @@ class ModelClient:
         text: str,
         context: ToolContext,
         history: Sequence[HistoryItem] = (),
+        files: Sequence[FilePart] = (),
         usage_sink: UsageSink | None = None,
     ) -> Generator[ModelEvent, None, None]:
-        """Send the conversation so far (``history``, oldest first) and one user message, and stream the reply,
-        running tool rounds until the model answers.
+        """Send the conversation so far (``history``, oldest first) and one user message (with ``files``: its
+        attachments' ``input_image`` / ``input_file`` parts), and stream the reply, running tool rounds until the
+        model answers.
 
         A generator rather than a plain iterator so the caller can ``close()`` it: that closes the HTTP stream.
         ``usage_sink`` hears what every response of the reply cost as soon as it ends, however it ends.
         """
         sink = usage_sink or _ignore_usage
         offered = self._toolbox.offer()
-        request = first_request(history, text)
+        request = first_request(history, text, files)
         result = yield from self._stream_round(request, offered, sink, allow_tools=True)
         yield from self._finish(request, context, result, offered, sink)
 
