@@ -97,6 +97,31 @@ def acknowledge_accepted_findings(stack: AssistantStack) -> None:
     )
     if stack.web is not None:
         _acknowledge_web_hosting(stack)
+    _acknowledge_attachments(stack)
+
+
+def _acknowledge_attachments(stack: AssistantStack) -> None:
+    """The attachments bucket (``infra.attachments``) and the object grants on its two prefixes."""
+    _acknowledge(
+        stack.attachments.bucket,
+        "AwsSolutions-S1",
+        "Every request to the bucket is a presigned one the functions signed for one user's own object (a POST "
+        "fixed to its key, type and size; a GET of an attached file); the functions log each signing with the "
+        "user and upload id. Server access logs would add a second bucket and its retention for no more than that.",
+    )
+    bucket = stack.attachments.bucket_name.replace(f"{cdk.Aws.ACCOUNT_ID}", "<AWS::AccountId>").replace(
+        f"{cdk.Aws.REGION}", "<AWS::Region>"
+    )
+    reason = (
+        "Object actions on one prefix of the attachments bucket, as assistant.wiring's bucket_grants declare per "
+        "function: every object under it is a user's upload or file, named by an id generated at requestUpload, "
+        "so no finer resource exists at deploy time; each key also carries the user's id, which the functions "
+        "check against the caller before they sign or read."
+    )
+    for spec, function in stack.functions.items():
+        for prefix in sorted({grant.prefix for grant in spec.bucket_grants}):
+            finding = f"Resource::arn:<AWS::Partition>:s3:::{bucket}/{prefix}*"
+            _acknowledge(function.role or function, f"AwsSolutions-IAM5[{finding}]", reason)
 
 
 def _acknowledge_cross_region_model(stack: AssistantStack, role: IConstruct) -> None:

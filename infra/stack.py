@@ -10,6 +10,7 @@ from constructs import Construct
 from assistant.wiring import AUTHORIZER, QUEUE, WORKER, Env, FunctionSpec
 from infra.alarms import AuthorizerAlarms, WorkerAlarms
 from infra.api_gateway_logging import ApiGatewayLoggingRole
+from infra.attachments import AttachmentsBucket, attachments_bucket_name, attachments_origin
 from infra.auth import UserDirectory
 from infra.bedrock import model_grant
 from infra.definition import DeployedDefinition
@@ -94,6 +95,13 @@ class AssistantStack(cdk.Stack):
         # Every alarm in the stack notifies this topic (an aspect adds the actions; see infra.operations).
         self.alarm_topic = AlarmTopic(self, "AlarmTopic", stage=stage)
         self.web = self._host_web_page() if stage.web_hosting else None
+        self.attachments = AttachmentsBucket(
+            self,
+            "Attachments",
+            stage=stage,
+            allowed_origins=[self.web.url] if self.web is not None else list(stage.attachment_origins),
+        )
+        self._grant_bucket_access()
         self._outputs()
 
     @property
@@ -134,6 +142,14 @@ class AssistantStack(cdk.Stack):
             Env.TOKEN_RECHECK_SECONDS: str(stage.token_recheck_seconds),
             Env.MAX_RECEIVE_COUNT: str(QUEUE.max_receive_count),
             Env.MODEL_PROVIDER: stage.model_provider.value,
+            # The name, not a reference to the bucket: the bucket's CORS names the page's distribution, whose
+            # security headers name the WebSocket API, whose routes name these functions.
+            Env.UPLOAD_BUCKET_NAME: attachments_bucket_name(stage.name),
+            Env.MAX_IMAGE_BYTES: str(stage.max_image_bytes),
+            Env.MAX_PDF_BYTES: str(stage.max_pdf_bytes),
+            Env.DAILY_UPLOAD_BYTES_QUOTA: str(stage.daily_upload_bytes_quota),
+            Env.RATE_LIMIT_REQUEST_UPLOAD: stage.rate_limit_request_upload,
+            Env.RATE_LIMIT_GET_ATTACHMENT: stage.rate_limit_get_attachment,
         }
         if stage.model is not None:
             values[Env.MODEL_OVERRIDE] = stage.model
@@ -170,6 +186,11 @@ class AssistantStack(cdk.Stack):
             if spec.posts_to_connections or spec.closes_connections:
                 self.websocket.grant_manage_connections(function, close=spec.closes_connections)
 
+    def _grant_bucket_access(self) -> None:
+        for spec, function in self.functions.items():
+            if spec.bucket_grants:
+                self.attachments.grant(function, spec.bucket_grants)
+
     def grants_model_access(self, spec: FunctionSpec) -> bool:
         """Whether ``spec``'s role is granted Bedrock inference on a stage that signs with its roles: the worker
         streams replies; ``commands`` calls the model only to cancel a background response (``bedrock-mantle``)."""
@@ -194,6 +215,7 @@ class AssistantStack(cdk.Stack):
             stage=self.stage_config,
             config=config,
             websocket_origin=f"wss://{self.websocket.api.api_id}.execute-api.{self.region}.{self.url_suffix}",
+            attachments_origin=attachments_origin(self.stage_config.name),
         )
 
     def _outputs(self) -> None:

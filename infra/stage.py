@@ -50,6 +50,15 @@ class StageConfig:
     rate_limit_delete_conversation: str = STAGE_DEFAULTS.rate_limit_delete_conversation
     rate_limit_delete_all_data: str = STAGE_DEFAULTS.rate_limit_delete_all_data
     rate_limit_connect: str = STAGE_DEFAULTS.rate_limit_connect
+    rate_limit_request_upload: str = STAGE_DEFAULTS.rate_limit_request_upload
+    rate_limit_get_attachment: str = STAGE_DEFAULTS.rate_limit_get_attachment
+    #: Attachments: per-file limits and the daily upload volume per user, in bytes.
+    max_image_bytes: int = STAGE_DEFAULTS.max_image_bytes
+    max_pdf_bytes: int = STAGE_DEFAULTS.max_pdf_bytes
+    daily_upload_bytes_quota: int = STAGE_DEFAULTS.daily_upload_bytes_quota
+    #: Origins the attachments bucket's CORS allows when the stage hosts no page (the page's own origin otherwise):
+    #: where a page served elsewhere (``scripts.web_config``) runs.
+    attachment_origins: tuple[str, ...] = ("http://127.0.0.1:8000",)
     max_connections_per_user: int = STAGE_DEFAULTS.max_connections_per_user
     max_waiting_messages: int = STAGE_DEFAULTS.max_waiting_messages
     max_conversations_per_user: int = STAGE_DEFAULTS.max_conversations_per_user

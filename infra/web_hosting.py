@@ -27,16 +27,21 @@ WEB_DIR = Path(__file__).resolve().parents[1] / "web"
 CONFIG_FILE = "config.json"
 
 
-def content_security_policy(*, websocket_origin: str, cognito_origin: str) -> str:
-    """The page's CSP: its own scripts and styles only, and connections to this stage's API and Cognito only."""
+def content_security_policy(
+    *, websocket_origin: str, cognito_origin: str, attachments_origin: str | None = None
+) -> str:
+    """The page's CSP: its own scripts and styles only, and connections to this stage's API and Cognito only (and
+    its attachments bucket: uploads are posted there, thumbnails read from there; ``blob:`` previews of a file
+    before it is sent)."""
+    files = f" {attachments_origin}" if attachments_origin else ""
     return "; ".join(
         (
             "default-src 'self'",
             "script-src 'self'",
             "style-src 'self'",
-            "img-src 'self' data:",
+            f"img-src 'self' data: blob:{files}",
             "font-src 'self'",
-            f"connect-src 'self' {websocket_origin} {cognito_origin}",
+            f"connect-src 'self' {websocket_origin} {cognito_origin}{files}",
             "object-src 'none'",
             "frame-src 'none'",
             "frame-ancestors 'none'",
@@ -57,6 +62,7 @@ class WebHosting(Construct):
         stage: StageConfig,
         config: dict[str, str],
         websocket_origin: str,
+        attachments_origin: str | None = None,
         web_dir: Path = WEB_DIR,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -82,6 +88,7 @@ class WebHosting(Construct):
                     content_security_policy=content_security_policy(
                         websocket_origin=websocket_origin,
                         cognito_origin=f"https://cognito-idp.{region}.{url_suffix}",
+                        attachments_origin=attachments_origin,
                     ),
                     override=True,
                 ),

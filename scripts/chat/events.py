@@ -96,6 +96,17 @@ class HistoryMessage:
     message_id: str | None = None
     #: Assistant messages: ``done``, ``cancelled`` (stopped) or ``failed``.
     status: str | None = None
+    #: User messages: the names of the files sent with it.
+    attachments: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class UploadGranted:
+    """``upload``: where to POST the file (``fields`` first, then the file) to attach it as ``upload_id``."""
+
+    upload_id: str
+    url: str
+    fields: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -168,6 +179,7 @@ ChatEvent = (
     | ConversationRemoved
     | AllDataDeleted
     | PongReceived
+    | UploadGranted
     | ProtocolProblem
     | Connected
     | Disconnected

@@ -27,6 +27,7 @@ from scripts.chat.events import (
     TextReceived,
     TextReset,
     ToolUpdate,
+    UploadGranted,
     Usage,
 )
 
@@ -102,6 +103,8 @@ class ChatSession:
         self._accepted: set[str] = set()
         #: sendMessage frames not yet accepted; re-sent after a reconnect (the server dedupes by messageId).
         self._unaccepted: dict[str, dict[str, Any]] = {}
+        #: Uploads (``/attach``) that go with the next message.
+        self.pending_attachments: list[str] = []
 
     def unaccepted_frames(self) -> list[dict[str, Any]]:
         return list(self._unaccepted.values())
@@ -115,8 +118,15 @@ class ChatSession:
         frame: dict[str, Any] = {"action": "sendMessage", "message": text, "messageId": message_id}
         if self.conversation_id:
             frame["conversationId"] = self.conversation_id
+        if self.pending_attachments:
+            frame["attachments"] = list(self.pending_attachments)
+            self.pending_attachments.clear()
         self._unaccepted[message_id] = frame
         return message_id, frame
+
+    @staticmethod
+    def request_upload_frame(file_name: str, content_type: str, size: int) -> dict[str, Any]:
+        return {"action": "requestUpload", "fileName": file_name, "contentType": content_type, "size": size}
 
     def cancel_frame(self, message_id: str | None = None) -> dict[str, Any] | None:
         target = message_id or self.in_flight
@@ -215,7 +225,13 @@ class ChatSession:
             return [ConversationList(items)]
         if kind == "history":
             messages = tuple(
-                HistoryMessage(str(m["role"]), str(m["text"]), m.get("messageId"), m.get("status"))
+                HistoryMessage(
+                    str(m["role"]),
+                    str(m["text"]),
+                    m.get("messageId"),
+                    m.get("status"),
+                    tuple(str(a.get("fileName", "")) for a in m.get("attachments") or ()),
+                )
                 for m in frame["messages"]
             )
             cursor = frame.get("cursor")
@@ -232,6 +248,9 @@ class ChatSession:
             return [AllDataDeleted()]
         if kind == "pong":
             return [PongReceived()]
+        if kind == "upload":
+            fields = {str(k): str(v) for k, v in dict(frame["fields"]).items()}
+            return [UploadGranted(str(frame["uploadId"]), str(frame["url"]), fields)]
         # A newer server may add frame types; an older client must keep working, and say what it skipped.
         return [ProtocolProblem(f"unknown frame type {kind!r}")]
 

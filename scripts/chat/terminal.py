@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from assistant.attachments import SNIFF_BYTES, sniff
 from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS
 from scripts.chat.client import ChatClient
 from scripts.chat.events import (
@@ -33,6 +34,7 @@ from scripts.chat.events import (
     TextReceived,
     TextReset,
     ToolUpdate,
+    UploadGranted,
 )
 from scripts.chat.export import conversation_markdown
 from scripts.chat.signin import AuthenticationFailed
@@ -65,6 +67,35 @@ FIRST_PROMPT_WAIT_S = 10.0
 
 #: How ``/history`` marks a reply that did not finish (its ``status``), as the live reply was marked.
 HISTORY_MARKS = {"cancelled": "stopped", "failed": "failed"}
+
+
+def post_upload(url: str, fields: Mapping[str, str], file_name: str, content_type: str, data: bytes) -> tuple[int, str]:
+    """POST ``fields`` and then the file as ``multipart/form-data`` (S3 wants the file last); status and body."""
+    import urllib.error
+    import urllib.request
+    import uuid
+
+    boundary = uuid.uuid4().hex
+    parts = []
+    for name, value in fields.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+    safe_name = file_name.replace('"', "_").replace("\r", "_").replace("\n", "_")
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{safe_name}"\r\n'
+        f"Content-Type: {content_type}\r\n\r\n".encode()
+        + data
+        + b"\r\n"
+    )
+    parts.append(f"--{boundary}--\r\n".encode())
+    request = urllib.request.Request(  # noqa: S310 - the presigned URL the server gave
+        url, data=b"".join(parts), method="POST", headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=120) as answer:  # noqa: S310
+            return int(answer.status), answer.read().decode(errors="replace")
+    except urllib.error.HTTPError as error:
+        return int(error.code), error.read().decode(errors="replace")
+
 
 # --- The terminal -----------------------------------------------------------------------------------------------
 
@@ -173,6 +204,7 @@ HELP = """Commands:
   /rename TITLE     rename the current conversation
   /delete           delete the current conversation (asks first)
   /export FILE      save the current conversation as Markdown
+  /attach PATH      attach an image (PNG, JPEG, WebP, GIF) or a PDF to your next message
   /quit             leave (also Ctrl-D, or Ctrl-C at the prompt)
 Ctrl-C while a reply streams stops it."""
 
@@ -286,6 +318,8 @@ class TerminalChat:
                 await self._delete()
             elif command == "/export":
                 await self._export(argument.strip())
+            elif command == "/attach":
+                await self._attach(argument.strip())
             else:
                 self.write(f"Unknown command {command}.\n{HELP}\n")
             return True
@@ -311,6 +345,35 @@ class TerminalChat:
             result = await self._until_quit(asyncio.wait_for(asyncio.shield(self._answer), 15))
         self._waiting_for = None
         return result
+
+    async def _attach(self, path: str) -> None:
+        """Upload the file straight to S3 (``requestUpload``'s presigned POST); it goes with the next message."""
+        if not path:
+            self.write("Usage: /attach PATH (an image or a PDF; it goes with your next message).\n")
+            return
+        file = Path(path).expanduser()
+        try:
+            data = file.read_bytes()
+        except OSError as error:
+            self.write(f"Cannot read {path}: {error.strerror or error}.\n")
+            return
+        # The type the file is by its first bytes (the server checks the same and refuses a mismatch).
+        content_type = sniff(data[:SNIFF_BYTES])
+        if content_type is None:
+            self.write(f"{file.name} is not a PNG, JPEG, WebP or GIF image or a PDF; it was not attached.\n")
+            return
+        frame = self.client.session.request_upload_frame(file.name, content_type, len(data))
+        answer = await self._request(frame, UploadGranted)
+        if not isinstance(answer, UploadGranted):
+            if answer is None:
+                self.write("No answer to the upload request; the file was not attached.\n")
+            return  # a refusal (too large, unsupported, quota) was printed as it came
+        status, body = await asyncio.to_thread(post_upload, answer.url, answer.fields, file.name, content_type, data)
+        if status >= 300:
+            self.write(f"The upload of {file.name} was refused ({status}): {body[:200]}\n")
+            return
+        self.client.session.pending_attachments.append(answer.upload_id)
+        self.write(f"Attached {file.name} ({len(data):,} bytes); it goes with your next message.\n")
 
     async def _delete(self) -> None:
         frame = self.client.session.delete_frame()
@@ -449,6 +512,8 @@ class TerminalChat:
             self._line(f"--- conversation {event.conversation_id} ---")
             for message in event.messages:
                 self._line(f"{'you' if message.role == 'user' else 'assistant'}> {message.text}")
+                for name in message.attachments:
+                    self._line(f"  [attached: {name}]")
                 # Marked as the live reply was: what a stopped or failed reply shows is not the whole answer.
                 if message.role != "user" and message.status in HISTORY_MARKS:
                     self._line(f"  [{HISTORY_MARKS[message.status]}]")

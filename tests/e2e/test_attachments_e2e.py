@@ -6,6 +6,8 @@ type not allowed, another user's upload, an upload of another size than declared
 from __future__ import annotations
 
 import asyncio
+import io
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -13,6 +15,8 @@ import boto3
 import pytest
 from websockets.asyncio.client import ClientConnection
 
+from scripts.chat.client import ChatClient
+from scripts.chat.terminal import TerminalChat
 from scripts.local_stack.aws.moto_server import FAKE_CREDENTIALS
 from scripts.local_stack.stack import LocalStack
 from tests.attachment_files import image_bytes, pdf_bytes
@@ -191,3 +195,40 @@ async def test_refused_uploads_and_attachments(local_stack: LocalStack) -> None:
         # The owner's own upload still works.
         text, _ = await _send_and_wait(ws, "and this?", [own_id])
         assert f"4{TIMES}4" in text
+
+
+class _FixedToken:
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def access_token(self) -> str:
+        return self.token
+
+    def invalidate(self) -> None:
+        """A test token is not renewed."""
+
+
+async def test_the_terminal_client_attaches_a_file_with_slash_attach(local_stack: LocalStack, tmp_path: Path) -> None:
+    info = stack_info(local_stack)
+    user = new_user(local_stack, "terminal")
+    picture = tmp_path / "wide.png"
+    picture.write_bytes(image_bytes(5, 3))
+    disguised = tmp_path / "notes.png"
+    disguised.write_text("just text")
+    out = io.StringIO()
+    async with ChatClient(info.websocket_url, _FixedToken(user.token)) as client:
+        await client.wait_connected(timeout=10)
+        chat = TerminalChat(client, out=out, username=user.username, width=100)
+        printer = asyncio.create_task(chat._print_events())
+        try:
+            await chat._handle_line(f"/attach {disguised}")
+            await chat._handle_line(f"/attach {picture}")
+            await chat._handle_line("what is it?")
+            await chat._handle_line("/history")
+        finally:
+            printer.cancel()
+    shown = out.getvalue()
+    assert "notes.png is not a PNG, JPEG, WebP or GIF image or a PDF" in shown
+    assert "Attached wide.png" in shown
+    assert f"5{TIMES}3 pixels" in shown
+    assert "[attached: wide.png]" in shown

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assistant.wiring import BUCKET
+
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 PARTITION = "aws"
@@ -47,6 +49,13 @@ _TRANSACT_ITEM_ACTIONS = {
     "Delete": "DeleteItem",
     "ConditionCheck": "ConditionCheckItem",
     "Get": "GetItem",
+}
+#: S3 object operations and the IAM action each is authorized as (HeadObject and a ranged GET are s3:GetObject).
+_OBJECT_ACTIONS = {
+    "GetObject": "GetObject",
+    "HeadObject": "GetObject",
+    "PutObject": "PutObject",
+    "DeleteObject": "DeleteObject",
 }
 _CONNECTION_METHODS = {"PostToConnection": "POST", "GetConnection": "GET", "DeleteConnection": "DELETE"}
 
@@ -316,6 +325,26 @@ def requirements(record: dict[str, Any], policy: FunctionPolicy, arns: Arns) -> 
             return f"{call} on {found['queue']['url']!r}: no variable of the function's template environment names it"
         arn = arns.get_att(queue, "Arn")
         return [Requirement(f"sqs:{operation}", arn, f"{call} on {arn}")]
+    if service == "s3" and operation in (*_OBJECT_ACTIONS, "CreateBucket"):
+        target = found["object"]
+        names = [policy.environment[name] for name in target["env"] if name in policy.environment]
+        buckets = {
+            arns.resolve(resource["Properties"]["BucketName"])
+            for resource in arns.resources.values()
+            if resource["Type"] == "AWS::S3::Bucket" and "BucketName" in resource.get("Properties", {})
+        }
+        bucket = next((name for name in names if name in buckets), None)
+        if bucket is None:
+            return f"{call} on bucket {target['bucket']!r}: no variable of the function's template environment names it"
+        if operation == "CreateBucket":
+            # botocore's generate_presigned_post resolves its endpoint through the CreateBucket model and sends
+            # nothing; the POST it signs is authorized as the signer's s3:PutObject on the key its policy fixes,
+            # which is always under uploads/ (assistant.attachments.upload_key).
+            arn = f"arn:{PARTITION}:s3:::{bucket}/{BUCKET.upload_prefix}{{key}}"
+            return [Requirement("s3:PutObject", arn, f"a presigned POST ({call}) on {arn}")]
+        # A presigned GET is recorded as GetObject too (botocore builds its parameters the same way).
+        arn = f"arn:{PARTITION}:s3:::{bucket}/{target['key']}"
+        return [Requirement(f"s3:{_OBJECT_ACTIONS[operation]}", arn, f"{call} on {arn}")]
     if service == "secretsmanager":
         secret = resource_of(found["secret"]["env"], "AWS::SecretsManager::Secret", by_name="Name")
         if secret is None and found["secret"]["id"] and not found["secret"]["id"].startswith("arn:"):

@@ -7,6 +7,7 @@ import json
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 import pytest
@@ -33,8 +34,16 @@ def template(synthesized: tuple[Path, AssistantStack, Template]) -> Template:
     return synthesized[2]
 
 
+def _web(template: Template, resource_type: str) -> tuple[str, dict[str, Any]]:
+    """The page's own bucket (or its policy): the stack also has the attachments bucket (infra.attachments)."""
+    found = {k: v for k, v in resources(template, resource_type).items() if k.startswith("Web")}
+    assert len(found) == 1, sorted(found)
+    ((logical_id, resource),) = found.items()
+    return logical_id, resource
+
+
 def test_the_bucket_is_private_encrypted_and_tls_only(template: Template) -> None:
-    bucket_id, bucket = only(template, "AWS::S3::Bucket")
+    bucket_id, bucket = _web(template, "AWS::S3::Bucket")
     assert bucket["Properties"]["PublicAccessBlockConfiguration"] == {
         "BlockPublicAcls": True,
         "BlockPublicPolicy": True,
@@ -43,7 +52,7 @@ def test_the_bucket_is_private_encrypted_and_tls_only(template: Template) -> Non
     }
     assert "BucketEncryption" in bucket["Properties"]
     assert "WebsiteConfiguration" not in bucket["Properties"], "served by CloudFront, never as an S3 website"
-    _, policy = only(template, "AWS::S3::BucketPolicy")
+    _, policy = _web(template, "AWS::S3::BucketPolicy")
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     assert any(
         s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements
@@ -188,7 +197,10 @@ def test_a_stage_can_turn_web_hosting_off(tmp_path: Path) -> None:
     stack = AssistantStack(app, stage=replace(StageConfig.for_stage("dev"), web_hosting=False))
     template = Template.from_stack(stack)
     assert stack.web is None
-    assert resources(template, "AWS::S3::Bucket") == {}
+    # The attachments bucket only (infra.attachments), its CORS for the origins the stage names.
+    assert sorted(resources(template, "AWS::S3::Bucket")) == [
+        stack.get_logical_id(stack.attachments.bucket.node.default_child)
+    ]  # type: ignore[arg-type]
     assert resources(template, "AWS::CloudFront::Distribution") == {}
     assert resources(template, "Custom::CDKBucketDeployment") == {}
     assert OutputKey.WEB_URL not in template.to_json()["Outputs"]
@@ -197,7 +209,7 @@ def test_a_stage_can_turn_web_hosting_off(tmp_path: Path) -> None:
 def test_the_production_stage_keeps_its_page_bucket(tmp_path: Path) -> None:
     _, stack = synth_app(tmp_path, "prod")
     template = Template.from_stack(stack)
-    _, bucket = only(template, "AWS::S3::Bucket")
+    _, bucket = _web(template, "AWS::S3::Bucket")
     assert bucket["DeletionPolicy"] == "Retain"
     _, deployment = only(template, "Custom::CDKBucketDeployment")
     assert deployment["Properties"]["RetainOnDelete"] is True

@@ -115,6 +115,15 @@ def _resources(service: str, operation: str, params: dict[str, Any], endpoint: s
         found["items"] = items
     elif service == "sqs":
         found["queue"] = {"url": params.get("QueueUrl"), "env": _env_names(params.get("QueueUrl"))}
+    elif service == "s3":
+        # The key only as its first segment (the prefix IAM grants on): every object under it has the same ARN shape.
+        key = str(params.get("Key") or "")
+        prefix = key.split("/", 1)[0] + "/" if "/" in key else ""
+        found["object"] = {
+            "bucket": params.get("Bucket"),
+            "key": f"{prefix}{{key}}",
+            "env": _env_names(params.get("Bucket")),
+        }
     elif service == "secretsmanager":
         found["secret"] = {"id": params.get("SecretId"), "env": _env_names(params.get("SecretId"))}
     elif service == "apigatewaymanagementapi":
