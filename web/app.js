@@ -9,6 +9,7 @@
 
 import { srpSignIn } from "./cognito-srp.js";
 import { renderMarkdown } from "./markdown.js";
+import { createAttachments } from "./attachments.js";
 
 const KEEPALIVE_MS = 5 * 60 * 1000; // API Gateway drops a connection idle for 10 minutes
 const BACKOFF_INITIAL_MS = 500;
@@ -52,6 +53,21 @@ const ui = {
   stop: $("stop"),
   usage: $("usage"),
 };
+
+// The composer's files (attachments.js): attach button, paste, drag-and-drop, uploads with progress, thumbnails.
+const attachments = createAttachments({
+  tray: $("attachments-tray"),
+  input: $("attach-input"),
+  button: $("attach"),
+  dropTarget: $("composer"),
+  pasteTarget: $("message"),
+  send: (frame) => send(frame),
+  onChange: () => {
+    ui.message.required = attachments.ready().length === 0; // files alone may be sent
+    updateControls();
+  },
+  note: (text) => showComposerNote(text),
+});
 
 const state = {
   config: null,
@@ -107,7 +123,7 @@ function announce(text) {
 
 function updateControls() {
   const blocked = Date.now() < state.sendBlockedUntil;
-  ui.send.disabled = !state.connected || state.inFlight !== null || blocked;
+  ui.send.disabled = !state.connected || state.inFlight !== null || blocked || attachments.busy();
   ui.stop.disabled = state.inFlight === null;
   ui.newConversation.disabled = !state.connected;
 }
@@ -329,6 +345,7 @@ async function connect() {
     updateEmptyState();
     // A message sent just before a drop may never have reached the server; its id makes a re-send safe.
     resendUnaccepted();
+    attachments.resume();
     if (state.newPending) send({ action: "newConversation" }); // its answer may have been lost with the connection
     request({ action: "listConversations" });
     send({ action: "getUsage" });
@@ -453,10 +470,11 @@ function showModel(model) {
   }
 }
 
-function addUserMessage(text, messageId) {
+function addUserMessage(text, messageId, files) {
   const item = element("li", "message user");
   if (messageId) item.dataset.messageId = messageId;
   item.append(element("span", "role", "You"), element("div", "text", text));
+  if (files && files.length) item.append(attachments.render(files));
   ui.messages.append(item);
   updateEmptyState();
   scrollToEnd();
@@ -772,7 +790,7 @@ function renderHistory(frame) {
   for (const message of frame.messages) {
     if (message.messageId) shown.add(message.messageId);
     if (message.role === "user") {
-      addUserMessage(message.text, message.messageId);
+      addUserMessage(message.text, message.messageId, message.attachments);
       continue;
     }
     const parts = assistantItem(message.messageId, "Assistant");
@@ -929,6 +947,7 @@ function onError(frame) {
     signOut("You were signed out. Sign in again to continue.");
     return;
   }
+  if (attachments.onError(frame)) return; // a refused requestUpload: said under the composer
   showError(frame);
   // An error without an id answers a frame the server could not act on: the sendMessage still unaccepted, if any.
   const pending = state.inFlight && state.unaccepted.has(state.inFlight) ? state.inFlight : null;
@@ -1046,6 +1065,12 @@ function onFrame(data) {
       break;
     case "pong":
       break;
+    case "upload":
+      attachments.onUpload(frame);
+      break;
+    case "attachment":
+      attachments.onAttachment(frame);
+      break;
     default:
       console.warn("Ignored a frame of unknown type", frame.type);
   }
@@ -1086,9 +1111,12 @@ function showComposerNote(text) {
 
 function sendMessage() {
   const text = ui.message.value;
-  if (!text.trim() || state.inFlight || ui.send.disabled) return;
+  const hasFiles = attachments.ready().length > 0;
+  if ((!text.trim() && !hasFiles) || state.inFlight || ui.send.disabled) return;
   const messageId = newMessageId();
   const frame = { action: "sendMessage", message: text, messageId };
+  const ready = attachments.ready();
+  if (ready.length) frame.attachments = ready.map((file) => file.uploadId);
   const refusal = tooLong(frame);
   showComposerNote(refusal);
   if (refusal) return; // never sent: the text stays in the box to be shortened
@@ -1104,7 +1132,8 @@ function sendMessage() {
   state.historyWanted = null;
   state.inFlight = messageId;
   ui.message.value = "";
-  addUserMessage(text, messageId);
+  const files = attachments.take(); // out of the composer only once the message is on its way
+  addUserMessage(text, messageId, files);
   const current = reply(messageId, true);
   current.item.setAttribute("aria-busy", "true");
   announce("assistant is replying…");

@@ -56,6 +56,14 @@ ALLOWED_TYPES: Final[Mapping[str, Kind]] = {
     "image/gif": "image",
     "application/pdf": "pdf",
 }
+#: How a refusal names each type to a person.
+_LABELS: Final[Mapping[str, str]] = {
+    "image/png": "PNG image",
+    "image/jpeg": "JPEG image",
+    "image/webp": "WebP image",
+    "image/gif": "GIF image",
+    "application/pdf": "PDF",
+}
 #: Bytes :func:`sniff` needs to tell every allowed type apart.
 SNIFF_BYTES: Final = 16
 
@@ -232,7 +240,8 @@ class UploadService:
                 raise UnsupportedAttachment(f"{attachment.file_name} is not the size it was declared with.")
             if sniff(head) != attachment.content_type:
                 raise UnsupportedAttachment(
-                    f"{attachment.file_name} is not a {attachment.content_type} file (judged by its content)."
+                    f"{attachment.file_name} is not the {_LABELS[attachment.content_type]} it was declared as "
+                    "(judged by its content)."
                 )
             attachments.append(attachment)
         return attachments
