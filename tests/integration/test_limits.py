@@ -117,6 +117,32 @@ def test_each_command_has_its_own_limit(
     assert second["code"] == "rate_limited"
 
 
+@pytest.mark.parametrize(
+    ("variable", "frame"),
+    [
+        (
+            "RATE_LIMIT_REQUEST_UPLOAD",
+            {"action": "requestUpload", "fileName": "a.png", "contentType": "image/png", "size": 10},
+        ),
+        ("RATE_LIMIT_GET_ATTACHMENT", {"action": "getAttachment", "uploadId": "u_" + "0" * 24}),
+    ],
+)
+def test_each_attachment_action_has_its_own_limit(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch, variable: str, frame: dict[str, Any]
+) -> None:
+    _limit(monkeypatch, **{variable: "1/1"})
+    first = deployment.route(send_message.handler, frame)
+    second = deployment.route(send_message.handler, frame)
+    assert first is not None
+    assert first.get("code") != "rate_limited"
+    assert second is not None
+    assert second["code"] == "rate_limited"
+    # sendMessage's own bucket is untouched.
+    accepted = deployment.route(send_message.handler, {"action": "sendMessage", "message": "hi"})
+    assert accepted is not None
+    assert accepted["type"] == "accepted"
+
+
 def test_a_repeated_message_id_is_charged_against_send_message(
     deployment: Deployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
