@@ -3,8 +3,9 @@ for the stack ``make dev`` runs).
 
 What ``deleteAllData`` does for a user, run by an operator (an erasure request that reached you, not the app):
 every conversation record at once, replies still streaming stopped, then every turn and message record, in
-``BatchWriteItem`` batches, until none is left. Today's usage counters and rate-limit buckets are kept (a quota must
-not reset by deleting), as are the user's open connections and the Cognito user itself (delete that with
+``BatchWriteItem`` batches, until none is left, and every attached file (with its upload record) in the attachments
+bucket; files uploaded but never attached expire with the bucket's lifecycle rule within a day. Today's usage
+counters and rate-limit buckets are kept (a quota must not reset by deleting), as are the user's open connections and the Cognito user itself (delete that with
 ``aws cognito-idp admin-delete-user`` if the account goes too). See docs/deploy.md, "Your users' data".
 """
 
@@ -38,7 +39,7 @@ class Erased:
     messages: int
 
 
-def erase_user(table: Any, user_id: str) -> Erased:
+def erase_user(table: Any, user_id: str, *, s3: Any = None, bucket: str | None = None) -> Erased:
     """Delete every conversation of ``user_id`` and erase what they leave (see the module's docstring)."""
     from assistant.stores.conversations import ConversationStore
     from assistant.stores.erasure import UserDataEraser
@@ -51,7 +52,10 @@ def erase_user(table: Any, user_id: str) -> Erased:
         # A streaming reply stops at its worker's next frame and its worker removes the record when it ends.
         if messages.request_cancel(user_id, record.message_id) is not None:
             stopped += 1
-    eraser = UserDataEraser(table)
+    from assistant.attachments import AttachmentFiles
+
+    files = AttachmentFiles(table=table, s3=s3, bucket=bucket, transport="inline") if s3 and bucket else None
+    eraser = UserDataEraser(table, files=files)
     turns = erased_messages = 0
     for _ in range(_MAX_RUNS):
         result = eraser.erase_orphans(user_id)
@@ -69,6 +73,17 @@ def user_id_of(cognito: Any, pool_id: str, username: str) -> str:
         if attribute["Name"] == "sub":
             return str(attribute["Value"])
     raise LookupError(f"user {username!r} has no sub attribute")
+
+
+def deployed_bucket(session: Any, stage: str) -> str | None:
+    """The stage's attachments bucket (``infra.attachments``: its name carries ``-files-``), if it has one."""
+    resources = session.client("cloudformation").describe_stack_resources(StackName=stack_name(stage))
+    buckets = [
+        r["PhysicalResourceId"]
+        for r in resources["StackResources"]
+        if r["ResourceType"] == "AWS::S3::Bucket" and "-files-" in r["PhysicalResourceId"]
+    ]
+    return buckets[0] if buckets else None
 
 
 def deployed_table(session: Any, stage: str) -> tuple[Any, str]:
@@ -112,17 +127,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.local:
+        from scripts.local_stack.aws.moto_server import FAKE_CREDENTIALS, REGION
+        from scripts.local_stack.settings import STAGE
+
         table, cognito, pool_id = local_table(args.stack_json)
+        endpoint = json.loads(args.stack_json.read_text())["cognitoEndpoint"]
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name=REGION, **FAKE_CREDENTIALS)
+        bucket: str | None = f"{STAGE}-attachments"  # scripts.local_stack.aws.resources.create_upload_bucket
     else:
         session = boto3.Session(region_name=args.region)
         table, pool_id = deployed_table(session, args.stage or DEFAULT_STAGE)
         cognito = session.client("cognito-idp")
+        s3 = session.client("s3")
+        bucket = deployed_bucket(session, args.stage or DEFAULT_STAGE)
     try:
         user_id = args.user_id or user_id_of(cognito, pool_id, args.username)
     except cognito.exceptions.UserNotFoundException:
         print(f"No user {args.username!r} in pool {pool_id}; pass --user-id if it was deleted.", file=sys.stderr)
         return 1
-    erased = erase_user(table, user_id)
+    erased = erase_user(table, user_id, s3=s3, bucket=bucket)
     print(
         f"Erased user {erased.user_id}: {erased.conversations} conversations, {erased.turns} turns, "
         f"{erased.messages} message records ({erased.stopped_replies} unfinished replies stopped). "

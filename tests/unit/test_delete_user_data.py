@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 import pytest
 
+from assistant.attachments import file_key
 from assistant.stores.conversations import ConversationStore
 from assistant.stores.keys import key, message_sk
 from assistant.stores.turns import Turn, TurnStatus
@@ -15,6 +16,27 @@ from scripts import delete_user_data
 from tests.conftest import REGION, CognitoPool
 
 NOW = 1_764_000_000.0
+FILES_BUCKET = "gpt-assistant-dev-files-123456789012-us-east-1"
+
+
+def _attached_file(table: Any, user_id: str) -> str:
+    """A file attached to the user's newest conversation: its object under files/ and its upload record."""
+    items = table.query(
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :conv)",
+        ExpressionAttributeValues={":pk": f"USER#{user_id}", ":conv": "CONV#"},
+    )["Items"]
+    conversation = str(items[0]["sk"]).removeprefix("CONV#")
+    table.put_item(
+        Item={
+            **key(user_id, "UPLOAD#u_1"),
+            "fileName": "a.png",
+            "contentType": "image/png",
+            "size": 3,
+            "conversationId": conversation,
+        }
+    )
+    boto3.client("s3", region_name=REGION).put_object(Bucket=FILES_BUCKET, Key=file_key(user_id, "u_1"), Body=b"abc")
+    return file_key(user_id, "u_1")
 
 
 def _user_with_data(table: Any, user_id: str, conversations: int) -> None:
@@ -59,6 +81,7 @@ class _CloudFormation:
             "StackResources": [
                 {"ResourceType": "AWS::SQS::Queue", "PhysicalResourceId": "q"},
                 {"ResourceType": "AWS::DynamoDB::Table", "PhysicalResourceId": self._table_name},
+                {"ResourceType": "AWS::S3::Bucket", "PhysicalResourceId": FILES_BUCKET},
             ]
         }
 
@@ -80,13 +103,19 @@ def test_the_script_erases_one_user_by_username_and_keeps_usage_and_others(
     user_id = delete_user_data.user_id_of(cognito_pool.client, cognito_pool.user_pool_id, cognito_pool.username)
     _user_with_data(ddb_table, user_id, conversations=30)
     _user_with_data(ddb_table, "someone-else", conversations=2)
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=FILES_BUCKET)
+    theirs, kept = _attached_file(ddb_table, user_id), _attached_file(ddb_table, "someone-else")
     session = _Session(_CloudFormation(ddb_table.name, cognito_pool.user_pool_id))
     monkeypatch.setattr(delete_user_data.boto3, "Session", lambda region_name=None: session)
 
     assert delete_user_data.main(["--stage", "dev", "--username", cognito_pool.username]) == 0
 
     assert _prefixes(ddb_table, user_id) == {"USAGE"}
-    assert _prefixes(ddb_table, "someone-else") == {"CONV", "CURRENT", "TURN", "MSG", "USAGE"}
+    assert _prefixes(ddb_table, "someone-else") == {"CONV", "CURRENT", "TURN", "MSG", "USAGE", "UPLOAD"}
+    stored = [o["Key"] for o in s3.list_objects_v2(Bucket=FILES_BUCKET).get("Contents", [])]
+    assert stored == [kept]
+    assert theirs not in stored
     printed = capsys.readouterr().out
     assert f"Erased user {user_id}: 30 conversations, 30 turns, 30 message records" in printed
 
