@@ -314,13 +314,22 @@ class AttachmentFiles:
                 ContentType=attachment.content_type,
             )
             self._s3.delete_object(Bucket=self._bucket, Key=upload_key(user_id, attachment.upload_id))
-        self._table.update_item(
-            Key=upload_record_key(user_id, attachment.upload_id),
-            UpdateExpression="SET conversationId = :conversation REMOVE #ttl",
-            ConditionExpression="attribute_exists(#pk)",
-            ExpressionAttributeNames={"#ttl": TTL, "#pk": PK},
-            ExpressionAttributeValues={":conversation": conversation_id},
-        )
+        try:
+            # Attached once: two messages that both passed intake with the same upload before either was answered
+            # do not both get it (the second reply fails with not_found instead of sharing a file that would be
+            # erased with the other conversation).
+            self._table.update_item(
+                Key=upload_record_key(user_id, attachment.upload_id),
+                UpdateExpression="SET conversationId = :conversation REMOVE #ttl",
+                ConditionExpression="attribute_exists(#pk) AND "
+                "(attribute_not_exists(conversationId) OR conversationId = :conversation)",
+                ExpressionAttributeNames={"#ttl": TTL, "#pk": PK},
+                ExpressionAttributeValues={":conversation": conversation_id},
+            )
+        except ClientError as exc:
+            if condition_failed(exc):
+                raise NotFound(f"{attachment.file_name} is attached to another message already.") from None
+            raise
         return data
 
     def read(self, user_id: str, attachment: Attachment) -> bytes | None:

@@ -123,6 +123,7 @@ def test_the_worker_moves_sends_inline_and_erases_with_the_conversation(ddb_tabl
     files = AttachmentFiles(table=ddb_table, s3=s3, bucket=BUCKET, transport="inline")
     assert files.attach(USER, "c_1", attachment) == pdf
     assert files.attach(USER, "c_1", attachment) == pdf  # a redelivery finds it moved
+    _refused(ErrorCode.NOT_FOUND, lambda: files.attach(USER, "c_2", attachment))  # attached once
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="uploads/")
     assert s3.get_object(Bucket=BUCKET, Key=file_key(USER, "u_p"))["Body"].read() == pdf
     part = files.model_part(USER, attachment, pdf)
