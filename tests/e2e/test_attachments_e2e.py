@@ -89,6 +89,12 @@ async def _send_and_wait(ws: ClientConnection, text: str, attachments: list[str]
     return reply_text(frames, accepted["messageId"]), accepted["conversationId"]
 
 
+async def _input_tokens(ws: ClientConnection, conversation_id: str) -> int:
+    """The input tokens of the conversation's newest reply, as history shows them."""
+    answer = await request(ws, {"action": "getHistory", "conversationId": conversation_id}, "history")
+    return int(answer["messages"][-1]["usage"]["inputTokens"])
+
+
 async def test_an_image_and_a_pdf_reach_the_model_history_and_the_owner_and_go_with_their_conversation(
     local_stack: LocalStack,
 ) -> None:
@@ -106,6 +112,13 @@ async def test_an_image_and_a_pdf_reach_the_model_history_and_the_owner_and_go_w
 
         text, conversation_id = await _send_and_wait(ws, "What is in this picture?", [image_id])
         assert f"3{TIMES}2" in text, text
+        # The image counts as input, as the server counts it (85 + 170 per 512-px tile: one tile here): the same
+        # question without it, in a conversation of its own, costs that much less.
+        with_image = await _input_tokens(ws, conversation_id)
+        other = await request(ws, {"action": "newConversation"}, "conversation")
+        await _send_and_wait(ws, "What is in this picture?", [], conversationId=other["conversationId"])
+        without = await _input_tokens(ws, other["conversationId"])
+        assert with_image - without == 85 + 170
 
         pdf_id = await _upload(ws, "report.pdf", "application/pdf", pdf)
         text, _ = await _send_and_wait(ws, "", [pdf_id], conversationId=conversation_id)
