@@ -332,12 +332,16 @@ class AttachmentFiles:
             raise
         return data
 
-    def read(self, user_id: str, attachment: Attachment) -> bytes | None:
-        """An attached file's bytes (``None``: gone, e.g. its conversation is being deleted)."""
+    def earlier_part(self, user_id: str, attachment: Attachment) -> dict[str, Any] | None:
+        """The model part of an earlier turn's file: a fresh link where the provider fetches (nothing downloaded),
+        else its bytes inline (``None``: gone, e.g. its conversation is being deleted)."""
+        if self._transport == "url":
+            return self.model_part(user_id, attachment, b"")
         try:
-            return self._read(file_key(user_id, attachment.upload_id))
+            data = self._read(file_key(user_id, attachment.upload_id))
         except FileNotFoundError:
             return None
+        return self.model_part(user_id, attachment, data)
 
     def _read(self, object_key: str) -> bytes:
         try:

@@ -411,9 +411,9 @@ class ReplyService:
             return ()
         parts = []
         for attachment in turn.attachments:
-            data = self._files.read(user_id, attachment)
-            if data is not None:
-                parts.append(self._files.model_part(user_id, attachment, data))
+            part = self._files.earlier_part(user_id, attachment)
+            if part is not None:
+                parts.append(part)
         return tuple(parts)
 
     def _history(self, queued: QueuedMessage, record: MessageRecord, model: ModelClient) -> list[HistoryItem]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 
 from assistant.attachments import (
     Attachment,
@@ -34,7 +35,8 @@ USER = "user-1"
 
 @pytest.fixture
 def s3(aws: None) -> Any:
-    client = boto3.client("s3", region_name=REGION)
+    # SigV4, as the functions sign (assistant.runtime.s3).
+    client = boto3.client("s3", region_name=REGION, config=Config(signature_version="s3v4"))
     client.create_bucket(Bucket=BUCKET)
     return client
 
@@ -131,6 +133,14 @@ def test_the_worker_moves_sends_inline_and_erases_with_the_conversation(ddb_tabl
     assert part["filename"] == "r.pdf"
     assert str(part["file_data"]).startswith("data:application/pdf;base64,")
     assert service.link(USER, "u_p").startswith("https://")
+    # A provider that fetches URLs (openai) gets a presigned GET of files/, for this file and earlier turns' alike.
+    by_url = AttachmentFiles(table=ddb_table, s3=s3, bucket=BUCKET, transport="url")
+    for linked in (by_url.model_part(USER, attachment, pdf), by_url.earlier_part(USER, attachment)):
+        assert linked is not None
+        assert set(linked) == {"type", "file_url"}
+        assert f"/{file_key(USER, 'u_p')}?" in str(linked["file_url"])
+        assert "X-Amz-Signature=" in str(linked["file_url"])
+    assert files.earlier_part(USER, attachment) == part
     # Two pages, counted where a server reports no usage; an image as a 1024x1024 one.
     image = {"type": "input_image", "image_url": "data:image/png;base64,AAAA"}
     message = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": ""}, part, image]}
