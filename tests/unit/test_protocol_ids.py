@@ -43,6 +43,9 @@ VALID: dict[str, dict[str, Any]] = {
     "sendMessage": {"message": "hi"},
     "cancel": {"messageId": "m_ok"},
     "getHistory": {"conversationId": "c_ok"},
+    "renameConversation": {"conversationId": "c_ok", "title": "A title"},
+    "deleteConversation": {"conversationId": "c_ok"},
+    "getAttachment": {"uploadId": "u_ok"},
 }
 
 BAD_IDS = [
