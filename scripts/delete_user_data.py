@@ -5,8 +5,9 @@ What ``deleteAllData`` does for a user, run by an operator (an erasure request t
 every conversation record at once, replies still streaming stopped, then every turn and message record, in
 ``BatchWriteItem`` batches, until none is left, and every attached file (with its upload record) in the attachments
 bucket; files uploaded but never attached expire with the bucket's lifecycle rule within a day. Today's usage
-counters and rate-limit buckets are kept (a quota must not reset by deleting), as are the user's open connections and the Cognito user itself (delete that with
-``aws cognito-idp admin-delete-user`` if the account goes too). See docs/deploy.md, "Your users' data".
+counters and rate-limit buckets are kept (a quota must not reset by deleting), as are the user's open connections
+and the Cognito user itself (delete that with ``aws cognito-idp admin-delete-user`` if the account goes too). See
+docs/deploy.md, "Your users' data".
 """
 
 from __future__ import annotations
