@@ -29,4 +29,5 @@ handler = websocket_route(
     dict.fromkeys(actions_of(COMMANDS), run_command),
     connections_api=lambda: dependencies().connections_api(),
     revocation=lambda: dependencies().revocation,
+    refusals=lambda: dependencies().refusals,
 )

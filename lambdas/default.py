@@ -28,4 +28,5 @@ handler = websocket_route(
     dict.fromkeys(ACTIONS, unroutable),
     connections_api=lambda: dependencies().connections_api(),
     revocation=lambda: dependencies().revocation,
+    refusals=lambda: dependencies().refusals,
 )

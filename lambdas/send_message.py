@@ -66,5 +66,6 @@ handler = websocket_route(
     {"sendMessage": send_message, "requestUpload": request_upload, "getAttachment": get_attachment},
     connections_api=lambda: dependencies().connections_api(),
     revocation=lambda: dependencies().revocation,
+    refusals=lambda: dependencies().refusals,
     max_message_chars=lambda: dependencies().settings.max_message_chars,
 )

@@ -10,11 +10,12 @@ inside the builders: ``openai`` only by the functions that talk to the model, wh
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from assistant import runtime
 from assistant.lifecycle import PerContainer
+from assistant.refusals import RefusalCounter
 from assistant.revocation import RevocationCheck, revocation_check_from_env
 from assistant.settings import (
     CommandsSettings,
@@ -82,6 +83,8 @@ class DefaultDependencies:
     settings: DefaultSettings
     connections_api: Callable[[], Any]
     revocation: RevocationCheck
+    #: Refused frames per connection in this container (a connection that keeps hitting its limits is closed).
+    refusals: RefusalCounter = field(default_factory=RefusalCounter)
 
 
 def default(settings: DefaultSettings) -> DefaultDependencies:
@@ -102,6 +105,8 @@ class SendMessageDependencies:
     connections_api: Callable[[], Any]
     revocation: RevocationCheck
     uploads: UploadService
+    #: Refused frames per connection in this container (a connection that keeps hitting its limits is closed).
+    refusals: RefusalCounter = field(default_factory=RefusalCounter)
 
     def intake(self) -> MessageIntake:
         from assistant.intake import IntakeLimits, MessageIntake
@@ -174,6 +179,8 @@ class CommandsDependencies:
     #: Tells the user's other tabs of a rename or a deletion, built when first needed.
     broadcaster: Callable[[], Broadcaster]
     sqs: Any
+    #: Refused frames per connection in this container (a connection that keeps hitting its limits is closed).
+    refusals: RefusalCounter = field(default_factory=RefusalCounter)
 
     def commands(self) -> CommandService:
         from assistant.commands import CommandLimits, CommandService

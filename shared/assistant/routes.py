@@ -50,14 +50,15 @@ def websocket_route(
     *,
     connections_api: Callable[[], Any],
     revocation: Callable[[], RevocationCheck],
+    refusals: Callable[[], RefusalCounter],
     max_message_chars: Callable[[], int] = lambda: DEFAULT_MAX_MESSAGE_CHARS,
 ) -> LambdaHandler:
     """The Lambda handler of a message route function: ``actions`` maps each action it answers to what runs it.
 
     ``connections_api`` gives the function's ``@connections`` client (to close a connection whose token expired or
-    was revoked); ``revocation`` its check of tokens with Cognito; ``max_message_chars`` the function's limit on a
-    message's characters (a ``sendMessage`` setting)."""
-    refusals = RefusalCounter()
+    was revoked); ``revocation`` its check of tokens with Cognito; ``refusals`` the container's count of refused
+    frames per connection (:mod:`assistant.refusals`); ``max_message_chars`` the function's limit on a message's
+    characters (a ``sendMessage`` setting)."""
 
     @tracing.capture_handler
     @logger.inject_lambda_context(correlation_id_path=WEBSOCKET_CORRELATION_PATH)
@@ -82,8 +83,8 @@ def websocket_route(
             metrics.add_metric(name=refused.value, unit=MetricUnit.Count, value=1)
             logger.info("Request refused", extra={"code": error.code.value})
             connection_id = parsed.request_context.connection_id
-            if error.code is ErrorCode.RATE_LIMITED and refusals.refuse(connection_id, time.monotonic()):
-                refusals.forget(connection_id)
+            if error.code is ErrorCode.RATE_LIMITED and refusals().refuse(connection_id, time.monotonic()):
+                refusals().forget(connection_id)
                 return _end_flooding_connection(parsed, connections_api())
             return route_response(ErrorFrame.from_error(error))
         except Exception:
