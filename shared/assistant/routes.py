@@ -72,9 +72,16 @@ def websocket_route(
         )
         metrics.add_metric(name=Metric.ROUTE_REQUESTS.value, unit=MetricUnit.Count, value=1)
         if parsed.request_context.authorizer.expired(time.time()):
-            return _end_expired_connection(parsed, connections_api())
+            # The connection outlived its access token: the client signs in again and reconnects.
+            logger.info("Connection ended: its access token expired")
+            expired = TokenExpired("Your sign-in has expired. Sign in again to continue.")
+            return _end_connection(parsed, connections_api(), counted_as=Metric.CONNECTIONS_EXPIRED, reason=expired)
         if _token_revoked(parsed, revocation):
-            return _end_revoked_connection(parsed, connections_api())
+            # Cognito no longer accepts the token (signed out everywhere, disabled, deleted, revoked): unlike
+            # token_expired, a refresh does not help, the client must sign in again.
+            logger.info("Connection ended: its access token was revoked")
+            revoked = TokenRevoked("You were signed out. Sign in again to continue.")
+            return _end_connection(parsed, connections_api(), counted_as=Metric.CONNECTIONS_REVOKED, reason=revoked)
         try:
             frame = parse_client_frame(parsed.body, max_message_chars=max_message_chars())
             return route_response(_action_for(actions, frame, parsed)(parsed, frame))
@@ -85,7 +92,15 @@ def websocket_route(
             connection_id = parsed.request_context.connection_id
             if error.code is ErrorCode.RATE_LIMITED and refusals().refuse(connection_id, time.monotonic()):
                 refusals().forget(connection_id)
-                return _end_flooding_connection(parsed, connections_api())
+                # It kept sending past its limits (assistant.refusals).
+                logger.warning("Connection closed: it kept hitting its rate limits")
+                flooding = RateLimited(
+                    "Too many requests were refused on this connection, so it was closed. Wait a minute, then "
+                    "reconnect.",
+                    retry_after_ms=int(REFUSAL_WINDOW_SECONDS * 1000),
+                )
+                metric = Metric.CONNECTIONS_CLOSED_FOR_FLOODING
+                return _end_connection(parsed, connections_api(), counted_as=metric, reason=flooding)
             return route_response(ErrorFrame.from_error(error))
         except Exception:
             logger.exception("Route failed")
@@ -125,33 +140,11 @@ def _token_revoked(event: MessageEvent, revocation: Callable[[], RevocationCheck
     return False
 
 
-def _end_revoked_connection(event: MessageEvent, connections_api: Any) -> dict[str, Any]:
-    """Cognito no longer accepts the connection's token (signed out everywhere, disabled, deleted, revoked): say so,
-    then close it. Unlike ``token_expired``, a refresh does not help: the client must sign in again."""
-    metrics.add_metric(name=Metric.CONNECTIONS_REVOKED.value, unit=MetricUnit.Count, value=1)
-    logger.info("Connection ended: its access token was revoked")
-    revoked = TokenRevoked("You were signed out. Sign in again to continue.")
-    post_then_close(connections_api, event.request_context.connection_id, ErrorFrame.from_error(revoked))
-    return route_response(None)
-
-
-def _end_flooding_connection(event: MessageEvent, connections_api: Any) -> dict[str, Any]:
-    """The connection kept sending past its limits (:mod:`assistant.refusals`): say so, then close it."""
-    metrics.add_metric(name=Metric.CONNECTIONS_CLOSED_FOR_FLOODING.value, unit=MetricUnit.Count, value=1)
-    logger.warning("Connection closed: it kept hitting its rate limits")
-    flooding = RateLimited(
-        "Too many requests were refused on this connection, so it was closed. Wait a minute, then reconnect.",
-        retry_after_ms=int(REFUSAL_WINDOW_SECONDS * 1000),
-    )
-    post_then_close(connections_api, event.request_context.connection_id, ErrorFrame.from_error(flooding))
-    return route_response(None)
-
-
-def _end_expired_connection(event: MessageEvent, connections_api: Any) -> dict[str, Any]:
-    """The connection outlived its access token: say so, then close it (a route response would arrive after the
-    close, so the frame is posted first). The client signs in again and reconnects."""
-    metrics.add_metric(name=Metric.CONNECTIONS_EXPIRED.value, unit=MetricUnit.Count, value=1)
-    logger.info("Connection ended: its access token expired")
-    expired = TokenExpired("Your sign-in has expired. Sign in again to continue.")
-    post_then_close(connections_api, event.request_context.connection_id, ErrorFrame.from_error(expired))
+def _end_connection(
+    event: MessageEvent, connections_api: Any, *, counted_as: Metric, reason: AssistantError
+) -> dict[str, Any]:
+    """Tell the connection why, then close it. The frame is posted first: a route response would arrive after the
+    close."""
+    metrics.add_metric(name=counted_as.value, unit=MetricUnit.Count, value=1)
+    post_then_close(connections_api, event.request_context.connection_id, ErrorFrame.from_error(reason))
     return route_response(None)
