@@ -1,5 +1,5 @@
 """$connect REQUEST authorizer: the Cognito access token comes in the ``Auth`` query parameter
-(:mod:`assistant.authorization` builds the policy; it imports neither boto3 nor pydantic)."""
+(:mod:`assistant.connect_authorizer` builds the policy; it imports neither boto3 nor pydantic)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from assistant.coldstart import collection_paused
 with collection_paused():
     import os
 
-    from assistant import auth
-    from assistant.authorization import connect_authorizer
+    from assistant import token_verifier
+    from assistant.connect_authorizer import connect_authorizer
     from assistant.lifecycle import PerContainer
 
 #: Built at the first invocation, kept for the container's life: it caches the JWKS it fetched.
-dependencies = PerContainer(lambda: auth.verifier_from_env(os.environ))
+dependencies = PerContainer(lambda: token_verifier.verifier_from_env(os.environ))
 
 # Looked up at each call (not captured here), as every handler does, so a test can swap the module's dependencies.
 handler = connect_authorizer(lambda: dependencies())

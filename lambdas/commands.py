@@ -7,7 +7,7 @@ from assistant.coldstart import collection_paused
 
 # Imported with garbage collection paused, then frozen: 15-20 % off the cold start (assistant.coldstart).
 with collection_paused():
-    from assistant import dependencies as build
+    from assistant import function_dependencies as build
     from assistant.events import MessageEvent
     from assistant.lifecycle import PerContainer
     from assistant.protocol import ClientFrame, ServerFrame

@@ -11,7 +11,7 @@ with collection_paused():
 
     from aws_lambda_powertools.metrics import MetricUnit
 
-    from assistant import dependencies as build
+    from assistant import function_dependencies as build
     from assistant.connection_route import connection_route
     from assistant.errors import RateLimited
     from assistant.events import ConnectEvent

@@ -10,7 +10,7 @@ with collection_paused():
 
     from aws_lambda_powertools.metrics import MetricUnit
 
-    from assistant import dependencies as build
+    from assistant import function_dependencies as build
     from assistant.connection_route import connection_route
     from assistant.events import DisconnectEvent
     from assistant.lifecycle import PerContainer

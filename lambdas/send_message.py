@@ -10,7 +10,7 @@ from assistant.coldstart import collection_paused
 with collection_paused():
     from aws_lambda_powertools.metrics import MetricUnit
 
-    from assistant import dependencies as build
+    from assistant import function_dependencies as build
     from assistant.events import MessageEvent
     from assistant.lifecycle import PerContainer
     from assistant.observability import Metric, metrics

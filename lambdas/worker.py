@@ -9,7 +9,7 @@ from assistant.coldstart import collection_paused
 with collection_paused():
     import os
 
-    from assistant import dependencies as build
+    from assistant import function_dependencies as build
     from assistant.consumer import fifo_consumer
     from assistant.lifecycle import PerContainer
     from assistant.settings import WorkerSettings

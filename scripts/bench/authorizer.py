@@ -1,7 +1,7 @@
 """The ``$connect`` authorizer's token check: a warm key-set cache against a fetch on every call (the original).
 
-A token is minted with an RSA key made here and verified by :class:`assistant.auth.TokenVerifier` against a JWKS
-served over HTTP on 127.0.0.1. Warm: one verifier, which fetched the key set once. Baseline: a new verifier per
+A token is minted with an RSA key made here and verified by :class:`assistant.token_verifier.TokenVerifier` against
+a JWKS served over HTTP on 127.0.0.1. Warm: one verifier, which fetched the key set once. Baseline: a new verifier per
 call, so every verification fetches the JWKS first, as the original authorizer did. A fetch here is a loopback
 round trip (about a millisecond); a real one goes to Cognito over the internet, so the real ratio is larger.
 """
@@ -20,7 +20,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from assistant.auth import TokenVerifier, url_jwks_source
+from assistant.token_verifier import TokenVerifier, url_jwks_source
 from scripts.bench.stats import ratio
 
 ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_bench"

@@ -644,8 +644,8 @@ def _authorizer_section(auth: AuthorizerResult) -> list[str]:
     return [
         "## Authorizer",
         "",
-        "RS256 access tokens minted here, verified by `assistant.auth.TokenVerifier` (signature, issuer, times, "
-        "`token_use`, `client_id`), single thread. The JWKS is served over HTTP on 127.0.0.1: a loopback fetch "
+        "RS256 access tokens minted here, verified by `assistant.token_verifier.TokenVerifier` (signature, issuer, "
+        "times, `token_use`, `client_id`), single thread. The JWKS is served over HTTP on 127.0.0.1: a loopback fetch "
         "costs far less than one to Cognito, so the real ratio is larger.",
         "",
         markdown_table(["verifier", "verifications/s", "JWKS fetches", "ratio"], rows),

@@ -51,7 +51,7 @@ def tracer() -> Tracer:
         from aws_lambda_powertools import Tracer
 
         # Only what the function has already imported: the authorizer makes no AWS call and must not pay for
-        # importing botocore just to patch it (every other handler imports boto3 with assistant.runtime).
+        # importing botocore just to patch it (every other handler imports boto3 with assistant.clients).
         # (An empty ``patch_modules`` would make Powertools patch everything it knows: hence ``auto_patch``.)
         # (``botocore.client``: Powertools itself imports the bare ``botocore`` package, which costs nothing.)
         modules = [module for module in _PATCHED_MODULES if f"{module}.client" in sys.modules]

@@ -3,7 +3,7 @@ tests/infra/test_least_privilege.py.
 
 The ``openai`` SDK's Bedrock provider signs model calls itself (SigV4 over httpx, not botocore), so the botocore
 recorder never sees them. Here each function's model client is built the way the function builds it
-(``runtime.ModelClients`` from the environment the synthesized template gives it, signing with role credentials)
+(``clients.ModelClients`` from the environment the synthesized template gives it, signing with role credentials)
 and pointed at a recording SigV4 front of the offline model on 127.0.0.1, which notes every request (method, path,
 the service its signature was made for, and the model) and passes it on. Every call the worker and ``commands``
 make on the paths they take (a reply with a tool round, a Stop, a resumed reply, the ``cancel`` route's cancel) is
@@ -35,8 +35,8 @@ from typing import Any
 import pytest
 
 from assistant import bedrock
+from assistant.clients import ModelClients
 from assistant.model import ModelClient, ReplyCompleted, ResponseStarted, StopReply, TextDelta
-from assistant.runtime import ModelClients
 from assistant.settings import CommandsSettings, WorkerSettings
 from assistant.tools import ToolContext
 from assistant.wiring import ModelProvider
@@ -117,8 +117,8 @@ class Stage:
     server: OfflineModelServer
 
     def model_client(self, handler: str, monkeypatch: pytest.MonkeyPatch) -> ModelClient:
-        """The model client ``handler``'s function builds in a new container (as assistant.dependencies builds it),
-        from exactly the environment the template gives it, with the role's credentials where Lambda puts them."""
+        """The model client ``handler``'s function builds in a new container (as assistant.function_dependencies builds
+        it), from exactly the environment the template gives it, with the role's credentials where Lambda puts them."""
         environment = FunctionPolicy(self.template, Arns(self.template), handler).environment
         for name in environment:
             monkeypatch.setenv(name, environment[name])

@@ -35,7 +35,7 @@ USER = "user-1"
 
 @pytest.fixture
 def s3(aws: None) -> Any:
-    # SigV4, as the functions sign (assistant.runtime.s3).
+    # SigV4, as the functions sign (assistant.clients.s3).
     client = boto3.client("s3", region_name=REGION, config=Config(signature_version="s3v4"))
     client.create_bucket(Bucket=BUCKET)
     return client

@@ -20,8 +20,8 @@ from moto.cognitoidp.models import cognitoidp_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.utilities.utils import load_resource
 
-from assistant.auth import TokenVerifier
 from assistant.revocation import REFUSED_ERRORS, RevocationCheck, RevocationCheckUnavailable, Verdict
+from assistant.token_verifier import TokenVerifier
 from tests.conftest import CognitoPool
 from tests.integration.conftest import ACCOUNT, API_ID, STAGE, LambdaContext
 

@@ -16,7 +16,7 @@ import pytest
 import send_message
 import worker
 
-from assistant import runtime
+from assistant import clients
 from assistant.queue import QueuedMessage
 from assistant.stores.usage import UsageStore
 from assistant.wiring import STAGE_DEFAULTS
@@ -238,8 +238,8 @@ class _RecordingApi:
 def test_a_connection_whose_token_expired_is_told_and_closed(
     deployment: Deployment, monkeypatch: pytest.MonkeyPatch, handler: Any, frame: dict[str, Any]
 ) -> None:
-    api = _RecordingApi(runtime.connections_api(CALLBACK_URL))
-    monkeypatch.setattr(runtime, "connections_api", lambda callback_url: api)
+    api = _RecordingApi(clients.connections_api(CALLBACK_URL))
+    monkeypatch.setattr(clients, "connections_api", lambda callback_url: api)
     event = deployment.ws_event("sendMessage", frame)
     # Expired 31 s ago: past the 30 s leeway the authorizer also allows.
     event["requestContext"]["authorizer"]["exp"] = str(int(time.time()) - 31)

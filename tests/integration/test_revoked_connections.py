@@ -17,7 +17,7 @@ import default
 import pytest
 import send_message
 
-from assistant import runtime
+from assistant import clients
 from assistant.refusals import REFUSALS_BEFORE_CLOSE
 from assistant.revocation import RevocationCheck, RevocationCheckUnavailable, Verdict
 from tests.handlers import reset_handlers
@@ -61,8 +61,8 @@ class _RecordingApi:
 
 @pytest.fixture
 def api(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> _RecordingApi:
-    recording = _RecordingApi(runtime.connections_api(CALLBACK_URL))
-    monkeypatch.setattr(runtime, "connections_api", lambda callback_url: recording)
+    recording = _RecordingApi(clients.connections_api(CALLBACK_URL))
+    monkeypatch.setattr(clients, "connections_api", lambda callback_url: recording)
     return recording
 
 

@@ -24,8 +24,8 @@ import pytest
 import send_message
 import worker
 
-from assistant import runtime
-from assistant.auth import TokenVerifier
+from assistant import clients
+from assistant.token_verifier import TokenVerifier
 from assistant.wiring import (
     AUTHORIZER,
     COMMANDS,
@@ -87,8 +87,8 @@ def recorder(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> TableCa
     # Before the parameters are serialized: the operation's name and its plain parameters (transaction items too).
     resource.meta.client.meta.events.register("before-parameter-build.dynamodb", recorder)
     table = resource.Table(deployment.table.name)
-    # Every store the handlers build reads runtime.table(); the fixture puts the original back afterwards.
-    monkeypatch.setattr(runtime, "table", lambda table_name, region: table)
+    # Every store the handlers build reads clients.table(); the fixture puts the original back afterwards.
+    monkeypatch.setattr(clients, "table", lambda table_name, region: table)
     return recorder
 
 
@@ -175,8 +175,8 @@ def test_each_function_calls_exactly_the_table_actions_its_spec_declares(
         assert _answer(deployment, commands.handler, {"action": "cancel", "messageId": "m-1"})["type"] == "cancelled"
 
     # The worker answers the first message; API Gateway says conn-stale is gone, so its record is deleted.
-    healthy = runtime.connections_api(CALLBACK_URL)
-    monkeypatch.setattr(runtime, "connections_api", lambda callback_url: _GoneFor(healthy, {"conn-stale"}))
+    healthy = clients.connections_api(CALLBACK_URL)
+    monkeypatch.setattr(clients, "connections_api", lambda callback_url: _GoneFor(healthy, {"conn-stale"}))
     worker.dependencies.reset()  # built again with the client above
     with recorder.running(WORKER):
         assert deployment.deliver(deployment.receive()) == []

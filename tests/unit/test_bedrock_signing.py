@@ -23,7 +23,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials, RefreshableCredentials
 
-from assistant import bedrock, runtime
+from assistant import bedrock, clients
 from assistant.bedrock import BedrockSigning
 from assistant.settings import ModelSettings
 from assistant.wiring import Env, ModelProvider
@@ -240,9 +240,9 @@ def bedrock_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     reset_handlers()
 
 
-def _model_clients() -> runtime.ModelClients:
+def _model_clients() -> clients.ModelClients:
     """What a function that talks to the model builds from its environment in a new container."""
-    return runtime.ModelClients(ModelSettings.from_env())
+    return clients.ModelClients(ModelSettings.from_env())
 
 
 def _never_read_secrets(*args: Any, **kwargs: Any) -> Any:
@@ -316,9 +316,9 @@ def test_an_openai_compatible_stage_without_a_secret_sends_a_placeholder_key(
     monkeypatch.setenv(Env.MODEL_PROVIDER.value, ModelProvider.OPENAI_COMPATIBLE.value)
     monkeypatch.setenv(Env.OPENAI_BASE_URL.value, recorder)
     model = _model_clients()
-    assert model.api_key() == runtime.NO_API_KEY
+    assert model.api_key() == clients.NO_API_KEY
     model()._client.models.list()
-    assert [_header(r, "authorization") for r in _Recorder.received] == [f"Bearer {runtime.NO_API_KEY}"]
+    assert [_header(r, "authorization") for r in _Recorder.received] == [f"Bearer {clients.NO_API_KEY}"]
 
 
 def test_an_openai_compatible_stage_uses_the_secret_when_it_holds_a_key(
@@ -334,4 +334,4 @@ def test_an_openai_compatible_stage_uses_the_secret_when_it_holds_a_key(
     assert model.api_key() == "sk-self-hosted"
     monkeypatch.setenv(Env.OPENAI_SECRET_NAME.value, "empty")
     model = _model_clients()
-    assert model.api_key() == runtime.NO_API_KEY
+    assert model.api_key() == clients.NO_API_KEY

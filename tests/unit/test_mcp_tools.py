@@ -449,9 +449,9 @@ def test_local_secrets_come_from_the_environment() -> None:
 _WORKER_COLD_START = """
 import json, sys
 import worker  # the handler module, as Lambda imports it
-from assistant import runtime
+from assistant import clients
 from assistant.settings import ModelSettings
-client = runtime.ModelClients(ModelSettings.from_env()).client_for("test-key")
+client = clients.ModelClients(ModelSettings.from_env()).client_for("test-key")
 client._toolbox.offer()  # what every reply does before its first request
 print(json.dumps({"mcp": "mcp" in sys.modules, "servers": len(client._toolbox.offer().mcp)}))
 """

@@ -24,8 +24,8 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from assistant import tracing
-from assistant.auth import InvalidToken, TokenVerifier
 from assistant.observability import Metric, logger, metrics
+from assistant.token_verifier import InvalidToken, TokenVerifier
 from assistant.wiring import AUTH_QUERY_PARAMETER
 
 AuthorizerHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from assistant import runtime
+from assistant import clients
 from assistant.lifecycle import PerContainer
 from assistant.refusals import RefusalCounter
 from assistant.revocation import RevocationCheck, revocation_check_from_env
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 def _connections_api(callback_url: str) -> Callable[[], Any]:
     """The ``@connections`` client of a route function, built when first needed: a route uses it only to close a
     connection whose token expired."""
-    return PerContainer(lambda: runtime.connections_api(callback_url))
+    return PerContainer(lambda: clients.connections_api(callback_url))
 
 
 def _revocation(settings: DefaultSettings | SendMessageSettings | CommandsSettings) -> RevocationCheck:
@@ -72,7 +72,7 @@ def connection(settings: ConnectionSettingsT) -> ConnectionDependencies[Connecti
     from assistant.stores.connections import ConnectionStore
     from assistant.stores.rate_limits import RateLimiter
 
-    table = runtime.table(settings.table_name, settings.region)
+    table = clients.table(settings.table_name, settings.region)
     return ConnectionDependencies(
         settings=settings, connections=ConnectionStore(table), rate_limiter=RateLimiter(table)
     )
@@ -137,11 +137,11 @@ def send_message(settings: SendMessageSettings) -> SendMessageDependencies:
     from assistant.stores.rate_limits import RateLimiter
     from assistant.stores.usage import UsageStore
 
-    table = runtime.table(settings.table_name, settings.region)
+    table = clients.table(settings.table_name, settings.region)
     retention = settings.retention()
     uploads = UploadService(
         table=table,
-        s3=runtime.s3(settings.region),
+        s3=clients.s3(settings.region),
         bucket=settings.upload_bucket_name,
         limits=AttachmentLimits(
             max_image_bytes=settings.max_image_bytes,
@@ -158,7 +158,7 @@ def send_message(settings: SendMessageSettings) -> SendMessageDependencies:
         usage=UsageStore(table),
         rate_limiter=RateLimiter(table),
         reader=ItemReader(table),
-        sqs=runtime.sqs(settings.region),
+        sqs=clients.sqs(settings.region),
         connections_api=_connections_api(settings.callback_url),
         revocation=_revocation(settings),
     )
@@ -223,7 +223,7 @@ def commands(settings: CommandsSettings) -> CommandsDependencies:
     from assistant.stores.turns import TurnStore
     from assistant.stores.usage import UsageStore
 
-    table = runtime.table(settings.table_name, settings.region)
+    table = clients.table(settings.table_name, settings.region)
     retention = settings.retention()
     connections_api = _connections_api(settings.callback_url)
     connections = ConnectionStore(table)
@@ -234,12 +234,12 @@ def commands(settings: CommandsSettings) -> CommandsDependencies:
         messages=MessageStore(table, retention=retention),
         usage=UsageStore(table),
         rate_limiter=RateLimiter(table),
-        model=runtime.ModelClients(settings),
+        model=clients.ModelClients(settings),
         connections_api=connections_api,
         revocation=_revocation(settings),
         # No cached connection list: a rename must reach a tab opened a moment ago.
         broadcaster=PerContainer(lambda: Broadcaster(connections_api(), connections, cache_seconds=0)),
-        sqs=runtime.sqs(settings.region),
+        sqs=clients.sqs(settings.region),
     )
 
 
@@ -250,7 +250,7 @@ class WorkerDependencies:
     messages: MessageStore
     connections: ConnectionStore
     broadcaster: Broadcaster
-    #: The model client for the current key (``runtime.ModelClients``).
+    #: The model client for the current key (``clients.ModelClients``).
     model: Callable[[], ModelClient]
     reply_service: ReplyService
     #: Erases what deleted conversations left (``assistant.queue.EraseRequest`` messages).
@@ -267,15 +267,15 @@ def worker(settings: WorkerSettings) -> WorkerDependencies:
     from assistant.stores.turns import TurnStore
     from assistant.stores.usage import UsageStore
 
-    table = runtime.table(settings.table_name, settings.region)
+    table = clients.table(settings.table_name, settings.region)
     retention = settings.retention()
     messages = MessageStore(table, retention=retention)
     connections = ConnectionStore(table)
-    broadcaster = Broadcaster(runtime.connections_api(settings.callback_url), connections)
-    model = runtime.ModelClients(settings, model_override=settings.model_override)
+    broadcaster = Broadcaster(clients.connections_api(settings.callback_url), connections)
+    model = clients.ModelClients(settings, model_override=settings.model_override)
     from assistant.attachments import AttachmentFiles
 
-    s3 = runtime.s3(settings.region)
+    s3 = clients.s3(settings.region)
     files = AttachmentFiles(
         table=table,
         s3=s3,
@@ -300,7 +300,7 @@ def worker(settings: WorkerSettings) -> WorkerDependencies:
     )
     return WorkerDependencies(
         settings=settings,
-        sqs=runtime.sqs(settings.region),
+        sqs=clients.sqs(settings.region),
         messages=messages,
         connections=connections,
         broadcaster=broadcaster,

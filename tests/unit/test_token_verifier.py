@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from assistant.auth import InvalidToken, KeySetUnavailable, Principal, TokenVerifier
+from assistant.token_verifier import InvalidToken, KeySetUnavailable, Principal, TokenVerifier
 from tests.conftest import CognitoPool, FakeClock
 
 ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_TestPool"

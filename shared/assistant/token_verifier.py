@@ -236,7 +236,8 @@ def verifier_from_env(environ: Mapping[str, str]) -> TokenVerifier:
     """A verifier from the authorizer's variables, read directly (the authorizer builds it once per container).
 
     Not through :class:`assistant.settings.Settings`: the authorizer is on the path of every page load, and pydantic
-    plus boto3 (which the settings and ``assistant.dependencies`` bring) would triple its cold start for five strings.
+    plus boto3 (which the settings and ``assistant.function_dependencies`` bring) would triple its cold start for
+    five strings.
     """
 
     def required(name: Env) -> str:
