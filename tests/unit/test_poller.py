@@ -287,3 +287,34 @@ async def test_a_groups_next_message_is_received_when_the_one_before_it_is_delet
     await asyncio.sleep(0.2)
     released.set()
     await _wait_for(lambda: worker.bodies() == ["a1", "a2"])
+
+
+class _EmptyQueue:
+    """An SQS client whose queue is always empty: the poller spends its time in the idle pause."""
+
+    def __init__(self) -> None:
+        self.receives = 0
+
+    def receive_message(self, **kwargs: Any) -> dict[str, Any]:
+        self.receives += 1
+        return {}
+
+
+async def test_stop_returns_when_a_wake_up_and_the_stop_meet() -> None:
+    """The last batch's delete wakes the idle pause; a stop in the same loop turn once lost its cancel there (3.11's
+    ``wait_for`` returned instead of raising) and the receive loop, and so stop(), ran on until the test timed out."""
+    sqs = _EmptyQueue()
+    runtime = LambdaRuntime(lambda function: FakeWorker().handler)
+    poller = QueuePoller(sqs, queue_url="q", queue_arn="arn", invoker=runtime, idle_pause_s=3600)
+    try:
+        for _ in range(20):
+            poller.start()
+            await _wait_for(lambda: sqs.receives > 0)
+            await asyncio.sleep(0)  # into the pause
+            poller._wake.set()  # what a delete does, in the same turn as the stop below
+            stopping = asyncio.create_task(poller.stop())
+            done, _ = await asyncio.wait({stopping}, timeout=5)
+            assert done, "stop() did not return: the receive loop ran on"
+            sqs.receives = 0
+    finally:
+        await asyncio.to_thread(runtime.close)

@@ -75,6 +75,8 @@ class QueuePoller:
         #: Set when there may be something new to receive: the idle pause ends early.
         self._wake = asyncio.Event()
         self._stop_listening: Callable[[], None] | None = None
+        #: Set by stop(): the receive loop ends at its next turn.
+        self._stopping = False
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -85,6 +87,7 @@ class QueuePoller:
                 loop.call_soon_threadsafe(self._wake.set)
 
         self._stop_listening = on_sqs_message(arrived)
+        self._stopping = False
         self._receiver = asyncio.create_task(self._receive_loop(), name="sqs-poller")
 
     async def stop(self, grace_s: float = 10.0) -> None:
@@ -93,9 +96,11 @@ class QueuePoller:
             self._stop_listening()
             self._stop_listening = None
         if self._receiver is not None:
+            # The flag, not the cancel alone, ends the loop: a cancel can be lost (see _pause) and the loop run on.
+            self._stopping = True
+            self._wake.set()
             self._receiver.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._receiver
+            await asyncio.wait({self._receiver})  # unlike awaiting it in suppress(CancelledError), keeps our own cancel
             self._receiver = None
         if self._batches:
             _, pending = await asyncio.wait(self._batches, timeout=grace_s)
@@ -105,7 +110,7 @@ class QueuePoller:
                 await asyncio.wait(pending)
 
     async def _receive_loop(self) -> None:
-        while True:
+        while not self._stopping:
             await self._slots.acquire()
             # Cleared before the receive: a message that arrives during it wakes the pause after it.
             self._wake.clear()
@@ -121,12 +126,25 @@ class QueuePoller:
                 continue
             if not messages:
                 self._slots.release()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._idle_pause_s)
+                await self._pause()
                 continue
+            if self._stopping:  # received as the poller stopped: left to reappear after the visibility timeout
+                self._slots.release()
+                return
             task = asyncio.create_task(self._process(messages))
             self._batches.add(task)
             task.add_done_callback(self._batches.discard)
+
+    async def _pause(self) -> None:
+        """Wait until woken, or for the idle pause.
+
+        ``asyncio.timeout``, not ``asyncio.wait_for``: Python 3.11's ``wait_for`` returns normally, swallowing the
+        cancel, when the awaited event is set in the same loop turn as the task is cancelled, which is what stop()
+        meets when the last batch's delete has just woken the pause (the loop ran on and the stop never returned).
+        """
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._idle_pause_s):
+                await self._wake.wait()
 
     def _receive(self) -> list[dict[str, Any]]:
         response = self._sqs.receive_message(
