@@ -17,8 +17,10 @@ The client needs no AWS credentials: Cognito's ``InitiateAuth`` is a public API,
 
 Modules: :mod:`~scripts.chat.events` (what the session reports), :mod:`~scripts.chat.session` (the protocol),
 :mod:`~scripts.chat.signin` (Cognito sign-in), :mod:`~scripts.chat.client` (the connection),
-:mod:`~scripts.chat.connection_info` (where to connect), :mod:`~scripts.chat.terminal` (the terminal) and
-:mod:`~scripts.chat.cli` (the command line; ``__main__`` runs it). Everything public is re-exported here.
+:mod:`~scripts.chat.connection_info` (where to connect), :mod:`~scripts.chat.terminal` (the terminal, with
+:mod:`~scripts.chat.console` reading lines and wrapping words, :mod:`~scripts.chat.limits` what a message may be and
+:mod:`~scripts.chat.upload` the file POST of ``/attach``) and :mod:`~scripts.chat.cli` (the command line;
+``__main__`` runs it). Everything public is re-exported here.
 """
 
 from __future__ import annotations

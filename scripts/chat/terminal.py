@@ -1,21 +1,23 @@
-"""The terminal: prompt, slash commands, streamed output, Ctrl-C."""
+"""The terminal: prompt, slash commands, streamed output, Ctrl-C.
+
+Its parts: :mod:`~scripts.chat.console` (reading lines, wrapping words), :mod:`~scripts.chat.limits` (what a
+message may be) and :mod:`~scripts.chat.upload` (/attach's POST to S3); their names are importable from here too.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import shutil
 import signal
 import sys
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
 from assistant.attachments import SNIFF_BYTES, sniff
-from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS
 from scripts.chat.client import ChatClient
+from scripts.chat.console import LineReader, WordWrapper
 from scripts.chat.events import (
     AllDataDeleted,
     ChatEvent,
@@ -37,165 +39,15 @@ from scripts.chat.events import (
     UploadGranted,
 )
 from scripts.chat.export import conversation_markdown
+from scripts.chat.limits import message_refusal
 from scripts.chat.signin import AuthenticationFailed
-
-#: docs/protocol.md: a message frame must fit API Gateway's 32 KB frame, whatever the character limit says (over it,
-#: the gateway closes the connection before the server could answer, and a re-send on reconnect would close the next).
-MAX_FRAME_BYTES = 32 * 1024
-
-
-def message_refusal(text: str, max_chars: int = DEFAULT_MAX_MESSAGE_CHARS) -> str:
-    """Why ``text`` cannot be sent as a message (over the documented limits), or "" if it can."""
-    if len(text) > max_chars:
-        return (
-            f"Not sent: this message is {len(text):,} characters long; the limit is {max_chars:,}. "
-            "Shorten it and send again."
-        )
-    # Encoded as the client sends it, with room for the ids it carries.
-    frame = {"action": "sendMessage", "message": text, "messageId": "m_" + "0" * 24, "conversationId": "c_" + "0" * 32}
-    size = len(json.dumps(frame).encode())
-    if size > MAX_FRAME_BYTES:
-        return (
-            f"Not sent: this message is {size / 1024:.1f} KB once encoded; a message must fit in 32 KB (emoji and "
-            "non-Latin scripts take several bytes a character). Shorten it and send again."
-        )
-    return ""
-
+from scripts.chat.upload import post_upload
 
 #: How long the first prompt waits for the connection to settle (then it comes anyway: /quit must always work).
 FIRST_PROMPT_WAIT_S = 10.0
 
 #: How ``/history`` marks a reply that did not finish (its ``status``), as the live reply was marked.
 HISTORY_MARKS = {"cancelled": "stopped", "failed": "failed"}
-
-
-def post_upload(url: str, fields: Mapping[str, str], file_name: str, content_type: str, data: bytes) -> tuple[int, str]:
-    """POST ``fields`` and then the file as ``multipart/form-data`` (S3 wants the file last); status and body."""
-    import urllib.error
-    import urllib.request
-    import uuid
-
-    boundary = uuid.uuid4().hex
-    parts = []
-    for name, value in fields.items():
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
-    safe_name = file_name.replace('"', "_").replace("\r", "_").replace("\n", "_")
-    parts.append(
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{safe_name}"\r\n'
-        f"Content-Type: {content_type}\r\n\r\n".encode()
-        + data
-        + b"\r\n"
-    )
-    parts.append(f"--{boundary}--\r\n".encode())
-    request = urllib.request.Request(  # noqa: S310 - the presigned URL the server gave
-        url, data=b"".join(parts), method="POST", headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=120) as answer:  # noqa: S310
-            return int(answer.status), answer.read().decode(errors="replace")
-    except urllib.error.HTTPError as error:
-        return int(error.code), error.read().decode(errors="replace")
-
-
-# --- The terminal -----------------------------------------------------------------------------------------------
-
-
-class LineReader:
-    """Reads stdin lines in a daemon thread, one per request, so a prompt can be abandoned at exit.
-
-    On a terminal, through GNU readline: without it a terminal in its line mode cuts a line at 4,095 characters
-    (a long paste was sent cut, silently) and sends each line of a multi-line paste as a message of its own.
-    Readline (8.1 and later) reads the terminal's bracketed paste, so a pasted text of any length and any number of
-    lines is one message, sent whole.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, stream: TextIO = sys.stdin) -> None:
-        self._loop = loop
-        self._stream = stream
-        if stream is sys.stdin and stream.isatty():
-            with contextlib.suppress(ImportError):  # a Python built without readline reads as before
-                import readline  # noqa: F401  (importing it is what makes input() use it)
-        self._requests: list[tuple[str, asyncio.Future[str | None]]] = []
-        self._wake = threading.Condition()
-        threading.Thread(target=self._serve, name="stdin", daemon=True).start()
-
-    async def read(self, prompt: str) -> str | None:
-        future: asyncio.Future[str | None] = self._loop.create_future()
-        with self._wake:
-            self._requests.append((prompt, future))
-            self._wake.notify()
-        return await future
-
-    def _serve(self) -> None:
-        while True:
-            with self._wake:
-                while not self._requests:
-                    self._wake.wait()
-                prompt, future = self._requests.pop(0)
-            try:
-                line: str | None = input(prompt) if self._stream is sys.stdin else self._stream.readline() or None
-            except EOFError:
-                line = None
-            self._loop.call_soon_threadsafe(_resolve, future, line)
-
-
-def _resolve(future: asyncio.Future[str | None], value: str | None) -> None:
-    if not future.done():
-        future.set_result(value)
-
-
-class WordWrapper:
-    """Streams text to a terminal of ``width`` columns, breaking lines between words, never inside one.
-
-    A reply arrives in pieces that may end mid-word ("Tok" + "yo"), so the word being written is held until the
-    space after it (or :meth:`finish`) shows whether it still fits on the line. A word longer than a line is written
-    as is; newlines and a line's leading indentation (lists, code) are kept.
-    """
-
-    def __init__(self, width: int) -> None:
-        self.width = max(20, width)
-        self.column = 0
-        self._word = ""
-        self._space = ""
-
-    def start(self, column: int) -> None:
-        """A new line of output begins at ``column`` (after a prefix such as ``assistant> ``)."""
-        self.column = column
-        self._word = ""
-        self._space = ""
-
-    def feed(self, text: str) -> str:
-        out: list[str] = []
-        for char in text:
-            if char == "\n":
-                out.append(self._flush_word())
-                out.append("\n")
-                self.column = 0
-                self._space = ""
-            elif char.isspace():
-                out.append(self._flush_word())
-                self._space += char
-            else:
-                self._word += char
-        return "".join(out)
-
-    def finish(self) -> str:
-        """What is still held (the last word); the next output starts a new line."""
-        out = self._flush_word()
-        self._space = ""
-        return out
-
-    def _flush_word(self) -> str:
-        if not self._word:
-            return ""
-        space, word = self._space, self._word
-        self._space = self._word = ""
-        if self.column > 0 and self.column + len(space) + len(word) > self.width:
-            self.column = len(word)
-            return "\n" + word
-        self.column += len(space) + len(word)
-        return space + word
-
 
 HELP = """Commands:
   /new              start a new conversation
