@@ -149,7 +149,7 @@ class ReplyFinisher:
             expected=MessageStatus.QUEUED,
             turn=self._turn(queued, record, TurnDraft(), TurnStatus.FAILED, error_code=code),
         )
-        self._messages.forget_waiting(record.user_id, record.message_id)
+        self._messages.waiting.forget(record.user_id, record.message_id)
         error = QuotaExceeded("You have reached today's message limit. It resets at midnight UTC.")
         self._send(record, ErrorFrame.from_error(error, message_id=record.message_id))
         return DeliveryReport(DeliveryResult.FAILED, error_code=error.code)

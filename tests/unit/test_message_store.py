@@ -6,10 +6,12 @@ from typing import Any
 
 import pytest
 
-from assistant.stores.keys import conversation_sk, key
+from assistant.stores.keys import conversation_sk, key, message_sk
 from assistant.stores.messages import ClaimOutcome, MessageRecord, MessageStatus, MessageStore
 from assistant.stores.timestamps import iso_utc
+from assistant.stores.turns import Turn, TurnStatus, TurnStore
 from assistant.stores.usage import Quotas, UsageStore
+from assistant.stores.waiting import TooManyWaiting
 
 NOW = 1_764_000_000.0  # 2025-11-24 (UTC)
 
@@ -22,6 +24,11 @@ def store(ddb_table: Any) -> MessageStore:
 
 
 QUOTAS = Quotas(messages=10, input_tokens=1_000_000, output_tokens=1_000)
+
+
+def _turn(record: MessageRecord, status: MessageStatus) -> Turn:
+    """The turn a worker writes with the message's final status."""
+    return Turn(record.conversation_id, record.message_id, record.created_at, "hi", "hello", TurnStatus(status.value))
 
 
 def _claim(store: MessageStore, message_id: str, *, messages: int = 10, tokens: int = 1_000) -> ClaimOutcome:
@@ -92,7 +99,7 @@ def test_output_tokens_used_up_stop_the_next_claim(store: MessageStore) -> None:
     record = store.get("alice", "m1")
     assert record is not None
     assert store.count_usage(record, response_id="resp_1", input_tokens=5, output_tokens=100, now=NOW)
-    assert store.finish(record, status=MessageStatus.DONE, now=NOW)
+    assert store.finish(record, status=MessageStatus.DONE, now=NOW, turn=_turn(record, MessageStatus.DONE))
     assert UsageStore(store._table).today("alice", now=NOW).output_tokens == 100
     assert _claim(store, "m2", tokens=100) is ClaimOutcome.QUOTA_EXCEEDED
 
@@ -143,8 +150,10 @@ def test_a_finished_message_cannot_be_finished_or_cancelled_again(store: Message
     record = store.get("alice", "m1")
     assert record is not None
     assert store.count_usage(record, response_id="resp_1", input_tokens=1, output_tokens=7, now=NOW)
-    assert store.finish(record, status=MessageStatus.DONE, now=NOW)
-    assert not store.finish(record, status=MessageStatus.FAILED, now=NOW, error_code="internal")
+    assert store.finish(record, status=MessageStatus.DONE, now=NOW, turn=_turn(record, MessageStatus.DONE))
+    assert not store.finish(
+        record, status=MessageStatus.FAILED, now=NOW, error_code="internal", turn=_turn(record, MessageStatus.FAILED)
+    )
     again = store.request_cancel("alice", "m1")
     assert again is not None
     assert (again.record.status, again.first) == (MessageStatus.DONE, False)
@@ -177,5 +186,42 @@ def test_a_stopped_or_failed_reply_keeps_what_it_counted(store: MessageStore) ->
     record = store.get("alice", "m1")
     assert record is not None
     assert store.count_usage(record, response_id="resp_a", input_tokens=0, output_tokens=9, now=NOW)
-    assert store.finish(record, status=MessageStatus.CANCELLED, now=NOW)
+    assert store.finish(record, status=MessageStatus.CANCELLED, now=NOW, turn=_turn(record, MessageStatus.CANCELLED))
     assert UsageStore(store._table).today("alice", now=NOW).output_tokens == 9
+
+
+def test_a_finish_writes_the_turn_once(store: MessageStore, ddb_table: Any) -> None:
+    assert _claim(store, "m1") is ClaimOutcome.CLAIMED
+    record = store.get("alice", "m1")
+    assert record is not None
+    assert store.finish(record, status=MessageStatus.DONE, now=NOW, turn=_turn(record, MessageStatus.DONE))
+    assert not store.finish(record, status=MessageStatus.FAILED, now=NOW, turn=_turn(record, MessageStatus.FAILED))
+    [turn] = TurnStore(ddb_table).page("alice", "c_1", limit=10)[0]
+    assert (turn.message_id, turn.status, turn.assistant_text) == ("m1", TurnStatus.DONE, "hello")
+
+
+def test_waiting_messages_are_capped_until_one_is_claimed_or_cancelled(store: MessageStore) -> None:
+    for message_id in ("w1", "w2"):
+        store.create("alice", message_id, "c_1", now=NOW, max_waiting=2)
+    with pytest.raises(TooManyWaiting):
+        store.create("alice", "w3", "c_1", now=NOW, max_waiting=2)
+    assert store.get("alice", "w3") is None  # refused: nothing recorded
+
+    w1 = store.get("alice", "w1")
+    assert w1 is not None
+    assert store.claim(w1, now=NOW, quotas=QUOTAS).outcome is ClaimOutcome.CLAIMED  # leaves the set
+    store.create("alice", "w3", "c_1", now=NOW, max_waiting=2)
+    store.request_cancel("alice", "w2")  # leaves the set as well
+    store.create("alice", "w4", "c_1", now=NOW, max_waiting=2)
+    with pytest.raises(TooManyWaiting):
+        store.create("alice", "w5", "c_1", now=NOW, max_waiting=2)
+
+
+def test_a_waiting_entry_whose_record_expired_is_pruned_when_the_set_is_full(
+    store: MessageStore, ddb_table: Any
+) -> None:
+    store.create("alice", "w1", "c_1", now=NOW, max_waiting=1)
+    ddb_table.delete_item(Key=key("alice", message_sk("w1")))  # TTL swept the record; its entry stayed behind
+    record, created = store.create("alice", "w2", "c_1", now=NOW, max_waiting=1)
+    assert created
+    assert record.status is MessageStatus.QUEUED

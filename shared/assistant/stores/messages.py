@@ -9,152 +9,62 @@ The worker does not read the record before claiming it: the claim is conditional
 the queued message says it is (``queued``, its conversation, its creation time), and a claim that fails returns the
 record it found (``ReturnValuesOnConditionCheckFailure``), which tells a duplicate or a resumed delivery what to do.
 
-While streaming, the worker checkpoints each frame *before* posting it (sequence number, the frame's character
-span and the model response it came from). The checkpoint write is conditional on nobody having asked to cancel,
-so the same write doubles as the cancel check. A redelivered message that finds ``streaming`` resumes from the
-checkpoint instead of asking the model again, so the conversation never gets a second turn.
+While streaming, the worker checkpoints the last frame it posted, right *after* posting it and at most once every
+``CHECKPOINT_INTERVAL_S`` (:mod:`assistant.reply_progress`), and each round's start (sequence number, the frame's
+character span and the model response it came from). The checkpoint write is conditional on nobody having asked
+to cancel, so the same write doubles as the cancel check. A redelivered message that finds ``streaming`` resumes
+from the checkpoint instead of asking the model again, so the conversation never gets a second turn.
+
+The record's types are :mod:`assistant.stores.message_records`; the claim and the counting of tokens, which write
+today's usage with the record, :mod:`assistant.stores.message_usage`; the user's set of messages waiting in the
+queue, :mod:`assistant.stores.waiting`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from boto3.dynamodb.conditions import Attr, Key
-from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
-from assistant.errors import RateLimited
 from assistant.stores.conditions import cancellation_reasons, condition_failed, item_condition_failed
-from assistant.stores.keys import MESSAGE_PREFIX, PK, SK, TTL, WAITING_SK, conversation_sk, key, message_sk, user_pk
+from assistant.stores.keys import MESSAGE_PREFIX, PK, SK, TTL, conversation_sk, key, message_sk, user_pk
+from assistant.stores.message_records import (
+    CancelRequest,
+    Checkpoint,
+    Claim,
+    ClaimOutcome,
+    MessageRecord,
+    MessageStatus,
+)
+from assistant.stores.message_usage import MessageUsage
 from assistant.stores.retention import NO_RETENTION, Retention
 from assistant.stores.timestamps import iso_utc
 from assistant.stores.turns import Turn
-from assistant.stores.usage import Quotas, UsageStore
-from assistant.wiring import MESSAGE_TTL_SECONDS, USAGE_TTL_SECONDS
+from assistant.stores.usage import Quotas
+from assistant.stores.waiting import TooManyWaiting, WaitingMessages
+from assistant.wiring import MESSAGE_TTL_SECONDS
 
-
-class MessageStatus(StrEnum):
-    QUEUED = "queued"
-    STREAMING = "streaming"
-    DONE = "done"
-    CANCELLED = "cancelled"
-    FAILED = "failed"
-
-    @property
-    def is_final(self) -> bool:
-        return self in (MessageStatus.DONE, MessageStatus.CANCELLED, MessageStatus.FAILED)
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """Where a streaming reply stands. Character offsets count from the start of the whole reply."""
-
-    #: The model response of the current round (a tool call starts a new round and a new response).
-    response_id: str | None
-    #: Offset at which the current round's text starts.
-    round_start: int
-    #: Sequence number of the last frame written (it may or may not have reached the client), -1 for none.
-    seq: int
-    frame_start: int
-    frame_end: int
-
-
-@dataclass(frozen=True)
-class MessageRecord:
-    user_id: str
-    message_id: str
-    conversation_id: str
-    status: MessageStatus
-    cancel_requested: bool
-    checkpoint: Checkpoint
-    created_at: str
-
-    @classmethod
-    def from_item(cls, item: dict[str, Any]) -> MessageRecord:
-        return cls(
-            user_id=str(item["userId"]),
-            message_id=str(item["messageId"]),
-            conversation_id=str(item["conversationId"]),
-            status=MessageStatus(item["status"]),
-            cancel_requested=bool(item.get("cancelRequested", False)),
-            checkpoint=Checkpoint(
-                response_id=item.get("responseId"),
-                round_start=int(item.get("roundStart", 0)),
-                seq=int(item.get("seq", -1)),
-                frame_start=int(item.get("frameStart", 0)),
-                frame_end=int(item.get("frameEnd", 0)),
-            ),
-            created_at=str(item["createdAt"]),
-        )
-
-    @classmethod
-    def queued(cls, user_id: str, message_id: str, conversation_id: str, *, created_at: str) -> MessageRecord:
-        """The record as a queued message says it was written, before anyone claimed it: what the worker claims
-        without reading it first. The claim's condition checks every field that matters (:meth:`MessageStore.claim`),
-        so a record that is not exactly this is never claimed by mistake."""
-        return cls(
-            user_id=user_id,
-            message_id=message_id,
-            conversation_id=conversation_id,
-            status=MessageStatus.QUEUED,
-            cancel_requested=False,
-            checkpoint=Checkpoint(response_id=None, round_start=0, seq=-1, frame_start=0, frame_end=0),
-            created_at=created_at,
-        )
-
-
-@dataclass(frozen=True)
-class CancelRequest:
-    """What a ``cancel`` found: the record after it, and whether this request is the one that recorded the stop."""
-
-    record: MessageRecord
-    #: This request cancelled the queued message or flagged the streaming one; ``False``: a repeat, or too late.
-    first: bool
-
-
-class ClaimOutcome(StrEnum):
-    CLAIMED = "claimed"
-    QUOTA_EXCEEDED = "quota_exceeded"
-    #: The record is not the queued one the claim expected (another delivery got there first, it was cancelled
-    #: while queued, or it differs from what the queued message said): :attr:`Claim.found` is what is there.
-    CONFLICT = "conflict"
-    #: The conversation was deleted while the message waited: nothing is answered (its tabs were told).
-    CONVERSATION_GONE = "conversation_gone"
-
-
-@dataclass(frozen=True)
-class Claim:
-    outcome: ClaimOutcome
-    #: On :attr:`ClaimOutcome.CONFLICT`: the record as the claim found it; ``None`` when there is no such message.
-    found: MessageRecord | None = None
+__all__ = [
+    "AlsoRefused",
+    "CancelRequest",
+    "Checkpoint",
+    "Claim",
+    "ClaimOutcome",
+    "ConversationDeleted",
+    "MessageRecord",
+    "MessageStatus",
+    "MessageStore",
+    "TooManyWaiting",
+]
 
 
 class AlsoRefused(Exception):
     """The extra write of :meth:`MessageStore.create` (``also``) was refused by its condition; nothing was written."""
 
 
-class TooManyWaiting(RateLimited):
-    """Too many of the user's messages are waiting for an answer: refused at intake, nothing recorded."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(
-            f"{limit} of your messages are still waiting for an answer; send the next one when a reply has started.",
-            retry_after_ms=WAITING_RETRY_AFTER_MS,
-        )
-
-
-#: A waiting message is usually claimed within seconds (one reply of the user at a time).
-WAITING_RETRY_AFTER_MS = 5_000
-
-
-_deserializer = TypeDeserializer()
-
-#: Where each item sits in the claim's transaction (cancellation reasons come back in this order).
-_CLAIM_MESSAGE, _CLAIM_USAGE, _CLAIM_CONVERSATION = 0, 1, 3
 #: Where the conversation's check sits in the transaction that finishes a message with its turn.
 _FINISH_CONVERSATION = 2
 
@@ -169,6 +79,9 @@ class MessageStore:
         # The resource's client takes plain Python values (boto3 serializes them), in transactions too.
         self._client = table.meta.client
         self._retention = retention
+        #: The user's messages waiting in the queue (joined and left in this store's transactions).
+        self.waiting = WaitingMessages(table)
+        self._usage = MessageUsage(table, waiting=self.waiting, conversation_check=self._conversation_check)
         #: A message record is kept for deduplication and cancel, and never longer than the stage keeps data.
         self._ttl_seconds = min(MESSAGE_TTL_SECONDS, retention.seconds or MESSAGE_TTL_SECONDS)
 
@@ -216,7 +129,7 @@ class MessageStore:
                 items.append({"Update": {"TableName": self._table.name, **conversation_update}})
             waiting_index = len(items)
             if max_waiting is not None:
-                items.append({"Update": self._waiting_update(user_id, {message_id}, "ADD", max_waiting=max_waiting)})
+                items.append({"Update": self.waiting.join_update(user_id, message_id, max_waiting=max_waiting)})
             if also is not None:
                 items.append({"Update": {"TableName": self._table.name, **also}})
             try:
@@ -234,41 +147,18 @@ class MessageStore:
                     raise AlsoRefused from None
                 if max_waiting is not None and item_condition_failed(reasons, waiting_index):
                     # Full; entries whose message left `queued` without saying so (expired) are pruned once.
-                    if attempt == 0 and self._prune_waiting(user_id):
+                    if attempt == 0 and self.waiting.prune(
+                        user_id, still_waiting=lambda waiting_id: self._is_queued(user_id, waiting_id)
+                    ):
                         continue
                     raise TooManyWaiting(max_waiting or 0) from None
                 raise
             return MessageRecord.from_item(item), True
         raise TooManyWaiting(max_waiting or 0)
 
-    def forget_waiting(self, user_id: str, message_id: str) -> None:
-        """The message left ``queued`` outside a claim (cancelled, refused over quota)."""
-        self._client.update_item(**self._waiting_update(user_id, {message_id}, "DELETE"))
-
-    def _waiting_update(
-        self, user_id: str, message_ids: set[str], action: str, *, max_waiting: int | None = None
-    ) -> dict[str, Any]:
-        update: dict[str, Any] = {
-            "TableName": self._table.name,
-            "Key": key(user_id, WAITING_SK),
-            "UpdateExpression": f"{action} waiting :ids",
-            "ExpressionAttributeValues": {":ids": message_ids},
-        }
-        if max_waiting is not None:
-            update["ConditionExpression"] = "attribute_not_exists(waiting) OR size(waiting) < :max"
-            update["ExpressionAttributeValues"][":max"] = max_waiting
-        return update
-
-    def _prune_waiting(self, user_id: str) -> bool:
-        item = self._table.get_item(Key=key(user_id, WAITING_SK), ConsistentRead=True).get("Item") or {}
-        stale = set()
-        for message_id in item.get("waiting", set()):
-            record = self.get(user_id, str(message_id))
-            if record is None or record.status is not MessageStatus.QUEUED:
-                stale.add(str(message_id))
-        if stale:
-            self._client.update_item(**self._waiting_update(user_id, stale, "DELETE"))
-        return bool(stale)
+    def _is_queued(self, user_id: str, message_id: str) -> bool:
+        record = self.get(user_id, message_id)
+        return record is not None and record.status is MessageStatus.QUEUED
 
     def get(self, user_id: str, message_id: str) -> MessageRecord | None:
         item = self._table.get_item(Key=key(user_id, message_sk(message_id)), ConsistentRead=True).get("Item")
@@ -296,7 +186,7 @@ class MessageStore:
     def discard(self, user_id: str, message_id: str) -> None:
         """Remove the record of a message whose conversation was deleted (its worker is the last to touch it)."""
         self._table.delete_item(Key=key(user_id, message_sk(message_id)))
-        self.forget_waiting(user_id, message_id)
+        self.waiting.forget(user_id, message_id)
 
     def request_cancel(self, user_id: str, message_id: str) -> CancelRequest | None:
         """Cancel a queued message at once, or flag a streaming one for its worker. ``None``: no such message.
@@ -309,7 +199,7 @@ class MessageStore:
             user_id, message_id, "SET #status = :value", expected=MessageStatus.QUEUED, value=MessageStatus.CANCELLED
         )
         if cancelled:
-            self.forget_waiting(user_id, message_id)
+            self.waiting.forget(user_id, message_id)
         flagged = cancelled or self._set_if_status(
             user_id,
             message_id,
@@ -359,78 +249,8 @@ class MessageStore:
     # --- the worker side ----------------------------------------------------------------------------------------
 
     def claim(self, record: MessageRecord, *, now: float, quotas: Quotas) -> Claim:
-        """``queued`` -> ``streaming`` and count the message on today's usage, atomically.
-
-        Doing both in one transaction means a redelivery can never count a message twice, and a message over quota
-        is never claimed. ``record`` is the queued record as the caller expects it (usually
-        :meth:`MessageRecord.queued`, built from the queue message, not read): the claim succeeds only if the stored
-        record is queued with that conversation and creation time, so the caller's copy is then exact. Otherwise
-        the claim fails with the stored record in :attr:`Claim.found` (``ReturnValuesOnConditionCheckFailure``), so
-        no read is needed before the claim, nor after a failed one.
-
-        The conversation is not read, only checked (a ``ConditionCheck`` in the same transaction): a message whose
-        conversation was deleted while it waited is never answered (:attr:`ClaimOutcome.CONVERSATION_GONE`).
-        """
-        usage_key = UsageStore.day_key(record.user_id, now=now)
-        claim_message = {
-            "Update": {
-                "TableName": self._table.name,
-                "Key": key(record.user_id, message_sk(record.message_id)),
-                "UpdateExpression": "SET #status = :streaming, claimedAt = :now",
-                "ConditionExpression": "#status = :queued AND conversationId = :conversation AND createdAt = :created",
-                "ExpressionAttributeNames": {"#status": "status"},
-                "ExpressionAttributeValues": {
-                    ":streaming": "streaming",
-                    ":queued": "queued",
-                    ":conversation": record.conversation_id,
-                    ":created": record.created_at,
-                    ":now": iso_utc(now),
-                },
-                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-            }
-        }
-        count_message = {
-            "Update": {
-                "TableName": self._table.name,
-                "Key": usage_key,
-                "UpdateExpression": "ADD messages :one SET #ttl = if_not_exists(#ttl, :ttl)",
-                "ConditionExpression": "(attribute_not_exists(messages) OR messages < :max_messages) "
-                "AND (attribute_not_exists(outputTokens) OR outputTokens < :max_tokens) "
-                "AND (attribute_not_exists(inputTokens) OR inputTokens < :max_input)",
-                "ExpressionAttributeNames": {"#ttl": TTL},
-                "ExpressionAttributeValues": {
-                    ":one": 1,
-                    ":max_messages": quotas.messages,
-                    ":max_tokens": quotas.output_tokens,
-                    ":max_input": quotas.input_tokens,
-                    ":ttl": int(now) + USAGE_TTL_SECONDS,
-                },
-            }
-        }
-        # No longer waiting (no condition: a message recorded without the set is fine too).
-        stop_waiting = {"Update": self._waiting_update(record.user_id, {record.message_id}, "DELETE")}
-        # In the order of the _CLAIM_* indexes, which is the order of the cancellation reasons.
-        items = [claim_message, count_message, stop_waiting, self._conversation_check(record)]
-        try:
-            self._client.transact_write_items(TransactItems=items)
-        except ClientError as exc:
-            reasons = cancellation_reasons(exc)
-            if reasons is None:
-                raise
-            gone = item_condition_failed(reasons, _CLAIM_CONVERSATION)
-            if item_condition_failed(reasons, _CLAIM_MESSAGE):
-                item = exc.response["CancellationReasons"][_CLAIM_MESSAGE].get("Item")
-                found = {name: _deserializer.deserialize(value) for name, value in item.items()} if item else None
-                if found is None and gone:
-                    return Claim(ClaimOutcome.CONVERSATION_GONE)
-                # The record the caller expected is not there: what is there (in its own conversation) decides.
-                return Claim(ClaimOutcome.CONFLICT, MessageRecord.from_item(found) if found else None)
-            if gone:
-                return Claim(ClaimOutcome.CONVERSATION_GONE)
-            if item_condition_failed(reasons, _CLAIM_USAGE):
-                return Claim(ClaimOutcome.QUOTA_EXCEEDED)
-            raise  # e.g. a transaction conflict with a concurrent write: SQS delivers the message again
-        return Claim(ClaimOutcome.CLAIMED)
+        """See :meth:`MessageUsage.claim <assistant.stores.message_usage.MessageUsage.claim>`."""
+        return self._usage.claim(record, now=now, quotas=quotas)
 
     def start_round(self, record: MessageRecord, *, response_id: str, round_start: int, last_seq: int) -> bool:
         """Remember the model response now streaming, and that frames up to ``last_seq`` (all text before
@@ -443,8 +263,8 @@ class MessageStore:
         )
 
     def checkpoint_frame(self, record: MessageRecord, *, seq: int, frame_start: int, frame_end: int) -> bool:
-        """Record the place of the frame just posted (at most about once a second: see ``assistant.reply``).
-        ``False``: the user asked to cancel, so stop the reply."""
+        """Record the place of the frame just posted (at most once every ``CHECKPOINT_INTERVAL_S``: see
+        :mod:`assistant.reply_progress`). ``False``: the user asked to cancel, so stop the reply."""
         return self._update_streaming(
             record,
             "SET seq = :seq, frameStart = :frame_start, frameEnd = :frame_end",
@@ -454,51 +274,10 @@ class MessageStore:
     def count_usage(
         self, record: MessageRecord, *, response_id: str, input_tokens: int, output_tokens: int, now: float
     ) -> bool:
-        """Add one model response's tokens to today's usage, once: ``False`` if this response was counted already.
-
-        Every response of a reply is counted when it ends, however it ends (done, stopped, failed, cut off), so a
-        quota cannot be walked past by replies that never finish. The message remembers which responses it counted,
-        in the same transaction, so a redelivery that resumes a response never counts it twice.
-        """
-        try:
-            self._client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self._table.name,
-                            "Key": key(record.user_id, message_sk(record.message_id)),
-                            "UpdateExpression": "ADD countedResponses :ids, inputTokens :input, outputTokens :output",
-                            "ConditionExpression": "attribute_exists(#pk) AND NOT contains(countedResponses, :id)",
-                            "ExpressionAttributeNames": {"#pk": PK},
-                            "ExpressionAttributeValues": {
-                                ":ids": {response_id},
-                                ":id": response_id,
-                                ":input": input_tokens,
-                                ":output": output_tokens,
-                            },
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self._table.name,
-                            "Key": UsageStore.day_key(record.user_id, now=now),
-                            "UpdateExpression": "ADD inputTokens :input, outputTokens :output "
-                            "SET #ttl = if_not_exists(#ttl, :ttl)",
-                            "ExpressionAttributeNames": {"#ttl": TTL},
-                            "ExpressionAttributeValues": {
-                                ":input": input_tokens,
-                                ":output": output_tokens,
-                                ":ttl": int(now) + USAGE_TTL_SECONDS,
-                            },
-                        }
-                    },
-                ]
-            )
-        except ClientError as exc:
-            if cancellation_reasons(exc) is not None:
-                return False
-            raise
-        return True
+        """See :meth:`MessageUsage.count_tokens <assistant.stores.message_usage.MessageUsage.count_tokens>`."""
+        return self._usage.count_tokens(
+            record, response_id=response_id, input_tokens=input_tokens, output_tokens=output_tokens, now=now
+        )
 
     def finish(
         self,
@@ -507,12 +286,12 @@ class MessageStore:
         status: MessageStatus,
         now: float,
         error_code: str | None = None,
+        turn: Turn,
         expected: MessageStatus = MessageStatus.STREAMING,
-        turn: Turn | None = None,
     ) -> bool:
         """Move a message to a final status (its tokens were counted as each response ended: :meth:`count_usage`).
 
-        With ``turn``, the conversation turn is written in the same transaction: it exists exactly when the message
+        The conversation ``turn`` is written in the same transaction: it exists exactly when the message
         reached its final status through this call, so a redelivery never writes a second one. The transaction also
         checks that the conversation still exists: in one deleted meanwhile, no turn is written and the message's
         record is removed instead (its tokens were counted already), so nothing of it outlives the deletion.
@@ -531,14 +310,6 @@ class MessageStore:
             "ExpressionAttributeNames": {"#status": "status"},
             "ExpressionAttributeValues": values,
         }
-        if turn is None:
-            try:
-                self._table.update_item(**update)
-            except ClientError as exc:
-                if condition_failed(exc):
-                    return False
-                raise
-            return True
         turn_item = turn.to_item(record.user_id)
         expires_at = self._retention.expires_at(now)
         if expires_at is not None:
