@@ -15,25 +15,18 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from assistant.wiring import FUNCTIONS, WORKER, Env, FunctionSpec, function_environment
+from assistant.environment import SETTINGS, Env
+from assistant.function_specs import FUNCTIONS, WORKER, FunctionSpec, function_environment
 from infra.layers import ARCHITECTURE, RUNTIME
 from infra.retention import log_retention, removal_policy
 from infra.stage import StageConfig
 
-#: Declared variables the deployed stack deliberately leaves unset; the code falls back to its AWS defaults:
-#: the authorizer derives the issuer and JWKS URL from the user pool, the model client uses OpenAI's endpoint and
-#: the package's default model. The local stack sets them.
-OPTIONAL_ENV = frozenset(
-    {
-        Env.COGNITO_ISSUER,
-        Env.COGNITO_JWKS_URL,
-        Env.OPENAI_BASE_URL,
-        Env.MODEL_OVERRIDE,
-        Env.MODEL_READ_TIMEOUT_MS,
-        # Unset: the packaged assistant.toml (infra.definition sets it for --context assistantFile=...).
-        Env.ASSISTANT_FILE,
-    }
-)
+#: Declared variables the deployed stack deliberately leaves unset: the optional ones
+#: (``assistant.environment.Setting.optional``), where the code falls back to its AWS defaults (the authorizer
+#: derives the issuer and JWKS URL from the user pool, the model client uses the provider's endpoint and the
+#: package's default model). The model key's secret is optional to the code but not to an OpenAI stage: the stack
+#: decides it (``optional_env``).
+OPTIONAL_ENV = frozenset(setting.env for setting in SETTINGS.values() if setting.optional) - {Env.OPENAI_SECRET_NAME}
 #: The alias that event sources invoke when a function has SnapStart: Lambda snapshots published versions only, so
 #: an invocation of ``$LATEST`` would initialize from scratch and the snapshot would never be used.
 LIVE_ALIAS = "live"

@@ -112,44 +112,18 @@ class AssistantStack(cdk.Stack):
     def _provide_environment(self) -> None:
         stage = self.stage_config
         values: dict[Env, str] = {
+            # Every limit, quota and streaming setting of the stage (assistant.environment.STAGE_SETTINGS).
+            **stage.environment(),
             Env.TABLE_NAME: self.table.table.table_name,
             Env.QUEUE_URL: self.messages.queue.queue_url,
             Env.CALLBACK_URL: self.websocket.callback_url,
             Env.USER_POOL_ID: self.users.user_pool.user_pool_id,
             Env.USER_POOL_CLIENT_ID: self.users.client.user_pool_client_id,
-            Env.MAX_MESSAGE_CHARS: str(stage.max_message_chars),
-            Env.DAILY_MESSAGE_QUOTA: str(stage.daily_message_quota),
-            Env.DAILY_OUTPUT_TOKEN_QUOTA: str(stage.daily_output_token_quota),
-            Env.DAILY_INPUT_TOKEN_QUOTA: str(stage.daily_input_token_quota),
-            Env.RATE_LIMIT_SEND_MESSAGE: stage.rate_limit_send_message,
-            Env.RATE_LIMIT_NEW_CONVERSATION: stage.rate_limit_new_conversation,
-            Env.RATE_LIMIT_GET_HISTORY: stage.rate_limit_get_history,
-            Env.RATE_LIMIT_LIST_CONVERSATIONS: stage.rate_limit_list_conversations,
-            Env.RATE_LIMIT_CANCEL: stage.rate_limit_cancel,
-            Env.RATE_LIMIT_PING: stage.rate_limit_ping,
-            Env.RATE_LIMIT_GET_USAGE: stage.rate_limit_get_usage,
-            Env.RATE_LIMIT_RENAME_CONVERSATION: stage.rate_limit_rename_conversation,
-            Env.RATE_LIMIT_DELETE_CONVERSATION: stage.rate_limit_delete_conversation,
-            Env.RATE_LIMIT_DELETE_ALL_DATA: stage.rate_limit_delete_all_data,
-            Env.RATE_LIMIT_CONNECT: stage.rate_limit_connect,
-            Env.MAX_CONNECTIONS_PER_USER: str(stage.max_connections_per_user),
-            Env.MAX_WAITING_MESSAGES: str(stage.max_waiting_messages),
-            Env.MAX_CONVERSATIONS_PER_USER: str(stage.max_conversations_per_user),
-            Env.RETENTION_DAYS: str(stage.retention_days),
-            Env.FLUSH_INTERVAL_MS: str(stage.flush_interval_ms),
-            Env.FLUSH_MAX_INTERVAL_MS: str(stage.flush_max_interval_ms),
-            Env.FLUSH_CHARS: str(stage.flush_chars),
-            Env.TOKEN_RECHECK_SECONDS: str(stage.token_recheck_seconds),
             Env.MAX_RECEIVE_COUNT: str(QUEUE.max_receive_count),
             Env.MODEL_PROVIDER: stage.model_provider.value,
             # The name, not a reference to the bucket: the bucket's CORS names the page's distribution, whose
             # security headers name the WebSocket API, whose routes name these functions.
             Env.UPLOAD_BUCKET_NAME: attachments_bucket_name(stage.name),
-            Env.MAX_IMAGE_BYTES: str(stage.max_image_bytes),
-            Env.MAX_PDF_BYTES: str(stage.max_pdf_bytes),
-            Env.DAILY_UPLOAD_BYTES_QUOTA: str(stage.daily_upload_bytes_quota),
-            Env.RATE_LIMIT_REQUEST_UPLOAD: stage.rate_limit_request_upload,
-            Env.RATE_LIMIT_GET_ATTACHMENT: stage.rate_limit_get_attachment,
         }
         if stage.model is not None:
             values[Env.MODEL_OVERRIDE] = stage.model

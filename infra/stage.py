@@ -1,8 +1,9 @@
 """Everything that differs between stages, in one typed object.
 
 It imports nothing from aws_cdk (which would start a jsii kernel), so scripts can read it cheaply; the stack
-translates the plain values here into CDK types. The defaults both stacks share live in
-``assistant.wiring.STAGE_DEFAULTS``, which the local stack reads directly.
+translates the plain values here into CDK types. The functions' settings a stage sets (limits, quotas, retention,
+streaming) are declared once in ``assistant.environment.SETTINGS``, with their defaults, bounds and checks, which
+the local stack reads too; this module adds what only the stack reads.
 """
 
 from __future__ import annotations
@@ -10,10 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from assistant.environment import StageSettings
+from assistant.providers import ModelProvider
 from assistant.stage_throttles import DEV_THROTTLES, PROD_THROTTLES, StageThrottles
-from assistant.stores.rate_limits import RateLimit
-from assistant.stores.retention import MAX_RETENTION_DAYS
-from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS, MAX_TOKEN_RECHECK_SECONDS, STAGE_DEFAULTS, ModelProvider
 from infra.names import DEFAULT_STAGE, validate_stage_name
 
 #: The stage whose data outlives a ``cdk destroy`` and whose stack has termination protection.
@@ -28,60 +28,28 @@ ACCESS_TOKEN_MINUTES_RANGE = range(5, 24 * 60 + 1)
 REFRESH_TOKEN_DAYS_RANGE = range(1, 3650 + 1)
 
 
-@dataclass(frozen=True)
-class StageConfig:
+@dataclass(frozen=True, kw_only=True)
+class StageConfig(StageSettings):
+    """A stage: its functions' settings (:class:`~assistant.environment.StageSettings`: limits, quotas, retention,
+    streaming; declared once in ``assistant.environment.SETTINGS``) and what only the stack reads."""
+
     name: str
     #: Retain the table, the secret, the user pool and the log groups when the stack is deleted, and protect the
     #: stack and table from deletion. Dev stages are disposable; prod holds users' conversations.
     retain_data: bool
     log_retention_days: int
-    daily_message_quota: int = STAGE_DEFAULTS.daily_message_quota
-    daily_output_token_quota: int = STAGE_DEFAULTS.daily_output_token_quota
-    daily_input_token_quota: int = STAGE_DEFAULTS.daily_input_token_quota
-    #: Per-user token buckets, ``"<burst>/<per minute>"``.
-    rate_limit_send_message: str = STAGE_DEFAULTS.rate_limit_send_message
-    rate_limit_new_conversation: str = STAGE_DEFAULTS.rate_limit_new_conversation
-    rate_limit_get_history: str = STAGE_DEFAULTS.rate_limit_get_history
-    rate_limit_list_conversations: str = STAGE_DEFAULTS.rate_limit_list_conversations
-    rate_limit_cancel: str = STAGE_DEFAULTS.rate_limit_cancel
-    rate_limit_ping: str = STAGE_DEFAULTS.rate_limit_ping
-    rate_limit_get_usage: str = STAGE_DEFAULTS.rate_limit_get_usage
-    rate_limit_rename_conversation: str = STAGE_DEFAULTS.rate_limit_rename_conversation
-    rate_limit_delete_conversation: str = STAGE_DEFAULTS.rate_limit_delete_conversation
-    rate_limit_delete_all_data: str = STAGE_DEFAULTS.rate_limit_delete_all_data
-    rate_limit_connect: str = STAGE_DEFAULTS.rate_limit_connect
-    rate_limit_request_upload: str = STAGE_DEFAULTS.rate_limit_request_upload
-    rate_limit_get_attachment: str = STAGE_DEFAULTS.rate_limit_get_attachment
-    #: Attachments: per-file limits and the daily upload volume per user, in bytes.
-    max_image_bytes: int = STAGE_DEFAULTS.max_image_bytes
-    max_pdf_bytes: int = STAGE_DEFAULTS.max_pdf_bytes
-    daily_upload_bytes_quota: int = STAGE_DEFAULTS.daily_upload_bytes_quota
     #: Origins the attachments bucket's CORS allows when the stage hosts no page (the page's own origin otherwise):
     #: where a page served elsewhere (``scripts.web_config``) runs.
     attachment_origins: tuple[str, ...] = ("http://127.0.0.1:8000",)
-    max_connections_per_user: int = STAGE_DEFAULTS.max_connections_per_user
-    max_waiting_messages: int = STAGE_DEFAULTS.max_waiting_messages
-    max_conversations_per_user: int = STAGE_DEFAULTS.max_conversations_per_user
-    #: Days a conversation, its turns and its message records are kept after their last use (DynamoDB TTL, pushed
-    #: back by every use; docs/deploy.md, "Your users' data"). ``0`` (the default): kept until the user deletes them.
-    retention_days: int = STAGE_DEFAULTS.retention_days
-    flush_interval_ms: int = STAGE_DEFAULTS.flush_interval_ms
-    flush_max_interval_ms: int = STAGE_DEFAULTS.flush_max_interval_ms
-    flush_chars: int = STAGE_DEFAULTS.flush_chars
-    #: How long a Cognito "still accepted" about a token is trusted per container (1-60 s): a user who signed out
-    #: everywhere, was disabled or deleted, or whose refresh token was revoked, is refused within it
-    #: (``assistant.revocation``; its cost in docs/scaling.md).
-    token_recheck_seconds: int = STAGE_DEFAULTS.token_recheck_seconds
     #: The app client's access-token lifetime (5-1440 minutes, what Cognito accepts). The page and the terminal
     #: client renew it from the refresh token; an open connection ends with it (``token_expired``).
-    access_token_validity_minutes: int = STAGE_DEFAULTS.access_token_validity_minutes
+    access_token_validity_minutes: int = 15
     #: The refresh token's lifetime (1-3650 days): how long a sign-in lasts without the password.
-    refresh_token_validity_days: int = STAGE_DEFAULTS.refresh_token_validity_days
+    refresh_token_validity_days: int = 7
     #: Cognito threat protection (adaptive authentication, compromised-credential checks) in enforced mode, which
     #: needs the Plus feature plan (billed per monthly active user: docs/deploy.md). On for ``prod``
     #: (``--context threatProtection=true|false``).
     threat_protection: bool = False
-    max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS
     #: ``None`` keeps the package's default model; a stage may pin another (``--context model=<id>``). A Bedrock
     #: stage without one gets its profile's ``default_model`` (ids differ per endpoint; its IAM grant names it).
     model: str | None = None
@@ -120,56 +88,26 @@ class StageConfig:
     web_hosting: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # the functions' settings, each checked as the functions check it
         validate_stage_name(self.name)
         if self.model is None and self.model_provider.capabilities.default_model is not None:
             object.__setattr__(self, "model", self.model_provider.capabilities.default_model)
         if self.log_retention_days not in SUPPORTED_LOG_RETENTION_DAYS:
             raise ValueError(f"log_retention_days must be one of {SUPPORTED_LOG_RETENTION_DAYS}")
-        positive = {
-            "daily_message_quota": self.daily_message_quota,
-            "daily_output_token_quota": self.daily_output_token_quota,
-            "daily_input_token_quota": self.daily_input_token_quota,
-            "max_connections_per_user": self.max_connections_per_user,
-            "max_waiting_messages": self.max_waiting_messages,
-            "max_conversations_per_user": self.max_conversations_per_user,
-            "flush_interval_ms": self.flush_interval_ms,
-            "flush_chars": self.flush_chars,
-            "max_message_chars": self.max_message_chars,
-        }
-        for field_name, value in positive.items():
-            if value <= 0:
-                raise ValueError(f"{field_name} must be positive, got {value}")
         if self.worker_max_concurrency not in MAX_CONCURRENCY_RANGE:
             raise ValueError(
                 f"worker_max_concurrency must be {MAX_CONCURRENCY_RANGE.start}-{MAX_CONCURRENCY_RANGE.stop - 1} "
                 f"(what Lambda accepts), got {self.worker_max_concurrency}"
             )
         bounded = {
-            "token_recheck_seconds": (self.token_recheck_seconds, range(1, MAX_TOKEN_RECHECK_SECONDS + 1)),
             "access_token_validity_minutes": (self.access_token_validity_minutes, ACCESS_TOKEN_MINUTES_RANGE),
             "refresh_token_validity_days": (self.refresh_token_validity_days, REFRESH_TOKEN_DAYS_RANGE),
         }
         for field_name, (value, allowed) in bounded.items():
             if value not in allowed:
                 raise ValueError(f"{field_name} must be {allowed.start}-{allowed.stop - 1}, got {value}")
-        if not 0 <= self.retention_days <= MAX_RETENTION_DAYS:
-            raise ValueError(f"retention_days must be 0 (off) to {MAX_RETENTION_DAYS}, got {self.retention_days}")
         if self.alarm_email is not None and not _looks_like_email(self.alarm_email):
             raise ValueError(f"alarm_email must be an e-mail address, got {self.alarm_email!r}")
-        for limit in (
-            self.rate_limit_send_message,
-            self.rate_limit_new_conversation,
-            self.rate_limit_get_history,
-            self.rate_limit_list_conversations,
-            self.rate_limit_cancel,
-            self.rate_limit_ping,
-            self.rate_limit_get_usage,
-            self.rate_limit_rename_conversation,
-            self.rate_limit_delete_conversation,
-            self.rate_limit_delete_all_data,
-            self.rate_limit_connect,
-        ):
-            RateLimit.parse(limit)  # raises with the expected format
 
     @property
     def throttle_rate_limit(self) -> float:

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant.settings import check_values
+from assistant.environment import SETTINGS, STAGE_DEFAULTS, Env
 from assistant.stage_throttles import DEV_THROTTLES, StageThrottles
-from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS, QUEUE, STAGE_DEFAULTS, WORKER, Env
+from assistant.wiring import QUEUE, WORKER
 from scripts.local_stack.gateway.server import IDLE_TIMEOUT_S, MAX_CONNECTION_AGE_S
 from scripts.local_stack.gateway.static import DEMO_SIGN_IN_PATH
 from scripts.local_stack.lambda_runtime.invocation import REPO_ROOT, HandlerResolver, Isolation, import_handler
@@ -118,45 +118,17 @@ class StackInfo:
         return config
 
 
-#: Limits ``make dev`` applies: the ``dev`` stage's defaults, each overridable by the variable of the same name in the
-#: environment ``make dev`` runs in (documented in docs/protocol.md, "Limits per user").
-LOCAL_LIMIT_DEFAULTS: dict[Env, str] = {
-    Env.MAX_MESSAGE_CHARS: str(DEFAULT_MAX_MESSAGE_CHARS),
-    Env.DAILY_MESSAGE_QUOTA: str(STAGE_DEFAULTS.daily_message_quota),
-    Env.DAILY_OUTPUT_TOKEN_QUOTA: str(STAGE_DEFAULTS.daily_output_token_quota),
-    Env.DAILY_INPUT_TOKEN_QUOTA: str(STAGE_DEFAULTS.daily_input_token_quota),
-    Env.RATE_LIMIT_SEND_MESSAGE: STAGE_DEFAULTS.rate_limit_send_message,
-    Env.RATE_LIMIT_NEW_CONVERSATION: STAGE_DEFAULTS.rate_limit_new_conversation,
-    Env.RATE_LIMIT_GET_HISTORY: STAGE_DEFAULTS.rate_limit_get_history,
-    Env.RATE_LIMIT_LIST_CONVERSATIONS: STAGE_DEFAULTS.rate_limit_list_conversations,
-    Env.RATE_LIMIT_CANCEL: STAGE_DEFAULTS.rate_limit_cancel,
-    Env.RATE_LIMIT_PING: STAGE_DEFAULTS.rate_limit_ping,
-    Env.RATE_LIMIT_GET_USAGE: STAGE_DEFAULTS.rate_limit_get_usage,
-    Env.RATE_LIMIT_RENAME_CONVERSATION: STAGE_DEFAULTS.rate_limit_rename_conversation,
-    Env.RATE_LIMIT_DELETE_CONVERSATION: STAGE_DEFAULTS.rate_limit_delete_conversation,
-    Env.RATE_LIMIT_DELETE_ALL_DATA: STAGE_DEFAULTS.rate_limit_delete_all_data,
-    Env.RATE_LIMIT_REQUEST_UPLOAD: STAGE_DEFAULTS.rate_limit_request_upload,
-    Env.RATE_LIMIT_GET_ATTACHMENT: STAGE_DEFAULTS.rate_limit_get_attachment,
-    Env.MAX_IMAGE_BYTES: str(STAGE_DEFAULTS.max_image_bytes),
-    Env.MAX_PDF_BYTES: str(STAGE_DEFAULTS.max_pdf_bytes),
-    Env.DAILY_UPLOAD_BYTES_QUOTA: str(STAGE_DEFAULTS.daily_upload_bytes_quota),
-    Env.RATE_LIMIT_CONNECT: STAGE_DEFAULTS.rate_limit_connect,
-    Env.MAX_CONNECTIONS_PER_USER: str(STAGE_DEFAULTS.max_connections_per_user),
-    Env.MAX_WAITING_MESSAGES: str(STAGE_DEFAULTS.max_waiting_messages),
-    Env.MAX_CONVERSATIONS_PER_USER: str(STAGE_DEFAULTS.max_conversations_per_user),
-    Env.RETENTION_DAYS: str(STAGE_DEFAULTS.retention_days),
-    Env.FLUSH_INTERVAL_MS: str(STAGE_DEFAULTS.flush_interval_ms),
-    Env.FLUSH_MAX_INTERVAL_MS: str(STAGE_DEFAULTS.flush_max_interval_ms),
-    Env.FLUSH_CHARS: str(STAGE_DEFAULTS.flush_chars),
-    Env.TOKEN_RECHECK_SECONDS: str(STAGE_DEFAULTS.token_recheck_seconds),
-}
+#: Limits ``make dev`` applies: every stage setting's default (``assistant.environment.STAGE_SETTINGS``), each
+#: overridable by the variable of the same name in the environment ``make dev`` runs in (docs/settings.md).
+LOCAL_LIMIT_DEFAULTS: dict[Env, str] = STAGE_DEFAULTS.environment()
 
 
 def limits_from_environment(environ: Mapping[str, str] | None = None) -> dict[Env, str]:
     """The local limits, with the developer's overrides; a bad value fails the start with the variable's name."""
     env = os.environ if environ is None else environ
     values = {name: env.get(name.value) or default for name, default in LOCAL_LIMIT_DEFAULTS.items()}
-    check_values({name.value: value for name, value in values.items()})  # raises InvalidSetting, naming it
+    for name, value in values.items():
+        SETTINGS[name].parse(value)  # the functions' own check: raises InvalidSetting, naming the setting
     return values
 
 

@@ -1,45 +1,38 @@
-"""Typed settings per function, read from the environment its ``FunctionSpec`` declares (:mod:`assistant.wiring`).
+"""Typed settings per function, read from the environment its ``FunctionSpec`` declares.
 
-Each function has one settings class here, whose fields are exactly the variables its spec declares: a field is
-named after its :class:`~assistant.wiring.Env` member (``queue_url`` is ``QUEUE_URL``), so nothing maps names by
-hand, and a class that drifts from its spec fails at import. A required field (no default) missing from the
-environment fails with the variable's name (:class:`MissingSetting`) instead of a ``KeyError`` deep inside a
-handler; every value is validated once per container. Nothing here is a secret: the model key is read from
-Secrets Manager.
+Each function has one settings class here, whose fields are exactly the variables ``assistant.environment.SETTINGS``
+gives it: a field is named after its :class:`~assistant.environment.Env` member (``queue_url`` is ``QUEUE_URL``), so
+nothing maps names by hand, and a class that drifts from its function's variables fails at import. Defaults and
+checks come from the declaration too (:meth:`Setting.parse <assistant.environment.Setting.parse>`, the same check a
+stage's value gets at synth). A required field missing from the environment fails with the variable's name
+(:class:`MissingSetting`) instead of a ``KeyError`` deep inside a handler; every value is validated once per
+container. Nothing here is a secret: the model key is read from Secrets Manager.
 
-The authorizer has no class here: it reads its five variables itself (``assistant.auth.verifier_from_env``), to
-keep pydantic off the path of every page load.
+The authorizer has no class here: it reads its variables itself (``assistant.token_verifier.verifier_from_env``),
+to keep pydantic off the path of every page load.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar, Self
+from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from assistant.stores.rate_limits import RateLimit
-from assistant.stores.retention import MAX_RETENTION_DAYS, Retention
-from assistant.stores.usage import Quotas
-from assistant.wiring import (
+from assistant.environment import SETTINGS, Env, InvalidSetting, MissingSetting
+from assistant.function_specs import (
     COMMANDS,
     CONNECT,
     DEFAULT,
-    DEFAULT_MAX_MESSAGE_CHARS,
     DISCONNECT,
-    MAX_TOKEN_RECHECK_SECONDS,
     POWERTOOLS_ENV,
-    QUEUE,
     SEND_MESSAGE,
-    STAGE_DEFAULTS,
     WORKER,
-    Env,
     FunctionSpec,
-    InvalidSetting,
-    MissingSetting,
-    ModelProvider,
 )
+from assistant.limits import Quotas, RateLimit, Retention
+from assistant.providers import ModelProvider
 
 __all__ = [
     "CommandsSettings",
@@ -49,19 +42,16 @@ __all__ = [
     "InvalidSetting",
     "MissingSetting",
     "ModelSettings",
-    "RateLimitSetting",
     "SendMessageSettings",
     "WorkerSettings",
     "check_values",
 ]
 
 
-def _rate_limit(value: object) -> RateLimit:
-    return value if isinstance(value, RateLimit) else RateLimit.parse(str(value))
+def _default(env: Env) -> Any:
+    """The field's default, from the setting's declaration (:data:`assistant.environment.SETTINGS`)."""
+    return SETTINGS[env].default_value()
 
-
-#: ``"<burst>/<per minute>"`` in the environment, a :class:`RateLimit` in the settings.
-RateLimitSetting = Annotated[RateLimit, BeforeValidator(_rate_limit)]
 
 #: Not a variable of the spec: Lambda's runtime sets the region itself.
 _REGION_FIELD = "region"
@@ -82,6 +72,15 @@ class _EnvironmentSettings(BaseModel):
     @classmethod
     def variables(cls) -> frozenset[Env]:
         return frozenset(Env[name.upper()] for name in cls.model_fields if name != _REGION_FIELD)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse_declared(cls, values: Any) -> Any:
+        """Every declared variable's value goes through its :meth:`Setting.parse
+        <assistant.environment.Setting.parse>`: the one check a stage's value also gets at synth."""
+        if not isinstance(values, Mapping):
+            return values
+        return {name: _parsed(name, value) for name, value in values.items()}
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -114,6 +113,13 @@ class _EnvironmentSettings(BaseModel):
             )
 
 
+def _parsed(field: str, value: Any) -> Any:
+    setting = SETTINGS.get(Env[field.upper()]) if field.upper() in Env.__members__ else None
+    if setting is None or value is None:
+        return value
+    return setting.parse(value if isinstance(value, str) else str(value))
+
+
 class _Table(_EnvironmentSettings):
     table_name: str
 
@@ -127,13 +133,13 @@ class _ClosesConnections(_Callback):
     """What a message route needs to end a connection whose token expired or was revoked (assistant.routes)."""
 
     #: How long Cognito's "still accepted" about a connection's token is trusted (``assistant.revocation``).
-    token_recheck_seconds: int = Field(default=STAGE_DEFAULTS.token_recheck_seconds, ge=1, le=MAX_TOKEN_RECHECK_SECONDS)
+    token_recheck_seconds: int = _default(Env.TOKEN_RECHECK_SECONDS)
 
 
 class _Quotas(_EnvironmentSettings):
-    daily_message_quota: PositiveInt = STAGE_DEFAULTS.daily_message_quota
-    daily_output_token_quota: PositiveInt = STAGE_DEFAULTS.daily_output_token_quota
-    daily_input_token_quota: PositiveInt = STAGE_DEFAULTS.daily_input_token_quota
+    daily_message_quota: int = _default(Env.DAILY_MESSAGE_QUOTA)
+    daily_output_token_quota: int = _default(Env.DAILY_OUTPUT_TOKEN_QUOTA)
+    daily_input_token_quota: int = _default(Env.DAILY_INPUT_TOKEN_QUOTA)
 
     def quotas(self) -> Quotas:
         return Quotas(
@@ -145,7 +151,7 @@ class _Quotas(_EnvironmentSettings):
 
 class _Retention(_EnvironmentSettings):
     #: ``0``: no expiry; else days a conversation and its items are kept after their last use (a DynamoDB TTL).
-    retention_days: int = Field(default=STAGE_DEFAULTS.retention_days, ge=0, le=MAX_RETENTION_DAYS)
+    retention_days: int = _default(Env.RETENTION_DAYS)
 
     def retention(self) -> Retention:
         return Retention(days=self.retention_days)
@@ -153,8 +159,8 @@ class _Retention(_EnvironmentSettings):
 
 class _Attachments(_EnvironmentSettings):
     upload_bucket_name: str
-    max_image_bytes: PositiveInt = STAGE_DEFAULTS.max_image_bytes
-    max_pdf_bytes: PositiveInt = STAGE_DEFAULTS.max_pdf_bytes
+    max_image_bytes: int = _default(Env.MAX_IMAGE_BYTES)
+    max_pdf_bytes: int = _default(Env.MAX_PDF_BYTES)
 
 
 class ModelSettings(_EnvironmentSettings):
@@ -163,9 +169,9 @@ class ModelSettings(_EnvironmentSettings):
     #: ``None``: no secret (a Bedrock stage signs with its role); a profile that needs one then fails with its name.
     openai_secret_name: str | None = None
     openai_base_url: str | None = None
-    model_provider: ModelProvider = ModelProvider.OPENAI
+    model_provider: ModelProvider = ModelProvider(_default(Env.MODEL_PROVIDER))
     #: ``None``: the model client's default (see ``assistant.model.ModelTimeouts``).
-    model_read_timeout_ms: int | None = Field(default=None, ge=100, le=120_000)
+    model_read_timeout_ms: int | None = None
     #: ``None``: the packaged ``assistant.toml``.
     assistant_file: str | None = None
 
@@ -173,8 +179,8 @@ class ModelSettings(_EnvironmentSettings):
 class ConnectSettings(_Table):
     spec = CONNECT
 
-    max_connections_per_user: PositiveInt = STAGE_DEFAULTS.max_connections_per_user
-    rate_limit_connect: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_connect)
+    max_connections_per_user: int = _default(Env.MAX_CONNECTIONS_PER_USER)
+    rate_limit_connect: RateLimit = _default(Env.RATE_LIMIT_CONNECT)
 
 
 class DisconnectSettings(_Table):
@@ -189,30 +195,30 @@ class SendMessageSettings(_Table, _ClosesConnections, _Quotas, _Retention, _Atta
     spec = SEND_MESSAGE
 
     #: Which kinds of attachment the stage's model reads; nothing else of the model is used here.
-    model_provider: ModelProvider = ModelProvider.OPENAI
-    rate_limit_request_upload: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_request_upload)
-    rate_limit_get_attachment: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_get_attachment)
-    daily_upload_bytes_quota: PositiveInt = STAGE_DEFAULTS.daily_upload_bytes_quota
+    model_provider: ModelProvider = ModelProvider(_default(Env.MODEL_PROVIDER))
+    rate_limit_request_upload: RateLimit = _default(Env.RATE_LIMIT_REQUEST_UPLOAD)
+    rate_limit_get_attachment: RateLimit = _default(Env.RATE_LIMIT_GET_ATTACHMENT)
+    daily_upload_bytes_quota: int = _default(Env.DAILY_UPLOAD_BYTES_QUOTA)
     queue_url: str
-    max_message_chars: PositiveInt = DEFAULT_MAX_MESSAGE_CHARS
-    rate_limit_send_message: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_send_message)
-    max_waiting_messages: PositiveInt = STAGE_DEFAULTS.max_waiting_messages
+    max_message_chars: int = _default(Env.MAX_MESSAGE_CHARS)
+    rate_limit_send_message: RateLimit = _default(Env.RATE_LIMIT_SEND_MESSAGE)
+    max_waiting_messages: int = _default(Env.MAX_WAITING_MESSAGES)
 
 
 class CommandsSettings(_Table, _ClosesConnections, _Quotas, _Retention, ModelSettings):
     spec = COMMANDS
 
     queue_url: str
-    rate_limit_new_conversation: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_new_conversation)
-    rate_limit_get_history: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_get_history)
-    rate_limit_list_conversations: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_list_conversations)
-    rate_limit_cancel: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_cancel)
-    rate_limit_ping: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_ping)
-    rate_limit_get_usage: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_get_usage)
-    rate_limit_rename_conversation: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_rename_conversation)
-    rate_limit_delete_conversation: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_delete_conversation)
-    rate_limit_delete_all_data: RateLimitSetting = RateLimit.parse(STAGE_DEFAULTS.rate_limit_delete_all_data)
-    max_conversations_per_user: PositiveInt = STAGE_DEFAULTS.max_conversations_per_user
+    rate_limit_new_conversation: RateLimit = _default(Env.RATE_LIMIT_NEW_CONVERSATION)
+    rate_limit_get_history: RateLimit = _default(Env.RATE_LIMIT_GET_HISTORY)
+    rate_limit_list_conversations: RateLimit = _default(Env.RATE_LIMIT_LIST_CONVERSATIONS)
+    rate_limit_cancel: RateLimit = _default(Env.RATE_LIMIT_CANCEL)
+    rate_limit_ping: RateLimit = _default(Env.RATE_LIMIT_PING)
+    rate_limit_get_usage: RateLimit = _default(Env.RATE_LIMIT_GET_USAGE)
+    rate_limit_rename_conversation: RateLimit = _default(Env.RATE_LIMIT_RENAME_CONVERSATION)
+    rate_limit_delete_conversation: RateLimit = _default(Env.RATE_LIMIT_DELETE_CONVERSATION)
+    rate_limit_delete_all_data: RateLimit = _default(Env.RATE_LIMIT_DELETE_ALL_DATA)
+    max_conversations_per_user: int = _default(Env.MAX_CONVERSATIONS_PER_USER)
 
 
 class WorkerSettings(_Table, _Callback, _Quotas, _Retention, _Attachments, ModelSettings):
@@ -221,10 +227,10 @@ class WorkerSettings(_Table, _Callback, _Quotas, _Retention, _Attachments, Model
     #: To bring a failed record back sooner than the (long) visibility timeout; see MessageQueue.retry_soon.
     queue_url: str
     model_override: str | None = None
-    flush_interval_ms: int = Field(default=STAGE_DEFAULTS.flush_interval_ms, ge=0, le=2_000)
-    flush_max_interval_ms: int = Field(default=STAGE_DEFAULTS.flush_max_interval_ms, ge=0, le=2_000)
-    flush_chars: int = Field(default=STAGE_DEFAULTS.flush_chars, ge=1, le=16_000)
-    max_receive_count: PositiveInt = QUEUE.max_receive_count
+    flush_interval_ms: int = _default(Env.FLUSH_INTERVAL_MS)
+    flush_max_interval_ms: int = _default(Env.FLUSH_MAX_INTERVAL_MS)
+    flush_chars: int = _default(Env.FLUSH_CHARS)
+    max_receive_count: int = _default(Env.MAX_RECEIVE_COUNT)
 
 
 #: Every function's settings class (the authorizer's are ``assistant.auth.verifier_from_env``).

@@ -26,15 +26,9 @@ from typing import Any
 
 import jwt
 
+from assistant.environment import SETTINGS, Env, MissingSetting
+from assistant.resources import TOKEN_LEEWAY_SECONDS
 from assistant.revocation import RevocationCheck, TokenRefused, revocation_check_from_env
-from assistant.wiring import (
-    MAX_TOKEN_RECHECK_SECONDS,
-    STAGE_DEFAULTS,
-    TOKEN_LEEWAY_SECONDS,
-    Env,
-    InvalidSetting,
-    MissingSetting,
-)
 
 #: The only signature algorithm Cognito uses. Accepting any other (``none``, ``HS256`` keyed with the public key)
 #: is the classic JWT confusion attack.
@@ -257,17 +251,11 @@ def verifier_from_env(environ: Mapping[str, str]) -> TokenVerifier:
 
 
 def token_recheck_seconds(environ: Mapping[str, str]) -> int:
-    """``TOKEN_RECHECK_SECONDS`` (1 to :data:`MAX_TOKEN_RECHECK_SECONDS`; unset: the stage default), checked as the
-    route functions' settings check it."""
-    raw = environ.get(Env.TOKEN_RECHECK_SECONDS.value, "").strip()
-    if not raw:
-        return STAGE_DEFAULTS.token_recheck_seconds
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= MAX_TOKEN_RECHECK_SECONDS:
-        raise InvalidSetting(f"{Env.TOKEN_RECHECK_SECONDS.value} must be 1-{MAX_TOKEN_RECHECK_SECONDS}, got {raw!r}")
+    """``TOKEN_RECHECK_SECONDS`` (unset: the stage default), checked by the same :meth:`Setting.parse
+    <assistant.environment.Setting.parse>` as the route functions' settings and the stage."""
+    setting = SETTINGS[Env.TOKEN_RECHECK_SECONDS]
+    raw = environ.get(setting.env.value, "").strip()
+    value: int = setting.parse(raw) if raw else setting.default_value()
     return value
 
 

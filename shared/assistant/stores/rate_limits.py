@@ -12,15 +12,14 @@ Tokens are stored in thousandths (integers) so boto3 never needs ``Decimal``.
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
 from assistant.errors import RateLimited
+from assistant.limits import RateLimit
 from assistant.stores.batch import Item
 from assistant.stores.conditions import condition_failed
 from assistant.stores.keys import PK, TTL, key, rate_limit_sk
@@ -28,34 +27,6 @@ from assistant.stores.keys import PK, TTL, key, rate_limit_sk
 _MILLI = 1000
 #: Concurrent takes on one bucket retry their read-modify-write this often before the request is refused.
 _ATTEMPTS = 4
-_LIMIT_FORMAT = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*$")
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    """``burst`` requests at once, then ``per_minute`` on average."""
-
-    burst: int
-    per_minute: float
-
-    def __post_init__(self) -> None:
-        if self.burst < 1 or self.per_minute <= 0:
-            raise ValueError(f"a rate limit needs burst >= 1 and per_minute > 0, got {self}")
-
-    @classmethod
-    def parse(cls, text: str) -> RateLimit:
-        """``"<burst>/<per minute>"``, e.g. ``"10/30"``: the form stage settings and environment variables use."""
-        match = _LIMIT_FORMAT.match(text)
-        if not match:
-            raise ValueError(f"rate limit {text!r} must look like '<burst>/<per minute>', e.g. '10/30'")
-        return cls(burst=int(match.group(1)), per_minute=float(match.group(2)))
-
-    def __str__(self) -> str:
-        return f"{self.burst}/{self.per_minute:g}"
-
-    @property
-    def _milli_per_ms(self) -> float:
-        return self.per_minute * _MILLI / 60_000
 
 
 class BucketMoved(Exception):
@@ -131,9 +102,9 @@ class RateLimiter:
             available = full
         else:
             elapsed_ms = max(0, now_ms - int(item["at"]))
-            available = min(full, int(item["milliTokens"]) + int(elapsed_ms * limit._milli_per_ms))
+            available = min(full, int(item["milliTokens"]) + int(elapsed_ms * _milli_per_ms(limit)))
         if available < _MILLI:
-            wait_ms = math.ceil((_MILLI - available) / limit._milli_per_ms)
+            wait_ms = math.ceil((_MILLI - available) / _milli_per_ms(limit))
             raise RateLimited(
                 f"Too many {bucket} requests; try again in {wait_ms / 1000:.1f} s.", retry_after_ms=wait_ms
             )
@@ -173,3 +144,8 @@ def _update(
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": values,
     }
+
+
+def _milli_per_ms(limit: RateLimit) -> float:
+    """The bucket's refill in thousandths of a token per millisecond."""
+    return limit.per_minute * _MILLI / 60_000

@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+# Quotas is configuration (assistant.limits); re-exported for the stores and services that apply it with usage.
+from assistant.limits import Quotas as Quotas
 from assistant.stores.keys import key, usage_sk
 from assistant.stores.timestamps import utc_day
 
@@ -32,23 +34,6 @@ class DailyUsage:
             input_tokens=int(item.get("inputTokens", 0)),
             output_tokens=int(item.get("outputTokens", 0)),
         )
-
-
-@dataclass(frozen=True)
-class Quotas:
-    """A user's daily allowance (UTC days), from the stage's settings."""
-
-    messages: int
-    input_tokens: int
-    output_tokens: int
-
-    def exhausted_by(self, usage: DailyUsage) -> str | None:
-        """What is used up today, or ``None``: the public reason a new message is refused."""
-        if usage.messages >= self.messages:
-            return "You have reached today's message limit. It resets at midnight UTC."
-        if usage.output_tokens >= self.output_tokens or usage.input_tokens >= self.input_tokens:
-            return "You have used today's token allowance. It resets at midnight UTC."
-        return None
 
 
 class UsageStore:

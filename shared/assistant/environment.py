@@ -1,0 +1,509 @@
+"""Every environment variable a function reads, each declared once: :data:`SETTINGS`.
+
+A :class:`Setting` says everything there is to know about one variable: its name, its kind and bounds, its default,
+whether a stage may set it, and which functions get it. Everything else is derived from this table:
+
+- each function's declared environment (``assistant.function_specs``: ``FunctionSpec.env``);
+- each function's typed settings (``assistant.settings``): a class whose fields must be exactly its variables, each
+  parsed by :meth:`Setting.parse`, the one check a value ever gets;
+- a stage's values (:class:`StageSettings`, which ``infra.stage.StageConfig`` extends): the same parse runs at synth,
+  so a stage value a function would refuse stops ``cdk synth`` naming the setting, never every invocation after a
+  deploy;
+- the CDK environment (:meth:`StageSettings.environment`), the local stack's (``scripts.local_stack.settings``), the
+  deployed-like environment of the benchmarks (``scripts.local_stack.lambda_runtime.deployed``) and the settings
+  table in docs/settings.md (``scripts.settings_doc``, checked by a test).
+
+Adding a stage-tunable limit: its :class:`Env` member, its :class:`Setting` and its :class:`StageSettings` field
+here, a field on the settings class of each function that reads it (``assistant.settings``), and its use.
+
+Nothing here imports pydantic, boto3 or aws_cdk: the authorizer reads it at cold start, the CDK app at synth.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final
+
+from assistant.limits import MAX_RETENTION_DAYS, RateLimit
+from assistant.providers import ModelProvider
+
+
+class Env(StrEnum):
+    """Names of the environment variables the functions read (:data:`SETTINGS` says what each one is).
+    Values are never secrets: the model key is read from Secrets Manager."""
+
+    TABLE_NAME = "TABLE_NAME"
+    QUEUE_URL = "QUEUE_URL"
+    CALLBACK_URL = "CALLBACK_URL"
+    USER_POOL_ID = "USER_POOL_ID"
+    USER_POOL_CLIENT_ID = "USER_POOL_CLIENT_ID"
+    COGNITO_ISSUER = "COGNITO_ISSUER"
+    COGNITO_JWKS_URL = "COGNITO_JWKS_URL"
+    TOKEN_RECHECK_SECONDS = "TOKEN_RECHECK_SECONDS"
+    OPENAI_SECRET_NAME = "OPENAI_SECRET_NAME"
+    OPENAI_BASE_URL = "OPENAI_BASE_URL"
+    MODEL_PROVIDER = "MODEL_PROVIDER"
+    MAX_MESSAGE_CHARS = "MAX_MESSAGE_CHARS"
+    DAILY_MESSAGE_QUOTA = "DAILY_MESSAGE_QUOTA"
+    DAILY_OUTPUT_TOKEN_QUOTA = "DAILY_OUTPUT_TOKEN_QUOTA"
+    DAILY_INPUT_TOKEN_QUOTA = "DAILY_INPUT_TOKEN_QUOTA"
+    RATE_LIMIT_SEND_MESSAGE = "RATE_LIMIT_SEND_MESSAGE"
+    RATE_LIMIT_NEW_CONVERSATION = "RATE_LIMIT_NEW_CONVERSATION"
+    RATE_LIMIT_GET_HISTORY = "RATE_LIMIT_GET_HISTORY"
+    RATE_LIMIT_LIST_CONVERSATIONS = "RATE_LIMIT_LIST_CONVERSATIONS"
+    RATE_LIMIT_CANCEL = "RATE_LIMIT_CANCEL"
+    RATE_LIMIT_PING = "RATE_LIMIT_PING"
+    RATE_LIMIT_GET_USAGE = "RATE_LIMIT_GET_USAGE"
+    RATE_LIMIT_RENAME_CONVERSATION = "RATE_LIMIT_RENAME_CONVERSATION"
+    RATE_LIMIT_DELETE_CONVERSATION = "RATE_LIMIT_DELETE_CONVERSATION"
+    RATE_LIMIT_DELETE_ALL_DATA = "RATE_LIMIT_DELETE_ALL_DATA"
+    RATE_LIMIT_REQUEST_UPLOAD = "RATE_LIMIT_REQUEST_UPLOAD"
+    RATE_LIMIT_GET_ATTACHMENT = "RATE_LIMIT_GET_ATTACHMENT"
+    RATE_LIMIT_CONNECT = "RATE_LIMIT_CONNECT"
+    UPLOAD_BUCKET_NAME = "UPLOAD_BUCKET_NAME"
+    MAX_IMAGE_BYTES = "MAX_IMAGE_BYTES"
+    MAX_PDF_BYTES = "MAX_PDF_BYTES"
+    DAILY_UPLOAD_BYTES_QUOTA = "DAILY_UPLOAD_BYTES_QUOTA"
+    MAX_CONNECTIONS_PER_USER = "MAX_CONNECTIONS_PER_USER"
+    MAX_WAITING_MESSAGES = "MAX_WAITING_MESSAGES"
+    MAX_CONVERSATIONS_PER_USER = "MAX_CONVERSATIONS_PER_USER"
+    RETENTION_DAYS = "RETENTION_DAYS"
+    FLUSH_INTERVAL_MS = "FLUSH_INTERVAL_MS"
+    FLUSH_CHARS = "FLUSH_CHARS"
+    FLUSH_MAX_INTERVAL_MS = "FLUSH_MAX_INTERVAL_MS"
+    MAX_RECEIVE_COUNT = "MAX_RECEIVE_COUNT"
+    MODEL_OVERRIDE = "MODEL_OVERRIDE"
+    MODEL_READ_TIMEOUT_MS = "MODEL_READ_TIMEOUT_MS"
+    ASSISTANT_FILE = "ASSISTANT_FILE"
+    # Powertools reads these itself.
+    SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
+    METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
+    LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
+
+
+class MissingSetting(RuntimeError):
+    """A function was deployed without an environment variable it needs: a wiring bug, not bad input."""
+
+
+class InvalidSetting(ValueError):
+    """A value a setting refuses (a stage's limit out of range, say): raised at synth by the stage, at start by the
+    local stack and at cold start by a function, always naming the setting and its variable."""
+
+
+class Kind(StrEnum):
+    TEXT = "text"
+    #: A whole number within the setting's bounds.
+    INT = "integer"
+    #: ``"<burst>/<per minute>"`` (:class:`assistant.limits.RateLimit`).
+    RATE_LIMIT = "rate limit"
+    #: One of the setting's ``choices``.
+    CHOICE = "choice"
+
+
+#: The functions, by ``FunctionSpec.name``.
+AUTHORIZER_FN: Final = "authorizer"
+CONNECT_FN: Final = "connect"
+DISCONNECT_FN: Final = "disconnect"
+DEFAULT_FN: Final = "default"
+SEND_MESSAGE_FN: Final = "send_message"
+COMMANDS_FN: Final = "commands"
+WORKER_FN: Final = "worker"
+ALL_FUNCTIONS: Final = (AUTHORIZER_FN, CONNECT_FN, DISCONNECT_FN, SEND_MESSAGE_FN, COMMANDS_FN, DEFAULT_FN, WORKER_FN)
+#: Functions that touch the table.
+_TABLE_USERS: Final = (CONNECT_FN, DISCONNECT_FN, SEND_MESSAGE_FN, COMMANDS_FN, WORKER_FN)
+#: Message routes that end a connection whose token expired or was revoked (``assistant.routes``).
+_CLOSING_ROUTES: Final = (SEND_MESSAGE_FN, COMMANDS_FN, DEFAULT_FN)
+#: Functions that count usage against the daily quotas, or report it.
+_QUOTA_USERS: Final = (SEND_MESSAGE_FN, COMMANDS_FN, WORKER_FN)
+#: Functions that build a model client (the worker answers; ``commands`` cancels a background response).
+_MODEL_USERS: Final = (COMMANDS_FN, WORKER_FN)
+#: Functions that read, write or sign attachments.
+_ATTACHMENT_USERS: Final = (SEND_MESSAGE_FN, WORKER_FN)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: what it holds, who reads it, and whether a stage may set it."""
+
+    env: Env
+    #: Names of the functions whose environment has it.
+    functions: tuple[str, ...]
+    doc: str
+    kind: Kind = Kind.TEXT
+    #: The value a function uses when the variable is unset, as the environment spells it; ``None``: no default
+    #: (required unless :attr:`optional`).
+    default: str | None = None
+    #: Functions run without it (a ``None`` field): the deployed stack may leave it unset.
+    optional: bool = False
+    minimum: int | None = None
+    maximum: int | None = None
+    choices: tuple[str, ...] = ()
+    #: A :class:`StageSettings` field of the same name (:attr:`field`) sets it per stage.
+    stage: bool = False
+
+    @property
+    def field(self) -> str:
+        """The name of the settings field and of the stage field (``flush_chars`` for ``FLUSH_CHARS``)."""
+        return self.env.name.lower()
+
+    @property
+    def required(self) -> bool:
+        return self.default is None and not self.optional
+
+    def parse(self, raw: str) -> Any:
+        """The value of ``raw`` (the environment's text), or :class:`InvalidSetting` naming the setting."""
+        text = raw.strip()
+        if self.kind is Kind.INT:
+            return self._whole_number(text, raw)
+        if self.kind is Kind.RATE_LIMIT:
+            try:
+                return RateLimit.parse(text)
+            except ValueError as exc:
+                raise InvalidSetting(f"{self._names}: {exc}") from None
+        if self.kind is Kind.CHOICE and text not in self.choices:
+            raise InvalidSetting(f"{self._names} must be one of {', '.join(self.choices)}, got {raw!r}")
+        if not text:
+            raise InvalidSetting(f"{self._names} must not be empty")
+        return text
+
+    def default_value(self) -> Any:
+        """The parsed default (``None`` when the setting has none)."""
+        return None if self.default is None else self.parse(self.default)
+
+    @property
+    def bounds(self) -> str:
+        """The accepted values, in words (docs and error messages)."""
+        if self.kind is Kind.INT:
+            low = "" if self.minimum is None else str(self.minimum)
+            high = "" if self.maximum is None else str(self.maximum)
+            if low and high:
+                return f"{low}-{high}"
+            return f">= {low}" if low else (f"<= {high}" if high else "any whole number")
+        if self.kind is Kind.RATE_LIMIT:
+            return "<burst>/<per minute>, burst >= 1"
+        if self.kind is Kind.CHOICE:
+            return ", ".join(self.choices)
+        return "text"
+
+    def _whole_number(self, text: str, raw: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise InvalidSetting(f"{self._names} must be a whole number ({self.bounds}), got {raw!r}") from None
+        if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
+            raise InvalidSetting(f"{self._names} must be {self.bounds}, got {raw!r}")
+        return value
+
+    @property
+    def _names(self) -> str:
+        return f"{self.field} ({self.env.value})"
+
+
+def _limit(env: Env, functions: tuple[str, ...], default: str, doc: str) -> Setting:
+    return Setting(env, functions, doc, kind=Kind.RATE_LIMIT, default=default, stage=True)
+
+
+def _count(
+    env: Env, functions: tuple[str, ...], default: int, doc: str, *, minimum: int = 1, maximum: int | None = None
+) -> Setting:
+    return Setting(
+        env, functions, doc, kind=Kind.INT, default=str(default), minimum=minimum, maximum=maximum, stage=True
+    )
+
+
+#: The longest a stage may trust Cognito's "still accepted" about a token: a revoked token is refused within this.
+MAX_TOKEN_RECHECK_SECONDS: Final = 60
+#: A stage's default limit on the characters of one user message.
+DEFAULT_MAX_MESSAGE_CHARS: Final = 16_000
+#: Coalescing intervals beyond this would read as a stalled reply; the worker's flush loop assumes it.
+MAX_FLUSH_INTERVAL_MS: Final = 2_000
+
+_SETTINGS: tuple[Setting, ...] = (
+    # --- Wired by the stack: names and addresses of the stage's own resources --------------------------------------
+    Setting(Env.TABLE_NAME, _TABLE_USERS, "The stage's DynamoDB table."),
+    Setting(
+        Env.QUEUE_URL,
+        (SEND_MESSAGE_FN, COMMANDS_FN, WORKER_FN),
+        "The FIFO queue: sendMessage enqueues, commands hands erasures over, the worker re-queues a failed record "
+        "sooner than the visibility timeout would.",
+    ),
+    Setting(
+        Env.CALLBACK_URL,
+        (*_CLOSING_ROUTES, WORKER_FN),
+        "The stage's @connections endpoint: the worker posts replies, routes close expired connections.",
+    ),
+    Setting(Env.USER_POOL_ID, (AUTHORIZER_FN,), "The Cognito user pool whose access tokens are accepted."),
+    Setting(Env.USER_POOL_CLIENT_ID, (AUTHORIZER_FN,), "The app client whose tokens are accepted."),
+    Setting(
+        Env.COGNITO_ISSUER,
+        (AUTHORIZER_FN,),
+        "Overrides the token issuer expected (local stack and tests); unset: the user pool's.",
+        optional=True,
+    ),
+    Setting(
+        Env.COGNITO_JWKS_URL,
+        (AUTHORIZER_FN,),
+        "Overrides where the authorizer reads the JWKS (local stack and tests); unset: the user pool's.",
+        optional=True,
+    ),
+    Setting(
+        Env.UPLOAD_BUCKET_NAME,
+        _ATTACHMENT_USERS,
+        "The private bucket attachments are uploaded to (uploads/) and kept in once attached (files/).",
+    ),
+    Setting(
+        Env.OPENAI_SECRET_NAME,
+        _MODEL_USERS,
+        "The secret holding the model's API key; unset on a Bedrock stage (requests are signed with the role).",
+        optional=True,
+    ),
+    Setting(
+        Env.OPENAI_BASE_URL,
+        _MODEL_USERS,
+        "Any Responses-compatible server (the local stack's offline model, a self-hosted one); unset: the "
+        "provider's own endpoint.",
+        optional=True,
+    ),
+    Setting(
+        Env.MODEL_PROVIDER,
+        (SEND_MESSAGE_FN, *_MODEL_USERS),
+        "Which server of the Responses API the stage talks to and what it can do (docs/providers.md); sendMessage "
+        "reads which kinds of attachment its models take.",
+        kind=Kind.CHOICE,
+        default=ModelProvider.OPENAI.value,
+        choices=tuple(provider.value for provider in ModelProvider),
+    ),
+    Setting(
+        Env.MODEL_OVERRIDE,
+        (WORKER_FN,),
+        "The stage's model instead of the definition's (``--context model=...``).",
+        optional=True,
+    ),
+    Setting(
+        Env.MODEL_READ_TIMEOUT_MS,
+        _MODEL_USERS,
+        "How long to wait for the model's first byte (and between chunks) before retrying; unset: the model "
+        "client's default.",
+        kind=Kind.INT,
+        optional=True,
+        minimum=100,
+        maximum=120_000,
+    ),
+    Setting(
+        Env.ASSISTANT_FILE,
+        _MODEL_USERS,
+        "The assistant definition to load instead of the packaged assistant.toml (``--context assistantFile=...``).",
+        optional=True,
+    ),
+    Setting(
+        Env.MAX_RECEIVE_COUNT,
+        (WORKER_FN,),
+        "Deliveries of a message before it goes to the dead-letter queue (the queue's redrive policy): the worker "
+        "tells the user on the last one.",
+        kind=Kind.INT,
+        default="3",
+        minimum=1,
+    ),
+    Setting(Env.SERVICE_NAME, ALL_FUNCTIONS, "Powertools: the service name in logs and metrics (the function's name)."),
+    Setting(
+        Env.METRICS_NAMESPACE,
+        ALL_FUNCTIONS,
+        "Powertools: the metrics namespace, without which every invocation that adds a metric fails.",
+    ),
+    Setting(Env.LOG_LEVEL, ALL_FUNCTIONS, "Powertools: the log level.", default="INFO"),
+    # --- A stage's limits (StageSettings): per-user buckets, caps, quotas, retention, streaming ----------------------
+    _limit(Env.RATE_LIMIT_SEND_MESSAGE, (SEND_MESSAGE_FN,), "10/30", "sendMessage per user: a person chatting."),
+    _limit(Env.RATE_LIMIT_NEW_CONVERSATION, (COMMANDS_FN,), "5/10", "newConversation per user."),
+    _limit(Env.RATE_LIMIT_GET_HISTORY, (COMMANDS_FN,), "20/60", "getHistory per user."),
+    _limit(Env.RATE_LIMIT_LIST_CONVERSATIONS, (COMMANDS_FN,), "20/60", "listConversations per user."),
+    _limit(
+        Env.RATE_LIMIT_CANCEL,
+        (COMMANDS_FN,),
+        "30/60",
+        "cancel per user; generous, since Stop must always work (repeats are no-ops but still cost a run).",
+    ),
+    _limit(
+        Env.RATE_LIMIT_PING,
+        (COMMANDS_FN,),
+        "30/120",
+        "ping per user; generous, since a page keeps its connection alive with pings.",
+    ),
+    _limit(Env.RATE_LIMIT_GET_USAGE, (COMMANDS_FN,), "20/60", "getUsage per user."),
+    _limit(Env.RATE_LIMIT_RENAME_CONVERSATION, (COMMANDS_FN,), "10/30", "renameConversation per user."),
+    _limit(Env.RATE_LIMIT_DELETE_CONVERSATION, (COMMANDS_FN,), "10/30", "deleteConversation per user."),
+    _limit(
+        Env.RATE_LIMIT_DELETE_ALL_DATA,
+        (COMMANDS_FN,),
+        "2/2",
+        "deleteAllData per user: it reads and deletes everything, and nobody needs it twice in a row.",
+    ),
+    _limit(Env.RATE_LIMIT_REQUEST_UPLOAD, (SEND_MESSAGE_FN,), "10/20", "requestUpload per user."),
+    _limit(Env.RATE_LIMIT_GET_ATTACHMENT, (SEND_MESSAGE_FN,), "30/60", "getAttachment per user."),
+    _limit(
+        Env.RATE_LIMIT_CONNECT,
+        (CONNECT_FN,),
+        "20/30",
+        "$connect per user (refused with HTTP 429): a reconnect loop or a script opening sockets.",
+    ),
+    _count(
+        Env.MAX_CONNECTIONS_PER_USER,
+        (CONNECT_FN,),
+        10,
+        "Open connections one user may hold; the newest beyond it is refused at $connect.",
+    ),
+    _count(
+        Env.MAX_WAITING_MESSAGES,
+        (SEND_MESSAGE_FN,),
+        5,
+        "Messages of one user waiting in the queue at once; more are refused at intake (rate_limited).",
+    ),
+    _count(
+        Env.MAX_CONVERSATIONS_PER_USER,
+        (COMMANDS_FN,),
+        1000,
+        "Conversations one user may keep; newConversation beyond it is refused with quota_exceeded.",
+    ),
+    _count(
+        Env.MAX_MESSAGE_CHARS,
+        (SEND_MESSAGE_FN,),
+        DEFAULT_MAX_MESSAGE_CHARS,
+        "Characters of one user message (message_too_long beyond).",
+    ),
+    _count(Env.DAILY_MESSAGE_QUOTA, _QUOTA_USERS, 200, "Messages per user per UTC day."),
+    _count(Env.DAILY_OUTPUT_TOKEN_QUOTA, _QUOTA_USERS, 200_000, "Output tokens per user per UTC day."),
+    _count(
+        Env.DAILY_INPUT_TOKEN_QUOTA,
+        _QUOTA_USERS,
+        2_000_000,
+        "Input tokens per user per UTC day: conversations resend their history, so input runs ahead of output.",
+    ),
+    _count(Env.MAX_IMAGE_BYTES, _ATTACHMENT_USERS, 10 * 1024 * 1024, "The largest image one upload may be."),
+    _count(Env.MAX_PDF_BYTES, _ATTACHMENT_USERS, 20 * 1024 * 1024, "The largest PDF one upload may be."),
+    _count(
+        Env.DAILY_UPLOAD_BYTES_QUOTA,
+        (SEND_MESSAGE_FN,),
+        200 * 1024 * 1024,
+        "Bytes one user may ask to upload per UTC day (quota_exceeded beyond): a bound on the bucket's bill.",
+    ),
+    _count(
+        Env.RETENTION_DAYS,
+        (SEND_MESSAGE_FN, COMMANDS_FN, WORKER_FN),
+        0,
+        "Days a conversation, its turns and its message records are kept after their last use (a DynamoDB TTL, "
+        'pushed back by every use); 0: kept until the user deletes them (docs/deploy.md, "Your users\' data").',
+        minimum=0,
+        maximum=MAX_RETENTION_DAYS,
+    ),
+    _count(
+        Env.FLUSH_INTERVAL_MS,
+        (WORKER_FN,),
+        100,
+        "The first text of a reply goes out at once, the next after this; 0: no coalescing "
+        "(assistant.push.DeltaCoalescer).",
+        minimum=0,
+        maximum=MAX_FLUSH_INTERVAL_MS,
+    ),
+    _count(
+        Env.FLUSH_MAX_INTERVAL_MS,
+        (WORKER_FN,),
+        350,
+        "A steady stream is coalesced on an interval growing from flush_interval_ms to this: a gap a reader does "
+        "not notice as a stall.",
+        minimum=0,
+        maximum=MAX_FLUSH_INTERVAL_MS,
+    ),
+    _count(
+        Env.FLUSH_CHARS,
+        (WORKER_FN,),
+        2_000,
+        "A frame goes out early once this many characters wait (frames stay under API Gateway's 32 KB).",
+        maximum=16_000,
+    ),
+    _count(
+        Env.TOKEN_RECHECK_SECONDS,
+        (AUTHORIZER_FN, *_CLOSING_ROUTES),
+        MAX_TOKEN_RECHECK_SECONDS,
+        "How long Cognito's answer that a token is still accepted is trusted per container: a signed-out, "
+        "disabled or deleted user is refused within it (assistant.revocation).",
+        maximum=MAX_TOKEN_RECHECK_SECONDS,
+    ),
+)
+
+#: Every setting, by variable.
+SETTINGS: Final[Mapping[Env, Setting]] = {setting.env: setting for setting in _SETTINGS}
+#: The settings a stage may set, in declaration order.
+STAGE_SETTINGS: Final[tuple[Setting, ...]] = tuple(setting for setting in _SETTINGS if setting.stage)
+
+
+def variables_of(function: str) -> tuple[Env, ...]:
+    """The variables ``function``'s environment declares, in table order."""
+    return tuple(setting.env for setting in _SETTINGS if function in setting.functions)
+
+
+def _stage_default(env: Env) -> Any:
+    return SETTINGS[env].default_value() if SETTINGS[env].kind is Kind.INT else SETTINGS[env].default
+
+
+@dataclass(frozen=True, kw_only=True)
+class StageSettings:
+    """The values a stage sets in its functions' environments: one field per stage setting of :data:`SETTINGS`
+    (defaults from there; rate limits as ``"<burst>/<per minute>"``), each checked with the same
+    :meth:`Setting.parse` the functions use, so synth refuses exactly what a function would."""
+
+    rate_limit_send_message: str = _stage_default(Env.RATE_LIMIT_SEND_MESSAGE)
+    rate_limit_new_conversation: str = _stage_default(Env.RATE_LIMIT_NEW_CONVERSATION)
+    rate_limit_get_history: str = _stage_default(Env.RATE_LIMIT_GET_HISTORY)
+    rate_limit_list_conversations: str = _stage_default(Env.RATE_LIMIT_LIST_CONVERSATIONS)
+    rate_limit_cancel: str = _stage_default(Env.RATE_LIMIT_CANCEL)
+    rate_limit_ping: str = _stage_default(Env.RATE_LIMIT_PING)
+    rate_limit_get_usage: str = _stage_default(Env.RATE_LIMIT_GET_USAGE)
+    rate_limit_rename_conversation: str = _stage_default(Env.RATE_LIMIT_RENAME_CONVERSATION)
+    rate_limit_delete_conversation: str = _stage_default(Env.RATE_LIMIT_DELETE_CONVERSATION)
+    rate_limit_delete_all_data: str = _stage_default(Env.RATE_LIMIT_DELETE_ALL_DATA)
+    rate_limit_request_upload: str = _stage_default(Env.RATE_LIMIT_REQUEST_UPLOAD)
+    rate_limit_get_attachment: str = _stage_default(Env.RATE_LIMIT_GET_ATTACHMENT)
+    rate_limit_connect: str = _stage_default(Env.RATE_LIMIT_CONNECT)
+    max_connections_per_user: int = _stage_default(Env.MAX_CONNECTIONS_PER_USER)
+    max_waiting_messages: int = _stage_default(Env.MAX_WAITING_MESSAGES)
+    max_conversations_per_user: int = _stage_default(Env.MAX_CONVERSATIONS_PER_USER)
+    max_message_chars: int = _stage_default(Env.MAX_MESSAGE_CHARS)
+    daily_message_quota: int = _stage_default(Env.DAILY_MESSAGE_QUOTA)
+    daily_output_token_quota: int = _stage_default(Env.DAILY_OUTPUT_TOKEN_QUOTA)
+    daily_input_token_quota: int = _stage_default(Env.DAILY_INPUT_TOKEN_QUOTA)
+    max_image_bytes: int = _stage_default(Env.MAX_IMAGE_BYTES)
+    max_pdf_bytes: int = _stage_default(Env.MAX_PDF_BYTES)
+    daily_upload_bytes_quota: int = _stage_default(Env.DAILY_UPLOAD_BYTES_QUOTA)
+    retention_days: int = _stage_default(Env.RETENTION_DAYS)
+    flush_interval_ms: int = _stage_default(Env.FLUSH_INTERVAL_MS)
+    flush_max_interval_ms: int = _stage_default(Env.FLUSH_MAX_INTERVAL_MS)
+    flush_chars: int = _stage_default(Env.FLUSH_CHARS)
+    token_recheck_seconds: int = _stage_default(Env.TOKEN_RECHECK_SECONDS)
+
+    def __post_init__(self) -> None:
+        for setting in STAGE_SETTINGS:
+            value = getattr(self, setting.field)
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                raise InvalidSetting(f"{setting.field} must be {setting.bounds}, got {value!r}")
+            setting.parse(str(value))  # raises InvalidSetting naming the setting
+
+    def environment(self) -> dict[Env, str]:
+        """Each stage setting's variable, as the functions read it."""
+        return {setting.env: str(getattr(self, setting.field)) for setting in STAGE_SETTINGS}
+
+
+def _check_stage_fields(fields: Iterable[str]) -> None:
+    declared = {setting.field for setting in STAGE_SETTINGS}
+    if set(fields) != declared:
+        raise TypeError(
+            f"StageSettings' fields {sorted(set(fields) ^ declared)} do not match the stage settings of SETTINGS: "
+            "each stage setting has exactly one field"
+        )
+
+
+_check_stage_fields(field.name for field in dataclasses.fields(StageSettings))
+
+#: The defaults every stage starts from (``infra.stage.StageConfig``, the local stack).
+STAGE_DEFAULTS: Final = StageSettings()
