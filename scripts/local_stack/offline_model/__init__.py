@@ -1,4 +1,4 @@
-"""The offline model: a local server that speaks the OpenAI Responses and Conversations APIs without a model.
+"""The offline model: a local server that speaks the OpenAI Responses API without a model.
 
 It is the local stack's model when there is no OpenAI key, and the fake server behind the model client's tests.
 Every response says what it is (``model="offline-demo"``, ``metadata["offline"] == "true"``). Point the real

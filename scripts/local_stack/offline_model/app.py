@@ -1,17 +1,18 @@
-"""The offline model's HTTP surface: an aiohttp app speaking enough of the Responses and Conversations APIs.
+"""The offline model's HTTP surface: an aiohttp app speaking enough of the Responses API.
 
 ``/v1/...`` is what the ``openai`` SDK calls (any bearer token is accepted, a missing one is refused as OpenAI
 would). As on OpenAI, a response created with ``background: true`` generates server-side whatever happens to its
 connection and is stopped with ``POST /v1/responses/{id}/cancel``; any other response is cancelled the moment its
-client disconnects (status ``cancelled``, nothing added to the conversation). ``/_control/...`` lets a test in
-another process script faults, change the pace and read the recorded requests.
+client disconnects (status ``cancelled``). ``/_control/...`` lets a test in another process script faults, change
+the pace and read the recorded requests. It serves no Conversations API: the conversation is the caller's (it sends
+the earlier turns as input), so a request naming a ``conversation`` is refused with 400 in every profile.
 
-The ``openai`` profile refuses what OpenAI refuses (:mod:`.rules`): unknown parameters, sampling
-parameters on a reasoning request, a second response in a busy conversation, unanswered tool calls. The
-``stateless`` profile (:data:`~scripts.local_stack.offline_model.store.Profile`) answers like the self-hosted
-servers: only ``POST /v1/responses``, every other ``/v1`` path is 404, and a request that relies on server-side
-state (``background``, ``conversation``, ``previous_response_id``, ``store: true``) is refused with 400. The reply
-is planned from the ``input`` items alone, so the conversation is whatever the client sent.
+The ``openai`` profile refuses what OpenAI refuses (:mod:`.rules`): unknown parameters, sampling parameters on a
+reasoning request, unanswered tool calls. The ``stateless`` profile
+(:data:`~scripts.local_stack.offline_model.store.Profile`) answers like the self-hosted servers: only
+``POST /v1/responses``, every other ``/v1`` path is 404, and a request that relies on server-side state
+(``background``, ``previous_response_id``, ``store: true``) is refused with 400. The reply is planned from the
+``input`` items alone, so the conversation is whatever the client sent.
 """
 
 from __future__ import annotations
@@ -48,20 +49,14 @@ from scripts.local_stack.offline_model.rules import (
     check_tool_outputs,
     is_reasoning_request,
     previous_context,
-    refuse_locked,
+    refuse_conversation,
     refuse_reasoning_without_thinking,
     refuse_sampling_with_reasoning,
     refuse_state,
     refuse_unknown_parameters,
 )
-from scripts.local_stack.offline_model.schema import (
-    ApiError,
-    CreateConversation,
-    CreateResponse,
-    parse_body,
-    stored_items,
-)
-from scripts.local_stack.offline_model.store import Conversation, OfflineModelState, RecordedRequest, ResponseRun
+from scripts.local_stack.offline_model.schema import ApiError, CreateResponse, parse_body, stored_items
+from scripts.local_stack.offline_model.store import OfflineModelState, RecordedRequest, ResponseRun
 
 logger = logging.getLogger(__name__)
 
@@ -83,9 +78,6 @@ def create_app(state: OfflineModelState | None = None) -> web.Application:
     app.router.add_post("/v1/responses", _create_response)
     app.router.add_get("/v1/responses/{response_id}", _get_response)
     app.router.add_post("/v1/responses/{response_id}/cancel", _cancel_response)
-    app.router.add_post("/v1/conversations", _create_conversation)
-    app.router.add_get("/v1/conversations/{conversation_id}", _get_conversation)
-    app.router.add_get("/v1/conversations/{conversation_id}/items", _list_items)
     app.router.add_get("/_control/faults", _get_faults)
     app.router.add_post("/_control/faults", _push_faults)
     app.router.add_delete("/_control/faults", _clear_faults)
@@ -158,25 +150,16 @@ async def _create_response(request: web.Request) -> web.StreamResponse:
         refuse_reasoning_without_thinking(create)
     else:
         refuse_sampling_with_reasoning(create)
+    refuse_conversation(create)
     if create.background and create.store is False:
         raise ApiError(400, "Background mode requires store=true.", param="background")
-    if create.previous_response_id is not None and create.conversation:
-        raise ApiError(
-            400, "Mutually exclusive parameters: conversation and previous_response_id.", param="previous_response_id"
-        )
-    conversation = _conversation(state, create.conversation_id, param="conversation") if create.conversation else None
-    if conversation is not None:
-        refuse_locked(conversation)
     earlier = previous_context(state, create.previous_response_id) if create.previous_response_id else []
-    input_items = stored_items(create.input)
-    context = [*(conversation.items if conversation else []), *earlier, *input_items]
-    check_tool_outputs(context, require_answers=True)
+    context = [*earlier, *stored_items(create.input)]
+    check_tool_outputs(context)
 
     reasoning = is_reasoning_request(create)
-    run = ResponseRun(new_response(create, conversation.id if conversation else None, reasoning=reasoning))
+    run = ResponseRun(new_response(create, reasoning=reasoning))
     run.context = context
-    if conversation is not None:
-        conversation.running = run
     if state.profile != "stateless" and create.store is not False:
         state.responses[run.id] = run
     ending = fault if isinstance(fault, ErrorEventFault | FailedFault | IncompleteFault) else None
@@ -193,8 +176,6 @@ async def _create_response(request: web.Request) -> web.StreamResponse:
                 ),
                 max_output_tokens=create.max_output_tokens,
                 ending=ending,
-                conversation=conversation,
-                input_items=input_items,
             ),
         ),
         name=f"generate {run.id}",
@@ -334,36 +315,6 @@ async def _cancel_response(request: web.Request) -> web.StreamResponse:
     answer = web.json_response(run.response)
     run.settle_usage()
     return answer
-
-
-# --- Conversations ----------------------------------------------------------------------------------------------
-
-
-def _conversation(state: OfflineModelState, conversation_id: str | None, *, param: str) -> Conversation:
-    conversation = state.conversations.get(conversation_id or "")
-    if conversation is None:
-        raise ApiError(404, f"Conversation with id '{conversation_id}' not found.", param=param)
-    return conversation
-
-
-async def _create_conversation(request: web.Request) -> web.StreamResponse:
-    create = parse_body(CreateConversation, await _json_body(request))
-    items = stored_items(create.items)
-    # A conversation may end on a call whose output the next response's input will bring.
-    check_tool_outputs(items, require_answers=False)
-    conversation = Conversation.new(create.metadata, items)
-    _state(request).conversations[conversation.id] = conversation
-    return web.json_response(conversation.to_json())
-
-
-async def _get_conversation(request: web.Request) -> web.StreamResponse:
-    conversation = _conversation(_state(request), request.match_info["conversation_id"], param="conversation_id")
-    return web.json_response(conversation.to_json())
-
-
-async def _list_items(request: web.Request) -> web.StreamResponse:
-    conversation = _conversation(_state(request), request.match_info["conversation_id"], param="conversation_id")
-    return web.json_response(conversation.items_page(request.query))
 
 
 # --- Control ----------------------------------------------------------------------------------------------------

@@ -4,15 +4,12 @@ The sequence mirrors OpenAI's: ``response.created`` (and ``response.queued`` for
 ``response.in_progress``, for a reasoning request a ``reasoning`` item (added, a silent ``Pace.reasoning_s``, done:
 what makes a gpt-5 model look stalled to a client that only watches text), ``response.output_item.added``,
 (``response.content_part.added``), one delta per token, the matching ``.done`` events, then exactly one of
-``response.completed`` / ``response.incomplete`` / ``response.failed`` / ``error``. Only a completed or
-incomplete response is added to its conversation, and only here, once: a failed or cancelled one leaves the
-conversation as it was (its input too).
+``response.completed`` / ``response.incomplete`` / ``response.failed`` / ``error``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -30,7 +27,7 @@ from scripts.local_stack.offline_model.schema import (
     output_text_part,
     reasoning_item,
 )
-from scripts.local_stack.offline_model.store import Conversation, OfflineModelState, ResponseRun, usage_json
+from scripts.local_stack.offline_model.store import OfflineModelState, ResponseRun, usage_json
 
 #: Metadata values are limited to 512 characters by the API.
 _METADATA_VALUE_LIMIT = 512
@@ -65,7 +62,7 @@ def count_input_tokens(
     return usage_tokens(instructions or "") + sum(usage_tokens(item_text(item)) for item in context) + specs + files
 
 
-def new_response(request: CreateResponse, conversation_id: str | None, *, reasoning: bool) -> dict[str, Any]:
+def new_response(request: CreateResponse, *, reasoning: bool) -> dict[str, Any]:
     """A Response object in its first state (``queued`` in background mode, else ``in_progress``), labelled as
     offline in ``model`` and ``metadata``; the settings it was asked for are echoed with OpenAI's defaults."""
     effort = request.reasoning.effort if request.reasoning else None
@@ -82,7 +79,7 @@ def new_response(request: CreateResponse, conversation_id: str | None, *, reason
         "status": "queued" if request.background else "in_progress",
         "background": request.background,
         "completed_at": None,
-        "conversation": {"id": conversation_id} if conversation_id else None,
+        "conversation": None,
         "error": None,
         "incomplete_details": None,
         "instructions": request.instructions,
@@ -130,8 +127,6 @@ async def generate(
     input_tokens: int,
     max_output_tokens: int | None,
     ending: EndingFault | None,
-    conversation: Conversation | None,
-    input_items: list[dict[str, Any]],
 ) -> None:
     """Produce the whole response into ``run`` (run it with :func:`until_finished`)."""
     response = run.response
@@ -210,8 +205,6 @@ async def generate(
     run.emit("response.output_item.done", output_index=output_index, item=item)
 
     response["usage"] = usage_json(input_tokens, counted)
-    if conversation is not None:
-        conversation.items.extend([*input_items, *copy.deepcopy(response["output"])])
     if incomplete_reason is None:
         response["status"] = "completed"
         response["completed_at"] = int(time.time())

@@ -7,7 +7,6 @@ profile refuses what OpenAI refuses, in its words and codes (a client branches o
   ``openai`` SDK's request type so it follows the SDK rather than a list kept by hand;
 - ``temperature`` / ``top_p`` on a reasoning request (``unsupported_parameter``), as the gpt-5 and o-series
   models do;
-- a new response in a conversation while another one runs in it (``conversation_locked``);
 - a turn that leaves a function call without its output, or an output that answers no call;
 - ``previous_response_id`` naming a response that is missing or not finished.
 
@@ -26,7 +25,7 @@ import re
 from typing import Any
 
 from scripts.local_stack.offline_model.schema import ApiError, CreateResponse
-from scripts.local_stack.offline_model.store import Conversation, OfflineModelState
+from scripts.local_stack.offline_model.store import OfflineModelState
 
 #: Reasoning families by name: the offline model has no model catalogue, and a client that sends ``gpt-5-mini``
 #: without ``reasoning`` still gets a reasoning model from OpenAI (``gpt-5-chat-*`` is the non-reasoning one).
@@ -92,24 +91,17 @@ def refuse_state(create: CreateResponse) -> None:
     """A stateless server keeps nothing: refuse what would need it, as the self-hosted servers do."""
     if create.background:
         raise ApiError(400, "Background mode is not supported by this server.", param="background")
-    if create.conversation:
-        raise ApiError(400, "Conversations are not supported by this server.", param="conversation")
     if create.previous_response_id is not None:
         raise ApiError(400, "previous_response_id is not supported by this server.", param="previous_response_id")
     if create.store:
         raise ApiError(400, "Stored responses are not supported by this server.", param="store")
 
 
-def refuse_locked(conversation: Conversation) -> None:
-    """OpenAI runs one response at a time per conversation; a second create meanwhile is refused, not queued
-    (its words, seen in client logs; the client is expected to retry)."""
-    if conversation.running is not None and not conversation.running.finished:
-        raise ApiError(
-            400,
-            "Another process is currently operating on this conversation. Please retry in a few seconds.",
-            param="conversation",
-            code="conversation_locked",
-        )
+def refuse_conversation(create: CreateResponse) -> None:
+    """No profile serves the Conversations API (the conversation is the caller's, sent as input), so a request that
+    names a ``conversation`` is refused, in the words the self-hosted servers use."""
+    if create.conversation:
+        raise ApiError(400, "Conversations are not supported by this server.", param="conversation")
 
 
 def previous_context(state: OfflineModelState, response_id: str) -> list[dict[str, Any]]:
@@ -129,9 +121,9 @@ def previous_context(state: OfflineModelState, response_id: str) -> list[dict[st
     return [*run.context, *outputs]
 
 
-def check_tool_outputs(items: list[dict[str, Any]], *, require_answers: bool) -> None:
-    """Refuse a tool result that answers no call and, with ``require_answers`` (a turn about to be generated), a
-    call left without its result: both mean the client lost track of its context, and OpenAI refuses both."""
+def check_tool_outputs(items: list[dict[str, Any]]) -> None:
+    """Refuse, in a turn about to be generated, a tool result that answers no call or a call left without its result:
+    both mean the client lost track of its context, and OpenAI refuses both."""
     calls: list[str] = []
     answered: set[str] = set()
     for item in items:
@@ -145,7 +137,6 @@ def check_tool_outputs(items: list[dict[str, Any]], *, require_answers: bool) ->
                     param="input",
                 )
             answered.add(item["call_id"])
-    if require_answers:
-        for call_id in calls:
-            if call_id not in answered:
-                raise ApiError(400, f"No tool output found for function call {call_id}.", param="input")
+    for call_id in calls:
+        if call_id not in answered:
+            raise ApiError(400, f"No tool output found for function call {call_id}.", param="input")

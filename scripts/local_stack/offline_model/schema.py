@@ -4,8 +4,8 @@ Requests are validated as strictly as the real API would for the parts we implem
 ``call_id``, a non-function tool, a too-small ``max_output_tokens``) fails here the way it would against OpenAI
 instead of passing silently. Which top-level parameters exist at all is a profile's business
 (:mod:`.rules`); of those, the ones the offline model does not act on are accepted and ignored.
-Input items are normalised into the stored shape of conversation items, the one ``conversations.items.list``
-returns.
+Input items are normalised into the shape a stored response keeps as its context (what ``previous_response_id``
+continues), the shape OpenAI's conversation items have.
 """
 
 from __future__ import annotations
@@ -214,15 +214,6 @@ class CreateResponse(_Model):
     tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
 
-    @property
-    def conversation_id(self) -> str | None:
-        return self.conversation.id if isinstance(self.conversation, ConversationRef) else self.conversation
-
-
-class CreateConversation(_Model):
-    items: list[InputItem] = Field(default_factory=list, max_length=20)
-    metadata: dict[str, str] | None = None
-
 
 def parse_body(model: type[_M], raw: Any) -> _M:
     """Validate a request body, turning pydantic's complaint into the 400 the real API would give."""
@@ -291,7 +282,7 @@ def reasoning_item(*, item_id: str | None = None, summary: list[dict[str, Any]] 
 def stored_items(
     request_input: str | list[MessageIn | FunctionCallIn | FunctionCallOutputIn | ReasoningItemIn],
 ) -> list[dict[str, Any]]:
-    """The request's input as the items a conversation stores."""
+    """The request's input as stored items (the context a later ``previous_response_id`` continues)."""
     if isinstance(request_input, str):
         return [message_item("user", request_input)]
     items: list[dict[str, Any]] = []

@@ -1,4 +1,4 @@
-"""The offline model's memory: conversations, responses with their event logs, recorded requests, pace and faults.
+"""The offline model's memory: responses with their event logs, recorded requests, pace and faults.
 
 A response's events are kept in a log that the generating task appends to and any number of HTTP streams read
 from. That decoupling is what background mode needs: a stream that dies (client crash, scripted cut) stops reading,
@@ -11,80 +11,32 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import time
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from scripts.local_stack.offline_model.faults import FaultPlan, Pace
-from scripts.local_stack.offline_model.schema import ApiError, new_id
 
 logger = logging.getLogger(__name__)
 
-#: ``openai``: OpenAI's dialect (stored responses, background mode, conversations, ``previous_response_id``).
+#: ``openai``: OpenAI's dialect (stored responses, background mode, ``previous_response_id``).
 #: ``stateless``: a vLLM/Ollama/LM Studio/llama.cpp-like server: ``POST /v1/responses`` only, nothing kept between
-#: requests; ``background``, ``conversation``, ``previous_response_id`` and ``store: true`` are refused with 400.
+#: requests; ``background``, ``previous_response_id`` and ``store: true`` are refused with 400. Neither serves
+#: conversations: a ``conversation`` is refused in both.
 Profile = Literal["openai", "stateless"]
 PROFILES: tuple[Profile, ...] = ("openai", "stateless")
-#: OpenAI's largest page of conversation items.
-_LIST_LIMIT_MAX = 100
 
 
 class RecordedRequest(NamedTuple):
     """One request to ``/v1``: for tests that assert on what a client sent (never its headers: they hold the key)."""
 
     method: str
-    #: Path with its query string, e.g. ``/v1/conversations/conv_1/items?order=asc``.
+    #: Path with its query string, e.g. ``/v1/responses/resp_1?stream=true&starting_after=3``.
     path: str
     body: Any
 
     def to_json(self) -> dict[str, Any]:
         return {"method": self.method, "path": self.path, "body": self.body}
-
-
-@dataclass
-class Conversation:
-    id: str
-    created_at: int
-    metadata: dict[str, str]
-    #: Stored items, oldest first.
-    items: list[dict[str, Any]] = field(default_factory=list)
-    #: The response last started in this conversation: while it runs, the conversation is locked.
-    running: ResponseRun | None = None
-
-    @classmethod
-    def new(cls, metadata: dict[str, str] | None, items: list[dict[str, Any]]) -> Conversation:
-        return cls(id=new_id("conv"), created_at=int(time.time()), metadata=dict(metadata or {}), items=items)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "object": "conversation", "created_at": self.created_at, "metadata": self.metadata}
-
-    def items_page(self, query: Mapping[str, str]) -> dict[str, Any]:
-        """One page of ``GET /v1/conversations/{id}/items`` (``order``, ``limit``, ``after``), as OpenAI lists."""
-        order = query.get("order", "desc")
-        if order not in ("asc", "desc"):
-            raise ApiError(400, "order must be 'asc' or 'desc'.", param="order")
-        try:
-            limit = int(query.get("limit", "20"))
-        except ValueError:
-            raise ApiError(400, "limit must be an integer.", param="limit") from None
-        if not 1 <= limit <= _LIST_LIMIT_MAX:
-            raise ApiError(400, f"limit must be between 1 and {_LIST_LIMIT_MAX}.", param="limit")
-        ordered = self.items if order == "asc" else self.items[::-1]
-        start = 0
-        if "after" in query:
-            ids = [item["id"] for item in ordered]
-            if query["after"] not in ids:
-                raise ApiError(400, f"No item with id '{query['after']}' in this conversation.", param="after")
-            start = ids.index(query["after"]) + 1
-        page = ordered[start : start + limit]
-        return {
-            "object": "list",
-            "data": page,
-            "first_id": page[0]["id"] if page else None,
-            "last_id": page[-1]["id"] if page else None,
-            "has_more": start + limit < len(ordered),
-        }
 
 
 def usage_json(input_tokens: int, output_tokens: int) -> dict[str, Any]:
@@ -107,7 +59,7 @@ class ResponseRun:
         self.finished = False
         #: The generating task, once started; cancelling the run cancels it.
         self.task: asyncio.Task[None] | None = None
-        #: Every item the response was generated from (conversation, earlier responses, input), oldest first:
+        #: Every item the response was generated from (earlier responses, input), oldest first:
         #: what a later ``previous_response_id`` continues.
         self.context: list[dict[str, Any]] = []
         #: Tokens so far (as usage reports them): what a cancelled response is billed for.
@@ -124,7 +76,7 @@ class ResponseRun:
         return bool(self.response.get("background"))
 
     def cancel(self) -> bool:
-        """Stop generating: the response ends ``cancelled`` with what it had so far and joins no conversation.
+        """Stop generating: the response ends ``cancelled`` with what it had so far.
 
         Synchronous on the server's loop, so the status is final when this returns. ``False`` if it had already
         finished (then nothing changes).
@@ -188,7 +140,6 @@ class OfflineModelState:
     profile: Profile = "openai"
     faults: FaultPlan = field(default_factory=FaultPlan)
     requests: list[RecordedRequest] = field(default_factory=list)
-    conversations: dict[str, Conversation] = field(default_factory=dict)
     responses: dict[str, ResponseRun] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 

@@ -4,7 +4,7 @@ The SDK builds its objects without validating them (``construct``), so a field t
 pass unnoticed until a consumer reads it. Here each raw SSE event and each returned JSON object is captured as
 bytes off the wire (``with_streaming_response`` / ``with_raw_response``: the SDK's request, our parsing) and
 validated with ``strict=True``, in both profiles, across the paths a client takes: plain reply, tool calls,
-reasoning, background with retrieve and resumed stream, cancel, conversations, an incomplete and a failed reply.
+reasoning, background with retrieve and resumed stream, cancel, an incomplete and a failed reply.
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ def test_an_error_event(wire: Wire) -> None:
     assert events[-1]["type"] == "error"
 
 
-# --- OpenAI only: stored responses, background mode, conversations ----------------------------------------------
+# --- OpenAI only: stored responses, background mode -------------------------------------------------------------
 
 
 def test_background_retrieve_and_resumed_stream(openai_wire: Wire) -> None:
@@ -196,17 +196,3 @@ def test_cancel(openai_wire: Wire) -> None:
     queued = wire.call(wire.client.responses.with_raw_response.create, model="gpt-test", input="Hi", background=True)
     cancelled = wire.call(wire.client.responses.with_raw_response.cancel, queued["id"])
     assert cancelled["status"] == "cancelled"
-
-
-def test_conversation_and_its_items(openai_wire: Wire) -> None:
-    from openai.types.conversations import Conversation, ConversationItemList
-
-    wire = openai_wire
-    conversation = wire.call(
-        wire.client.conversations.with_raw_response.create, items=[{"role": "user", "content": "Hello"}]
-    )
-    Conversation.model_validate(conversation, strict=True)
-    wire.stream(model="gpt-5-mini", conversation=conversation["id"], input="And again", reasoning={"effort": "low"})
-    items = wire.call(wire.client.conversations.items.with_raw_response.list, conversation["id"], order="asc")
-    ConversationItemList.model_validate(items, strict=True)
-    assert [item["type"] for item in items["data"]] == ["message", "message", "reasoning", "message"]

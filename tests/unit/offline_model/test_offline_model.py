@@ -264,92 +264,27 @@ def test_tokens_reassemble_to_the_text() -> None:
     assert len(tokens) == 5
 
 
-# --- Conversations ----------------------------------------------------------------------------------------------
+# --- Requests ---------------------------------------------------------------------------------------------------
 
 
-def test_conversation_items_accumulate_once_per_response(client: Any) -> None:
-    from openai.types.conversations import ConversationItem
-    from pydantic import TypeAdapter
-
-    conversation = client.conversations.create(metadata={"user": "u-1"})
-    assert client.conversations.retrieve(conversation.id).metadata == {"user": "u-1"}
-
-    first = stream_events(client, input="Hello", conversation=conversation.id)
-    second = client.responses.create(model="m", input="How are you?", conversation={"id": conversation.id})
-
-    assert first[-1].response.conversation.id == conversation.id
-    assert "2nd message in this conversation" in second.output_text
-    items = list(client.conversations.items.list(conversation.id, order="asc"))
-    for item in items:
-        TypeAdapter(ConversationItem).validate_python(item.to_dict())
-    assert [(i.type, i.role) for i in items] == [
-        ("message", "user"),
-        ("message", "assistant"),
-        ("message", "user"),
-        ("message", "assistant"),
-    ]
-    assert items[0].content[0].text == "Hello"
-    assert items[1].id == first[-1].response.output[0].id
-    assert items[1].content[0].text == first[-1].response.output_text
-    assert items[3].content[0].text == second.output_text
-    # Retrieving a response does not add it again.
-    client.responses.retrieve(second.id)
-    assert len(list(client.conversations.items.list(conversation.id))) == 4
-
-
-def test_conversation_items_page_by_limit_and_order(client: Any) -> None:
-    conversation = client.conversations.create(items=[{"role": "user", "content": "seed"}])
-    for text in ("one", "two"):
-        client.responses.create(model="m", input=text, conversation=conversation.id)
-
-    page = client.conversations.items.list(conversation.id, limit=2)
-    assert page.has_more is True
-    assert page.first_id == page.data[0].id
-    assert page.last_id == page.data[1].id
-    assert page.data[0].role == "assistant"  # newest first by default
-    every_desc = [item.id for item in client.conversations.items.list(conversation.id, limit=1)]
-    every_asc = [item.id for item in client.conversations.items.list(conversation.id, order="asc", limit=2)]
-    assert len(every_asc) == 5
-    assert every_desc == every_asc[::-1]
-
-
-def test_tool_round_trip_inside_a_conversation(client: Any) -> None:
-    conversation = client.conversations.create()
-    call = client.responses.create(
-        model="m", input="calculate 6*7", conversation=conversation.id, tools=[CALC_TOOL]
-    ).output[0]
-
-    answer = client.responses.create(
-        model="m",
-        conversation=conversation.id,
-        tools=[CALC_TOOL],
-        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "42"}],
-    )
-
-    assert answer.output_text.startswith("6*7 = 42.")
-    kinds = [item.type for item in client.conversations.items.list(conversation.id, order="asc")]
-    assert kinds == ["message", "function_call", "function_call_output", "message"]
-
-
-def test_unknown_conversation_is_not_found(client: Any, openai: ModuleType) -> None:
-    with pytest.raises(openai.NotFoundError) as raised:
-        client.responses.create(model="m", input="hi", conversation="conv_missing")
+def test_a_conversation_is_refused_and_an_unknown_response_is_not_found(client: Any, openai: ModuleType) -> None:
+    # No Conversations API: the conversation is the caller's, sent as input.
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.responses.create(model="m", input="hi", conversation="conv_1")
     assert raised.value.body == {
-        "message": "Conversation with id 'conv_missing' not found.",
+        "message": "Conversations are not supported by this server.",
         "type": "invalid_request_error",
         "param": "conversation",
         "code": None,
     }
     with pytest.raises(openai.NotFoundError):
-        client.conversations.retrieve("conv_missing")
-    with pytest.raises(openai.NotFoundError):
-        client.conversations.items.list("conv_missing")
+        client.conversations.create()
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve("resp_missing")
 
 
 def test_a_request_without_a_bearer_token_is_refused(server: OfflineModelServer) -> None:
-    request = urllib.request.Request(server.base_url + "/conversations", data=b"{}", method="POST")
+    request = urllib.request.Request(server.base_url + "/responses", data=b"{}", method="POST")
     with pytest.raises(urllib.error.HTTPError) as raised:
         urllib.request.urlopen(request, timeout=5)
     assert raised.value.code == 401
@@ -360,8 +295,7 @@ def test_a_request_without_a_bearer_token_is_refused(server: OfflineModelServer)
 
 
 def test_max_output_tokens_ends_incomplete(client: Any, server: OfflineModelServer) -> None:
-    conversation = client.conversations.create()
-    events = stream_events(client, input="Explain queues", max_output_tokens=16, conversation=conversation.id)
+    events = stream_events(client, input="Explain queues", max_output_tokens=16)
 
     for event in events:
         strict_event(event)
@@ -373,9 +307,7 @@ def test_max_output_tokens_ends_incomplete(client: Any, server: OfflineModelServ
     assert final.response.incomplete_details.reason == "max_output_tokens"
     assert final.response.usage.output_tokens == sum(usage_tokens(delta) for delta in streamed)
     assert final.response.output[0].status == "incomplete"
-    items = list(client.conversations.items.list(conversation.id, order="asc"))
-    assert [i.role for i in items] == ["user", "assistant"]
-    assert items[1].content[0].text == "".join(deltas_of(events))
+    assert final.response.output[0].content[0].text == "".join(deltas_of(events))
 
 
 def test_previous_response_id_continues_that_response(client: Any, openai: ModuleType) -> None:
@@ -469,12 +401,9 @@ def test_cut_stream_of_a_background_response_keeps_generating_server_side(
 ) -> None:
     server.pace = Pace(first_token_s=0.0, tokens_per_s=100)
     server.faults.push(Fault.cut_after_deltas(3))
-    conversation = client.conversations.create()
     received: list[Any] = []
 
-    stream = client.responses.create(
-        model="m", input="Hello there, how are you?", conversation=conversation.id, stream=True, background=True
-    )
+    stream = client.responses.create(model="m", input="Hello there, how are you?", stream=True, background=True)
 
     with pytest.raises(openai.APIConnectionError):
         received.extend(stream)
@@ -487,7 +416,6 @@ def test_cut_stream_of_a_background_response_keeps_generating_server_side(
     assert stored.background is True
     assert stored.output_text.startswith("".join(deltas_of(received)))
     assert len(stored.output_text.split()) > 3
-    assert len(list(client.conversations.items.list(conversation.id))) == 2
 
 
 def test_cut_stream_without_background_cancels_the_response(
@@ -495,12 +423,9 @@ def test_cut_stream_without_background_cancels_the_response(
 ) -> None:
     server.pace = Pace(first_token_s=0.0, tokens_per_s=100)
     server.faults.push(Fault.cut_after_deltas(3))
-    conversation = client.conversations.create()
     received: list[Any] = []
 
-    stream = client.responses.create(
-        model="m", input="Tell me a long story about tides", conversation=conversation.id, stream=True
-    )
+    stream = client.responses.create(model="m", input="Tell me a long story about tides", stream=True)
     with pytest.raises(openai.APIConnectionError):
         received.extend(stream)
 
@@ -514,8 +439,6 @@ def test_cut_stream_without_background_cancels_the_response(
     assert stored.output_text.startswith("".join(deltas_of(received)))
     assert len(stored.output_text.split()) < 20
     assert stored.output[0].status == "incomplete"
-    # Neither the reply nor the input that asked for it joins the conversation.
-    assert list(client.conversations.items.list(conversation.id)) == []
 
 
 def test_cut_without_streaming_drops_the_connection(
@@ -550,10 +473,7 @@ def test_a_response_without_background_stops_when_its_client_leaves(client: Any,
     # The client leaves while the model has not produced a token: nothing is written that could fail, and the
     # server must still notice.
     server.pace = Pace(first_token_s=0.5, tokens_per_s=1000)
-    conversation = client.conversations.create()
-    stream = client.responses.create(
-        model="m", input="Tell me a story about queues", conversation=conversation.id, stream=True
-    )
+    stream = client.responses.create(model="m", input="Tell me a story about queues", stream=True)
     created = next(iter(stream))
     stream.close()
 
@@ -562,7 +482,6 @@ def test_a_response_without_background_stops_when_its_client_leaves(client: Any,
     stored = client.responses.retrieve(created.response.id)
     assert stored.status == "cancelled"
     assert stored.output_text == ""
-    assert list(client.conversations.items.list(conversation.id)) == []
 
 
 def test_a_non_streaming_response_stops_when_its_client_gives_up(
@@ -595,17 +514,13 @@ def test_a_background_stream_starts_queued(client: Any) -> None:
 
 def test_a_background_create_without_streaming_answers_at_once(client: Any, server: OfflineModelServer) -> None:
     server.pace = Pace(first_token_s=0.05, tokens_per_s=1000)
-    conversation = client.conversations.create()
 
-    queued = strict_response(
-        client.responses.create(model="m", input="Hello", conversation=conversation.id, background=True)
-    )
+    queued = strict_response(client.responses.create(model="m", input="Hello", background=True))
 
     assert queued.status == "queued"
     assert queued.output == []
     wait_for(lambda: client.responses.retrieve(queued.id).status == "completed")
     assert "offline demo model" in client.responses.retrieve(queued.id).output_text
-    assert len(list(client.conversations.items.list(conversation.id))) == 2
 
 
 def test_background_mode_requires_store(client: Any, openai: ModuleType, server: OfflineModelServer) -> None:
@@ -617,10 +532,7 @@ def test_background_mode_requires_store(client: Any, openai: ModuleType, server:
 
 def test_cancel_stops_a_background_response(client: Any, server: OfflineModelServer) -> None:
     server.pace = Pace(first_token_s=0.0, tokens_per_s=50)
-    conversation = client.conversations.create()
-    stream = client.responses.create(
-        model="m", input="Tell me a long story about tides", conversation=conversation.id, stream=True, background=True
-    )
+    stream = client.responses.create(model="m", input="Tell me a long story about tides", stream=True, background=True)
     events = iter(stream)
     response_id = next(events).response.id
     next(e for e in events if e.type == "response.output_text.delta")
@@ -637,7 +549,6 @@ def test_cancel_stops_a_background_response(client: Any, server: OfflineModelSer
     time.sleep(0.1)
     assert client.responses.retrieve(response_id).output_text == text
     assert len(text.split()) < 100
-    assert list(client.conversations.items.list(conversation.id)) == []
     # Idempotent: cancelling again returns the same cancelled response.
     assert client.responses.cancel(response_id).status == "cancelled"
 
@@ -656,14 +567,12 @@ def test_cancel_of_a_queued_background_response(client: Any, server: OfflineMode
 
 
 def test_cancel_of_a_finished_background_response_changes_nothing(client: Any) -> None:
-    conversation = client.conversations.create()
-    done = stream_events(client, input="Hello", conversation=conversation.id, background=True)[-1].response
+    done = stream_events(client, input="Hello", background=True)[-1].response
 
     again = strict_response(client.responses.cancel(done.id))
 
     assert again.status == "completed"
     assert again.output_text == done.output_text
-    assert len(list(client.conversations.items.list(conversation.id))) == 2
 
 
 def test_cancel_is_refused_for_a_response_without_background(client: Any, openai: ModuleType) -> None:
@@ -683,10 +592,9 @@ def test_cancel_is_refused_for_a_response_without_background(client: Any, openai
 def test_error_event_ends_the_stream_and_fails_the_response(client: Any, server: OfflineModelServer) -> None:
     from openai.types.responses import ResponseErrorEvent
 
-    conversation = client.conversations.create()
     server.faults.push(Fault.error_event(code="server_error", message="boom", after_deltas=2))
 
-    events = stream_events(client, input="Hello", conversation=conversation.id)
+    events = stream_events(client, input="Hello")
 
     for event in events:
         strict_event(event)
@@ -697,7 +605,6 @@ def test_error_event_ends_the_stream_and_fails_the_response(client: Any, server:
     stored = client.responses.retrieve(events[0].response.id)
     assert stored.status == "failed"
     assert stored.error.message == "boom"
-    assert list(client.conversations.items.list(conversation.id)) == []
 
 
 def test_error_event_fault_without_streaming_is_a_server_error(

@@ -28,23 +28,7 @@ def refused(openai: ModuleType, call: Any, *args: Any, **params: Any) -> dict[st
     return body
 
 
-# --- Conversation lock and unfinished previous responses --------------------------------------------------------
-
-
-def test_a_running_conversation_refuses_another_response(
-    client: Any, openai: ModuleType, server: OfflineModelServer
-) -> None:
-    conversation = client.conversations.create()
-    server.pace = Pace(first_token_s=30)
-    running = client.responses.create(model="m", input="first", conversation=conversation.id, background=True)
-
-    body = refused(openai, client.responses.create, model="m", input="second", conversation=conversation.id)
-    assert body["code"] == "conversation_locked"
-    assert body["param"] == "conversation"
-
-    client.responses.cancel(running.id)
-    server.pace = Pace.instant()
-    assert client.responses.create(model="m", input="second", conversation=conversation.id).status == "completed"
+# --- Unfinished previous responses ------------------------------------------------------------------------------
 
 
 def test_previous_response_id_of_a_running_response_is_refused(
