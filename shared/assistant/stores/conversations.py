@@ -8,24 +8,31 @@ turns and message records are erased in the background (:mod:`assistant.stores.e
 
 Several Lambda invocations act for one user at once (two tabs connecting, a worker and the commands function), so
 every write that decides "which one" is conditional: the first writer wins and the others adopt its result. That is
-what keeps a user with one current conversation. The turns themselves are in :mod:`assistant.stores.turns`.
+what keeps a user with one current conversation. The turns themselves are in :mod:`assistant.stores.turns`; the
+record's item, in :mod:`assistant.stores.conversation_records`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Final
 
-__all__ = ["DEFAULT_TITLE", "Conversation", "ConversationStore"]
+__all__ = ["DEFAULT_TITLE", "MAX_TITLE_CHARS", "Conversation", "ConversationStore"]
 
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from assistant.errors import NotFound
-from assistant.protocol import new_id
 from assistant.stores.conditions import cancellation_reasons, condition_failed, item_condition_failed
+from assistant.stores.conversation_records import (
+    MAX_TITLE_CHARS,
+    Conversation,
+    clean_title,
+    conversation_from_item,
+    conversation_item,
+    new_conversation,
+)
 from assistant.stores.erasure import BatchDeleter
 from assistant.stores.keys import (
     CONVERSATION_PREFIX,
@@ -41,26 +48,8 @@ from assistant.stores.retention import NO_RETENTION, Retention, expired
 from assistant.stores.timestamps import iso_utc
 from assistant.titles import DEFAULT_TITLE, conversation_title
 
-#: Titles are shown in a list sent in one frame; a long first message must not make that list overflow it.
-MAX_TITLE_CHARS: Final = 120
 #: A pointer that moves under us again and again means something is wrong; don't loop forever.
 _CURRENT_ATTEMPTS: Final = 3
-
-
-@dataclass(frozen=True)
-class Conversation:
-    user_id: str
-    conversation_id: str
-    title: str
-    created_at: str
-    updated_at: str
-    #: Listed: it has a message (an empty "New conversation" is kept for the user's next message, but not listed).
-    listed: bool = field(default=True, compare=False)
-
-    @property
-    def cursor(self) -> str:
-        """``<updatedAt>#<conversationId>``: orders the list (newest first) and ends a page of it."""
-        return f"{self.updated_at}#{self.conversation_id}"
 
 
 class _PointerMoved(Exception):
@@ -77,14 +66,14 @@ class ConversationStore:
 
     def create(self, user_id: str, *, now: float) -> Conversation:
         """A new, empty conversation, which becomes the one ``sendMessage`` continues."""
-        conversation = _new_conversation(user_id, now)
+        conversation = new_conversation(user_id, now)
         self._write_with_pointer(conversation, replaces=None, unconditional=True)
         return conversation
 
     def get(self, user_id: str, conversation_id: str) -> Conversation | None:
         """``None`` also for another user's conversation: the key is in the caller's own partition."""
         item = self._table.get_item(Key=self.record_key(user_id, conversation_id), ConsistentRead=True).get("Item")
-        return _from_item(user_id, item) if item and not expired(item, self._clock()) else None
+        return conversation_from_item(user_id, item) if item and not expired(item, self._clock()) else None
 
     def first_message_update(self, user_id: str, conversation_id: str, *, text: str, now: float) -> dict[str, Any]:
         """The ``UpdateItem`` request (no ``TableName``) that ``sendMessage`` writes with the message record, in one
@@ -134,7 +123,7 @@ class ConversationStore:
             if condition_failed(exc):
                 raise NotFound("No such conversation.") from None
             raise
-        return _from_item(user_id, item)
+        return conversation_from_item(user_id, item)
 
     def delete(self, user_id: str, conversation_id: str, *, now: float) -> None:
         """Delete the conversation's record, so that it is ``not_found`` for every action from now on; its turns and
@@ -226,7 +215,7 @@ class ConversationStore:
                 existing = self.get(user_id, stale)
                 if existing is not None:
                     return existing
-            conversation = _new_conversation(user_id, now)
+            conversation = new_conversation(user_id, now)
             try:
                 self._write_with_pointer(conversation, replaces=stale)
             except _PointerMoved:
@@ -264,7 +253,9 @@ class ConversationStore:
         while True:
             page = self._table.query(**query)
             conversations.extend(
-                _from_item(user_id, item) for item in page.get("Items", []) if not expired(item, self._clock())
+                conversation_from_item(user_id, item)
+                for item in page.get("Items", [])
+                if not expired(item, self._clock())
             )
             last_key = page.get("LastEvaluatedKey")
             if not last_key:
@@ -282,7 +273,7 @@ class ConversationStore:
         (a record written before titles came from ``sendMessage``), never a title already set."""
         record_key = self.record_key(user_id, conversation_id)
         updated_at = iso_utc(now)
-        title = _clean_title(title)
+        title = clean_title(title)
         expires_at = self._retention.expires_at(now)
         extra = ", #ttl = :ttl" if expires_at is not None else ""
         extra_names = {"#ttl": TTL} if expires_at is not None else {}
@@ -347,7 +338,7 @@ class ConversationStore:
                 pointer_put["ConditionExpression"] = "#cid = :stale"
                 pointer_put["ExpressionAttributeNames"] = {"#cid": "conversationId"}
                 pointer_put["ExpressionAttributeValues"] = {":stale": replaces}
-        item = _to_item(conversation)
+        item = conversation_item(conversation)
         expires_at = self._retention.expires_at(self._clock())
         if expires_at is not None:
             item[TTL] = expires_at
@@ -367,44 +358,6 @@ class ConversationStore:
             raise
 
 
-def _new_conversation(user_id: str, now: float) -> Conversation:
-    stamp = iso_utc(now)
-    return Conversation(
-        user_id=user_id,
-        conversation_id=new_id("c"),
-        title=DEFAULT_TITLE,
-        created_at=stamp,
-        updated_at=stamp,
-    )
-
-
-def _to_item(conversation: Conversation) -> dict[str, Any]:
-    # No title: the first message gives it one (``if_not_exists``), unless the user renames it first.
-    item: dict[str, Any] = {
-        **ConversationStore.record_key(conversation.user_id, conversation.conversation_id),
-        "conversationId": conversation.conversation_id,
-        "createdAt": conversation.created_at,
-        "updatedAt": conversation.updated_at,
-    }
-    if conversation.title != DEFAULT_TITLE:
-        item["title"] = conversation.title
-    return item
-
-
-def _from_item(user_id: str, item: dict[str, Any]) -> Conversation:
-    title = str(item.get("title") or DEFAULT_TITLE)
-    # Records written before titles came with the first message have a title only once a reply gave them one.
-    listed = "firstMessageAt" in item or (title != DEFAULT_TITLE and "renamedAt" not in item)
-    return Conversation(
-        user_id=user_id,
-        conversation_id=str(item["conversationId"]),
-        title=title,
-        created_at=str(item["createdAt"]),
-        updated_at=str(item["updatedAt"]),
-        listed=listed,
-    )
-
-
 def _live_condition(now: float) -> tuple[str, dict[str, str], dict[str, Any]]:
     """A condition that holds for a conversation that exists and has not expired (a TTL not yet swept)."""
     return (
@@ -412,12 +365,3 @@ def _live_condition(now: float) -> tuple[str, dict[str, str], dict[str, Any]]:
         {"#pk": PK, "#ttl": TTL},
         {":now_epoch": int(now)},
     )
-
-
-def _clean_title(title: str | None) -> str | None:
-    if title is None:
-        return None
-    cleaned = " ".join(title.split())
-    if len(cleaned) > MAX_TITLE_CHARS:
-        cleaned = cleaned[: MAX_TITLE_CHARS - 1].rstrip() + "…"
-    return cleaned or None
