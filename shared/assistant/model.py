@@ -227,7 +227,7 @@ class ModelClient:
         reasoning, or between tool rounds). Best effort, like the worker's own cancel; ``False`` if not possible."""
         if not self.resumable:
             return False  # a streamed response stops when its worker closes the stream, nothing to call
-        return self._responses.cancel_quietly(response_id) is not None
+        return self._responses.calls.cancel_quietly(response_id) is not None
 
     # --- Replies ------------------------------------------------------------------------------------------------
 
@@ -286,7 +286,7 @@ class ModelClient:
         # Not a background response: the server stopped it when the dead worker's stream closed. Only one that had
         # already completed can be picked up, so look once instead of polling.
         max_wait_s = self._recover_max_wait_s if self.resumable else 0
-        response = self._responses.await_final(
+        response = self._responses.calls.await_final(
             response_id, poll_interval_s=self._recover_poll_interval_s, max_wait_s=max_wait_s
         )
         yield ResponseStarted(response.id, response.model or None)

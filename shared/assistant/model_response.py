@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, TypeVar, cast
 
 from aws_lambda_powertools import Logger
 
-from assistant.errors import AssistantError, ModelFailed, ReplyInterrupted
+from assistant.errors import ModelFailed, ReplyInterrupted
+from assistant.model_calls import CANCEL_TIMEOUT_S, INTERRUPTED_MESSAGE, ResponseCalls
 from assistant.model_events import ModelEvent, ResponseUsage, RoundRestarted, TextDelta, UsageSink
 from assistant.model_retry import FAILED_MESSAGE, RetryPolicy, StreamBroken, StreamErrorEvent, classify
 from assistant.response_stream import (
@@ -43,7 +44,6 @@ from assistant.wiring import ProviderCapabilities
 
 if TYPE_CHECKING:
     import openai
-    from openai.types.responses import Response
     from openai.types.responses.response_create_params import ResponseCreateParamsStreaming
 
 __all__ = ["CANCEL_TIMEOUT_S", "INTERRUPTED_MESSAGE", "MAX_SILENCE_S", "ModelResponses", "StopReply"]
@@ -53,12 +53,9 @@ logger = Logger(child=True)
 
 _T = TypeVar("_T")
 
-INTERRUPTED_MESSAGE = "The reply was interrupted and could not be completed."
 #: How long a background response may stream nothing at all (a reasoning model thinking) before the reply is given
 #: up as interrupted; well inside the worker's timeout, so a silence is never what ends a worker.
 MAX_SILENCE_S = 120.0
-#: Seconds a best-effort ``responses.cancel`` may take; it runs while the caller unwinds a cancel, so it is short.
-CANCEL_TIMEOUT_S = 3.0
 
 
 class StopReply(Exception):
@@ -101,6 +98,8 @@ class ModelResponses:
         self._recover_poll_interval_s = recover_poll_interval_s
         self._recover_max_wait_s = recover_max_wait_s
         self._max_silence_s = max_silence_s
+        #: The calls by response id that are not a stream (retrieve, cancel, wait for the final response).
+        self.calls = ResponseCalls(client, retry=retry, sleep=sleep)
 
     def stream_round(
         self, body: ResponseCreateParamsStreaming, sink: UsageSink, *, carried_tokens: int = 0
@@ -120,7 +119,7 @@ class ModelResponses:
                     raise
                 if not progress.visible:
                     if failure.retryable and retry + 1 < self._retry.max_attempts:
-                        self._wait_before_retry(
+                        self.calls.wait_before_retry(
                             "responses.create", retry, failure.kind, failure.status, failure.retry_after
                         )
                         retry += 1
@@ -160,7 +159,7 @@ class ModelResponses:
                         raise ReplyInterrupted(INTERRUPTED_MESSAGE) from exc
                     restarts += 1
                     yield RoundRestarted()
-                    self._wait_before_retry("responses.create", restarts - 1, failure.kind, failure.status, None)
+                    self.calls.wait_before_retry("responses.create", restarts - 1, failure.kind, failure.status, None)
                     continue
                 try:
                     return (yield from self._recover(progress, sink, exc))
@@ -185,10 +184,10 @@ class ModelResponses:
                 # Closing the stream stopped the response; the provider reports nothing for it.
                 _report_quietly(sink, progress.estimated_usage())
             elif _caller_stops(closing):
-                cancelled = self.cancel_quietly(progress.response_id)
+                cancelled = self.calls.cancel_quietly(progress.response_id)
                 if cancelled is not None and cancelled.usage is None:
                     # The cancel's answer may predate the count: read it back once the cancel has settled.
-                    cancelled = self._retrieve_quietly(progress.response_id) or cancelled
+                    cancelled = self.calls.retrieve_quietly(progress.response_id) or cancelled
                 # What the provider counted for the cancelled response where it says, else the estimate.
                 counted = usage_of(cancelled, progress) if cancelled is not None else progress.estimated_usage()
                 _report_quietly(sink, counted)
@@ -217,7 +216,7 @@ class ModelResponses:
         # between the yields and would otherwise nest under the model request in X-Ray.
         requested_at = time.time()
         # `responses.create` would first walk the whole body with the SDK's `maybe_transform` (every input item
-        # against the param TypedDicts: ~0.5 ms per history item on the way to the first token, 6 ms for ten).
+        # against the param TypedDicts), a cost on the way to the first token that grows with the history.
         # For the body built here that walk changes nothing, as test_model_client checks against the installed SDK,
         # so the request goes out through the client's own `post`, as `create` sends it: same path, headers, auth,
         # timeout and typed stream of events.
@@ -243,7 +242,7 @@ class ModelResponses:
             # its start, which is safe only while nothing of it was shown.
             return (yield from self.stopping_on_close(self.resume_stream(progress, sink), progress, sink))
         # A provider that keeps background responses but cannot re-stream them: wait for the stored response.
-        response = self.await_final(
+        response = self.calls.await_final(
             progress.response_id, poll_interval_s=self._recover_poll_interval_s, max_wait_s=self._recover_max_wait_s
         )
         seen = progress.shown_text
@@ -315,109 +314,9 @@ class ModelResponses:
                     extra={"response_id": response_id, "kind": failure.kind, "after": progress.sequence_number},
                 )
                 if fruitless:
-                    self._wait_before_retry("responses.retrieve", fruitless - 1, failure.kind, failure.status, None)
-
-    def cancel_quietly(self, response_id: str) -> Response | None:
-        """Best-effort ``responses.cancel`` of a background response whose reader has gone.
-
-        One of the two places a model-call failure is logged rather than raised (with :meth:`_retrieve_quietly`): it
-        runs while the caller unwinds its cancel (``close()``), where raising would replace whatever ended the reply
-        with a less relevant error, and a response that stays uncancelled only runs to its end server-side. That
-        costs tokens (and the conversation keeps the whole answer), not the correctness of anything the caller does
-        next. No retries and a short timeout for the same reason: the caller is waiting.
-        """
-        return self._quietly(
-            lambda: self._client.responses.cancel(response_id, timeout=CANCEL_TIMEOUT_S),
-            response_id,
-            "Could not cancel a background response; it will run to its end",
-        )
-
-    def _retrieve_quietly(self, response_id: str) -> Response | None:
-        """Best-effort ``responses.retrieve`` while the caller unwinds a cancel (why quietly: :meth:`_cancel_quietly`):
-        ``None`` if it failed, and the estimate counts instead."""
-        return self._quietly(
-            lambda: self._client.responses.retrieve(response_id, timeout=CANCEL_TIMEOUT_S),
-            response_id,
-            "Could not read back a cancelled response's usage; counting the estimate",
-        )
-
-    def _quietly(self, call: Callable[[], Response], response_id: str, failed: str) -> Response | None:
-        import openai
-
-        try:
-            return call()
-        except openai.APIError as exc:
-            failure = classify(exc)
-            logger.warning(
-                failed,
-                extra={
-                    "response_id": response_id,
-                    "kind": failure.kind if failure else type(exc).__name__,
-                    "status": failure.status if failure else None,
-                },
-            )
-            return None
-
-    def await_final(self, response_id: str, *, poll_interval_s: float, max_wait_s: float) -> Response:
-        """Retrieve a response, polling while it is still generating. Anything but ``completed`` is an interruption.
-
-        The wait is counted in poll intervals rather than wall time so an injected ``sleep`` keeps it deterministic.
-        """
-        waited = 0.0
-        while True:
-            try:
-                response = self._call("responses.retrieve", lambda: self._client.responses.retrieve(response_id))
-            except AssistantError as exc:
-                raise ReplyInterrupted(INTERRUPTED_MESSAGE) from exc
-            if response.status in ("queued", "in_progress"):
-                if waited >= max_wait_s:
-                    logger.error(
-                        "Gave up waiting for a response", extra={"response_id": response_id, "waited_s": waited}
+                    self.calls.wait_before_retry(
+                        "responses.retrieve", fruitless - 1, failure.kind, failure.status, None
                     )
-                    raise ReplyInterrupted(INTERRUPTED_MESSAGE)
-                self._sleep(poll_interval_s)
-                waited += poll_interval_s
-                continue
-            if response.status == "completed":
-                return response
-            logger.error("Response did not complete", extra={"response_id": response_id, "status": response.status})
-            raise ReplyInterrupted(INTERRUPTED_MESSAGE)
-
-    # --- Plumbing -----------------------------------------------------------------------------------------------
-
-    def _call(self, what: str, call: Callable[[], _T], *, not_found: AssistantError | None = None) -> _T:
-        """A non-streaming API call under the retry policy, with failures mapped to assistant errors."""
-        import openai
-
-        retry = 0
-        while True:
-            try:
-                return call()
-            except openai.APIError as exc:
-                failure = classify(exc)
-                if failure is None:  # pragma: no cover - every APIError classifies
-                    raise
-                if failure.retryable and retry + 1 < self._retry.max_attempts:
-                    self._wait_before_retry(what, retry, failure.kind, failure.status, failure.retry_after)
-                    retry += 1
-                    continue
-                logger.error(
-                    "Model API call failed",
-                    extra={"call": what, "kind": failure.kind, "status": failure.status, "attempts": retry + 1},
-                )
-                if failure.status == 404 and not_found is not None:
-                    raise not_found from exc
-                raise failure.to_error() from exc
-
-    def _wait_before_retry(
-        self, what: str, retry: int, kind: str, status: int | None, retry_after: float | None
-    ) -> None:
-        delay = self._retry.delay(retry, retry_after=retry_after)
-        logger.warning(
-            "Model call failed; retrying",
-            extra={"call": what, "kind": kind, "status": status, "retry": retry + 1, "delay_s": round(delay, 3)},
-        )
-        self._sleep(delay)
 
 
 def _report_quietly(sink: UsageSink, usage: ResponseUsage | None) -> None:

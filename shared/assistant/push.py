@@ -261,15 +261,14 @@ def _tidy_surrogates(text: str) -> str:
 
 #: Weight of the newest gap between deltas in their running average (how fast the model types right now).
 _DELTA_GAP_SMOOTHING = 0.2
-#: How much the interval grows with each frame of a run. With the stage defaults (100 and 350 ms) it reaches the
-#: full interval in one step: the first text at once, the next ~100 ms later (the reply is visibly under way), then
-#: a frame every 350 ms. A middle step of 200 ms would cost a frame per reply (4 % of a 350-token reply's frames at
-#: 40 tokens/s) for nothing a reader sees.
+#: How much the interval grows with each frame of a run. With the stage defaults it reaches the full interval in one
+#: step: the first text at once, the next after the first interval (the reply is visibly under way), then a frame
+#: every full interval. A middle step would cost a frame per reply for nothing a reader sees (docs/benchmarks.md).
 DEFAULT_GROWTH: Final = 3.5
 #: How far past the deadline, as a share of the gap between deltas, the next delta may be expected and still be
-#: waited for. Without it, a pace whose tokens land right on the deadline (40 tokens/s against 350 ms: the 14th
-#: token is due exactly then) would be cut a token early half the time on timing noise alone, a frame in 14 more
-#: for nothing; with it, a gap can run over the interval by a quarter of a token (6 ms at 40 tokens/s), unseen.
+#: waited for. Without it, a pace whose tokens land right on the deadline would be cut a token early half the time
+#: on timing noise alone, one more frame for nothing; with it, a gap can run over the interval by a quarter of a
+#: token's gap, unseen.
 _DEADLINE_SLACK_OF_GAP = 0.25
 
 
