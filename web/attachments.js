@@ -18,6 +18,30 @@ function describe(file) {
   return `${file.name} (${kb} KB)`;
 }
 
+/** A file's tile, in the composer and in a message: an <li class="attachment"> holding a thumbnail <img> (an image;
+ * its `src` is the caller's to set) or a "PDF" badge, then the label. Returns the tile and its <img> (null: a PDF). */
+function fileTile(name, contentType, labelText) {
+  const li = document.createElement("li");
+  li.className = "attachment";
+  let img = null;
+  if (String(contentType).startsWith("image/")) {
+    img = document.createElement("img");
+    img.className = "thumbnail";
+    img.alt = name;
+    li.append(img);
+  } else {
+    const badge = document.createElement("span");
+    badge.className = "file-badge";
+    badge.textContent = "PDF";
+    li.append(badge);
+  }
+  const label = document.createElement("span");
+  label.className = "attachment-name";
+  label.textContent = labelText;
+  li.append(label);
+  return { li, img };
+}
+
 /** The composer's attachments. `send(frame)` sends a frame; `onChange()` is called when what can be sent changes;
  * `note(text)` shows a message under the composer (empty: none). */
 export function createAttachments({ tray, input, button, dropTarget, pasteTarget, send, onChange, note }) {
@@ -59,26 +83,14 @@ export function createAttachments({ tray, input, button, dropTarget, pasteTarget
       refuse(file, `a message takes at most ${MAX_ATTACHMENTS} files.`);
       return;
     }
-    const li = document.createElement("li");
-    li.className = "attachment";
+    const name = file.name || "pasted-image.png";
+    const { li, img } = fileTile(name, file.type, describe({ name, size: file.size }));
     li.dataset.state = "waiting";
-    const item = { file, name: file.name || "pasted-image.png", type: file.type, size: file.size, li, state: "waiting" };
-    if (file.type.startsWith("image/")) {
+    const item = { file, name, type: file.type, size: file.size, li, state: "waiting" };
+    if (img) {
       item.preview = URL.createObjectURL(file);
-      const img = document.createElement("img");
-      img.className = "thumbnail";
-      img.alt = item.name;
       img.src = item.preview;
-      li.append(img);
-    } else {
-      const badge = document.createElement("span");
-      badge.className = "file-badge";
-      badge.textContent = "PDF";
-      li.append(badge);
     }
-    const label = document.createElement("span");
-    label.className = "attachment-name";
-    label.textContent = describe({ name: item.name, size: file.size });
     item.bar = document.createElement("progress");
     item.bar.max = 100;
     item.bar.value = 0;
@@ -89,7 +101,7 @@ export function createAttachments({ tray, input, button, dropTarget, pasteTarget
     removeButton.textContent = "×";
     removeButton.setAttribute("aria-label", `Remove ${item.name}`);
     removeButton.addEventListener("click", () => remove(item));
-    li.append(label, item.bar, removeButton);
+    li.append(item.bar, removeButton);
     tray.append(li);
     items.push(item);
     note("");
@@ -216,31 +228,15 @@ export function createAttachments({ tray, input, button, dropTarget, pasteTarget
       const list = document.createElement("ul");
       list.className = "message-attachments";
       for (const attachment of attachments) {
-        const li = document.createElement("li");
-        li.className = "attachment";
-        if (String(attachment.contentType).startsWith("image/")) {
-          const img = document.createElement("img");
-          img.className = "thumbnail";
-          img.alt = attachment.fileName;
-          if (attachment.preview) {
-            img.src = attachment.preview;
-          } else {
-            const waiting = links.get(attachment.uploadId) || [];
-            waiting.push(img);
-            links.set(attachment.uploadId, waiting);
-            send({ action: "getAttachment", uploadId: attachment.uploadId });
-          }
-          li.append(img);
-        } else {
-          const badge = document.createElement("span");
-          badge.className = "file-badge";
-          badge.textContent = "PDF";
-          li.append(badge);
+        const { li, img } = fileTile(attachment.fileName, attachment.contentType, attachment.fileName);
+        if (img && attachment.preview) {
+          img.src = attachment.preview;
+        } else if (img) {
+          const waiting = links.get(attachment.uploadId) || [];
+          waiting.push(img);
+          links.set(attachment.uploadId, waiting);
+          send({ action: "getAttachment", uploadId: attachment.uploadId });
         }
-        const label = document.createElement("span");
-        label.className = "attachment-name";
-        label.textContent = attachment.fileName;
-        li.append(label);
         list.append(li);
       }
       return list;
