@@ -23,13 +23,13 @@ from assistant import tracing
 from assistant.function_dependencies import WorkerDependencies
 from assistant.observability import Metric, logger, metrics
 from assistant.queue import EraseRequest, MessageQueue, QueuedMessage
-from assistant.reply import ReplyOutcome, ReplyResult
+from assistant.reply import DeliveryReport, DeliveryResult
 
 _RESULT_METRICS = {
-    ReplyResult.DONE: Metric.REPLIES_COMPLETED,
-    ReplyResult.CANCELLED: Metric.REPLIES_CANCELLED,
-    ReplyResult.FAILED: Metric.REPLIES_FAILED,
-    ReplyResult.DUPLICATE: Metric.DUPLICATE_DELIVERIES,
+    DeliveryResult.DONE: Metric.REPLIES_COMPLETED,
+    DeliveryResult.CANCELLED: Metric.REPLIES_CANCELLED,
+    DeliveryResult.FAILED: Metric.REPLIES_FAILED,
+    DeliveryResult.DUPLICATE: Metric.DUPLICATE_DELIVERIES,
 }
 
 #: Time kept in hand before Lambda's hard timeout: to hand a long reply back (checkpointed, resumed by the next
@@ -109,13 +109,12 @@ def _retry_soon(dependencies: Callable[[], WorkerDependencies], record: SQSRecor
         logger.exception("Could not shorten the failed record's visibility timeout")
 
 
-def _record_metrics(outcome: ReplyOutcome) -> None:
+def _record_metrics(outcome: DeliveryReport) -> None:
     metrics.add_metric(name=_RESULT_METRICS[outcome.result].value, unit=MetricUnit.Count, value=1)
-    if outcome.result is not ReplyResult.DONE:
+    if outcome.result is not DeliveryResult.DONE:
         return
     metrics.add_metric(name=Metric.OUTPUT_TOKENS.value, unit=MetricUnit.Count, value=outcome.output_tokens)
     metrics.add_metric(name=Metric.INPUT_TOKENS.value, unit=MetricUnit.Count, value=outcome.input_tokens)
-    metrics.add_metric(name=Metric.FRAMES_POSTED.value, unit=MetricUnit.Count, value=outcome.frames)
     # Per reply, so a dashboard shows the distribution (frames and DynamoDB writes are what streaming costs).
     metrics.add_metric(name=Metric.FRAMES_PER_REPLY.value, unit=MetricUnit.Count, value=outcome.frames)
     metrics.add_metric(

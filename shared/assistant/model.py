@@ -51,7 +51,6 @@ from assistant.model_retry import RetryPolicy
 from assistant.model_wire import (
     FilePart,
     HistoryItem,
-    HistoryMessage,
     Request,
     first_request,
     next_request,
@@ -72,7 +71,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HistoryItem",
-    "HistoryMessage",
     "ModelClient",
     "ModelClientOptions",
     "ModelEvent",
@@ -152,7 +150,6 @@ class ModelClient:
         self._model = model_override or definition.model
         self._recover_poll_interval_s = recover_poll_interval_s
         self._recover_max_wait_s = recover_max_wait_s
-        self._provider = provider
         self._capabilities = provider.capabilities
         self._responses = ModelResponses(
             self._client,
@@ -211,10 +208,6 @@ class ModelClient:
         counted; where the provider supports it, ``truncation="auto"`` covers what the estimate misses."""
         budget = self._definition.input_budget_tokens * CHARS_PER_TOKEN
         return max(0, budget - len(self._definition.instructions) - len(text))
-
-    @property
-    def provider(self) -> ModelProvider:
-        return self._provider
 
     @property
     def resumable(self) -> bool:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FilePart",
     "HistoryItem",
-    "HistoryMessage",
+    "PriorText",
     "Request",
     "UserMessageWithFiles",
     "call_item",
@@ -39,8 +39,8 @@ __all__ = [
     "user_message",
 ]
 
-#: An earlier message of the conversation, as the model is sent it.
-HistoryMessage = tuple[Literal["user", "assistant"], str]
+#: An earlier message's text with its author (the user's message, or the assistant's reply), as the model is sent it.
+PriorText = tuple[Literal["user", "assistant"], str]
 #: A content part of a user message beyond its text: ``input_image`` or ``input_file`` (assistant.attachments).
 FilePart = dict[str, object]
 
@@ -55,7 +55,7 @@ class UserMessageWithFiles:
 
 #: What ``stream_reply`` is sent of the conversation so far, oldest first: messages, and tool exchanges (each call
 #: with its output) where they happened.
-HistoryItem = HistoryMessage | ToolExchange | UserMessageWithFiles
+HistoryItem = PriorText | ToolExchange | UserMessageWithFiles
 
 
 @dataclass(frozen=True)

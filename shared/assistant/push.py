@@ -63,10 +63,6 @@ class Broadcaster:
         self._clock = clock
         self._cache: dict[str, tuple[float, list[str]]] = {}
 
-    @classmethod
-    def from_callback_url(cls, callback_url: str, connections: ConnectionStore) -> Broadcaster:
-        return cls(management_client(callback_url), connections)
-
     def send(self, user_id: str, frame: ServerFrame, *, except_connection: str | None = None) -> int:
         """Post ``frame`` to each of the user's connections (but ``except_connection``, which a route answers
         itself); return how many received it.

@@ -15,7 +15,14 @@ from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from assistant.protocol import Delta
-from assistant.push import DELTA_TEXT_BUDGET, Broadcaster, DeltaCoalescer, PushFailed, split_for_frame
+from assistant.push import (
+    DELTA_TEXT_BUDGET,
+    Broadcaster,
+    DeltaCoalescer,
+    PushFailed,
+    management_client,
+    split_for_frame,
+)
 from assistant.stores.connections import ConnectionStore
 from assistant.stores.keys import key
 from assistant.wiring import MAX_FRAME_BYTES, STAGE_DEFAULTS
@@ -308,9 +315,9 @@ def test_real_client_errors_are_classified(
     assert live(ddb_table, "alice") == ["a2"]
 
 
-def test_from_callback_url_posts_through_the_management_api(store: CountingStore) -> None:
+def test_the_management_client_posts_through_the_management_api(store: CountingStore) -> None:
     connect(store, "alice", "a1", "a2")
-    broadcaster = Broadcaster.from_callback_url(CALLBACK_URL, store)
+    broadcaster = Broadcaster(management_client(CALLBACK_URL), store)
 
     assert broadcaster.send("alice", FRAME) == 2
 

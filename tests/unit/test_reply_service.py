@@ -24,7 +24,7 @@ from assistant.model_events import (
 )
 from assistant.push import Broadcaster
 from assistant.queue import QueuedMessage
-from assistant.reply import ReplyHandedBack, ReplyLimits, ReplyResult, ReplyService
+from assistant.reply import DeliveryResult, ReplyHandedBack, ReplyLimits, ReplyService
 from assistant.stores.connections import ConnectionStore
 from assistant.stores.conversations import ConversationStore
 from assistant.stores.messages import (
@@ -137,6 +137,11 @@ def harness(ddb_table: Any) -> Harness:
     return Harness(service, model, client, messages, conversations)
 
 
+def _turns(ddb_table: Any, queued: QueuedMessage) -> list[Turn]:
+    """The conversation's turns, oldest first."""
+    return TurnStore(ddb_table).page(USER, queued.conversation_id, limit=200)[0]
+
+
 def _text(frames: list[dict[str, Any]]) -> str:
     deltas = [f for f in frames if f["type"] == "delta"]
     return assemble(frames, deltas[0]["messageId"]) if deltas else ""
@@ -157,7 +162,7 @@ def test_resume_resends_from_the_last_checkpoint_and_finishes_the_round(harness:
     ]
     outcome = harness.service.handle(queued, attempt=2)
 
-    assert outcome.result is ReplyResult.DONE
+    assert outcome.result is DeliveryResult.DONE
     assert harness.model.calls[-1] == "resume_reply:resp_1"
     assert harness.model.calls.count("stream_reply") == 1  # the model was not asked again
     deltas = [(f["seq"], f["offset"], f["text"]) for f in harness.frames() if f["type"] == "delta"]
@@ -189,7 +194,7 @@ def test_resume_in_a_later_tool_round_does_not_repeat_the_earlier_rounds_text(ha
         TextDelta("It is noon."),
         ReplyCompleted("resp_2", input_tokens=9, output_tokens=7, model="m"),
     ]
-    assert harness.service.handle(queued, attempt=2).result is ReplyResult.DONE
+    assert harness.service.handle(queued, attempt=2).result is DeliveryResult.DONE
     assert _text(harness.frames()) == "Let me check. It is noon."
     assert [f["seq"] for f in harness.frames() if f["type"] == "delta"] == [0, 1]
 
@@ -202,7 +207,7 @@ def test_an_incomplete_reply_ends_in_an_error_frame_without_a_retry(harness: Har
         ModelIncomplete("The reply hit the output limit.", reason="max_output_tokens"),
     ]
     outcome = harness.service.handle(queued, attempt=1)
-    assert outcome.result is ReplyResult.FAILED
+    assert outcome.result is DeliveryResult.FAILED
     assert harness.frames()[-1] == {
         "type": "error",
         "messageId": queued.message_id,
@@ -224,7 +229,7 @@ def test_a_transient_failure_is_retried_silently_until_the_last_attempt(harness:
         harness.service.handle(queued, attempt=3)
     assert [f["type"] for f in harness.frames()] == ["error"]
     # and a later redelivery (from the dead-letter queue redrive, say) answers nothing twice
-    assert harness.service.handle(queued, attempt=4).result is ReplyResult.DUPLICATE
+    assert harness.service.handle(queued, attempt=4).result is DeliveryResult.DUPLICATE
     assert len(harness.frames()) == 1
 
 
@@ -240,7 +245,7 @@ def test_a_cancel_between_rounds_stops_before_the_next_round_streams(harness: Ha
         yield TextDelta("never shown")
 
     harness.model.stream_reply = lambda **_: script()  # type: ignore[method-assign]
-    assert harness.service.handle(queued, attempt=1).result is ReplyResult.CANCELLED
+    assert harness.service.handle(queued, attempt=1).result is DeliveryResult.CANCELLED
     assert [f["type"] for f in harness.frames()] == ["tool", "tool", "cancelled"]
 
 
@@ -282,7 +287,7 @@ def test_a_second_delivery_of_an_answered_message_does_not_answer_again(harness:
     harness.model.stream = _completed("A second answer.")
     second = harness.service.handle(queued, attempt=1)
 
-    assert (first.result, second.result) == (ReplyResult.DONE, ReplyResult.DUPLICATE)
+    assert (first.result, second.result) == (DeliveryResult.DONE, DeliveryResult.DUPLICATE)
     assert harness.model.calls.count("stream_reply") == 1
     assert [f["type"] for f in harness.frames()].count("done") == 1
     assert _text(harness.frames()) == "Hi there."
@@ -303,9 +308,9 @@ def test_a_record_older_than_its_queue_message_is_claimed_as_found(harness: Harn
 
     outcome = harness.service.handle(retried, attempt=1)
 
-    assert outcome.result is ReplyResult.DONE
+    assert outcome.result is DeliveryResult.DONE
     assert harness.model.calls.count("stream_reply") == 1
-    turns = TurnStore(ddb_table).recent(USER, queued.conversation_id)
+    turns = _turns(ddb_table, queued)
     assert [turn.created_at for turn in turns] == [iso_utc(queued.received_at)]
 
 
@@ -348,7 +353,7 @@ def test_a_reply_near_the_workers_timeout_is_handed_back_or_failed_cleanly(harne
     else:
         # The response stopped with its stream, so nothing could resume it: fail now, with an error frame.
         outcome = service.handle(queued, attempt=1, deadline=1_030.0)
-        assert outcome.result is ReplyResult.FAILED
+        assert outcome.result is DeliveryResult.FAILED
         assert harness.frames()[-1]["type"] == "error"
 
 
@@ -358,7 +363,7 @@ def test_on_the_last_attempt_the_deadline_fails_the_reply_with_an_error_frame(ha
     service = _rebuilt(harness, clock=clock)
     harness.model.stream_reply = lambda **_: _slow_reply(clock)  # type: ignore[method-assign]
     outcome = service.handle(queued, attempt=3, deadline=1_030.0)
-    assert outcome.result is ReplyResult.FAILED
+    assert outcome.result is DeliveryResult.FAILED
     assert harness.frames()[-1]["type"] == "error"
     record = harness.messages.get(USER, queued.message_id)
     assert record is not None
@@ -378,7 +383,7 @@ def test_a_stream_ended_by_a_cancel_is_a_cancel_not_a_failure(harness: Harness) 
 
     outcome = harness.service.handle(queued, attempt=1)
 
-    assert outcome.result is ReplyResult.CANCELLED
+    assert outcome.result is DeliveryResult.CANCELLED
     assert harness.frames()[-1]["type"] == "cancelled"
 
 
@@ -395,8 +400,8 @@ def test_a_stopped_reply_is_recorded_under_the_model_that_wrote_it(harness: Harn
 
     harness.model.stream_reply = lambda **_: stopped_mid_reply()  # type: ignore[method-assign]
 
-    assert harness.service.handle(queued, attempt=1).result is ReplyResult.CANCELLED
-    [turn] = TurnStore(ddb_table).recent(USER, queued.conversation_id)
+    assert harness.service.handle(queued, attempt=1).result is DeliveryResult.CANCELLED
+    [turn] = _turns(ddb_table, queued)
     assert turn.status is TurnStatus.CANCELLED
     assert turn.model == "offline-demo", "not the model that was asked for (scripted-model)"
 
@@ -410,7 +415,7 @@ def test_a_redelivery_after_a_cancel_starts_no_new_turn(harness: Harness) -> Non
 
     outcome = harness.service.handle(queued, attempt=2)
 
-    assert outcome.result is ReplyResult.CANCELLED
+    assert outcome.result is DeliveryResult.CANCELLED
     assert harness.model.calls == ["stream_reply"]  # no resume, no new response
     assert harness.frames()[-1]["type"] == "cancelled"
 
@@ -441,7 +446,7 @@ def test_checkpoints_are_written_about_once_a_second_not_once_a_frame(harness: H
     harness.model.stream_reply = lambda **_: steady()  # type: ignore[method-assign]
     outcome = service.handle(queued, attempt=1)
 
-    assert outcome.result is ReplyResult.DONE
+    assert outcome.result is DeliveryResult.DONE
     assert outcome.frames == 40
     # About one a second over ten seconds (the round's start is a write too, not counted here), and none for the
     # last frames before `done`: the finish records the reply.
@@ -454,7 +459,7 @@ def test_checkpoints_are_written_about_once_a_second_not_once_a_frame(harness: H
 
 
 def _turn_texts(ddb_table: Any, queued: QueuedMessage) -> list[str]:
-    return [t.assistant_text for t in TurnStore(ddb_table).recent(USER, queued.conversation_id)]
+    return [t.assistant_text for t in _turns(ddb_table, queued)]
 
 
 def test_a_round_asked_again_resets_the_text_and_the_user_gets_one_answer(harness: Harness, ddb_table: Any) -> None:
@@ -476,7 +481,7 @@ def test_a_round_asked_again_resets_the_text_and_the_user_gets_one_answer(harnes
 
     outcome = harness.service.handle(queued, attempt=1)
 
-    assert outcome.result is ReplyResult.DONE
+    assert outcome.result is DeliveryResult.DONE
     frames = harness.frames()
     [reset] = [f for f in frames if f["type"] == "reset"]
     # Only the dropped round's text is void: the first round's stays.
@@ -518,7 +523,7 @@ def test_a_resumed_round_that_streams_again_posts_only_from_the_last_checkpoint(
         TextDelta("five."),
         ReplyCompleted("resp_1", input_tokens=5, output_tokens=5, model="m"),
     ]
-    assert service.handle(queued, attempt=2).result is ReplyResult.DONE
+    assert service.handle(queued, attempt=2).result is DeliveryResult.DONE
 
     resumed = [(f["seq"], f["offset"], f["text"]) for f in harness.frames() if f["type"] == "delta"][3:]
     # The last checkpointed frame again (it may never have been posted), then only what is new.
@@ -533,11 +538,11 @@ def test_a_conversation_longer_than_the_budget_is_still_answered_with_its_newest
     for i in range(6):  # six turns of 300 characters each (100 asked, 200 answered): 1800 in all
         queued = harness.queue(f"question {i} ".ljust(100, "?"))
         harness.model.stream = _completed(f"answer {i} ".ljust(200, "!"))
-        assert harness.service.handle(queued, attempt=1).result is ReplyResult.DONE
+        assert harness.service.handle(queued, attempt=1).result is DeliveryResult.DONE
 
     last = harness.queue("and now?")
     harness.model.stream = _completed("Here you are.")
-    assert harness.service.handle(last, attempt=1).result is ReplyResult.DONE
+    assert harness.service.handle(last, attempt=1).result is DeliveryResult.DONE
 
     sent = harness.model.histories[-1]
     # The newest three turns fit (900 characters of 992); the oldest three are left out, never half a turn.
@@ -559,8 +564,8 @@ def test_a_turns_tool_calls_and_outputs_go_to_the_model_with_the_next_message(ha
         TextDelta("It is 14."),
         ReplyCompleted("resp_2", input_tokens=9, output_tokens=4, model="m"),
     ]
-    assert harness.service.handle(first, attempt=1).result is ReplyResult.DONE
-    [turn] = TurnStore(ddb_table).recent(USER, first.conversation_id)
+    assert harness.service.handle(first, attempt=1).result is DeliveryResult.DONE
+    [turn] = _turns(ddb_table, first)
     assert turn.exchanges == (ToolExchange("call_1", "calculate", '{"expression": "2+3*4"}', "14"),)
     # The frames a client sees are unchanged: tool activity by name and status.
     assert [f for f in harness.frames() if f["type"] == "tool"][-1] == {
@@ -572,7 +577,7 @@ def test_a_turns_tool_calls_and_outputs_go_to_the_model_with_the_next_message(ha
 
     second = harness.queue("and doubled?")
     harness.model.stream = _completed("28.")
-    assert harness.service.handle(second, attempt=1).result is ReplyResult.DONE
+    assert harness.service.handle(second, attempt=1).result is DeliveryResult.DONE
 
     assert harness.model.histories[-1] == [
         ("user", "what is 2+3*4?"),
@@ -629,7 +634,7 @@ def test_the_tabs_are_listed_while_the_model_works_toward_its_first_token(harnes
         yield ReplyCompleted("resp_1", input_tokens=3, output_tokens=2, model="m")
 
     harness.model.stream_reply = lambda **_: reply()  # type: ignore[method-assign]
-    assert service.handle(queued, attempt=1).result is ReplyResult.DONE
+    assert service.handle(queued, attempt=1).result is DeliveryResult.DONE
 
     # Read when the response started, before its first token; the text's frame and `done` used that list.
     assert lists_when_text_came == [1]

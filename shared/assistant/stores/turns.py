@@ -7,7 +7,7 @@ the same transaction that moves the message record to its final status (:meth:`M
 is committed exactly once: a redelivery finds the message final and writes nothing.
 
 What the model is sent for a new message is built from these items (:meth:`TurnStore.context`), and ``getHistory``
-reads them (:meth:`TurnStore.recent`), so any Responses server works, stateless ones included.
+reads them (:meth:`TurnStore.page`), so any Responses server works, stateless ones included.
 """
 
 from __future__ import annotations
@@ -313,10 +313,6 @@ class TurnStore:
             kept.append(turn)
         kept.reverse()
         return kept
-
-    def recent(self, user_id: str, conversation_id: str, *, limit: int = 200) -> list[Turn]:
-        """The newest ``limit`` turns (every status), oldest first."""
-        return self.page(user_id, conversation_id, limit=limit)[0]
 
     def page(
         self, user_id: str, conversation_id: str, *, limit: int, before: str | None = None
