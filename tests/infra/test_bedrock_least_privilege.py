@@ -25,11 +25,9 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -41,6 +39,7 @@ from assistant.settings import CommandsSettings, WorkerSettings
 from assistant.tools import ToolContext
 from assistant.wiring import ModelProvider
 from scripts.local_stack.offline_model import OfflineModelServer, Pace, Profile
+from tests.http_stub import StubRequest, http_stub
 from tests.infra.least_privilege import ACCOUNT, PARTITION, REGION, Arns, FunctionPolicy, Requirement, glob_match
 from tests.infra.test_bedrock_provider import _synth
 
@@ -58,55 +57,44 @@ class ModelCall:
     stream: bool
 
 
-class _SigV4Front(BaseHTTPRequestHandler):
+class _SigV4Front:
     """Notes each SigV4-signed request and passes it on to the offline model (which takes a bearer key), streaming
     the answer back as it comes. The signature itself is checked by tests/unit/test_bedrock_signing.py."""
 
     upstream: str = ""
     calls: list[ModelCall] = []
 
-    def do_GET(self) -> None:
-        self._pass_on()
-
-    def do_POST(self) -> None:
-        self._pass_on()
-
-    def _pass_on(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        scope = _SCOPE.search(self.headers.get("Authorization", ""))
-        assert scope is not None, f"an unsigned model call: {self.command} {self.path}"
-        sent = json.loads(body) if body else {}
-        _SigV4Front.calls.append(
+    @classmethod
+    def pass_on(cls, request: StubRequest) -> None:
+        scope = _SCOPE.search(request.headers.get("Authorization", ""))
+        assert scope is not None, f"an unsigned model call: {request.method} {request.path}"
+        sent = request.json()
+        cls.calls.append(
             ModelCall(
-                method=self.command,
-                path=urllib.parse.urlsplit(self.path).path,
+                method=request.method,
+                path=urllib.parse.urlsplit(request.path).path,
                 service=scope["service"],
                 region=scope["region"],
                 model=sent.get("model"),
-                stream=bool(sent.get("stream")) or "stream=true" in self.path,
+                stream=bool(sent.get("stream")) or "stream=true" in request.path,
             )
         )
-        upstream = urllib.parse.urlsplit(_SigV4Front.upstream)
+        upstream = urllib.parse.urlsplit(cls.upstream)
         connection = http.client.HTTPConnection(upstream.hostname or "127.0.0.1", upstream.port, timeout=10)
         # bedrock-runtime serves the Responses API under /openai/v1, mantle under /v1: the offline model under /v1.
-        path = re.sub(r"^/openai/v1", "/v1", self.path)
+        path = re.sub(r"^/openai/v1", "/v1", request.path)
         connection.request(
-            self.command,
+            request.method,
             path,
-            body=body or None,
+            body=request.body or None,
             headers={"Authorization": "Bearer k", "Content-Type": "application/json"},
         )
         answer = connection.getresponse()
-        self.send_response(answer.status)
-        self.send_header("Content-Type", answer.getheader("Content-Type", "application/json"))
-        self.end_headers()  # HTTP/1.0: the body runs to the end of the connection, streamed as it comes
+        # HTTP/1.0: the body runs to the end of the connection, streamed as it comes.
+        request.start(answer.status, {"Content-Type": answer.getheader("Content-Type", "application/json")})
         while chunk := answer.read1(65536):
-            self.wfile.write(chunk)
-            self.wfile.flush()
+            request.write(chunk)
         connection.close()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 @dataclass
@@ -139,17 +127,12 @@ def _stage(provider: ModelProvider, tmp: Any) -> Iterator[Stage]:
     profile: Profile = "openai" if provider.capabilities.stored_responses else "stateless"
     with OfflineModelServer(pace=Pace.instant(), profile=profile) as server:
         _SigV4Front.upstream = server.base_url
-        front = ThreadingHTTPServer(("127.0.0.1", 0), _SigV4Front)
-        thread = threading.Thread(target=front.serve_forever, daemon=True)
-        thread.start()
-        try:
-            base = "/openai/v1" if provider is ModelProvider.BEDROCK else "/v1"
-            url = f"http://127.0.0.1:{front.server_address[1]}{base}"
-            yield Stage(provider, dict(template.to_json()), url, server)
-        finally:
-            front.shutdown()
-            front.server_close()
-            bedrock._session.cache_clear()
+        with http_stub(_SigV4Front.pass_on) as origin:
+            try:
+                base = "/openai/v1" if provider is ModelProvider.BEDROCK else "/v1"
+                yield Stage(provider, dict(template.to_json()), origin + base, server)
+            finally:
+                bedrock._session.cache_clear()
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -28,6 +26,7 @@ from assistant.bedrock import BedrockSigning
 from assistant.settings import ModelSettings
 from assistant.wiring import Env, ModelProvider
 from tests.handlers import reset_handlers
+from tests.http_stub import StubRequest, http_stub
 
 SECRET = "fake-secret-key"
 SIGNATURE = re.compile(
@@ -56,39 +55,21 @@ class Received:
     body: bytes
 
 
-class _Recorder(BaseHTTPRequestHandler):
+class _Recorder:
     received: list[Received] = []
 
-    def _record(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        type(self).received.append(Received(self.command, self.path, dict(self.headers.items()), body))
-        payload = json.dumps(RESPONSE if self.command == "POST" else {"object": "list", "data": []}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    do_GET = _record
-    do_POST = _record
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+    @classmethod
+    def record(cls, request: StubRequest) -> None:
+        cls.received.append(Received(request.method, request.path, dict(request.headers.items()), request.body))
+        request.answer_json(200, RESPONSE if request.method == "POST" else {"object": "list", "data": []})
 
 
 @pytest.fixture
 def recorder() -> Iterator[str]:
     """The base URL of a server on 127.0.0.1 that records every request (``_Recorder.received``)."""
     _Recorder.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_stub(_Recorder.record) as origin:
+        yield f"{origin}/v1"
 
 
 def _header(received: Received, name: str) -> str | None:

@@ -18,11 +18,10 @@ count tokens (> 0), estimated where the server reported none.
 from __future__ import annotations
 
 import json
-import threading
 from collections import deque
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -44,6 +43,7 @@ from assistant.model import (
 from assistant.token_estimates import request_tokens
 from assistant.tools import ToolContext, default_registry
 from assistant.wiring import ModelProvider
+from tests.http_stub import StubRequest, http_stub
 
 CONTEXT = ToolContext(user_id="user-1", conversation_id=None, message_id="msg-1")
 DEFINITION = AssistantDefinition(
@@ -62,38 +62,24 @@ class ScriptedServer:
     def __init__(self) -> None:
         self.scripts: deque[list[dict[str, Any]]] = deque()
         self.bodies: list[dict[str, Any]] = []
-        scripted = self
+        self.base_url = ""
+        self._stack = ExitStack()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                scripted.bodies.append(json.loads(self.rfile.read(length)))
-                if not scripted.scripts:
-                    self.send_error(500, "no scripted response left")
-                    return
-                events = scripted.scripts.popleft()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Connection", "close")
-                self.end_headers()
-                for event in events:
-                    self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
-                self.wfile.flush()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+    def _respond(self, request: StubRequest) -> None:
+        self.bodies.append(request.json())
+        if not self.scripts:
+            request.error(500, "no scripted response left")
+            return
+        events = self.scripts.popleft()
+        request.start(200, {"Content-Type": "text/event-stream", "Connection": "close"})
+        request.write(b"".join(f"data: {json.dumps(event)}\n\n".encode() for event in events))
 
     def __enter__(self) -> ScriptedServer:
-        self._thread.start()
+        self.base_url = self._stack.enter_context(http_stub(self._respond, methods=("POST",))) + "/v1"
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._stack.close()
 
 
 @pytest.fixture(scope="module")
