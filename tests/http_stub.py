@@ -76,7 +76,8 @@ def http_stub(respond: Respond, *, methods: Collection[str] = ("GET", "POST")) -
         {"log_message": quiet, **{f"do_{method}": handle for method in methods}},
     )
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll: shutdown() waits for the loop to look.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

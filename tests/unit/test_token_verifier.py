@@ -6,10 +6,8 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
@@ -20,6 +18,7 @@ from jwt.algorithms import RSAAlgorithm
 
 from assistant.token_verifier import InvalidToken, KeySetUnavailable, Principal, TokenVerifier
 from tests.conftest import CognitoPool, FakeClock
+from tests.http_stub import StubRequest, http_stub
 
 ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_TestPool"
 CLIENT_ID = "5example0client0id0abcdefg"
@@ -496,32 +495,18 @@ def test_failing_jwks_source_is_reported(rsa_key: rsa.RSAPrivateKey, fake_clock:
 @pytest.fixture
 def jwks_server(rsa_key: rsa.RSAPrivateKey) -> Iterator[tuple[str, list[str]]]:
     """Serves the test JWKS over real HTTP on 127.0.0.1; yields the base URL and the paths requested."""
-    body = json.dumps(jwks_of(rsa_key)).encode()
+    document = jwks_of(rsa_key)
     requested: list[str] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            requested.append(self.path)
-            if not self.path.endswith("/.well-known/jwks.json"):
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
+    def serve(request: StubRequest) -> None:
+        requested.append(request.path)
+        if not request.path.endswith("/.well-known/jwks.json"):
+            request.error(404, "Not Found")
             return
+        request.answer_json(200, document)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", requested
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_stub(serve, methods=("GET",)) as origin:
+        yield origin, requested
 
 
 def test_for_user_pool_defaults_to_the_cognito_issuer(
