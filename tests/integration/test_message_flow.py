@@ -20,6 +20,7 @@ from assistant.stores.messages import MessageRecord, MessageStatus, MessageStore
 from assistant.stores.usage import UsageStore
 from scripts.local_stack.offline_model import Fault, Pace
 from tests.frames import assemble
+from tests.gone_connections import GoneFor
 from tests.handlers import reset_handlers, use_dependencies
 from tests.integration.conftest import Deployment
 from tests.replies import replaced
@@ -268,21 +269,6 @@ def test_two_deliveries_that_both_read_queued_answer_once(
     assert worker.dependencies().messages.get("alice", message_id).status is MessageStatus.DONE  # type: ignore[union-attr]
 
 
-class _GoneFor:
-    def __init__(self, client: Any, gone: set[str]) -> None:
-        self._client = client
-        self._gone = gone
-        self.exceptions = client.exceptions
-
-    def post_to_connection(self, **kwargs: Any) -> Any:
-        if kwargs["ConnectionId"] in self._gone:
-            raise self._client.exceptions.GoneException(
-                {"Error": {"Code": "GoneException", "Message": "Gone"}, "ResponseMetadata": {"HTTPStatusCode": 410}},
-                "PostToConnection",
-            )
-        return self._client.post_to_connection(**kwargs)
-
-
 def test_a_gone_connection_is_dropped_and_the_other_tab_gets_the_whole_reply(
     deployment: Deployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -292,7 +278,7 @@ def test_a_gone_connection_is_dropped_and_the_other_tab_gets_the_whole_reply(
         monkeypatch,
         worker,
         reply_service=_service_with(
-            Broadcaster(_GoneFor(healthy._client, {"conn-stale"}), worker.dependencies().connections)
+            Broadcaster(GoneFor(healthy._client, {"conn-stale"}), worker.dependencies().connections)
         ),
     )
     accepted = deployment.route(send_message.handler, {"action": "sendMessage", "message": "Hi"})

@@ -39,6 +39,7 @@ from assistant.wiring import (
 )
 from tests.conftest import REGION, CognitoPool
 from tests.events import authorizer_event
+from tests.gone_connections import GoneFor
 from tests.integration.conftest import API_ID, CALLBACK_URL, STAGE, Deployment, LambdaContext
 
 _TRANSACTION_ITEM_ACTIONS = {
@@ -90,23 +91,6 @@ def recorder(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> TableCa
     # Every store the handlers build reads clients.table(); the fixture puts the original back afterwards.
     monkeypatch.setattr(clients, "table", lambda table_name, region: table)
     return recorder
-
-
-class _GoneFor:
-    """The stage's @connections client, except that API Gateway reports ``gone`` closed without a $disconnect."""
-
-    def __init__(self, client: Any, gone: set[str]) -> None:
-        self._client = client
-        self._gone = gone
-        self.exceptions = client.exceptions
-
-    def post_to_connection(self, **kwargs: Any) -> Any:
-        if kwargs["ConnectionId"] in self._gone:
-            raise self._client.exceptions.GoneException(
-                {"Error": {"Code": "GoneException", "Message": "Gone"}, "ResponseMetadata": {"HTTPStatusCode": 410}},
-                "PostToConnection",
-            )
-        return self._client.post_to_connection(**kwargs)
 
 
 def _answer(deployment: Deployment, handler: Any, body: dict[str, Any]) -> dict[str, Any]:
@@ -176,7 +160,7 @@ def test_each_function_calls_exactly_the_table_actions_its_spec_declares(
 
     # The worker answers the first message; API Gateway says conn-stale is gone, so its record is deleted.
     healthy = clients.connections_api(CALLBACK_URL)
-    monkeypatch.setattr(clients, "connections_api", lambda callback_url: _GoneFor(healthy, {"conn-stale"}))
+    monkeypatch.setattr(clients, "connections_api", lambda callback_url: GoneFor(healthy, {"conn-stale"}))
     worker.dependencies.reset()  # built again with the client above
     with recorder.running(WORKER):
         assert deployment.deliver(deployment.receive()) == []
