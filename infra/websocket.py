@@ -1,4 +1,4 @@
-"""The WebSocket API: routes from ``wiring.ROUTES``, the ``$connect`` authorizer, and the stage clients connect to.
+"""The WebSocket API: routes from ``route_table.ROUTES``, the ``$connect`` authorizer, and the stage clients connect to.
 
 The stage's callback URL and the ``ManageConnections`` grant both come from the same ``WebSocketStage`` object, so
 the worker posts to exactly the API and stage it is allowed to, in the same deploy that creates them.
@@ -21,7 +21,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from assistant.wiring import AUTH_QUERY_PARAMETER, ROUTE_SELECTION_EXPRESSION, ROUTES, FunctionSpec
+from assistant.route_table import ROUTE_SELECTION_EXPRESSION, ROUTES
+from assistant.wiring import AUTH_QUERY_PARAMETER, FunctionSpec
 from infra.alarms import ThrottleAlarms
 from infra.retention import log_retention, removal_policy
 from infra.stage import StageConfig

@@ -7,16 +7,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from aws_lambda_powertools import Logger
 
+from assistant.client_frames import ACTION_NAMES, ACTION_TABLE, frames_of
+from assistant.environment import COMMANDS_FN, Env
 from assistant.errors import NotFound, QuotaExceeded
 from assistant.model import ModelClient
 from assistant.protocol import (
     AttachmentInfo,
+    Cancel,
     Cancelled,
     ClientFrame,
+    ClientFrameModel,
     ConversationDeleted,
     ConversationFrame,
     Conversations,
@@ -24,12 +28,16 @@ from assistant.protocol import (
     ConversationUpdated,
     DailyUsageFrame,
     DataDeleted,
+    DeleteAllData,
     DeleteConversation,
     GetHistory,
+    GetUsage,
     History,
     HistoryMessage,
     HistoryTool,
     ListConversations,
+    NewConversation,
+    Ping,
     Pong,
     RenameConversation,
     ServerFrame,
@@ -60,6 +68,12 @@ class CommandLimits:
     rate_limits: Mapping[str, RateLimit]
     #: Conversations one user may keep; `newConversation` beyond it is refused (`quota_exceeded`).
     max_conversations: int
+
+
+def command_rate_limits(limit_of: Callable[[Env], RateLimit]) -> dict[str, RateLimit]:
+    """Each command's per-user bucket, by action (the bucket's key), from the setting the table of actions names
+    for it: ``limit_of`` reads a setting's value (the function's settings)."""
+    return {ACTION_NAMES[frame]: limit_of(ACTION_TABLE[frame].rate_limit) for frame in frames_of(COMMANDS_FN)}
 
 
 class CommandService:
@@ -97,29 +111,15 @@ class CommandService:
         self._connection_id: str | None = None
 
     def handle(self, user_id: str, frame: ClientFrame, *, connection_id: str | None = None) -> ServerFrame | None:
-        command = self._commands().get(frame.action)
+        command = COMMAND_HANDLERS.get(type(frame))
         if command is None:
-            raise TypeError(f"{type(frame).__name__} is not a command")  # sendMessage has its own route
+            raise TypeError(f"{type(frame).__name__} is not a command")  # sendMessage has its own function
         limit = self._limits.rate_limits.get(frame.action)
         if limit is not None:
             # Before any work: a refused frame changes nothing.
             self._rate_limiter.take(user_id, frame.action, limit)
         self._connection_id = connection_id
-        return command(user_id, frame)
-
-    def _commands(self) -> dict[str, Callable[[str, Any], ServerFrame | None]]:
-        """Each command's action and what answers it (the frame is already the action's model)."""
-        return {
-            "cancel": lambda user_id, frame: self._cancel(user_id, frame.message_id),
-            "newConversation": lambda user_id, frame: self._new_conversation(user_id),
-            "listConversations": self._conversation_list,
-            "getHistory": self._history,
-            "ping": lambda user_id, frame: Pong(),
-            "getUsage": lambda user_id, frame: self._usage_today(user_id),
-            "renameConversation": self._rename,
-            "deleteConversation": self._delete,
-            "deleteAllData": lambda user_id, frame: self._delete_all(user_id),
-        }
+        return command(self, user_id, frame)
 
     def _rename(self, user_id: str, frame: RenameConversation) -> ServerFrame:
         renamed = self._conversations.rename(user_id, frame.conversation_id, frame.title, now=self._clock())
@@ -267,6 +267,21 @@ class CommandService:
             shown = shown[max(1, len(shown) // 10) :]
             history = page_of(shown, older=True)
         return history
+
+
+#: What answers each command, keyed by its frame's type (the frame is already that action's model). The actions
+#: themselves, and which function answers them, are ``assistant.client_frames.ACTION_TABLE``'s.
+COMMAND_HANDLERS: Final[Mapping[type[ClientFrameModel], Callable[[CommandService, str, Any], ServerFrame | None]]] = {
+    Cancel: lambda service, user_id, frame: service._cancel(user_id, frame.message_id),
+    NewConversation: lambda service, user_id, frame: service._new_conversation(user_id),
+    ListConversations: lambda service, user_id, frame: service._conversation_list(user_id, frame),
+    GetHistory: lambda service, user_id, frame: service._history(user_id, frame),
+    Ping: lambda service, user_id, frame: Pong(),
+    GetUsage: lambda service, user_id, frame: service._usage_today(user_id),
+    RenameConversation: lambda service, user_id, frame: service._rename(user_id, frame),
+    DeleteConversation: lambda service, user_id, frame: service._delete(user_id, frame),
+    DeleteAllData: lambda service, user_id, frame: service._delete_all(user_id),
+}
 
 
 def _shown(turn: Turn) -> list[HistoryMessage]:

@@ -189,37 +189,8 @@ WORKER: Final = FunctionSpec(
 FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (AUTHORIZER, CONNECT, DISCONNECT, SEND_MESSAGE, COMMANDS, DEFAULT, WORKER)
 
 
-@dataclass(frozen=True)
-class RouteSpec:
-    """A WebSocket route. ``returns_response`` routes answer the sender through a ``$default`` route response."""
-
-    route_key: str
-    function: FunctionSpec
-    returns_response: bool = True
-
-
 #: The query-string parameter that carries the Cognito access token (part of the protocol: docs/protocol.md).
 AUTH_QUERY_PARAMETER: Final = "Auth"
-#: API Gateway selects the route from this expression.
-ROUTE_SELECTION_EXPRESSION: Final = "$request.body.action"
-
-ROUTES: Final[tuple[RouteSpec, ...]] = (
-    RouteSpec("$connect", CONNECT, returns_response=False),
-    RouteSpec("$disconnect", DISCONNECT, returns_response=False),
-    RouteSpec("$default", DEFAULT),
-    RouteSpec("sendMessage", SEND_MESSAGE),
-    RouteSpec("requestUpload", SEND_MESSAGE),
-    RouteSpec("getAttachment", SEND_MESSAGE),
-    RouteSpec("cancel", COMMANDS),
-    RouteSpec("newConversation", COMMANDS),
-    RouteSpec("listConversations", COMMANDS),
-    RouteSpec("getHistory", COMMANDS),
-    RouteSpec("ping", COMMANDS),
-    RouteSpec("getUsage", COMMANDS),
-    RouteSpec("renameConversation", COMMANDS),
-    RouteSpec("deleteConversation", COMMANDS),
-    RouteSpec("deleteAllData", COMMANDS),
-)
 
 
 def function_environment(spec: FunctionSpec, values: Mapping[Env, str | None]) -> dict[str, str]:

@@ -3,7 +3,8 @@
 Each name is declared once, in the module that owns it; this module gathers them so a caller need not know which:
 
 - ``assistant.environment``: every environment variable (:data:`SETTINGS`), a stage's values (:class:`StageSettings`);
-- ``assistant.function_specs``: the Lambda functions and the WebSocket routes;
+- ``assistant.function_specs``: the Lambda functions (the WebSocket routes are ``assistant.route_table``'s, built
+  from the table of actions in ``assistant.client_frames``);
 - ``assistant.providers``: the model provider profiles and what each can do;
 - ``assistant.resources``: the table, the bucket, the queue, the key's secret, the metrics, the platform's limits.
 
@@ -12,6 +13,8 @@ at cold start.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from assistant.environment import (
     DEFAULT_MAX_MESSAGE_CHARS,
@@ -34,12 +37,9 @@ from assistant.function_specs import (
     DISCONNECT,
     FUNCTIONS,
     POWERTOOLS_ENV,
-    ROUTE_SELECTION_EXPRESSION,
-    ROUTES,
     SEND_MESSAGE,
     WORKER,
     FunctionSpec,
-    RouteSpec,
     function_environment,
 )
 from assistant.providers import (
@@ -69,6 +69,18 @@ from assistant.resources import (
     set_openai_key_command,
 )
 
+
+def __getattr__(name: str) -> Any:
+    """``ROUTES`` and ``RouteSpec`` for callers that still import them from here; imported when asked for, since
+    the route table is built from the client frames' pydantic models, which the authorizer keeps off its cold
+    start. New code imports ``assistant.route_table``."""
+    if name in ("ROUTES", "RouteSpec", "ROUTE_SELECTION_EXPRESSION"):
+        from assistant import route_table
+
+        return getattr(route_table, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "AUTHORIZER",
     "AUTH_QUERY_PARAMETER",
@@ -89,8 +101,6 @@ __all__ = [
     "POWERTOOLS_ENV",
     "PROVIDER_CAPABILITIES",
     "QUEUE",
-    "ROUTES",
-    "ROUTE_SELECTION_EXPRESSION",
     "SEND_MESSAGE",
     "SETTINGS",
     "STAGE_DEFAULTS",
@@ -110,7 +120,6 @@ __all__ = [
     "ModelProvider",
     "ProviderCapabilities",
     "QueueSpec",
-    "RouteSpec",
     "Setting",
     "StageSettings",
     "TableAction",

@@ -8,13 +8,12 @@ from typing import Any
 
 from aws_cdk.assertions import Template
 
+from assistant.route_table import ROUTE_SELECTION_EXPRESSION, ROUTES
 from assistant.wiring import (
     AUTH_QUERY_PARAMETER,
     AUTHORIZER,
     FUNCTIONS,
     QUEUE,
-    ROUTE_SELECTION_EXPRESSION,
-    ROUTES,
     TABLE,
     WORKER,
     Env,

@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from assistant.wiring import ROUTES, RouteSpec
+from assistant.route_table import ROUTES, RouteSpec
 
 # --- Identifiers and timestamps in API Gateway's formats ------------------------------------------------------
 
