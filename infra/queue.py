@@ -12,7 +12,9 @@ from assistant.wiring import QUEUE, WORKER
 from infra.stage import StageConfig
 
 
-class MessageQueue(Construct):
+class FifoQueueConstruct(Construct):
+    """The stage's queue resources (``assistant.queue.MessageQueue`` is the client that sends to it)."""
+
     def __init__(self, scope: Construct, construct_id: str, *, stage: StageConfig) -> None:
         super().__init__(scope, construct_id)
         self.dead_letter_queue = sqs.Queue(

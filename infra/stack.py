@@ -18,7 +18,7 @@ from infra.functions import AssistantFunctions
 from infra.layers import Layers, handlers_code
 from infra.names import OutputKey, openai_secret_name, stack_name
 from infra.operations import AlarmTopic
-from infra.queue import MessageQueue
+from infra.queue import FifoQueueConstruct
 from infra.secret import OpenAiKeySecret
 from infra.stage import StageConfig
 from infra.table import AssistantTable
@@ -42,7 +42,7 @@ class AssistantStack(cdk.Stack):
 
         self.users = UserDirectory(self, "Users", stage=stage)
         self.table = AssistantTable(self, "Data", stage=stage)
-        self.messages = MessageQueue(self, "Messages", stage=stage)
+        self.messages = FifoQueueConstruct(self, "Messages", stage=stage)
         #: The model key's secret; ``None`` on a stage whose functions sign Bedrock requests with their roles.
         self.openai_secret = None if self.signs_model_requests else OpenAiKeySecret(self, "OpenAiKey", stage=stage)
         self.layers = Layers(self, "Layers")

@@ -55,7 +55,6 @@ class Metric(StrEnum):
     OUTPUT_TOKENS = "OutputTokens"
     INPUT_TOKENS = "InputTokens"
     TIME_TO_FIRST_TEXT = "TimeToFirstText"
-    FRAMES_POSTED = "FramesPosted"
     BAD_REQUESTS = "BadRequests"
     AUTH_DENIED = "AuthDenied"
     AUTH_ALLOWED = "AuthAllowed"
