@@ -1,20 +1,11 @@
-"""Every environment variable a function reads, each declared once: :data:`SETTINGS`.
+"""Every environment variable a function reads, each declared once (:data:`SETTINGS`): its kind and bounds, its
+default, whether a stage may set it and which functions get it (:class:`assistant.setting.Setting`).
 
-A :class:`Setting` says everything there is to know about one variable: its name, its kind and bounds, its default,
-whether a stage may set it, and which functions get it. Everything else is derived from this table:
-
-- each function's declared environment (``assistant.function_specs``: ``FunctionSpec.env``);
-- each function's typed settings (``assistant.settings``): a class whose fields must be exactly its variables, each
-  parsed by :meth:`Setting.parse`, the one check a value ever gets;
-- a stage's values (:class:`StageSettings`, which ``infra.stage.StageConfig`` extends): the same parse runs at synth,
-  so a stage value a function would refuse stops ``cdk synth`` naming the setting, never every invocation after a
-  deploy;
-- the CDK environment (:meth:`StageSettings.environment`), the local stack's (``scripts.local_stack.settings``), the
-  deployed-like environment of the benchmarks (``scripts.local_stack.lambda_runtime.deployed``) and the settings
-  table in docs/settings.md (``scripts.settings_doc``, checked by a test).
-
-Adding a stage-tunable limit: its :class:`Env` member, its :class:`Setting` and its :class:`StageSettings` field
-here, a field on the settings class of each function that reads it (``assistant.settings``), and its use.
+From it come each function's declared environment (``FunctionSpec.env``), its typed settings (``assistant.settings``),
+a stage's values and their check at synth (:class:`StageSettings`, which ``infra.stage.StageConfig`` extends: the
+same :meth:`Setting.parse` the functions run), the CDK and local environments and docs/settings.md. Adding a
+stage-tunable limit: its :class:`Env` member, :class:`Setting` and :class:`StageSettings` field here, the field of
+each function's settings class that reads it (``assistant.settings``), and its use.
 
 Nothing here imports pydantic, boto3 or aws_cdk: the authorizer reads it at cold start, the CDK app at synth.
 """
@@ -22,13 +13,16 @@ Nothing here imports pydantic, boto3 or aws_cdk: the authorizer reads it at cold
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
-from assistant.limits import MAX_RETENTION_DAYS, RateLimit
+from assistant.limits import MAX_RETENTION_DAYS
 from assistant.providers import ModelProvider
+from assistant.setting import InvalidSetting as InvalidSetting
+from assistant.setting import Kind, Setting
+from assistant.setting import MissingSetting as MissingSetting
 
 
 class Env(StrEnum):
@@ -84,25 +78,6 @@ class Env(StrEnum):
     LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
 
 
-class MissingSetting(RuntimeError):
-    """A function was deployed without an environment variable it needs: a wiring bug, not bad input."""
-
-
-class InvalidSetting(ValueError):
-    """A value a setting refuses (a stage's limit out of range, say): raised at synth by the stage, at start by the
-    local stack and at cold start by a function, always naming the setting and its variable."""
-
-
-class Kind(StrEnum):
-    TEXT = "text"
-    #: A whole number within the setting's bounds.
-    INT = "integer"
-    #: ``"<burst>/<per minute>"`` (:class:`assistant.limits.RateLimit`).
-    RATE_LIMIT = "rate limit"
-    #: One of the setting's ``choices``.
-    CHOICE = "choice"
-
-
 #: The functions, by ``FunctionSpec.name``.
 AUTHORIZER_FN: Final = "authorizer"
 CONNECT_FN: Final = "connect"
@@ -122,84 +97,6 @@ _QUOTA_USERS: Final = (SEND_MESSAGE_FN, COMMANDS_FN, WORKER_FN)
 _MODEL_USERS: Final = (COMMANDS_FN, WORKER_FN)
 #: Functions that read, write or sign attachments.
 _ATTACHMENT_USERS: Final = (SEND_MESSAGE_FN, WORKER_FN)
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One environment variable: what it holds, who reads it, and whether a stage may set it."""
-
-    env: Env
-    #: Names of the functions whose environment has it.
-    functions: tuple[str, ...]
-    doc: str
-    kind: Kind = Kind.TEXT
-    #: The value a function uses when the variable is unset, as the environment spells it; ``None``: no default
-    #: (required unless :attr:`optional`).
-    default: str | None = None
-    #: Functions run without it (a ``None`` field): the deployed stack may leave it unset.
-    optional: bool = False
-    minimum: int | None = None
-    maximum: int | None = None
-    choices: tuple[str, ...] = ()
-    #: A :class:`StageSettings` field of the same name (:attr:`field`) sets it per stage.
-    stage: bool = False
-
-    @property
-    def field(self) -> str:
-        """The name of the settings field and of the stage field (``flush_chars`` for ``FLUSH_CHARS``)."""
-        return self.env.name.lower()
-
-    @property
-    def required(self) -> bool:
-        return self.default is None and not self.optional
-
-    def parse(self, raw: str) -> Any:
-        """The value of ``raw`` (the environment's text), or :class:`InvalidSetting` naming the setting."""
-        text = raw.strip()
-        if self.kind is Kind.INT:
-            return self._whole_number(text, raw)
-        if self.kind is Kind.RATE_LIMIT:
-            try:
-                return RateLimit.parse(text)
-            except ValueError as exc:
-                raise InvalidSetting(f"{self._names}: {exc}") from None
-        if self.kind is Kind.CHOICE and text not in self.choices:
-            raise InvalidSetting(f"{self._names} must be one of {', '.join(self.choices)}, got {raw!r}")
-        if not text:
-            raise InvalidSetting(f"{self._names} must not be empty")
-        return text
-
-    def default_value(self) -> Any:
-        """The parsed default (``None`` when the setting has none)."""
-        return None if self.default is None else self.parse(self.default)
-
-    @property
-    def bounds(self) -> str:
-        """The accepted values, in words (docs and error messages)."""
-        if self.kind is Kind.INT:
-            low = "" if self.minimum is None else str(self.minimum)
-            high = "" if self.maximum is None else str(self.maximum)
-            if low and high:
-                return f"{low}-{high}"
-            return f">= {low}" if low else (f"<= {high}" if high else "any whole number")
-        if self.kind is Kind.RATE_LIMIT:
-            return "<burst>/<per minute>, burst >= 1"
-        if self.kind is Kind.CHOICE:
-            return ", ".join(self.choices)
-        return "text"
-
-    def _whole_number(self, text: str, raw: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise InvalidSetting(f"{self._names} must be a whole number ({self.bounds}), got {raw!r}") from None
-        if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
-            raise InvalidSetting(f"{self._names} must be {self.bounds}, got {raw!r}")
-        return value
-
-    @property
-    def _names(self) -> str:
-        return f"{self.field} ({self.env.value})"
 
 
 def _limit(env: Env, functions: tuple[str, ...], default: str, doc: str) -> Setting:
@@ -494,16 +391,9 @@ class StageSettings:
         return {setting.env: str(getattr(self, setting.field)) for setting in STAGE_SETTINGS}
 
 
-def _check_stage_fields(fields: Iterable[str]) -> None:
-    declared = {setting.field for setting in STAGE_SETTINGS}
-    if set(fields) != declared:
-        raise TypeError(
-            f"StageSettings' fields {sorted(set(fields) ^ declared)} do not match the stage settings of SETTINGS: "
-            "each stage setting has exactly one field"
-        )
-
-
-_check_stage_fields(field.name for field in dataclasses.fields(StageSettings))
+_declared = {setting.field for setting in STAGE_SETTINGS}
+if {field.name for field in dataclasses.fields(StageSettings)} != _declared:
+    raise TypeError("StageSettings must have exactly one field per stage setting of SETTINGS")
 
 #: The defaults every stage starts from (``infra.stage.StageConfig``, the local stack).
 STAGE_DEFAULTS: Final = StageSettings()
