@@ -77,8 +77,8 @@ class StageConfig(StageSettings):
     #: model calls in flight (and their cost) and leaves the account's Lambda concurrency to the routes.
     worker_max_concurrency: int = 50
     #: Lambda SnapStart for the worker (``--context snapStart=true|false``; docs/scaling.md, "SnapStart"). Its cold
-    #: start is on the path to a user's first text and is the heaviest we have (its import plus the ``openai`` SDK,
-    #: ~0.6 s against ~0.2 s for boto3 alone, docs/benchmarks.md "Cold start"). A steady production stage amortizes
+    #: start is on the path to a user's first text and is the heaviest we have (its import plus the ``openai`` SDK;
+    #: measured in docs/benchmarks.md, "Cold start"). A steady production stage amortizes
     #: the snapshot's cache charge; a disposable stage mostly idles, would pay it for nothing, and every deploy of it
     #: would wait for a snapshot. The route functions and the authorizer never get it (docs/scaling.md says why).
     worker_snap_start: bool = False

@@ -6,9 +6,9 @@ token generally corresponds to ~4 characters of text for common English text", h
 and how to count them?"); it overcounts prose of long words. The other is one token per word and per run of
 punctuation, which is how a BPE tokenizer splits text before it merges anything (tiktoken's pre-tokenization
 patterns); it undercounts long words, but it does not undercount what is full of numbers, times and symbols (a
-tool's answer, JSON), which the first does by a third. Their mean lands within about 20 % of a BPE tokenizer on
-prose, code, tool output and tool specs (tests/unit/test_usage_estimates.py holds it to 25 % of the offline
-model's BPE-like counts), needs no tokenizer in the layer, and costs one pass of a regular expression. It is
+tool's answer, JSON), which the first badly undercounts. Their mean stays close to a BPE tokenizer on prose, code,
+tool output and tool specs (tests/unit/test_usage_estimates.py holds it to a bound of the offline model's BPE-like
+counts), needs no tokenizer in the layer, and costs one pass of a regular expression. It is
 applied to exactly what a request sent (the instructions, every input item's text, the tool specs as JSON, which
 servers also count as input) and to what a response generated (text and tool-call arguments). It undercounts
 scripts that take a token or more a character (Chinese, Japanese), which is why a daily quota reads as a limit on
