@@ -30,6 +30,7 @@ from scripts.chat.signin import srp_sign_in
 from scripts.local_stack.aws.moto_server import FAKE_CREDENTIALS
 from scripts.local_stack.aws.resources import generate_password
 from scripts.local_stack.offline_model import Pace
+from scripts.local_stack.settings import WEB_DIR
 from scripts.local_stack.stack import LocalStack, LocalStackSettings, StackInfo
 from tests.frames import assemble
 
@@ -48,6 +49,27 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
     ``local_stack.settings.log_dir`` each function's log (its logs and EMF metrics).
     """
     with running_stack(e2e_settings(log_dir=tmp_path_factory.mktemp("lambda-logs"))) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def stateless_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """The stack against a stateless Responses server: the offline model's ``stateless`` profile, with the provider
+    profile the stack picks for it (``openai-compatible``), as ``OPENAI_BASE_URL=<vLLM...> make dev`` runs it."""
+    settings = e2e_settings(
+        log_dir=tmp_path_factory.mktemp("lambda-logs"), offline_model_profile="stateless", model_provider=None
+    )
+    with running_stack(settings) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """The local stack serving the repository's web/ (the e2e stack of the other modules serves no page)."""
+    # As deployed, the visibility timeout is far above a reply's length: the other modules shorten it to test
+    # redelivery, which would hand a reply that streams for a few seconds to a second worker here.
+    settings = e2e_settings(web_dir=WEB_DIR, log_dir=tmp_path_factory.mktemp("lambda-logs"), visibility_timeout_s=300)
+    with running_stack(settings) as stack:
         yield stack
 
 
@@ -106,6 +128,17 @@ def stack_info(stack: LocalStack) -> StackInfo:
     return stack.info
 
 
+def _cognito(info: StackInfo) -> Any:
+    """A Cognito client of the stack's moto."""
+    return boto3.client(
+        "cognito-idp",
+        endpoint_url=info.cognito_endpoint,
+        region_name=info.region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
 def sign_in(info: StackInfo, username: str | None = None, password: str | None = None) -> str:
     """A Cognito access token from moto, through the SRP sign-in the web page and the terminal client use."""
     return str(sign_in_tokens(info, username, password)["AccessToken"])
@@ -113,13 +146,7 @@ def sign_in(info: StackInfo, username: str | None = None, password: str | None =
 
 def sign_in_tokens(info: StackInfo, username: str | None = None, password: str | None = None) -> dict[str, Any]:
     """Every token of an SRP sign-in (``AccessToken``, ``IdToken``, ``RefreshToken``)."""
-    cognito = boto3.client(
-        "cognito-idp",
-        endpoint_url=info.cognito_endpoint,
-        region_name=info.region,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    cognito = _cognito(info)
     result = srp_sign_in(
         cognito,
         user_pool_id=info.user_pool_id,
@@ -134,13 +161,7 @@ def sign_in_tokens(info: StackInfo, username: str | None = None, password: str |
 def create_user(stack: LocalStack, username: str, password: str) -> None:
     """A second user, for tests of isolation between users."""
     info = stack_info(stack)
-    cognito = boto3.client(
-        "cognito-idp",
-        endpoint_url=info.cognito_endpoint,
-        region_name=info.region,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    cognito = _cognito(info)
     cognito.admin_create_user(UserPoolId=info.user_pool_id, Username=username, MessageAction="SUPPRESS")
     cognito.admin_set_user_password(UserPoolId=info.user_pool_id, Username=username, Password=password, Permanent=True)
 

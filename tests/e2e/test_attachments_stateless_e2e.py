@@ -4,25 +4,14 @@ the earlier turn's file is sent again with the next message (the conversation is
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from scripts.local_stack.stack import LocalStack
 from tests.attachment_files import image_bytes
-from tests.e2e.conftest import e2e_settings, new_user, open_socket, running_stack, stack_info
+from tests.e2e.conftest import new_user, open_socket, stack_info
 from tests.e2e.test_attachments_e2e import TIMES, _send_and_wait, _upload
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def stateless_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    settings = e2e_settings(
-        log_dir=tmp_path_factory.mktemp("lambda-logs"), offline_model_profile="stateless", model_provider=None
-    )
-    with running_stack(settings) as stack:
-        yield stack
 
 
 def _image_parts(body: dict[str, object]) -> list[dict[str, object]]:

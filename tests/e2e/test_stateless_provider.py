@@ -7,7 +7,6 @@ The conversation is ours: each request carries the earlier turns from DynamoDB, 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,7 +14,6 @@ import pytest
 from scripts.local_stack.offline_model import Fault, Pace
 from scripts.local_stack.stack import LocalStack
 from tests.e2e.conftest import (
-    e2e_settings,
     model_pace,
     new_user,
     of_message,
@@ -24,7 +22,6 @@ from tests.e2e.conftest import (
     reply_text,
     request,
     responses_posted,
-    running_stack,
     send,
     send_message,
     stack_info,
@@ -32,15 +29,6 @@ from tests.e2e.conftest import (
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def stateless_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    settings = e2e_settings(
-        log_dir=tmp_path_factory.mktemp("lambda-logs"), offline_model_profile="stateless", model_provider=None
-    )
-    with running_stack(settings) as stack:
-        yield stack
 
 
 def _model_requests(stack: LocalStack) -> list[tuple[str, str, Any]]:

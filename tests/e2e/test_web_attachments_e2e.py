@@ -6,16 +6,14 @@ getAttachment). A file of another type is refused on the page with a message, an
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from scripts.local_stack.settings import WEB_DIR
 from scripts.local_stack.stack import LocalStack
 from tests.attachment_files import image_bytes, pdf_bytes
 from tests.browser import needs_chromium, open_page
-from tests.e2e.conftest import e2e_settings, running_stack, stack_info
+from tests.e2e.conftest import stack_info
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, needs_chromium]
 
@@ -41,13 +39,6 @@ PASTE = """([name, type, data]) => {
   box.focus();
   box.dispatchEvent(new ClipboardEvent("paste", { clipboardData: transfer, bubbles: true, cancelable: true }));
 }"""
-
-
-@pytest.fixture(scope="module")
-def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    settings = e2e_settings(web_dir=WEB_DIR, log_dir=tmp_path_factory.mktemp("lambda-logs"), visibility_timeout_s=300)
-    with running_stack(settings) as stack:
-        yield stack
 
 
 async def _paste(page: Any, name: str, content_type: str, data: bytes) -> None:

@@ -4,26 +4,17 @@ change."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from scripts.local_stack.settings import WEB_DIR
 from scripts.local_stack.stack import LocalStack
 from tests.browser import needs_chromium, open_page
-from tests.e2e.conftest import e2e_settings, running_stack, stack_info
+from tests.e2e.conftest import stack_info
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, needs_chromium]
 
 REPLY = "#messages li.message.assistant"
-
-
-@pytest.fixture(scope="module")
-def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    settings = e2e_settings(web_dir=WEB_DIR, log_dir=tmp_path_factory.mktemp("lambda-logs"), visibility_timeout_s=300)
-    with running_stack(settings) as stack:
-        yield stack
 
 
 async def _signed_in(page: Any, url: str) -> None:

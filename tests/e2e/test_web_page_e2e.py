@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from scripts.local_stack.offline_model import Pace
 from scripts.local_stack.settings import WEB_DIR
 from scripts.local_stack.stack import LocalStack
 from tests.browser import ARTIFACTS, needs_chromium, open_page
-from tests.e2e.conftest import e2e_settings, model_pace, running_stack, stack_info
+from tests.e2e.conftest import model_pace, stack_info
 
 pytestmark = [
     pytest.mark.e2e,
@@ -28,16 +28,6 @@ pytestmark = [
 
 ROOT = Path(__file__).resolve().parents[2]
 REPLY = "#messages li.message.assistant"
-
-
-@pytest.fixture(scope="module")
-def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """The local stack serving the repository's web/ (the e2e stack of the other modules serves no page)."""
-    # As deployed, the visibility timeout is far above a reply's length: the other modules shorten it to test
-    # redelivery, which would hand a reply that streams for a few seconds to a second worker here.
-    settings = e2e_settings(web_dir=WEB_DIR, log_dir=tmp_path_factory.mktemp("lambda-logs"), visibility_timeout_s=300)
-    with running_stack(settings) as stack:
-        yield stack
 
 
 @pytest.fixture
