@@ -16,7 +16,18 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts.bench import authorizer, cold_start, frames, machine, plot, polling, report, streaming
+from scripts.bench import (
+    authorizer,
+    cold_start,
+    frames,
+    layers,
+    machine,
+    plot,
+    polling,
+    report,
+    route_imports,
+    streaming,
+)
 from scripts.bench import throughput as throughput_bench
 from scripts.bench.harness import running_stack
 from scripts.bench.worker_replies import recording_worker_replies
@@ -40,6 +51,10 @@ VISIBILITY_TIMEOUT_S = 300
 WORKER_SETTLE_TIMEOUT_S = 10.0
 
 
+#: What ``--only`` chooses from (the default: all of them).
+BENCHMARKS = ["latency", "throughput", "cold-start", "route-imports", "authorizer"]
+
+
 @dataclass(frozen=True)
 class Plan:
     mode: str
@@ -52,10 +67,12 @@ class Plan:
     lambda_layer_sizes: bool
     auth_calls: int
     auth_seconds: float
+    #: Rounds of (floor, route) imports for "Lean routes"; odd, so a median is one run.
+    route_import_repeats: int
 
 
-FULL = Plan("full", 30, 4, (1, 10, 50), 3, 150.0, 9, True, 5000, 3.0)
-QUICK = Plan("quick", 6, 1, (1, 5), 2, 60.0, 2, False, 1000, 1.0)
+FULL = Plan("full", 30, 4, (1, 10, 50), 3, 150.0, 9, True, 5000, 3.0, 11)
+QUICK = Plan("quick", 6, 1, (1, 5), 2, 60.0, 2, False, 1000, 1.0, 3)
 #: Where ``--quick`` writes: its 6-sample numbers must not replace the committed full run's in docs/.
 QUICK_REPORT_DIR = _ROOT / ".local" / "bench"
 
@@ -70,7 +87,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=["latency", "throughput", "cold-start", "authorizer"],
+        choices=BENCHMARKS,
         help="run these benchmarks only (the report then has only their sections)",
     )
     args = parser.parse_args(argv)
@@ -102,13 +119,13 @@ async def _latency(results: report.Results, plan: Plan) -> None:
         log.info("latency: the original's polling design")
         results.polling = await polling.run_polling_baseline(stack, batch)
     results.frames = frames.compare((r.message_id, r.text, r.delta_sizes) for r in results.pipeline)
-    results.profiles.append(report.ProfileRun("openai", results.pipeline, results.model, results.frames))
+    results.profiles.append(streaming.ProfileRun("openai", results.pipeline, results.model, results.frames))
     with running_stack(pace=LATENCY_PACE, poller_concurrency=POLLER_CONCURRENCY, profile="stateless") as stack:
         log.info("latency: the same prompts against the stateless profile")
         pipeline = await streaming.run_pipeline(stack, batch)
         model = await streaming.run_model_direct(stack, batch)
     compared = frames.compare((r.message_id, r.text, r.delta_sizes) for r in pipeline)
-    results.profiles.append(report.ProfileRun("stateless", pipeline, model, compared))
+    results.profiles.append(streaming.ProfileRun("stateless", pipeline, model, compared))
 
 
 async def _throughput(results: report.Results, plan: Plan) -> None:
@@ -166,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     # Powertools warns on every invocation that publishes no metrics; metrics are disabled on purpose here.
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     plan = QUICK if args.quick else FULL
-    only = set(args.only or ["latency", "throughput", "cold-start", "authorizer"])
+    only = set(args.only or BENCHMARKS)
     command = "make bench" if not args.quick else ".venv/bin/python -m scripts.bench --quick"
     results = report.Results(
         machine=machine.describe(),
@@ -179,12 +196,17 @@ def main(argv: list[str] | None = None) -> None:
     if "authorizer" in only:
         log.info("authorizer")
         results.authorizer = authorizer.run(max_calls=plan.auth_calls, max_s=plan.auth_seconds)
-    if "cold-start" in only:
+    if only & {"cold-start", "route-imports"}:
         log.info("cold start: building the layers for this host")
         with tempfile.TemporaryDirectory(prefix="bench-layers-") as work:
-            results.cold_start = cold_start.measure(
-                Path(work), repeats=plan.import_repeats, lambda_sizes=plan.lambda_layer_sizes
-            )
+            host = layers.host_layers(Path(work))
+            if "cold-start" in only:
+                results.cold_start = cold_start.measure(
+                    host, Path(work), repeats=plan.import_repeats, lambda_sizes=plan.lambda_layer_sizes
+                )
+            if "route-imports" in only:
+                log.info("route imports against the libraries each route must use")
+                results.route_imports = route_imports.measure(host, repeats=plan.route_import_repeats)
     if "latency" in only:
         asyncio.run(_latency(results, plan))
     if "throughput" in only:

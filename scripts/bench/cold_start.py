@@ -1,15 +1,14 @@
 """Cold start: importing each handler in a fresh interpreter from the Lambda layers, built here for this host.
 
-The deployed layers are arm64/CPython 3.13 and cannot be imported on an x86 host, so the same bundlers build them
-for the host's interpreter and platform (as tests/infra/test_bundling.py does). Each handler is imported by
-``python -I -S`` with only the layers, the handler code and the runtime-provided boto3 on ``sys.path``; the
-baseline is the same bare interpreter start importing nothing. Each handler is also compared with the import it
-cannot do without (its *floor*, measured in the same run): the authorizer with pyjwt and its RSA backend, the route
-handlers with boto3, the worker's first message with boto3 and openai. The routes are also held against the house
-libraries they import besides boto3 (Powertools' logger and metrics, pydantic with one model built), imported with
-collection paused as the routes import them, which leaves our own code. ``-X importtime`` names the slowest
-imports. The worker's first message also reports the interpreter's peak resident memory after its imports, next to
-the memory the worker is configured with.
+Each handler is imported by ``python -I -S`` with only the layers, the handler code and the runtime-provided boto3
+on ``sys.path`` (:mod:`scripts.bench.layers`); the baseline is the same bare interpreter start importing nothing.
+Each handler is also compared with the import it cannot do without (its *floor*, measured in the same run): the
+authorizer with pyjwt and its RSA backend, the route handlers with boto3, the worker's first message with boto3 and
+openai. The routes are also held against the house libraries they import besides boto3 (Powertools' logger and
+metrics, pydantic with one model built), imported with collection paused as the routes import them, which leaves
+our own code (:mod:`scripts.bench.route_imports` holds each route function against exactly the libraries it must
+use). ``-X importtime`` names the slowest imports. The worker's first message also reports the interpreter's peak
+resident memory after its imports, next to the memory the worker is configured with.
 The handlers import with garbage collection paused and then frozen (``assistant.coldstart``); every floor is also
 timed that way, so a handler can be held against a floor that had the same help.
 A second row for the authorizer and the worker builds the Tracer as a sampled invocation in Lambda does (X-Ray SDK,
@@ -19,31 +18,19 @@ Sizes are those of the layers built for the real Lambda target when that build i
 
 from __future__ import annotations
 
-import hashlib
-import io
 import re
 import statistics
 import subprocess
 import sys
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.wiring import COMMANDS, CONNECT, DEFAULT, DISCONNECT, FUNCTIONS, SEND_MESSAGE
-from infra.bundling import LAYER_PYTHON_DIR, PipLayerBundler, PythonTarget, SourceBundler
-from infra.layers import (
-    ASSISTANT_PACKAGE_DIR,
-    CONSTRAINTS,
-    HANDLERS_DIR,
-    LAMBDA_TARGET,
-    RUNTIME_NO_DEPS_REQUIREMENTS,
-    RUNTIME_REQUIREMENTS,
-)
+from scripts.bench.layers import HostLayers, LayerSize, layer_sizes
+from scripts.bench.markdown import markdown_table, ms, times
 from scripts.bench.stats import ratio
-from scripts.local_stack.lambda_runtime.deployed import handler_env, runtime_provided
 
-CACHE_DIR = Path(__file__).resolve().parents[2] / ".build" / "bench"
 _IMPORT_TIMEOUT_S = 60
 #: The bare interpreter start's key among the timed imports.
 _BARE = "bare interpreter"
@@ -102,15 +89,6 @@ _TRACED_ENV = {
     "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
 }
 _BUILD_TRACER = "from assistant import tracing\ntracing.tracer()"
-
-
-@dataclass(frozen=True)
-class LayerSize:
-    name: str
-    target: str
-    unzipped_bytes: int
-    zipped_bytes: int
-    files: int
 
 
 @dataclass(frozen=True)
@@ -179,31 +157,6 @@ class ColdStart:
         return ratio(handler.median_s, floor.median_s)
 
 
-def _fingerprint(target: PythonTarget) -> str:
-    digest = hashlib.sha256()
-    for path in (RUNTIME_REQUIREMENTS, RUNTIME_NO_DEPS_REQUIREMENTS, CONSTRAINTS):
-        digest.update(path.read_bytes())
-    digest.update(f"{target.python_version}/{target.platform}".encode())
-    return digest.hexdigest()[:16]
-
-
-def build_dependencies(target: PythonTarget) -> Path:
-    """The dependency layer for ``target``, cached by the requirements' hash (pip is the slow part)."""
-    out = CACHE_DIR / f"deps-{target.platform}-{target.python_version}-{_fingerprint(target)}"
-    site = out / LAYER_PYTHON_DIR
-    if not (out / ".complete").exists():
-        PipLayerBundler(RUNTIME_REQUIREMENTS, CONSTRAINTS, target, no_deps=RUNTIME_NO_DEPS_REQUIREMENTS).build(out)
-        (out / ".complete").touch()
-    return site
-
-
-def build_first_party(target: PythonTarget, into: Path) -> tuple[Path, Path]:
-    """The assistant package layer and the handlers' code (always rebuilt: they change with every commit)."""
-    package = SourceBundler(ASSISTANT_PACKAGE_DIR, target, f"{LAYER_PYTHON_DIR}/assistant").build(into / "pkg")
-    code = SourceBundler(HANDLERS_DIR, target).build(into / "code")
-    return package.parent, code
-
-
 def _run(code: str, env: dict[str, str], *, importtime: bool = False) -> tuple[float, str]:
     elapsed, _, stderr = _run_capturing(code, env, importtime=importtime)
     return elapsed, stderr
@@ -245,7 +198,7 @@ def parse_importtime(stderr: str, top: int, *, exclude: str = "") -> list[tuple[
     return sorted(own.items(), key=lambda item: item[1], reverse=True)[:top]
 
 
-def _interleaved_samples(
+def interleaved_samples(
     prefix: str, timed: list[tuple[str, str, dict[str, str]]], repeats: int
 ) -> dict[str, tuple[float, ...]]:
     """``repeats`` timings of each ``(name, statement, env)``, taken in rounds of one of each rather than all of one
@@ -258,24 +211,9 @@ def _interleaved_samples(
     return {name: tuple(values) for name, values in samples.items()}
 
 
-def _directory_size(root: Path) -> tuple[int, int, int]:
-    files = [p for p in root.rglob("*") if p.is_file()]
-    unzipped = sum(p.stat().st_size for p in files)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
-        for path in files:
-            archive.write(path, path.relative_to(root.parent))
-    return unzipped, len(buffer.getvalue()), len(files)
-
-
-def measure(work_dir: Path, *, repeats: int, lambda_sizes: bool) -> ColdStart:
-    host = PythonTarget.for_host()
-    deps = build_dependencies(host)
-    package, code = build_first_party(host, work_dir)
-    provided = runtime_provided(work_dir)
-    path = [str(code), str(package), str(deps), str(provided)]
-    env = handler_env()
-    prefix = f"import sys; sys.path[:0] = {path!r}\n"
+def measure(host: HostLayers, work_dir: Path, *, repeats: int, lambda_sizes: bool) -> ColdStart:
+    env = host.env()
+    prefix = host.prefix
     modules = sorted({spec.handler.split(".")[0] for spec in FUNCTIONS})
     # The first use of the layers warms the OS file cache; Lambda's cold start reads from a warm local disk too.
     _run(prefix + "".join(f"import {m}\n" for m in modules), env)
@@ -289,7 +227,7 @@ def measure(work_dir: Path, *, repeats: int, lambda_sizes: bool) -> ColdStart:
     ]
     all_floors = [*FLOORS.values(), *PAUSED_FLOORS.values()]
     timed = [(_BARE, "", env), *((name, code, env) for name, code in all_floors), *targets]
-    samples = _interleaved_samples(prefix, timed, repeats)
+    samples = interleaved_samples(prefix, timed, repeats)
     bare = samples[_BARE]
     floors = tuple(HandlerImport(name, samples[name], worst=()) for name, _ in all_floors)
     handlers: list[HandlerImport] = []
@@ -298,28 +236,99 @@ def measure(work_dir: Path, *, repeats: int, lambda_sizes: bool) -> ColdStart:
         worst = tuple(parse_importtime(stderr, 5, exclude=name.split(" ")[0].rstrip(",")))
         peak = peak_rss_bytes(prefix + statement, run_env) if name in PEAK_RSS_IMPORTS else None
         handlers.append(HandlerImport(module=name, samples_s=samples[name], worst=worst, peak_rss_bytes=peak))
-    layers = [("dependencies", deps), ("assistant package", package), ("handler code", code)]
-    target_name = f"{host.platform}, CPython {host.python_version}"
-    if lambda_sizes:
-        try:
-            lambda_deps = build_dependencies(LAMBDA_TARGET)
-            lambda_package, lambda_code = build_first_party(LAMBDA_TARGET, work_dir / "lambda")
-            layers = [
-                ("dependencies", lambda_deps),
-                ("assistant package", lambda_package),
-                ("handler code", lambda_code),
-            ]
-            target_name = f"{LAMBDA_TARGET.platform}, CPython {LAMBDA_TARGET.python_version} (deployed)"
-        except (subprocess.CalledProcessError, OSError):
-            pass  # no network for pip: report the host build's sizes, which the table says
-    sizes = []
-    for name, root in layers:
-        unzipped, zipped, files = _directory_size(root)
-        sizes.append(LayerSize(name, target_name, unzipped_bytes=unzipped, zipped_bytes=zipped, files=files))
     return ColdStart(
         python=f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}",
         bare_samples_s=bare,
         handlers=tuple(handlers),
-        layers=tuple(sizes),
+        layers=layer_sizes(host, work_dir, lambda_target=lambda_sizes),
         floors=floors,
     )
+
+
+def cold_start_section(cold: ColdStart, worker_memory_mb: int) -> list[str]:
+    rows = [["bare interpreter (baseline)", ms(cold.bare_s), "1.00x", "", "", "", ""]]
+    library_floor = cold.library_floor()
+    for floor in cold.floors:
+        # The library floor is held against boto3 (what the house libraries add before any of our code), and a
+        # paused floor against the same floor without the pause (what the pause alone saves).
+        if floor.module == LIBRARY_FLOOR or floor.module.endswith(PAUSED):
+            own_floor = cold.floor_for(floor)
+            versus = f"{times(cold.floor_ratio(floor))} ({own_floor.module if own_floor else 'n/a'})"
+        else:
+            versus = "1.00x"
+        libraries = "1.00x" if floor is library_floor else ""
+        name = f"floor: `{floor.module}`"
+        rows.append([name, ms(floor.median_s), times(cold.handler_ratio(floor)), versus, "", libraries, ""])
+    for handler in cold.handlers:
+        worst = ", ".join(f"{name} {ms(seconds)}" for name, seconds in handler.worst[:4])
+        own_floor = cold.floor_for(handler)
+        versus = f"{times(cold.floor_ratio(handler))} ({own_floor.module})" if own_floor else "n/a"
+        paused_ratio = cold.paused_floor_ratio(handler)
+        library_ratio = cold.library_floor_ratio(handler)
+        rows.append(
+            [
+                f"`{handler.module}`",
+                ms(handler.median_s),
+                times(cold.handler_ratio(handler)),
+                versus,
+                times(paused_ratio) if paused_ratio is not None else "",
+                times(library_ratio) if library_ratio is not None else "",
+                worst,
+            ]
+        )
+    memory = [
+        f"Peak resident memory after importing `{handler.module}`: **{handler.peak_rss_bytes / 2**20:,.0f} MB** of the "
+        f"{worker_memory_mb} MB the worker is configured with (`WORKER.memory_mb`; the high-water mark `VmHWM` of "
+        "the same fresh interpreter, its own and not the benchmark's, this host). It is the import footprint, not "
+        "a long reply's working set (the conversation's turns, the stream's buffers), which this benchmark does not "
+        "measure."
+        for handler in cold.handlers
+        if handler.peak_rss_bytes is not None
+    ]
+    size_rows = [
+        [
+            layer.name,
+            f"{layer.unzipped_bytes / 1e6:,.2f} MB",
+            f"{layer.zipped_bytes / 1e6:,.2f} MB",
+            f"{layer.files:,}",
+        ]
+        for layer in cold.layers
+    ]
+    target = cold.layers[0].target if cold.layers else ""
+    return [
+        "## Cold start",
+        "",
+        f"Import of each handler in a fresh `python -I -S` (CPython {cold.python}, this host) from the layers built "
+        f"for this host, median of {len(cold.bare_samples_s)}; the costliest packages by self time from "
+        "`-X importtime`. The worker imports `openai` on its first message, not at import: shown as its own row. "
+        "Each handler is also held against its *floor*, the import it cannot do without, measured in the same run "
+        "(pyjwt + RSA for the authorizer, boto3 for the routes, boto3 + openai for the worker's first message). "
+        "The `traced` rows build the Tracer as a sampled invocation in Lambda does (X-Ray SDK, botocore patched); "
+        "unsampled invocations and everything outside Lambda never import the X-Ray SDK (`assistant.tracing`). "
+        f"The `÷ libraries` column holds each route against `{LIBRARY_FLOOR}` (boto3, Powertools' `Logger` and "
+        "`Metrics`, pydantic with one model built), the libraries every route imports, imported with garbage "
+        "collection paused as the routes import them: what a route costs above it is our own code. The library "
+        "floor's own `÷ floor` is how much of the boto3 target the libraries use up alone. "
+        "Every handler imports with garbage collection paused and then frozen (`assistant.coldstart`), which its "
+        "floor, a plain import, does not: the `÷ paused floor` column holds each handler against its floor imported "
+        "the same way, which takes the pause's help out and leaves what the handler itself adds.",
+        "",
+        markdown_table(
+            [
+                "import",
+                "median",
+                "÷ bare start",
+                "÷ floor",
+                "÷ paused floor",
+                "÷ libraries",
+                "largest contributors (self time)",
+            ],
+            rows,
+        ),
+        "",
+        *(line for sentence in memory for line in (sentence, "")),
+        f"Layer sizes ({target}):",
+        "",
+        markdown_table(["layer", "unzipped", "zipped", "files"], size_rows),
+        "",
+    ]

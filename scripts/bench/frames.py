@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from assistant.protocol import Delta
+from scripts.bench.markdown import markdown_table, times
 from scripts.bench.stats import ratio
 from scripts.local_stack.offline_model.replies import split_tokens
 
@@ -99,3 +100,39 @@ def compare(replies: Iterable[tuple[str, str, Sequence[int]]]) -> FrameCompariso
     if tokens == 0:
         raise ValueError("no tokens in the replies")
     return FrameComparison(tokens=tokens, coalesced=coalesced, per_token=per_token)
+
+
+def frames_section(frames: FrameComparison) -> list[str]:
+    coalesced_per_1000, per_token_per_1000 = frames.frames_per_1000_tokens()
+    rows = [
+        [
+            "one frame per token (baseline)",
+            f"{per_token_per_1000:,.0f}",
+            str(frames.per_token.frames),
+            f"{frames.per_token.wire_bytes:,}",
+            f"{1000 * frames.per_token.wire_bytes / frames.tokens:,.0f}",
+            "1.00x",
+        ],
+        [
+            "coalesced frames as received",
+            f"{coalesced_per_1000:,.0f}",
+            str(frames.coalesced.frames),
+            f"{frames.coalesced.wire_bytes:,}",
+            f"{1000 * frames.coalesced.wire_bytes / frames.tokens:,.0f}",
+            f"{times(frames.frame_ratio())} frames, {times(frames.wire_byte_ratio())} bytes",
+        ],
+    ]
+    headers = ["delta frames", "frames / 1000 tokens", "frames", "bytes on the wire", "bytes / 1000 tokens", "ratio"]
+    return [
+        "## Frames and bytes per reply",
+        "",
+        f"Over the same {frames.tokens:,} output tokens (the replies of the latency run). Bytes include the "
+        "WebSocket frame header (API Gateway does not compress); the baseline wraps each token in the same "
+        "`delta` envelope the worker uses.",
+        "",
+        markdown_table(headers, rows),
+        "",
+        f"Every `PostToConnection` is an API Gateway request: **{times(ratio(1, frames.frame_ratio()))} fewer** "
+        "requests than one per token (checkpoint writes and what both cost: the next section).",
+        "",
+    ]

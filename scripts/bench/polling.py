@@ -16,16 +16,20 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from scripts.bench.harness import RunningStack
+from scripts.bench.markdown import markdown_table, ms, times
+from scripts.bench.stats import Summary, ratio
 from scripts.bench.streaming import MODEL_NAME, Prompt, ReplyFailed
 from scripts.local_stack.offline_model import OfflineModelState
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
+
+    from scripts.bench.report import Results
 
 
 @dataclass(frozen=True)
@@ -122,3 +126,55 @@ async def run_polling_baseline(
         return list(await asyncio.gather(*(one(i, p) for i, p in enumerate(batch))))
     finally:
         await client.close()
+
+
+def latency_rows(pipeline: Sequence[float], model: Sequence[float], polling: Sequence[float]) -> list[list[str]]:
+    """p50/p95 of the three ways to first visible text, each with its ratio to the model's own first token."""
+    model_summary = Summary.of(model)
+    rows = []
+    for name, samples in (
+        ("model's own first token (baseline)", model),
+        ("pipeline: sendMessage → first delta frame", pipeline),
+        ("original design: poll until complete", polling),
+    ):
+        summary = Summary.of(samples)
+        rows.append(
+            [
+                name,
+                str(summary.n),
+                ms(summary.p50),
+                ms(summary.p95),
+                times(ratio(summary.p50, model_summary.p50)),
+                times(ratio(summary.p95, model_summary.p95)),
+            ]
+        )
+    return rows
+
+
+def latency_section(results: Results) -> list[str]:
+    out = ["## Time to first visible text", ""]
+    kinds = [("all", None), ("short replies", "short"), ("long replies", "long")]
+    for title, kind in kinds:
+        pipe = [r.first_text_s for r in results.pipeline if kind is None or r.prompt.kind == kind]
+        model = [m.first_token_s for m in results.model if kind is None or m.prompt.kind == kind]
+        poll = [p.seen_s for p in results.polling if kind is None or p.prompt.kind == kind]
+        if not (pipe and model and poll):
+            continue
+        out += [f"**{title}**", ""]
+        headers = ["path", "n", "p50", "p95", "p50 ÷ model p50", "p95 ÷ model p95"]
+        out += [markdown_table(headers, latency_rows(pipe, model, poll)), ""]
+    if results.pipeline and results.model and results.polling:
+        pipe_p50 = Summary.of([r.first_text_s for r in results.pipeline]).p50
+        model_p50 = Summary.of([m.first_token_s for m in results.model]).p50
+        poll_p50 = Summary.of([p.seen_s for p in results.polling]).p50
+        completed = Summary.of([p.completed_s for p in results.polling])
+        out += [
+            f"Pipeline overhead at p50: **{ms(pipe_p50 - model_p50)}** on top of the model's first token. "
+            f"The original design shows the first text **{times(ratio(poll_p50, pipe_p50))} later** than this "
+            f"pipeline at p50 (it must wait for the whole reply, p50 {ms(completed.p50)}, then for the next poll of "
+            f"its schedule: first after {ORIGINAL_BACKOFF.first_s:g} s, x{ORIGINAL_BACKOFF.factor:g}, capped at "
+            f"{ORIGINAL_BACKOFF.cap_s:g} s). Pipeline time to `done`: p50 "
+            f"{ms(Summary.of([r.done_s for r in results.pipeline]).p50)}.",
+            "",
+        ]
+    return out

@@ -20,3 +20,9 @@ LAMBDA_ARM64_GB_SECOND_USD: Final = 0.0000133334
 MODEL_NAME: Final = "gpt-5-mini"
 #: gpt-5-mini's output tokens: $2.00 per million.
 MODEL_OUTPUT_TOKEN_USD: Final = 2.00 / 1_000_000
+#: Costs are quoted per this many output tokens.
+TOKENS_PER_QUOTE = 1000
+
+
+def model_output_usd(tokens: float = TOKENS_PER_QUOTE) -> float:
+    return tokens * MODEL_OUTPUT_TOKEN_USD

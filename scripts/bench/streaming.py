@@ -19,10 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from scripts.bench.frames import FrameComparison
 from scripts.bench.harness import ChatClient, RunningStack, chat_client, first_delta_at, new_users
+from scripts.bench.markdown import markdown_table, ms
+from scripts.bench.stats import Summary
 
 ReplyKind = Literal["short", "long"]
 
@@ -166,3 +170,50 @@ def _model_first_tokens(base_url: str, batch: list[Prompt]) -> list[ModelTiming]
 async def run_model_direct(stack: RunningStack, batch: list[Prompt]) -> list[ModelTiming]:
     """The same prompts straight to the model, one at a time, as the worker's SDK calls it (in a thread)."""
     return await asyncio.to_thread(_model_first_tokens, stack.model_base_url, batch)
+
+
+@dataclass
+class ProfileRun:
+    """First text and frames of one latency batch against one offline model profile."""
+
+    profile: str
+    pipeline: list[PipelineReply]
+    model: list[ModelTiming]
+    frames: FrameComparison
+
+
+def profiles_section(runs: Sequence[ProfileRun]) -> list[str]:
+    rows = []
+    for run in runs:
+        pipe = Summary.of([r.first_text_s for r in run.pipeline])
+        model = Summary.of([m.first_token_s for m in run.model])
+        rows.append(
+            [
+                f"`{run.profile}`",
+                str(len(run.pipeline)),
+                ms(model.p50),
+                ms(pipe.p50),
+                ms(pipe.p50 - model.p50),
+                ms(pipe.p95 - model.p95),
+                f"{run.frames.frames_per_1000_tokens()[0]:,.0f}",
+            ]
+        )
+    headers = [
+        "offline profile",
+        "n",
+        "model first token p50",
+        "first text p50",
+        "overhead p50",
+        "overhead p95",
+        "frames / 1000 tokens",
+    ]
+    return [
+        "## Both offline model profiles",
+        "",
+        "The latency prompts again against each dialect of the offline model, with the provider profile that matches "
+        "it (`openai`: background responses; `stateless`: `POST /v1/responses` only, as vLLM or Ollama). Overhead is "
+        "the pipeline's first text less the model's own first token, measured in the same run.",
+        "",
+        markdown_table(headers, rows),
+        "",
+    ]

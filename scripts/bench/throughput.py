@@ -13,11 +13,16 @@ import asyncio
 import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from scripts.bench.frames import model_tokens
 from scripts.bench.harness import ChatClient, Received, RunningStack, chat_client, new_users
-from scripts.bench.stats import Summary
+from scripts.bench.markdown import markdown_table, ms, times
+from scripts.bench.stats import Summary, ratio
 from scripts.bench.streaming import SHORT_PROMPTS
+
+if TYPE_CHECKING:
+    from scripts.bench.report import Results
 
 
 @dataclass(frozen=True)
@@ -172,3 +177,50 @@ async def run_throughput(stack: RunningStack, users: int, messages: int, *, time
         timed_out=answered < users * messages,
         delta_frames=delta_frames,
     )
+
+
+def throughput_section(results: Results) -> list[str]:
+    runs = results.throughput
+    base = next((r for r in runs if r.users == 1), runs[0])
+    rows = []
+    for run in runs:
+        first = run.first_text()
+        first_message = Summary.of(run.first_text_first_message_s) if run.first_text_first_message_s else first
+        audit = run.audit
+        rows.append(
+            [
+                f"{run.users} x {run.messages_per_user}",
+                f"{run.answered}/{run.users * run.messages_per_user}",
+                f"{run.messages_per_s:.2f}",
+                times(ratio(run.messages_per_s, base.messages_per_s)),
+                f"{ms(first_message.p50)} / {ms(first_message.p95)}",
+                f"{ms(first.p50)} / {ms(first.p95)}",
+                f"{run.frames_per_reply:.1f}",
+                f"{audit.lost} / {audit.duplicated} / {audit.reordered} / {audit.incomplete}",
+            ]
+        )
+    headers = [
+        "users x messages",
+        "answered",
+        "messages/s",
+        "÷ 1 user",
+        "first text, 1st message p50 / p95",
+        "first text, all p50 / p95",
+        "frames / reply",
+        "lost / dup / reordered / incomplete",
+    ]
+    pace = results.throughput_pace
+    return [
+        "## Throughput",
+        "",
+        f"All users send their messages at once (each waits only for `accepted` before its next one, so the send "
+        f"order is the accepted order). Model pace here: first token after {pace.first_token_s:g} s, then "
+        f"{pace.tokens_per_s:g} tokens/s, faster than the latency run so the steps measure the pipeline rather "
+        f"than the model typing. Poller concurrency (`LocalStackSettings.poller_concurrency`, Lambda's concurrent "
+        f"FIFO batches): **{base.poller_concurrency}**. A fresh stack per step. The audit checks, per user, one "
+        "`done` per accepted `messageId`, `seq` 0..n without gap or repeat adding up to `outputTokens`, and "
+        "replies in send order, one at a time.",
+        "",
+        markdown_table(headers, rows),
+        "",
+    ]

@@ -18,10 +18,18 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assistant.queue import QueuedMessage
 from assistant.reply import ReplyOutcome, ReplyService
+from scripts.bench import prices
+from scripts.bench.markdown import percent, table_with_arithmetic, times, usd
+from scripts.bench.stats import ratio
+
+if TYPE_CHECKING:
+    from scripts.bench.report import Results
+    from scripts.bench.streaming_cost import StreamingTally
+    from scripts.local_stack.offline_model import Pace
 
 
 @dataclass(frozen=True)
@@ -118,3 +126,54 @@ def recording_worker_replies() -> Iterator[WorkerReplyLog]:
         yield log
     finally:
         ReplyService.handle = original  # type: ignore[method-assign]
+
+
+def worker_duration_rows(results: Results, tallies: list[tuple[str, StreamingTally]]) -> list[str]:
+    gb = results.worker_memory_mb / 1024
+    rows = []
+    arithmetic = []
+    width = max(len(label) for label, _ in tallies) + 1
+    for label, tally in tallies:
+        duration = tally.worker_duration(results.worker_memory_mb)
+        rows.append(
+            [
+                label,
+                f"{tally.worker_s:,.1f} s",
+                times(ratio(tally.worker_s, tally.reply_s)),
+                f"{duration.gb_s_per_1000:,.2f}",
+                usd(duration.usd),
+                percent(duration.percent_of_model),
+            ]
+        )
+        arithmetic.append(
+            f"{label + ':':<{width}} {tally.worker_s:,.1f} s * {gb:g} GB / {tally.output_tokens:,} tokens * 1000 = "
+            f"{duration.gb_s_per_1000:,.2f} GB-s * ${prices.LAMBDA_ARM64_GB_SECOND_USD:.10f} = {usd(duration.usd)} "
+            f"/ {usd(prices.model_output_usd())} = {percent(duration.percent_of_model)}"
+        )
+    headers = [
+        "worker",
+        "invocation time",
+        "÷ sendMessage → done",
+        "GB-s / 1000 tokens",
+        "$ / 1000 tokens",
+        f"÷ {prices.MODEL_NAME} output",
+    ]
+    pace = results.pace
+    return [
+        f"**The worker's duration beside it.** Lambda bills the worker's whole invocation at its configured memory "
+        f"(`WORKER.memory_mb` = {results.worker_memory_mb} MB), at "
+        f"${prices.LAMBDA_ARM64_GB_SECOND_USD:.10f} per GB-second (arm64). Invocation time is the wall time of "
+        "`ReplyService.handle` for each reply, measured in this process. The worker mostly waits on the model: its "
+        "time is about the reply's streaming time (the `÷ sendMessage → done` column), so this row follows the "
+        f"model's speed, not our code{_model_typing_time(pace)}.",
+        *table_with_arithmetic(headers, rows, arithmetic),
+    ]
+
+
+def _model_typing_time(pace: Pace) -> str:
+    if pace.tokens_per_s <= 0:
+        return ""
+    return (
+        f": at this run's pace (first token after {pace.first_token_s:g} s, then {pace.tokens_per_s:g} tokens/s) "
+        f"{prices.TOKENS_PER_QUOTE:,} tokens alone take {prices.TOKENS_PER_QUOTE / pace.tokens_per_s:g} s"
+    )

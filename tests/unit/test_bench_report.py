@@ -6,6 +6,7 @@ import dataclasses
 import math
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,10 +14,22 @@ import pytest
 from assistant.protocol import Delta
 from assistant.queue import QueuedMessage
 from assistant.reply import ReplyOutcome, ReplyResult, ReplyService
-from scripts.bench import authorizer, cold_start, frames, machine, report, streaming, streaming_cost
+from scripts.bench import (
+    authorizer,
+    cold_start,
+    frames,
+    machine,
+    markdown,
+    prices,
+    report,
+    route_imports,
+    streaming,
+    streaming_cost,
+)
 from scripts.bench.harness import Received
-from scripts.bench.polling import ORIGINAL_BACKOFF
-from scripts.bench.report import latency_rows, markdown_table
+from scripts.bench.layers import HostLayers
+from scripts.bench.markdown import markdown_table
+from scripts.bench.polling import ORIGINAL_BACKOFF, latency_rows
 from scripts.bench.stats import Summary, percentile, ratio
 from scripts.bench.throughput import audit_user
 from scripts.bench.worker_replies import WorkerReply, recording_worker_replies
@@ -207,7 +220,7 @@ def test_streaming_cost_per_1000_tokens_against_the_model_price() -> None:
     assert measured.messages_usd == pytest.approx(80e-6)
     assert measured.writes_usd == pytest.approx(12.5e-6)
     assert measured.percent_of_model == pytest.approx(100 * 92.5e-6 / 0.002)  # 4.625 %
-    assert streaming_cost.model_output_usd() == pytest.approx(0.002)
+    assert prices.model_output_usd() == pytest.approx(0.002)
 
 
 def test_streaming_tally_pairs_client_and_worker_counts() -> None:
@@ -294,9 +307,9 @@ def test_report_without_worker_counts_has_no_cost_section() -> None:
 
 
 def test_dollars_per_million() -> None:
-    assert report.dollars_per_million(1.00 / 1_000_000) == "$1.00"
-    assert report.dollars_per_million(0.625 / 1_000_000) == "$0.625"
-    assert report.dollars_per_million(2.00 / 1_000_000) == "$2.00"
+    assert markdown.dollars_per_million(1.00 / 1_000_000) == "$1.00"
+    assert markdown.dollars_per_million(0.625 / 1_000_000) == "$0.625"
+    assert markdown.dollars_per_million(2.00 / 1_000_000) == "$2.00"
 
 
 def test_worker_reply_log_records_each_handle_call_and_restores_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -466,7 +479,7 @@ def test_cold_start_samples_are_taken_in_rounds_so_drift_hits_both_sides_of_a_ra
         return float(len(order)), ""
 
     monkeypatch.setattr(cold_start, "_run", run)
-    samples = cold_start._interleaved_samples("", [("floor", "import boto3", {}), ("route", "import connect", {})], 3)
+    samples = cold_start.interleaved_samples("", [("floor", "import boto3", {}), ("route", "import connect", {})], 3)
 
     assert order == ["import boto3", "import connect"] * 3
     assert samples == {"floor": (1.0, 3.0, 5.0), "route": (2.0, 4.0, 6.0)}
@@ -503,3 +516,96 @@ def test_a_quick_run_writes_outside_the_committed_docs() -> None:
     assert full.plot == root / "docs" / "benchmarks.png"
     chosen = _parse_args(["--quick", "--out", "/tmp/b/report.md"])
     assert str(chosen.plot) == "/tmp/b/benchmarks.png"
+
+
+# --- Lean routes: each route function against the libraries it must use (issue #24) -----------------------------
+
+
+def _route(route: str, median_s: float, floor_s: float, **fields: Any) -> route_imports.RouteImport:
+    floor = route_imports.ROUTES[route]
+    return route_imports.RouteImport(route, floor, (median_s,), (floor_s,), **fields)
+
+
+def test_each_route_function_is_held_against_the_libraries_it_must_use() -> None:
+    assert set(route_imports.ROUTES) == {"connect", "disconnect", "default", "send_message", "commands", "authorizer"}
+    assert route_imports.ROUTES["authorizer"] == route_imports.AUTHORIZER_LIBRARIES
+    routes_floor = route_imports.FLOOR_CODE[route_imports.ROUTE_LIBRARIES]
+    assert "import boto3" in routes_floor
+    assert "class M(pydantic.BaseModel)" in routes_floor
+    assert "Logger()" in routes_floor
+    assert "Metrics()" in routes_floor
+    authorizer_floor = route_imports.FLOOR_CODE[route_imports.AUTHORIZER_LIBRARIES]
+    assert "boto3" not in authorizer_floor
+    assert "pydantic" not in authorizer_floor
+    assert "import jwt" in authorizer_floor
+    # The floors import as the handlers do: collection paused, then frozen; nothing of ours.
+    code = route_imports.paused(routes_floor)
+    assert code.startswith("import gc\ngc.disable()\n")
+    assert code.endswith("gc.freeze()\ngc.enable()\n")
+    assert "assistant" not in code
+
+
+def test_lean_routes_report_ratios_and_verdicts_against_the_target() -> None:
+    result = route_imports.RouteImports(
+        python="3.11.7",
+        routes=(
+            _route("connect", 0.228, 0.200, own_modules=(("assistant.events", 0.006), ("assistant.settings", 0.004))),
+            _route("send_message", 0.240, 0.200),
+        ),
+    )
+    lean, heavy = result.routes
+    assert lean.ratio == pytest.approx(1.14)
+    assert lean.met
+    assert heavy.ratio == pytest.approx(1.2)
+    assert not heavy.met
+    assert lean.own_s == pytest.approx(0.010)
+    text = report.render(_results(route_imports=result))
+    section = text[text.index("## Lean routes") :]
+    assert "(1 of 2 met)" in section
+    assert "medians of 1 runs" in section
+    assert (
+        "| `connect` | boto3 + pydantic + Powertools | 200 ms | 228 ms | 1.14x (met) | 28 ms "
+        "| 10 ms: `assistant.events` 6 ms, `assistant.settings` 4 ms |" in section
+    )
+    assert "| `send_message` | boto3 + pydantic + Powertools | 200 ms | 240 ms | 1.20x (**not met**) | 40 ms |  |" in (
+        section
+    )
+
+
+def test_own_modules_are_the_assistant_package_and_the_handler() -> None:
+    stderr = "\n".join(
+        [
+            "import time: self [us] | cumulative | imported package",
+            "import time:      5000 |       5000 |     pydantic",
+            "import time:      2000 |       2000 |       assistant.events",
+            "import time:       300 |       7300 |   assistant",
+            "import time:       700 |       8000 | connect",
+        ]
+    )
+    assert route_imports.own_modules(stderr, "connect") == [
+        ("assistant.events", 0.002),
+        ("connect", 0.0007),
+        ("assistant", 0.0003),
+    ]
+
+
+def test_lean_routes_time_each_route_right_after_its_floor(monkeypatch: pytest.MonkeyPatch) -> None:
+    order: list[str] = []
+
+    def run(code: str, env: dict[str, str], *, importtime: bool = False) -> tuple[float, str]:
+        if not importtime:
+            order.append("floor" if "gc.disable()" in code else code.strip().splitlines()[-1])
+        return (0.1 if "gc.disable()" in code else 0.12), ""
+
+    monkeypatch.setattr(cold_start, "_run", run)
+    monkeypatch.setattr(route_imports, "_run", run)
+    host = HostLayers(*(Path("/nonexistent") for _ in range(4)))
+    result = route_imports.measure(host, repeats=2)
+
+    rounds = [step for route in route_imports.ROUTES for step in ("floor", f"import {route}")]
+    assert order[1:] == rounds * 2  # after one warm-up run of every handler
+    connect = result.routes[0]
+    assert connect.samples_s == (0.12, 0.12)
+    assert len(connect.floor_samples_s) == 2 * 5  # pooled over the five API routes' floor runs
+    assert connect.ratio == pytest.approx(1.2)
+    assert result.repeats == 2
