@@ -1,8 +1,31 @@
-"""A stand-in for the stage's ``@connections`` client in which some connections are gone."""
+"""Stand-ins for the stage's ``@connections`` client (the API Gateway Management API): one that records the order
+of the calls, one in which some connections are gone."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+
+class RecordingApi:
+    """The @connections client, recording the order of calls (moto forgets a connection's frames on delete): each as
+    ``("post", connection id, the frame)`` or ``("delete", connection id, None)``."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.calls: list[tuple[str, str, Any]] = []
+
+    def order(self) -> list[tuple[str, str]]:
+        """The calls without their frames: ``[("post", "conn-1"), ("delete", "conn-1")]``."""
+        return [(call, connection) for call, connection, _ in self.calls]
+
+    def post_to_connection(self, *, ConnectionId: str, Data: bytes) -> Any:
+        self.calls.append(("post", ConnectionId, json.loads(Data)))
+        return self._client.post_to_connection(ConnectionId=ConnectionId, Data=Data)
+
+    def delete_connection(self, *, ConnectionId: str) -> Any:
+        self.calls.append(("delete", ConnectionId, None))
+        return self._client.delete_connection(ConnectionId=ConnectionId)
 
 
 class GoneFor:

@@ -17,6 +17,7 @@ from assistant import queue
 from assistant.wiring import QUEUE, Env
 from scripts.local_stack.offline_model import OfflineModelServer, Pace
 from tests.conftest import REGION
+from tests.connections_api import RecordingApi
 from tests.events import websocket_event
 from tests.handlers import reset_handlers
 
@@ -170,3 +171,13 @@ def deployment(ddb_table: Any, model: OfflineModelServer, monkeypatch: pytest.Mo
     monkeypatch.undo()  # tests replace handlers' dependencies; put the originals back before resetting them
     reset_handlers()
     apigatewaymanagementapi_backends[ACCOUNT][REGION].connections.clear()
+
+
+@pytest.fixture
+def recording_api(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> RecordingApi:
+    """The handlers' @connections client, recording the order of its calls (see :class:`RecordingApi`)."""
+    from assistant import clients
+
+    recording = RecordingApi(clients.connections_api(CALLBACK_URL))
+    monkeypatch.setattr(clients, "connections_api", lambda callback_url: recording)
+    return recording

@@ -16,14 +16,14 @@ import pytest
 import send_message
 import worker
 
-from assistant import clients
 from assistant.queue import QueuedMessage
 from assistant.stores.usage import UsageStore
 from assistant.wiring import STAGE_DEFAULTS
 from scripts.local_stack.aws.moto_patches import serialise_moto_dynamodb
 from scripts.local_stack.offline_model import Fault
+from tests.connections_api import RecordingApi
 from tests.handlers import reset_handlers
-from tests.integration.conftest import CALLBACK_URL, Deployment
+from tests.integration.conftest import Deployment
 
 
 def _limit(monkeypatch: pytest.MonkeyPatch, **variables: str) -> None:
@@ -37,6 +37,29 @@ def _queued(deployment: Deployment) -> int:
         QueueUrl=deployment.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]
     return int(attributes["ApproximateNumberOfMessages"])
+
+
+def _second_is_refused(deployment: Deployment, handler: Any, frame: dict[str, Any]) -> None:
+    """With a bucket of one: the first ``frame`` is answered (not refused), the second refused with ``rate_limited``."""
+    first = deployment.route(handler, frame)
+    second = deployment.route(handler, frame)
+    assert first is not None
+    assert first.get("code") != "rate_limited"
+    assert second is not None
+    assert second["code"] == "rate_limited"
+
+
+def _ask_for_a_tool_round_and_see_the_quota_stop_it(deployment: Deployment) -> None:
+    """A message whose reply calls a tool: the first round is asked, the quota refuses the second (one model call)."""
+    assert deployment.call(connect.handler, deployment.ws_event("$connect"))["statusCode"] == 200
+    deployment.route(send_message.handler, {"action": "sendMessage", "message": "What time is it in Tokyo?"})
+    assert deployment.deliver(deployment.receive()) == []
+
+    frames = deployment.frames("conn-a1")
+    assert frames[-1]["type"] == "error"
+    assert frames[-1]["code"] == "quota_exceeded"
+    posted = [r for r in deployment.model.requests if r.method == "POST" and r.path.endswith("/responses")]
+    assert len(posted) == 1
 
 
 def test_get_usage_reports_today_with_the_quotas(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,12 +132,7 @@ def test_each_command_has_its_own_limit(
     deployment: Deployment, monkeypatch: pytest.MonkeyPatch, variable: str, frame: dict[str, Any]
 ) -> None:
     _limit(monkeypatch, **{variable: "1/1"})
-    first = deployment.route(commands.handler, frame)
-    second = deployment.route(commands.handler, frame)
-    assert first is not None
-    assert first.get("code") != "rate_limited"
-    assert second is not None
-    assert second["code"] == "rate_limited"
+    _second_is_refused(deployment, commands.handler, frame)
 
 
 @pytest.mark.parametrize(
@@ -131,12 +149,7 @@ def test_each_attachment_action_has_its_own_limit(
     deployment: Deployment, monkeypatch: pytest.MonkeyPatch, variable: str, frame: dict[str, Any]
 ) -> None:
     _limit(monkeypatch, **{variable: "1/1"})
-    first = deployment.route(send_message.handler, frame)
-    second = deployment.route(send_message.handler, frame)
-    assert first is not None
-    assert first.get("code") != "rate_limited"
-    assert second is not None
-    assert second["code"] == "rate_limited"
+    _second_is_refused(deployment, send_message.handler, frame)
     # sendMessage's own bucket is untouched.
     accepted = deployment.route(send_message.handler, {"action": "sendMessage", "message": "hi"})
     assert accepted is not None
@@ -211,22 +224,6 @@ def test_forty_parallel_connects_leave_at_most_ten_open(
     assert open_one(41) == 429
 
 
-class _RecordingApi:
-    """The @connections client, recording the order of calls (moto forgets a connection's frames on delete)."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self.calls: list[tuple[str, str, Any]] = []
-
-    def post_to_connection(self, *, ConnectionId: str, Data: bytes) -> Any:
-        self.calls.append(("post", ConnectionId, json.loads(Data)))
-        return self._client.post_to_connection(ConnectionId=ConnectionId, Data=Data)
-
-    def delete_connection(self, *, ConnectionId: str) -> Any:
-        self.calls.append(("delete", ConnectionId, None))
-        return self._client.delete_connection(ConnectionId=ConnectionId)
-
-
 @pytest.mark.parametrize(
     ("handler", "frame"),
     [
@@ -236,10 +233,8 @@ class _RecordingApi:
     ],
 )
 def test_a_connection_whose_token_expired_is_told_and_closed(
-    deployment: Deployment, monkeypatch: pytest.MonkeyPatch, handler: Any, frame: dict[str, Any]
+    deployment: Deployment, recording_api: RecordingApi, handler: Any, frame: dict[str, Any]
 ) -> None:
-    api = _RecordingApi(clients.connections_api(CALLBACK_URL))
-    monkeypatch.setattr(clients, "connections_api", lambda callback_url: api)
     event = deployment.ws_event("sendMessage", frame)
     # Expired 31 s ago: past the 30 s leeway the authorizer also allows.
     event["requestContext"]["authorizer"]["exp"] = str(int(time.time()) - 31)
@@ -247,8 +242,8 @@ def test_a_connection_whose_token_expired_is_told_and_closed(
     response = deployment.call(handler, event)
 
     assert "body" not in response  # said by a post, because a route response would arrive after the close
-    assert [(call, connection) for call, connection, _ in api.calls] == [("post", "conn-a1"), ("delete", "conn-a1")]
-    assert api.calls[0][2]["code"] == "token_expired"
+    assert recording_api.order() == [("post", "conn-a1"), ("delete", "conn-a1")]
+    assert recording_api.calls[0][2]["code"] == "token_expired"
     assert _queued(deployment) == 0
     assert worker.dependencies().messages.get("alice", "m-late") is None
 
@@ -322,15 +317,7 @@ def test_the_quota_is_checked_before_every_round_of_a_reply(
 ) -> None:
     """A tool-calling reply whose first round used up the day's output tokens never asks the model again."""
     _limit(monkeypatch, DAILY_OUTPUT_TOKEN_QUOTA="1")
-    assert deployment.call(connect.handler, deployment.ws_event("$connect"))["statusCode"] == 200
-    deployment.route(send_message.handler, {"action": "sendMessage", "message": "What time is it in Tokyo?"})
-    assert deployment.deliver(deployment.receive()) == []
-
-    frames = deployment.frames("conn-a1")
-    assert frames[-1]["type"] == "error"
-    assert frames[-1]["code"] == "quota_exceeded"
-    posted = [r for r in deployment.model.requests if r.method == "POST" and r.path.endswith("/responses")]
-    assert len(posted) == 1
+    _ask_for_a_tool_round_and_see_the_quota_stop_it(deployment)
     assert _usage(deployment)[1] >= 1
 
 
@@ -361,15 +348,7 @@ def test_the_input_token_quota_is_checked_before_every_round_of_a_reply(
     """A tool-calling reply whose first round used up the day's input tokens (output far from its quota) never
     asks the model again."""
     _limit(monkeypatch, DAILY_INPUT_TOKEN_QUOTA="1", DAILY_OUTPUT_TOKEN_QUOTA="1000000")
-    assert deployment.call(connect.handler, deployment.ws_event("$connect"))["statusCode"] == 200
-    deployment.route(send_message.handler, {"action": "sendMessage", "message": "What time is it in Tokyo?"})
-    assert deployment.deliver(deployment.receive()) == []
-
-    frames = deployment.frames("conn-a1")
-    assert frames[-1]["type"] == "error"
-    assert frames[-1]["code"] == "quota_exceeded"
-    posted = [r for r in deployment.model.requests if r.method == "POST" and r.path.endswith("/responses")]
-    assert len(posted) == 1
+    _ask_for_a_tool_round_and_see_the_quota_stop_it(deployment)
     input_tokens, output_tokens = _usage(deployment)
     assert input_tokens >= 1
     assert output_tokens < 1000000

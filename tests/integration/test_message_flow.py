@@ -19,8 +19,8 @@ from assistant.push import Broadcaster
 from assistant.stores.messages import MessageRecord, MessageStatus, MessageStore
 from assistant.stores.usage import UsageStore
 from scripts.local_stack.offline_model import Fault, Pace
+from tests.connections_api import GoneFor
 from tests.frames import assemble
-from tests.gone_connections import GoneFor
 from tests.handlers import reset_handlers, use_dependencies
 from tests.integration.conftest import Deployment
 from tests.replies import replaced

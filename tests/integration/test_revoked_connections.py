@@ -17,11 +17,11 @@ import default
 import pytest
 import send_message
 
-from assistant import clients
 from assistant.refusals import REFUSALS_BEFORE_CLOSE
 from assistant.revocation import RevocationCheck, RevocationCheckUnavailable, Verdict
+from tests.connections_api import RecordingApi
 from tests.handlers import reset_handlers
-from tests.integration.conftest import CALLBACK_URL, Deployment
+from tests.integration.conftest import Deployment
 
 HANDLERS = {
     "sendMessage": (send_message, {"action": "sendMessage", "message": "still there?", "messageId": "m-revoked"}),
@@ -45,27 +45,6 @@ class _Cognito:
         return verdict
 
 
-class _RecordingApi:
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self.calls: list[tuple[str, str, Any]] = []
-
-    def post_to_connection(self, *, ConnectionId: str, Data: bytes) -> Any:
-        self.calls.append(("post", ConnectionId, json.loads(Data)))
-        return self._client.post_to_connection(ConnectionId=ConnectionId, Data=Data)
-
-    def delete_connection(self, *, ConnectionId: str) -> Any:
-        self.calls.append(("delete", ConnectionId, None))
-        return self._client.delete_connection(ConnectionId=ConnectionId)
-
-
-@pytest.fixture
-def api(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> _RecordingApi:
-    recording = _RecordingApi(clients.connections_api(CALLBACK_URL))
-    monkeypatch.setattr(clients, "connections_api", lambda callback_url: recording)
-    return recording
-
-
 def _use(module: Any, cognito: _Cognito, *, recheck_seconds: float = 60) -> RevocationCheck:
     """The module's dependencies as built, with Cognito played by ``cognito``."""
     check = RevocationCheck(cognito.get_user, recheck_seconds=recheck_seconds)
@@ -82,7 +61,7 @@ def _event(deployment: Deployment, frame: dict[str, Any], token: str | None) -> 
 
 @pytest.mark.parametrize("route", HANDLERS)
 def test_a_connection_whose_token_was_revoked_is_told_and_closed(
-    deployment: Deployment, api: _RecordingApi, route: str
+    deployment: Deployment, recording_api: RecordingApi, route: str
 ) -> None:
     module, frame = HANDLERS[route]
     cognito = _Cognito({"tok-revoked": "refused"})
@@ -91,9 +70,9 @@ def test_a_connection_whose_token_was_revoked_is_told_and_closed(
     response = deployment.call(module.handler, _event(deployment, frame, "tok-revoked"))
 
     assert "body" not in response  # said by a post: a route response would arrive after the close
-    assert [(call, connection) for call, connection, _ in api.calls] == [("post", "conn-a1"), ("delete", "conn-a1")]
-    assert api.calls[0][2]["type"] == "error"
-    assert api.calls[0][2]["code"] == "token_revoked"
+    assert recording_api.order() == [("post", "conn-a1"), ("delete", "conn-a1")]
+    assert recording_api.calls[0][2]["type"] == "error"
+    assert recording_api.calls[0][2]["code"] == "token_revoked"
     assert cognito.calls == ["tok-revoked"]
     if route == "sendMessage":
         # Refused before intake: nothing recorded, nothing queued.
@@ -101,7 +80,7 @@ def test_a_connection_whose_token_was_revoked_is_told_and_closed(
 
 
 def test_a_live_token_costs_one_get_user_per_interval_whatever_the_frames(
-    deployment: Deployment, api: _RecordingApi
+    deployment: Deployment, recording_api: RecordingApi
 ) -> None:
     cognito = _Cognito({"tok-live": "accepted"})
     check = _use(commands, cognito)
@@ -110,11 +89,11 @@ def test_a_live_token_costs_one_get_user_per_interval_whatever_the_frames(
         assert json.loads(response["body"]) == {"type": "pong"}
     assert cognito.calls == ["tok-live"]
     assert check.calls == 1
-    assert api.calls == []
+    assert recording_api.calls == []
 
 
 def test_cognito_unavailable_lets_frames_through_and_asks_again_only_after_a_pause(
-    deployment: Deployment, api: _RecordingApi
+    deployment: Deployment, recording_api: RecordingApi
 ) -> None:
     cognito = _Cognito({"tok-live": RevocationCheckUnavailable("GetUser answered 500")})
     _use(commands, cognito)
@@ -123,10 +102,12 @@ def test_cognito_unavailable_lets_frames_through_and_asks_again_only_after_a_pau
         assert json.loads(response["body"]) == {"type": "pong"}
     # One call, then a tenth of the interval (6 s) without asking: an outage does not multiply into a call a frame.
     assert cognito.calls == ["tok-live"]
-    assert api.calls == []
+    assert recording_api.calls == []
 
 
-def test_a_connection_without_a_token_in_its_context_is_not_checked(deployment: Deployment, api: _RecordingApi) -> None:
+def test_a_connection_without_a_token_in_its_context_is_not_checked(
+    deployment: Deployment, recording_api: RecordingApi
+) -> None:
     """Only connections opened before the authorizer passed the token on: they end when their token expires."""
     cognito = _Cognito({})
     _use(commands, cognito)
@@ -136,7 +117,10 @@ def test_a_connection_without_a_token_in_its_context_is_not_checked(deployment: 
 
 
 def test_the_token_never_reaches_the_logs(
-    deployment: Deployment, api: _RecordingApi, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    deployment: Deployment,
+    recording_api: RecordingApi,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     token = "eyJ-secret-token-value"
     _use(send_message, _Cognito({token: "refused"}))
@@ -146,7 +130,7 @@ def test_the_token_never_reaches_the_logs(
 
 
 def test_a_connection_that_keeps_hitting_its_limits_is_told_and_closed(
-    deployment: Deployment, api: _RecordingApi, monkeypatch: pytest.MonkeyPatch
+    deployment: Deployment, recording_api: RecordingApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue #22: every refusal answers `rate_limited` and the connection survives, until it has been refused
     REFUSALS_BEFORE_CLOSE times within a minute (a client that ignores `retryAfterMs`): then it is closed."""
@@ -162,7 +146,7 @@ def test_a_connection_that_keeps_hitting_its_limits_is_told_and_closed(
     assert frames[0] == {"type": "pong"}
     assert {frame["code"] for frame in frames[1:]} == {"rate_limited"}
     assert len(frames) == REFUSALS_BEFORE_CLOSE  # the pong, then every refusal but the last answered in the route
-    assert [(call, connection) for call, connection, _ in api.calls] == [("post", "conn-a1"), ("delete", "conn-a1")]
-    closing = api.calls[0][2]
+    assert recording_api.order() == [("post", "conn-a1"), ("delete", "conn-a1")]
+    closing = recording_api.calls[0][2]
     assert closing["code"] == "rate_limited"
     assert closing["retryAfterMs"] == 60_000

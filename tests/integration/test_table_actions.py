@@ -38,8 +38,8 @@ from assistant.wiring import (
     FunctionSpec,
 )
 from tests.conftest import REGION, CognitoPool
+from tests.connections_api import GoneFor
 from tests.events import authorizer_event
-from tests.gone_connections import GoneFor
 from tests.integration.conftest import API_ID, CALLBACK_URL, STAGE, Deployment, LambdaContext
 
 _TRANSACTION_ITEM_ACTIONS = {
