@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from assistant.coldstart import collection_paused
 
-# Imported with garbage collection paused, then frozen: 15-20 % off the cold start (assistant.coldstart).
+# Imported with garbage collection paused, then frozen: no collection passes over what the container keeps for life
+# (assistant.coldstart).
 with collection_paused():
     import os
 
@@ -15,10 +16,10 @@ with collection_paused():
     from assistant.settings import WorkerSettings
 
     if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
-        # SnapStart (infra.stage.StageConfig.worker_snap_start) snapshots what init did, so the SDK's import (about
-        # half a second) is paid once per published version instead of at each container's first message. Only the
-        # import: clients, the model key and connections are built at the first record, after restore, never into
-        # the snapshot.
+        # SnapStart (infra.stage.StageConfig.worker_snap_start) snapshots what init did, so the SDK's import (the
+        # largest part of the worker's cold start) is paid once per published version instead of at each container's
+        # first message. Only the import: clients, the model key and connections are built at the first record, after
+        # restore, never into the snapshot.
         import random
 
         import openai  # noqa: F401

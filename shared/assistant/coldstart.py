@@ -2,8 +2,8 @@
 
 A cold start imports boto3, pydantic, Powertools (and the worker, ``openai``): hundreds of thousands of objects that
 live as long as the container. CPython's collector meanwhile runs a pass every few hundred new objects, and as the
-heap grows, passes that walk all of it, finding nothing to free: 15-20 % of a handler's import (``make bench``,
-"Cold start"). So each handler module imports inside :func:`collection_paused`, and collection resumes afterwards.
+heap grows, passes that walk all of it, finding nothing to free (``make bench``, "Cold start", measures what that
+costs). So each handler module imports inside :func:`collection_paused`, and collection resumes afterwards.
 
 The first time in a process (a container's init: the handler module's import), what exists is also frozen
 (``gc.freeze``: moved where no later pass looks, so the passes during a streaming reply skip it too). Only the first

@@ -20,21 +20,34 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, Field
 
 from assistant import tracing
 from assistant.connection_route import LambdaHandler
 from assistant.errors import AssistantError, BadRequest, ErrorCode, RateLimited, TokenExpired, TokenRevoked
-from assistant.events import MessageEvent
+from assistant.events import RequestContext
 from assistant.observability import WEBSOCKET_CORRELATION_PATH, Metric, logger, metrics
 from assistant.protocol import ClientFrame, ErrorFrame, ServerFrame, parse_client_frame, route_response
-from assistant.push import post_then_close
 from assistant.refusals import REFUSAL_WINDOW_SECONDS, RefusalCounter
 from assistant.revocation import RevocationCheck, TokenRefused
 from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS, ROUTES, FunctionSpec
+
+
+class MessageRequestContext(RequestContext):
+    route_key: str = Field(alias="routeKey")
+    event_type: Literal["MESSAGE"] = Field(alias="eventType")
+
+
+class MessageEvent(BaseModel):
+    """The event of a frame on an open connection: who sent it (the authorizer's context), where, and the frame."""
+
+    request_context: MessageRequestContext = Field(alias="requestContext")
+    body: str | None = Field(None, alias="body")
+
 
 #: What an action runs: the event (who sent it, on which connection) and its frame, parsed into its model.
 RouteAction = Callable[[MessageEvent, Any], ServerFrame | None]
@@ -145,6 +158,9 @@ def _end_connection(
 ) -> dict[str, Any]:
     """Tell the connection why, then close it. The frame is posted first: a route response would arrive after the
     close."""
+    # Only this path posts and closes: the @connections helpers are imported when a connection is first ended.
+    from assistant.push import post_then_close
+
     metrics.add_metric(name=counted_as.value, unit=MetricUnit.Count, value=1)
     post_then_close(connections_api, event.request_context.connection_id, ErrorFrame.from_error(reason))
     return route_response(None)

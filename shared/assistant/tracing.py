@@ -1,9 +1,10 @@
 """X-Ray traces through Powertools' Tracer, paid for only by the invocations Lambda samples.
 
 Lambda decides per invocation whether it is traced and says so in ``_X_AMZN_TRACE_ID`` (``Sampled=1``). Building
-the Tracer imports the X-Ray SDK (30-40 ms in Lambda, more than the rest of the authorizer's own code), so it is built
-on the first *sampled* invocation, not at import: an unsampled cold start pays nothing, and outside Lambda (tests,
-the local stack, ``POWERTOOLS_TRACE_DISABLED``) nothing of the SDK is ever imported. Once built, the Tracer patches
+the Tracer imports the X-Ray SDK (more than the rest of the authorizer's own code: ``make bench``, "Cold start", the
+``traced`` rows), so it is built on the first *sampled* invocation, not at import: an unsampled cold start pays
+nothing, and outside Lambda (tests, the local stack, ``POWERTOOLS_TRACE_DISABLED``) nothing of the SDK is ever
+imported. Once built, the Tracer patches
 botocore, so every AWS call of the function (DynamoDB, SQS, ``@connections``, Secrets Manager) is a subsegment.
 
 Where the code's own time goes is marked with :func:`subsegment` (a block) and :func:`mark_since` (a span that
