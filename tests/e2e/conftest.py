@@ -128,7 +128,7 @@ def stack_info(stack: LocalStack) -> StackInfo:
     return stack.info
 
 
-def _cognito(info: StackInfo) -> Any:
+def cognito_client(info: StackInfo) -> Any:
     """A Cognito client of the stack's moto."""
     return boto3.client(
         "cognito-idp",
@@ -146,7 +146,7 @@ def sign_in(info: StackInfo, username: str | None = None, password: str | None =
 
 def sign_in_tokens(info: StackInfo, username: str | None = None, password: str | None = None) -> dict[str, Any]:
     """Every token of an SRP sign-in (``AccessToken``, ``IdToken``, ``RefreshToken``)."""
-    cognito = _cognito(info)
+    cognito = cognito_client(info)
     result = srp_sign_in(
         cognito,
         user_pool_id=info.user_pool_id,
@@ -161,7 +161,7 @@ def sign_in_tokens(info: StackInfo, username: str | None = None, password: str |
 def create_user(stack: LocalStack, username: str, password: str) -> None:
     """A second user, for tests of isolation between users."""
     info = stack_info(stack)
-    cognito = _cognito(info)
+    cognito = cognito_client(info)
     cognito.admin_create_user(UserPoolId=info.user_pool_id, Username=username, MessageAction="SUPPRESS")
     cognito.admin_set_user_password(UserPoolId=info.user_pool_id, Username=username, Password=password, Permanent=True)
 

@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import boto3
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -25,6 +24,7 @@ from scripts.local_stack.aws.resources import generate_password
 from scripts.local_stack.settings import limits_from_environment
 from scripts.local_stack.stack import LocalStack, StackInfo
 from tests.e2e.conftest import (
+    cognito_client,
     create_user,
     e2e_settings,
     open_socket,
@@ -46,16 +46,6 @@ def revocation_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local
     settings = e2e_settings(log_dir=tmp_path_factory.mktemp("lambda-logs"), limits=limits)
     with running_stack(settings) as stack:
         yield stack
-
-
-def _cognito(info: StackInfo) -> Any:
-    return boto3.client(
-        "cognito-idp",
-        endpoint_url=info.cognito_endpoint,
-        region_name=info.region,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
 
 
 def _signed_in_user(stack: LocalStack) -> tuple[str, dict[str, Any]]:
@@ -89,7 +79,7 @@ async def test_a_revoked_user_is_closed_at_the_next_frame_and_refused_at_connect
     revocation_stack: LocalStack, revoke: Revoke
 ) -> None:
     info = stack_info(revocation_stack)
-    idp = _cognito(info)
+    idp = cognito_client(info)
     username, tokens = _signed_in_user(revocation_stack)
     _, bystander = _signed_in_user(revocation_stack)
 
@@ -126,7 +116,7 @@ async def test_a_token_revoked_before_its_first_use_is_refused_at_connect(revoca
     """No earlier answer is cached anywhere for this token: the authorizer asks Cognito and is told no."""
     info = stack_info(revocation_stack)
     _, tokens = _signed_in_user(revocation_stack)
-    await asyncio.to_thread(_cognito(info).global_sign_out, AccessToken=tokens["AccessToken"])
+    await asyncio.to_thread(cognito_client(info).global_sign_out, AccessToken=tokens["AccessToken"])
     with pytest.raises(InvalidStatus) as refused:
         async with open_socket(info, tokens["AccessToken"]):
             pass
