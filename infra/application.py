@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, cast
 
 import aws_cdk as cdk
 
@@ -56,7 +57,8 @@ def stage_from_context(app: cdk.App) -> StageConfig:
     retention_days = app.node.try_get_context(RETENTION_DAYS_CONTEXT_KEY)
     if retention_days is not None:
         try:
-            stage = replace(stage, retention_days=int(str(retention_days).strip()))
+            # A stage setting: a field generated from assistant.environment.SETTINGS, which a type checker cannot see.
+            stage = replace(cast(Any, stage), retention_days=int(str(retention_days).strip()))
         except ValueError as exc:
             raise ValueError(f"--context {RETENTION_DAYS_CONTEXT_KEY} must be a whole number of days: {exc}") from None
     return stage

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant.environment import StageSettings
 from assistant.providers import ModelProvider
+from assistant.stage_settings import StageSettings
 from assistant.stage_throttles import DEV_THROTTLES, PROD_THROTTLES, StageThrottles
 from infra.names import DEFAULT_STAGE, validate_stage_name
 

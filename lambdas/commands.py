@@ -9,24 +9,29 @@ from assistant.coldstart import collection_paused
 # (assistant.coldstart).
 with collection_paused():
     from assistant import function_dependencies as build
+    from assistant.action_table import ClientFrame, frames_of
+    from assistant.environment import COMMANDS_FN
     from assistant.lifecycle import PerContainer
-    from assistant.protocol import ClientFrame, ServerFrame
-    from assistant.routes import MessageEvent, actions_of, websocket_route
+    from assistant.routes import MessageEvent, websocket_route
+    from assistant.server_frames import ServerFrameModel
     from assistant.settings import CommandsSettings
-    from assistant.wiring import COMMANDS
 
 #: Built at the first invocation, kept for the container's life.
 dependencies = PerContainer(lambda: build.commands(CommandsSettings.from_env()))
 
 
-def run_command(event: MessageEvent, frame: ClientFrame) -> ServerFrame | None:
-    # The service dispatches on the frame's action (its rate limits are per action too).
+def run_command(event: MessageEvent, frame: ClientFrame) -> ServerFrameModel | None:
+    # The service answers each frame with its handler (assistant.commands.COMMAND_HANDLERS, by frame type) after
+    # taking a token from the action's bucket.
     context = event.request_context
     return dependencies().commands().handle(context.authorizer.user_id, frame, connection_id=context.connection_id)
 
 
+#: Every command the table of actions routes here; the service answers each with its own handler.
+ACTIONS = dict.fromkeys(frames_of(COMMANDS_FN), run_command)
+
 handler = websocket_route(
-    dict.fromkeys(actions_of(COMMANDS), run_command),
+    ACTIONS,
     connections_api=lambda: dependencies().connections_api(),
     revocation=lambda: dependencies().revocation,
     refusals=lambda: dependencies().refusals,

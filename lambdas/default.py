@@ -8,9 +8,9 @@ from assistant.coldstart import collection_paused
 # (assistant.coldstart).
 with collection_paused():
     from assistant import function_dependencies as build
+    from assistant.action_table import ACTION_TABLE, ClientFrame
     from assistant.errors import UnknownAction
     from assistant.lifecycle import PerContainer
-    from assistant.protocol import ACTIONS, ClientFrame
     from assistant.routes import MessageEvent, websocket_route
     from assistant.settings import DefaultSettings
 
@@ -25,8 +25,9 @@ def unroutable(event: MessageEvent, frame: ClientFrame) -> None:
 
 
 handler = websocket_route(
-    dict.fromkeys(ACTIONS, unroutable),
+    dict.fromkeys(ACTION_TABLE, unroutable),
     connections_api=lambda: dependencies().connections_api(),
     revocation=lambda: dependencies().revocation,
     refusals=lambda: dependencies().refusals,
+    every_action=True,
 )

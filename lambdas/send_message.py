@@ -12,18 +12,18 @@ with collection_paused():
     from aws_lambda_powertools.metrics import MetricUnit
 
     from assistant import function_dependencies as build
+    from assistant.client_frames import ClientFrameModel, new_id
     from assistant.lifecycle import PerContainer
-    from assistant.observability import Metric, metrics
-    from assistant.protocol import (
+    from assistant.message_frames import (
         Accepted,
         AttachmentFrame,
         GetAttachment,
         RequestUpload,
         SendMessage,
         UploadFrame,
-        new_id,
     )
-    from assistant.routes import MessageEvent, websocket_route
+    from assistant.observability import Metric, metrics
+    from assistant.routes import MessageEvent, RouteAction, websocket_route
     from assistant.settings import SendMessageSettings
 
 #: Built at the first invocation, kept for the container's life.
@@ -62,8 +62,15 @@ def get_attachment(event: MessageEvent, frame: GetAttachment) -> AttachmentFrame
     return AttachmentFrame(upload_id=frame.upload_id, url=deps.uploads.link(user_id, frame.upload_id))
 
 
+#: What answers each of this function's actions, by frame type (the table of actions routes exactly these here).
+ACTIONS: dict[type[ClientFrameModel], RouteAction] = {
+    SendMessage: send_message,
+    RequestUpload: request_upload,
+    GetAttachment: get_attachment,
+}
+
 handler = websocket_route(
-    {"sendMessage": send_message, "requestUpload": request_upload, "getAttachment": get_attachment},
+    ACTIONS,
     connections_api=lambda: dependencies().connections_api(),
     revocation=lambda: dependencies().revocation,
     refusals=lambda: dependencies().refusals,

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant.environment import SETTINGS, STAGE_DEFAULTS, Env
+from assistant.environment import SETTINGS, Env
+from assistant.stage_settings import STAGE_DEFAULTS
 from assistant.stage_throttles import DEV_THROTTLES, StageThrottles
 from assistant.wiring import QUEUE, WORKER
 from scripts.local_stack.gateway.server import IDLE_TIMEOUT_S, MAX_CONNECTION_AGE_S
@@ -118,7 +119,7 @@ class StackInfo:
         return config
 
 
-#: Limits ``make dev`` applies: every stage setting's default (``assistant.environment.STAGE_SETTINGS``), each
+#: Limits ``make dev`` applies: every stage setting's default (``assistant.stage_settings.STAGE_DEFAULTS``), each
 #: overridable by the variable of the same name in the environment ``make dev`` runs in (docs/settings.md).
 LOCAL_LIMIT_DEFAULTS: dict[Env, str] = STAGE_DEFAULTS.environment()
 

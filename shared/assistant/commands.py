@@ -11,16 +11,11 @@ from typing import Any, Final
 
 from aws_lambda_powertools import Logger
 
-from assistant.client_frames import ACTION_NAMES, ACTION_TABLE, frames_of
-from assistant.environment import COMMANDS_FN, Env
-from assistant.errors import NotFound, QuotaExceeded
-from assistant.model import ModelClient
-from assistant.protocol import (
+from assistant.action_table import ACTION_NAMES, ACTION_TABLE, ClientFrame, frames_of
+from assistant.client_frames import ClientFrameModel
+from assistant.command_frames import (
     AttachmentInfo,
     Cancel,
-    Cancelled,
-    ClientFrame,
-    ClientFrameModel,
     ConversationDeleted,
     ConversationFrame,
     Conversations,
@@ -40,11 +35,14 @@ from assistant.protocol import (
     Ping,
     Pong,
     RenameConversation,
-    ServerFrame,
-    Usage,
 )
+from assistant.environment import COMMANDS_FN, Env
+from assistant.errors import NotFound, QuotaExceeded
+from assistant.model import ModelClient
 from assistant.push import Broadcaster
 from assistant.queue import MessageQueue
+from assistant.reply_frames import Cancelled, Usage
+from assistant.server_frames import ServerFrameModel
 from assistant.stores.conversations import ConversationStore
 from assistant.stores.messages import MessageStatus, MessageStore
 from assistant.stores.rate_limits import RateLimit, RateLimiter
@@ -110,7 +108,7 @@ class CommandService:
         #: The connection the frame being handled came from (answered by the route response, not a post).
         self._connection_id: str | None = None
 
-    def handle(self, user_id: str, frame: ClientFrame, *, connection_id: str | None = None) -> ServerFrame | None:
+    def handle(self, user_id: str, frame: ClientFrame, *, connection_id: str | None = None) -> ServerFrameModel | None:
         command = COMMAND_HANDLERS.get(type(frame))
         if command is None:
             raise TypeError(f"{type(frame).__name__} is not a command")  # sendMessage has its own function
@@ -121,13 +119,13 @@ class CommandService:
         self._connection_id = connection_id
         return command(self, user_id, frame)
 
-    def _rename(self, user_id: str, frame: RenameConversation) -> ServerFrame:
+    def _rename(self, user_id: str, frame: RenameConversation) -> ServerFrameModel:
         renamed = self._conversations.rename(user_id, frame.conversation_id, frame.title, now=self._clock())
         return self._tell_every_tab(
             user_id, ConversationUpdated(conversation_id=renamed.conversation_id, title=renamed.title)
         )
 
-    def _delete(self, user_id: str, frame: DeleteConversation) -> ServerFrame:
+    def _delete(self, user_id: str, frame: DeleteConversation) -> ServerFrameModel:
         """The conversation's record goes at once (``not_found`` from now on, for every action); a reply streaming
         in it is stopped as Stop would stop it (its tokens counted); its turns and messages are erased by the
         worker (:mod:`assistant.stores.erasure`)."""
@@ -137,7 +135,7 @@ class CommandService:
         self._request_erasure(user_id, now)
         return self._tell_every_tab(user_id, ConversationDeleted(conversation_id=frame.conversation_id))
 
-    def _delete_all(self, user_id: str) -> ServerFrame:
+    def _delete_all(self, user_id: str) -> ServerFrameModel:
         """Every conversation record of the user, and the current-conversation pointer, in batches; then as
         :meth:`_delete`. Today's usage counters and rate-limit buckets are kept: deleting must not reset a quota."""
         now = self._clock()
@@ -171,17 +169,17 @@ class CommandService:
             # erasure or by scripts.delete_user_data, since an erasure removes every orphan of the user.
             logger.exception("Could not enqueue the erasure of deleted conversations")
 
-    def _tell_every_tab(self, user_id: str, frame: ServerFrame) -> ServerFrame:
+    def _tell_every_tab(self, user_id: str, frame: ServerFrameModel) -> ServerFrameModel:
         """Post ``frame`` to the user's other tabs and return it as the sender's answer."""
         if self._broadcaster is not None:
             try:
                 self._broadcaster().send(user_id, frame, except_connection=self._connection_id)
             except Exception:
                 # The change is made and the sender is answered; other tabs see it at their next list or history.
-                logger.exception("Could not tell the user's other tabs", extra={"frame": frame.type})
+                logger.exception("Could not tell the user's other tabs", extra={"frame": type(frame).__name__})
         return frame
 
-    def _new_conversation(self, user_id: str) -> ServerFrame:
+    def _new_conversation(self, user_id: str) -> ServerFrameModel:
         kept = self._conversations.count(user_id)
         if kept >= self._limits.max_conversations:
             # Every conversation is listed and kept with its turns: a bound on what one user can store.
@@ -191,7 +189,7 @@ class CommandService:
         created = self._conversations.create(user_id, now=self._clock())
         return ConversationFrame(conversation_id=created.conversation_id)
 
-    def _cancel(self, user_id: str, message_id: str) -> ServerFrame | None:
+    def _cancel(self, user_id: str, message_id: str) -> ServerFrameModel | None:
         request = self._messages.request_cancel(user_id, message_id)
         if request is None:
             raise NotFound("No such message.")
@@ -269,9 +267,12 @@ class CommandService:
         return history
 
 
-#: What answers each command, keyed by its frame's type (the frame is already that action's model). The actions
-#: themselves, and which function answers them, are ``assistant.client_frames.ACTION_TABLE``'s.
-COMMAND_HANDLERS: Final[Mapping[type[ClientFrameModel], Callable[[CommandService, str, Any], ServerFrame | None]]] = {
+#: What runs one command: the service, the user and the frame (already that action's model).
+CommandHandler = Callable[[CommandService, str, Any], ServerFrameModel | None]
+
+#: What answers each command, keyed by its frame's type. The actions themselves, and which function answers them,
+#: are ``assistant.action_table.ACTION_TABLE``'s.
+COMMAND_HANDLERS: Final[Mapping[type[ClientFrameModel], CommandHandler]] = {
     Cancel: lambda service, user_id, frame: service._cancel(user_id, frame.message_id),
     NewConversation: lambda service, user_id, frame: service._new_conversation(user_id),
     ListConversations: lambda service, user_id, frame: service._conversation_list(user_id, frame),

@@ -2,21 +2,19 @@
 default, whether a stage may set it and which functions get it (:class:`assistant.setting.Setting`).
 
 From it come each function's declared environment (``FunctionSpec.env``), its typed settings (``assistant.settings``),
-a stage's values and their check at synth (:class:`StageSettings`, which ``infra.stage.StageConfig`` extends: the
-same :meth:`Setting.parse` the functions run), the CDK and local environments and docs/settings.md. Adding a
-stage-tunable limit: its :class:`Env` member, :class:`Setting` and :class:`StageSettings` field here, the field of
-each function's settings class that reads it (``assistant.settings``), and its use.
+a stage's values and their check at synth (``assistant.stage_settings.StageSettings``, which
+``infra.stage.StageConfig`` extends: the same :meth:`Setting.parse` the functions run), the CDK and local
+environments and docs/settings.md. Adding a stage-tunable limit: its :class:`Env` member and :class:`Setting` here,
+the field of each function's settings class that reads it (``assistant.settings``), and its use.
 
 Nothing here imports pydantic, boto3 or aws_cdk: the authorizer reads it at cold start, the CDK app at synth.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Final
+from typing import Final
 
 from assistant.limits import MAX_RETENTION_DAYS
 from assistant.providers import ModelProvider
@@ -77,6 +75,11 @@ class Env(StrEnum):
     METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
     LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
 
+
+#: What Powertools itself reads in every handler: the service name for logs, the log level, and the namespace
+#: without which ``Metrics`` refuses to flush (``SchemaValidationError``), failing every invocation that adds a
+#: metric. Every function gets them by construction, so no spec can forget them.
+POWERTOOLS_ENV: Final = (Env.SERVICE_NAME, Env.METRICS_NAMESPACE, Env.LOG_LEVEL)
 
 #: The functions, by ``FunctionSpec.name``.
 AUTHORIZER_FN: Final = "authorizer"
@@ -338,62 +341,3 @@ STAGE_SETTINGS: Final[tuple[Setting, ...]] = tuple(setting for setting in _SETTI
 def variables_of(function: str) -> tuple[Env, ...]:
     """The variables ``function``'s environment declares, in table order."""
     return tuple(setting.env for setting in _SETTINGS if function in setting.functions)
-
-
-def _stage_default(env: Env) -> Any:
-    return SETTINGS[env].default_value() if SETTINGS[env].kind is Kind.INT else SETTINGS[env].default
-
-
-@dataclass(frozen=True, kw_only=True)
-class StageSettings:
-    """The values a stage sets in its functions' environments: one field per stage setting of :data:`SETTINGS`
-    (defaults from there; rate limits as ``"<burst>/<per minute>"``), each checked with the same
-    :meth:`Setting.parse` the functions use, so synth refuses exactly what a function would."""
-
-    rate_limit_send_message: str = _stage_default(Env.RATE_LIMIT_SEND_MESSAGE)
-    rate_limit_new_conversation: str = _stage_default(Env.RATE_LIMIT_NEW_CONVERSATION)
-    rate_limit_get_history: str = _stage_default(Env.RATE_LIMIT_GET_HISTORY)
-    rate_limit_list_conversations: str = _stage_default(Env.RATE_LIMIT_LIST_CONVERSATIONS)
-    rate_limit_cancel: str = _stage_default(Env.RATE_LIMIT_CANCEL)
-    rate_limit_ping: str = _stage_default(Env.RATE_LIMIT_PING)
-    rate_limit_get_usage: str = _stage_default(Env.RATE_LIMIT_GET_USAGE)
-    rate_limit_rename_conversation: str = _stage_default(Env.RATE_LIMIT_RENAME_CONVERSATION)
-    rate_limit_delete_conversation: str = _stage_default(Env.RATE_LIMIT_DELETE_CONVERSATION)
-    rate_limit_delete_all_data: str = _stage_default(Env.RATE_LIMIT_DELETE_ALL_DATA)
-    rate_limit_request_upload: str = _stage_default(Env.RATE_LIMIT_REQUEST_UPLOAD)
-    rate_limit_get_attachment: str = _stage_default(Env.RATE_LIMIT_GET_ATTACHMENT)
-    rate_limit_connect: str = _stage_default(Env.RATE_LIMIT_CONNECT)
-    max_connections_per_user: int = _stage_default(Env.MAX_CONNECTIONS_PER_USER)
-    max_waiting_messages: int = _stage_default(Env.MAX_WAITING_MESSAGES)
-    max_conversations_per_user: int = _stage_default(Env.MAX_CONVERSATIONS_PER_USER)
-    max_message_chars: int = _stage_default(Env.MAX_MESSAGE_CHARS)
-    daily_message_quota: int = _stage_default(Env.DAILY_MESSAGE_QUOTA)
-    daily_output_token_quota: int = _stage_default(Env.DAILY_OUTPUT_TOKEN_QUOTA)
-    daily_input_token_quota: int = _stage_default(Env.DAILY_INPUT_TOKEN_QUOTA)
-    max_image_bytes: int = _stage_default(Env.MAX_IMAGE_BYTES)
-    max_pdf_bytes: int = _stage_default(Env.MAX_PDF_BYTES)
-    daily_upload_bytes_quota: int = _stage_default(Env.DAILY_UPLOAD_BYTES_QUOTA)
-    retention_days: int = _stage_default(Env.RETENTION_DAYS)
-    flush_interval_ms: int = _stage_default(Env.FLUSH_INTERVAL_MS)
-    flush_max_interval_ms: int = _stage_default(Env.FLUSH_MAX_INTERVAL_MS)
-    flush_chars: int = _stage_default(Env.FLUSH_CHARS)
-    token_recheck_seconds: int = _stage_default(Env.TOKEN_RECHECK_SECONDS)
-
-    def __post_init__(self) -> None:
-        for setting in STAGE_SETTINGS:
-            value = getattr(self, setting.field)
-            if isinstance(value, bool) or not isinstance(value, int | str):
-                raise InvalidSetting(f"{setting.field} must be {setting.bounds}, got {value!r}")
-            setting.parse(str(value))  # raises InvalidSetting naming the setting
-
-    def environment(self) -> dict[Env, str]:
-        """Each stage setting's variable, as the functions read it."""
-        return {setting.env: str(getattr(self, setting.field)) for setting in STAGE_SETTINGS}
-
-
-_declared = {setting.field for setting in STAGE_SETTINGS}
-if {field.name for field in dataclasses.fields(StageSettings)} != _declared:
-    raise TypeError("StageSettings must have exactly one field per stage setting of SETTINGS")
-
-#: The defaults every stage starts from (``infra.stage.StageConfig``, the local stack).
-STAGE_DEFAULTS: Final = StageSettings()

@@ -17,6 +17,7 @@ from assistant.environment import (
     CONNECT_FN,
     DEFAULT_FN,
     DISCONNECT_FN,
+    POWERTOOLS_ENV,
     SEND_MESSAGE_FN,
     WORKER_FN,
     Env,
@@ -24,11 +25,6 @@ from assistant.environment import (
     variables_of,
 )
 from assistant.resources import BUCKET, BucketAction, BucketGrant, TableAction
-
-#: What Powertools itself reads in every handler: the service name for logs, the log level, and the namespace
-#: without which ``Metrics`` refuses to flush (``SchemaValidationError``), failing every invocation that adds a
-#: metric. Every function gets them by construction, so no spec can forget them.
-POWERTOOLS_ENV: Final = (Env.SERVICE_NAME, Env.METRICS_NAMESPACE, Env.LOG_LEVEL)
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from assistant.attachments import UploadService
+from assistant.client_frames import new_id
 from assistant.errors import NotFound, QuotaExceeded
-from assistant.protocol import Accepted, SendMessage, new_id
+from assistant.message_frames import Accepted, SendMessage
 from assistant.queue import MessageQueue, QueuedMessage
 from assistant.stores.batch import ItemReader
 from assistant.stores.conversations import ConversationStore

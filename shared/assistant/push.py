@@ -16,7 +16,8 @@ from typing import Any, Final
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from assistant.protocol import Delta, ServerFrame
+from assistant.reply_frames import Delta
+from assistant.server_frames import ServerFrameModel
 from assistant.stores.connections import ConnectionStore
 from assistant.wiring import MAX_FRAME_BYTES
 
@@ -63,7 +64,7 @@ class Broadcaster:
         self._clock = clock
         self._cache: dict[str, tuple[float, list[str]]] = {}
 
-    def send(self, user_id: str, frame: ServerFrame, *, except_connection: str | None = None) -> int:
+    def send(self, user_id: str, frame: ServerFrameModel, *, except_connection: str | None = None) -> int:
         """Post ``frame`` to each of the user's connections (but ``except_connection``, which a route answers
         itself); return how many received it.
 
@@ -152,7 +153,7 @@ def management_client(callback_url: str) -> Any:
     return boto3.client("apigatewaymanagementapi", endpoint_url=callback_url, config=config)
 
 
-def post_then_close(client: Any, connection_id: str, frame: ServerFrame) -> None:
+def post_then_close(client: Any, connection_id: str, frame: ServerFrameModel) -> None:
     """Tell a connection why, then end it from the server side (API Gateway then sends ``$disconnect``).
 
     A connection that is already gone is fine either way: there is nobody left to tell.
@@ -169,7 +170,7 @@ def post_then_close(client: Any, connection_id: str, frame: ServerFrame) -> None
             return
 
 
-def _encode(frame: ServerFrame) -> bytes:
+def _encode(frame: ServerFrameModel) -> bytes:
     data = frame.to_json().encode("utf-8")
     if len(data) > MAX_FRAME_BYTES:
         raise ValueError(f"frame of {len(data)} bytes exceeds the {MAX_FRAME_BYTES}-byte WebSocket frame limit")

@@ -44,11 +44,12 @@ from assistant.model import (
     ToolExchange,
 )
 from assistant.model_wire import FilePart, HistoryItem, UserMessageWithFiles
-from assistant.protocol import ServerFrame, ToolActivity, ToolStatus
 from assistant.push import Broadcaster, DeltaCoalescer
 from assistant.queue import QueuedMessage
 from assistant.reply_finish import DeliveryReport, DeliveryResult, ReplyFinisher, TurnDraft
+from assistant.reply_frames import ToolActivity, ToolStatus
 from assistant.reply_progress import CancelRequested, ReplyProgress
+from assistant.server_frames import ServerFrameModel
 from assistant.stores.conversations import ConversationStore
 from assistant.stores.messages import ClaimOutcome, MessageRecord, MessageStatus, MessageStore
 from assistant.stores.timestamps import iso_utc
@@ -373,5 +374,5 @@ class ReplyService:
         if spent is not None:
             raise QuotaExceeded(spent)
 
-    def _send(self, record: MessageRecord, frame: ServerFrame) -> None:
+    def _send(self, record: MessageRecord, frame: ServerFrameModel) -> None:
         self._broadcaster.send(record.user_id, frame)

@@ -13,9 +13,10 @@ from aws_lambda_powertools import Logger
 
 from assistant.errors import AssistantError, ErrorCode, NotFound, QuotaExceeded
 from assistant.model_events import ReplyCompleted, ToolExchange
-from assistant.protocol import Cancelled, Done, ErrorFrame, ServerFrame, Usage
 from assistant.queue import QueuedMessage
+from assistant.reply_frames import Cancelled, Done, Usage
 from assistant.reply_progress import ReplyProgress
+from assistant.server_frames import ErrorFrame, ServerFrameModel
 from assistant.stores.conversations import ConversationStore
 from assistant.stores.messages import MessageRecord, MessageStatus, MessageStore
 from assistant.stores.timestamps import iso_utc
@@ -74,7 +75,7 @@ class ReplyFinisher:
         *,
         messages: MessageStore,
         conversations: ConversationStore,
-        send: Callable[[MessageRecord, ServerFrame], object],
+        send: Callable[[MessageRecord, ServerFrameModel], object],
         clock: Callable[[], float],
     ) -> None:
         self._messages = messages

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from assistant.model_response import StopReply
-from assistant.protocol import Delta, Reset, ServerFrame
 from assistant.push import DeltaCoalescer
+from assistant.reply_frames import Delta, Reset
+from assistant.server_frames import ServerFrameModel
 from assistant.stores.messages import Checkpoint, MessageRecord
 
 __all__ = ["CHECKPOINT_INTERVAL_S", "CancelRequested", "Checkpoints", "FrameSpan", "ReplyProgress"]
@@ -67,7 +68,7 @@ class ReplyProgress:
         record: MessageRecord,
         *,
         checkpoints: Checkpoints,
-        send: Callable[[ServerFrame], object],
+        send: Callable[[ServerFrameModel], object],
         coalescer: DeltaCoalescer,
         resend_chars: int,
         clock: Callable[[], float],

@@ -1,5 +1,5 @@
 """The WebSocket API's routes: ``$connect``, ``$disconnect``, ``$default`` and one per action of the table of actions
-(``assistant.client_frames.ACTION_TABLE``), each to the function the table names.
+(``assistant.action_table.ACTION_TABLE``), each to the function the table names.
 
 The CDK stack (``infra.websocket``) and the local gateway (``scripts.local_stack.gateway``) both build their routes
 from :data:`ROUTES`. Not in ``assistant.function_specs``: the table is keyed by the frames' pydantic models, which the
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from assistant.client_frames import ACTION_NAMES, ACTION_TABLE
+from assistant.action_table import ACTION_NAMES, ACTION_TABLE
 from assistant.function_specs import CONNECT, DEFAULT, DISCONNECT, FUNCTIONS, FunctionSpec
 
 #: API Gateway selects the route from this expression.

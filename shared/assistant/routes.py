@@ -27,14 +27,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
 from assistant import tracing
+from assistant.client_frames import ClientFrameModel, parse_frame
 from assistant.connection_route import LambdaHandler
-from assistant.errors import AssistantError, BadRequest, ErrorCode, RateLimited, TokenExpired, TokenRevoked
+from assistant.environment import DEFAULT_MAX_MESSAGE_CHARS
+from assistant.errors import AssistantError, ErrorCode, RateLimited, TokenExpired, TokenRevoked
 from assistant.events import RequestContext
 from assistant.observability import WEBSOCKET_CORRELATION_PATH, Metric, logger, metrics
-from assistant.protocol import ClientFrame, ErrorFrame, ServerFrame, parse_client_frame, route_response
 from assistant.refusals import REFUSAL_WINDOW_SECONDS, RefusalCounter
 from assistant.revocation import RevocationCheck, TokenRefused
-from assistant.wiring import DEFAULT_MAX_MESSAGE_CHARS, ROUTES, FunctionSpec
+from assistant.server_frames import ErrorFrame, ServerFrameModel, route_response
 
 
 class MessageRequestContext(RequestContext):
@@ -50,28 +51,27 @@ class MessageEvent(BaseModel):
 
 
 #: What an action runs: the event (who sent it, on which connection) and its frame, parsed into its model.
-RouteAction = Callable[[MessageEvent, Any], ServerFrame | None]
-
-
-def actions_of(function: FunctionSpec) -> frozenset[str]:
-    """The actions API Gateway routes to ``function`` (its route keys in :data:`assistant.wiring.ROUTES`)."""
-    return frozenset(route.route_key for route in ROUTES if route.function is function)
+RouteAction = Callable[[MessageEvent, Any], ServerFrameModel | None]
 
 
 def websocket_route(
-    actions: Mapping[str, RouteAction],
+    actions: Mapping[type[ClientFrameModel], RouteAction],
     *,
     connections_api: Callable[[], Any],
     revocation: Callable[[], RevocationCheck],
     refusals: Callable[[], RefusalCounter],
     max_message_chars: Callable[[], int] = lambda: DEFAULT_MAX_MESSAGE_CHARS,
+    every_action: bool = False,
 ) -> LambdaHandler:
-    """The Lambda handler of a message route function: ``actions`` maps each action it answers to what runs it.
+    """The Lambda handler of a message route function: ``actions`` maps the frame type of each action it answers
+    (``assistant.action_table.ACTION_TABLE`` routes exactly those to it: tests/unit/test_action_table.py) to what
+    runs it; only those frames are parsed.
 
     ``connections_api`` gives the function's ``@connections`` client (to close a connection whose token expired or
     was revoked); ``revocation`` its check of tokens with Cognito; ``refusals`` the container's count of refused
     frames per connection (:mod:`assistant.refusals`); ``max_message_chars`` the function's limit on a message's
-    characters (a ``sendMessage`` setting)."""
+    characters (a ``sendMessage`` setting); ``every_action``: ``actions`` has every action (``$default``), so any
+    other is an ``unknown_action`` rather than a ``bad_request``."""
 
     @tracing.capture_handler
     @logger.inject_lambda_context(correlation_id_path=WEBSOCKET_CORRELATION_PATH)
@@ -96,8 +96,10 @@ def websocket_route(
             revoked = TokenRevoked("You were signed out. Sign in again to continue.")
             return _end_connection(parsed, connections_api(), counted_as=Metric.CONNECTIONS_REVOKED, reason=revoked)
         try:
-            frame = parse_client_frame(parsed.body, max_message_chars=max_message_chars())
-            return route_response(_action_for(actions, frame, parsed)(parsed, frame))
+            frame = parse_frame(
+                parsed.body, max_message_chars=max_message_chars(), frames=actions, every_action=every_action
+            )
+            return route_response(actions[type(frame)](parsed, frame))
         except AssistantError as error:
             refused = Metric.RATE_LIMITED if error.code is ErrorCode.RATE_LIMITED else Metric.BAD_REQUESTS
             metrics.add_metric(name=refused.value, unit=MetricUnit.Count, value=1)
@@ -123,14 +125,6 @@ def websocket_route(
             )
 
     return handler
-
-
-def _action_for(actions: Mapping[str, RouteAction], frame: ClientFrame, event: MessageEvent) -> RouteAction:
-    action = actions.get(frame.action)
-    if action is None:
-        # API Gateway routes on the same `action`, so only a caller invoking the function directly gets here.
-        raise BadRequest(f"The {event.request_context.route_key} route does not take {frame.action!r} frames.")
-    return action
 
 
 def _token_revoked(event: MessageEvent, revocation: Callable[[], RevocationCheck]) -> bool:

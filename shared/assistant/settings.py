@@ -1,4 +1,4 @@
-"""Typed settings per function, read from the environment its ``FunctionSpec`` declares.
+"""Typed settings per function, read from the environment ``assistant.environment.SETTINGS`` gives it.
 
 Each function has one settings class here, whose fields are exactly the variables ``assistant.environment.SETTINGS``
 gives it: a field is named after its :class:`~assistant.environment.Env` member (``queue_url`` is ``QUEUE_URL``), so
@@ -20,16 +20,19 @@ from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from assistant.environment import SETTINGS, Env, InvalidSetting, MissingSetting
-from assistant.function_specs import (
-    COMMANDS,
-    CONNECT,
-    DEFAULT,
-    DISCONNECT,
+from assistant.environment import (
+    COMMANDS_FN,
+    CONNECT_FN,
+    DEFAULT_FN,
+    DISCONNECT_FN,
     POWERTOOLS_ENV,
-    SEND_MESSAGE,
-    WORKER,
-    FunctionSpec,
+    SEND_MESSAGE_FN,
+    SETTINGS,
+    WORKER_FN,
+    Env,
+    InvalidSetting,
+    MissingSetting,
+    variables_of,
 )
 from assistant.limits import Quotas, RateLimit, Retention
 from assistant.providers import ModelProvider
@@ -64,8 +67,9 @@ class _EnvironmentSettings(BaseModel):
     # all of them when this module is imported, which a handler's cold start would pay for.
     model_config = ConfigDict(frozen=True, defer_build=True)
 
-    #: The function whose environment this class reads; its fields must be exactly that spec's variables.
-    spec: ClassVar[FunctionSpec | None] = None
+    #: The function whose environment this class reads (a ``FunctionSpec.name``); its fields must be exactly the
+    #: variables ``assistant.environment.SETTINGS`` gives that function (Powertools' own aside).
+    function: ClassVar[str | None] = None
 
     region: str = "us-east-1"
 
@@ -102,14 +106,14 @@ class _EnvironmentSettings(BaseModel):
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
-        spec = cls.__dict__.get("spec")
-        if spec is None:
+        function = cls.__dict__.get("function")
+        if function is None:
             return
-        declared = set(spec.env) - set(POWERTOOLS_ENV)
+        declared = set(variables_of(function)) - set(POWERTOOLS_ENV)
         if cls.variables() != declared:
             raise TypeError(
-                f"{cls.__name__} reads {sorted(v.value for v in cls.variables())} but {spec.name}'s spec declares "
-                f"{sorted(v.value for v in declared)}: the fields of a function's settings are its spec's variables"
+                f"{cls.__name__} reads {sorted(v.value for v in cls.variables())} but SETTINGS gives {function} "
+                f"{sorted(v.value for v in declared)}: the fields of a function's settings are its variables"
             )
 
 
@@ -177,22 +181,22 @@ class ModelSettings(_EnvironmentSettings):
 
 
 class ConnectSettings(_Table):
-    spec = CONNECT
+    function = CONNECT_FN
 
     max_connections_per_user: int = _default(Env.MAX_CONNECTIONS_PER_USER)
     rate_limit_connect: RateLimit = _default(Env.RATE_LIMIT_CONNECT)
 
 
 class DisconnectSettings(_Table):
-    spec = DISCONNECT
+    function = DISCONNECT_FN
 
 
 class DefaultSettings(_ClosesConnections):
-    spec = DEFAULT
+    function = DEFAULT_FN
 
 
 class SendMessageSettings(_Table, _ClosesConnections, _Quotas, _Retention, _Attachments):
-    spec = SEND_MESSAGE
+    function = SEND_MESSAGE_FN
 
     #: Which kinds of attachment the stage's model reads; nothing else of the model is used here.
     model_provider: ModelProvider = ModelProvider(_default(Env.MODEL_PROVIDER))
@@ -206,7 +210,7 @@ class SendMessageSettings(_Table, _ClosesConnections, _Quotas, _Retention, _Atta
 
 
 class CommandsSettings(_Table, _ClosesConnections, _Quotas, _Retention, ModelSettings):
-    spec = COMMANDS
+    function = COMMANDS_FN
 
     queue_url: str
     rate_limit_new_conversation: RateLimit = _default(Env.RATE_LIMIT_NEW_CONVERSATION)
@@ -222,7 +226,7 @@ class CommandsSettings(_Table, _ClosesConnections, _Quotas, _Retention, ModelSet
 
 
 class WorkerSettings(_Table, _Callback, _Quotas, _Retention, _Attachments, ModelSettings):
-    spec = WORKER
+    function = WORKER_FN
 
     #: To bring a failed record back sooner than the (long) visibility timeout; see MessageQueue.retry_soon.
     queue_url: str

@@ -2,9 +2,10 @@
 
 Each name is declared once, in the module that owns it; this module gathers them so a caller need not know which:
 
-- ``assistant.environment``: every environment variable (:data:`SETTINGS`), a stage's values (:class:`StageSettings`);
+- ``assistant.environment``: every environment variable (:data:`SETTINGS`); ``assistant.stage_settings``: a
+  stage's values;
 - ``assistant.function_specs``: the Lambda functions (the WebSocket routes are ``assistant.route_table``'s, built
-  from the table of actions in ``assistant.client_frames``);
+  from the table of actions in ``assistant.action_table``);
 - ``assistant.providers``: the model provider profiles and what each can do;
 - ``assistant.resources``: the table, the bucket, the queue, the key's secret, the metrics, the platform's limits.
 
@@ -20,13 +21,11 @@ from assistant.environment import (
     DEFAULT_MAX_MESSAGE_CHARS,
     MAX_TOKEN_RECHECK_SECONDS,
     SETTINGS,
-    STAGE_DEFAULTS,
     STAGE_SETTINGS,
     Env,
     InvalidSetting,
     MissingSetting,
     Setting,
-    StageSettings,
 )
 from assistant.function_specs import (
     AUTH_QUERY_PARAMETER,
@@ -71,13 +70,17 @@ from assistant.resources import (
 
 
 def __getattr__(name: str) -> Any:
-    """``ROUTES`` and ``RouteSpec`` for callers that still import them from here; imported when asked for, since
-    the route table is built from the client frames' pydantic models, which the authorizer keeps off its cold
-    start. New code imports ``assistant.route_table``."""
+    """The route table (``assistant.route_table``) and a stage's values (``assistant.stage_settings``), imported
+    when asked for: the functions never need them, and the route table is built from the client frames' pydantic
+    models, which the authorizer keeps off its cold start."""
     if name in ("ROUTES", "RouteSpec", "ROUTE_SELECTION_EXPRESSION"):
         from assistant import route_table
 
         return getattr(route_table, name)
+    if name in ("STAGE_DEFAULTS", "StageSettings"):
+        from assistant import stage_settings
+
+        return getattr(stage_settings, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -103,7 +106,6 @@ __all__ = [
     "QUEUE",
     "SEND_MESSAGE",
     "SETTINGS",
-    "STAGE_DEFAULTS",
     "STAGE_SETTINGS",
     "TABLE",
     "TOKEN_LEEWAY_SECONDS",
@@ -121,7 +123,6 @@ __all__ = [
     "ProviderCapabilities",
     "QueueSpec",
     "Setting",
-    "StageSettings",
     "TableAction",
     "TableSpec",
     "function_environment",

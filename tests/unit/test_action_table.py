@@ -1,4 +1,4 @@
-"""One table of actions keyed by frame type (assistant.client_frames.ACTION_TABLE): the action names, the frames a
+"""One table of actions keyed by frame type (assistant.action_table.ACTION_TABLE): the action names, the frames a
 route parses, the WebSocket routes, the schema, each action's bucket and each command's handler come from it, so an
 action cannot be routed, parsed or answered by one of them and missing from another."""
 
@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.client_frames import ACTION_NAMES, ACTION_TABLE, ACTIONS, Ping, frames_of, parse_client_frame
+from assistant.action_table import ACTION_NAMES, ACTION_TABLE, ACTIONS, frames_of, parse_client_frame
+from assistant.command_frames import Ping
 from assistant.commands import COMMAND_HANDLERS, command_rate_limits
 from assistant.environment import COMMANDS_FN, SETTINGS, Kind
 from assistant.protocol import protocol_json_schema
@@ -70,3 +71,13 @@ def test_a_frame_of_each_action_parses_into_its_model(frame: type) -> None:
     }.get(name, {})
     parsed = parse_client_frame(json.dumps({"action": name, **example}), max_message_chars=100)
     assert type(parsed) is frame
+
+
+def test_each_route_function_answers_exactly_the_actions_the_table_routes_to_it() -> None:
+    # The handlers' own tables (keyed by frame type) against the table of actions: an action routed to a function
+    # that has no handler for it, or a handler of an action routed elsewhere, fails here.
+    import commands
+    import send_message
+
+    assert set(send_message.ACTIONS) == set(frames_of("send_message"))
+    assert set(commands.ACTIONS) == set(frames_of("commands"))

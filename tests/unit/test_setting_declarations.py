@@ -13,9 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assistant.environment import SETTINGS, STAGE_DEFAULTS, STAGE_SETTINGS, Env, InvalidSetting, Kind, Setting
+from assistant.environment import SETTINGS, STAGE_SETTINGS, Env, InvalidSetting, Kind, Setting
 from assistant.function_specs import FUNCTIONS
 from assistant.settings import FUNCTION_SETTINGS
+from assistant.stage_settings import STAGE_DEFAULTS
 from assistant.token_verifier import token_recheck_seconds
 from infra.stage import StageConfig
 from scripts.local_stack.lambda_runtime.deployed import handler_env
@@ -23,7 +24,7 @@ from scripts.local_stack.lambda_runtime.deployed import handler_env
 #: How each function reads its environment: its settings class, or (the authorizer, which keeps pydantic off its
 #: cold start) the function that reads its one tunable setting.
 _READERS: dict[str, Callable[[Mapping[str, str]], Any]] = {
-    **{cls.spec.name: cls.from_env for cls in FUNCTION_SETTINGS if cls.spec is not None},
+    **{cls.function: cls.from_env for cls in FUNCTION_SETTINGS if cls.function is not None},
     "authorizer": token_recheck_seconds,
 }
 
@@ -88,7 +89,7 @@ def test_a_stage_setting_has_the_same_default_at_synth_and_in_every_function(set
     assert str(stage_value) == setting.default
     environment = {k: v for k, v in handler_env().items() if k != setting.env.value}  # unset: the function's default
     for cls in FUNCTION_SETTINGS:
-        if cls.spec is not None and setting.env in cls.spec.env:
+        if cls.function is not None and cls.function in setting.functions:
             assert str(getattr(cls.from_env(environment), setting.field)) == str(setting.default_value())
 
 

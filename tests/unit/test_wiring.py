@@ -53,19 +53,20 @@ def test_a_function_s_settings_are_typed_and_read_exactly_its_spec_s_variables()
     from assistant.settings import FUNCTION_SETTINGS, SendMessageSettings, _Table
 
     for settings in FUNCTION_SETTINGS:
-        assert settings.spec is not None
-        assert settings.variables() == set(settings.spec.env) - set(POWERTOOLS_ENV), settings.__name__
+        assert settings.function is not None
+        spec = next(spec for spec in FUNCTIONS if spec.name == settings.function)
+        assert settings.variables() == set(spec.env) - set(POWERTOOLS_ENV), settings.__name__
     with pytest.raises(MissingSetting, match="QUEUE_URL"):
         SendMessageSettings.from_env({"TABLE_NAME": "t", "CALLBACK_URL": "https://c"})
     with pytest.raises(InvalidSetting, match="max_waiting_messages"):
         SendMessageSettings.from_env(
             {"TABLE_NAME": "t", "CALLBACK_URL": "c", "QUEUE_URL": "q", "MAX_WAITING_MESSAGES": "0"}
         )
-    # A settings class that drifts from its function's spec fails when it is defined.
-    with pytest.raises(TypeError, match="spec declares"):
+    # A settings class that drifts from its function's variables fails when it is defined.
+    with pytest.raises(TypeError, match="SETTINGS gives authorizer"):
 
         class _Drifted(_Table):
-            spec = FUNCTIONS[0]
+            function = FUNCTIONS[0].name
 
 
 def test_checking_a_stage_s_values_refuses_a_bad_one_by_name_and_ignores_absent_ones() -> None:

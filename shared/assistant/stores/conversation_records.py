@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from assistant.protocol import new_id
+from assistant.client_frames import new_id
 from assistant.stores.keys import conversation_sk, key
 from assistant.stores.timestamps import iso_utc
 from assistant.titles import DEFAULT_TITLE
