@@ -1,4 +1,4 @@
-"""The Lambda functions and the WebSocket routes: what each function runs, may do and is granted.
+"""The Lambda functions: what each runs, may do and is granted (the routes to them are ``assistant.route_table``).
 
 The CDK stack (``infra/``) and the local stack (``scripts/local_stack``) both build every function from these specs:
 its handler, timeout and memory, exactly the IAM grants its code path uses (proven against recorded calls by
