@@ -230,7 +230,7 @@ def streaming_cost_section(results: Results) -> list[str]:
         "",
         "Every `delta` frame is an API Gateway WebSocket message and every checkpoint an on-demand DynamoDB write. "
         "The original design posted one frame per token and wrote a checkpoint per frame: that is the baseline, over "
-        "the same replies and tokens. Frames and checkpoint writes are the worker's own counts (`ReplyOutcome`, "
+        "the same replies and tokens. Frames and checkpoint writes are the worker's own counts (`DeliveryReport`, "
         "which it also emits as metrics), recorded in this process during the latency run (`openai` profile; "
         f"{received}); tokens are each reply's `outputTokens`.",
         "",

@@ -2,7 +2,7 @@
 
 The benchmark's stack runs the handlers in this process (thread isolation), so while :func:`recording_worker_replies`
 is active, every delivery the worker answers goes through a wrapper around ``ReplyService.handle`` that keeps the
-:class:`~assistant.reply.ReplyOutcome` it returned (delta frames posted and checkpoint writes, the numbers the worker
+:class:`~assistant.reply.DeliveryReport` it returned (delta frames posted and checkpoint writes, the numbers the worker
 also emits as metrics) and the wall time of the call, keyed by message id. Nothing in the stack knows about it; the
 original method is put back when the block ends.
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from assistant.queue import QueuedMessage
-from assistant.reply import ReplyOutcome, ReplyService
+from assistant.reply import DeliveryReport, ReplyService
 from scripts.bench import prices
 from scripts.bench.markdown import percent, table_with_arithmetic, times, usd
 from scripts.bench.stats import ratio
@@ -38,20 +38,20 @@ class WorkerReply:
 
     message_id: str
     deliveries: int
-    #: ``delta`` (and ``reset``) frames the worker posted, per tab: ``ReplyOutcome.frames``.
+    #: ``delta`` (and ``reset``) frames the worker posted, per tab: ``DeliveryReport.frames``.
     frames: int
     checkpoint_writes: int
     output_tokens: int
     #: Wall time of ``ReplyService.handle``, summed over the deliveries.
     duration_s: float
-    #: ``ReplyResult`` of the last delivery (``raised`` if it raised, as a handed-back reply does).
+    #: ``DeliveryResult`` of the last delivery (``raised`` if it raised, as a handed-back reply does).
     result: str
 
 
 @dataclass(frozen=True)
 class _Delivery:
     message_id: str
-    outcome: ReplyOutcome | None
+    outcome: DeliveryReport | None
     duration_s: float
 
 
@@ -112,9 +112,9 @@ def recording_worker_replies() -> Iterator[WorkerReplyLog]:
     original = ReplyService.handle
 
     @functools.wraps(original)
-    def timed_handle(self: ReplyService, queued: QueuedMessage, *args: Any, **kwargs: Any) -> ReplyOutcome:
+    def timed_handle(self: ReplyService, queued: QueuedMessage, *args: Any, **kwargs: Any) -> DeliveryReport:
         started = time.perf_counter()
-        outcome: ReplyOutcome | None = None
+        outcome: DeliveryReport | None = None
         try:
             outcome = original(self, queued, *args, **kwargs)
             return outcome

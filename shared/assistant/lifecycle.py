@@ -20,7 +20,6 @@ class PerContainer(Generic[T]):
 
     :meth:`reset` forgets it (the next call builds again, from the environment as it is then): how tests and the
     local stack's thread isolation, which run handlers in their own process, start a fresh "container".
-    :meth:`override` puts a value in its place (a test's fakes, built through the same constructors).
     """
 
     def __init__(self, build: Callable[[], T]) -> None:
@@ -37,10 +36,6 @@ class PerContainer(Generic[T]):
                 if value is None:
                     value = self._value = self._build()
         return value
-
-    def override(self, value: T) -> None:
-        with self._lock:
-            self._value = value
 
     def reset(self) -> None:
         with self._lock:

@@ -63,18 +63,10 @@ __all__ = [
     "DeliveryResult",
     "ReplyHandedBack",
     "ReplyLimits",
-    "ReplyOutcome",
-    "ReplyResult",
     "ReplyService",
 ]
 
 logger = Logger(child=True)
-
-#: The names these types had before, kept for scripts/bench/worker_replies.py and tests/unit/test_bench_report.py
-#: until they use the new ones.
-ReplyOutcome = DeliveryReport
-ReplyResult = DeliveryResult
-
 
 @dataclass(frozen=True)
 class ReplyLimits:

@@ -45,10 +45,14 @@ class _Cognito:
         return verdict
 
 
-def _use(module: Any, cognito: _Cognito, *, recheck_seconds: float = 60) -> RevocationCheck:
-    """The module's dependencies as built, with Cognito played by ``cognito``."""
+def _use(
+    monkeypatch: pytest.MonkeyPatch, module: Any, cognito: _Cognito, *, recheck_seconds: float = 60
+) -> RevocationCheck:
+    """The module's dependencies as built, with Cognito played by ``cognito`` (the handlers look ``dependencies``
+    up at each call)."""
     check = RevocationCheck(cognito.get_user, recheck_seconds=recheck_seconds)
-    module.dependencies.override(dataclasses.replace(module.dependencies(), revocation=check))
+    replaced = dataclasses.replace(module.dependencies(), revocation=check)
+    monkeypatch.setattr(module, "dependencies", lambda: replaced)
     return check
 
 
@@ -61,11 +65,11 @@ def _event(deployment: Deployment, frame: dict[str, Any], token: str | None) -> 
 
 @pytest.mark.parametrize("route", HANDLERS)
 def test_a_connection_whose_token_was_revoked_is_told_and_closed(
-    deployment: Deployment, recording_api: RecordingApi, route: str
+    deployment: Deployment, recording_api: RecordingApi, route: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     module, frame = HANDLERS[route]
     cognito = _Cognito({"tok-revoked": "refused"})
-    _use(module, cognito)
+    _use(monkeypatch, module, cognito)
 
     response = deployment.call(module.handler, _event(deployment, frame, "tok-revoked"))
 
@@ -80,10 +84,10 @@ def test_a_connection_whose_token_was_revoked_is_told_and_closed(
 
 
 def test_a_live_token_costs_one_get_user_per_interval_whatever_the_frames(
-    deployment: Deployment, recording_api: RecordingApi
+    deployment: Deployment, recording_api: RecordingApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cognito = _Cognito({"tok-live": "accepted"})
-    check = _use(commands, cognito)
+    check = _use(monkeypatch, commands, cognito)
     for _ in range(25):
         response = deployment.call(commands.handler, _event(deployment, {"action": "ping"}, "tok-live"))
         assert json.loads(response["body"]) == {"type": "pong"}
@@ -93,10 +97,10 @@ def test_a_live_token_costs_one_get_user_per_interval_whatever_the_frames(
 
 
 def test_cognito_unavailable_lets_frames_through_and_asks_again_only_after_a_pause(
-    deployment: Deployment, recording_api: RecordingApi
+    deployment: Deployment, recording_api: RecordingApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cognito = _Cognito({"tok-live": RevocationCheckUnavailable("GetUser answered 500")})
-    _use(commands, cognito)
+    _use(monkeypatch, commands, cognito)
     for _ in range(10):
         response = deployment.call(commands.handler, _event(deployment, {"action": "ping"}, "tok-live"))
         assert json.loads(response["body"]) == {"type": "pong"}
@@ -106,11 +110,11 @@ def test_cognito_unavailable_lets_frames_through_and_asks_again_only_after_a_pau
 
 
 def test_a_connection_without_a_token_in_its_context_is_not_checked(
-    deployment: Deployment, recording_api: RecordingApi
+    deployment: Deployment, recording_api: RecordingApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Only connections opened before the authorizer passed the token on: they end when their token expires."""
     cognito = _Cognito({})
-    _use(commands, cognito)
+    _use(monkeypatch, commands, cognito)
     response = deployment.call(commands.handler, _event(deployment, {"action": "ping"}, None))
     assert json.loads(response["body"]) == {"type": "pong"}
     assert cognito.calls == []
@@ -121,9 +125,10 @@ def test_the_token_never_reaches_the_logs(
     recording_api: RecordingApi,
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     token = "eyJ-secret-token-value"
-    _use(send_message, _Cognito({token: "refused"}))
+    _use(monkeypatch, send_message, _Cognito({token: "refused"}))
     deployment.call(send_message.handler, _event(deployment, HANDLERS["sendMessage"][1], token))
     captured = capsys.readouterr()
     assert token not in captured.out + captured.err + caplog.text
@@ -136,7 +141,7 @@ def test_a_connection_that_keeps_hitting_its_limits_is_told_and_closed(
     REFUSALS_BEFORE_CLOSE times within a minute (a client that ignores `retryAfterMs`): then it is closed."""
     monkeypatch.setenv("RATE_LIMIT_PING", "1/1")
     reset_handlers()
-    _use(commands, _Cognito({"tok-live": "accepted"}))
+    _use(monkeypatch, commands, _Cognito({"tok-live": "accepted"}))
     answers = [
         deployment.call(commands.handler, _event(deployment, {"action": "ping"}, "tok-live"))
         for _ in range(REFUSALS_BEFORE_CLOSE + 1)

@@ -13,7 +13,7 @@ import pytest
 
 from assistant.protocol import Delta
 from assistant.queue import QueuedMessage
-from assistant.reply import ReplyOutcome, ReplyResult, ReplyService
+from assistant.reply import DeliveryReport, DeliveryResult, ReplyService
 from scripts.bench import (
     authorizer,
     cold_start,
@@ -319,7 +319,7 @@ def test_worker_reply_log_records_each_handle_call_and_restores_it(monkeypatch: 
         calls.append(queued.message_id)
         if queued.message_id == "broken":
             raise RuntimeError("the model went away")
-        return ReplyOutcome(ReplyResult.DONE, output_tokens=40, frames=6, checkpoint_writes=2)
+        return DeliveryReport(DeliveryResult.DONE, output_tokens=40, frames=6, checkpoint_writes=2)
 
     monkeypatch.setattr(ReplyService, "handle", handle)
     service = object.__new__(ReplyService)  # the stand-in above needs none of its collaborators
