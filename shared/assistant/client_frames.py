@@ -39,6 +39,17 @@ REFUSED_NAME_CHARS = re.compile(
 )
 
 
+def clean_name(field: str, value: str) -> str:
+    """``value`` unless it holds a refused character (:data:`REFUSED_NAME_CHARS`) or is blank: the check of every
+    name a user gives; the error names ``field``."""
+    refused = REFUSED_NAME_CHARS.search(value)
+    if refused is not None:
+        raise ValueError(f"{field} must not contain U+{ord(refused.group()):04X} (control or formatting characters)")
+    if not value.strip():
+        raise ValueError(f"{field} must not be blank")
+    return value
+
+
 def new_id(prefix: str) -> str:
     """A server-assigned id: ``prefix`` + 24 hex chars (fits :data:`ID_PATTERN`)."""
     return f"{prefix}_{uuid.uuid4().hex[:24]}"

@@ -11,10 +11,10 @@ from pydantic import Field, field_validator
 from assistant.client_frames import (
     MAX_CONVERSATIONS_PAGE,
     MAX_HISTORY_TURNS,
-    REFUSED_NAME_CHARS,
     ClientFrameModel,
     ClientId,
     Cursor,
+    clean_name,
 )
 from assistant.reply_frames import Usage
 from assistant.server_frames import ServerFrameModel
@@ -66,12 +66,7 @@ class RenameConversation(ClientFrameModel):
     @field_validator("title")
     @classmethod
     def _one_clean_line(cls, value: str) -> str:
-        refused = REFUSED_NAME_CHARS.search(value)
-        if refused is not None:
-            raise ValueError(f"title must not contain U+{ord(refused.group()):04X} (control or formatting characters)")
-        value = value.strip()
-        if not value:
-            raise ValueError("title must not be blank")
+        value = clean_name("title", value).strip()
         if len(value) > MAX_TITLE_CHARS:
             raise ValueError(f"title has {len(value)} characters; at most {MAX_TITLE_CHARS}")
         return value

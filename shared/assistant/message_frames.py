@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from assistant.client_frames import REFUSED_NAME_CHARS, ClientFrameModel, ClientId
+from assistant.client_frames import ClientFrameModel, ClientId, clean_name
 from assistant.server_frames import ServerFrameModel
 
 #: Attachments one message may carry.
@@ -52,12 +52,7 @@ class RequestUpload(ClientFrameModel):
     @field_validator("file_name")
     @classmethod
     def _clean_name(cls, value: str) -> str:
-        refused = REFUSED_NAME_CHARS.search(value)
-        if refused is not None:
-            raise ValueError(f"fileName must not contain U+{ord(refused.group()):04X}")
-        if not value.strip():
-            raise ValueError("fileName must not be blank")
-        return value
+        return clean_name("fileName", value)
 
 
 class GetAttachment(ClientFrameModel):
