@@ -8,9 +8,9 @@ from assistant.coldstart import collection_paused
 # Imported with garbage collection paused, then frozen: no collection passes over what the container keeps for life
 # (assistant.coldstart).
 with collection_paused():
-    from assistant import function_dependencies as build
     from assistant.action_table import ClientFrame, frames_of
     from assistant.environment import COMMANDS_FN
+    from assistant.function_dependencies import commands as build
     from assistant.lifecycle import PerContainer
     from assistant.routes import MessageEvent, websocket_route
     from assistant.server_frames import ServerFrameModel

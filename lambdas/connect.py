@@ -13,10 +13,10 @@ with collection_paused():
     from aws_lambda_powertools.metrics import MetricUnit
     from pydantic import BaseModel, Field
 
-    from assistant import function_dependencies as build
     from assistant.connection_route import connection_route
     from assistant.errors import RateLimited
     from assistant.events import RequestContext
+    from assistant.function_dependencies import connection as build
     from assistant.lifecycle import PerContainer
     from assistant.observability import Metric, logger, metrics
     from assistant.settings import ConnectSettings

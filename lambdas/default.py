@@ -7,9 +7,9 @@ from assistant.coldstart import collection_paused
 # Imported with garbage collection paused, then frozen: no collection passes over what the container keeps for life
 # (assistant.coldstart).
 with collection_paused():
-    from assistant import function_dependencies as build
     from assistant.action_table import ACTION_TABLE, ClientFrame
     from assistant.errors import UnknownAction
+    from assistant.function_dependencies import default as build
     from assistant.lifecycle import PerContainer
     from assistant.routes import MessageEvent, websocket_route
     from assistant.settings import DefaultSettings

@@ -11,8 +11,8 @@ from assistant.coldstart import collection_paused
 with collection_paused():
     from aws_lambda_powertools.metrics import MetricUnit
 
-    from assistant import function_dependencies as build
     from assistant.client_frames import ClientFrameModel, new_id
+    from assistant.function_dependencies import send_message as build
     from assistant.lifecycle import PerContainer
     from assistant.message_frames import (
         Accepted,

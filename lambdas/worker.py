@@ -10,8 +10,8 @@ from assistant.coldstart import collection_paused
 with collection_paused():
     import os
 
-    from assistant import function_dependencies as build
     from assistant.consumer import fifo_consumer
+    from assistant.function_dependencies import worker as build
     from assistant.lifecycle import PerContainer
     from assistant.settings import WorkerSettings
 

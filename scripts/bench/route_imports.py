@@ -4,8 +4,9 @@ Each route function's handler module is imported in a fresh ``python -I -S`` fro
 with a deployed function's environment (:mod:`scripts.bench.layers`). Its *floor* is a fresh interpreter importing
 exactly the libraries that function must use and nothing of ours: boto3, pydantic with one model built (pydantic
 imports its schema machinery with the first model) and Powertools' ``Logger`` and ``Metrics`` (one of each, as
-``assistant.observability`` builds them) for the API routes; pyjwt with its RSA backend and the same ``Logger`` and
-``Metrics`` for the authorizer, which uses neither boto3 nor pydantic. The handlers import with garbage collection
+``assistant.observability`` builds them) for the API routes; pyjwt with its RSA backend, Powertools' authorizer event
+and response classes and the same ``Logger`` and ``Metrics`` for the authorizer, which uses neither boto3 nor
+pydantic. The handlers import with garbage collection
 paused and then frozen (``assistant.coldstart``), so the floors import that way too: the ratio is what our own code
 adds, not what the pause saves.
 
@@ -36,7 +37,11 @@ ROUTE_LIBRARIES = "boto3 + pydantic + Powertools"
 AUTHORIZER_LIBRARIES = "pyjwt + RSA + Powertools"
 FLOOR_CODE: dict[str, str] = {
     ROUTE_LIBRARIES: ("import boto3\nimport pydantic\nclass M(pydantic.BaseModel):\n    x: int\n" + _POWERTOOLS),
-    AUTHORIZER_LIBRARIES: "import jwt\nfrom cryptography.hazmat.primitives.asymmetric import rsa\n" + _POWERTOOLS,
+    AUTHORIZER_LIBRARIES: (
+        "import jwt\nfrom cryptography.hazmat.primitives.asymmetric import rsa\n"
+        # The authorizer's event and its policy response are Powertools' own classes (assistant.connect_authorizer).
+        "from aws_lambda_powertools.utilities.data_classes import api_gateway_authorizer_event\n" + _POWERTOOLS
+    ),
 }
 #: Each route function's handler module and the floor it is held against, in the report's order.
 ROUTES: dict[str, str] = {
@@ -161,7 +166,8 @@ def route_imports_section(result: RouteImports) -> list[str]:
         "deployed function's environment) against its *floor*: a fresh interpreter importing exactly the libraries "
         f"that function must use, `{ROUTE_LIBRARIES}` for the API routes (boto3, pydantic with one model built, "
         f"Powertools' `Logger` and `Metrics`, one of each) and `{AUTHORIZER_LIBRARIES}` for the authorizer (pyjwt "
-        "with its RSA backend, the same `Logger` and `Metrics`). Both import with garbage collection paused and then "
+        "with its RSA backend, Powertools' authorizer event and response classes, the same `Logger` and "
+        "`Metrics`). Both import with garbage collection paused and then "
         "frozen, as the handlers do (`assistant.coldstart`), so the ratio is what our own code adds. Timed in rounds, "
         f"each route right after its floor; medians of {result.repeats} runs (a floor's runs pooled over the routes "
         f"held against it). Target: a route at most {times(TARGET_RATIO)} its floor "

@@ -25,8 +25,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from assistant import tracing
 from assistant.observability import Metric, logger, metrics
+from assistant.resources import AUTH_QUERY_PARAMETER
 from assistant.token_verifier import InvalidToken, TokenVerifier
-from assistant.wiring import AUTH_QUERY_PARAMETER
 
 AuthorizerHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 

@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from assistant import tracing
-from assistant.function_dependencies import WorkerDependencies
+from assistant.function_dependencies.worker import WorkerDependencies
 from assistant.observability import Metric, logger, metrics
 from assistant.queue import EraseRequest, MessageQueue, QueuedMessage
 from assistant.reply import DeliveryReport, DeliveryResult

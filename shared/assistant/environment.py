@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Final
 
-from assistant.limits import MAX_RETENTION_DAYS
 from assistant.providers import ModelProvider
+from assistant.resources import QUEUE
 from assistant.setting import InvalidSetting as InvalidSetting
 from assistant.setting import Kind, Setting
 from assistant.setting import MissingSetting as MissingSetting
@@ -118,6 +118,8 @@ def _count(
 MAX_TOKEN_RECHECK_SECONDS: Final = 60
 #: A stage's default limit on the characters of one user message.
 DEFAULT_MAX_MESSAGE_CHARS: Final = 16_000
+#: Ten years: beyond this, "retention" is not a limit anyone states.
+MAX_RETENTION_DAYS: Final = 3650
 #: Coalescing intervals beyond this would read as a stalled reply; the worker's flush loop assumes it.
 MAX_FLUSH_INTERVAL_MS: Final = 2_000
 
@@ -204,7 +206,7 @@ _SETTINGS: tuple[Setting, ...] = (
         "Deliveries of a message before it goes to the dead-letter queue (the queue's redrive policy): the worker "
         "tells the user on the last one.",
         kind=Kind.INT,
-        default="3",
+        default=str(QUEUE.max_receive_count),
         minimum=1,
     ),
     Setting(Env.SERVICE_NAME, ALL_FUNCTIONS, "Powertools: the service name in logs and metrics (the function's name)."),

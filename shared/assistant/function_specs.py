@@ -185,10 +185,6 @@ WORKER: Final = FunctionSpec(
 FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (AUTHORIZER, CONNECT, DISCONNECT, SEND_MESSAGE, COMMANDS, DEFAULT, WORKER)
 
 
-#: The query-string parameter that carries the Cognito access token (part of the protocol: docs/protocol.md).
-AUTH_QUERY_PARAMETER: Final = "Auth"
-
-
 def function_environment(spec: FunctionSpec, values: Mapping[Env, str | None]) -> dict[str, str]:
     """The environment ``spec``'s function gets from a stack's ``values``: exactly the variables its spec declares.
 

@@ -12,12 +12,12 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from assistant.environment import MAX_RETENTION_DAYS as MAX_RETENTION_DAYS
+
 if TYPE_CHECKING:
     from assistant.stores.usage import DailyUsage
 
 _LIMIT_FORMAT = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*$")
-#: Ten years: beyond this, "retention" is not a limit anyone states.
-MAX_RETENTION_DAYS: Final = 3650
 _DAY_S: Final = 24 * 60 * 60
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools import Logger, Metrics
 
-from assistant.wiring import Metric
+from assistant.resources import Metric
 
 __all__ = ["WEBSOCKET_CORRELATION_PATH", "Metric", "logger", "metrics"]
 

@@ -68,6 +68,7 @@ __all__ = [
 
 logger = Logger(child=True)
 
+
 @dataclass(frozen=True)
 class ReplyLimits:
     quotas: Quotas

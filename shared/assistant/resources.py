@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from assistant.environment import SETTINGS, Env
-
 # --- Limits that are part of the protocol -----------------------------------------------------------------------
 
+#: The query-string parameter that carries the Cognito access token (part of the protocol: docs/protocol.md).
+AUTH_QUERY_PARAMETER: Final = "Auth"
 #: API Gateway WebSocket frame limit. Every payload the worker posts stays below it.
 MAX_FRAME_BYTES: Final = 32 * 1024
 #: API Gateway WebSocket message limit (a message may span several frames).
@@ -162,7 +162,7 @@ class QueueSpec:
 
     #: Attempts before a message goes to the dead-letter queue; the worker sends the user an ``error`` frame on
     #: the last one.
-    max_receive_count: int = SETTINGS[Env.MAX_RECEIVE_COUNT].default_value()
+    max_receive_count: int = 3
     #: Records per worker invocation. A reply streams for seconds, and records in one batch are answered one after
     #: another, so a batch of several users would make each wait behind the others: one record per invocation lets
     #: Lambda answer every user's group in parallel. The worker still handles larger batches correctly (a failed

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
-from assistant.limits import RateLimit
-
 #: The enumeration of variable names (``assistant.environment.Env``).
 NameT = TypeVar("NameT", bound=StrEnum)
 
@@ -70,6 +68,9 @@ class Setting(Generic[NameT]):
         if self.kind is Kind.INT:
             return self._whole_number(text, raw)
         if self.kind is Kind.RATE_LIMIT:
+            # Imported here: the authorizer, which reads no rate limit, never loads it.
+            from assistant.limits import RateLimit
+
             try:
                 return RateLimit.parse(text)
             except ValueError as exc:

@@ -28,7 +28,6 @@ from assistant.environment import (
     Setting,
 )
 from assistant.function_specs import (
-    AUTH_QUERY_PARAMETER,
     AUTHORIZER,
     COMMANDS,
     CONNECT,
@@ -48,6 +47,7 @@ from assistant.providers import (
     ProviderCapabilities,
 )
 from assistant.resources import (
+    AUTH_QUERY_PARAMETER,
     BUCKET,
     CONNECTION_TTL_SECONDS,
     MAX_FRAME_BYTES,

@@ -538,6 +538,7 @@ def test_each_route_function_is_held_against_the_libraries_it_must_use() -> None
     assert "boto3" not in authorizer_floor
     assert "pydantic" not in authorizer_floor
     assert "import jwt" in authorizer_floor
+    assert "api_gateway_authorizer_event" in authorizer_floor  # the authorizer's event and policy classes
     # The floors import as the handlers do: collection paused, then frozen; nothing of ours.
     code = route_imports.paused(routes_floor)
     assert code.startswith("import gc\ngc.disable()\n")
