@@ -56,7 +56,7 @@ def new_id(prefix: str) -> str:
 
 
 class ClientFrameModel(BaseModel):
-    """A frame a client sends: one model per action (:data:`ACTION_TABLE`)."""
+    """A frame a client sends: one model per action (``assistant.action_table.ACTION_TABLE``)."""
 
     # Unknown fields are ignored rather than rejected so older servers accept newer clients. A model's validator is
     # built when a frame of it is first parsed, not at import: each route parses only its own actions' frames.
