@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from assistant.protocol import Delta
 from scripts.bench.markdown import markdown_table, times
 from scripts.bench.stats import ratio
-from scripts.local_stack.offline_model.replies import split_tokens
+from scripts.local_stack.offline_model.replies import split_tokens, usage_tokens
 
 _SHORT_PAYLOAD_MAX = 125
 _MEDIUM_PAYLOAD_MAX = 65_535
@@ -67,6 +67,12 @@ def per_token_baseline(message_id: str, tokens: Sequence[str]) -> FrameCount:
 def model_tokens(reply_text: str) -> list[str]:
     """The tokens the offline model streamed for ``reply_text`` (it emits exactly these, one delta each)."""
     return split_tokens(reply_text)
+
+
+def reported_output_tokens(reply_text: str) -> int:
+    """The ``outputTokens`` the offline model reports for ``reply_text``: each streamed token counted as its usage
+    counts text (``usage_tokens``, about four characters a token), which is more than the streamed tokens."""
+    return sum(usage_tokens(token) for token in model_tokens(reply_text))
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from scripts.bench.frames import model_tokens
+from scripts.bench.frames import reported_output_tokens
 from scripts.bench.harness import ChatClient, Received, RunningStack, chat_client, new_users
 from scripts.bench.markdown import markdown_table, ms, times
 from scripts.bench.stats import Summary, ratio
@@ -68,7 +68,7 @@ def audit_user(sent_ids: list[str], received: list[Received]) -> Audit:
             incomplete += 1  # a gap
         else:
             text = "".join(str(b["text"]) for b in frames if b.get("type") == "delta")
-            if len(model_tokens(text)) != int(dones[0]["usage"]["outputTokens"]):
+            if reported_output_tokens(text) != int(dones[0]["usage"]["outputTokens"]):
                 incomplete += 1
     for frame in received:
         body = frame.body

@@ -110,7 +110,7 @@ def _reply(message_id: str, *texts: str) -> list[dict[str, object]]:
     deltas: list[dict[str, object]] = [
         {"type": "delta", "messageId": message_id, "seq": seq, "text": text} for seq, text in enumerate(texts)
     ]
-    tokens = len(frames.model_tokens("".join(texts)))
+    tokens = frames.reported_output_tokens("".join(texts))
     return [*deltas, {"type": "done", "messageId": message_id, "usage": {"outputTokens": tokens}}]
 
 
@@ -122,6 +122,22 @@ def test_audit_of_a_clean_user() -> None:
         *_reply("b", "Bye"),
     )
     assert audit_user(["a", "b"], received).clean
+
+
+def test_audit_counts_a_reply_by_the_usage_the_offline_model_reports_not_by_its_streamed_tokens() -> None:
+    # "Internationalization" is one streamed token but two usage tokens (a word over ten letters is split, as a BPE
+    # vocabulary splits a rare word): a reply whose usage says 2 is complete, one that says 1 is not.
+    text = "Internationalization"
+    assert len(frames.model_tokens(text)) == 1
+    assert frames.reported_output_tokens(text) == 2
+    complete = _frames({"type": "accepted", "messageId": "a"}, *_reply("a", text))
+    assert audit_user(["a"], complete).clean
+    short = _frames(
+        {"type": "accepted", "messageId": "a"},
+        {"type": "delta", "messageId": "a", "seq": 0, "text": text},
+        {"type": "done", "messageId": "a", "usage": {"outputTokens": 1}},
+    )
+    assert audit_user(["a"], short).incomplete == 1
 
 
 def test_audit_counts_lost_duplicated_reordered_and_incomplete() -> None:
