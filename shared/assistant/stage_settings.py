@@ -19,8 +19,9 @@ from assistant.setting import InvalidSetting, Kind, Setting
 def _check(self: Any) -> None:
     for setting in STAGE_SETTINGS:
         value = getattr(self, setting.field)
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            raise InvalidSetting(f"{setting.field} must be {setting.bounds}, got {value!r}")
+        expected = int if setting.kind is Kind.INT else str
+        if isinstance(value, bool) or not isinstance(value, expected):
+            raise InvalidSetting(f"{setting.field} must be {setting.bounds} (a {expected.__name__}), got {value!r}")
         setting.parse(str(value))  # raises InvalidSetting naming the setting
 
 

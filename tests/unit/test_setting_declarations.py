@@ -129,3 +129,13 @@ def test_a_setting_names_itself_and_its_variable_when_it_refuses_a_value() -> No
 def test_a_stage_refuses_an_empty_limit() -> None:
     with pytest.raises(InvalidSetting, match="rate_limit_ping"):
         dataclasses.replace(StageConfig.for_stage("dev"), rate_limit_ping="")
+
+
+def test_a_stage_value_of_the_wrong_type_is_refused_naming_the_setting() -> None:
+    # "100" would reach the environment as 100, but the stage's field would hold a string its code does not expect.
+    with pytest.raises(InvalidSetting, match="flush_chars"):
+        dataclasses.replace(StageConfig.for_stage("dev"), flush_chars="100")
+    with pytest.raises(InvalidSetting, match="rate_limit_ping"):
+        dataclasses.replace(StageConfig.for_stage("dev"), rate_limit_ping=30)
+    with pytest.raises(InvalidSetting, match="retention_days"):
+        dataclasses.replace(StageConfig.for_stage("dev"), retention_days=True)
