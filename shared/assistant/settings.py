@@ -237,7 +237,7 @@ class WorkerSettings(_Table, _Callback, _Quotas, _Retention, _Attachments, Model
     max_receive_count: int = _default(Env.MAX_RECEIVE_COUNT)
 
 
-#: Every function's settings class (the authorizer's are ``assistant.auth.verifier_from_env``).
+#: Every function's settings class (the authorizer reads its own: ``assistant.token_verifier.verifier_from_env``).
 FUNCTION_SETTINGS: tuple[type[_EnvironmentSettings], ...] = (
     ConnectSettings,
     DisconnectSettings,
