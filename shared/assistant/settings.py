@@ -47,7 +47,6 @@ __all__ = [
     "ModelSettings",
     "SendMessageSettings",
     "WorkerSettings",
-    "check_values",
 ]
 
 
@@ -246,13 +245,3 @@ FUNCTION_SETTINGS: tuple[type[_EnvironmentSettings], ...] = (
     CommandsSettings,
     WorkerSettings,
 )
-
-
-def check_values(environ: Mapping[str, str]) -> None:
-    """Validate the variables present in ``environ`` as the functions that read them will (a stage's limits, say,
-    before anything starts); raises :class:`InvalidSetting` naming a bad one. Absent variables are not checked."""
-    for settings in FUNCTION_SETTINGS:
-        try:
-            settings.from_env(environ)
-        except MissingSetting:
-            continue  # another function's variable, absent here: this checks only the values present

@@ -69,11 +69,12 @@ def test_a_function_s_settings_are_typed_and_read_exactly_its_spec_s_variables()
             function = FUNCTIONS[0].name
 
 
-def test_checking_a_stage_s_values_refuses_a_bad_one_by_name_and_ignores_absent_ones() -> None:
-    from assistant.settings import check_values
+def test_checking_a_stage_s_values_refuses_a_bad_one_by_name_and_takes_defaults_for_absent_ones() -> None:
+    from scripts.local_stack.settings import limits_from_environment
 
-    check_values({"MAX_WAITING_MESSAGES": "3"})  # every function misses its other variables here: not checked
+    # Only MAX_WAITING_MESSAGES is given: every other limit is its stage default.
+    assert limits_from_environment({"MAX_WAITING_MESSAGES": "3"})[Env.MAX_WAITING_MESSAGES] == "3"
     with pytest.raises(InvalidSetting, match="max_waiting_messages"):
-        check_values({"MAX_WAITING_MESSAGES": "0"})
+        limits_from_environment({"MAX_WAITING_MESSAGES": "0"})
     with pytest.raises(InvalidSetting, match="rate_limit_send_message"):
-        check_values({"RATE_LIMIT_SEND_MESSAGE": "ten per minute"})
+        limits_from_environment({"RATE_LIMIT_SEND_MESSAGE": "ten per minute"})
