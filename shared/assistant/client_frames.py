@@ -76,6 +76,12 @@ def _validator(frames: tuple[type[ClientFrameModel], ...]) -> TypeAdapter[Client
     return TypeAdapter(frame_union(frames))
 
 
+@functools.cache
+def _actions(frames: tuple[type[ClientFrameModel], ...]) -> frozenset[str]:
+    """The actions of ``frames`` (one route's), read once per container rather than at every frame."""
+    return frozenset(action_of(frame) for frame in frames)
+
+
 def action_of(frame: type[ClientFrameModel]) -> str:
     """The ``action`` a frame model takes (its ``Literal``)."""
     (action,) = get_args(frame.model_fields["action"].annotation)
@@ -128,7 +134,7 @@ def parse_frame(
     ``bad_request``.
     """
     taken = tuple(frames)
-    names = {action_of(frame): frame for frame in taken}
+    names = _actions(taken)
     if body is None or not body.strip():
         raise BadRequest("The frame is empty; send a JSON object with an `action`.")
     if len(body) > MAX_CLIENT_FRAME_BYTES or len(body.encode("utf-8", "surrogatepass")) > MAX_CLIENT_FRAME_BYTES:

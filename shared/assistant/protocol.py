@@ -76,7 +76,7 @@ from assistant.message_frames import (
 from assistant.reply_frames import Cancelled, Delta, Done, Reset, ToolActivity, ToolStatus, Usage
 from assistant.server_frames import ErrorFrame, ServerFrameModel, route_response
 
-_SERVER_FRAMES = (
+_SERVER_FRAMES: tuple[type[ServerFrameModel], ...] = (
     Accepted,
     Delta,
     Reset,
@@ -100,7 +100,7 @@ if TYPE_CHECKING:
     ServerFrame: TypeAlias = ServerFrameModel
 else:
     #: Any server frame: the union of every kind (the schema's ``serverFrame``).
-    ServerFrame = Annotated[Union[_SERVER_FRAMES], Field(discriminator="type")]  # noqa: UP007 (built at runtime)
+    ServerFrame = Annotated[Union[_SERVER_FRAMES], Field(discriminator="type")]  # noqa: UP007 (built at run time)
 
 __all__ = [
     "ACTIONS",
@@ -181,11 +181,9 @@ def protocol_json_schema() -> dict[str, Any]:
     ``clientFrame`` validates what a client may send (the models' validation rules), ``serverFrame`` what the
     server sends (as serialized: aliases, no nulls).
     """
-    client = TypeAdapter(frame_union(ACTION_TABLE)).json_schema(
-        by_alias=True, mode="validation", ref_template="#/$defs/{model}"
-    )
-    server_union: Any = Annotated[Union[_SERVER_FRAMES], Field(discriminator="type")]  # noqa: UP007
-    server = TypeAdapter(server_union).json_schema(by_alias=True, mode="serialization", ref_template="#/$defs/{model}")
+    # At run time both are the unions of every frame (to a type checker, their base classes).
+    client = TypeAdapter(ClientFrame).json_schema(by_alias=True, mode="validation", ref_template="#/$defs/{model}")
+    server = TypeAdapter(ServerFrame).json_schema(by_alias=True, mode="serialization", ref_template="#/$defs/{model}")
     definitions = {**client.pop("$defs", {}), **server.pop("$defs", {})}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
